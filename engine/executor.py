@@ -1,0 +1,116 @@
+"""Planner and executor: shape propagation for a batch size, constant folding, buffer reuse by lifetime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import EngineError, ModelFormatError, UnsupportedError
+from .graph import DTYPES, Graph
+from .ops import kernel_for
+
+# ops whose output depends only on input shapes: folded even when the input is not constant
+SHAPE_ONLY = {"SHAPE"}
+
+
+@dataclass
+class Step:
+    op_index: int
+    run: object  # Prepared.run
+    inputs: list[int]
+    outputs: list[int]
+
+
+class Plan:
+    """Everything needed to run the graph at one batch size: steps and preallocated buffers."""
+
+    def __init__(self, g: Graph, batch: int, keep_all: bool = False):
+        self.graph = g
+        self.batch = batch
+        shapes: dict[int, tuple] = {}
+        values: dict[int, np.ndarray] = {}
+        for t in g.tensors:
+            if t.is_const:
+                shapes[t.index] = t.shape
+                values[t.index] = t.data
+        for i in g.inputs:
+            t = g.tensors[i]
+            if len(t.shape) == 0:
+                raise UnsupportedError(f"graph input {t.describe()} is a scalar")
+            shapes[i] = (batch, *t.shape[1:])
+        self.steps: list[Step] = []
+        for op in g.ops:
+            for i in op.inputs:
+                if i >= 0 and i not in shapes:
+                    raise ModelFormatError(f"{op.where()}: input tensor {i} is used before any op produces it")
+            prepare = kernel_for(op)
+            in_shapes = [shapes[i] if i >= 0 else None for i in op.inputs]
+            in_values = [values.get(i) if i >= 0 else None for i in op.inputs]
+            try:
+                prepared = prepare(op, g, in_shapes, in_values)
+            except EngineError:
+                raise
+            except Exception as e:  # a prepare step that trips on a malformed model
+                raise ModelFormatError(f"{op.where()}: cannot prepare ({type(e).__name__}: {e})") from None
+            if len(prepared.out_shapes) != len(op.outputs):
+                raise ModelFormatError(f"{op.where()}: has {len(op.outputs)} outputs, expected {len(prepared.out_shapes)}")
+            for i, s in zip(op.outputs, prepared.out_shapes):
+                if g.tensors[i].dtype not in DTYPES:
+                    raise UnsupportedError(f"{op.where()}: output {g.tensors[i].describe()} has unsupported type")
+                shapes[i] = tuple(int(d) for d in s)
+            known = [i for i in op.inputs if i >= 0]
+            if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):
+                outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
+                prepared.run([values.get(i) if i >= 0 else None for i in op.inputs], outs)
+                values.update(zip(op.outputs, outs))
+                continue
+            self.steps.append(Step(op.index, prepared.run, list(op.inputs), list(op.outputs)))
+        for i in g.outputs:
+            if i not in shapes:
+                raise ModelFormatError(f"graph output tensor {i} is never produced")
+        self.shapes = shapes
+        self.values = values
+        self.buffers = self._allocate(keep_all)
+
+    def _allocate(self, keep_all: bool) -> dict[int, np.ndarray]:
+        """One array per activation tensor; the memory of dead tensors is reused (unless keep_all)."""
+        g = self.graph
+        last_use: dict[int, int] = {}
+        for n, step in enumerate(self.steps):
+            for i in step.inputs:
+                last_use[i] = n
+        pinned = set(g.inputs) | set(g.outputs)
+        free: list[np.ndarray] = []  # raw byte blocks of dead tensors
+        raw_of: dict[int, np.ndarray] = {}
+        buffers: dict[int, np.ndarray] = {}
+        for n, step in enumerate(self.steps):
+            for i in step.outputs:
+                t = g.tensors[i]
+                nbytes = max(int(np.prod(self.shapes[i], dtype=np.int64)) * t.np_dtype.itemsize, 1)
+                fits = [b for b in free if b.size >= nbytes]
+                if fits and not keep_all:
+                    raw = min(fits, key=lambda b: b.size)
+                    free = [b for b in free if b is not raw]
+                else:
+                    raw = np.empty(nbytes, np.uint8)
+                raw_of[i] = raw
+                buffers[i] = raw[: int(np.prod(self.shapes[i], dtype=np.int64)) * t.np_dtype.itemsize].view(
+                    t.np_dtype
+                ).reshape(self.shapes[i])
+            if keep_all:
+                continue
+            for i in set(step.inputs):
+                if i in raw_of and last_use.get(i) == n and i not in pinned and i not in step.outputs:
+                    free.append(raw_of[i])
+        return buffers
+
+    def run(self, feeds: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Run every step; returns the buffer of every tensor (folded constants included)."""
+        arrays = dict(self.values)
+        arrays.update(self.buffers)
+        arrays.update(feeds)
+        for step in self.steps:
+            step.run([arrays[i] if i >= 0 else None for i in step.inputs], [arrays[i] for i in step.outputs])
+        return arrays
+

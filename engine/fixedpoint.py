@@ -1,0 +1,117 @@
+"""TFLite's fixed-point arithmetic, bit for bit (kernels/internal/common.h, quantization_util.cc).
+
+The njit functions here are inlined into every kernel; they work on int64 values that
+hold int32 quantities and reproduce C++ int32 semantics (wrap-around on the left shift,
+truncating division, the one saturating case of the doubling high multiply).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+@njit(inline="always", cache=True)
+def wrap_int32(x):
+    """Two's complement wrap of an int64 to the int32 range (what C++ int arithmetic does)."""
+    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+@njit(inline="always", cache=True)
+def saturating_rounding_doubling_high_mul(a, b):
+    """gemmlowp's SaturatingRoundingDoublingHighMul for int32 a, b."""
+    if a == b and a == -2147483648:
+        return 2147483647
+    ab = np.int64(a) * np.int64(b)
+    nudge = np.int64(1073741824) if ab >= 0 else np.int64(1 - 1073741824)
+    s = ab + nudge
+    # C++ integer division truncates toward zero; >> would floor.
+    if s >= 0:
+        return s >> 31
+    return -((-s) >> 31)
+
+
+@njit(inline="always", cache=True)
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp's RoundingDivideByPOT: divide by 2**exponent, rounding half away from zero."""
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+@njit(inline="always", cache=True)
+def multiply_by_quantized_multiplier(x, multiplier, shift):
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding); shift > 0 is a left shift."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    return rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(wrap_int32(np.int64(x) << left), multiplier), right
+    )
+
+
+@njit(inline="always", cache=True)
+def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift):
+    """MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift <= 0."""
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift)
+
+
+@njit(inline="always", cache=True)
+def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift):
+    """MultiplyByQuantizedMultiplierGreaterThanOne: left_shift >= 0."""
+    return saturating_rounding_doubling_high_mul(wrap_int32(np.int64(x) << left_shift), multiplier)
+
+
+def round_half_away(x: float) -> int:
+    """std::round: halves go away from zero (Python's round() goes to even)."""
+    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier: real ~= multiplier * 2**(shift - 31), multiplier in [2**30, 2**31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = round_half_away(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def quantize_multiplier_smaller_than_one_exp(real: float) -> tuple[int, int]:
+    """QuantizeMultiplierSmallerThanOneExp: returns (multiplier, left_shift <= 0)."""
+    m, shift = quantize_multiplier(real)
+    return m, shift
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    """QuantizeMultiplierGreaterThanOne: returns (multiplier, left_shift >= 0)."""
+    m, shift = quantize_multiplier(real)
+    return m, shift
+
+
+def activation_range(activation: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized: the clamp bounds of a fused activation."""
+    info = np.iinfo(dtype)
+    qmin, qmax = int(info.min), int(info.max)
+
+    def q(v: float) -> int:  # TFLite divides in float32 here
+        return zero_point + round_half_away(float(np.float32(v) / np.float32(scale)))
+
+    if activation == "NONE":
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    raise ValueError(activation)

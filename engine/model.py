@@ -1,0 +1,128 @@
+"""The user-facing Model: load once, run many times, look inside every layer."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, ModelFormatError
+from .executor import Plan
+from .graph import Graph
+from .model_format import load_npz, save_npz, validate_quantization
+from .tflite_import import import_tflite
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float  # per-tensor scale (0.0 when not quantized)
+    zero_point: int
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Float -> this tensor's integer type: round half away from zero, clamp."""
+        q = np.asarray(x, np.float64) / self.scale
+        q = np.where(q >= 0, np.floor(q + 0.5), np.ceil(q - 0.5)) + self.zero_point
+        info = np.iinfo(self.dtype)
+        return np.clip(q, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return ((np.asarray(q, np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)).astype(np.float32)
+
+
+def _info(g: Graph, i: int) -> TensorInfo:
+    t = g.tensors[i]
+    scale = float(t.scale[0]) if t.scale.size else 0.0
+    zp = int(t.zero_point[0]) if t.zero_point.size else 0
+    return TensorInfo(t.name, i, t.shape, t.np_dtype, scale, zp)
+
+
+class Model:
+    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers)."""
+
+    def __init__(self, graph: Graph, source: str = "<graph>"):
+        self.graph = graph
+        self.source = source
+        self.inputs = [_info(graph, i) for i in graph.inputs]
+        self.outputs = [_info(graph, i) for i in graph.outputs]
+        self._plans: dict[tuple[int, bool], Plan] = {}
+        self._lock = threading.Lock()
+        self.plan(1)  # refuse what cannot run now, not at the first run()
+
+    def plan(self, batch: int, keep_all: bool = False) -> Plan:
+        key = (batch, keep_all)
+        if key not in self._plans:
+            self._plans[key] = Plan(self.graph, batch, keep_all)
+        return self._plans[key]
+
+    def _feeds(self, x) -> tuple[int, dict[int, np.ndarray]]:
+        if isinstance(x, dict):
+            by_name = {t.name: t for t in self.inputs}
+            unknown = set(x) - set(by_name)
+            if unknown:
+                raise InputError(f"unknown input name(s) {sorted(unknown)}; inputs are {list(by_name)}")
+            arrays = [x.get(t.name) for t in self.inputs]
+        elif isinstance(x, (list, tuple)) and len(self.inputs) > 1:
+            arrays = list(x)
+        else:
+            arrays = [x]
+        if len(arrays) != len(self.inputs) or any(a is None for a in arrays):
+            raise InputError(f"model takes {len(self.inputs)} input(s): {[t.name for t in self.inputs]}")
+        feeds = {}
+        batch = None
+        for t, a in zip(self.inputs, arrays):
+            a = np.asarray(a)
+            if a.dtype != t.dtype:
+                raise InputError(f"input '{t.name}': dtype {a.dtype}, model expects {t.dtype}")
+            if a.ndim != len(t.shape) or a.shape[1:] != t.shape[1:] or a.shape[0] < 1:
+                want = ["N", *t.shape[1:]]
+                raise InputError(f"input '{t.name}': shape {list(a.shape)}, model expects {want}")
+            if batch is not None and a.shape[0] != batch:
+                raise InputError(f"input '{t.name}': batch {a.shape[0]} differs from the other inputs' {batch}")
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise InputError(f"input '{t.name}': contains NaN or infinity")
+            batch = a.shape[0]
+            feeds[t.index] = np.ascontiguousarray(a)
+        return batch, feeds
+
+    def run(self, x, keep_all: bool = False):
+        """Run on x (an array, a list of arrays, or a dict by input name).
+
+        Returns the list of output arrays (copies). With keep_all=True returns a dict
+        {tensor name: array} of every tensor the graph computes, inputs and outputs included.
+        """
+        batch, feeds = self._feeds(x)
+        with self._lock:
+            plan = self.plan(batch, keep_all)
+            arrays = plan.run(feeds)
+            if keep_all:
+                g = self.graph
+                return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
+            return [np.array(arrays[t.index]) for t in self.outputs]
+
+    def save(self, path) -> None:
+        save_npz(self.graph, path)
+
+
+def load(source) -> Model:
+    """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), "<bytes>"
+    else:
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ModelFormatError(f"{path}: cannot read ({e.strerror})") from None
+        name = str(path)
+    if data[:4] == b"PK\x03\x04":
+        graph = load_npz(data, name)
+    else:
+        graph = import_tflite(data, name)
+    validate_quantization(graph, name)
+    return Model(graph, name)

@@ -1,0 +1,157 @@
+"""The engine's own model file: one .npz holding every constant array plus a JSON graph.
+
+Layout: `graph.json` (UTF-8 JSON as a uint8 array) and `t<index>` for each constant tensor.
+Loaded with allow_pickle=False and validated field by field before anything runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+
+import numpy as np
+
+from .errors import ModelFormatError
+from .graph import DTYPES, Graph, Op, Tensor
+
+FORMAT_VERSION = 1
+
+
+def graph_to_json(g: Graph) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "description": g.description,
+        "inputs": g.inputs,
+        "outputs": g.outputs,
+        "tensors": [
+            {
+                "name": t.name,
+                "shape": list(t.shape),
+                "dtype": t.dtype,
+                "const": t.is_const,
+                "scale": [float(s) for s in t.scale],
+                "zero_point": [int(z) for z in t.zero_point],
+                "quant_axis": t.quant_axis,
+            }
+            for t in g.tensors
+        ],
+        "ops": [
+            {"type": o.type, "version": o.version, "inputs": o.inputs, "outputs": o.outputs, "options": o.options}
+            for o in g.ops
+        ],
+    }
+
+
+def save_npz(g: Graph, path) -> None:
+    arrays = {f"t{t.index}": t.data for t in g.tensors if t.is_const}
+    meta = json.dumps(graph_to_json(g)).encode()
+    arrays["graph.json"] = np.frombuffer(meta, np.uint8)
+    np.savez(path, **arrays)
+
+
+def _check(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ModelFormatError(f"{where}: {msg}")
+
+
+def load_npz(data: bytes, source: str = "<npz>") -> Graph:
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+        arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise ModelFormatError(f"{source}: not a readable .npz ({type(e).__name__}: {e})") from None
+    _check("graph.json" in arrays, source, "no graph.json entry")
+    try:
+        meta = json.loads(arrays.pop("graph.json").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFormatError(f"{source}: graph.json is not valid JSON ({e})") from None
+    try:
+        return _graph_from_json(meta, arrays, source)
+    except ModelFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise ModelFormatError(f"{source}: malformed graph.json ({type(e).__name__}: {e})") from None
+
+
+def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
+    _check(isinstance(meta, dict), source, "graph.json is not an object")
+    version = meta.get("format_version")
+    _check(isinstance(version, int), source, "no format_version")
+    _check(version <= FORMAT_VERSION, source, f"format version {version} is newer than this engine's ({FORMAT_VERSION})")
+    tensors = []
+    used = set()
+    for i, tj in enumerate(meta["tensors"]):
+        where = f"{source}: tensor {i}"
+        dtype = tj["dtype"]
+        _check(dtype in DTYPES, where, f"unknown dtype {dtype!r}")
+        shape = tuple(int(d) for d in tj["shape"])
+        scale = np.asarray(tj.get("scale", []), np.float32)
+        zp = np.asarray(tj.get("zero_point", []), np.int64)
+        _check(scale.ndim == 1 and zp.shape == scale.shape, where, "scale and zero_point lengths differ")
+        t = Tensor(i, str(tj["name"]), shape, dtype, None, scale, zp, int(tj.get("quant_axis", 0)))
+        if tj.get("const"):
+            key = f"t{i}"
+            _check(key in arrays, where, f"constant array {key} missing")
+            a = arrays[key]
+            _check(a.dtype == np.dtype(DTYPES[dtype]), where, f"array dtype {a.dtype} != declared {dtype}")
+            _check(a.shape == shape, where, f"array shape {a.shape} != declared {list(shape)}")
+            t.data = a
+            used.add(key)
+        tensors.append(t)
+    extra = set(arrays) - used
+    _check(not extra, source, f"unexpected arrays {sorted(extra)[:5]}")
+    n = len(tensors)
+
+    def idx(values, where: str, allow_missing: bool) -> list[int]:
+        out = [int(v) for v in values]
+        for v in out:
+            _check((allow_missing and v == -1) or 0 <= v < n, where, f"tensor index {v} out of range")
+        return out
+
+    ops = []
+    for k, oj in enumerate(meta["ops"]):
+        where = f"{source}: op {k}"
+        options = oj.get("options", {})
+        _check(isinstance(options, dict), where, "options is not an object")
+        ops.append(
+            Op(
+                k,
+                str(oj["type"]),
+                idx(oj["inputs"], where, True),
+                idx(oj["outputs"], where, False),
+                options,
+                int(oj.get("version", 1)),
+            )
+        )
+    return Graph(
+        tensors,
+        ops,
+        idx(meta["inputs"], f"{source}: inputs", False),
+        idx(meta["outputs"], f"{source}: outputs", False),
+        str(meta.get("description", "")),
+    )
+
+
+def validate_quantization(g: Graph, source: str) -> None:
+    """Scales finite and positive, zero points inside their dtype, per-channel arrays the right length."""
+    for t in g.tensors:
+        where = f"{source}: {t.describe()}"
+        if any(d < 0 for d in t.shape):
+            raise ModelFormatError(f"{where}: negative dimension")
+        if not t.quantized:
+            continue
+        if not all(math.isfinite(s) and s > 0 for s in t.scale.tolist()):
+            raise ModelFormatError(f"{where}: scale must be finite and > 0, got {t.scale[:4].tolist()}")
+        if t.zero_point.size != t.scale.size:
+            raise ModelFormatError(f"{where}: {t.zero_point.size} zero points for {t.scale.size} scales")
+        if t.dtype in ("int8", "uint8", "int16"):
+            info = np.iinfo(DTYPES[t.dtype])
+            if t.zero_point.min() < info.min or t.zero_point.max() > info.max:
+                raise ModelFormatError(f"{where}: zero point outside the {t.dtype} range")
+        if t.scale.size > 1:
+            if not 0 <= t.quant_axis < max(len(t.shape), 1) or t.shape[t.quant_axis] != t.scale.size:
+                raise ModelFormatError(
+                    f"{where}: {t.scale.size} per-channel scales do not match dimension {t.quant_axis}"
+                )

@@ -1,0 +1,87 @@
+"""What every op's prepare step shares: the Prepared contract, error helpers, quantization lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..fixedpoint import activation_range
+from ..graph import Graph, Op, Tensor
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Prepared:
+    """What an op's prepare() returns.
+
+    out_shapes: the shape of each output for the input shapes prepare() was given
+    (batch included). run(inputs, outputs) computes: inputs are the arrays of
+    op.inputs (None where an optional input is omitted, constants included),
+    outputs are preallocated arrays of the output tensors' dtypes and out_shapes,
+    written in place. run() does no validation: prepare() has done it all.
+    """
+
+    out_shapes: list[Shape]
+    run: Callable[[list, list], None]
+
+
+def fail(op: Op, msg: str) -> UnsupportedError:
+    return UnsupportedError(f"{op.where()}: {msg}")
+
+
+def tensors(op: Op, g: Graph) -> tuple[list[Tensor | None], list[Tensor]]:
+    ins = [g.tensors[i] if i >= 0 else None for i in op.inputs]
+    outs = [g.tensors[i] for i in op.outputs]
+    return ins, outs
+
+
+def require(op: Op, cond: bool, msg: str) -> None:
+    if not cond:
+        raise fail(op, msg)
+
+
+def per_tensor(op: Op, t: Tensor) -> tuple[float, int]:
+    """(scale, zero_point) of a per-tensor quantized tensor, or an error naming it."""
+    if t.scale.size != 1:
+        raise fail(op, f"{t.describe()} must be quantized per tensor")
+    return float(t.scale[0]), int(t.zero_point[0])
+
+
+def require_types(op: Op, t: Tensor, allowed: tuple[str, ...]) -> None:
+    if t.dtype not in allowed:
+        raise fail(op, f"{t.describe()}: type {t.dtype} not supported (supported: {', '.join(allowed)})")
+    if t.dtype in ("int8", "uint8", "int16") and not t.quantized:
+        raise fail(op, f"{t.describe()}: {t.dtype} tensor without quantization parameters")
+
+
+def fused_activation(op: Op, out: Tensor) -> tuple[int, int]:
+    """Clamp bounds of the op's fused activation on its quantized output."""
+    act = op.options.get("fused_activation_function", "NONE")
+    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise fail(op, f"fused activation {act} not supported")
+    scale, zp = per_tensor(op, out)
+    return activation_range(act, scale, zp, out.np_dtype)
+
+
+def conv_output_size(op: Op, size: int, filt: int, stride: int, dilation: int, padding: str) -> int:
+    """Output extent and the TFLite padding rule (ComputeOutSize)."""
+    eff = (filt - 1) * dilation + 1
+    if padding == "SAME":
+        out = (size + stride - 1) // stride
+    elif padding == "VALID":
+        out = (size + stride - eff) // stride
+    else:
+        raise fail(op, f"padding {padding} not supported")
+    if out <= 0:
+        raise fail(op, f"input extent {size} too small for filter {filt} (dilation {dilation}) with {padding}")
+    return out
+
+
+def conv_padding(size: int, filt: int, stride: int, dilation: int, out: int) -> int:
+    """ComputePadding: padding before the first element (TFLite drops the odd extra at the end)."""
+    eff = (filt - 1) * dilation + 1
+    return max(((out - 1) * stride + eff - size) // 2, 0)
