@@ -1,0 +1,66 @@
+"""DEPTHWISE_CONV_2D: reference_ops::DepthwiseConv (uint8) and DepthwiseConvPerChannel (int8).
+
+Per-channel filters may be quantized on dimension 3 (as TFLite Micro's models are); LiteRT rejects
+those, the engine accepts them since the channel is the same dimension either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Op
+from . import conv_kernels as K
+from .common import (
+    Prepared,
+    conv_output_size,
+    conv_padding,
+    fused_activation,
+    per_tensor,
+    require,
+    require_types,
+    tensors,
+)
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points
+
+
+def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    (inp, filt, *rest), (out,) = tensors(op, g)
+    bias = rest[0] if rest else None
+    require_types(op, inp, ("uint8", "int8"))
+    require_types(op, filt, (inp.dtype,))
+    require_types(op, out, (inp.dtype,))
+    require(op, values[1] is not None, f"{filt.describe()}: filter must be a constant")
+    require(op, len(shapes[0]) == 4 and len(shapes[1]) == 4, "input and filter must be 4-D")
+    n, h, w, c = shapes[0]
+    one, kh, kw, oc = shapes[1]
+    require(op, one == 1, f"{filt.describe()}: filter must have shape [1, kh, kw, channels]")
+    o = op.options
+    dm = int(o.get("depth_multiplier", 1)) or oc // max(c, 1)
+    require(op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != filter channels {oc}")
+    if filt.scale.size > 1:
+        require(op, filt.quant_axis == 3, f"{filt.describe()}: per-channel axis must be 3")
+    _, in_zp = per_tensor(op, inp)
+    _, out_zp = per_tensor(op, out)
+    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
+    require(op, min(sh, sw, dh, dw) >= 1, "strides and dilations must be >= 1")
+    pad = o.get("padding", "SAME")
+    oh = conv_output_size(op, h, kh, sh, dh, pad)
+    ow = conv_output_size(op, w, kw, sw, dw, pad)
+    top, left = conv_padding(h, kh, sh, dh, oh), conv_padding(w, kw, sw, dw, ow)
+    hp = max(h + top, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(w + left, (ow - 1) * sw + (kw - 1) * dw + 1)
+
+    wzp = filter_zero_points(op, filt, oc)
+    weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
+    bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
+    mult, shift = conv_multipliers(op, inp, filt, out, oc)
+    lo, hi = fused_activation(op, out)
+    padded = np.zeros((n, hp, wp, c), np.int16)
+    in_zp16 = np.int16(in_zp)
+
+    def run(ins, outs):
+        K.pad_input(ins[0], in_zp16, top, left, padded)
+        K.depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, dm, sh, sw, dh, dw, outs[0])
+
+    return Prepared([(n, oh, ow, oc)], run)

@@ -1,0 +1,48 @@
+"""FULLY_CONNECTED: reference_ops::FullyConnected (uint8) and reference_integer_ops (int8)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Op
+from . import conv_kernels as K
+from .common import Prepared, fused_activation, per_tensor, require, require_types, tensors
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points
+
+
+def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    (inp, filt, *rest), (out,) = tensors(op, g)
+    bias = rest[0] if rest else None
+    require_types(op, inp, ("uint8", "int8"))
+    require_types(op, filt, (inp.dtype,))
+    require_types(op, out, (inp.dtype,))
+    require(op, values[1] is not None, f"{filt.describe()}: weights must be a constant")
+    require(op, len(shapes[1]) == 2, f"{filt.describe()}: weights must be 2-D")
+    require(op, op.options.get("weights_format", 0) == 0, "shuffled weights format not supported")
+    units, depth = shapes[1]
+    total = int(np.prod(shapes[0]))
+    require(op, depth > 0 and total % depth == 0, f"input of {total} elements is not a multiple of {depth}")
+    rows = total // depth
+    if filt.scale.size > 1:
+        require(op, filt.quant_axis == 0, f"{filt.describe()}: per-channel axis must be 0")
+    _, in_zp = per_tensor(op, inp)
+    _, out_zp = per_tensor(op, out)
+    wzp = filter_zero_points(op, filt, units)
+    weights = values[1].astype(np.int16) - wzp[:, None].astype(np.int16)
+    bias_q = bias_vector(op, bias, values[2] if bias is not None else None, units)
+    mult, shift = conv_multipliers(op, inp, filt, out, units)
+    lo, hi = fused_activation(op, out)
+    if op.options.get("keep_num_dims", False):
+        out_shape = (*shapes[0][:-1], units)
+        require(op, shapes[0][-1] == depth, f"keep_num_dims needs the last input dimension to be {depth}")
+    else:
+        out_shape = (rows, units)
+    in_zp16 = np.int16(in_zp)
+
+    def run(ins, outs):
+        K.fully_connected(
+            ins[0].reshape(rows, depth), in_zp16, weights, bias_q, mult, shift, out_zp, lo, hi,
+            outs[0].reshape(rows, units),
+        )
+
+    return Prepared([out_shape], run)
