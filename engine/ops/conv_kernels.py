@@ -25,6 +25,15 @@ def pad_input(x, zero_point, top, left, out):
 
 
 @njit(inline="always", cache=True)
+def dot(a, b, n):
+    """int32 dot product of two int16 vectors; the final narrowing lets LLVM emit vpmaddwd."""
+    acc = np.int32(0)
+    for j in range(n):
+        acc += np.int32(a[j]) * np.int32(b[j])
+    return np.int32(acc)
+
+
+@njit(inline="always", cache=True)
 def requantize(acc, multiplier, shift, out_zp, lo, hi):
     v = multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zp
     return min(max(v, lo), hi)
@@ -40,6 +49,7 @@ def conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out
         b = i // oh
         oy = i % oh
         patch = np.empty(k, np.int16)
+        acc = np.empty(oc, np.int32)  # storing to int32 lets LLVM keep the dot products in 32 bits
         for ox in range(ow):
             p = 0
             for ky in range(kh):
@@ -50,11 +60,9 @@ def conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out
                         patch[p] = xp[b, iy, ix, ch]
                         p += 1
             for o in range(oc):
-                acc = np.int32(0)
-                for j in range(k):
-                    acc += np.int32(patch[j]) * np.int32(w[o, j])
-                acc += bias[o]
-                out[b, oy, ox, o] = requantize(acc, mult[o], shift[o], out_zp, lo, hi)
+                acc[o] = dot(patch, w[o], k)
+            for o in range(oc):
+                out[b, oy, ox, o] = requantize(acc[o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
 
 
 @njit(parallel=True, cache=True)
@@ -92,9 +100,8 @@ def fully_connected(x, x_zp, w, bias, mult, shift, out_zp, lo, hi, out):
         xv = np.empty(k, np.int16)
         for j in range(k):
             xv[j] = np.int16(x[i, j]) - x_zp
+        acc = np.empty(units, np.int32)
         for u in range(units):
-            acc = np.int32(0)
-            for j in range(k):
-                acc += np.int32(xv[j]) * np.int32(w[u, j])
-            acc += bias[u]
-            out[i, u] = requantize(acc, mult[u], shift[u], out_zp, lo, hi)
+            acc[u] = dot(xv, w[u], k)
+        for u in range(units):
+            out[i, u] = requantize(acc[u] + bias[u], mult[u], shift[u], out_zp, lo, hi)
