@@ -16,6 +16,7 @@ from .common import (
     require_types,
     tensors,
 )
+from .gemm import OCB, pack_weights, padded_channels
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points
 
 
@@ -46,7 +47,10 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     wp = max(w + left, (ow - 1) * sw + (kw - 1) * dw + 1)
 
     wzp = filter_zero_points(op, filt, oc)
-    weights = (values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)).reshape(oc, -1)
+    weights = pack_weights(
+        (values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)).reshape(oc, -1)
+    )
+    blocks = padded_channels(oc) // OCB
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     lo, hi = fused_activation(op, out)
@@ -55,6 +59,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     def run(ins, outs):
         K.pad_input(ins[0], in_zp16, top, left, padded)
-        K.conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, outs[0])
+        K.conv2d(
+            padded, weights, blocks, bias_q, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, outs[0]
+        )
 
     return Prepared([(n, oh, ow, oc)], run)

@@ -1,7 +1,7 @@
 """Numba kernels shared by the convolution-like ops.
 
 Inputs arrive with their zero point already subtracted and any padding materialised as zeros
-(pad_input), so the inner loops are plain int16 dot products that LLVM turns into vpmaddwd.
+(pad_input); convolutions and fully connected layers are then int16 matrix products (gemm.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixedpoint import multiply_by_quantized_multiplier
+from .gemm import OCB, PX, gemm_rows
 
 
 @njit(parallel=True, cache=True)
@@ -25,44 +26,43 @@ def pad_input(x, zero_point, top, left, out):
 
 
 @njit(inline="always", cache=True)
-def dot(a, b, n):
-    """int32 dot product of two int16 vectors; the final narrowing lets LLVM emit vpmaddwd."""
-    acc = np.int32(0)
-    for j in range(n):
-        acc += np.int32(a[j]) * np.int32(b[j])
-    return np.int32(acc)
-
-
-@njit(inline="always", cache=True)
 def requantize(acc, multiplier, shift, out_zp, lo, hi):
     v = multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zp
     return min(max(v, lo), hi)
 
 
 @njit(parallel=True, cache=True)
-def conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out):
-    """xp: padded int16 [N, Hp, Wp, C]; w: int16 [OC, kh*kw*C]; out: [N, OH, OW, OC]."""
+def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out):
+    """xp: padded int16 [N, Hp, Wp, C]; w: packed by gemm.pack_weights; out: [N, OH, OW, OC].
+
+    Each output row is one matrix product: its im2col patches [OW, K] times the weights.
+    """
     n, oh, ow, oc = out.shape
     c = xp.shape[3]
     k = kh * kw * c
+    kp = k + k % 2
+    rows = -(-ow // PX) * PX
+    width = blocks * OCB
     for i in prange(n * oh):
         b = i // oh
         oy = i % oh
-        patch = np.empty(k, np.int16)
-        acc = np.empty(oc, np.int32)  # storing to int32 lets LLVM keep the dot products in 32 bits
+        patch = np.zeros(rows * kp, np.int16)
+        acc = np.empty(rows * width, np.int32)
         for ox in range(ow):
-            p = 0
+            p = ox * kp
             for ky in range(kh):
+                iy = oy * sh + ky * dh
                 for kx in range(kw):
-                    iy = oy * sh + ky * dh
                     ix = ox * sw + kx * dw
                     for ch in range(c):
                         patch[p] = xp[b, iy, ix, ch]
                         p += 1
+        gemm_rows(patch, kp, ow, w, blocks, acc)
+        for ox in range(ow):
             for o in range(oc):
-                acc[o] = dot(patch, w[o], k)
-            for o in range(oc):
-                out[b, oy, ox, o] = requantize(acc[o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
+                out[b, oy, ox, o] = requantize(
+                    acc[ox * width + o] + bias[o], mult[o], shift[o], out_zp, lo, hi
+                )
 
 
 @njit(parallel=True, cache=True)
@@ -92,16 +92,21 @@ def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, depth_multiplier,
 
 
 @njit(parallel=True, cache=True)
-def fully_connected(x, x_zp, w, bias, mult, shift, out_zp, lo, hi, out):
-    """x: [B, K] int8/uint8; w: int16 [U, K] (zero point subtracted); out: [B, U]."""
+def fully_connected(x, x_zp, w, blocks, bias, mult, shift, out_zp, lo, hi, out):
+    """x: [B, K] int8/uint8; w: packed by gemm.pack_weights; out: [B, U]. PX rows per task."""
     bsz, k = x.shape
-    units = w.shape[0]
-    for i in prange(bsz):
-        xv = np.empty(k, np.int16)
-        for j in range(k):
-            xv[j] = np.int16(x[i, j]) - x_zp
-        acc = np.empty(units, np.int32)
-        for u in range(units):
-            acc[u] = dot(xv, w[u], k)
-        for u in range(units):
-            out[i, u] = requantize(acc[u] + bias[u], mult[u], shift[u], out_zp, lo, hi)
+    units = out.shape[1]
+    kp = k + k % 2
+    width = blocks * OCB
+    for t in prange(-(-bsz // PX)):
+        r0 = t * PX
+        n = min(PX, bsz - r0)
+        xv = np.zeros(PX * kp, np.int16)
+        acc = np.empty(PX * width, np.int32)
+        for r in range(n):
+            for j in range(k):
+                xv[r * kp + j] = np.int16(x[r0 + r, j]) - x_zp
+        gemm_rows(xv, kp, n, w, blocks, acc)
+        for r in range(n):
+            for u in range(units):
+                out[r0 + r, u] = requantize(acc[r * width + u] + bias[u], mult[u], shift[u], out_zp, lo, hi)

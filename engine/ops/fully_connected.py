@@ -7,6 +7,7 @@ import numpy as np
 from ..graph import Graph, Op
 from . import conv_kernels as K
 from .common import Prepared, fused_activation, per_tensor, require, require_types, tensors
+from .gemm import OCB, pack_weights, padded_channels
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points
 
 
@@ -28,7 +29,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     _, in_zp = per_tensor(op, inp)
     _, out_zp = per_tensor(op, out)
     wzp = filter_zero_points(op, filt, units)
-    weights = values[1].astype(np.int16) - wzp[:, None].astype(np.int16)
+    weights = pack_weights(values[1].astype(np.int16) - wzp[:, None].astype(np.int16))
+    blocks = padded_channels(units) // OCB
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, units)
     mult, shift = conv_multipliers(op, inp, filt, out, units)
     lo, hi = fused_activation(op, out)
@@ -41,7 +43,16 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     def run(ins, outs):
         K.fully_connected(
-            ins[0].reshape(rows, depth), in_zp16, weights, bias_q, mult, shift, out_zp, lo, hi,
+            ins[0].reshape(rows, depth),
+            in_zp16,
+            weights,
+            blocks,
+            bias_q,
+            mult,
+            shift,
+            out_zp,
+            lo,
+            hi,
             outs[0].reshape(rows, units),
         )
 

@@ -1,0 +1,121 @@
+"""int16 x int16 -> int32 matrix product for convolutions, on the CPU's widest multiply-add.
+
+The micro-kernel computes a tile of PX pixels x OCB output channels. Weights are packed once at
+prepare time as [OC/OCB][K/2][OCB][2] so that one vector holds OCB/2 channels x 2 consecutive k;
+each pixel's pair of k values is broadcast and multiplied with vpmaddwd (pairs summed into int32),
+which LLVM fuses with the add into vpdpwssd where AVX-512 VNNI exists. Numba's auto-vectorizer
+cannot express this (it widens to int64 or falls back to vpmulld), so the loop is written in LLVM IR.
+Results are exact: |x|, |w| <= 255, so a pair sum never overflows int32; accumulation wraps like C.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_FEATURES = llvm.get_host_cpu_features()
+if _FEATURES.get("avx512bw"):
+    VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
+elif _FEATURES.get("avx2"):
+    VEC, _MADD = 16, "llvm.x86.avx2.pmadd.wd"
+else:  # portable fallback: same layout, plain loops
+    VEC, _MADD = 16, None
+OCB = VEC  # output channels per packed block: two vectors of VEC/2 int32 lanes
+PX = 4  # pixels per tile
+
+
+def pack_weights(w: np.ndarray) -> np.ndarray:
+    """int16 [O, K] -> flat int16 [O/OCB, K/2, OCB, 2], zero-padded to whole blocks and even K."""
+    o, k = w.shape
+    op, kp = padded_channels(o), k + k % 2
+    full = np.zeros((op, kp), np.int16)
+    full[:o, :k] = w
+    return np.ascontiguousarray(full.reshape(op // OCB, OCB, kp // 2, 2).transpose(0, 2, 1, 3)).reshape(-1)
+
+
+def padded_channels(o: int) -> int:
+    return -(-o // OCB) * OCB
+
+
+def _data_ptr(context, builder, aryty, ary, bits):
+    a = context.make_array(aryty)(context, builder, ary)
+    return builder.bitcast(a.data, ir.IntType(bits).as_pointer())
+
+
+@intrinsic
+def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, acc_stride):
+    sig = types.void(x, types.intp, types.intp, w, types.intp, types.intp, acc, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        xa, xoff, xstride, wa, woff, kpairs_, aa, aoff, astride = args
+        i16, i32 = ir.IntType(16), ir.IntType(32)
+        vi16, vi32 = ir.VectorType(i16, VEC), ir.VectorType(i32, VEC // 2)
+        madd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD)
+        intp = xoff.type
+
+        def const(v):
+            return ir.Constant(intp, v)
+
+        xp = _data_ptr(context, builder, signature.args[0], xa, 16)
+        wp = _data_ptr(context, builder, signature.args[3], wa, 16)
+        ap = _data_ptr(context, builder, signature.args[6], aa, 32)
+        zero = ir.Constant(vi32, [0] * (VEC // 2))
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
+        xrows = [builder.gep(xp, [builder.add(xoff, builder.mul(xstride, const(p)))]) for p in range(PX)]
+        wbase = builder.gep(wp, [woff])
+        with cgutils.for_range(builder, kpairs_) as loop:
+            kk = loop.index
+            wk = builder.gep(wbase, [builder.mul(kk, const(2 * OCB))])
+            wv = [
+                builder.load(builder.bitcast(builder.gep(wk, [const(v * VEC)]), vi16.as_pointer()), align=2)
+                for v in range(2)
+            ]
+            two_k = builder.mul(kk, const(2))
+            for p in range(PX):
+                pair = builder.load(
+                    builder.bitcast(builder.gep(xrows[p], [two_k]), i32.as_pointer()), align=2
+                )
+                one = builder.insert_element(ir.Constant(vi32, None), pair, ir.Constant(i32, 0))
+                splat = builder.shuffle_vector(
+                    one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2))
+                )
+                xs = builder.bitcast(splat, vi16)
+                for v in range(2):
+                    prod = builder.call(madd, [xs, wv[v]])
+                    builder.store(builder.add(builder.load(accs[p][v]), prod), accs[p][v])
+        for p in range(PX):
+            row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
+            for v in range(2):
+                dst = builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
+                builder.store(builder.load(accs[p][v]), dst, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _tile_portable(x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, acc_stride):
+    for p in range(PX):
+        for j in range(OCB):
+            s = np.int32(0)
+            for kk in range(kpairs):
+                wi = w_off + kk * 2 * OCB + j * 2
+                xi = x_off + p * x_stride + 2 * kk
+                s += np.int32(x[xi]) * np.int32(w[wi]) + np.int32(x[xi + 1]) * np.int32(w[wi + 1])
+            acc[acc_off + p * acc_stride + j] = s
+
+
+tile = _tile_simd if _MADD else _tile_portable
+
+
+@njit(inline="always", cache=True)
+def gemm_rows(x, kp, rows, w, blocks, acc):
+    """acc[r, :] = x[r, :] @ W for r < rows (rounded up to PX). x, acc flat: x [rows_p, kp], acc [rows_p, blocks*OCB]."""
+    width = blocks * OCB
+    for t in range(0, rows, PX):
+        for b in range(blocks):
+            tile(x, t * kp, kp, w, b * (kp // 2) * 2 * OCB, kp // 2, acc, t * width + b * OCB, width)
