@@ -24,16 +24,16 @@ def wrap_int32(x):
 
 @njit(inline="always", cache=True)
 def saturating_rounding_doubling_high_mul(a, b):
-    """gemmlowp's SaturatingRoundingDoublingHighMul for int32 a, b."""
-    if a == b and a == -2147483648:
-        return 2147483647
+    """gemmlowp's SaturatingRoundingDoublingHighMul for int32 a, b.
+
+    Branch-free so that loops over it vectorize: the nudge and the truncating division
+    (C++ '/' rounds toward zero, '>>' would floor) are done with masks.
+    """
     ab = np.int64(a) * np.int64(b)
-    nudge = np.int64(1073741824) if ab >= 0 else np.int64(1 - 1073741824)
-    s = ab + nudge
-    # C++ integer division truncates toward zero; >> would floor.
-    if s >= 0:
-        return s >> 31
-    return -((-s) >> 31)
+    s = ab + (np.int64(1073741824) - np.int64(ab < 0) * np.int64(2147483647))
+    q = (s + ((s >> 63) & np.int64(2147483647))) >> 31
+    overflow = np.int64((a == -2147483648) & (b == -2147483648))
+    return q + overflow * (np.int64(2147483647) - q)
 
 
 @njit(inline="always", cache=True)
@@ -41,15 +41,15 @@ def rounding_divide_by_pot(x, exponent):
     """gemmlowp's RoundingDivideByPOT: divide by 2**exponent, rounding half away from zero."""
     mask = (np.int64(1) << exponent) - 1
     remainder = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
+    threshold = (mask >> 1) + np.int64(x < 0)
+    return (x >> exponent) + np.int64(remainder > threshold)
 
 
 @njit(inline="always", cache=True)
 def multiply_by_quantized_multiplier(x, multiplier, shift):
     """TFLite's MultiplyByQuantizedMultiplier (double rounding); shift > 0 is a left shift."""
-    left = shift if shift > 0 else 0
-    right = -shift if shift < 0 else 0
+    left = max(shift, 0)
+    right = max(-shift, 0)
     return rounding_divide_by_pot(
         saturating_rounding_doubling_high_mul(wrap_int32(np.int64(x) << left), multiplier), right
     )
@@ -68,8 +68,13 @@ def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift)
 
 
 def round_half_away(x: float) -> int:
-    """std::round: halves go away from zero (Python's round() goes to even)."""
-    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+    """std::round: halves go away from zero (Python's round() goes to even).
+
+    floor(|x| + 0.5) would be wrong for the largest double below 0.5, whose sum rounds up to 1.
+    """
+    whole = math.floor(abs(x))
+    up = 1 if abs(x) - whole >= 0.5 else 0  # exact: the fraction of a double is a double
+    return int(whole + up) * (1 if x >= 0 else -1)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
