@@ -26,8 +26,9 @@ class TensorInfo:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Float -> this tensor's integer type: round half away from zero, clamp."""
-        q = np.asarray(x, np.float64) / self.scale
-        q = np.where(q >= 0, np.floor(q + 0.5), np.ceil(q - 0.5)) + self.zero_point
+        q = np.asarray(x, np.float32) / np.float32(self.scale)  # TFLite divides in float32
+        whole = np.floor(np.abs(q))
+        q = np.copysign(whole + (np.abs(q) - whole >= 0.5), q) + self.zero_point
         info = np.iinfo(self.dtype)
         return np.clip(q, info.min, info.max).astype(self.dtype)
 
