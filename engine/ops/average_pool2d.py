@@ -1,0 +1,56 @@
+"""AVERAGE_POOL_2D (kernels/pooling.cc, reference_ops / reference_integer_ops AveragePool), uint8 and int8.
+
+The average counts only the window's in-bounds elements and rounds half away from zero with
+C's truncating division: (acc + n/2)/n for acc > 0, (acc - n/2)/n otherwise. uint8 uses the first
+form only, which is the same thing since its sums are never negative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..graph import Graph, Op
+from .common import Prepared, Shape
+from .max_pool2d import pool_geometry
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+    n, h, w, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    for t in prange(n * oh):
+        b = t // oh
+        oy = t % oh
+        y0 = oy * sh - ph
+        ys = max(0, -y0)
+        ye = min(fh, h - y0)
+        acc = np.empty(c, np.int32)
+        for ox in range(ow):
+            x0 = ox * sw - pw
+            xs = max(0, -x0)
+            xe = min(fw, w - x0)
+            count = np.int32((ye - ys) * (xe - xs))
+            half = count // 2
+            acc[:] = 0
+            for ky in range(ys, ye):
+                for kx in range(xs, xe):
+                    row = x[b, y0 + ky, x0 + kx]
+                    for ch in range(c):
+                        acc[ch] += np.int32(row[ch])
+            for ch in range(c):
+                a = acc[ch]
+                if a > 0:
+                    v = (a + half) // count
+                else:
+                    v = -((half - a) // count)  # C division truncates toward zero
+                out[b, oy, ox, ch] = min(max(v, act_min), act_max)
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    out_shape, (fh, fw, sh, sw, ph, pw), act_min, act_max = pool_geometry(op, g, shapes)
+
+    def run(inputs: list, outputs: list) -> None:
+        _avg_pool(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, act_min, act_max)
+
+    return Prepared([out_shape], run)

@@ -1,0 +1,117 @@
+"""Binary elementwise ops on 8-bit data through a 256x256 table, with TFLite's broadcasting.
+
+Quantized ADD, SUB and MUL compute out = f(a, b) element by element, where a and b take at most 256
+values each: prepare() evaluates the reference formula once for every pair of raw bytes (the table
+is the kernel, bit for bit), run() gathers table[a_byte, b_byte] over the broadcast shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..graph import Op
+from .common import Shape, fail
+
+MAX_RANK = 6  # BroadcastAdd6DSlow and friends
+
+
+def broadcast_shape(op: Op, s1: Shape, s2: Shape) -> Shape:
+    """CalculateShapeForBroadcast: right-aligned, each pair of dimensions equal or one of them 1."""
+    rank = max(len(s1), len(s2))
+    if rank > MAX_RANK:
+        raise fail(op, f"rank {rank} above {MAX_RANK} not supported")
+    a = (1,) * (rank - len(s1)) + tuple(s1)
+    b = (1,) * (rank - len(s2)) + tuple(s2)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and x != 1 and y != 1:
+            raise fail(op, f"input shapes {list(s1)} and {list(s2)} do not broadcast")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def _plan(out: Shape, s1: Shape, s2: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse the broadcast into at most MAX_RANK dims; returns (extents, strides of a, strides of b).
+
+    Adjacent dimensions merge when each input either spans both or broadcasts both; size-1
+    output dimensions are dropped. Strides are in elements of the flattened inputs.
+    """
+    rank = len(out)
+    a = (1,) * (rank - len(s1)) + tuple(s1)
+    b = (1,) * (rank - len(s2)) + tuple(s2)
+    dims: list[list[int]] = []  # [extent, a_full, b_full]
+    for n, x, y in zip(out, a, b):
+        if n == 1:
+            continue
+        fa, fb = int(x == n), int(y == n)
+        if dims and dims[-1][1] == fa and dims[-1][2] == fb:
+            dims[-1][0] *= n
+        else:
+            dims.append([n, fa, fb])
+    dims = [[1, 1, 1]] * (MAX_RANK - len(dims)) + dims
+    ext = np.array([d[0] for d in dims], np.int64)
+    sa = np.zeros(MAX_RANK, np.int64)
+    sb = np.zeros(MAX_RANK, np.int64)
+    ka = kb = 1
+    for i in range(MAX_RANK - 1, -1, -1):
+        if dims[i][1]:
+            sa[i] = ka
+            ka *= ext[i]
+        if dims[i][2]:
+            sb[i] = kb
+            kb *= ext[i]
+    return ext, sa, sb
+
+
+@njit(parallel=True, cache=True)
+def _gather_flat(a, b, out, table):
+    for i in prange(out.size):
+        out[i] = table[np.int64(a[i]) * 256 + np.int64(b[i])]
+
+
+@njit(parallel=True, cache=True)
+def _gather_nd(a, b, out, table, ext, sa, sb):
+    n0, n1, n2, n3, n4, n5 = ext[0], ext[1], ext[2], ext[3], ext[4], ext[5]
+    for t in prange(n0 * n1 * n2):
+        i0 = t // (n1 * n2)
+        i1 = (t // n2) % n1
+        i2 = t % n2
+        o = t * n3 * n4 * n5
+        pa0 = i0 * sa[0] + i1 * sa[1] + i2 * sa[2]
+        pb0 = i0 * sb[0] + i1 * sb[1] + i2 * sb[2]
+        for i3 in range(n3):
+            for i4 in range(n4):
+                pa = pa0 + i3 * sa[3] + i4 * sa[4]
+                pb = pb0 + i3 * sb[3] + i4 * sb[4]
+                for i5 in range(n5):
+                    out[o] = table[np.int64(a[pa + i5 * sa[5]]) * 256 + np.int64(b[pb + i5 * sb[5]])]
+                    o += 1
+
+
+def byte_values(dtype: str) -> np.ndarray:
+    """The value each raw byte 0..255 stands for in an 8-bit tensor of this type."""
+    return np.arange(256, dtype=np.uint8).view(np.int8 if dtype == "int8" else np.uint8).astype(np.int64)
+
+
+def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray):
+    """run(inputs, outputs) computing outputs[0] = table[byte(a), byte(b)] with broadcasting."""
+    table = np.ascontiguousarray(table.reshape(-1))
+    if tuple(s1) == tuple(s2):
+
+        def run(inputs: list, outputs: list) -> None:
+            _gather_flat(
+                inputs[0].reshape(-1).view(np.uint8), inputs[1].reshape(-1).view(np.uint8),
+                outputs[0].reshape(-1), table,
+            )
+
+        return run
+    ext, sa, sb = _plan(out_shape, s1, s2)
+
+    def run(inputs: list, outputs: list) -> None:
+        _gather_nd(
+            inputs[0].reshape(-1).view(np.uint8), inputs[1].reshape(-1).view(np.uint8),
+            outputs[0].reshape(-1), table, ext, sa, sb,
+        )
+
+    return run

@@ -1,0 +1,85 @@
+"""MEAN on uint8/int8 (kernels/reduce.cc EvalMean with BUILTIN_REF -> reference_ops::QuantizedMeanOrSum).
+
+The reference kernel takes the integer path for every axis set (the spatial [1, 2] case included):
+  m, shift = QuantizeMultiplier(double(s_in) / double(s_out))           (Prepare)
+  k = min(floor(log2(n)), 32, 31 + shift); m' = (m << k) // n; shift' = shift - k
+  out = clamp(MultiplyByQuantizedMultiplier(int32(sum(q) - zp_in * n), m', shift') + zp_out)
+with n the number of reduced elements and the sum accumulated in int32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from ..graph import Graph, Op
+from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
+
+
+@njit(parallel=True, cache=True)
+def _finish(sums, out, offset, m, shift, zp_out, lo, hi):
+    for i in prange(sums.size):
+        r = multiply_by_quantized_multiplier(wrap_int32(np.int64(sums[i]) - offset), m, shift) + zp_out
+        out[i] = min(max(r, lo), hi)
+
+
+def resolve_axes(op: Op, axes: np.ndarray, rank: int) -> list[int]:
+    """ResolveAxis: negative axes wrap, duplicates drop, order of first appearance kept."""
+    out: list[int] = []
+    for a in axes.reshape(-1).tolist():
+        a = int(a)
+        if not -rank <= a < rank:
+            raise fail(op, f"axis {a} out of range for rank {rank}")
+        a = a + rank if a < 0 else a
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
+    """The output multiplier and shift with the 1/n folded in, as QuantizedMeanOrSum does it."""
+    m, shift = quantize_multiplier(float(np.float32(s_in)) / float(np.float32(s_out)))
+    k = min(n.bit_length() - 1, 32, 31 + shift)
+    return (m << k) // n, shift - k
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes input and axes, 1 output")
+    src, axes_t, dst = ins[0], ins[1], outs[0]
+    require_types(op, src, ("uint8", "int8"))
+    require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
+    require_types(op, dst, (src.dtype,))
+    require(op, axes_t.dtype == "int32", f"{axes_t.describe()}: axes must be int32")
+    require(op, values[1] is not None, f"{axes_t.describe()}: axes must be known before running")
+    s_in, zp_in = per_tensor(op, src)
+    s_out, zp_out = per_tensor(op, dst)
+    require(op, s_in > 0 and s_out > 0, "scales must be positive")
+    in_shape = tuple(shapes[0])
+    rank = len(in_shape)
+    axes = resolve_axes(op, np.asarray(values[1]), rank)
+    keep = bool(op.options.get("keep_dims", False))
+    if keep:
+        out_shape = tuple(1 if d in axes else n for d, n in enumerate(in_shape))
+    else:
+        out_shape = tuple(n for d, n in enumerate(in_shape) if d not in axes)
+    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    require(op, n > 0 and int(np.prod(in_shape, dtype=np.int64)) > 0, "empty input not supported")
+    info = np.iinfo(dst.np_dtype)
+    if not axes:  # ReduceIsCopy
+
+        def run_copy(inputs: list, outputs: list) -> None:
+            np.copyto(outputs[0], inputs[0].reshape(out_shape))
+
+        return Prepared([out_shape], run_copy)
+    m, shift = mean_multiplier(s_in, s_out, n)
+    offset = zp_in * n
+    reduce_axes = tuple(axes)
+    sums = np.empty(tuple(1 if d in axes else s for d, s in enumerate(in_shape)), np.int32)
+
+    def run(inputs: list, outputs: list) -> None:
+        np.sum(inputs[0], axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
+        _finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, int(info.min), int(info.max))
+
+    return Prepared([out_shape], run)

@@ -1,0 +1,48 @@
+"""MUL on uint8/int8 (kernels/mul.cc, reference MulElementwise):
+  out = clamp(zp_out + MultiplyByQuantizedMultiplier((q1 - zp1) * (q2 - zp2), m, shift))
+with m, shift = QuantizeMultiplier(s1 * s2 / s_out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..graph import Graph, Op
+from .broadcast import binary_table_runner, broadcast_shape, byte_values
+from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+
+
+@njit(cache=True)
+def mul_table(v1, v2, off1, off2, m, shift, zp_out, lo, hi):
+    table = np.empty((v1.shape[0], v2.shape[0]), np.int64)
+    for i in range(v1.shape[0]):
+        for j in range(v2.shape[0]):
+            r = multiply_by_quantized_multiplier((v1[i] + off1) * (v2[j] + off2), m, shift) + zp_out
+            table[i, j] = min(max(r, lo), hi)
+    return table
+
+
+def real_multiplier(s1: float, s2: float, so: float) -> float:
+    """s1 * s2 / s_out as the reference computes it (float32 operations)."""
+    return float(np.float32(np.float32(s1) * np.float32(s2)) / np.float32(so))
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
+    a, b, out = ins[0], ins[1], outs[0]
+    require_types(op, a, ("uint8", "int8"))
+    require(op, b.dtype == a.dtype and out.dtype == a.dtype, f"inputs and output must all be {a.dtype}")
+    require_types(op, b, (a.dtype,))
+    require_types(op, out, (a.dtype,))
+    s1, zp1 = per_tensor(op, a)
+    s2, zp2 = per_tensor(op, b)
+    so, zpo = per_tensor(op, out)
+    require(op, s1 > 0 and s2 > 0 and so > 0, "scales must be positive")
+    out_shape = broadcast_shape(op, shapes[0], shapes[1])
+    m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
+    lo, hi = fused_activation(op, out)
+    table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
+    return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table.astype(out.np_dtype)))

@@ -1,0 +1,26 @@
+"""Static facts about a graph: multiply-accumulates per layer (used by inspect and the benchmarks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Graph, Op
+
+
+def op_macs(g: Graph, op: Op, shapes: dict[int, tuple]) -> int:
+    """Multiply-accumulates of one op at the given tensor shapes (0 for ops without a MAC loop)."""
+    if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return 0
+    out = shapes[op.outputs[0]]
+    filt = g.tensors[op.inputs[1]].shape
+    if op.type == "CONV_2D":
+        return int(np.prod(out, dtype=np.int64)) * filt[1] * filt[2] * filt[3]
+    if op.type == "DEPTHWISE_CONV_2D":
+        return int(np.prod(out, dtype=np.int64)) * filt[1] * filt[2]
+    return int(np.prod(out, dtype=np.int64)) * filt[1]
+
+
+def model_macs(model, batch: int = 1) -> int:
+    """Total multiply-accumulates of one run of an engine.Model at a batch size."""
+    plan = model.plan(batch)
+    return sum(op_macs(model.graph, op, plan.shapes) for op in model.graph.ops)

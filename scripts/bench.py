@@ -1,0 +1,224 @@
+"""Throughput and latency of the engine against LiteRT, measured in one process, interleaved.
+
+    python scripts/bench.py                 # full report: table, out/bench.json, out/bench.png
+    python scripts/bench.py --quick         # a few iterations (CI smoke)
+    python scripts/bench.py --threads 1 2 --cases mnist_b1 ssd_b1
+
+For each case and thread count, the runners (engine, LiteRT XNNPACK, LiteRT builtin without
+XNNPACK, LiteRT reference kernels) take turns on the same input, so a drift of the machine's
+speed hits them alike. Only the reference kernels are bit-exact with the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import engine
+from engine.atomic import write_bytes_atomic
+from engine.registry import model_path
+from engine.stats import model_macs
+
+CASES = {  # name: (registry model, batch, LiteRT batch: LiteRT cannot batch the SSD, compare per image)
+    "mnist_b1": ("mnist", 1, 1),
+    "mnist_b256": ("mnist", 256, 256),
+    "ssd_b1": ("ssd_mobilenet_v1", 1, 1),
+    "ssd_b8": ("ssd_mobilenet_v1", 8, 1),
+    "person_b1": ("person_detect", 1, None),  # LiteRT refuses this model
+    "micro_speech_b1": ("micro_speech", 1, 1),
+}
+# the reference kernels are slow: skip them where one run takes seconds
+REFERENCE_OK = {"mnist_b1", "ssd_b1", "micro_speech_b1", "person_b1"}
+
+
+def litert(path: Path, kind: str, threads: int, batch: int):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = {
+        "litert_xnnpack": OpResolverType.AUTO,
+        "litert_builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        "litert_reference": OpResolverType.BUILTIN_REF,
+    }[kind]
+    it = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+    d = it.get_input_details()[0]
+    if batch != d["shape"][0]:
+        it.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
+    it.allocate_tensors()
+
+    def run(x):
+        it.set_tensor(d["index"], x)
+        it.invoke()
+        return it.get_tensor(it.get_output_details()[0]["index"])
+
+    return run
+
+
+def time_calls(fn, x, seconds: float, min_iters: int) -> float:
+    """Median-friendly single measurement: mean time of enough calls to fill `seconds`."""
+    n, t0 = 0, time.perf_counter()
+    while n < min_iters or time.perf_counter() - t0 < seconds:
+        fn(x)
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def bench_case(name: str, threads: int, rounds: int, seconds: float) -> dict:
+    import numba
+
+    reg_name, batch, lite_batch = CASES[name]
+    path = model_path(reg_name)
+    m = engine.load(path)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    rng = np.random.default_rng(0)
+    t = m.inputs[0]
+    info = np.iinfo(t.dtype)
+    x = rng.integers(info.min, info.max + 1, (batch, *t.shape[1:])).astype(t.dtype)
+    runners = {"engine": (m.run, x, batch)}
+    if lite_batch is not None:
+        xl = x[:lite_batch]
+        for kind in ("litert_xnnpack", "litert_builtin", "litert_reference"):
+            if kind == "litert_reference" and name not in REFERENCE_OK:
+                continue
+            try:
+                runners[kind] = (litert(path, kind, threads, lite_batch), xl, lite_batch)
+            except Exception as e:  # a LiteRT path that cannot load the model is reported, not fatal
+                print(f"  {name}: {kind} unavailable ({e})", file=sys.stderr)
+    for fn, xx, _ in runners.values():
+        fn(xx)  # warm-up (compilation, allocation)
+    samples = {k: [] for k in runners}
+    for _ in range(rounds):
+        for k, (fn, xx, _) in runners.items():
+            slow = k == "litert_reference"
+            samples[k].append(time_calls(fn, xx, seconds / (4 if slow else 1), 1 if slow else 3))
+    macs = model_macs(m, 1)
+    result = {"case": name, "threads": threads, "batch": batch, "macs_per_image": macs, "runners": {}}
+    for k, s in samples.items():
+        per_image = [v / runners[k][2] for v in s]
+        med = statistics.median(per_image)
+        result["runners"][k] = {
+            "ms_per_call_median": statistics.median(s) * 1e3,
+            "ms_per_image_median": med * 1e3,
+            "ms_per_image_min": min(per_image) * 1e3,
+            "ms_per_image_max": max(per_image) * 1e3,
+            "images_per_s": 1 / med,
+            "gmacs_per_s": macs / med / 1e9,
+        }
+    eng = result["runners"]["engine"]["ms_per_image_median"]
+    for k, r in result["runners"].items():
+        r["engine_time_ratio"] = eng / r["ms_per_image_median"]  # < 1: the engine is faster
+    return result
+
+
+def int8_peak_gmacs(threads: int) -> float:
+    """AVX-512 VNNI: 64 int8 MACs per instruction, 2 per cycle per core, at the nominal clock."""
+    mhz = 0.0
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            mhz = float(line.split(":")[1])
+            break
+    return threads * 128 * mhz / 1e3
+
+
+def load_to_first_result(reg_name: str, cold: bool) -> float:
+    """Seconds from `import engine` + load to the first result, in a fresh process."""
+    code = (
+        "import time; t=time.perf_counter(); import numpy as np, engine; "
+        f"m=engine.load({str(model_path(reg_name))!r}); t0=m.inputs[0]; "
+        "m.run(np.zeros((1,*t0.shape[1:]), t0.dtype)); print(time.perf_counter()-t)"
+    )
+    env = dict(os.environ)
+    if cold:
+        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> str:
+    head = f"{'case':<16}{'thr':>4}{'runner':>18}{'ms/img':>10}{'min':>9}{'max':>9}{'img/s':>10}{'GMAC/s':>8}{'eng/x':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        for k, v in r["runners"].items():
+            lines.append(
+                f"{r['case']:<16}{r['threads']:>4}{k:>18}{v['ms_per_image_median']:>10.3f}{v['ms_per_image_min']:>9.3f}"
+                f"{v['ms_per_image_max']:>9.3f}{v['images_per_s']:>10.0f}{v['gmacs_per_s']:>8.1f}"
+                f"{v['engine_time_ratio']:>7.2f}"
+            )
+    return "\n".join(lines)
+
+
+def chart(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['case']}\n{r['threads']}t" for r in results]
+    kinds = ["engine", "litert_xnnpack", "litert_builtin", "litert_reference"]
+    fig, ax = plt.subplots(figsize=(max(8, len(results) * 1.3), 4.5))
+    width = 0.2
+    for j, k in enumerate(kinds):
+        vals = [r["runners"].get(k, {}).get("images_per_s", 0) for r in results]
+        ax.bar([i + (j - 1.5) * width for i in range(len(results))], vals, width, label=k)
+    ax.set_yscale("log")
+    ax.set_ylabel("images / s (log)")
+    ax.set_xticks(range(len(results)), labels, fontsize=8)
+    ax.legend(fontsize=8)
+    ax.set_title("engine vs LiteRT, same process, interleaved")
+    fig.tight_layout()
+    with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
+        fig.savefig(f.name, dpi=110)
+    write_bytes_atomic(path, Path(f.name).read_bytes())
+    os.unlink(f.name)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--seconds", type=float, default=0.3, help="time per measurement")
+    ap.add_argument("--quick", action="store_true", help="smoke mode: 2 rounds, tiny measurements")
+    ap.add_argument("--out", type=Path, default=Path("out"))
+    ap.add_argument("--no-load-time", action="store_true")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = 2, 0.01
+    results = []
+    for t in args.threads:
+        for c in args.cases:
+            results.append(bench_case(c, t, args.rounds, args.seconds))
+            print(f"  done {c} ({t} threads)", file=sys.stderr)
+    print(table(results))
+    report = {"results": results, "cpu_count": os.cpu_count(), "int8_peak_gmacs": {}}
+    for t in args.threads:
+        report["int8_peak_gmacs"][t] = int8_peak_gmacs(t)
+        for r in results:
+            if r["threads"] == t:
+                r["engine_fraction_of_int8_peak"] = r["runners"]["engine"]["gmacs_per_s"] / int8_peak_gmacs(t)
+    print("\nengine fraction of the int8 VNNI peak:")
+    for r in results:
+        print(f"  {r['case']:<16} {r['threads']}t  {100 * r['engine_fraction_of_int8_peak']:.1f} %")
+    if not args.no_load_time:
+        warm = load_to_first_result("ssd_mobilenet_v1", cold=False)
+        cold = load_to_first_result("ssd_mobilenet_v1", cold=True)
+        warm = load_to_first_result("ssd_mobilenet_v1", cold=False)
+        report["load_to_first_result_s"] = {"ssd_warm_cache": warm, "ssd_cold_cache": cold}
+        print(f"\nload to first result (SSD, fresh process): warm Numba cache {warm:.2f} s, cold {cold:.2f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(args.out / "bench.json", json.dumps(report, indent=1).encode())
+    chart(results, args.out / "bench.png")
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Run a .tflite model in LiteRT (reference kernels) or TFLite Micro; spawned by tests/oracle.py.
+
+    python _oracle_worker.py JOB_DIR
+
+JOB_DIR holds model.tflite, job.json (engine, preserve_all, runs: [[input keys]]) and inputs.npz. Writes
+result.npz (out_<run>_<k>, t_<run>_<tensor index>) and result.json (tensor names), or error.json with
+the message of a Python-level failure (exit 3). A crash inside the interpreter kills this process only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+
+def model_tensor_info(model_bytes: bytes) -> tuple[list[str], set[int]]:
+    """Names of subgraph 0's tensors and the indices of the constant ones (buffer with data)."""
+    import tflite
+
+    model = tflite.Model.GetRootAs(model_bytes, 0)
+    sg = model.Subgraphs(0)
+    names, consts = [], set()
+    for i in range(sg.TensorsLength()):
+        t = sg.Tensors(i)
+        names.append(t.Name().decode("utf-8", "replace") if t.Name() else f"tensor_{i}")
+        buf = model.Buffers(t.Buffer())
+        if buf is not None and (buf.Offset() > 1 or (not buf.DataIsNone() and buf.DataLength() > 0)):
+            consts.add(i)
+    return names, consts
+
+
+def _read(get):
+    """A tensor's value, or None where the interpreter cannot return it (no data allocated)."""
+    try:
+        return get()
+    except (ValueError, RuntimeError, TypeError, KeyError):
+        return None
+
+
+def run_reference(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bool) -> list[dict]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(
+        model_content=model_bytes,
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        experimental_preserve_all_tensors=preserve_all,
+    )
+    in_details = it.get_input_details()
+    out_details = it.get_output_details()
+    names, consts = model_tensor_info(model_bytes) if preserve_all else ([], set())
+    shapes = None
+    results = []
+    for inputs in runs:
+        if len(inputs) != len(in_details):
+            raise ValueError(f"model has {len(in_details)} inputs, got {len(inputs)}")
+        want = [tuple(x.shape) for x in inputs]
+        if want != shapes:  # resize (batch > 1) only when the shapes change
+            for d, shape in zip(in_details, want):
+                if tuple(d["shape"]) != shape or shapes is not None:
+                    it.resize_tensor_input(d["index"], list(shape), strict=False)
+            it.allocate_tensors()
+            shapes = want
+        for d, x in zip(in_details, inputs):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        res = {"outputs": [it.get_tensor(d["index"]) for d in out_details], "tensors": {}}
+        if preserve_all:
+            for i in range(len(names)):
+                if i in consts:
+                    continue
+                value = _read(lambda i=i: it.get_tensor(i))
+                if value is not None:
+                    res["tensors"][i] = value
+        results.append(res)
+    return results
+
+
+def run_micro(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bool) -> list[dict]:
+    import tflite
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = tflite.Model.GetRootAs(model_bytes, 0)
+    sg = model.Subgraphs(0)
+    names, consts = model_tensor_info(model_bytes)
+    # the default arena (10x the model size) is too small for models with few weights
+    act_bytes = 0
+    for i in range(sg.TensorsLength()):
+        if i not in consts:
+            shape = sg.Tensors(i).ShapeAsNumpy() if not sg.Tensors(i).ShapeIsNone() else np.ones(1)
+            act_bytes += int(np.prod(shape, dtype=np.int64)) * 8
+    arena = max(len(model_bytes) * 10, 4 * act_bytes + (1 << 20))
+    config = (
+        runtime.InterpreterConfig.kPreserveAllTensors
+        if preserve_all
+        else (runtime.InterpreterConfig.kAllocationRecording)
+    )
+    it = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena, intrepreter_config=config)
+    n_out = sg.OutputsLength()
+    results = []
+    for inputs in runs:
+        if len(inputs) != sg.InputsLength():
+            raise ValueError(f"model has {sg.InputsLength()} inputs, got {len(inputs)}")
+        for k, x in enumerate(inputs):
+            it.set_input(x, k)
+        it.invoke()
+        res = {"outputs": [np.array(it.get_output(k), copy=True) for k in range(n_out)], "tensors": {}}
+        if preserve_all:
+            for i in range(len(names)):
+                if i in consts:
+                    continue
+                value = _read(lambda i=i: it.GetTensor(i, 0))  # a dict: dtype, shape, tensor_data
+                if value is not None:
+                    res["tensors"][i] = np.array(value["tensor_data"], copy=True).reshape(value["shape"])
+        results.append(res)
+        it.reset()
+    return results
+
+
+def main() -> int:
+    job_dir = Path(sys.argv[1])
+    try:
+        job = json.loads((job_dir / "job.json").read_text())
+        model_bytes = (job_dir / "model.tflite").read_bytes()
+        with np.load(job_dir / "inputs.npz") as z:
+            runs = [[z[key] for key in keys] for keys in job["runs"]]
+        engine = run_reference if job["engine"] == "reference" else run_micro
+        results = engine(model_bytes, runs, bool(job["preserve_all"]))
+        arrays = {}
+        names, _ = model_tensor_info(model_bytes) if job["preserve_all"] else ([], set())
+        for r, res in enumerate(results):
+            for k, out in enumerate(res["outputs"]):
+                arrays[f"out_{r}_{k}"] = out
+            for i, value in res["tensors"].items():
+                arrays[f"t_{r}_{i}"] = value
+        np.savez(job_dir / "result.npz", **arrays)
+        meta = {"n_outputs": [len(res["outputs"]) for res in results], "names": names}
+        (job_dir / "result.json").write_text(json.dumps(meta))
+    except Exception as e:  # noqa: BLE001 - every failure goes back to the parent with its message
+        (job_dir / "error.json").write_text(
+            json.dumps({"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()})
+        )
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The oracle: TFLite's reference kernels (LiteRT BUILTIN_REF) and TFLite Micro, each in a subprocess.
+
+    reference_run(model, inputs, preserve_all=True) -> dict(outputs=[arrays], tensors={name: array})
+    reference_run_many(model, [inputs, ...], preserve_all=False) -> [dict(outputs=, tensors=), ...]
+    micro_run(model, inputs) -> [arrays]
+    micro_run_many(model, [inputs, ...], preserve_all=False) -> [dict(outputs=, tensors=), ...]
+
+`model` is .tflite bytes or a path; `inputs` a list of arrays, one per model input (a single array is
+taken as the only input). The reference interpreter resizes its inputs to the given shapes (batch > 1).
+`tensors` holds every non-constant tensor of subgraph 0 the interpreter could return, keyed by name.
+A worker that dies on a signal (BUILTIN_REF can abort) raises OracleCrashed; a failure the interpreter
+reports (e.g. a kernel refusing to prepare) raises OracleError with its message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+WORKER = Path(__file__).with_name("_oracle_worker.py")
+TIMEOUT_S = float(os.environ.get("ORACLE_TIMEOUT_S", "900"))
+
+
+class OracleError(RuntimeError):
+    """The oracle interpreter refused the model or its inputs."""
+
+
+class OracleCrashed(OracleError):
+    """The oracle process died (a signal such as SIGABRT/SIGSEGV, or an unexpected exit)."""
+
+
+def _model_bytes(model) -> bytes:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model)
+    return Path(model).read_bytes()
+
+
+def _as_input_list(inputs) -> list[np.ndarray]:
+    if isinstance(inputs, np.ndarray):
+        return [inputs]
+    return [np.ascontiguousarray(x) for x in inputs]
+
+
+def _run(engine: str, model, runs: list, preserve_all: bool) -> list[dict]:
+    runs = [_as_input_list(r) for r in runs]
+    with tempfile.TemporaryDirectory(prefix="oracle_") as tmp:
+        d = Path(tmp)
+        (d / "model.tflite").write_bytes(_model_bytes(model))
+        arrays, keys = {}, []
+        for r, inputs in enumerate(runs):
+            keys.append([f"in_{r}_{k}" for k in range(len(inputs))])
+            arrays.update(zip(keys[-1], inputs))
+        np.savez(d / "inputs.npz", **arrays)
+        (d / "job.json").write_text(
+            json.dumps({"engine": engine, "preserve_all": preserve_all, "runs": keys})
+        )
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(WORKER), str(d)],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                env=env,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise OracleCrashed(f"{engine} oracle timed out after {TIMEOUT_S:.0f} s") from e
+        log = (proc.stderr or "")[-3000:]
+        if proc.returncode == 3 and (d / "error.json").exists():
+            err = json.loads((d / "error.json").read_text())
+            raise OracleError(f"{engine} oracle: {err['type']}: {err['message']}\n{log}")
+        if proc.returncode != 0:
+            how = f"exit status {proc.returncode}"
+            if proc.returncode < 0:
+                how = f"signal {signal.Signals(-proc.returncode).name}"
+            raise OracleCrashed(f"{engine} oracle process died ({how})\n{log}")
+        meta = json.loads((d / "result.json").read_text())
+        names = meta["names"]
+        results = []
+        with np.load(d / "result.npz") as z:
+            files = set(z.files)
+            for r, n_out in enumerate(meta["n_outputs"]):
+                outputs = [z[f"out_{r}_{k}"] for k in range(n_out)]
+                tensors = {}
+                for i, name in enumerate(names):
+                    key = f"t_{r}_{i}"
+                    if key in files:
+                        tensors[name] = z[key]
+                results.append({"outputs": outputs, "tensors": tensors})
+    return results
+
+
+def reference_run(model, inputs, preserve_all: bool = True) -> dict:
+    """One run of LiteRT's reference kernels: dict(outputs=[...], tensors={name: array})."""
+    return _run("reference", model, [inputs], preserve_all)[0]
+
+
+def reference_run_many(model, runs: list, preserve_all: bool = False) -> list[dict]:
+    """Several input sets through one interpreter in one subprocess (inputs may change batch size)."""
+    return _run("reference", model, list(runs), preserve_all)
+
+
+def micro_run(model, inputs) -> list[np.ndarray]:
+    """One run of the TFLite Micro interpreter (batch as stored in the model): the outputs."""
+    return _run("micro", model, [inputs], False)[0]["outputs"]
+
+
+def micro_run_many(model, runs: list, preserve_all: bool = False) -> list[dict]:
+    """Several input sets through one TFLite Micro interpreter; tensors too when preserve_all."""
+    return _run("micro", model, list(runs), preserve_all)

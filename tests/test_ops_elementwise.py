@@ -1,0 +1,331 @@
+"""ADD, SUB, MUL, MEAN, PAD/PADV2 and CONCATENATION against TFLite's reference kernels, bit for bit.
+
+Each test builds one model holding many variants of an op side by side (so one oracle process runs
+them all), feeds random inputs over the full 8-bit range (batch 1 and batch > 1) and compares
+every output exactly. The helpers here are shared by test_ops_pool.py and test_ops_shape.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from tests.oracle import reference_run_many
+from tests.tflite_builder import build_model
+
+pytestmark = pytest.mark.usefixtures("litert")
+
+F32 = np.float32
+
+
+class Net:
+    """A model under construction: tensors, ops, graph inputs and outputs, each output labelled."""
+
+    def __init__(self) -> None:
+        self.tensors: list[dict] = []
+        self.ops: list[dict] = []
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+        self.labels: list[str] = []
+
+    def tensor(self, shape, dtype, scale=None, zero_point=None, data=None, name=None) -> int:
+        t = {"name": name or f"t{len(self.tensors)}", "shape": list(shape), "dtype": dtype}
+        if scale is not None:
+            t["scale"] = [float(scale)]
+            t["zero_point"] = [int(zero_point)]
+        if data is not None:
+            t["data"] = np.asarray(data)
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def input(self, shape, dtype, scale=None, zero_point=None) -> int:
+        i = self.tensor(shape, dtype, scale, zero_point)
+        self.inputs.append(i)
+        return i
+
+    def const(self, data, dtype, scale=None, zero_point=None) -> int:
+        data = np.asarray(data)
+        return self.tensor(data.shape, dtype, scale, zero_point, data=data)
+
+    def op(self, op: str, inputs: list[int], outputs: list[int], label: str, **options) -> None:
+        self.ops.append({"op": op, "inputs": inputs, "outputs": outputs, "options": options})
+        for o in outputs:
+            self.outputs.append(o)
+            self.labels.append(label)
+
+    def build(self) -> bytes:
+        return build_model(self.tensors, self.ops, self.inputs, self.outputs)
+
+    def random_inputs(self, rng: np.random.Generator, batch: int) -> list[np.ndarray]:
+        """Full-range random values for every graph input, batch replacing the leading dimension."""
+        xs = []
+        for i in self.inputs:
+            t = self.tensors[i]
+            shape = (batch, *t["shape"][1:])
+            if t["dtype"] in ("int8", "uint8", "int16", "int32"):
+                info = np.iinfo(t["dtype"])
+                xs.append(rng.integers(info.min, int(info.max) + 1, size=shape).astype(t["dtype"]))
+            else:
+                xs.append(rng.standard_normal(shape).astype(t["dtype"]))
+        return xs
+
+
+def check(net: Net, input_sets: list[list[np.ndarray]], model: bytes | None = None) -> None:
+    """Every output of the engine equals the reference interpreter's, for every input set."""
+    model = model or net.build()
+    refs = reference_run_many(model, input_sets)
+    m = engine.load(model)
+    for xs, ref in zip(input_sets, refs):
+        got = m.run(list(xs) if len(xs) > 1 else xs[0])
+        assert len(got) == len(ref["outputs"])
+        for label, g, w in zip(net.labels, got, ref["outputs"]):
+            assert g.dtype == w.dtype, label
+            assert g.shape == w.shape, f"{label}: shape {g.shape} != reference {w.shape}"
+            diff = np.count_nonzero(g != w)
+            assert diff == 0, f"{label} (batch {xs[0].shape[0]}): {diff} of {g.size} values differ"
+
+
+def run_sets(net: Net, seed: int, batches=(1, 1, 3)) -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [net.random_inputs(rng, b) for b in batches]
+
+
+def qparams(rng: np.random.Generator, dtype: str, lo: float = -3.0, hi: float = 0.0) -> tuple[float, int]:
+    """A float32 scale log-uniform in [10**lo, 10**hi] and a zero point anywhere in the type's range."""
+    info = np.iinfo(dtype)
+    return float(F32(10 ** rng.uniform(lo, hi))), int(rng.integers(info.min, int(info.max) + 1))
+
+
+def all_bytes(dtype: str, shape) -> np.ndarray:
+    """The 256 values of an 8-bit type laid along the given shape (which holds 256 elements)."""
+    return np.arange(256, dtype=np.uint8).view(dtype).reshape(shape).copy()
+
+
+# --- ADD / SUB / MUL -------------------------------------------------------------------------------------
+
+# scale triples where a float (MUL) or double (ADD) real multiplier, computed the other way, changes
+# some output: they pin down which computation the reference uses
+PINNED = {
+    "MUL": [
+        ("int8", [0.003424284514039755, 0.003738782135769725, 0.00038108485750854015], [-52, 121, 112]),
+        ("uint8", [0.0018143273191526532, 0.06130600720643997, 0.0028589137364178896], [135, 215, 35]),
+        ("uint8", [0.03562604635953903, 0.1200861856341362, 0.12318085879087448], [180, 156, 226]),
+    ],
+    "ADD": [
+        ("uint8", [0.14826162159442902, 0.2670123875141144, 0.0028747168835252523], [92, 182, 124]),
+        ("int8", [0.9687874913215637, 0.0032152864150702953, 0.3393542468547821], [-69, -104, 70]),
+        ("int8", [0.0037662817630916834, 0.02576412260532379, 0.5486930012702942], [-18, -117, 22]),
+    ],
+    "SUB": [],
+}
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_exhaustive(op):
+    """Every pair of 8-bit values ([1,256,1] against [1,1,256]) for random and pinned quantizations."""
+    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
+    net = Net()
+    acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+    configs = []
+    for k in range(12):
+        dtype = ["uint8", "int8"][k % 2]
+        (s1, z1), (s2, z2), (so, zo) = (qparams(rng, dtype) for _ in range(3))
+        if op == "MUL":  # an output scale near the product keeps outputs off the clamps
+            so = float(F32(s1 * s2 * 10 ** rng.uniform(-0.5, 1.5)))
+        configs.append((dtype, [s1, s2, so], [z1, z2, zo], acts[k % 4] if k >= 4 else "NONE"))
+    configs += [(d, s, z, "NONE") for d, s, z in PINNED[op]]
+    for dtype, s, z, act in configs:
+        a = net.input([1, 256, 1], dtype, s[0], z[0])
+        b = net.input([1, 1, 256], dtype, s[1], z[1])
+        out = net.tensor([1, 256, 256], dtype, s[2], z[2])
+        net.op(op, [a, b], [out], f"{op} {dtype} scales={s} zps={z} {act}", fused_activation_function=act)
+    xs = [all_bytes(net.tensors[i]["dtype"], net.tensors[i]["shape"]) for i in net.inputs]
+    check(net, [xs])
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_binary_broadcast(op, dtype):
+    """Same shapes, broadcasts between two activations, against constants (either side), ranks 1 to 6."""
+    rng = np.random.default_rng(10)
+    info = np.iinfo(dtype)
+    net = Net()
+
+    def q():
+        s, z = qparams(rng, dtype, -2.0, -0.5)
+        return s, z
+
+    def const(shape):
+        s, z = q()
+        return net.const(rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype), dtype, s, z)
+
+    cases = [
+        ("same", [1, 4, 5, 3], None),
+        ("two activations", [1, 1, 5, 1], ("act", [1, 4, 1, 3])),
+        ("const channel", [1, 4, 5, 3], ("const", [3])),
+        ("const row", [1, 4, 5, 3], ("const", [1, 4, 1, 1])),
+        ("const first", [1, 4, 5, 3], ("const-first", [5, 1])),
+        ("const scalar", [1, 4, 5, 3], ("const", [])),
+        ("rank 2", [1, 7], ("const", [7])),
+        ("rank 5", [1, 2, 3, 4, 5], ("const", [2, 1, 4, 1])),
+        ("rank 6", [1, 2, 1, 3, 2, 4], ("const", [1, 3, 1, 4])),
+        ("rank 6 both", [1, 1, 2, 1, 3, 1], ("act", [1, 2, 1, 2, 1, 5])),
+    ]
+    for k, (label, shape, other) in enumerate(cases):
+        sa, za = q()
+        a = net.input(shape, dtype, sa, za)
+        if other is None:
+            b = net.input(shape, dtype, *q())
+            ins, oshape = [a, b], shape
+        else:
+            kind, oshape2 = other
+            b = net.input(oshape2, dtype, *q()) if kind == "act" else const(oshape2)
+            ins = [b, a] if kind == "const-first" else [a, b]
+            oshape = list(np.broadcast_shapes(tuple(shape), tuple(oshape2)))
+        so, zo = q()
+        if op == "MUL":
+            so = float(F32(net.tensors[a]["scale"][0] * net.tensors[b]["scale"][0] * 10 ** rng.uniform(0, 1.5)))
+        out = net.tensor(oshape, dtype, so, zo)
+        act = ["NONE", "RELU", "RELU6"][k % 3]
+        net.op(op, ins, [out], f"{op} {dtype} {label} {act}", fused_activation_function=act)
+    check(net, run_sets(net, 11))
+
+
+# --- MEAN ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_mean(dtype):
+    """Axis sets (spatial [1,2] both orders, single, negative, duplicates, all but batch), keep_dims,
+    output quantization equal to or different from the input's; window sizes up to 64x65."""
+    rng = np.random.default_rng(20)
+    net = Net()
+    shape = [1, 7, 5, 6]
+    for axes in ([1, 2], [2, 1], [1], [3], [-1], [1, 2, 3], [-3, -2], [2, 2]):
+        for keep in (True, False):
+            for same in (True, False):
+                s_in, z_in = qparams(rng, dtype, -2, -1)
+                s_out, z_out = (s_in, z_in) if same else qparams(rng, dtype, -2.5, -0.5)
+                ax = sorted({a % 4 for a in axes})
+                oshape = [1 if d in ax else n for d, n in enumerate(shape)] if keep else [
+                    n for d, n in enumerate(shape) if d not in ax
+                ]
+                x = net.input(shape, dtype, s_in, z_in)
+                y = net.tensor(oshape, dtype, s_out, z_out)
+                net.op("MEAN", [x, net.const(np.int32(axes), "int32")], [y],
+                       f"MEAN {dtype} axes={axes} keep={keep} same={same}", keep_dims=keep)
+    for h in (1, 2, 13, 64):
+        x = net.input([1, h, h + 1, 8], dtype, *qparams(rng, dtype, -2, -1))
+        y = net.tensor([1, 1, 1, 8], dtype, *qparams(rng, dtype, -3, -1))
+        net.op("MEAN", [x, net.const(np.int32([1, 2]), "int32")], [y], f"MEAN {dtype} {h}x{h + 1}", keep_dims=True)
+    check(net, run_sets(net, 21, (1, 3)))
+
+
+def test_mean_over_batch():
+    """Axis 0 reduces across the batch: batch 1 only (a batch > 1 would change the model's meaning)."""
+    rng = np.random.default_rng(22)
+    net = Net()
+    x = net.input([1, 3, 4], "int8", 0.1, 5)
+    y = net.tensor([3, 4], "int8", 0.07, -3)
+    net.op("MEAN", [x, net.const(np.int32([0]), "int32")], [y], "MEAN axis 0")
+    check(net, run_sets(net, 23, (1, 1)))
+    del rng
+
+
+# --- PAD / PADV2 -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_pad(dtype):
+    rng = np.random.default_rng(30)
+    info = np.iinfo(dtype)
+    net = Net()
+    cases = [
+        ([1, 4, 5, 3], [[0, 0], [1, 2], [3, 0], [0, 0]]),  # image style
+        ([1, 4, 5, 3], [[0, 0], [0, 0], [0, 0], [2, 1]]),  # channels
+        ([1, 3, 2, 2, 2], [[0, 0], [1, 0], [0, 2], [1, 1], [0, 3]]),  # rank 5
+        ([1, 6], [[0, 0], [4, 5]]),
+        ([1, 2, 3], [[0, 0], [0, 0], [0, 0]]),
+    ]
+    for k, (shape, pads) in enumerate(cases):
+        s, z = qparams(rng, dtype, -2, -1)
+        oshape = [n + a + b for n, (a, b) in zip(shape, pads)]
+        for op in ("PAD", "PADV2"):
+            x = net.input(shape, dtype, s, z)
+            y = net.tensor(oshape, dtype, s, z)
+            ins = [x, net.const(np.int32(pads) if k % 2 else np.int64(pads), "int32" if k % 2 else "int64")]
+            if op == "PADV2":
+                ins.append(net.const(np.array([rng.integers(info.min, int(info.max) + 1)], dtype), dtype, s, z))
+            net.op(op, ins, [y], f"{op} {dtype} {shape} {pads}")
+    check(net, run_sets(net, 31))
+
+
+# --- CONCATENATION ---------------------------------------------------------------------------------------
+
+
+def test_concat_uint8_requantizes_every_value():
+    """uint8 inputs with other scales and zero points than the output: all 256 values, many scales."""
+    rng = np.random.default_rng(40)
+    net = Net()
+    for k in range(16):
+        scales = [qparams(rng, "uint8", -3, 0) for _ in range(3)]
+        if k % 4 == 0:
+            scales[1] = scales[2]  # one input already in the output's quantization: a plain copy
+        a = net.input([1, 256], "uint8", *scales[0])
+        b = net.input([1, 256], "uint8", *scales[1])
+        out = net.tensor([1, 512], "uint8", *scales[2])
+        net.op("CONCATENATION", [a, b], [out], f"CONCATENATION uint8 {scales}", axis=1)
+    xs = [all_bytes("uint8", [1, 256]) for _ in net.inputs]
+    check(net, [xs])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_concat_axes(dtype):
+    """Every axis, negative ones too, 1 to 4 inputs of different extents, and a constant input."""
+    rng = np.random.default_rng(41)
+    info = np.iinfo(dtype)
+    net = Net()
+    base = [1, 4, 3, 2]
+    for axis in (0, 1, 2, 3, -1, -3):
+        ax = axis % 4
+        for n in (1, 2, 4):
+            shared = qparams(rng, dtype, -2, -1)
+            ins, total = [], 0
+            for j in range(n):
+                shape = list(base)
+                shape[ax] = base[ax] + j
+                total += shape[ax]
+                q = shared if dtype == "int8" else qparams(rng, dtype, -2, -1)
+                if j == 2 and ax != 0:
+                    data = rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
+                    ins.append(net.const(data, dtype, *q))
+                else:
+                    ins.append(net.input(shape, dtype, *q))
+            oshape = list(base)
+            oshape[ax] = total
+            out = net.tensor(oshape, dtype, *shared)
+            net.op("CONCATENATION", ins, [out], f"CONCATENATION {dtype} axis={axis} n={n}", axis=axis)
+    sets = run_sets(net, 42, (1, 1))
+    check(net, sets)
+
+
+def test_concat_batch():
+    """SSD-style concatenation along axis 1, at batch 1 and batch 4."""
+    rng = np.random.default_rng(43)
+    net = Net()
+    ins = [net.input([1, n, 1, 4], "uint8", *qparams(rng, "uint8", -2, -1)) for n in (19, 6, 3)]
+    out = net.tensor([1, 28, 1, 4], "uint8", *qparams(rng, "uint8", -2, -1))
+    net.op("CONCATENATION", ins, [out], "CONCATENATION batch", axis=1)
+    check(net, run_sets(net, 44, (1, 4)))
+
+
+def test_concat_int8_needs_shared_quantization():
+    """The reference's int8 kernel cannot rescale; the engine refuses that model too, saying why."""
+    net = Net()
+    a = net.input([1, 2], "int8", 0.1, 0)
+    b = net.input([1, 2], "int8", 0.2, 0)
+    out = net.tensor([1, 4], "int8", 0.1, 0)
+    net.op("CONCATENATION", [a, b], [out], "concat", axis=1)
+    with pytest.raises(engine.UnsupportedError, match="scale and zero point"):
+        engine.load(net.build())

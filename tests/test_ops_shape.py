@@ -1,0 +1,160 @@
+"""RESHAPE, SQUEEZE, SHAPE, STRIDED_SLICE and PACK against TFLite's reference kernels, bit for bit,
+including the Keras pattern SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE that the engine folds at plan time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from tests.oracle import reference_run_many
+from tests.test_ops_elementwise import Net, check, run_sets
+
+pytestmark = pytest.mark.usefixtures("litert")
+
+
+def check_batch_by_samples(net: Net, seed: int, batch: int) -> None:
+    """Batch N on the engine equals the reference run on each sample alone, concatenated.
+
+    For models whose constant shapes carry batch 1 (LiteRT cannot resize them; the engine scales
+    the leading dimension instead)."""
+    model = net.build()
+    rng = np.random.default_rng(seed)
+    xs = net.random_inputs(rng, batch)
+    refs = reference_run_many(model, [[x[b : b + 1] for x in xs] for b in range(batch)])
+    got = engine.load(model).run(xs if len(xs) > 1 else xs[0])
+    for k, (label, g) in enumerate(zip(net.labels, got)):
+        want = np.concatenate([r["outputs"][k] for r in refs])
+        assert g.shape == want.shape, f"{label}: batch {batch} shape {g.shape} != {want.shape}"
+        assert np.array_equal(g, want), label
+
+
+def reshape_net() -> Net:
+    net = Net()
+    cases = [  # (input shape, shape tensor or None for the options-only form, output shape, dtype)
+        ([1, 19, 19, 12], [1, 1083, 1, 4], [1, 1083, 1, 4], "uint8"),  # SSD box predictor
+        ([1, 19, 19, 12], [1, 1083, 4], [1, 1083, 4], "uint8"),
+        ([1, 1960], [-1, 49, 40, 1], [1, 49, 40, 1], "int8"),  # micro_speech
+        ([1, 1, 1, 2], [1, 2], [1, 2], "int8"),  # person_detect
+        ([1, 3, 3, 4], [1, -1], [1, 36], "int8"),
+        ([1, 3, 3, 4], [-1, 36], [1, 36], "int8"),
+        ([1, 6, 4], None, [1, 4, 6], "uint8"),  # new_shape from the options only
+        ([1, 2, 3], [1, 2, 3, 1, 1], [1, 2, 3, 1, 1], "int32"),
+    ]
+    for k, (ishape, new, oshape, dtype) in enumerate(cases):
+        q = (0.05, 7) if dtype != "int32" else (None, None)
+        x = net.input(ishape, dtype, *q)
+        y = net.tensor(oshape, dtype, *q)
+        ins = [x] if new is None else [x, net.const(np.int32(new), "int32")]
+        net.op("RESHAPE", ins, [y], f"RESHAPE {ishape} -> {new or oshape}", new_shape=new or oshape)
+    return net
+
+
+def test_reshape():
+    net = reshape_net()
+    check(net, run_sets(net, 1, (1, 1)))
+
+
+def test_reshape_batch_scales_the_leading_dimension():
+    check_batch_by_samples(reshape_net(), 2, 3)
+
+
+def test_reshape_ssd_shapes_at_batch_8():
+    net = reshape_net()
+    m = engine.load(net.build())
+    x = np.zeros((8, 19, 19, 12), np.uint8)
+    others = net.random_inputs(np.random.default_rng(0), 8)[1:]
+    out = m.run([x, *others])
+    assert out[0].shape == (8, 1083, 1, 4) and out[1].shape == (8, 1083, 4)
+    assert out[2].shape == (8, 49, 40, 1) and out[4].shape == (8, 36) and out[5].shape == (8, 36)
+
+
+def test_squeeze():
+    net = Net()
+    for dims, ishape, oshape in (
+        ([1, 3], [1, 1, 5, 1, 3], [1, 5, 3]),
+        ([-2], [1, 4, 1, 2], [1, 4, 2]),
+        ([2], [1, 3, 1], [1, 3]),
+    ):
+        x = net.input(ishape, "int8", 0.1, -3)
+        y = net.tensor(oshape, "int8", 0.1, -3)
+        net.op("SQUEEZE", [x], [y], f"SQUEEZE {ishape} {dims}", squeeze_dims=dims)
+    check(net, run_sets(net, 3, (1, 4)))
+    # no dims listed: every size-1 dimension of the runtime shape, the batch too at batch 1
+    net = Net()
+    x = net.input([1, 2, 1, 3], "uint8", 0.1, 3)
+    y = net.tensor([2, 3], "uint8", 0.1, 3)
+    net.op("SQUEEZE", [x], [y], "SQUEEZE all")
+    check(net, run_sets(net, 4, (1, 3)))
+
+
+def keras_flatten_net(dtype: str = "int8") -> Net:
+    """x -> SHAPE -> STRIDED_SLICE [0:1] (shrink) -> PACK [n, 24] -> RESHAPE: Keras' Flatten."""
+    net = Net()
+    x = net.input([1, 3, 4, 2], dtype, 0.1, 1)
+    shape = net.tensor([4], "int32")
+    net.op("SHAPE", [x], [shape], "shape", out_type="INT32")
+    n = net.tensor([], "int32")
+    one = np.int32([1])
+    net.op("STRIDED_SLICE", [shape, net.const(np.int32([0]), "int32"), net.const(one, "int32"),
+                             net.const(one, "int32")], [n], "n", shrink_axis_mask=1)
+    packed = net.tensor([2], "int32")
+    net.op("PACK", [n, net.const(np.int32(24), "int32")], [packed], "packed", values_count=2, axis=0)
+    y = net.tensor([1, 24], dtype, 0.1, 1)
+    net.op("RESHAPE", [x, packed], [y], "flatten")
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_keras_shape_pattern_folds(dtype):
+    net = keras_flatten_net(dtype)
+    check(net, run_sets(net, 5, (1, 3)))
+    # the whole shape computation is folded at plan time: only RESHAPE runs
+    plan = engine.load(net.build()).plan(3)
+    assert [net.ops[s.op_index]["op"] for s in plan.steps] == ["RESHAPE"]
+    assert plan.shapes[net.outputs[-1]] == (3, 24)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_strided_slice_on_activations(dtype):
+    net = Net()
+    full = 1 | 1 << 0  # begin/end mask bit 0: keep the whole batch
+    cases = [  # begin, end, strides, options, output shape (batch 1)
+        ([0, 1, 0, 0], [1, 3, 4, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1}, [1, 2, 4, 2]),
+        ([0, -1, 0, 0], [1, -4, 4, 2], [1, -1, 1, 1], {"begin_mask": full, "end_mask": full}, [1, 3, 4, 2]),
+        ([0, 0, 1, 0], [1, 4, 0, 2], [1, 2, 2, 1], {"begin_mask": 1, "end_mask": 5}, [1, 2, 2, 2]),
+        ([0, 2, 0, 1], [1, 3, 4, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1, "shrink_axis_mask": 10},
+         [1, 4]),
+        ([0, 0, -1, 0], [1, 4, 0, 2], [1, 1, -2, 1], {"begin_mask": 1, "end_mask": 1}, [1, 4, 2, 2]),
+        ([0, 10, 0, 0], [1, 20, 4, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1}, [1, 0, 4, 2]),
+        ([0, -100, 1, 0], [1, 100, 3, 2], [1, 3, 1, 1], {"begin_mask": 1, "end_mask": 1}, [1, 2, 2, 2]),
+        ([0, 1, 1, 0], [0, 2, 2, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1, "offset": True}, [1, 2, 2, 2]),
+    ]
+    for begin, end, strides, opts, oshape in cases:
+        x = net.input([1, 4, 4, 2], dtype, 0.1, 2)
+        y = net.tensor(oshape, dtype, 0.1, 2)
+        ins = [x] + [net.const(np.int32(v), "int32") for v in (begin, end, strides)]
+        net.op("STRIDED_SLICE", ins, [y], f"STRIDED_SLICE {begin} {end} {strides} {opts}", **opts)
+    check(net, run_sets(net, 6, (1, 3)))
+
+
+def test_strided_slice_refuses_ellipsis():
+    net = Net()
+    x = net.input([1, 4], "int8", 0.1, 0)
+    y = net.tensor([1, 4], "int8", 0.1, 0)
+    ins = [x] + [net.const(np.int32(v), "int32") for v in ([0], [1], [1])]
+    net.op("STRIDED_SLICE", ins, [y], "ellipsis", ellipsis_mask=1)
+    with pytest.raises(engine.UnsupportedError, match="ellipsis"):
+        engine.load(net.build())
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_pack_on_activations(dtype):
+    net = Net()
+    for axis, n in ((1, 2), (-1, 3), (3, 2), (2, 1)):
+        xs = [net.input([1, 3, 4], dtype, 0.1, 2) for _ in range(n)]
+        oshape = [1, 3, 4]
+        oshape.insert(axis % 4, n)
+        y = net.tensor(oshape, dtype, 0.1, 2)
+        net.op("PACK", xs, [y], f"PACK axis={axis} n={n}", axis=axis, values_count=n)
+    check(net, run_sets(net, 7, (1, 2)))
