@@ -127,7 +127,8 @@ def random_inputs(rng, nb: int, cols: int, box_dtype: str, cls_dtype: str, level
         boxes = rng.normal(0.0, 3.0, (1, nb, width)).astype(np.float32)
     else:
         boxes = rng.integers(0, 256, (1, nb, width), dtype=np.uint8)
-    codes = rng.integers(0, levels, (1, nb, cols)) * (255 // max(levels - 1, 1))
+    # skewed towards low scores so that a high score threshold leaves few candidates
+    codes = np.floor(rng.uniform(0, 1, (1, nb, cols)) ** 4 * levels) * (255 // max(levels - 1, 1))
     scores = codes.astype(np.uint8) if cls_dtype != "float32" else (codes / 256.0).astype(np.float32)
     return boxes, scores
 
@@ -216,19 +217,19 @@ CASES = [
     ("fast_more_classes_than_exist", "uint8", "uint8", 8, 5, 6, 4, {"max_classes_per_detection": 7}),
     ("fast_float", "float32", "float32", 256, 10, 11, 4, {}),
     ("fast_float_multiclass", "float32", "float32", 8, 12, 13, 4, {"max_classes_per_detection": 3}),
-    ("fast_padding", "uint8", "uint8", 256, 10, 11, 4, {"nms_score_threshold": 0.95, "max_detections": 20}),
+    ("fast_padding", "uint8", "uint8", 256, 10, 11, 4, {"nms_score_threshold": 0.97, "max_detections": 60}),
     (
         "regular_u8",
         "uint8",
         "uint8",
-        16,
+        256,
         10,
         11,
         4,
         {"use_regular_nms": True, "detections_per_class": 3, "max_detections": 12},
     ),
     ("regular_ties", "uint8", "uint8", 2, 8, 9, 4, {"use_regular_nms": True, "detections_per_class": 5}),
-    ("regular_float", "float32", "float32", 32, 6, 7, 4, {"use_regular_nms": True}),
+    ("regular_float", "float32", "float32", 256, 6, 7, 4, {"use_regular_nms": True}),
     (
         "regular_multiclass_slots",
         "uint8",
@@ -247,7 +248,7 @@ CASES = [
         6,
         7,
         4,
-        {"use_regular_nms": True, "nms_score_threshold": 0.97, "max_detections": 30},
+        {"use_regular_nms": True, "nms_score_threshold": 0.97, "max_detections": 60},
     ),
     ("mixed_no_background", "uint8", "float32", 8, 7, 7, 6, {"max_classes_per_detection": 2}),
     ("mixed_regular_no_background", "float32", "uint8", 8, 7, 7, 6, {"use_regular_nms": True}),
@@ -315,6 +316,31 @@ def test_anchors_as_runtime_input(dtype):
         bad[5, 3] = -1.0
         with pytest.raises(InputError, match="negative"):
             engine_outputs(g, runs[0][0], runs[0][1], bad)
+
+
+@pytest.mark.parametrize("regular", [False, True])
+def test_iou_exactly_at_threshold(regular):
+    """Zero encodings decode to the anchors themselves; these pairs overlap with IoU exactly 0.5 (kept:
+    suppression needs IoU > threshold) or just above it (suppressed)."""
+    anchors = np.float32(
+        [  # (ycenter, xcenter, h, w)
+            [0.5, 0.5, 1.0, 1.0],
+            [0.5, 0.25, 1.0, 0.5],  # IoU with the first: 0.5
+            [0.5, 0.75, 1.0, 0.5],  # 0.5 with the first, 0 with the second
+            [0.5, 0.2578125, 1.0, 0.515625],  # IoU with the second: just above 0.5
+            [2.0, 2.0, 0.5, 0.5],
+            [2.0, 2.0, 0.5, 0.5],  # identical to the previous: IoU 1
+        ]
+    )
+    nb = len(anchors)
+    opts = dict(BASE, num_classes=2, nms_iou_threshold=0.5, nms_score_threshold=0.0, use_regular_nms=regular)
+    model = one_op_model(nb, 3, "float32", "float32", anchors, opts)
+    boxes = np.zeros((1, nb, 4), np.float32)
+    scores = np.float32(
+        [[[0, 0.5, 0.5], [0, 0.5, 0.5], [0, 0.4, 0.5], [0, 0.5, 0.1], [0, 0.3, 0.3], [0, 0.3, 0.3]]]
+    )
+    (ref,) = reference_run_many(model, [(boxes, scores)])
+    assert_same(ref["outputs"], engine_outputs(import_tflite(model), boxes, scores), opts)
 
 
 def test_int8_same_as_uint8():

@@ -245,26 +245,23 @@ def _fast_nms(
     out_scores,
     out_num,
 ):
-    """NonMaxSuppressionMultiClassFastHelper per image: NMS on each anchor's best class score."""
+    """NonMaxSuppressionMultiClassFastHelper per image: NMS on each anchor's best class score.
+
+    The reference orders every anchor's classes first; only the picked anchors' orders reach the
+    output, and an anchor's NMS score is its maximum whatever the order, so only those are sorted.
+    """
     batch, num_boxes = scores.shape[0], scores.shape[1]
     for b in prange(batch):
-        class_idx = np.empty((num_boxes, categories), np.int64)
+        best_class = np.empty(num_boxes, np.int64)
         max_scores = np.empty(num_boxes, np.float32)
-        work = np.empty(num_classes, np.int64)
         for row in range(num_boxes):
             row_scores = scores[b, row, label_offset : label_offset + num_classes]
-            if categories == 1:
-                best = 0  # optimized_ops::ArgMaxVector: the first maximum
-                for c in range(1, num_classes):
-                    if row_scores[c] > row_scores[best]:
-                        best = c
-                class_idx[row, 0] = best
-            else:
-                for c in range(num_classes):
-                    work[c] = c
-                _partial_sort_desc(row_scores, work, categories)
-                class_idx[row, :] = work[:categories]
-            max_scores[row] = row_scores[class_idx[row, 0]]
+            best = 0  # optimized_ops::ArgMaxVector: the first maximum
+            for c in range(1, num_classes):
+                if row_scores[c] > row_scores[best]:
+                    best = c
+            best_class[row] = best
+            max_scores[row] = row_scores[best]
         selected = np.empty(max(max_detections, 1), np.int64)
         count = _nms_single_class(
             max_scores, boxes[b], score_threshold, iou_threshold, max_detections, selected
@@ -272,11 +269,18 @@ def _fast_nms(
         out_boxes[b] = 0.0
         out_classes[b] = 0.0
         out_scores[b] = 0.0
+        order = np.empty(num_classes, np.int64)
         for k in range(count):
             a = selected[k]
+            if categories == 1:
+                order[0] = best_class[a]
+            else:
+                for c in range(num_classes):
+                    order[c] = c
+                _partial_sort_desc(scores[b, a, label_offset : label_offset + num_classes], order, categories)
             for col in range(categories):
                 slot = max_classes * k + col
-                c = class_idx[a, col]
+                c = order[col]
                 out_boxes[b, slot, :] = boxes[b, a, :]
                 out_classes[b, slot] = c
                 out_scores[b, slot] = scores[b, a, label_offset + c]
