@@ -104,8 +104,8 @@ def all_bytes(dtype: str, shape) -> np.ndarray:
 
 # --- ADD / SUB / MUL -------------------------------------------------------------------------------------
 
-# scale triples where a float (MUL) or double (ADD) real multiplier, computed the other way, changes
-# some output: they pin down which computation the reference uses
+# scale triples where the real multipliers computed the other way (double for MUL, float for ADD and
+# SUB) change some output: they pin down which computation the reference uses
 PINNED = {
     "MUL": [
         ("int8", [0.003424284514039755, 0.003738782135769725, 0.00038108485750854015], [-52, 121, 112]),
@@ -117,7 +117,11 @@ PINNED = {
         ("int8", [0.9687874913215637, 0.0032152864150702953, 0.3393542468547821], [-69, -104, 70]),
         ("int8", [0.0037662817630916834, 0.02576412260532379, 0.5486930012702942], [-18, -117, 22]),
     ],
-    "SUB": [],
+    "SUB": [
+        ("uint8", [0.0024218305479735136, 0.001114663085900247, 0.003942409064620733], [234, 215, 105]),
+        ("int8", [0.06230982765555382, 0.11627759784460068, 0.006393785588443279], [-90, -105, -26]),
+        ("int8", [0.0019725540187209845, 0.06164738908410072, 0.0021375888027250767], [-42, 4, -64]),
+    ],
 }
 
 
@@ -197,12 +201,12 @@ def test_binary_broadcast(op, dtype):
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
 def test_mean(dtype):
-    """Axis sets (spatial [1,2] both orders, single, negative, duplicates, all but batch), keep_dims,
-    output quantization equal to or different from the input's; window sizes up to 64x65."""
+    """Axis sets (spatial [1,2] both orders, single, negative, duplicates, all but batch, not adjacent),
+    keep_dims, output quantization equal to or different from the input's; windows up to 64x65."""
     rng = np.random.default_rng(20)
     net = Net()
     shape = [1, 7, 5, 6]
-    for axes in ([1, 2], [2, 1], [1], [3], [-1], [1, 2, 3], [-3, -2], [2, 2]):
+    for axes in ([1, 2], [2, 1], [1], [3], [-1], [1, 2, 3], [-3, -2], [2, 2], [1, 3], [3, -3]):
         for keep in (True, False):
             for same in (True, False):
                 s_in, z_in = qparams(rng, dtype, -2, -1)
@@ -224,13 +228,11 @@ def test_mean(dtype):
 
 def test_mean_over_batch():
     """Axis 0 reduces across the batch: batch 1 only (a batch > 1 would change the model's meaning)."""
-    rng = np.random.default_rng(22)
     net = Net()
     x = net.input([1, 3, 4], "int8", 0.1, 5)
     y = net.tensor([3, 4], "int8", 0.07, -3)
     net.op("MEAN", [x, net.const(np.int32([0]), "int32")], [y], "MEAN axis 0")
     check(net, run_sets(net, 23, (1, 1)))
-    del rng
 
 
 # --- PAD / PADV2 -----------------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
             x0 = ox * sw - pw
             xs = max(0, -x0)
             xe = min(fw, w - x0)
-            count = np.int32((ye - ys) * (xe - xs))
+            count = (ye - ys) * (xe - xs)
             half = count // 2
+            # integer division through a double reciprocal (off by at most one, then fixed)
+            inv = 1.0 / count
             acc[:] = 0
             for ky in range(ys, ye):
                 for kx in range(xs, xe):
@@ -40,10 +42,11 @@ def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
                         acc[ch] += np.int32(row[ch])
             for ch in range(c):
                 a = acc[ch]
-                if a > 0:
-                    v = (a + half) // count
-                else:
-                    v = -((half - a) // count)  # C division truncates toward zero
+                p = a + half if a > 0 else half - a
+                q = np.int32(np.float64(p) * inv)
+                q += (q + 1) * count <= p
+                q -= q * count > p
+                v = q if a > 0 else -q  # C division truncates toward zero
                 out[b, oy, ox, ch] = min(max(v, act_min), act_max)
 
 

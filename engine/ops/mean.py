@@ -18,6 +18,20 @@ from .common import Prepared, Shape, fail, per_tensor, require, require_types, t
 
 
 @njit(parallel=True, cache=True)
+def _mean_block(x, out, offset, m, shift, zp_out, lo, hi):
+    """x viewed as (outer, reduced, inner), axes contiguous: sum the middle axis, then requantize."""
+    n_outer, n_red, n_inner = x.shape
+    for o in prange(n_outer):
+        acc = np.zeros(n_inner, np.int32)  # int32 like the reference's temp_sum
+        for r in range(n_red):
+            for i in range(n_inner):
+                acc[i] += np.int32(x[o, r, i])
+        for i in range(n_inner):
+            v = multiply_by_quantized_multiplier(wrap_int32(np.int64(acc[i]) - offset), m, shift) + zp_out
+            out[o, i] = min(max(v, lo), hi)
+
+
+@njit(parallel=True, cache=True)
 def _finish(sums, out, offset, m, shift, zp_out, lo, hi):
     for i in prange(sums.size):
         r = multiply_by_quantized_multiplier(wrap_int32(np.int64(sums[i]) - offset), m, shift) + zp_out
@@ -76,10 +90,25 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     m, shift = mean_multiplier(s_in, s_out, n)
     offset = zp_in * n
     reduce_axes = tuple(axes)
+    lo, hi = int(info.min), int(info.max)
+    first, last = min(axes), max(axes)
+    if last - first + 1 == len(axes):  # one contiguous block of axes (the spatial [1, 2] case)
+        block = (
+            int(np.prod(in_shape[:first], dtype=np.int64)),
+            n,
+            int(np.prod(in_shape[last + 1 :], dtype=np.int64)),
+        )
+
+        def run_block(inputs: list, outputs: list) -> None:
+            _mean_block(
+                inputs[0].reshape(block), outputs[0].reshape(block[0], block[2]), offset, m, shift, zp_out, lo, hi
+            )
+
+        return Prepared([out_shape], run_block)
     sums = np.empty(tuple(1 if d in axes else s for d, s in enumerate(in_shape)), np.int32)
 
     def run(inputs: list, outputs: list) -> None:
         np.sum(inputs[0], axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
-        _finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, int(info.min), int(info.max))
+        _finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
 
     return Prepared([out_shape], run)

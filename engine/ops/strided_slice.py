@@ -27,6 +27,9 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
     end_mask = int(o.get("end_mask", 0) or 0)
     shrink = int(o.get("shrink_axis_mask", 0) or 0)
     offset = bool(o.get("offset", False))
+    if offset and (begin_mask or end_mask):
+        # LiteRT's reference crashes (SIGSEGV) on this combination: nothing to match
+        raise fail(op, "the offset option together with begin_mask/end_mask is not supported")
     index: list = []
     out_shape: list[int] = []
     for d in range(rank):
