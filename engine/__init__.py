@@ -1,6 +1,7 @@
 """Bit-exact inference for quantized TFLite models on the CPU, with Numba kernels."""
 
 from .errors import EngineError, FetchError, ImageError, InputError, ModelFormatError, UnsupportedError
+from .interpreter import Interpreter
 from .model import Model, TensorInfo, load
 
 __all__ = [
@@ -8,6 +9,7 @@ __all__ = [
     "FetchError",
     "ImageError",
     "InputError",
+    "Interpreter",
     "Model",
     "ModelFormatError",
     "TensorInfo",

@@ -19,8 +19,8 @@ class UnsupportedError(EngineError):
     exit_code = 3
 
 
-class InputError(EngineError):
-    """An input passed to run() has the wrong shape, dtype or values."""
+class InputError(EngineError, ValueError):
+    """An input passed to run() has the wrong shape, dtype or values (a ValueError, as in LiteRT)."""
 
     exit_code = 4
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EngineError, ImageError, InputError, UnsupportedError
+from .errors import EngineError, InputError
 from .fixedpoint import (
     multiply_by_quantized_multiplier,
+    round_half_away,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
     wrap_int32,
@@ -41,18 +42,16 @@ CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 # ---- model resolution ----------------------------------------------------------------------------
-def resolve_model(spec: str) -> tuple[Model, Path | None]:
-    """A path to .tflite/.npz, or a registry name when engine.registry provides one."""
-    path = Path(spec)
-    if path.exists() or path.suffix in (".tflite", ".npz") or importlib.util.find_spec("engine.registry") is None:
-        return load(path), path
-    from . import registry  # optional module: name -> local path (downloaded or mirrored)
+def resolve_model(spec: str) -> tuple[Model, Path, dict | None]:
+    """(model, its file, the registry's preprocess spec) for a .tflite/.npz path or a registry name."""
+    if spec.lower().endswith((".tflite", ".npz")) or "/" in spec or os.sep in spec or Path(spec).is_file():
+        return load(spec), Path(spec), None
+    from . import registry
 
-    for fn in ("path", "get_path", "fetch", "resolve"):
-        if hasattr(registry, fn):
-            p = Path(getattr(registry, fn)(spec))
-            return load(p), p
-    return load(path), path
+    reg = registry.Registry.load()
+    entry = reg.model(spec)
+    path = registry.Cache(registry=reg).path(entry.file)  # cache, mirror, then download (sha256 checked)
+    return load(path), path, entry.preprocess
 
 
 # ---- layer listing -------------------------------------------------------------------------------
@@ -163,7 +162,10 @@ def _fmt_tensor(t: dict) -> str:
         s, z = t["scale"], t["zero_point"]
         if isinstance(s, dict):
             q = f"  per-channel x{s['count']} (axis {t['quantized_dimension']}) scale [{s['min']:.6g} .. {s['max']:.6g}]"
-            q += f" zp {z if not isinstance(z, dict) else f'[{z['min']} .. {z['max']}]'}"
+            zp = str(z)
+            if isinstance(z, dict):
+                zp = str(z["min"]) if z["min"] == z["max"] else f"[{z['min']} .. {z['max']}]"
+            q += f" zp {zp}"
         else:
             q = f"  scale {s:.6g} zp {z}"
     const = " const" if t["const"] else ""
@@ -224,46 +226,31 @@ def format_listing(model: Model, rows: list[dict]) -> str:
 
 
 # ---- inputs --------------------------------------------------------------------------------------
-def _load_image(path: Path, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    try:
-        from . import preprocess  # the end-to-end preprocessing, when the package provides it
-    except ImportError:
-        preprocess = None
-    if preprocess is not None and hasattr(preprocess, "load_image"):
-        try:
-            x = np.asarray(preprocess.load_image(path, shape[1:3] if len(shape) == 4 else shape))
-            if x.dtype == dtype and x.size == int(np.prod(shape)):
-                return x.reshape(shape)
-        except TypeError:
-            pass  # a different signature: use the plain path below
-    from PIL import Image, UnidentifiedImageError
+def _load_image(model: Model, path: str, spec: dict | None, resize: str | None) -> np.ndarray:
+    """The package's image pipeline (engine.preprocess) with the registry's spec (default: raw pixels)."""
+    from .preprocess import preprocess
 
-    if len(shape) != 4 or shape[3] not in (1, 3):
-        raise InputError(f"--image needs an input of shape [1, H, W, 1 or 3], the model's is {list(shape)}")
-    try:
-        img = Image.open(path)
-        img = img.convert("L" if shape[3] == 1 else "RGB").resize((shape[2], shape[1]), Image.NEAREST)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (OSError, UnidentifiedImageError) as e:
-        raise ImageError(f"{path}: cannot read image ({e})") from None
-    px = np.asarray(img, np.uint8).reshape(shape)
-    if dtype == np.uint8:
-        return px
-    if dtype == np.int8:
-        return (px.astype(np.int16) - 128).astype(np.int8)
-    return (px / 255.0).astype(dtype)
+    spec = dict(spec or {})
+    if resize:
+        spec["resize"] = resize
+    return preprocess(path, model.inputs[0], spec)
 
 
-def make_inputs(model: Model, image: str | None = None, npy: str | None = None, seed: int | None = None):
+def make_inputs(
+    model: Model,
+    image: str | None = None,
+    npy: str | None = None,
+    seed: int | None = None,
+    resize: str | None = None,
+    spec: dict | None = None,
+) -> list[np.ndarray]:
     """One array per model input: from an image, a .npy file (single input) or random (seeded)."""
     g = model.graph
     specs = [(g.tensors[i], (max(g.tensors[i].shape[0], 1), *g.tensors[i].shape[1:])) for i in g.inputs]
     if image is not None:
         if len(specs) != 1:
             raise InputError("--image needs a model with exactly one input")
-        t, shape = specs[0]
-        return [_load_image(Path(image), shape, t.np_dtype)]
+        return [_load_image(model, image, spec, resize)]
     if npy is not None:
         try:
             a = np.load(npy, allow_pickle=False)
@@ -291,3 +278,531 @@ def make_inputs(model: Model, image: str | None = None, npy: str | None = None, 
     return out
 
 
+def run_all(model: Model, inputs: list[np.ndarray]) -> Interpreter:
+    """An engine Interpreter holding every tensor of one run on `inputs` (keep_all plan)."""
+    it = Interpreter.from_model(model, experimental_preserve_all_tensors=True)
+    for d, x in zip(it.get_input_details(), inputs):
+        if tuple(d["shape"]) != x.shape:
+            it.resize_tensor_input(d["index"], list(x.shape))
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return it
+
+
+# ---- one element, step by step -------------------------------------------------------------------
+def _i32(v: int) -> int:
+    return ((v + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+def _check_element(op: Op, t: Tensor, shape: tuple, element: tuple[int, ...]) -> tuple[int, ...]:
+    if len(element) != len(shape) or any(not 0 <= e < d for e, d in zip(element, shape)):
+        raise InputError(
+            f"--element {','.join(map(str, element))}: {op.where()} output '{t.name}' has shape {list(shape)}"
+        )
+    return tuple(int(e) for e in element)
+
+
+def _conv_terms(
+    op: Op, x: np.ndarray, w: np.ndarray, out_shape: tuple, element: tuple
+) -> tuple[int, list, dict]:
+    """(output channel, terms [(label, x or None for padding, w)], receptive-field description)."""
+    o = op.options
+    if op.type == "FULLY_CONNECTED":
+        units, depth = w.shape
+        rows = x.size // depth
+        flat = int(np.ravel_multi_index(element, out_shape))
+        r, u = divmod(flat, units)
+        x2 = x.reshape(rows, depth)
+        terms = [((d,), int(x2[r, d]), int(w[u, d])) for d in range(depth)]
+        field = {
+            "text": f"input row {r} (of the input viewed as [{rows}, {depth}]), all {depth} values",
+            "row": r,
+        }
+        return u, terms, field
+    b, oy, ox, oc = element
+    _, h, wd, c = x.shape
+    kh, kw = (w.shape[1], w.shape[2])
+    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
+    top = conv_padding(h, kh, sh, dh, out_shape[1])
+    left = conv_padding(wd, kw, sw, dw, out_shape[2])
+    y0, x0 = oy * sh - top, ox * sw - left
+    if op.type == "CONV_2D":
+        channels = range(c)
+    else:
+        dm = w.shape[3] // c
+        channels = [oc // dm]
+    terms = []
+    padded = 0
+    for ky in range(kh):
+        for kx in range(kw):
+            iy, ix = y0 + ky * dh, x0 + kx * dw
+            inside = 0 <= iy < h and 0 <= ix < wd
+            padded += not inside
+            for ci in channels:
+                wv = int(w[oc, ky, kx, ci]) if op.type == "CONV_2D" else int(w[0, ky, kx, oc])
+                terms.append(((ky, kx, iy, ix, ci), int(x[b, iy, ix, ci]) if inside else None, wv))
+    chan = f"channels 0..{c - 1}" if op.type == "CONV_2D" else f"channel {channels[0]}"
+    text = (
+        f"input rows {y0}..{y0 + (kh - 1) * dh}, cols {x0}..{x0 + (kw - 1) * dw} (step {dh}x{dw}), {chan}, batch {b};"
+        f" stride {sh}x{sw}, padding {o.get('padding', 'SAME')} (top {top}, left {left});"
+        f" {padded} of {kh * kw} window positions fall in the padding and contribute 0"
+    )
+    return oc, terms, {"text": text, "rows": [y0, y0 + (kh - 1) * dh], "cols": [x0, x0 + (kw - 1) * dw]}
+
+
+def _activation_float(act: str, v: float) -> float:
+    if act == "RELU":
+        return max(v, 0.0)
+    if act == "RELU6":
+        return min(max(v, 0.0), 6.0)
+    if act == "RELU_N1_TO_1":
+        return min(max(v, -1.0), 1.0)
+    return v
+
+
+def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, max_terms: int) -> dict:
+    inp, filt, out_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    s_in, zx = per_tensor(op, inp)
+    s_out, zo = per_tensor(op, out_t)
+    channels = out_channels(op, g)
+    zw_all = filter_zero_points(op, filt, channels)
+    bias_all = bias_vector(op, bias_t, ins[2] if bias_t is not None else None, channels)
+    m0_all, shift_all = conv_multipliers(op, inp, filt, out_t, channels)
+    lo, hi = fused_activation(op, out_t)
+    act = op.options.get("fused_activation_function", "NONE")
+
+    o, terms, field = _conv_terms(op, ins[0], ins[1], out.shape, element)
+    zw = int(zw_all[o])
+    s_w = float(filt.scale[o if filt.scale.size > 1 else 0])
+    products = [0 if xv is None else (xv - zx) * (wv - zw) for _, xv, wv in terms]
+    acc_exact = sum(products)
+    acc = _i32(acc_exact)
+    bias = int(bias_all[o])
+    acc_b = _i32(acc + bias)
+    m0, shift = int(m0_all[o]), int(shift_all[o])
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = int(wrap_int32(np.int64(acc_b) << np.int64(left)))
+    high = int(saturating_rounding_doubling_high_mul(np.int64(shifted), np.int64(m0)))
+    scaled = int(rounding_divide_by_pot(np.int64(high), np.int64(right)))
+    assert scaled == int(multiply_by_quantized_multiplier(np.int64(acc_b), np.int64(m0), np.int64(shift)))
+    with_zp = scaled + zo
+    final = min(max(with_zp, lo), hi)
+    engine_value = int(out[element])
+
+    real_m = s_in * s_w / s_out
+    s_bias = (
+        float(bias_t.scale[o if bias_t.scale.size > 1 else 0])
+        if bias_t is not None and bias_t.quantized
+        else s_in * s_w
+    )
+    xf = np.array([0.0 if xv is None else (xv - zx) * s_in for _, xv, _ in terms])
+    wf = np.array([(wv - zw) * s_w for _, _, wv in terms])
+    float_sum = float(xf @ wf) + bias * s_bias
+    float_act = _activation_float(act, float_sum)
+    float_q = min(max(round_half_away(float_act / s_out) + zo, lo), hi)
+
+    lines = []
+    w_ = lines.append
+    w_(
+        f"layer [{op.index}] {op.type}  output #{op.outputs[0]} '{out_t.name}' {out_t.dtype}{list(out.shape)},"
+        f" element {element}  (output channel {o})"
+    )
+    w_(
+        f"  input   #{op.inputs[0]} '{inp.name}' {inp.dtype}{list(ins[0].shape)}  scale s_in = {s_in:.9g}, zero point zx = {zx}"
+    )
+    w_(
+        f"  weights #{op.inputs[1]} '{filt.name}' {filt.dtype}{list(ins[1].shape)}  channel {o}: scale s_w = {s_w:.9g},"
+        f" zero point zw = {zw}"
+    )
+    if bias_t is not None:
+        w_(
+            f"  bias    #{op.inputs[2]} '{bias_t.name}' int32  channel {o}: {bias} (scale {s_bias:.9g} = s_in*s_w)"
+        )
+    w_(
+        f"  output  scale s_out = {s_out:.9g}, zero point zo = {zo}; fused activation {act} -> clamp [{lo}, {hi}]"
+    )
+    w_(f"receptive field: {field['text']}")
+    w_("")
+    nz = sum(1 for p in products if p != 0)
+    w_(f"terms (x - zx) * (w - zw): {len(terms)} terms, {nz} nonzero")
+    if op.type == "CONV_2D" and len(terms) > max_terms:
+        by_pos: dict = {}
+        for (label, xv, _), p in zip(terms, products):
+            key = label[:4]
+            by_pos[key] = by_pos.get(key, 0) + p
+        w_("  per window position: (ky, kx) -> input (iy, ix): partial sum over channels")
+        for (ky, kx, iy, ix), ps in by_pos.items():
+            w_(f"    ({ky}, {kx}) -> ({iy:>3}, {ix:>3}): {ps:>10}")
+    shown = list(range(len(terms)))
+    if len(terms) > max_terms:
+        shown = sorted(sorted(shown, key=lambda k: -abs(products[k]))[:max_terms])
+        w_(f"  the {max_terms} largest |terms| (--max-terms to show more):")
+    at = "input (d)" if op.type == "FULLY_CONNECTED" else "input (iy, ix, c)"
+    w_(f"    {at:<24} {'x':>5} {'x-zx':>6} {'w':>5} {'w-zw':>6} {'product':>9}")
+    for k in shown:
+        label, xv, wv = terms[k]
+        where = "(" + ", ".join(map(str, label[2:] if op.type != "FULLY_CONNECTED" else label)) + ")"
+        xs = "pad" if xv is None else str(xv)
+        xz = "0" if xv is None else str(xv - zx)
+        w_(f"    {where:<24} {xs:>5} {xz:>6} {wv:>5} {wv - zw:>6} {products[k]:>9}")
+    if len(shown) < len(terms):
+        rest = sum(products[k] for k in range(len(terms)) if k not in set(shown))
+        w_(f"    ... {len(terms) - len(shown)} more terms summing to {rest}")
+    w_("")
+
+    def step(label: str, value) -> None:
+        w_(f"  {label:<62} = {value}")
+
+    w_("integer computation (TFLite reference kernels):")
+    step("1. int32 accumulator acc = sum((x - zx)(w - zw))", acc)
+    if acc != acc_exact:
+        w_(f"     (the exact sum {acc_exact} does not fit in int32: wrapped)")
+    step(f"2. acc + bias = {acc} + {bias}", acc_b)
+    w_(f"  3. rescale by M = s_in*s_w/s_out = {real_m:.12g}, held as M0 * 2^(shift - 31):")
+    w_(
+        f"     M0 = {m0} (int32 in [2^30, 2^31)), shift = {shift}  (M0 * 2^(shift-31) = {m0 * 2.0 ** (shift - 31):.12g})"
+    )
+    step(f"   a. (acc + bias) << max(shift, 0) = << {left}, int32", shifted)
+    step("   b. SaturatingRoundingDoublingHighMul(a, M0) = round(a*M0 / 2^31)", high)
+    step(f"   c. RoundingDivideByPOT(b, {right}) = round(b / 2^{right}), ties away from 0", scaled)
+    w_(f"     (the exact (acc + bias) * M = {acc_b * real_m:.6f})")
+    step(f"4. + output zero point {zo}", with_zp)
+    step(f"5. clamp to [{lo}, {hi}] (fused activation {act})", final)
+    ok = final == engine_value
+    w_(
+        f"result {out_t.dtype}: {final}   engine (keep_all run): {engine_value}   {'equal' if ok else 'MISMATCH'}"
+    )
+    w_("")
+    w_(
+        f"float value it stands for: (q - zo) * s_out = ({final} - {zo}) * {s_out:.9g} = {(final - zo) * s_out:.9g}"
+    )
+    w_(
+        f"float recomputation from dequantized inputs, weights and bias: sum(x_f * w_f) + b_f = {float_sum:.9g}"
+    )
+    w_(
+        f"  after {act}: {float_act:.9g}; quantized directly: round({float_act:.6g} / s_out) + zo, clamped = {float_q}"
+        + ("" if float_q == final else f"  (the integer path gives {final}: fixed-point M and two roundings)")
+    )
+    return {
+        "layer": op.index,
+        "op": op.type,
+        "element": list(element),
+        "channel": o,
+        "terms": len(terms),
+        "acc": acc,
+        "bias": bias,
+        "acc_plus_bias": acc_b,
+        "M": real_m,
+        "M0": m0,
+        "shift": shift,
+        "shifted": shifted,
+        "high_mul": high,
+        "divided": scaled,
+        "plus_zero_point": with_zp,
+        "clamp": [lo, hi],
+        "final": final,
+        "engine": engine_value,
+        "equal": ok,
+        "float_value": (final - zo) * s_out,
+        "float_recomputed": float_act,
+        "float_quantized": float_q,
+        "text": "\n".join(lines),
+    }
+
+
+def _generic_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) -> dict:
+    out_t = g.tensors[op.outputs[0]]
+    lines = [f"layer [{op.index}] {op.type}  {_fmt_options(op.options)}".rstrip()]
+
+    def q(t: Tensor) -> str:
+        if t.scale.size == 1:
+            return f"scale {t.scale[0]:.9g} zp {t.zero_point[0]}"
+        return "per-channel" if t.scale.size else "not quantized"
+
+    def real(t: Tensor, v) -> str:
+        if t.scale.size == 1 and np.issubdtype(np.asarray(v).dtype, np.integer):
+            return f" (float {(int(v) - int(t.zero_point[0])) * float(t.scale[0]):.9g})"
+        return ""
+
+    for k, (i, a) in enumerate(zip(op.inputs, ins)):
+        if i < 0:
+            continue
+        t = g.tensors[i]
+        head = f"  input {k} #{i} '{t.name}' {t.dtype}{list(a.shape)} {q(t)}"
+        if a.shape == out.shape:
+            lines.append(f"{head}: at {element} = {a[element]}{real(t, a[element])}")
+        elif a.size == 1:
+            lines.append(f"{head}: {a.reshape(-1)[0]}{real(t, a.reshape(-1)[0])}")
+        elif a.size <= 16:
+            lines.append(f"{head}: {a.reshape(-1).tolist()}")
+        else:
+            lines.append(f"{head} (shape differs from the output's)")
+    v = out[element]
+    lines.append(
+        f"  output #{op.outputs[0]} '{out_t.name}' {out_t.dtype}{list(out.shape)} {q(out_t)}:"
+        f" at {element} = {v}{real(out_t, v)}"
+    )
+    return {
+        "layer": op.index,
+        "op": op.type,
+        "element": list(element),
+        "final": v.item(),
+        "engine": v.item(),
+        "equal": True,
+        "text": "\n".join(lines),
+    }
+
+
+def element_steps(
+    model: Model, layer: int, element: tuple[int, ...], inputs: list[np.ndarray], max_terms: int = 16
+) -> dict:
+    """The computation of one output element of one layer, as a dict (with 'text' for display)."""
+    g = model.graph
+    if not 0 <= layer < len(g.ops):
+        raise InputError(f"--layer {layer}: the model has layers 0..{len(g.ops) - 1}")
+    op = g.ops[layer]
+    it = run_all(model, inputs)
+    out = it.get_tensor(op.outputs[0])
+    element = _check_element(op, g.tensors[op.outputs[0]], out.shape, element)
+    ins = [it.get_tensor(i) if i >= 0 else None for i in op.inputs]
+    quantized = all(g.tensors[i].quantized for i in op.inputs[:2] + op.outputs[:1])
+    if op.type in CONV_LIKE and quantized and g.tensors[op.inputs[0]].dtype in ("int8", "uint8"):
+        return _conv_steps(op, g, ins, out, element, max_terms)
+    return _generic_steps(op, g, ins, out, element)
+
+
+# ---- LiteRT comparison ---------------------------------------------------------------------------
+# Runs in a child process: LiteRT's reference kernels can abort the whole process on some models.
+_LITERT_WORKER = r"""
+import json, sys
+import numpy as np
+d = sys.argv[1]
+job = json.load(open(d + "/job.json"))
+try:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=job["model"], num_threads=1,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)
+    details = it.get_input_details()
+    with np.load(d + "/inputs.npz") as z:
+        xs = [z["in%d" % k] for k in range(len(details))]
+    for det, x in zip(details, xs):
+        if tuple(det["shape"]) != x.shape:
+            it.resize_tensor_input(det["index"], list(x.shape), strict=False)
+    it.allocate_tensors()
+    for det, x in zip(details, xs):
+        it.set_tensor(det["index"], x)
+    it.invoke()
+    out = {}
+    for i in job["tensors"]:
+        try:
+            out["t%d" % i] = it.get_tensor(i)
+        except Exception:
+            pass
+    np.savez(d + "/result.npz", **out)
+except Exception as e:
+    open(d + "/error.txt", "w").write("%s: %s" % (type(e).__name__, e))
+    sys.exit(3)
+"""
+
+
+def litert_reference(model_path: Path, inputs: list[np.ndarray], tensors: list[int]) -> dict[int, np.ndarray]:
+    """Tensors (by index) of one run of LiteRT's reference kernels with every tensor preserved."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        raise EngineError("--compare-litert needs LiteRT: pip install ai-edge-litert")
+    if model_path is None or model_path.suffix == ".npz":
+        raise EngineError("--compare-litert needs a .tflite model (LiteRT cannot read the engine's .npz)")
+    with tempfile.TemporaryDirectory(prefix="inspect_litert_") as tmp:
+        d = Path(tmp)
+        np.savez(d / "inputs.npz", **{f"in{k}": x for k, x in enumerate(inputs)})
+        (d / "job.json").write_text(
+            json.dumps({"model": str(Path(model_path).resolve()), "tensors": tensors})
+        )
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", _LITERT_WORKER, str(d)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise EngineError("LiteRT reference run timed out") from None
+        if proc.returncode == 3 and (d / "error.txt").exists():
+            raise EngineError(f"LiteRT cannot run the model: {(d / 'error.txt').read_text()}")
+        if proc.returncode != 0:
+            how = f"exit status {proc.returncode}"
+            if proc.returncode < 0:
+                how = f"signal {signal.Signals(-proc.returncode).name}"
+            raise EngineError(f"the LiteRT reference interpreter died ({how})")
+        with np.load(d / "result.npz") as z:
+            return {int(k[1:]): z[k] for k in z.files}
+
+
+def compare_litert(model: Model, model_path: Path | None, inputs: list[np.ndarray]) -> dict:
+    """Every layer's output tensor: engine (keep_all) vs LiteRT BUILTIN_REF on the same input."""
+    g = model.graph
+    wanted = sorted({i for op in g.ops for i in op.outputs} | set(g.inputs))
+    ref = litert_reference(model_path, inputs, wanted)
+    it = run_all(model, inputs)
+    layers = []
+    first = None
+    for op in g.ops:
+        for i in op.outputs:
+            t = g.tensors[i]
+            mine = it.get_tensor(i)
+            row = {"layer": op.index, "op": op.type, "tensor": i, "name": t.name, "elements": int(mine.size)}
+            theirs = ref.get(i)
+            if theirs is None:
+                row["status"] = "missing"
+            elif theirs.shape != mine.shape or theirs.dtype != mine.dtype:
+                row["status"] = "differs"
+                row["detail"] = (
+                    f"LiteRT {theirs.dtype}{list(theirs.shape)} vs engine {mine.dtype}{list(mine.shape)}"
+                )
+            else:
+                diff = mine != theirs
+                n = int(np.count_nonzero(diff))
+                row["status"] = "equal" if n == 0 else "differs"
+                row["differing"] = n
+                if n:
+                    at = tuple(int(v) for v in np.argwhere(diff)[0])
+                    big = np.abs(mine.astype(np.float64) - theirs.astype(np.float64)).max()
+                    row["detail"] = (
+                        f"{n} of {mine.size} elements differ (max |diff| {big:g}); first at {at}:"
+                        f" engine {mine[at]}, LiteRT {theirs[at]}"
+                    )
+            if row["status"] == "differs" and first is None:
+                first = row
+            layers.append(row)
+    return {"layers": layers, "first_differing": first}
+
+
+def format_compare(result: dict) -> str:
+    lines = ["LiteRT reference kernels (BUILTIN_REF, preserve_all_tensors) vs engine, same input:"]
+    for r in result["layers"]:
+        status = {"equal": f"equal ({r['elements']} elements)", "missing": "not returned by LiteRT"}.get(
+            r["status"], "DIFFERS: " + r.get("detail", "")
+        )
+        lines.append(f"  [{r['layer']:>3}] {r['op']:<28} #{r['tensor']:<4} {status}  '{r['name']}'")
+    f = result["first_differing"]
+    if f is None:
+        n = sum(r["status"] == "equal" for r in result["layers"])
+        lines.append(
+            f"no layer differs: {n} of {len(result['layers'])} layer outputs compared, all bit-identical"
+        )
+    else:
+        lines.append(f"first differing layer: [{f['layer']}] {f['op']} (tensor #{f['tensor']} '{f['name']}')")
+    return "\n".join(lines)
+
+
+# ---- command line --------------------------------------------------------------------------------
+def _parse_element(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(" ", "").strip("()[]").split(","))
+    except ValueError:
+        raise InputError(f"--element {text!r}: expected comma-separated integers such as 0,5,7,3") from None
+
+
+def _json_default(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def run(args: argparse.Namespace, out=None) -> int:
+    out = out or sys.stdout
+    model, path, spec = resolve_model(args.model)
+    if args.element is not None and args.layer is None:
+        raise InputError("--element needs --layer N")
+    want_input = args.element is not None or args.compare_litert
+    inputs = (
+        make_inputs(model, args.image, args.input_npy, args.seed, args.resize, spec) if want_input else None
+    )
+    status = 0
+    if args.element is not None:
+        steps = element_steps(model, args.layer, _parse_element(args.element), inputs, args.max_terms)
+        if args.json:
+            print(
+                json.dumps({k: v for k, v in steps.items() if k != "text"}, default=_json_default), file=out
+            )
+        else:
+            print(steps["text"], file=out)
+        status = 0 if steps["equal"] else 1
+    elif not args.compare_litert:
+        rows = layer_rows(model)
+        if args.layer is not None:
+            if not 0 <= args.layer < len(rows):
+                raise InputError(f"--layer {args.layer}: the model has layers 0..{len(rows) - 1}")
+            rows_shown = [rows[args.layer]]
+        else:
+            rows_shown = rows
+        if args.json:
+            doc = {
+                "model": model.source,
+                "inputs": model.graph.inputs,
+                "outputs": model.graph.outputs,
+                "layers": rows_shown,
+                "total_macs": sum(r["macs"] for r in rows),
+            }
+            print(json.dumps(doc, default=_json_default), file=out)
+        else:
+            print(format_listing(model, rows_shown), file=out)
+    if args.compare_litert:
+        result = compare_litert(model, path, inputs)
+        if args.json:
+            print(json.dumps(result, default=_json_default), file=out)
+        else:
+            print(format_compare(result), file=out)
+        status = status or (1 if result["first_differing"] is not None else 0)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m engine.inspect",
+        description="List a quantized model's layers, or show one output element's integer computation.",
+    )
+    p.add_argument("model", help="a .tflite or .npz file (or a registry name)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--layer", type=int, help="layer (op) index")
+    p.add_argument(
+        "--element", help="output element of --layer, e.g. 0,5,7,3 (N,H,W,C) or 0,7 for FULLY_CONNECTED"
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--image", help="image file fed to the model (engine.preprocess: raw pixels, resized)")
+    src.add_argument("--input-npy", help=".npy file holding the input tensor")
+    src.add_argument("--seed", type=int, help="random input with this seed (the default input: seed 0)")
+    p.add_argument("--resize", help="resampling for --image: nearest, bilinear (default), bicubic, ...")
+    p.add_argument(
+        "--compare-litert",
+        action="store_true",
+        help="compare every layer with LiteRT's reference kernels on the same input",
+    )
+    p.add_argument("--max-terms", type=int, default=16, help="accumulator terms shown (the largest ones)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return 0
+    except EngineError as e:
+        msg = " ".join(str(e).split())
+        print(f"error: {msg}", file=sys.stderr)
+        return e.exit_code or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

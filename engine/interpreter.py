@@ -42,7 +42,7 @@ def _shape_signatures(data: bytes | None) -> dict[int, tuple[int, ...]]:
             if not t.ShapeSignatureIsNone() and t.ShapeSignatureLength() > 0:
                 sigs[i] = tuple(int(d) for d in t.ShapeSignatureAsNumpy())
         return sigs
-    except Exception:  # the engine's importer has already validated the file; signatures are cosmetic
+    except Exception:  # noqa: BLE001 - the importer validated the file; signatures are cosmetic
         return {}
 
 
@@ -76,7 +76,10 @@ class Interpreter:
     def from_model(
         cls, model: Model, num_threads: int | None = None, experimental_preserve_all_tensors: bool = False
     ) -> Interpreter:
-        """An Interpreter on an already loaded engine Model (no second load or validation)."""
+        """An Interpreter on an already loaded Model (no second load).
+
+        Interpreters sharing a Model share its plan buffers: use one at a time.
+        """
         it = cls.__new__(cls)
         it._setup(model, {}, num_threads, experimental_preserve_all_tensors)
         return it
@@ -95,20 +98,22 @@ class Interpreter:
         self._input_shapes = {i: (max(g.tensors[i].shape[0], 1), *g.tensors[i].shape[1:]) for i in g.inputs}
         self._plan: Plan | None = None
         self._inputs: dict[int, np.ndarray] = {}
-        self._arrays: dict[int, np.ndarray] = {}
 
     # ---- allocation and resizing -------------------------------------------------------------
     def allocate_tensors(self) -> None:
         batches = {s[0] for s in self._input_shapes.values()}
         if len(batches) > 1:
-            raise InputError(f"inputs resized to different batch sizes {sorted(batches)}; the engine needs one")
+            raise InputError(
+                f"inputs resized to different batch sizes {sorted(batches)}; the engine needs one"
+            )
         batch = batches.pop() if batches else 1
         if self._plan is not None and self._plan.batch == batch:
             return
         self._plan = self._model.plan(batch, keep_all=self._preserve_all)
         # inputs live in buffers of their own, so tensor(i)() can write into them as in LiteRT
-        self._inputs = {i: np.zeros(self._input_shapes[i], self._graph.tensors[i].np_dtype) for i in self._graph.inputs}
-        self._arrays = {}
+        self._inputs = {
+            i: np.zeros(self._input_shapes[i], self._graph.tensors[i].np_dtype) for i in self._graph.inputs
+        }
 
     def resize_tensor_input(self, input_index: int, tensor_size, strict: bool = False) -> None:
         g = self._graph
@@ -191,7 +196,9 @@ class Interpreter:
         self._require_allocated("set_tensor")
         t = self._graph.tensors[i]
         if i not in self._inputs:
-            raise InputError(f"set_tensor: {t.describe()} is not an input of the model (inputs: {self._graph.inputs})")
+            raise InputError(
+                f"set_tensor: {t.describe()} is not an input of the model (inputs: {self._graph.inputs})"
+            )
         value = np.asarray(value)
         buf = self._inputs[i]
         if value.dtype != buf.dtype:
@@ -211,7 +218,7 @@ class Interpreter:
         if self._num_threads is not None:
             numba.set_num_threads(self._num_threads)  # thread-local in numba: set around each run
         try:
-            self._arrays = plan.run(dict(self._inputs))
+            plan.run(dict(self._inputs))  # outputs land in the plan's buffers, read by get_tensor
         finally:
             if self._num_threads is not None:
                 numba.set_num_threads(previous)

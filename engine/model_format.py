@@ -151,7 +151,10 @@ def validate_quantization(g: Graph, source: str) -> None:
             if t.zero_point.min() < info.min or t.zero_point.max() > info.max:
                 raise ModelFormatError(f"{where}: zero point outside the {t.dtype} range")
         if t.scale.size > 1:
-            if not 0 <= t.quant_axis < max(len(t.shape), 1) or t.shape[t.quant_axis] != t.scale.size:
+            on_axis = 0 <= t.quant_axis < len(t.shape) and t.shape[t.quant_axis] == t.scale.size
+            # TFLite Micro's person detector gives 1-D biases the filter's axis (3): the channel is the only dim
+            bias_like = len(t.shape) == 1 and t.shape[0] == t.scale.size
+            if not (on_axis or bias_like):
                 raise ModelFormatError(
                     f"{where}: {t.scale.size} per-channel scales do not match dimension {t.quant_axis}"
                 )
