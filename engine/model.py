@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from .executor import Plan
 from .graph import Graph
 from .model_format import load_npz, save_npz, validate_quantization
 from .tflite_import import import_tflite
+
+
+MAX_PLANS = 4
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Model:
         self.source = source
         self.inputs = [_info(graph, i) for i in graph.inputs]
         self.outputs = [_info(graph, i) for i in graph.outputs]
-        self._plans: dict[tuple[int, bool], Plan] = {}
+        self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
         self._lock = threading.Lock()
         self.plan(1)  # refuse what cannot run now, not at the first run()
 
@@ -59,6 +63,9 @@ class Model:
         key = (batch, keep_all)
         if key not in self._plans:
             self._plans[key] = Plan(self.graph, batch, keep_all)
+            while len(self._plans) > MAX_PLANS:  # buffers of batch sizes no longer used are freed
+                self._plans.popitem(last=False)
+        self._plans.move_to_end(key)
         return self._plans[key]
 
     def _feeds(self, x) -> tuple[int, dict[int, np.ndarray]]:
