@@ -6,6 +6,8 @@ Inputs arrive with their zero point already subtracted and any padding materiali
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -91,9 +93,19 @@ def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, depth_multiplier,
                 out[b, oy, ox, o] = requantize(acc[o], mult[o], shift[o], out_zp, lo, hi)
 
 
+@njit(inline="always", cache=True)
+def requantize_double(acc, scale, out_zp, lo, hi):
+    """int32(std::round(double(acc) * scale)) + zero point, clamped: the reference FULLY_CONNECTED."""
+    v = np.float64(acc) * scale
+    whole = math.floor(abs(v))
+    r = whole + (1.0 if abs(v) - whole >= 0.5 else 0.0)  # half away from zero, exact
+    r = min(max(math.copysign(r, v), -2147483648.0), 2147483647.0)
+    return min(max(np.int64(r) + out_zp, lo), hi)
+
+
 @njit(parallel=True, cache=True)
-def fully_connected(x, x_zp, w, blocks, bias, mult, shift, out_zp, lo, hi, out):
-    """x: [B, K] int8/uint8; w: packed by gemm.pack_weights; out: [B, U]. PX rows per task."""
+def fully_connected(x, x_zp, w, blocks, bias, scale, out_zp, lo, hi, out):
+    """x: [B, K] int8/uint8; w: packed by gemm.pack_weights; scale: float64 per unit; out: [B, U]."""
     bsz, k = x.shape
     units = out.shape[1]
     kp = k + k % 2
@@ -109,4 +121,4 @@ def fully_connected(x, x_zp, w, blocks, bias, mult, shift, out_zp, lo, hi, out):
         gemm_rows(xv, kp, n, w, blocks, acc)
         for r in range(n):
             for u in range(units):
-                out[r0 + r, u] = requantize(acc[r * width + u] + bias[u], mult[u], shift[u], out_zp, lo, hi)
+                out[r0 + r, u] = requantize_double(acc[r * width + u] + bias[u], scale[u], out_zp, lo, hi)
