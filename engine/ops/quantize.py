@@ -1,0 +1,85 @@
+"""QUANTIZE (kernels/quantize.cc Prepare, Eval<kReference>).
+
+float32 -> int8/uint8, reference_ops::AffineQuantize as LiteRT builds it:
+  out = clamp((int32_t) roundf(x / (float) scale) + zero_point)   (roundf: halves away from 0)
+the division in float32. A rounded value outside int32 converts to INT32_MIN on x86 (measured: 1e30
+quantizes to the type's minimum, or, with a negative zero point, wraps to its maximum); newer TFLite
+sources clamp in double instead, which saturates.
+int8/uint8 -> int8/uint8, reference_ops::Requantize:
+  out = clamp(MultiplyByQuantizedMultiplier(q - zp_in, m, shift) + zp_out)
+with m, shift = QuantizeMultiplier((double) s_in / (double) s_out); an 8-bit input makes it a table.
+(Its int8 <-> uint8 fast path, a flip of the top bit when the scales match and the zero points differ
+by 128, gives the same bytes.) Only per-tensor output quantization: quantize.cc checks it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from ..gemmlowp import PARALLEL_MIN, byte_values, table_runner
+from ..graph import Graph, Op
+from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+
+
+@njit(cache=True)
+def requantize_table(values, zp_in, m, shift, zp_out, lo, hi):
+    table = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        r = multiply_by_quantized_multiplier(values[i] - zp_in, m, shift) + zp_out
+        table[i] = min(max(r, lo), hi)
+    return table
+
+
+@njit(inline="always", cache=True)
+def _affine_quantize_one(x, scale, zero_point, lo, hi):
+    v = np.float64(np.float32(x) / scale)
+    r = np.floor(abs(v) + 0.5)  # roundf, exact in double for every float32
+    r = r if v >= 0 else -r
+    # float -> int32 conversion (cvttss2si): out of range and NaN give INT32_MIN
+    q = np.int64(r) if -2147483648.0 <= r < 2147483648.0 else np.int64(INT32_MIN)
+    return min(max(wrap_int32(q + zero_point), lo), hi)
+
+
+@njit(cache=True)
+def _affine_quantize(x, out, scale, zero_point, lo, hi):
+    for i in range(x.size):
+        out[i] = _affine_quantize_one(x[i], scale, zero_point, lo, hi)
+
+
+@njit(parallel=True, cache=True)
+def _affine_quantize_parallel(x, out, scale, zero_point, lo, hi):
+    n = x.size
+    chunk = 1 << 16
+    for c in prange((n + chunk - 1) // chunk):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            out[i] = _affine_quantize_one(x[i], scale, zero_point, lo, hi)
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
+    inp, out = ins[0], outs[0]
+    require_types(op, inp, ("float32", "uint8", "int8"))
+    require_types(op, out, ("uint8", "int8"))
+    s_out, zp_out = per_tensor(op, out)
+    require(op, s_out > 0, f"{out.describe()}: scale must be positive")
+    info = np.iinfo(out.np_dtype)
+    shape = tuple(shapes[0])
+    if inp.dtype == "float32":
+        scale = np.float32(s_out)
+        lo, hi = int(info.min), int(info.max)
+
+        def run(inputs: list, outputs: list) -> None:
+            x = np.ascontiguousarray(inputs[0]).reshape(-1)
+            kernel = _affine_quantize_parallel if x.size >= PARALLEL_MIN else _affine_quantize
+            kernel(x, outputs[0].reshape(-1), scale, zp_out, lo, hi)
+
+        return Prepared([shape], run)
+    s_in, zp_in = per_tensor(op, inp)
+    require(op, s_in > 0, f"{inp.describe()}: scale must be positive")
+    m, shift = quantize_multiplier(s_in / s_out)
+    require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
+    table = requantize_table(byte_values(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max))
+    return Prepared([shape], table_runner(table.astype(out.np_dtype)))

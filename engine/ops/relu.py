@@ -1,0 +1,46 @@
+"""RELU and RELU6 on uint8/int8 (kernels/activations.cc ReluPrepare, ReluEval/Relu6Eval, ReluX).
+
+The reference requantizes from the input to the output scale, then clamps (all kernel variants share
+this Eval):
+  out = clamp(zp_out + MultiplyByQuantizedMultiplier(q - zp_in, m, shift), lo, hi)
+with m, shift = QuantizeMultiplier(s_in / s_out) (the division in float32, then widened),
+lo = max(type min, zp_out + roundf(0 / s_out)), hi = type max for RELU and
+min(type max, zp_out + roundf(6 / s_out)) for RELU6. A table over the 256 inputs does it all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
+from ..gemmlowp import byte_values, table_runner
+from ..graph import Graph, Op
+from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+
+
+@njit(cache=True)
+def relu_table(values, zp_in, m, shift, zp_out, lo, hi):
+    table = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        r = zp_out + multiply_by_quantized_multiplier(values[i] - zp_in, m, shift)
+        table[i] = min(max(r, lo), hi)
+    return table
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
+    inp, out = ins[0], outs[0]
+    require_types(op, inp, ("uint8", "int8"))
+    require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
+    require_types(op, out, (inp.dtype,))
+    s_in, zp_in = per_tensor(op, inp)
+    s_out, zp_out = per_tensor(op, out)
+    require(op, s_in > 0 and s_out > 0, "scales must be positive")
+    m, shift = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    # the reference shifts by `1 << shift` in int: undefined from 31 on
+    require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
+    lo, hi = activation_range(op.type, s_out, zp_out, out.np_dtype)
+    table = relu_table(byte_values(inp.dtype), zp_in, m, shift, zp_out, lo, hi)
+    return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype)))

@@ -1,0 +1,118 @@
+"""SOFTMAX on uint8/int8 (kernels/activations.cc SoftmaxPrepare<kReference>, reference_ops::Softmax).
+
+The reference kernel is gemmlowp fixed point, over the last axis, row by row:
+  diff = q - max(row)                      (an integer in [-255, 0])
+  skipped where diff < diff_min            (its output is the type's minimum)
+  e    = exp_on_negative_values(Q5.26: SRDHM(diff << left_shift, multiplier))   (Q0.31)
+  sum  = sum of RoundingDivideByPOT(e, 12) (Q12.19, int32)
+  out  = RoundingDivideByPOT(SRDHM(GetReciprocal(sum), e), num_bits_over_unit + 23) + type min, clamped
+with multiplier, left_shift = QuantizeMultiplierGreaterThanOne(min(beta * s_in * 2**26, 2**31 - 1))
+and diff_min = -floor(31 * 2**26 / 2**left_shift) (PreprocessSoftmaxScaling, CalculateInputRadius).
+e depends on diff alone, so prepare() tabulates it for the 256 possible differences.
+Where a row's sum reaches 512.0 (512 elements equal to its maximum, say) that shift exceeds 31 and
+LiteRT's reference aborts (a TFLITE_CHECK, measured); here the division is then exactly rounded (int64).
+The output is in units of 1/256 from the type's minimum whatever the output tensor says: the reference
+checks the int8 output (zero point -128, scale 1/256) and runs uint8 outputs unchecked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
+from ..fixedpoint import saturating_rounding_doubling_high_mul as srdhm
+from ..gemmlowp import PARALLEL_MIN, exp_on_negative_values, get_reciprocal
+from ..graph import Graph, Op
+from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+
+SCALED_DIFF_INTEGER_BITS = 5
+ACCUMULATION_INTEGER_BITS = 12
+
+
+@njit(cache=True)
+def exp_table(multiplier, left_shift, diff_min):
+    """exp of every input difference -d (d = 0..255) as Q0.31; -1 marks a skipped difference."""
+    table = np.empty(256, np.int64)
+    for d in range(256):
+        diff = -np.int64(d)
+        if diff >= diff_min:
+            rescaled = srdhm(wrap_int32(diff << left_shift), multiplier)
+            table[d] = exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
+        else:
+            table[d] = -1
+    return table
+
+
+@njit(cache=True)
+def _softmax_rows(x, out, r0, r1, depth, table, qmin, qmax):
+    for r in range(r0, r1):
+        base = r * depth
+        m = np.int64(x[base])
+        for c in range(1, depth):
+            m = max(m, np.int64(x[base + c]))
+        total = np.int64(0)
+        for c in range(depth):
+            e = table[m - np.int64(x[base + c])]
+            if e >= 0:
+                total = wrap_int32(total + rounding_divide_by_pot(e, ACCUMULATION_INTEGER_BITS))
+        scale, bits_over_unit = get_reciprocal(total, ACCUMULATION_INTEGER_BITS)
+        exponent = bits_over_unit + 31 - 8
+        for c in range(depth):
+            e = table[m - np.int64(x[base + c])]
+            if e >= 0:
+                v = rounding_divide_by_pot(srdhm(scale, e), exponent) + qmin
+                out[base + c] = min(max(v, qmin), qmax)
+            else:
+                out[base + c] = qmin
+
+
+@njit(parallel=True, cache=True)
+def _softmax_parallel(x, out, rows, depth, table, qmin, qmax):
+    chunk = max(1, (1 << 16) // depth)
+    for c in prange((rows + chunk - 1) // chunk):
+        _softmax_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, qmin, qmax)
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
+    inp, out = ins[0], outs[0]
+    require_types(op, inp, ("uint8", "int8"))
+    require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
+    require_types(op, out, (inp.dtype,))
+    s_in, _ = per_tensor(op, inp)
+    s_out, zp_out = per_tensor(op, out)
+    shape = tuple(shapes[0])
+    require(op, len(shape) >= 1, "input must have rank >= 1")
+    if out.dtype == "int8":  # SoftmaxPrepare: TF_LITE_ENSURE_EQ zero point, TF_LITE_ENSURE_NEAR scale (float)
+        require(op, zp_out == -128, f"{out.describe()}: int8 output zero point must be -128")
+        f32 = np.float32
+        require(
+            op,
+            abs(f32(s_out) - f32(1.0 / 256)) <= f32(0.001) * f32(1.0 / 256),
+            f"{out.describe()}: int8 output scale must be 1/256",
+        )
+    beta = float(np.float32(op.options.get("beta", 0.0)))  # the schema default
+    real = min(beta * s_in * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)), float(INT32_MAX))
+    require(op, real > 1.0, f"beta {beta:g} * input scale {s_in:g} too small (QuantizeMultiplierGreaterThanOne)")
+    multiplier, left_shift = quantize_multiplier(real)
+    radius = math.floor(
+        ((1 << SCALED_DIFF_INTEGER_BITS) - 1) * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)) / float(1 << left_shift)
+    )
+    table = exp_table(multiplier, left_shift, -radius)
+    info = np.iinfo(out.np_dtype)
+    qmin, qmax = int(info.min), int(info.max)
+    depth = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+
+    def run(inputs: list, outputs: list) -> None:
+        x = np.ascontiguousarray(inputs[0]).reshape(-1)
+        if rows * depth >= PARALLEL_MIN:
+            _softmax_parallel(x, outputs[0].reshape(-1), rows, depth, table, qmin, qmax)
+        elif rows * depth:
+            _softmax_rows(x, outputs[0].reshape(-1), 0, rows, depth, table, qmin, qmax)
+
+    return Prepared([shape], run)

@@ -1,0 +1,33 @@
+"""TANH on uint8/int8 (kernels/activations.cc TanhPrepare/TanhEval<kReference>).
+
+For 8-bit types the reference kernel is a 256-entry table filled in Prepare by LUTPopulate: float32
+tanhf of the dequantized input, rounded half away from zero onto the output scale and zero point,
+clamped. The output quantization is not checked by the reference (TFLite's converter uses 1/128).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..gemmlowp import libm, lut_populate, table_runner
+from ..graph import Graph, Op
+from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+
+
+def _tanh(x: np.float32) -> np.float32:
+    return np.float32(libm().tanhf(float(x)))
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
+    inp, out = ins[0], outs[0]
+    require_types(op, inp, ("uint8", "int8"))
+    require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
+    require_types(op, out, (inp.dtype,))
+    s_in, zp_in = per_tensor(op, inp)
+    s_out, zp_out = per_tensor(op, out)
+    # |tanh| <= 1: a scale this small would overflow the reference's float -> int32 conversion
+    require(op, s_out >= 2.0**-30, f"{out.describe()}: output scale too small")
+    table = lut_populate(_tanh, s_in, zp_in, s_out, zp_out, inp.dtype)
+    return Prepared([tuple(shapes[0])], table_runner(table))
