@@ -6,8 +6,11 @@
 
 --element shows, for one output element of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED layer, the whole
 integer computation the reference kernels do (accumulator, bias, fixed-point multiplier, rounding shift,
-zero point, clamp) next to a float recomputation; --compare-litert runs LiteRT's reference kernels on the
-same input (in a subprocess) and compares every layer's output tensor.
+zero point, clamp) next to a float recomputation. LiteRT's reference FULLY_CONNECTED rescales in double
+(std::round(double(acc) * s_in*s_w/s_out)) rather than with the fixed-point multiplier; for it the tool
+also shows what TFLite Micro's fixed-point path gives and flags an element where the two differ.
+--compare-litert runs LiteRT's reference kernels on the same input (in a subprocess) and compares every
+layer's output tensor.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .fixedpoint import (
 from .graph import Graph, Op, Tensor
 from .interpreter import Interpreter
 from .model import Model, load
+from .ops import conv_kernels
 from .ops.common import conv_padding, fused_activation, per_tensor
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
 
@@ -112,8 +116,15 @@ def macs(op: Op, g: Graph, shapes: dict) -> int:
     return out * int(fshape[1])
 
 
+def requantizes_in_double(op: Op) -> bool:
+    """LiteRT's reference FULLY_CONNECTED rounds double(acc) * M; TFLite Micro (and the convs) use (M0, shift)."""
+    return op.type == "FULLY_CONNECTED"
+
+
 def multiplier_info(op: Op, g: Graph) -> dict | None:
-    """The effective requantization multiplier M = s_in * s_w / s_out per output channel, and (M0, shift)."""
+    """The effective requantization multiplier M = s_in * s_w / s_out (double) per output channel, and the
+    (M0, shift) of the fixed-point path: the reference's for the convolutions, TFLite Micro's for
+    FULLY_CONNECTED (whose reference kernel rescales by M in double)."""
     if op.type not in CONV_LIKE:
         return None
     inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
@@ -132,6 +143,7 @@ def multiplier_info(op: Op, g: Graph) -> dict | None:
         "M": real.tolist(),
         "M0": m0.tolist(),
         "shift": shift.tolist(),
+        "requantize": "double" if requantizes_in_double(op) else "fixed-point",
         "summary_channels": rows,
     }
 
@@ -207,10 +219,15 @@ def format_listing(model: Model, rows: list[dict]) -> str:
             lines.append(f"    multiplier: {m['error']}")
         elif m is not None:
             real = np.array(m["M"])
-            lines.append(
-                f"    M = s_in*s_w/s_out: {_summary(real)}   as M0 * 2^(shift-31): "
-                f"M0 {_summary(np.array(m['M0']), '{}')}, shift {_summary(np.array(m['shift']), '{}')}"
-            )
+            fixed = f"M0 {_summary(np.array(m['M0']), '{}')}, shift {_summary(np.array(m['shift']), '{}')}"
+            if m["requantize"] == "double":
+                lines.append(
+                    f"    M = s_in*s_w/s_out (double): {_summary(real, '{:.9g}')}   reference: round(double(acc) * M)"
+                    " in double, no fixed-point multiplier"
+                )
+                lines.append(f"      TFLite Micro would use M0 * 2^(shift-31) instead: {fixed}")
+            else:
+                lines.append(f"    M = s_in*s_w/s_out: {_summary(real)}   as M0 * 2^(shift-31): {fixed}")
             if m["channels"] > 1 and not np.all(real == real[0]):
                 for c in m["summary_channels"]:
                     lines.append(
@@ -383,17 +400,27 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
     acc = _i32(acc_exact)
     bias = int(bias_all[o])
     acc_b = _i32(acc + bias)
+    # the fixed-point path: the convolutions' reference, TFLite Micro's FULLY_CONNECTED
     m0, shift = int(m0_all[o]), int(shift_all[o])
     left, right = max(shift, 0), max(-shift, 0)
     shifted = int(wrap_int32(np.int64(acc_b) << np.int64(left)))
     high = int(saturating_rounding_doubling_high_mul(np.int64(shifted), np.int64(m0)))
-    scaled = int(rounding_divide_by_pot(np.int64(high), np.int64(right)))
-    assert scaled == int(multiply_by_quantized_multiplier(np.int64(acc_b), np.int64(m0), np.int64(shift)))
-    with_zp = scaled + zo
-    final = min(max(with_zp, lo), hi)
+    divided = int(rounding_divide_by_pot(np.int64(high), np.int64(right)))
+    assert divided == int(multiply_by_quantized_multiplier(np.int64(acc_b), np.int64(m0), np.int64(shift)))
+    fixed_final = min(max(divided + zo, lo), hi)
     engine_value = int(out[element])
 
-    real_m = s_in * s_w / s_out
+    real_m = s_in * s_w / s_out  # in double, in the order fully_connected.prepare computes it
+    double = requantizes_in_double(op)
+    if double:
+        # LiteRT's reference FULLY_CONNECTED: int32(std::round(double(acc) * M)), saturated to int32
+        product = float(acc_b) * real_m
+        scaled = min(max(round_half_away(product), -(2**31)), 2**31 - 1)
+        with_zp = scaled + zo
+        final = min(max(with_zp, lo), hi)
+        assert final == int(conv_kernels.requantize_double(np.int32(acc_b), real_m, zo, lo, hi))
+    else:
+        scaled, with_zp, final = divided, divided + zo, fixed_final
     s_bias = (
         float(bias_t.scale[o if bias_t.scale.size > 1 else 0])
         if bias_t is not None and bias_t.quantized
@@ -457,25 +484,50 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
     def step(label: str, value) -> None:
         w_(f"  {label:<62} = {value}")
 
-    w_("integer computation (TFLite reference kernels):")
+    m_fixed = m0 * 2.0 ** (shift - 31)
+    fixed_lines = [
+        f"     M0 = {m0} (int32 in [2^30, 2^31)), shift = {shift}  (M0 * 2^(shift-31) = {m_fixed:.12g})",
+        f"   a. (acc + bias) << max(shift, 0) = << {left}, int32",
+        "   b. SaturatingRoundingDoublingHighMul(a, M0) = round(a*M0 / 2^31)",
+        f"   c. RoundingDivideByPOT(b, {right}) = round(b / 2^{right}), ties away from 0",
+    ]
+    fixed_lines[1:] = [f"  {t:<62} = {v}" for t, v in zip(fixed_lines[1:], (shifted, high, divided))]
+    how = "FULLY_CONNECTED rescales in double, not fixed point" if double else "fixed-point rescale"
+    w_(f"integer computation (TFLite reference kernels; {how}):")
     step("1. int32 accumulator acc = sum((x - zx)(w - zw))", acc)
     if acc != acc_exact:
         w_(f"     (the exact sum {acc_exact} does not fit in int32: wrapped)")
     step(f"2. acc + bias = {acc} + {bias}", acc_b)
-    w_(f"  3. rescale by M = s_in*s_w/s_out = {real_m:.12g}, held as M0 * 2^(shift - 31):")
-    w_(
-        f"     M0 = {m0} (int32 in [2^30, 2^31)), shift = {shift}  (M0 * 2^(shift-31) = {m0 * 2.0 ** (shift - 31):.12g})"
-    )
-    step(f"   a. (acc + bias) << max(shift, 0) = << {left}, int32", shifted)
-    step("   b. SaturatingRoundingDoublingHighMul(a, M0) = round(a*M0 / 2^31)", high)
-    step(f"   c. RoundingDivideByPOT(b, {right}) = round(b / 2^{right}), ties away from 0", scaled)
-    w_(f"     (the exact (acc + bias) * M = {acc_b * real_m:.6f})")
+    if double:
+        w_(f"  3. rescale in double by M = double(s_in) * double(s_w) / double(s_out) = {real_m!r}:")
+        step(f"   a. double(acc + bias) * M = {acc_b} * M", f"{product!r}")
+        step("   b. int32(std::round(a)), ties away from 0", scaled)
+    else:
+        w_(f"  3. rescale by M = s_in*s_w/s_out = {real_m:.12g}, held as M0 * 2^(shift - 31):")
+        lines.extend(fixed_lines)
+        w_(f"     (the exact (acc + bias) * M = {acc_b * real_m:.6f})")
     step(f"4. + output zero point {zo}", with_zp)
     step(f"5. clamp to [{lo}, {hi}] (fused activation {act})", final)
     ok = final == engine_value
     w_(
         f"result {out_t.dtype}: {final}   engine (keep_all run): {engine_value}   {'equal' if ok else 'MISMATCH'}"
     )
+    micro_differs = double and fixed_final != final
+    if double:
+        w_("")
+        w_(
+            "TFLite Micro's FULLY_CONNECTED rescales with the fixed-point M0, shift (MultiplyByQuantizedMultiplier):"
+        )
+        lines.extend(fixed_lines)
+        step(f"   d. + output zero point {zo}, clamp to [{lo}, {hi}]", fixed_final)
+        if micro_differs:
+            w_(
+                f"  TFLITE MICRO DIFFERS: it gives {fixed_final}, the reference (and the engine) {final}:"
+                f" (acc + bias) * M = {product:.9g} lies next to a rounding boundary, where the 31-bit M0"
+                " and the two roundings land on the other side"
+            )
+        else:
+            w_(f"  TFLite Micro gives the same value, {fixed_final}")
     w_("")
     w_(
         f"float value it stands for: (q - zo) * s_out = ({final} - {zo}) * {s_out:.9g} = {(final - zo) * s_out:.9g}"
@@ -483,11 +535,12 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
     w_(
         f"float recomputation from dequantized inputs, weights and bias: sum(x_f * w_f) + b_f = {float_sum:.9g}"
     )
+    how = "rounding in double" if double else "fixed-point M and two roundings"
     w_(
         f"  after {act}: {float_act:.9g}; quantized directly: round({float_act:.6g} / s_out) + zo, clamped = {float_q}"
-        + ("" if float_q == final else f"  (the integer path gives {final}: fixed-point M and two roundings)")
+        + ("" if float_q == final else f"  (the integer path gives {final}: integer accumulation, {how})")
     )
-    return {
+    result = {
         "layer": op.index,
         "op": op.type,
         "element": list(element),
@@ -496,12 +549,11 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
         "acc": acc,
         "bias": bias,
         "acc_plus_bias": acc_b,
+        "requantize": "double" if double else "fixed-point",
         "M": real_m,
         "M0": m0,
         "shift": shift,
-        "shifted": shifted,
-        "high_mul": high,
-        "divided": scaled,
+        "scaled": scaled,
         "plus_zero_point": with_zp,
         "clamp": [lo, hi],
         "final": final,
@@ -512,6 +564,14 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
         "float_quantized": float_q,
         "text": "\n".join(lines),
     }
+    fixed = {"shifted": shifted, "high_mul": high, "divided": divided}
+    if double:
+        result["product"] = product
+        result["tflite_micro"] = {**fixed, "plus_zero_point": divided + zo, "final": fixed_final}
+        result["tflite_micro_differs"] = micro_differs
+    else:
+        result.update(fixed)
+    return result
 
 
 def _generic_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) -> dict:

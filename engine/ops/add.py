@@ -62,7 +62,20 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
     table = add_table(
-        byte_values(a.dtype), byte_values(b.dtype), -zp1, m1, sh1, -zp2, sign * m2, sh2, LEFT_SHIFT, mo, sho, zpo, lo, hi
+        byte_values(a.dtype),
+        byte_values(b.dtype),
+        -zp1,
+        m1,
+        sh1,
+        -zp2,
+        sign * m2,
+        sh2,
+        LEFT_SHIFT,
+        mo,
+        sho,
+        zpo,
+        lo,
+        hi,
     ).astype(out.np_dtype)
     return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
 

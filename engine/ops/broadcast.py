@@ -101,8 +101,10 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
 
         def run(inputs: list, outputs: list) -> None:
             _gather_flat(
-                inputs[0].reshape(-1).view(np.uint8), inputs[1].reshape(-1).view(np.uint8),
-                outputs[0].reshape(-1), table,
+                inputs[0].reshape(-1).view(np.uint8),
+                inputs[1].reshape(-1).view(np.uint8),
+                outputs[0].reshape(-1),
+                table,
             )
 
         return run
@@ -110,8 +112,13 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
 
     def run(inputs: list, outputs: list) -> None:
         _gather_nd(
-            inputs[0].reshape(-1).view(np.uint8), inputs[1].reshape(-1).view(np.uint8),
-            outputs[0].reshape(-1), table, ext, sa, sb,
+            inputs[0].reshape(-1).view(np.uint8),
+            inputs[1].reshape(-1).view(np.uint8),
+            outputs[0].reshape(-1),
+            table,
+            ext,
+            sa,
+            sb,
         )
 
     return run

@@ -75,7 +75,9 @@ def conv_output_size(op: Op, size: int, filt: int, stride: int, dilation: int, p
     else:
         raise fail(op, f"padding {padding} not supported")
     if out <= 0:
-        raise fail(op, f"input extent {size} too small for filter {filt} (dilation {dilation}) with {padding}")
+        raise fail(
+            op, f"input extent {size} too small for filter {filt} (dilation {dilation}) with {padding}"
+        )
     return out
 
 

@@ -38,9 +38,13 @@ def requantize_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.n
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(op, len(ins) >= 1 and all(t is not None for t in ins) and len(outs) == 1, "needs inputs and 1 output")
+    require(
+        op, len(ins) >= 1 and all(t is not None for t in ins) and len(outs) == 1, "needs inputs and 1 output"
+    )
     dst = outs[0]
-    require(op, op.options.get("fused_activation_function", "NONE") == "NONE", "fused activation must be NONE")
+    require(
+        op, op.options.get("fused_activation_function", "NONE") == "NONE", "fused activation must be NONE"
+    )
     dtype = ins[0].dtype
     for t in ins:
         require(op, t.dtype == dtype, f"{t.describe()}: all inputs must have type {dtype}")

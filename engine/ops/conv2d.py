@@ -54,13 +54,14 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     lo, hi = fused_activation(op, out)
+    pad_input = K.pad_input.pick(n * h * w * c)
     padded = np.zeros((n, hp, wp, c), np.int16)
     in_zp16 = np.int16(in_zp)
 
+    conv2d = K.conv2d.pick((n * oh * ow * oc * kh * kw * c) // 16)  # MACs are cheaper than elementwise steps
+
     def run(ins, outs):
-        K.pad_input(ins[0], in_zp16, top, left, padded)
-        K.conv2d(
-            padded, weights, blocks, bias_q, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, outs[0]
-        )
+        pad_input(ins[0], in_zp16, top, left, padded)
+        conv2d(padded, weights, blocks, bias_q, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, outs[0])
 
     return Prepared([(n, oh, ow, oc)], run)

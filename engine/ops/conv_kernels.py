@@ -13,9 +13,10 @@ from numba import njit, prange
 
 from ..fixedpoint import multiply_by_quantized_multiplier
 from .gemm import OCB, PX, gemm_rows
+from .kernel import kernel
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def pad_input(x, zero_point, top, left, out):
     """out[n, top+y, left+x, c] = x[n, y, x, c] - zero_point; the border of out stays as it was (zeros)."""
     n, h, w, c = x.shape
@@ -33,7 +34,7 @@ def requantize(acc, multiplier, shift, out_zp, lo, hi):
     return min(max(v, lo), hi)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out):
     """xp: padded int16 [N, Hp, Wp, C]; w: packed by gemm.pack_weights; out: [N, OH, OW, OC].
 
@@ -67,7 +68,7 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
                 )
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, depth_multiplier, sh, sw, dh, dw, out):
     """xp: padded int16 [N, Hp, Wp, C]; w: int16 [kh, kw, C*dm]; out: [N, OH, OW, C*dm]."""
     n, oh, ow, oc = out.shape
@@ -103,7 +104,7 @@ def requantize_double(acc, scale, out_zp, lo, hi):
     return min(max(np.int64(r) + out_zp, lo), hi)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def fully_connected(x, x_zp, w, blocks, bias, scale, out_zp, lo, hi, out):
     """x: [B, K] int8/uint8; w: packed by gemm.pack_weights; scale: float64 per unit; out: [B, U]."""
     bsz, k = x.shape

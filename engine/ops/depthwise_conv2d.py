@@ -36,7 +36,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     require(op, one == 1, f"{filt.describe()}: filter must have shape [1, kh, kw, channels]")
     o = op.options
     dm = int(o.get("depth_multiplier", 1)) or oc // max(c, 1)
-    require(op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != filter channels {oc}")
+    require(
+        op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != filter channels {oc}"
+    )
     if filt.scale.size > 1:
         require(op, filt.quant_axis == 3, f"{filt.describe()}: per-channel axis must be 3")
     _, in_zp = per_tensor(op, inp)
@@ -56,11 +58,16 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     lo, hi = fused_activation(op, out)
+    pad_input = K.pad_input.pick(n * h * w * c)
     padded = np.zeros((n, hp, wp, c), np.int16)
     in_zp16 = np.int16(in_zp)
 
+    depthwise_conv2d = K.depthwise_conv2d.pick(
+        (n * oh * ow * oc * kh * kw) // 16
+    )  # MACs are cheaper than elementwise steps
+
     def run(ins, outs):
-        K.pad_input(ins[0], in_zp16, top, left, padded)
-        K.depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, dm, sh, sw, dh, dw, outs[0])
+        pad_input(ins[0], in_zp16, top, left, padded)
+        depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, dm, sh, sw, dh, dw, outs[0])
 
     return Prepared([(n, oh, ow, oc)], run)

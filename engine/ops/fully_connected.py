@@ -48,8 +48,12 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         out_shape = (rows, units)
     in_zp16 = np.int16(in_zp)
 
+    fully_connected = K.fully_connected.pick(
+        (rows * units * depth) // 16
+    )  # MACs are cheaper than elementwise steps
+
     def run(ins, outs):
-        K.fully_connected(
+        fully_connected(
             ins[0].reshape(rows, depth),
             in_zp16,
             weights,

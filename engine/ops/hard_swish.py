@@ -111,6 +111,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, relu_exp <= 31, f"input scale {s_in:g} out of the supported range")
     info = np.iinfo(out.np_dtype)
     table = hard_swish_table(
-        byte_values(inp.dtype), zp_in, zp_out, out_mult, out_exp, relu_mult, relu_exp, int(info.min), int(info.max)
+        byte_values(inp.dtype),
+        zp_in,
+        zp_out,
+        out_mult,
+        out_exp,
+        relu_mult,
+        relu_exp,
+        int(info.min),
+        int(info.max),
     )
     return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype)))

@@ -34,7 +34,9 @@ def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, 
     o = op.options
     fh, fw = int(o.get("filter_height", 0)), int(o.get("filter_width", 0))
     sh, sw = int(o.get("stride_h", 0)), int(o.get("stride_w", 0))
-    require(op, fh > 0 and fw > 0 and sh > 0 and sw > 0, f"filter {fh}x{fw} and strides {sh}x{sw} must be > 0")
+    require(
+        op, fh > 0 and fw > 0 and sh > 0 and sw > 0, f"filter {fh}x{fw} and strides {sh}x{sw} must be > 0"
+    )
     padding = o.get("padding", "SAME")
     n, h, w, c = shape
     oh = conv_output_size(op, h, fh, sh, 1, padding)

@@ -101,7 +101,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
         def run_block(inputs: list, outputs: list) -> None:
             _mean_block(
-                inputs[0].reshape(block), outputs[0].reshape(block[0], block[2]), offset, m, shift, zp_out, lo, hi
+                inputs[0].reshape(block),
+                outputs[0].reshape(block[0], block[2]),
+                offset,
+                m,
+                shift,
+                zp_out,
+                lo,
+                hi,
             )
 
         return Prepared([out_shape], run_block)

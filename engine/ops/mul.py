@@ -45,4 +45,6 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
     lo, hi = fused_activation(op, out)
     table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
-    return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table.astype(out.np_dtype)))
+    return Prepared(
+        [out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table.astype(out.np_dtype))
+    )

@@ -17,7 +17,9 @@ TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(op, len(ins) in (2, 3) and ins[0] is not None and ins[1] is not None, "takes input, paddings[, value]")
+    require(
+        op, len(ins) in (2, 3) and ins[0] is not None and ins[1] is not None, "takes input, paddings[, value]"
+    )
     require(op, len(outs) == 1, "has 1 output")
     src, pads_t, dst = ins[0], ins[1], outs[0]
     const_t = ins[2] if len(ins) == 3 else None
@@ -32,7 +34,11 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, bool(np.all(pads >= 0)), f"negative paddings {pads.tolist()}")
     quantized = src.dtype in ("uint8", "int8", "int16") and dst.quantized
     if const_t is not None:
-        require(op, values[2] is not None and np.asarray(values[2]).size == 1, "the pad value must be a constant scalar")
+        require(
+            op,
+            values[2] is not None and np.asarray(values[2]).size == 1,
+            "the pad value must be a constant scalar",
+        )
         require(op, const_t.dtype == src.dtype, f"{const_t.describe()}: type differs from the input's")
         if quantized:
             same = (

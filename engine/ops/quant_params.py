@@ -9,7 +9,9 @@ from ..graph import Op, Tensor
 from .common import fail, require
 
 
-def conv_multipliers(op: Op, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> tuple[np.ndarray, np.ndarray]:
+def conv_multipliers(
+    op: Op, inp: Tensor, filt: Tensor, out: Tensor, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel (multiplier, shift) for CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED.
 
     uint8 per-tensor models use GetQuantizedConvolutionMultipler, whose scale product is taken in
@@ -18,7 +20,9 @@ def conv_multipliers(op: Op, inp: Tensor, filt: Tensor, out: Tensor, channels: i
     """
     s_in, s_out = np.float32(inp.scale[0]), np.float32(out.scale[0])
     fs = filt.scale.astype(np.float32)
-    require(op, fs.size in (1, channels), f"{filt.describe()}: {fs.size} scales for {channels} output channels")
+    require(
+        op, fs.size in (1, channels), f"{filt.describe()}: {fs.size} scales for {channels} output channels"
+    )
     if inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED"):
         real = float(np.float32(s_in * fs[0])) / float(s_out)
         m, s = quantize_multiplier(real)
@@ -45,5 +49,7 @@ def bias_vector(op: Op, bias: Tensor | None, value: np.ndarray | None, channels:
         return np.zeros(channels, np.int32)
     require(op, bias.dtype == "int32", f"{bias.describe()}: bias must be int32")
     require(op, value is not None, f"{bias.describe()}: bias must be a constant")
-    require(op, value.size == channels, f"{bias.describe()}: {value.size} values for {channels} output channels")
+    require(
+        op, value.size == channels, f"{bias.describe()}: {value.size} values for {channels} output channels"
+    )
     return value.reshape(channels).astype(np.int32)

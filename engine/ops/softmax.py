@@ -97,10 +97,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         )
     beta = float(np.float32(op.options.get("beta", 0.0)))  # the schema default
     real = min(beta * s_in * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)), float(INT32_MAX))
-    require(op, real > 1.0, f"beta {beta:g} * input scale {s_in:g} too small (QuantizeMultiplierGreaterThanOne)")
+    require(
+        op, real > 1.0, f"beta {beta:g} * input scale {s_in:g} too small (QuantizeMultiplierGreaterThanOne)"
+    )
     multiplier, left_shift = quantize_multiplier(real)
     radius = math.floor(
-        ((1 << SCALED_DIFF_INTEGER_BITS) - 1) * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)) / float(1 << left_shift)
+        ((1 << SCALED_DIFF_INTEGER_BITS) - 1)
+        * float(1 << (31 - SCALED_DIFF_INTEGER_BITS))
+        / float(1 << left_shift)
     )
     table = exp_table(multiplier, left_shift, -radius)
     info = np.iinfo(out.np_dtype)

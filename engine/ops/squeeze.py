@@ -22,7 +22,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
                 raise fail(op, f"squeeze dimension {d} out of range for rank {rank}")
             d = d + rank if d < 0 else d
             if in_shape[d] != 1:
-                raise fail(op, f"cannot squeeze dimension {d} of size {in_shape[d]} (input shape {list(in_shape)})")
+                raise fail(
+                    op, f"cannot squeeze dimension {d} of size {in_shape[d]} (input shape {list(in_shape)})"
+                )
             drop.add(d)
     else:  # as the reference: every dimension of size 1 at this runtime shape
         drop = {d for d, n in enumerate(in_shape) if n == 1}

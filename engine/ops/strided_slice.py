@@ -22,7 +22,9 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
     if int(o.get("ellipsis_mask", 0) or 0) or int(o.get("new_axis_mask", 0) or 0):
         raise fail(op, "ellipsis_mask and new_axis_mask are not supported")
     if not (len(begin) == len(end) == len(strides) == rank):
-        raise fail(op, f"begin/end/strides have {len(begin)}/{len(end)}/{len(strides)} entries, input rank {rank}")
+        raise fail(
+            op, f"begin/end/strides have {len(begin)}/{len(end)}/{len(strides)} entries, input rank {rank}"
+        )
     begin_mask = int(o.get("begin_mask", 0) or 0)
     end_mask = int(o.get("end_mask", 0) or 0)
     shrink = int(o.get("shrink_axis_mask", 0) or 0)
@@ -51,7 +53,11 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(op, len(ins) in (3, 4) and None not in ins[:3] and len(outs) == 1, "takes input, begin, end[, strides]")
+    require(
+        op,
+        len(ins) in (3, 4) and None not in ins[:3] and len(outs) == 1,
+        "takes input, begin, end[, strides]",
+    )
     src, dst = ins[0], outs[0]
     require(op, src.dtype in TYPES, f"{src.describe()}: type {src.dtype} not supported")
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
@@ -63,7 +69,11 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     in_shape = tuple(shapes[0])
     begin = np.asarray(values[1]).reshape(-1).tolist()
     end = np.asarray(values[2]).reshape(-1).tolist()
-    strides = np.asarray(values[3]).reshape(-1).tolist() if len(ins) == 4 and ins[3] is not None else [1] * len(begin)
+    strides = (
+        np.asarray(values[3]).reshape(-1).tolist()
+        if len(ins) == 4 and ins[3] is not None
+        else [1] * len(begin)
+    )
     index, out_shape = slice_plan(op, in_shape, begin, end, strides, op.options)
 
     def run(inputs: list, outputs: list) -> None:
