@@ -523,8 +523,8 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
         if micro_differs:
             w_(
                 f"  TFLITE MICRO DIFFERS: it gives {fixed_final}, the reference (and the engine) {final}:"
-                f" (acc + bias) * M = {product:.9g} lies next to a rounding boundary, where the 31-bit M0"
-                " and the two roundings land on the other side"
+                f" (acc + bias) * M = {product:.9g} lies next to a rounding boundary, and the fixed-point"
+                " path (M0 rounded to 31 bits, then two roundings, b and c) lands on its other side"
             )
         else:
             w_(f"  TFLite Micro gives the same value, {fixed_final}")

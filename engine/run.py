@@ -440,6 +440,9 @@ def guarded(fn, args, debug: bool) -> int:
             raise
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; not an error, and no traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, MemoryError) as e:
         if debug:
             raise

@@ -8,14 +8,15 @@ form only, which is the same thing since its sums are never negative.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..graph import Graph, Op
 from .common import Prepared, Shape
+from .kernel import kernel
 from .max_pool2d import pool_geometry
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]

@@ -8,10 +8,11 @@ is the kernel, bit for bit), run() gathers table[a_byte, b_byte] over the broadc
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..graph import Op
 from .common import Shape, fail
+from .kernel import kernel
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
 
@@ -64,13 +65,13 @@ def _plan(out: Shape, s1: Shape, s2: Shape) -> tuple[np.ndarray, np.ndarray, np.
     return ext, sa, sb
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _gather_flat(a, b, out, table):
     for i in prange(out.size):
         out[i] = table[np.int64(a[i]) * 256 + np.int64(b[i])]
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _gather_nd(a, b, out, table, ext, sa, sb):
     n0, n1, n2, n3, n4, n5 = ext[0], ext[1], ext[2], ext[3], ext[4], ext[5]
     for t in prange(n0 * n1 * n2):

@@ -10,15 +10,16 @@ reference refuses int8 inputs whose quantization differs from the output's, and 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..graph import Graph, Op
 from .common import Prepared, Shape, fail, require, tensors
+from .kernel import kernel
 
 PLAIN_TYPES = ("int8", "int16", "int32", "int64", "float32", "bool")
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _lookup(x, out, lut):
     """out[k, j] = lut[x[k, j]] for a 2-D uint8 x and a (strided) 2-D view out."""
     for k in prange(x.shape[0]):

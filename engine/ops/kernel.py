@@ -12,7 +12,7 @@ from types import FunctionType
 from numba import njit
 
 # elements (or multiply-accumulates / 16) below which a serial run beats waking the threads
-PARALLEL_MIN_WORK = 1 << 15
+PARALLEL_MIN_WORK = 1 << 16
 
 
 class Kernel:
@@ -33,8 +33,8 @@ class Kernel:
         return self.parallel if work >= PARALLEL_MIN_WORK else self.serial
 
     def __call__(self, *args):
-        """Picks by the size of the last argument, by convention the output array."""
-        return self.pick(args[-1].size)(*args)
+        """Picks by the size of the largest array argument."""
+        return self.pick(max(a.size for a in args if hasattr(a, "size")))(*args)
 
 
 def kernel(fn: FunctionType) -> Kernel:

@@ -6,7 +6,7 @@ Also holds the pooling geometry shared with AVERAGE_POOL_2D.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..graph import Graph, Op
 from .common import (
@@ -19,6 +19,7 @@ from .common import (
     require_types,
     tensors,
 )
+from .kernel import kernel
 
 
 def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, tuple, int, int]:
@@ -54,7 +55,7 @@ def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, 
     return (n, oh, ow, c), (fh, fw, sh, sw, ph, pw), act_min, act_max
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _max_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]

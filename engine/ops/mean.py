@@ -10,14 +10,15 @@ with n the number of reduced elements and the sum accumulated in int32.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..graph import Graph, Op
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
+from .kernel import kernel
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _mean_block(x, out, offset, m, shift, zp_out, lo, hi):
     """x viewed as (outer, reduced, inner), axes contiguous: sum the middle axis, then requantize."""
     n_outer, n_red, n_inner = x.shape
@@ -31,7 +32,7 @@ def _mean_block(x, out, offset, m, shift, zp_out, lo, hi):
             out[o, i] = min(max(v, lo), hi)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _finish(sums, out, offset, m, shift, zp_out, lo, hi):
     for i in prange(sums.size):
         r = multiply_by_quantized_multiplier(wrap_int32(np.int64(sums[i]) - offset), m, shift) + zp_out
