@@ -50,7 +50,7 @@ def _info(g: Graph, i: int) -> TensorInfo:
 class Model:
     """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers)."""
 
-    def __init__(self, graph: Graph, source: str = "<graph>"):
+    def __init__(self, graph: Graph, source: str = "<graph>", warmup: bool = True):
         self.graph = graph
         self.source = source
         self.inputs = [_info(graph, i) for i in graph.inputs]
@@ -58,6 +58,8 @@ class Model:
         self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
         self._lock = threading.Lock()
         self.plan(1)  # refuse what cannot run now, not at the first run()
+        if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
+            self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)
@@ -75,7 +77,7 @@ class Model:
             if unknown:
                 raise InputError(f"unknown input name(s) {sorted(unknown)}; inputs are {list(by_name)}")
             arrays = [x.get(t.name) for t in self.inputs]
-        elif isinstance(x, (list, tuple)) and len(self.inputs) > 1:
+        elif isinstance(x, (list, tuple)):  # one array per input, in order
             arrays = list(x)
         else:
             arrays = [x]
@@ -117,8 +119,11 @@ class Model:
         save_npz(self.graph, path)
 
 
-def load(source) -> Model:
-    """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it."""
+def load(source, warmup: bool = True) -> Model:
+    """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it.
+
+    warmup runs the model once on zeros so that every kernel is compiled before load returns.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "<bytes>"
     else:
@@ -133,4 +138,4 @@ def load(source) -> Model:
     else:
         graph = import_tflite(data, name)
     validate_quantization(graph, name)
-    return Model(graph, name)
+    return Model(graph, name, warmup)
