@@ -14,7 +14,7 @@ from PIL import Image
 
 import engine
 from engine import inspect as ins
-from tests.oracle import reference_run
+from tests.oracle import micro_run_many, reference_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,15 +67,56 @@ def test_element_matches_reference(mnist, layer, element):
     want = int(ref["tensors"][name][element])
     assert steps["final"] == want == steps["engine"]
     assert steps["equal"]
-    # the shown steps chain: acc + bias -> high mul -> shift -> + zp -> clamp
+    # the shown steps chain: acc + bias -> rescale (fixed point, or double for FULLY_CONNECTED) -> + zp -> clamp
     assert steps["acc_plus_bias"] == steps["acc"] + steps["bias"]
+    if m.graph.ops[layer].type == "FULLY_CONNECTED":
+        assert steps["requantize"] == "double" and "tflite_micro" in steps
+        assert steps["scaled"] == ins.round_half_away(steps["acc_plus_bias"] * steps["M"])
+    else:
+        assert steps["requantize"] == "fixed-point" and steps["scaled"] == steps["divided"]
     assert steps["final"] == min(
         max(
-            steps["divided"] + m.graph.tensors[m.graph.ops[layer].outputs[0]].zero_point[0], steps["clamp"][0]
+            steps["scaled"] + m.graph.tensors[m.graph.ops[layer].outputs[0]].zero_point[0], steps["clamp"][0]
         ),
         steps["clamp"][1],
     )
     assert f"= {want}" in steps["text"]
+
+
+def test_fully_connected_double_rounding_vs_micro(mnist, shared, capsys):
+    """MNIST test image 659: the reference FULLY_CONNECTED rounds double(acc) * M = 17.49973 to 17, while
+    TFLite Micro's fixed-point multiplier gives 18 (output 9 vs 10 at element (0, 2) of dense_1)."""
+    with gzip.open(shared / "data/mnist/t10k-images-idx3-ubyte.gz") as f:
+        img = np.frombuffer(f.read(), np.uint8, offset=16 + 659 * 28 * 28, count=28 * 28).reshape(
+            1, 28, 28, 1
+        )
+    m = engine.load(mnist)
+    (layer,) = [
+        op.index for op in m.graph.ops if m.graph.tensors[op.outputs[0]].name == "sequential/dense_1/BiasAdd"
+    ]
+    assert m.graph.ops[layer].type == "FULLY_CONNECTED"
+    ref = reference_run(mnist, [img], preserve_all=True)["tensors"]["sequential/dense_1/BiasAdd"]
+    steps = ins.element_steps(m, layer, (0, 2), [img])
+    assert steps["final"] == int(ref[0, 2]) == steps["engine"] == 9
+    assert steps["requantize"] == "double" and steps["tflite_micro_differs"]
+    assert steps["tflite_micro"]["final"] == 10
+    # and TFLite Micro's interpreter does give 10 there
+    micro = micro_run_many(mnist, [[img]], preserve_all=True)[0]["tensors"]["sequential/dense_1/BiasAdd"]
+    assert int(micro[0, 2]) == steps["tflite_micro"]["final"]
+    text = steps["text"]
+    assert "rescale in double" in text and "TFLITE MICRO DIFFERS: it gives 10" in text
+    # another element of this image: TFLite Micro agrees, and the tool says so
+    same = ins.element_steps(m, layer, (0, 1), [img])
+    assert same["final"] == int(ref[0, 1]) and not same["tflite_micro_differs"]
+    assert "TFLite Micro gives the same value" in same["text"]
+
+    # the layer listing labels the double multiplier and TFLite Micro's (M0, shift)
+    assert ins.main([str(mnist), "--layer", str(layer)]) == 0
+    listing = capsys.readouterr().out
+    assert "M = s_in*s_w/s_out (double)" in listing and "TFLite Micro would use M0" in listing
+    assert ins.main([str(mnist), "--layer", str(layer), "--json"]) == 0
+    mult = json.loads(capsys.readouterr().out)["layers"][0]["multiplier"]
+    assert mult["requantize"] == "double" and mult["M"][2] == steps["M"] and mult["M0"][2] == steps["M0"]
 
 
 def test_element_from_image_cli(mnist, shared, tmp_path, capsys):
