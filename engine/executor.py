@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,7 @@ class Plan:
                 prepared = prepare(op, g, in_shapes, in_values)
             except EngineError:
                 raise
-            except Exception as e:  # a prepare step that trips on a malformed model
+            except Exception as e:  # noqa: BLE001 (a prepare step that trips on a malformed model)
                 raise ModelFormatError(f"{op.where()}: cannot prepare ({type(e).__name__}: {e})") from None
             if len(prepared.out_shapes) != len(op.outputs):
                 raise ModelFormatError(f"{op.where()}: has {len(op.outputs)} outputs, expected {len(prepared.out_shapes)}")
@@ -105,12 +106,18 @@ class Plan:
                     free.append(raw_of[i])
         return buffers
 
-    def run(self, feeds: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-        """Run every step; returns the buffer of every tensor (folded constants included)."""
+    def run(self, feeds: dict[int, np.ndarray], timings: list | None = None) -> dict[int, np.ndarray]:
+        """Run every step; returns the buffer of every tensor (folded constants included).
+
+        With a timings list, appends (op index, seconds) for each step.
+        """
         arrays = dict(self.values)
         arrays.update(self.buffers)
         arrays.update(feeds)
         for step in self.steps:
+            t0 = time.perf_counter() if timings is not None else 0.0
             step.run([arrays[i] if i >= 0 else None for i in step.inputs], [arrays[i] for i in step.outputs])
+            if timings is not None:
+                timings.append((step.op_index, time.perf_counter() - t0))
         return arrays
 

@@ -15,7 +15,6 @@ from .graph import Graph
 from .model_format import load_npz, save_npz, validate_quantization
 from .tflite_import import import_tflite
 
-
 MAX_PLANS = 4
 
 
@@ -114,6 +113,19 @@ class Model:
                 g = self.graph
                 return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
             return [np.array(arrays[t.index]) for t in self.outputs]
+
+    def profile(self, x, repeat: int = 10) -> list[tuple[int, str, float]]:
+        """Median seconds per op over `repeat` runs on x: [(op index, op type, seconds)]."""
+        batch, feeds = self._feeds(x)
+        runs = []
+        with self._lock:
+            plan = self.plan(batch)
+            for _ in range(repeat):
+                timings: list = []
+                plan.run(feeds, timings)
+                runs.append(timings)
+        ops = self.graph.ops
+        return [(i, ops[i].type, float(np.median([r[k][1] for r in runs]))) for k, (i, _) in enumerate(runs[0])]
 
     def save(self, path) -> None:
         save_npz(self.graph, path)

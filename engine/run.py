@@ -343,6 +343,7 @@ def _run_images(items, model, res, task, threshold, args, timer: Timer):
     pre = Preprocessor(model.inputs[0], res.entry.preprocess if res.entry else None)
     batch = args.batch or min(len(items), 32)
     results, pre_s = [], 0.0
+    used: set[Path] = set()
     bar = _bar(len(items), batch)
     emit = _emitter(bar, args)
     try:
@@ -358,6 +359,11 @@ def _run_images(items, model, res, task, threshold, args, timer: Timer):
             for it, img, a in zip(chunk, originals, answers):
                 if args.out:
                     out = _out_path(args.out, len(items), it.name)
+                    k = 1
+                    while out in used:  # two inputs named alike (a/x.jpg, b/x.jpg) keep both pictures
+                        k += 1
+                        out = out.with_name(f"{Path(it.name).stem}_{k}{out.suffix}")
+                    used.add(out)
                     drawn = pp.draw_detections(img, a["_found"]) if task == "detect" else pp.draw_predictions(
                         img, a["_preds"])
                     pp.save_image(drawn, out)

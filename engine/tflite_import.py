@@ -124,7 +124,7 @@ def import_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
         return _import(bytes(buf))
     except ModelFormatError as e:
         raise ModelFormatError(f"{source}: {e}") from None
-    except Exception as e:  # the generated flatbuffer code raises anything on corrupt offsets
+    except Exception as e:  # noqa: BLE001 (the generated flatbuffer code raises anything on corrupt offsets)
         raise ModelFormatError(f"{source}: corrupt flatbuffer ({type(e).__name__}: {e})") from None
 
 

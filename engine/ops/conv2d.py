@@ -61,7 +61,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     conv2d = K.conv2d.pick((n * oh * ow * oc * kh * kw * c) // 16)  # MACs are cheaper than elementwise steps
 
     def run(ins, outs):
-        pad_input(ins[0], in_zp16, top, left, padded)
+        pad_input(ins[0], in_zp16, top, left, 1, padded)
         conv2d(padded, weights, blocks, bias_q, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, outs[0])
 
     return Prepared([(n, oh, ow, oc)], run)

@@ -17,15 +17,25 @@ from .kernel import kernel
 
 
 @kernel
-def pad_input(x, zero_point, top, left, out):
-    """out[n, top+y, left+x, c] = x[n, y, x, c] - zero_point; the border of out stays as it was (zeros)."""
+def pad_input(x, zero_point, top, left, repeat, out):
+    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] - zero_point for r < repeat.
+
+    The border of out stays as it was (zeros). repeat > 1 serves depthwise convolutions with a
+    depth multiplier: each output channel then finds its input at its own index.
+    """
     n, h, w, c = x.shape
     for i in prange(n * h):
         b = i // h
         y = i % h
         for xx in range(w):
-            for ch in range(c):
-                out[b, top + y, left + xx, ch] = np.int16(x[b, y, xx, ch]) - zero_point
+            if repeat == 1:
+                for ch in range(c):
+                    out[b, top + y, left + xx, ch] = np.int16(x[b, y, xx, ch]) - zero_point
+            else:
+                for ch in range(c):
+                    v = np.int16(x[b, y, xx, ch]) - zero_point
+                    for r in range(repeat):
+                        out[b, top + y, left + xx, ch * repeat + r] = v
 
 
 @njit(inline="always", cache=True)
@@ -69,27 +79,56 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
 
 
 @kernel
-def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, depth_multiplier, sh, sw, dh, dw, out):
-    """xp: padded int16 [N, Hp, Wp, C]; w: int16 [kh, kw, C*dm]; out: [N, OH, OW, C*dm]."""
+def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
+    """xp: padded int16 [N, Hp, Wp, OC] (channels already repeated for the depth multiplier);
+    w: int16 [kh, kw, OC]; out: [N, OH, OW, OC]. One output row per task, accumulated tap by tap
+    so that the inner loop runs over contiguous channels."""
     n, oh, ow, oc = out.shape
     kh, kw = w.shape[0], w.shape[1]
     for i in prange(n * oh):
         b = i // oh
         oy = i % oh
-        acc = np.empty(oc, np.int32)
+        acc = np.empty((ow, oc), np.int32)
         for ox in range(ow):
             for o in range(oc):
-                acc[o] = bias[o]
-            for ky in range(kh):
-                iy = oy * sh + ky * dh
-                for kx in range(kw):
+                acc[ox, o] = bias[o]
+        for ky in range(kh):
+            iy = oy * sh + ky * dh
+            for kx in range(kw):
+                for ox in range(ow):
                     ix = ox * sw + kx * dw
-                    if depth_multiplier == 1:
-                        for o in range(oc):
-                            acc[o] += np.int32(xp[b, iy, ix, o]) * np.int32(w[ky, kx, o])
-                    else:
-                        for o in range(oc):
-                            acc[o] += np.int32(xp[b, iy, ix, o // depth_multiplier]) * np.int32(w[ky, kx, o])
+                    for o in range(oc):
+                        acc[ox, o] += np.int32(xp[b, iy, ix, o]) * np.int32(w[ky, kx, o])
+        for ox in range(ow):
+            for o in range(oc):
+                out[b, oy, ox, o] = requantize(acc[ox, o], mult[o], shift[o], out_zp, lo, hi)
+
+
+@kernel
+def depthwise_conv3x3(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
+    """depthwise_conv2d for the common 3x3 filter: the nine taps unrolled, so that each channel's
+    sum stays in a register instead of going through memory nine times."""
+    n, oh, ow, oc = out.shape
+    for i in prange(n * oh):
+        b = i // oh
+        oy = i % oh
+        y0, y1, y2 = oy * sh, oy * sh + dh, oy * sh + 2 * dh
+        acc = np.empty(oc, np.int32)  # storing to int32 lets LLVM keep the sums in 32 bits
+        for ox in range(ow):
+            x0, x1, x2 = ox * sw, ox * sw + dw, ox * sw + 2 * dw
+            for o in range(oc):
+                acc[o] = (
+                    bias[o]
+                    + np.int32(xp[b, y0, x0, o]) * np.int32(w[0, 0, o])
+                    + np.int32(xp[b, y0, x1, o]) * np.int32(w[0, 1, o])
+                    + np.int32(xp[b, y0, x2, o]) * np.int32(w[0, 2, o])
+                    + np.int32(xp[b, y1, x0, o]) * np.int32(w[1, 0, o])
+                    + np.int32(xp[b, y1, x1, o]) * np.int32(w[1, 1, o])
+                    + np.int32(xp[b, y1, x2, o]) * np.int32(w[1, 2, o])
+                    + np.int32(xp[b, y2, x0, o]) * np.int32(w[2, 0, o])
+                    + np.int32(xp[b, y2, x1, o]) * np.int32(w[2, 1, o])
+                    + np.int32(xp[b, y2, x2, o]) * np.int32(w[2, 2, o])
+                )
             for o in range(oc):
                 out[b, oy, ox, o] = requantize(acc[o], mult[o], shift[o], out_zp, lo, hi)
 

@@ -58,16 +58,17 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     lo, hi = fused_activation(op, out)
-    pad_input = K.pad_input.pick(n * h * w * c)
-    padded = np.zeros((n, hp, wp, c), np.int16)
+    pad_input = K.pad_input.pick(n * h * w * oc)
+    padded = np.zeros((n, hp, wp, oc), np.int16)
     in_zp16 = np.int16(in_zp)
 
-    depthwise_conv2d = K.depthwise_conv2d.pick(
+    chosen = K.depthwise_conv3x3 if (kh, kw) == (3, 3) else K.depthwise_conv2d
+    depthwise_conv2d = chosen.pick(
         (n * oh * ow * oc * kh * kw) // 16
     )  # MACs are cheaper than elementwise steps
 
     def run(ins, outs):
-        pad_input(ins[0], in_zp16, top, left, padded)
-        depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, dm, sh, sw, dh, dw, outs[0])
+        pad_input(ins[0], in_zp16, top, left, dm, padded)
+        depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, outs[0])
 
     return Prepared([(n, oh, ow, oc)], run)
