@@ -312,6 +312,17 @@ def test_zero_point_out_of_dtype_range(dtype, zp):
     assert "tensor 0 'in'" in msg and "zero point" in msg
 
 
+def test_zero_point_vector_shorter_than_scale():
+    """An empty zero_point vector next to one scale (found by fuzzing: IndexError in Tensor.describe)."""
+    for tensor in (0, 1, 3):
+        msg = load_error(fc_model(**{f"{tensor}_zero_point": []}), ModelFormatError)
+        assert f"tensor {tensor} '" in msg and "zero point" in msg, msg
+    spec = conv_spec()
+    spec["tensors"][1]["zero_point"] = [0]  # 2 per-channel scales, 1 zero point
+    msg = load_error(build_model(**spec), ModelFormatError)
+    assert "tensor 1 'w'" in msg, msg
+
+
 def test_zero_point_int64_extremes():
     data = fc_model(**{"3_zero_point": [2**62]})
     msg = load_error(data, ModelFormatError)
@@ -748,6 +759,24 @@ def test_npz_graph_json_numbers_are_not_coerced(small_model, tmp_path):
         path = save_npz_to(tmp_path, with_graph_json(members, meta), f"float_{key}.npz")
         msg = load_error(path, ModelFormatError)
         assert "tensor 0" in msg, (label, msg)
+
+
+@pytest.mark.parametrize("value", [1e308, 2**70, -(2**70), "2", 2.5, None, [1, 2]])
+def test_npz_option_values_are_checked(small_model, tmp_path, value):
+    """Options in graph.json flow into prepare(): absurd values are refused at load, naming the op
+    (stride_h = 1e308 used to reach the numba kernel and fail there with a TypingError)."""
+    members = npz_members(small_model, tmp_path)
+    meta = graph_json(members)
+    assert meta["ops"][1]["type"] == "DEPTHWISE_CONV_2D"
+    meta["ops"][1]["options"]["stride_h"] = value
+    path = save_npz_to(tmp_path, with_graph_json(members, meta), "options.npz")
+    try:
+        m = engine.load(path)
+    except engine.EngineError as e:
+        assert re.search(r"op \d+ \(", str(e)) or str(path) in str(e), str(e)
+        return
+    with pytest.raises(engine.EngineError):  # loading may accept it only if run() refuses it cleanly
+        m.run(np.zeros((1, 6, 6, 2), np.int8))
 
 
 # ---------------------------------------------------------------------------------------------- run()
