@@ -51,7 +51,8 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
     Each output row is one matrix product: its im2col patches [OW, K] times the weights.
     """
     n, oh, ow, oc = out.shape
-    c = xp.shape[3]
+    hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
+    xf = xp.reshape(-1)
     k = kh * kw * c
     kp = k + k % 2
     rows = -(-ow // PX) * PX
@@ -64,12 +65,15 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
         for ox in range(ow):
             p = ox * kp
             for ky in range(kh):
-                iy = oy * sh + ky * dh
-                for kx in range(kw):
-                    ix = ox * sw + kx * dw
-                    for ch in range(c):
-                        patch[p] = xp[b, iy, ix, ch]
-                        p += 1
+                row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
+                if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
+                    patch[p : p + kw * c] = xf[row : row + kw * c]
+                    p += kw * c
+                else:
+                    for kx in range(kw):
+                        start = row + kx * dw * c
+                        patch[p : p + c] = xf[start : start + c]
+                        p += c
         gemm_rows(patch, kp, ow, w, blocks, acc)
         for ox in range(ow):
             for o in range(oc):
