@@ -22,8 +22,8 @@ os.umask(_UMASK)
 def atomic_path(target: str | os.PathLike, mkdir: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces `target`.
 
-        with atomic_path("model.npz") as tmp:
-            np.savez(tmp, ...)
+    with atomic_path("model.npz") as tmp:
+        np.savez(tmp, ...)
     """
     target = Path(target)
     if mkdir:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .graph import DTYPES, Graph
+from .model_format import MAX_TENSOR_BYTES
 from .ops import kernel_for
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
@@ -44,7 +46,9 @@ class Plan:
         for op in g.ops:
             for i in op.inputs:
                 if i >= 0 and i not in shapes:
-                    raise ModelFormatError(f"{op.where()}: input tensor {i} is used before any op produces it")
+                    raise ModelFormatError(
+                        f"{op.where()}: input tensor {i} is used before any op produces it"
+                    )
             prepare = kernel_for(op)
             in_shapes = [shapes[i] if i >= 0 else None for i in op.inputs]
             in_values = [values.get(i) if i >= 0 else None for i in op.inputs]
@@ -55,11 +59,17 @@ class Plan:
             except Exception as e:  # noqa: BLE001 (a prepare step that trips on a malformed model)
                 raise ModelFormatError(f"{op.where()}: cannot prepare ({type(e).__name__}: {e})") from None
             if len(prepared.out_shapes) != len(op.outputs):
-                raise ModelFormatError(f"{op.where()}: has {len(op.outputs)} outputs, expected {len(prepared.out_shapes)}")
+                raise ModelFormatError(
+                    f"{op.where()}: has {len(op.outputs)} outputs, expected {len(prepared.out_shapes)}"
+                )
             for i, s in zip(op.outputs, prepared.out_shapes):
-                if g.tensors[i].dtype not in DTYPES:
-                    raise UnsupportedError(f"{op.where()}: output {g.tensors[i].describe()} has unsupported type")
-                shapes[i] = tuple(int(d) for d in s)
+                t = g.tensors[i]
+                if t.dtype not in DTYPES:
+                    raise UnsupportedError(f"{op.where()}: output {t.describe()} has unsupported type")
+                s = tuple(int(d) for d in s)
+                if any(d < 0 for d in s) or math.prod(s) * t.np_dtype.itemsize > MAX_TENSOR_BYTES * batch:
+                    raise ModelFormatError(f"{op.where()}: output {t.describe()} would have shape {list(s)}")
+                shapes[i] = s
             known = [i for i in op.inputs if i >= 0]
             if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):
                 outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
@@ -96,9 +106,11 @@ class Plan:
                 else:
                     raw = np.empty(nbytes, np.uint8)
                 raw_of[i] = raw
-                buffers[i] = raw[: int(np.prod(self.shapes[i], dtype=np.int64)) * t.np_dtype.itemsize].view(
-                    t.np_dtype
-                ).reshape(self.shapes[i])
+                buffers[i] = (
+                    raw[: int(np.prod(self.shapes[i], dtype=np.int64)) * t.np_dtype.itemsize]
+                    .view(t.np_dtype)
+                    .reshape(self.shapes[i])
+                )
             if keep_all:
                 continue
             for i in set(step.inputs):
@@ -120,4 +132,3 @@ class Plan:
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
         return arrays
-

@@ -45,7 +45,10 @@ class Tensor:
         return np.dtype(DTYPES[self.dtype])
 
     def describe(self) -> str:
-        q = f" scale={self.scale[0]:.6g} zp={self.zero_point[0]}" if self.scale.size == 1 else ""
+        zp = (
+            self.zero_point[0] if self.zero_point.size else "?"
+        )  # describe() builds error messages: never raise
+        q = f" scale={self.scale[0]:.6g} zp={zp}" if self.scale.size == 1 else ""
         if self.scale.size > 1:
             q = f" per-channel({self.scale.size}, axis {self.quant_axis})"
         return f"tensor {self.index} '{self.name}' {self.dtype}{list(self.shape)}{q}"

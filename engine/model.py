@@ -9,13 +9,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, ModelFormatError
+from .errors import EngineError, InputError, ModelFormatError
 from .executor import Plan
 from .graph import Graph
-from .model_format import load_npz, save_npz, validate_quantization
+from .model_format import load_npz, save_npz, validate_graph, validate_quantization
 from .tflite_import import import_tflite
 
 MAX_PLANS = 4
+_WORKQUEUE_LOCK = threading.Lock()
+
+
+def _kernel_lock():
+    """Numba's fallback 'workqueue' threading layer aborts the process when two threads launch
+    parallel kernels at once (OpenMP and TBB do not): serialize all runs when it is the layer."""
+    import contextlib
+
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = "unknown"
+    return contextlib.nullcontext() if layer in ("omp", "tbb") else _WORKQUEUE_LOCK
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,9 @@ class TensorInfo:
         return np.clip(q, info.min, info.max).astype(self.dtype)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        return ((np.asarray(q, np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)).astype(np.float32)
+        return ((np.asarray(q, np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)).astype(
+            np.float32
+        )
 
 
 def _info(g: Graph, i: int) -> TensorInfo:
@@ -92,7 +109,9 @@ class Model:
                 want = ["N", *t.shape[1:]]
                 raise InputError(f"input '{t.name}': shape {list(a.shape)}, model expects {want}")
             if batch is not None and a.shape[0] != batch:
-                raise InputError(f"input '{t.name}': batch {a.shape[0]} differs from the other inputs' {batch}")
+                raise InputError(
+                    f"input '{t.name}': batch {a.shape[0]} differs from the other inputs' {batch}"
+                )
             if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
                 raise InputError(f"input '{t.name}': contains NaN or infinity")
             batch = a.shape[0]
@@ -105,13 +124,21 @@ class Model:
         Returns the list of output arrays (copies). With keep_all=True returns a dict
         {tensor name: array} of every tensor the graph computes, inputs and outputs included.
         """
-        batch, feeds = self._feeds(x)
-        with self._lock:
-            plan = self.plan(batch, keep_all)
+        try:
+            batch, feeds = self._feeds(x)
+        except MemoryError:
+            raise InputError("the input does not fit in memory as a contiguous array") from None
+        with self._lock, _kernel_lock():
+            try:
+                plan = self.plan(batch, keep_all)
+            except MemoryError:
+                raise InputError(f"a batch of {batch} does not fit in memory") from None
             arrays = plan.run(feeds)
             if keep_all:
                 g = self.graph
-                return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
+                return {
+                    g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const
+                }
             return [np.array(arrays[t.index]) for t in self.outputs]
 
     def profile(self, x, repeat: int = 10) -> list[tuple[int, str, float]]:
@@ -125,7 +152,9 @@ class Model:
                 plan.run(feeds, timings)
                 runs.append(timings)
         ops = self.graph.ops
-        return [(i, ops[i].type, float(np.median([r[k][1] for r in runs]))) for k, (i, _) in enumerate(runs[0])]
+        return [
+            (i, ops[i].type, float(np.median([r[k][1] for r in runs]))) for k, (i, _) in enumerate(runs[0])
+        ]
 
     def save(self, path) -> None:
         save_npz(self.graph, path)
@@ -150,4 +179,8 @@ def load(source, warmup: bool = True) -> Model:
     else:
         graph = import_tflite(data, name)
     validate_quantization(graph, name)
-    return Model(graph, name, warmup)
+    validate_graph(graph, name)
+    try:
+        return Model(graph, name, warmup)
+    except EngineError as e:  # planning errors name the op; add the file once
+        raise type(e)(f"{name}: {e}") from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import zipfile
 
 import numpy as np
 
@@ -38,7 +37,13 @@ def graph_to_json(g: Graph) -> dict:
             for t in g.tensors
         ],
         "ops": [
-            {"type": o.type, "version": o.version, "inputs": o.inputs, "outputs": o.outputs, "options": o.options}
+            {
+                "type": o.type,
+                "version": o.version,
+                "inputs": o.inputs,
+                "outputs": o.outputs,
+                "options": o.options,
+            }
             for o in g.ops
         ],
     }
@@ -56,13 +61,39 @@ def _check(cond: bool, where: str, msg: str) -> None:
         raise ModelFormatError(f"{where}: {msg}")
 
 
+def _int(v, where: str) -> int:
+    _check(isinstance(v, int) and not isinstance(v, bool), where, f"expected an integer, got {v!r}")
+    return v
+
+
+def _option(v, where: str):
+    """Option values hold only what TFLite options hold: bools, strings, int32s, finite floats, lists."""
+    if isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        _check(-(1 << 31) <= v < (1 << 31), where, f"value {v} out of the int32 range")
+        return v
+    if isinstance(v, float):
+        _check(math.isfinite(v), where, f"value {v} is not finite")
+        return v
+    _check(isinstance(v, list), where, f"value {v!r} has an unsupported type")
+    for x in v:
+        _check(not isinstance(x, (list, dict)), where, "nested lists are not options")
+    return [_option(x, where) for x in v]
+
+
 def load_npz(data: bytes, source: str = "<npz>") -> Graph:
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
         arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 (numpy raises ValueError, TokenError, SyntaxError, zlib.error...)
         raise ModelFormatError(f"{source}: not a readable .npz ({type(e).__name__}: {e})") from None
+    for k, v in arrays.items():
+        _check(isinstance(v, np.ndarray), source, f"member {k!r} is not an .npy array")
     _check("graph.json" in arrays, source, "no graph.json entry")
+    _check(
+        arrays["graph.json"].dtype == np.uint8 and arrays["graph.json"].ndim == 1, source, "bad graph.json"
+    )
     try:
         meta = json.loads(arrays.pop("graph.json").tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -79,18 +110,22 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
     _check(isinstance(meta, dict), source, "graph.json is not an object")
     version = meta.get("format_version")
     _check(isinstance(version, int), source, "no format_version")
-    _check(version <= FORMAT_VERSION, source, f"format version {version} is newer than this engine's ({FORMAT_VERSION})")
+    _check(
+        version <= FORMAT_VERSION,
+        source,
+        f"format version {version} is newer than this engine's ({FORMAT_VERSION})",
+    )
     tensors = []
     used = set()
     for i, tj in enumerate(meta["tensors"]):
         where = f"{source}: tensor {i}"
         dtype = tj["dtype"]
         _check(dtype in DTYPES, where, f"unknown dtype {dtype!r}")
-        shape = tuple(int(d) for d in tj["shape"])
+        shape = tuple(_int(d, where) for d in tj["shape"])
         scale = np.asarray(tj.get("scale", []), np.float32)
-        zp = np.asarray(tj.get("zero_point", []), np.int64)
+        zp = np.asarray([_int(z, where) for z in tj.get("zero_point", [])], np.int64)
         _check(scale.ndim == 1 and zp.shape == scale.shape, where, "scale and zero_point lengths differ")
-        t = Tensor(i, str(tj["name"]), shape, dtype, None, scale, zp, int(tj.get("quant_axis", 0)))
+        t = Tensor(i, str(tj["name"]), shape, dtype, None, scale, zp, _int(tj.get("quant_axis", 0), where))
         if tj.get("const"):
             key = f"t{i}"
             _check(key in arrays, where, f"constant array {key} missing")
@@ -105,7 +140,7 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
     n = len(tensors)
 
     def idx(values, where: str, allow_missing: bool) -> list[int]:
-        out = [int(v) for v in values]
+        out = [_int(v, where) for v in values]
         for v in out:
             _check((allow_missing and v == -1) or 0 <= v < n, where, f"tensor index {v} out of range")
         return out
@@ -115,6 +150,7 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
         where = f"{source}: op {k}"
         options = oj.get("options", {})
         _check(isinstance(options, dict), where, "options is not an object")
+        options = {str(key): _option(v, f"{where} option {key!r}") for key, v in options.items()}
         ops.append(
             Op(
                 k,
@@ -134,12 +170,45 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
     )
 
 
+MAX_TENSOR_BYTES = 1 << 31  # flatbuffer dims are int32; no real model has a 2 GB tensor
+
+
+def validate_graph(g: Graph, source: str) -> None:
+    """Each tensor has at most one producer, and no op writes a graph input or a constant.
+
+    Kernels write their outputs in place without bounds checks: an op that wrote into the caller's
+    input array, or into a tensor of another shape, would corrupt memory.
+    """
+    if len(set(g.inputs)) != len(g.inputs):
+        raise ModelFormatError(f"{source}: graph inputs {g.inputs} repeat a tensor")
+    for i in g.inputs:
+        if g.tensors[i].is_const:
+            raise ModelFormatError(f"{source}: graph input {g.tensors[i].describe()} is a constant")
+    producer: dict[int, int] = {}
+    for op in g.ops:
+        if not op.outputs:
+            raise ModelFormatError(f"{source}: {op.where()} has no outputs")
+        for i in op.outputs:
+            t = g.tensors[i]
+            if i in g.inputs:
+                raise ModelFormatError(f"{source}: {op.where()} writes graph input {t.describe()}")
+            if t.is_const:
+                raise ModelFormatError(f"{source}: {op.where()} writes constant {t.describe()}")
+            if i in producer:
+                raise ModelFormatError(
+                    f"{source}: {op.where()} writes {t.describe()}, written by op {producer[i]}"
+                )
+            producer[i] = op.index
+
+
 def validate_quantization(g: Graph, source: str) -> None:
-    """Scales finite and positive, zero points inside their dtype, per-channel arrays the right length."""
+    """Shapes sane; scales finite and positive, zero points inside their dtype, per-channel lengths right."""
     for t in g.tensors:
         where = f"{source}: {t.describe()}"
         if any(d < 0 for d in t.shape):
             raise ModelFormatError(f"{where}: negative dimension")
+        if math.prod(int(d) for d in t.shape) * t.np_dtype.itemsize > MAX_TENSOR_BYTES:
+            raise ModelFormatError(f"{where}: more than {MAX_TENSOR_BYTES >> 30} GiB")
         if not t.quantized:
             continue
         if not all(math.isfinite(s) and s > 0 for s in t.scale.tolist()):

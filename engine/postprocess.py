@@ -59,7 +59,9 @@ def dequantize(values: np.ndarray, info: TensorInfo | None) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def top_k(output: np.ndarray, info: TensorInfo | None, labels: list[str] | None, k: int = 1) -> list[list[Prediction]]:
+def top_k(
+    output: np.ndarray, info: TensorInfo | None, labels: list[str] | None, k: int = 1
+) -> list[list[Prediction]]:
     """[N, classes] scores -> for each row the k best, best first (ties: the lower index first)."""
     out = np.asarray(output)
     if out.ndim == 1:
@@ -93,9 +95,16 @@ def detections(
     """TFLite_Detection_PostProcess outputs (boxes [N,K,4], classes [N,K], scores [N,K], count [N])
     -> for each image (size (w, h)) the detections scoring at least score_threshold, best first."""
     if len(outputs) < 4:
-        raise InputError(f"a detection model has 4 outputs (boxes, classes, scores, count), not {len(outputs)}")
+        raise InputError(
+            f"a detection model has 4 outputs (boxes, classes, scores, count), not {len(outputs)}"
+        )
     boxes, classes, scores, count = (np.asarray(o) for o in outputs[:4])
-    if boxes.ndim != 3 or boxes.shape[2] != 4 or classes.shape != boxes.shape[:2] or scores.shape != boxes.shape[:2]:
+    if (
+        boxes.ndim != 3
+        or boxes.shape[2] != 4
+        or classes.shape != boxes.shape[:2]
+        or scores.shape != boxes.shape[:2]
+    ):
         raise InputError(
             f"detection outputs have shapes {[list(np.shape(o)) for o in outputs[:4]]}: "
             "expected boxes [N, K, 4], classes [N, K], scores [N, K], count [N]"
@@ -112,8 +121,15 @@ def detections(
                 continue
             ymin, xmin, ymax, xmax = (float(v) for v in boxes[n, i])
             c = int(classes[n, i])
-            found.append(Detection(label_for(labels, c, label_offset), c, s,
-                                   (xmin * w, ymin * h, xmax * w, ymax * h), (ymin, xmin, ymax, xmax)))
+            found.append(
+                Detection(
+                    label_for(labels, c, label_offset),
+                    c,
+                    s,
+                    (xmin * w, ymin * h, xmax * w, ymax * h),
+                    (ymin, xmin, ymax, xmax),
+                )
+            )
         found.sort(key=lambda d: -d.score)  # the op already sorts; keep it true for any model
         result.append(found)
     return result
@@ -151,7 +167,9 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def _label_box(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, color, font, width: int, height: int):
+def _label_box(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, color, font, width: int, height: int
+):
     l, t, r, b = draw.textbbox((0, 0), text, font=font)
     tw, th = r - l + 4, b - t + 4
     x = min(max(0.0, xy[0]), max(0.0, width - tw))

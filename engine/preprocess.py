@@ -238,7 +238,9 @@ def pixel_table(info: TensorInfo, spec: Spec, channels: int) -> np.ndarray:
     if dtype == np.float32:
         return v.astype(np.float32)
     if not info.scale > 0:
-        raise InputError(f"input '{info.name}' is {dtype} without quantization: cannot quantize a normalized image")
+        raise InputError(
+            f"input '{info.name}' is {dtype} without quantization: cannot quantize a normalized image"
+        )
     return info.quantize(v)
 
 
@@ -279,7 +281,9 @@ def image_layout(info: TensorInfo) -> tuple[int, int, int, bool]:
         return s[1], s[2], s[3], True
     if len(s) == 3 and s[1] > 0 and s[2] > 0:
         return s[1], s[2], 1, False
-    raise InputError(f"input '{info.name}' of shape {list(s)} is not an image ([N, H, W, 1 or 3] or [N, H, W])")
+    raise InputError(
+        f"input '{info.name}' of shape {list(s)} is not an image ([N, H, W, 1 or 3] or [N, H, W])"
+    )
 
 
 class Preprocessor:
@@ -301,7 +305,9 @@ class Preprocessor:
 
     def pixels(self, img: Image.Image) -> np.ndarray:
         """An 8-bit image -> resized uint8 pixels [H, W, C] (or [H, W])."""
-        img = resize(to_8bit(img, self.channels, self.spec.background), (self.width, self.height), self.spec.resize)
+        img = resize(
+            to_8bit(img, self.channels, self.spec.background), (self.width, self.height), self.spec.resize
+        )
         a = np.asarray(img, np.uint8)
         if self._channel_axis and a.ndim == 2:
             a = a[:, :, None]

@@ -125,7 +125,11 @@ class Registry:
             raise _bad(source, "'files' must be an object")
         self.files: dict[str, FileEntry] = {}
         for name, f in files.items():
-            if not isinstance(f, dict) or not isinstance(f.get("url"), str) or not isinstance(f.get("sha256"), str):
+            if (
+                not isinstance(f, dict)
+                or not isinstance(f.get("url"), str)
+                or not isinstance(f.get("sha256"), str)
+            ):
                 raise _bad(source, f"file {name!r}: needs 'url' and 'sha256'")
             sha = f["sha256"].lower()
             if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -158,7 +162,9 @@ class Registry:
         if task not in TASKS:
             raise _bad(src, f"model {name!r}: task {task!r} is not one of {', '.join(TASKS)}")
         labels = m.get("labels")
-        if labels is not None and (not isinstance(labels, list) or not all(isinstance(s, str) for s in labels)):
+        if labels is not None and (
+            not isinstance(labels, list) or not all(isinstance(s, str) for s in labels)
+        ):
             raise _bad(src, f"model {name!r}: labels must be a list of strings")
         pre = m.get("preprocess")
         if pre is not None:
@@ -276,7 +282,9 @@ class Cache:
             if p is not None:
                 return p
         if self.offline:
-            where = f"the cache ({self.models_dir})" + (f" or the mirror ({self.mirror})" if self.mirror else "")
+            where = f"the cache ({self.models_dir})" + (
+                f" or the mirror ({self.mirror})" if self.mirror else ""
+            )
             raise FetchError(f"{name}: not in {where}, and ${ENV_OFFLINE} forbids downloading {entry.url}")
         return self._download(entry)
 
@@ -293,7 +301,9 @@ class Cache:
         if p.is_file():
             got = sha256_file(p)
             if got != entry.sha256:
-                raise FetchError(f"{p}: sha256 {got} does not match the registry's {entry.sha256} (corrupt mirror?)")
+                raise FetchError(
+                    f"{p}: sha256 {got} does not match the registry's {entry.sha256} (corrupt mirror?)"
+                )
             return p
         archive = m / Path(urlparse(entry.url).path).name
         if entry.member and archive.is_file():
@@ -409,7 +419,9 @@ class Cache:
             with atomic.atomic_path(npz) as tmp:
                 model.save(tmp)
                 npz_sha = sha256_file(tmp)
-            atomic.write_text(meta_path, json.dumps({"source": entry.file, "source_sha256": sha, "npz_sha256": npz_sha}))
+            atomic.write_text(
+                meta_path, json.dumps({"source": entry.file, "source_sha256": sha, "npz_sha256": npz_sha})
+            )
         return model
 
     def clear(self) -> None:

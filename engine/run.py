@@ -62,26 +62,56 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", metavar="NAME|PATH", help="registry name or alias (see --list-models; default: "
-                   "the registry's default, mnist), or a .tflite / .npz file")
-    p.add_argument("--image", metavar="PATH", action="append", default=[],
-                   help="an image file, or a folder (all images in it, not recursive); repeatable")
-    p.add_argument("--input", metavar="FILE.npy", help="a raw input tensor instead of images (float values are "
-                   "quantized with the input's scale and zero point; a missing batch axis is added)")
+    p.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="registry name or alias (see --list-models; default: "
+        "the registry's default, mnist), or a .tflite / .npz file",
+    )
+    p.add_argument(
+        "--image",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="an image file, or a folder (all images in it, not recursive); repeatable",
+    )
+    p.add_argument(
+        "--input",
+        metavar="FILE.npy",
+        help="a raw input tensor instead of images (float values are "
+        "quantized with the input's scale and zero point; a missing batch axis is added)",
+    )
     p.add_argument("--labels", metavar="FILE", help="labels, one per line (for a model given as a file)")
     p.add_argument("--batch", type=_positive(int), metavar="N", help="images per run (default: up to 32)")
     p.add_argument("--threads", type=_positive(int), metavar="N", help="Numba threads (default: all cores)")
-    p.add_argument("--top-k", type=_positive(int), default=1, metavar="K", help="classes shown per image (default 1)")
-    p.add_argument("--score-threshold", type=_fraction, metavar="T",
-                   help="detections below this score are dropped (default: the registry's, else 0.3)")
-    p.add_argument("--repeat", type=_positive(int), default=1, metavar="R",
-                   help="run each batch R times and report the median time (default 1)")
+    p.add_argument(
+        "--top-k", type=_positive(int), default=1, metavar="K", help="classes shown per image (default 1)"
+    )
+    p.add_argument(
+        "--score-threshold",
+        type=_fraction,
+        metavar="T",
+        help="detections below this score are dropped (default: the registry's, else 0.3)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive(int),
+        default=1,
+        metavar="R",
+        help="run each batch R times and report the median time (default 1)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument("--out", metavar="PATH", help="write the image annotated with the answers (.png/.jpg); with "
-                   "several images, a folder")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="write the image annotated with the answers (.png/.jpg); with several images, a folder",
+    )
     p.add_argument("--list-models", action="store_true", help="list the registry's models and exit")
-    p.add_argument("--mirror", metavar="DIR", help="folder with model files to use before downloading "
-                   "(default $ENGINE_MODEL_MIRROR)")
+    p.add_argument(
+        "--mirror",
+        metavar="DIR",
+        help="folder with model files to use before downloading (default $ENGINE_MODEL_MIRROR)",
+    )
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     return p
 
@@ -103,7 +133,11 @@ def collect_images(paths: list[str]) -> list[Item]:
     items = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."))
+            found = sorted(
+                f
+                for f in p.iterdir()
+                if f.is_file() and f.suffix.lower() in exts and not f.name.startswith(".")
+            )
             if not found:
                 raise ImageError(f"{p}: no image files in this folder")
             items += [Item(str(f), f) for f in found]
@@ -125,7 +159,9 @@ def load_tensor(path: str, info) -> np.ndarray:
 
 def as_input(a, info, name: str = "input") -> np.ndarray:
     a = np.asarray(a)
-    if a.shape == tuple(info.shape[1:]) or (a.ndim == len(info.shape) - 1 and a.size == int(np.prod(info.shape[1:]))):
+    if a.shape == tuple(info.shape[1:]) or (
+        a.ndim == len(info.shape) - 1 and a.size == int(np.prod(info.shape[1:]))
+    ):
         a = a.reshape(info.shape[1:])[None]
     want = np.dtype(info.dtype)
     if a.dtype == want:
@@ -206,7 +242,9 @@ def _text_result(r: dict, task: str, top_k: int) -> str:
         return f"{r['input']}: output {r['output']}"
     if task == "detect":
         dets = r["detections"]
-        lines = [f"{r['image']}: {len(dets)} detection{'s' * (len(dets) != 1)} (score >= {r['score_threshold']:g})"]
+        lines = [
+            f"{r['image']}: {len(dets)} detection{'s' * (len(dets) != 1)} (score >= {r['score_threshold']:g})"
+        ]
         for d in dets:
             x0, y0, x1, y1 = d["box"]
             lines.append(f"  {d['label']:<16} {d['score']:.3f}  box ({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f})")
@@ -325,15 +363,24 @@ def _answers(task, outputs, model, res, names, sizes, threshold, top_k) -> list[
         offset = entry.label_offset if entry else (1 if res.labels and res.labels[0] == "???" else 0)
         found = pp.detections(outputs, sizes, res.labels, offset, threshold)
         return [
-            {"image": n, "size": list(s), "score_threshold": threshold, "detections": [d.to_dict() for d in f],
-             "_found": f}
+            {
+                "image": n,
+                "size": list(s),
+                "score_threshold": threshold,
+                "detections": [d.to_dict() for d in f],
+                "_found": f,
+            }
             for n, s, f in zip(names, sizes, found)
         ]
     if task == "regress":
         y = pp.dequantize(outputs[0], model.outputs[0])
-        return [{"input": n, "output": y[i].tolist(), "raw": outputs[0][i].tolist()} for i, n in enumerate(names)]
+        return [
+            {"input": n, "output": y[i].tolist(), "raw": outputs[0][i].tolist()} for i, n in enumerate(names)
+        ]
     preds = pp.top_k(outputs[0], model.outputs[0], res.labels, top_k)
-    return [{"image": n, "predictions": [p.to_dict() for p in ps], "_preds": ps} for n, ps in zip(names, preds)]
+    return [
+        {"image": n, "predictions": [p.to_dict() for p in ps], "_preds": ps} for n, ps in zip(names, preds)
+    ]
 
 
 def _run_images(items, model, res, task, threshold, args, timer: Timer):
@@ -348,14 +395,22 @@ def _run_images(items, model, res, task, threshold, args, timer: Timer):
     emit = _emitter(bar, args)
     try:
         for start in range(0, len(items), batch):
-            chunk = items[start:start + batch]
+            chunk = items[start : start + batch]
             t = time.perf_counter()
             originals = [pre.image(it.source) for it in chunk]
             x = np.stack([pre.tensor(img) for img in originals])
             pre_s += time.perf_counter() - t
             outputs = timer.run(model, x)
-            answers = _answers(task, outputs, model, res, [it.name for it in chunk],
-                               [img.size for img in originals], threshold, args.top_k)
+            answers = _answers(
+                task,
+                outputs,
+                model,
+                res,
+                [it.name for it in chunk],
+                [img.size for img in originals],
+                threshold,
+                args.top_k,
+            )
             for it, img, a in zip(chunk, originals, answers):
                 if args.out:
                     out = _out_path(args.out, len(items), it.name)
@@ -364,8 +419,11 @@ def _run_images(items, model, res, task, threshold, args, timer: Timer):
                         k += 1
                         out = out.with_name(f"{Path(it.name).stem}_{k}{out.suffix}")
                     used.add(out)
-                    drawn = pp.draw_detections(img, a["_found"]) if task == "detect" else pp.draw_predictions(
-                        img, a["_preds"])
+                    drawn = (
+                        pp.draw_detections(img, a["_found"])
+                        if task == "detect"
+                        else pp.draw_predictions(img, a["_preds"])
+                    )
                     pp.save_image(drawn, out)
                     a["annotated"] = str(out)
                 a.pop("_found", None)
@@ -408,8 +466,18 @@ def list_models(cache, as_json: bool) -> int:
             where = "mirror"
         else:
             where = "download"
-        rows.append({"name": name, "default": name == reg.default, "aliases": list(e.aliases), "task": e.task,
-                     "file": e.file, "available": where, "url": reg.files[e.file].url, "description": e.description})
+        rows.append(
+            {
+                "name": name,
+                "default": name == reg.default,
+                "aliases": list(e.aliases),
+                "task": e.task,
+                "file": e.file,
+                "available": where,
+                "url": reg.files[e.file].url,
+                "description": e.description,
+            }
+        )
     if as_json:
         print(json.dumps({"registry": reg.source, "cache": str(cache.home), "models": rows}, indent=2))
         return 0
@@ -452,7 +520,11 @@ def guarded(fn, args, debug: bool) -> int:
     except (OSError, MemoryError) as e:
         if debug:
             raise
-        what = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else one_line(e)
+        what = (
+            f"{e.filename}: {e.strerror}"
+            if isinstance(e, OSError) and e.filename and e.strerror
+            else one_line(e)
+        )
         print(f"error: {what}", file=sys.stderr)
         return 1
 

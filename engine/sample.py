@@ -16,8 +16,10 @@ DEFAULT_DIGIT = 3
 def _arc(cx: float, cy: float, rx: float, ry: float, start: float, stop: float, n: int = 24) -> list:
     """Points of an ellipse arc; angles in degrees, 0 = right, 90 = down (image coordinates)."""
     return [
-        (cx + rx * math.cos(math.radians(start + (stop - start) * i / n)),
-         cy + ry * math.sin(math.radians(start + (stop - start) * i / n)))
+        (
+            cx + rx * math.cos(math.radians(start + (stop - start) * i / n)),
+            cy + ry * math.sin(math.radians(start + (stop - start) * i / n)),
+        )
         for i in range(n + 1)
     ]
 

@@ -11,7 +11,7 @@ import tflite
 from flatbuffers import flexbuffers
 from tflite.utils import BUILTIN_OPCODE2NAME
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, UnsupportedError
 from .graph import DTYPES, Graph, Op, Tensor
 
 TENSOR_TYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -80,6 +80,8 @@ def read_custom_options(op) -> dict:
 
 def read_tensor(i: int, t, model, buf: bytes) -> Tensor:
     type_name = TENSOR_TYPES.get(t.Type(), str(t.Type()))
+    if type_name not in DTYPES:
+        raise UnsupportedError(f"tensor {i}: type {type_name} not supported (supported: {', '.join(DTYPES)})")
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if not t.ShapeIsNone() else ()
     if not t.ShapeIsNone() and t.ShapeLength() == 0:
         shape = ()
@@ -94,6 +96,10 @@ def read_tensor(i: int, t, model, buf: bytes) -> Tensor:
             else np.zeros(tensor.scale.size, np.int64)
         )
         tensor.quant_axis = int(q.QuantizedDimension())
+        if tensor.zero_point.size != tensor.scale.size:
+            raise ModelFormatError(
+                f"tensor {i} '{name}': {tensor.zero_point.size} zero points for {tensor.scale.size} scales"
+            )
     b = t.Buffer()
     if b < 0 or b >= model.BuffersLength():
         raise ModelFormatError(f"{tensor.describe()}: buffer index {b} out of range")
@@ -122,8 +128,8 @@ def import_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
         raise ModelFormatError(f"{source}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         return _import(bytes(buf))
-    except ModelFormatError as e:
-        raise ModelFormatError(f"{source}: {e}") from None
+    except (ModelFormatError, UnsupportedError) as e:
+        raise type(e)(f"{source}: {e}") from None
     except Exception as e:  # noqa: BLE001 (the generated flatbuffer code raises anything on corrupt offsets)
         raise ModelFormatError(f"{source}: corrupt flatbuffer ({type(e).__name__}: {e})") from None
 
@@ -136,10 +142,11 @@ def _import(buf: bytes) -> Graph:
     tensors = [read_tensor(i, sg.Tensors(i), model, buf) for i in range(sg.TensorsLength())]
     n = len(tensors)
 
-    def indices(arr, what: str) -> list[int]:
+    def indices(arr, what: str, allow_missing: bool = False) -> list[int]:
+        """Tensor indices; -1 (an omitted optional input) only where allow_missing."""
         out = [int(x) for x in arr]
         for x in out:
-            if x < -1 or x >= n:
+            if x < (-1 if allow_missing else 0) or x >= n:
                 raise ModelFormatError(f"{what}: tensor index {x} out of range (model has {n} tensors)")
         return out
 
@@ -158,10 +165,15 @@ def _import(buf: bytes) -> Graph:
             raise ModelFormatError(f"op {i}: opcode index {o.OpcodeIndex()} out of range")
         name, version = codes[o.OpcodeIndex()]
         where = f"op {i} ({name})"
-        options = read_options(o)
-        if not o.CustomOptionsIsNone() and o.CustomOptionsLength() > 0:
-            options.update(read_custom_options(o))
-        ins = indices(o.InputsAsNumpy(), where + " inputs") if not o.InputsIsNone() else []
+        try:
+            options = read_options(o)
+            if not o.CustomOptionsIsNone() and o.CustomOptionsLength() > 0:
+                options.update(read_custom_options(o))
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{where}: {e}") from None
+        except Exception as e:  # noqa: BLE001 (flexbuffers raises KeyError, IndexError, struct.error on garbage)
+            raise ModelFormatError(f"{where}: cannot read its options ({type(e).__name__}: {e})") from None
+        ins = indices(o.InputsAsNumpy(), where + " inputs", True) if not o.InputsIsNone() else []
         outs = indices(o.OutputsAsNumpy(), where + " outputs") if not o.OutputsIsNone() else []
         ops.append(Op(index=i, type=name, inputs=ins, outputs=outs, options=options, version=version))
     inputs = indices(sg.InputsAsNumpy(), "graph inputs") if not sg.InputsIsNone() else []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import ModelFormatError
 from ..graph import Op
 from .common import Prepared, fail
 
@@ -45,11 +46,50 @@ MODULES = {
 }
 
 
+# op type -> (fewest inputs, most inputs, outputs); the first `fewest` inputs are required
+ARITY = {
+    "CONV_2D": (2, 3, 1),
+    "DEPTHWISE_CONV_2D": (2, 3, 1),
+    "FULLY_CONNECTED": (2, 3, 1),
+    "ADD": (2, 2, 1),
+    "SUB": (2, 2, 1),
+    "MUL": (2, 2, 1),
+    "MEAN": (2, 2, 1),
+    "PAD": (2, 2, 1),
+    "PADV2": (2, 3, 1),
+    "RESHAPE": (1, 2, 1),
+    "CONCATENATION": (1, 1 << 16, 1),
+    "STRIDED_SLICE": (4, 4, 1),
+    "PACK": (1, 1 << 16, 1),
+    "TFLite_Detection_PostProcess": (3, 3, 4),
+}
+UNARY = (1, 1, 1)
+
+
+def check_arity(op: Op) -> None:
+    fewest, most, n_out = ARITY.get(op.type, UNARY)
+    if not fewest <= len(op.inputs) <= most or len(op.outputs) != n_out:
+        want = (
+            f"{fewest}"
+            if fewest == most
+            else f"{fewest} to {most}"
+            if most < 1 << 16
+            else f"at least {fewest}"
+        )
+        raise ModelFormatError(
+            f"{op.where()}: takes {want} inputs and {n_out} output(s), has {len(op.inputs)} and {len(op.outputs)}"
+        )
+    for k in range(fewest):
+        if op.inputs[k] < 0:
+            raise ModelFormatError(f"{op.where()}: required input {k} is omitted")
+
+
 def kernel_for(op: Op):
     """The prepare function of an op, or an UnsupportedError naming it."""
     name = MODULES.get(op.type)
     if name is None:
         raise fail(op, f"operator {op.type} is not supported (supported: {', '.join(sorted(MODULES))})")
+    check_arity(op)
     try:
         module = importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError:

@@ -85,3 +85,11 @@ def conv_padding(size: int, filt: int, stride: int, dilation: int, out: int) -> 
     """ComputePadding: padding before the first element (TFLite drops the odd extra at the end)."""
     eff = (filt - 1) * dilation + 1
     return max(((out - 1) * stride + eff - size) // 2, 0)
+
+
+def int_option(op: Op, key: str, default: int, lo: int = 1, hi: int = 1 << 16) -> int:
+    """An integer option, refused unless it is a plain int in [lo, hi] (.npz options are user data)."""
+    v = op.options.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise fail(op, f"option {key}={v!r} must be an integer in [{lo}, {hi}]")
+    return v

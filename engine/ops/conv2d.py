@@ -11,6 +11,7 @@ from .common import (
     conv_output_size,
     conv_padding,
     fused_activation,
+    int_option,
     per_tensor,
     require,
     require_types,
@@ -36,9 +37,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     _, in_zp = per_tensor(op, inp)
     _, out_zp = per_tensor(op, out)
     o = op.options
-    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
-    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
-    require(op, min(sh, sw, dh, dw) >= 1, "strides and dilations must be >= 1")
+    sh, sw = int_option(op, "stride_h", 1), int_option(op, "stride_w", 1)
+    dh, dw = int_option(op, "dilation_hfactor", 1), int_option(op, "dilation_wfactor", 1)
     pad = o.get("padding", "SAME")
     oh = conv_output_size(op, h, kh, sh, dh, pad)
     ow = conv_output_size(op, w, kw, sw, dw, pad)

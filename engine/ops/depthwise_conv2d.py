@@ -15,6 +15,7 @@ from .common import (
     conv_output_size,
     conv_padding,
     fused_activation,
+    int_option,
     per_tensor,
     require,
     require_types,
@@ -35,7 +36,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     one, kh, kw, oc = shapes[1]
     require(op, one == 1, f"{filt.describe()}: filter must have shape [1, kh, kw, channels]")
     o = op.options
-    dm = int(o.get("depth_multiplier", 1)) or oc // max(c, 1)
+    dm = int_option(op, "depth_multiplier", 1, lo=0) or oc // max(c, 1)
     require(
         op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != filter channels {oc}"
     )
@@ -43,9 +44,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, filt.quant_axis == 3, f"{filt.describe()}: per-channel axis must be 3")
     _, in_zp = per_tensor(op, inp)
     _, out_zp = per_tensor(op, out)
-    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
-    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
-    require(op, min(sh, sw, dh, dw) >= 1, "strides and dilations must be >= 1")
+    sh, sw = int_option(op, "stride_h", 1), int_option(op, "stride_w", 1)
+    dh, dw = int_option(op, "dilation_hfactor", 1), int_option(op, "dilation_wfactor", 1)
     pad = o.get("padding", "SAME")
     oh = conv_output_size(op, h, kh, sh, dh, pad)
     ow = conv_output_size(op, w, kw, sw, dw, pad)

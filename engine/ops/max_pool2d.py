@@ -15,6 +15,7 @@ from .common import (
     conv_output_size,
     conv_padding,
     fused_activation,
+    int_option,
     require,
     require_types,
     tensors,
@@ -33,8 +34,8 @@ def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, 
     shape = shapes[0]
     require(op, len(shape) == 4, f"input must be 4-D NHWC, got shape {list(shape)}")
     o = op.options
-    fh, fw = int(o.get("filter_height", 0)), int(o.get("filter_width", 0))
-    sh, sw = int(o.get("stride_h", 0)), int(o.get("stride_w", 0))
+    fh, fw = int_option(op, "filter_height", 0), int_option(op, "filter_width", 0)
+    sh, sw = int_option(op, "stride_h", 0), int_option(op, "stride_w", 0)
     require(
         op, fh > 0 and fw > 0 and sh > 0 and sw > 0, f"filter {fh}x{fw} and strides {sh}x{sw} must be > 0"
     )
