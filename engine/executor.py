@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class Step:
     run: object  # Prepared.run
     inputs: list[int]
     outputs: list[int]
+    scratch_spec: list = field(default_factory=list)  # Prepared.scratch
+    scratch: list = field(default_factory=list)  # views of the plan's arena
 
 
 class Plan:
@@ -73,16 +75,38 @@ class Plan:
             known = [i for i in op.inputs if i >= 0]
             if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):
                 outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
-                prepared.run([values.get(i) if i >= 0 else None for i in op.inputs], outs)
+                args = [[values.get(i) if i >= 0 else None for i in op.inputs], outs]
+                if prepared.scratch:
+                    args.append([np.zeros(shape, dtype) for shape, dtype in prepared.scratch])
+                prepared.run(*args)
                 values.update(zip(op.outputs, outs))
                 continue
-            self.steps.append(Step(op.index, prepared.run, list(op.inputs), list(op.outputs)))
+            self.steps.append(
+                Step(op.index, prepared.run, list(op.inputs), list(op.outputs), prepared.scratch)
+            )
         for i in g.outputs:
             if i not in shapes:
                 raise ModelFormatError(f"graph output tensor {i} is never produced")
         self.shapes = shapes
         self.values = values
         self.buffers = self._allocate(keep_all)
+        self._allocate_scratch()
+
+    def _allocate_scratch(self) -> None:
+        """One arena, as large as the largest step's scratch: steps run one at a time."""
+        sizes = [
+            [
+                int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                for shape, dtype in s.scratch_spec
+            ]
+            for s in self.steps
+        ]
+        arena = np.empty(max([sum(x) + 64 * len(x) for x in sizes], default=0), np.uint8)
+        for step, nbytes in zip(self.steps, sizes):
+            offset = 0
+            for (shape, dtype), size in zip(step.scratch_spec, nbytes):
+                step.scratch.append(arena[offset : offset + size].view(dtype).reshape(shape))
+                offset += -(-size // 64) * 64  # keep each array 64-byte aligned within the arena
 
     def _allocate(self, keep_all: bool) -> dict[int, np.ndarray]:
         """One array per activation tensor; the memory of dead tensors is reused (unless keep_all)."""
@@ -128,7 +152,11 @@ class Plan:
         arrays.update(feeds)
         for step in self.steps:
             t0 = time.perf_counter() if timings is not None else 0.0
-            step.run([arrays[i] if i >= 0 else None for i in step.inputs], [arrays[i] for i in step.outputs])
+            ins = [arrays[i] if i >= 0 else None for i in step.inputs]
+            if step.scratch:
+                step.run(ins, [arrays[i] for i in step.outputs], step.scratch)
+            else:
+                step.run(ins, [arrays[i] for i in step.outputs])
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
         return arrays

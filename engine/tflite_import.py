@@ -106,9 +106,14 @@ def read_tensor(i: int, t, model, buf: bytes) -> Tensor:
     buffer = model.Buffers(b)
     raw = None
     if buffer is not None and buffer.Offset() > 1:  # models over 2 GB keep data after the flatbuffer
-        raw = buf[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        start, size = buffer.Offset(), buffer.Size()
+        if start + size > len(buf):
+            raise ModelFormatError(
+                f"{tensor.describe()}: buffer at offset {start} runs past the end of the file"
+            )
+        raw = np.frombuffer(buf, np.uint8, count=size, offset=start)
     elif buffer is not None and not buffer.DataIsNone() and buffer.DataLength() > 0:
-        raw = buffer.DataAsNumpy().tobytes()
+        raw = buffer.DataAsNumpy()
     if raw is not None:
         if type_name not in DTYPES:
             raise ModelFormatError(f"{tensor.describe()}: constant of unsupported type {type_name}")
@@ -118,7 +123,8 @@ def read_tensor(i: int, t, model, buf: bytes) -> Tensor:
         want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if len(raw) != want:
             raise ModelFormatError(f"{tensor.describe()}: buffer holds {len(raw)} bytes, shape needs {want}")
-        tensor.data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        # a read-only view of the model's bytes, not a copy: kernels never write constants
+        tensor.data = raw.view(dtype).reshape(shape)
     return tensor
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import UnsupportedError
 from ..fixedpoint import activation_range
@@ -21,10 +21,15 @@ class Prepared:
     op.inputs (None where an optional input is omitted, constants included),
     outputs are preallocated arrays of the output tensors' dtypes and out_shapes,
     written in place. run() does no validation: prepare() has done it all.
+
+    scratch: (shape, dtype) of working arrays the op needs only while it runs; the planner
+    backs them with one arena shared by all steps and passes them as run(inputs, outputs,
+    scratch). Their content is undefined at entry.
     """
 
     out_shapes: list[Shape]
-    run: Callable[[list, list], None]
+    run: Callable[..., None]
+    scratch: list[tuple[Shape, type]] = field(default_factory=list)
 
 
 def fail(op: Op, msg: str) -> UnsupportedError:

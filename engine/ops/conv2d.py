@@ -55,13 +55,13 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     lo, hi = fused_activation(op, out)
     pad_input = K.pad_input.pick(n * h * w * c)
-    padded = np.zeros((n, hp, wp, c), np.int16)
     in_zp16 = np.int16(in_zp)
 
     conv2d = K.conv2d.pick((n * oh * ow * oc * kh * kw * c) // 16)  # MACs are cheaper than elementwise steps
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
+        padded = scratch[0]
         pad_input(ins[0], in_zp16, top, left, 1, padded)
         conv2d(padded, weights, blocks, bias_q, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, outs[0])
 
-    return Prepared([(n, oh, ow, oc)], run)
+    return Prepared([(n, oh, ow, oc)], run, scratch=[((n, hp, wp, c), np.int16)])

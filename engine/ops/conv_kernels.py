@@ -18,24 +18,32 @@ from .kernel import kernel
 
 @kernel
 def pad_input(x, zero_point, top, left, repeat, out):
-    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] - zero_point for r < repeat.
+    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] - zero_point for r < repeat; zeros around.
 
-    The border of out stays as it was (zeros). repeat > 1 serves depthwise convolutions with a
-    depth multiplier: each output channel then finds its input at its own index.
+    out is scratch memory shared between ops, so the border is written every time.
+    repeat > 1 serves depthwise convolutions with a depth multiplier: each output channel then
+    finds its input at its own index.
     """
     n, h, w, c = x.shape
-    for i in prange(n * h):
-        b = i // h
-        y = i % h
+    hp = out.shape[1]
+    for i in prange(n * hp):
+        b = i // hp
+        y = i % hp - top
+        if y < 0 or y >= h:
+            out[b, i % hp] = 0
+            continue
+        row = out[b, i % hp]
+        row[:left] = 0
+        row[left + w :] = 0
         for xx in range(w):
             if repeat == 1:
                 for ch in range(c):
-                    out[b, top + y, left + xx, ch] = np.int16(x[b, y, xx, ch]) - zero_point
+                    row[left + xx, ch] = np.int16(x[b, y, xx, ch]) - zero_point
             else:
                 for ch in range(c):
                     v = np.int16(x[b, y, xx, ch]) - zero_point
                     for r in range(repeat):
-                        out[b, top + y, left + xx, ch * repeat + r] = v
+                        row[left + xx, ch * repeat + r] = v
 
 
 @njit(inline="always", cache=True)

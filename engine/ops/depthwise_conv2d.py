@@ -59,7 +59,6 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     lo, hi = fused_activation(op, out)
     pad_input = K.pad_input.pick(n * h * w * oc)
-    padded = np.zeros((n, hp, wp, oc), np.int16)
     in_zp16 = np.int16(in_zp)
 
     chosen = K.depthwise_conv3x3 if (kh, kw) == (3, 3) else K.depthwise_conv2d
@@ -67,8 +66,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         (n * oh * ow * oc * kh * kw) // 16
     )  # MACs are cheaper than elementwise steps
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
+        padded = scratch[0]
         pad_input(ins[0], in_zp16, top, left, dm, padded)
         depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, outs[0])
 
-    return Prepared([(n, oh, ow, oc)], run)
+    return Prepared([(n, oh, ow, oc)], run, scratch=[((n, hp, wp, oc), np.int16)])
