@@ -52,13 +52,24 @@ def requantize(acc, multiplier, shift, out_zp, lo, hi):
     return min(max(v, lo), hi)
 
 
+@njit(cache=True)
+def requantize_row(acc, start, bias, mult, shift, out_zp, lo, hi, out):
+    """out[o] = requantize(acc[start + o] + bias[o]) over one pixel's channels.
+
+    A function of its own, on 1-D arrays, so that LLVM vectorizes it (inlined into the 4-D
+    indexing of the callers, it stays scalar).
+    """
+    for o in range(out.shape[0]):
+        out[o] = requantize(acc[start + o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
+
+
 @kernel
 def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out):
     """xp: padded int16 [N, Hp, Wp, C]; w: packed by gemm.pack_weights; out: [N, OH, OW, OC].
 
     Each output row is one matrix product: its im2col patches [OW, K] times the weights.
     """
-    n, oh, ow, oc = out.shape
+    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
     hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
     xf = xp.reshape(-1)
     k = kh * kw * c
@@ -84,10 +95,7 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
                         p += c
         gemm_rows(patch, kp, ow, w, blocks, acc)
         for ox in range(ow):
-            for o in range(oc):
-                out[b, oy, ox, o] = requantize(
-                    acc[ox * width + o] + bias[o], mult[o], shift[o], out_zp, lo, hi
-                )
+            requantize_row(acc, ox * width, bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
 
 
 @kernel
