@@ -486,3 +486,9 @@ def read_labels(path: str | os.PathLike) -> list[str]:
         return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise FetchError(f"{path}: cannot read labels ({e})") from None
+
+
+def model_file(name: str | None = None, *, mirror: str | os.PathLike | None = None) -> Path:
+    """The sha256-verified local path of a registry model's .tflite (cache, mirror, then network)."""
+    cache = Cache(mirror=mirror)
+    return cache.path(cache.registry.model(name).file)

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import engine
-from engine.atomic import write_bytes_atomic
-from engine.registry import model_path
+from engine.atomic import atomic_path, write_bytes
+from engine.registry import model_file
 from engine.stats import model_macs
 
 CASES = {  # name: (registry model, batch, LiteRT batch: LiteRT cannot batch the SSD, compare per image)
@@ -75,7 +75,7 @@ def bench_case(name: str, threads: int, rounds: int, seconds: float) -> dict:
     import numba
 
     reg_name, batch, lite_batch = CASES[name]
-    path = model_path(reg_name)
+    path = model_file(reg_name)
     m = engine.load(path)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(0)
@@ -90,7 +90,7 @@ def bench_case(name: str, threads: int, rounds: int, seconds: float) -> dict:
                 continue
             try:
                 runners[kind] = (litert(path, kind, threads, lite_batch), xl, lite_batch)
-            except Exception as e:  # a LiteRT path that cannot load the model is reported, not fatal
+            except Exception as e:  # noqa: BLE001 (a LiteRT path that cannot load the model is reported)
                 print(f"  {name}: {kind} unavailable ({e})", file=sys.stderr)
     for fn, xx, _ in runners.values():
         fn(xx)  # warm-up (compilation, allocation)
@@ -132,7 +132,7 @@ def load_to_first_result(reg_name: str, cold: bool) -> float:
     """Seconds from `import engine` + load to the first result, in a fresh process."""
     code = (
         "import time; t=time.perf_counter(); import numpy as np, engine; "
-        f"m=engine.load({str(model_path(reg_name))!r}); t0=m.inputs[0]; "
+        f"m=engine.load({str(model_file(reg_name))!r}); t0=m.inputs[0]; "
         "m.run(np.zeros((1,*t0.shape[1:]), t0.dtype)); print(time.perf_counter()-t)"
     )
     env = dict(os.environ)
@@ -174,10 +174,8 @@ def chart(results: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.set_title("engine vs LiteRT, same process, interleaved")
     fig.tight_layout()
-    with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
-        fig.savefig(f.name, dpi=110)
-    write_bytes_atomic(path, Path(f.name).read_bytes())
-    os.unlink(f.name)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
 
 
 def main(argv=None) -> int:
@@ -212,9 +210,11 @@ def main(argv=None) -> int:
         cold = load_to_first_result("ssd_mobilenet_v1", cold=True)
         warm = load_to_first_result("ssd_mobilenet_v1", cold=False)
         report["load_to_first_result_s"] = {"ssd_warm_cache": warm, "ssd_cold_cache": cold}
-        print(f"\nload to first result (SSD, fresh process): warm Numba cache {warm:.2f} s, cold {cold:.2f} s")
+        print(
+            f"\nload to first result (SSD, fresh process): warm Numba cache {warm:.2f} s, cold {cold:.2f} s"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(args.out / "bench.json", json.dumps(report, indent=1).encode())
+    write_bytes(args.out / "bench.json", json.dumps(report, indent=1).encode())
     chart(results, args.out / "bench.png")
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
     return 0
