@@ -50,9 +50,8 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     """TFLite's MultiplyByQuantizedMultiplier (double rounding); shift > 0 is a left shift."""
     left = max(shift, 0)
     right = max(-shift, 0)
-    return rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(wrap_int32(np.int64(x) << left), multiplier), right
-    )
+    shifted = np.int64(np.int32(np.int64(x) << left))  # C int32 wrap; the form LLVM recognizes
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 
 
 @njit(inline="always", cache=True)

@@ -26,9 +26,10 @@ def conv_multipliers(
     if inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED"):
         real = float(np.float32(s_in * fs[0])) / float(s_out)
         m, s = quantize_multiplier(real)
-        return np.full(channels, m, np.int64), np.full(channels, s, np.int64)
-    mult = np.empty(channels, np.int64)
-    shift = np.empty(channels, np.int64)
+        return np.full(channels, m, np.int32), np.full(channels, s, np.int32)
+    # int32 arrays: LLVM then knows the products fit vpmuldq, twice as fast as 64-bit multiplies
+    mult = np.empty(channels, np.int32)
+    shift = np.empty(channels, np.int32)
     for c in range(channels):
         real = float(s_in) * float(fs[c if fs.size > 1 else 0]) / float(s_out)
         mult[c], shift[c] = quantize_multiplier(real)
