@@ -54,7 +54,8 @@ def requantize(acc, multiplier, shift, out_zp, lo, hi):
 
 @njit(cache=True)
 def requantize_row(acc, start, bias, mult, shift, out_zp, lo, hi, out):
-    """out[o] = requantize(acc[start + o] + bias[o]) over one pixel's channels.
+    """out[o] = requantize(acc[start + o] + bias[o]) over one pixel's channels, or over a whole
+    output row when the per-channel arrays are tiled to the row's length (prepare does that).
 
     A function of its own, on 1-D arrays, so that LLVM vectorizes it (inlined into the 4-D
     indexing of the callers, it stays scalar).
@@ -102,16 +103,15 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
 def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
     """xp: padded int16 [N, Hp, Wp, OC] (channels already repeated for the depth multiplier);
     w: int16 [kh, kw, OC]; out: [N, OH, OW, OC]. One output row per task, accumulated tap by tap
-    so that the inner loop runs over contiguous channels."""
+    so that the inner loop runs over contiguous channels. bias, mult and shift are tiled to a whole
+    output row (ow * oc) so that one requantization loop covers it."""
     n, oh, ow, oc = out.shape
     kh, kw = w.shape[0], w.shape[1]
     for i in prange(n * oh):
         b = i // oh
         oy = i % oh
         acc = np.empty((ow, oc), np.int32)
-        for ox in range(ow):
-            for o in range(oc):
-                acc[ox, o] = bias[o]
+        acc[:] = 0
         for ky in range(kh):
             iy = oy * sh + ky * dh
             for kx in range(kw):
@@ -119,27 +119,25 @@ def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, o
                     ix = ox * sw + kx * dw
                     for o in range(oc):
                         acc[ox, o] += np.int32(xp[b, iy, ix, o]) * np.int32(w[ky, kx, o])
-        for ox in range(ow):
-            for o in range(oc):
-                out[b, oy, ox, o] = requantize(acc[ox, o], mult[o], shift[o], out_zp, lo, hi)
+        requantize_row(acc.reshape(-1), 0, bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @kernel
 def depthwise_conv3x3(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
     """depthwise_conv2d for the common 3x3 filter: the nine taps unrolled, so that each channel's
-    sum stays in a register instead of going through memory nine times."""
+    sum stays in a register instead of going through memory nine times. bias, mult and shift are
+    tiled to a whole output row (ow * oc)."""
     n, oh, ow, oc = out.shape
     for i in prange(n * oh):
         b = i // oh
         oy = i % oh
         y0, y1, y2 = oy * sh, oy * sh + dh, oy * sh + 2 * dh
-        acc = np.empty(oc, np.int32)  # storing to int32 lets LLVM keep the sums in 32 bits
+        acc = np.empty(ow * oc, np.int32)  # storing to int32 lets LLVM keep the sums in 32 bits
         for ox in range(ow):
             x0, x1, x2 = ox * sw, ox * sw + dw, ox * sw + 2 * dw
             for o in range(oc):
-                acc[o] = (
-                    bias[o]
-                    + np.int32(xp[b, y0, x0, o]) * np.int32(w[0, 0, o])
+                acc[ox * oc + o] = (
+                    np.int32(xp[b, y0, x0, o]) * np.int32(w[0, 0, o])
                     + np.int32(xp[b, y0, x1, o]) * np.int32(w[0, 1, o])
                     + np.int32(xp[b, y0, x2, o]) * np.int32(w[0, 2, o])
                     + np.int32(xp[b, y1, x0, o]) * np.int32(w[1, 0, o])
@@ -149,8 +147,7 @@ def depthwise_conv3x3(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, 
                     + np.int32(xp[b, y2, x1, o]) * np.int32(w[2, 1, o])
                     + np.int32(xp[b, y2, x2, o]) * np.int32(w[2, 2, o])
                 )
-            for o in range(oc):
-                out[b, oy, ox, o] = requantize(acc[o], mult[o], shift[o], out_zp, lo, hi)
+        requantize_row(acc, 0, bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @njit(inline="always", cache=True)

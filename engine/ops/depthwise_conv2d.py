@@ -57,6 +57,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
+    # per-channel constants repeated along an output row: the kernel requantizes a row in one loop
+    bias_q, mult, shift = np.tile(bias_q, ow), np.tile(mult, ow), np.tile(shift, ow)
     lo, hi = fused_activation(op, out)
     pad_input = K.pad_input.pick(n * h * w * oc)
     in_zp16 = np.int16(in_zp)
