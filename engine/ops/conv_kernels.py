@@ -53,15 +53,15 @@ def requantize(acc, multiplier, shift, out_zp, lo, hi):
 
 
 @njit(cache=True)
-def requantize_row(acc, start, bias, mult, shift, out_zp, lo, hi, out):
-    """out[o] = requantize(acc[start + o] + bias[o]) over one pixel's channels, or over a whole
+def requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out):
+    """out[o] = requantize(acc[o] + bias[o]) over one pixel's channels, or over a whole
     output row when the per-channel arrays are tiled to the row's length (prepare does that).
 
-    A function of its own, on 1-D arrays, so that LLVM vectorizes it (inlined into the 4-D
-    indexing of the callers, it stays scalar).
+    A function of its own, on 1-D arrays indexed by the loop counter alone, so that LLVM
+    vectorizes it without gathers (inlined into the callers' index arithmetic, it does not).
     """
     for o in range(out.shape[0]):
-        out[o] = requantize(acc[start + o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
+        out[o] = requantize(acc[o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
 
 
 @kernel
@@ -70,7 +70,7 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
 
     Each output row is one matrix product: its im2col patches [OW, K] times the weights.
     """
-    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
+    n, oh, ow, oc = out.shape
     hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
     xf = xp.reshape(-1)
     k = kh * kw * c
@@ -96,7 +96,9 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
                         p += c
         gemm_rows(patch, kp, ow, w, blocks, acc)
         for ox in range(ow):
-            requantize_row(acc, ox * width, bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
+            requantize_row(
+                acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox]
+            )
 
 
 @kernel
@@ -119,7 +121,7 @@ def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, o
                     ix = ox * sw + kx * dw
                     for o in range(oc):
                         acc[ox, o] += np.int32(xp[b, iy, ix, o]) * np.int32(w[ky, kx, o])
-        requantize_row(acc.reshape(-1), 0, bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
+        requantize_row(acc.reshape(-1), bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @kernel
@@ -147,7 +149,7 @@ def depthwise_conv3x3(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, 
                     + np.int32(xp[b, y2, x1, o]) * np.int32(w[2, 1, o])
                     + np.int32(xp[b, y2, x2, o]) * np.int32(w[2, 2, o])
                 )
-        requantize_row(acc, 0, bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
+        requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @njit(inline="always", cache=True)
