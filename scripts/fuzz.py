@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=250, help="cases per worker process")
     ap.add_argument("--workers", type=int, default=2, help="worker processes at once")
     ap.add_argument("--case-timeout", type=float, default=60.0, help="seconds before a case counts as hung")
-    ap.add_argument("--out", type=Path, default=Path("fuzz_failures"), help="where failing cases are written")
+    ap.add_argument(
+        "--out", type=Path, default=Path("/tmp/engine_fuzz_failures"), help="where failing cases are written"
+    )
     args = ap.parse_args(argv)
     if not args.cases and not args.minutes:
         args.cases = 10_000

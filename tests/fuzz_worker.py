@@ -34,8 +34,28 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # values worth writing over flatbuffer offsets, lengths, shapes, indices and enums
-INTERESTING_INT32 = [0, 1, 2, 3, 4, 7, 8, 16, 127, 128, 255, 256, 1 << 16, 1 << 24, (1 << 31) - 1,
-                     -1, -2, -128, -(1 << 31), 0x41414141]
+INTERESTING_INT32 = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    16,
+    127,
+    128,
+    255,
+    256,
+    1 << 16,
+    1 << 24,
+    (1 << 31) - 1,
+    -1,
+    -2,
+    -128,
+    -(1 << 31),
+    0x41414141,
+]
 MEMORY_LIMIT = 4 << 30  # address space of a worker: a huge allocation is a MemoryError, not an OOM kill
 
 
@@ -48,45 +68,116 @@ def small_model_bytes() -> bytes:
     rng = np.random.default_rng(7)
 
     def act(name, shape, scale, zp):
-        return dict(name=name, shape=shape, dtype="int8", scale=[scale], zero_point=[zp])
+        return {"name": name, "shape": shape, "dtype": "int8", "scale": [scale], "zero_point": [zp]}
 
     conv_scales = [0.01, 0.02, 0.015, 0.03]
     dw_scales = [0.02, 0.01, 0.03, 0.025]
     tensors = [
         act("x", [1, 6, 6, 2], 0.05, 3),  # 0
-        dict(name="conv_w", shape=[4, 3, 3, 2], dtype="int8", data=rng.integers(-127, 128, (4, 3, 3, 2)),
-             scale=conv_scales, zero_point=[0] * 4),  # 1
-        dict(name="conv_b", shape=[4], dtype="int32", data=rng.integers(-300, 300, 4),
-             scale=[0.05 * s for s in conv_scales], zero_point=[0] * 4),  # 2
+        {
+            "name": "conv_w",
+            "shape": [4, 3, 3, 2],
+            "dtype": "int8",
+            "data": rng.integers(-127, 128, (4, 3, 3, 2)),
+            "scale": conv_scales,
+            "zero_point": [0] * 4,
+        },  # 1
+        {
+            "name": "conv_b",
+            "shape": [4],
+            "dtype": "int32",
+            "data": rng.integers(-300, 300, 4),
+            "scale": [0.05 * s for s in conv_scales],
+            "zero_point": [0] * 4,
+        },  # 2
         act("conv_out", [1, 6, 6, 4], 0.1, -5),  # 3
-        dict(name="dw_w", shape=[1, 3, 3, 4], dtype="int8", data=rng.integers(-127, 128, (1, 3, 3, 4)),
-             scale=dw_scales, zero_point=[0] * 4, quantized_dimension=3),  # 4
-        dict(name="dw_b", shape=[4], dtype="int32", data=rng.integers(-300, 300, 4),
-             scale=[0.1 * s for s in dw_scales], zero_point=[0] * 4),  # 5
+        {
+            "name": "dw_w",
+            "shape": [1, 3, 3, 4],
+            "dtype": "int8",
+            "data": rng.integers(-127, 128, (1, 3, 3, 4)),
+            "scale": dw_scales,
+            "zero_point": [0] * 4,
+            "quantized_dimension": 3,
+        },  # 4
+        {
+            "name": "dw_b",
+            "shape": [4],
+            "dtype": "int32",
+            "data": rng.integers(-300, 300, 4),
+            "scale": [0.1 * s for s in dw_scales],
+            "zero_point": [0] * 4,
+        },  # 5
         act("dw_out", [1, 6, 6, 4], 0.12, 2),  # 6
         act("sum", [1, 6, 6, 4], 0.2, -1),  # 7
         act("pool", [1, 3, 3, 4], 0.2, -1),  # 8
-        dict(name="shape", shape=[2], dtype="int32", data=np.array([-1, 36], np.int32)),  # 9
+        {"name": "shape", "shape": [2], "dtype": "int32", "data": np.array([-1, 36], np.int32)},  # 9
         act("flat", [1, 36], 0.2, -1),  # 10
-        dict(name="fc_w", shape=[5, 36], dtype="int8", data=rng.integers(-127, 128, (5, 36)),
-             scale=[0.01], zero_point=[0]),  # 11
-        dict(name="fc_b", shape=[5], dtype="int32", data=rng.integers(-300, 300, 5),
-             scale=[0.002], zero_point=[0]),  # 12
+        {
+            "name": "fc_w",
+            "shape": [5, 36],
+            "dtype": "int8",
+            "data": rng.integers(-127, 128, (5, 36)),
+            "scale": [0.01],
+            "zero_point": [0],
+        },  # 11
+        {
+            "name": "fc_b",
+            "shape": [5],
+            "dtype": "int32",
+            "data": rng.integers(-300, 300, 5),
+            "scale": [0.002],
+            "zero_point": [0],
+        },  # 12
         act("y", [1, 5], 0.3, 4),  # 13
     ]
     ops = [
-        dict(op="CONV_2D", inputs=[0, 1, 2], outputs=[3],
-             options=dict(padding="SAME", stride_w=1, stride_h=1, dilation_wfactor=1, dilation_hfactor=1,
-                          fused_activation_function="RELU")),
-        dict(op="DEPTHWISE_CONV_2D", inputs=[3, 4, 5], outputs=[6],
-             options=dict(padding="SAME", stride_w=1, stride_h=1, depth_multiplier=1, dilation_wfactor=1,
-                          dilation_hfactor=1)),
-        dict(op="ADD", inputs=[3, 6], outputs=[7]),
-        dict(op="MAX_POOL_2D", inputs=[7], outputs=[8],
-             options=dict(padding="VALID", stride_w=2, stride_h=2, filter_width=2, filter_height=2)),
-        dict(op="RESHAPE", inputs=[8, 9], outputs=[10], options=dict(new_shape=[-1, 36])),
-        dict(op="FULLY_CONNECTED", inputs=[10, 11, 12], outputs=[13],
-             options=dict(fused_activation_function="RELU6")),
+        {
+            "op": "CONV_2D",
+            "inputs": [0, 1, 2],
+            "outputs": [3],
+            "options": {
+                "padding": "SAME",
+                "stride_w": 1,
+                "stride_h": 1,
+                "dilation_wfactor": 1,
+                "dilation_hfactor": 1,
+                "fused_activation_function": "RELU",
+            },
+        },
+        {
+            "op": "DEPTHWISE_CONV_2D",
+            "inputs": [3, 4, 5],
+            "outputs": [6],
+            "options": {
+                "padding": "SAME",
+                "stride_w": 1,
+                "stride_h": 1,
+                "depth_multiplier": 1,
+                "dilation_wfactor": 1,
+                "dilation_hfactor": 1,
+            },
+        },
+        {"op": "ADD", "inputs": [3, 6], "outputs": [7]},
+        {
+            "op": "MAX_POOL_2D",
+            "inputs": [7],
+            "outputs": [8],
+            "options": {
+                "padding": "VALID",
+                "stride_w": 2,
+                "stride_h": 2,
+                "filter_width": 2,
+                "filter_height": 2,
+            },
+        },
+        {"op": "RESHAPE", "inputs": [8, 9], "outputs": [10], "options": {"new_shape": [-1, 36]}},
+        {
+            "op": "FULLY_CONNECTED",
+            "inputs": [10, 11, 12],
+            "outputs": [13],
+            "options": {"fused_activation_function": "RELU6"},
+        },
     ]
     return build_model(tensors, ops, inputs=[0], outputs=[13])
 
@@ -172,8 +263,28 @@ def _json_leaves(obj, path=()):
     yield path
 
 
-JSON_VALUES = [None, 0, -1, 1, 2, 255, 1 << 31, -(1 << 31), 1 << 62, 1.5, -0.0, 1e308, "x", "int8", "float32",
-               [], [0], [-1, 1], {}, True]
+JSON_VALUES = [
+    None,
+    0,
+    -1,
+    1,
+    2,
+    255,
+    1 << 31,
+    -(1 << 31),
+    1 << 62,
+    1.5,
+    -0.0,
+    1e308,
+    "x",
+    "int8",
+    "float32",
+    [],
+    [0],
+    [-1, 1],
+    {},
+    True,
+]
 
 
 def apply_json(meta: dict, muts: list) -> dict:
@@ -220,7 +331,7 @@ def apply_npz_members(data: bytes, muts: list) -> bytes:
             try:  # an earlier edit may have broken graph.json: then this edit does nothing
                 arr = np.load(io.BytesIO(members["graph.json.npy"]), allow_pickle=False)
                 meta = apply_json(json.loads(arr.tobytes().decode()), m[1])
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S112
                 continue
             buf = io.BytesIO()
             np.save(buf, np.frombuffer(json.dumps(meta).encode(), np.uint8))
@@ -246,7 +357,11 @@ def byte_mutations(size: int, hot: list[int] | None = None, max_muts: int = 3):
     from hypothesis import strategies as st
 
     anywhere = st.integers(0, max(size - 1, 0))
-    pos = st.one_of(st.sampled_from(hot), st.sampled_from(hot), st.sampled_from(hot), anywhere) if hot else anywhere
+    pos = (
+        st.one_of(st.sampled_from(hot), st.sampled_from(hot), st.sampled_from(hot), anywhere)
+        if hot
+        else anywhere
+    )
     small_bytes = st.lists(st.integers(0, 255), min_size=1, max_size=8)
     one = st.one_of(
         st.tuples(st.just("flip"), pos, st.integers(0, 7)),
@@ -277,12 +392,17 @@ def case_strategy(base: str, data: bytes):
         st.tuples(st.just("jdel"), st.integers(0, 10_000)),
     ).map(list)
     member_mut = st.one_of(
-        st.tuples(st.just("member"), st.integers(0, n_members - 1), byte_mutations(min(biggest, 256), None, 3)),
+        st.tuples(
+            st.just("member"), st.integers(0, n_members - 1), byte_mutations(min(biggest, 256), None, 3)
+        ),
         st.tuples(st.just("json"), st.lists(json_mut, min_size=1, max_size=3)),
         st.tuples(st.just("json"), st.lists(json_mut, min_size=1, max_size=3)),
         st.tuples(st.just("drop"), st.integers(0, n_members - 1)),
-        st.tuples(st.just("add"), st.sampled_from(["t999.npy", "extra.npy", "graph.json.npy"]),
-                  st.lists(st.integers(0, 255), max_size=32)),
+        st.tuples(
+            st.just("add"),
+            st.sampled_from(["t999.npy", "extra.npy", "graph.json.npy"]),
+            st.lists(st.integers(0, 255), max_size=32),
+        ),
     ).map(list)
     return st.one_of(
         st.fixed_dictionaries({"base": st.just(base), "npz": st.lists(member_mut, min_size=1, max_size=3)}),
@@ -297,8 +417,14 @@ def generate_cases(base: str, data: bytes, n: int, seed: int | None = None) -> l
 
     cases: list[dict] = []
 
-    @settings(max_examples=n, derandomize=seed is None, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        derandomize=seed is None,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case_strategy(base, data))
     def collect(case):
         cases.append(case)
@@ -318,7 +444,7 @@ def run_one(data: bytes) -> str:
         m = engine.load(data)
     except engine.EngineError as e:
         return f"engine-error:{type(e).__name__} {str(e)[:300]}"
-    except Exception as e:  # noqa: BLE001 - classifying is the point
+    except Exception as e:  # noqa: BLE001
         return f"other-exception:{type(e).__name__} {str(e)[:300]}"
     try:
         xs = [np.zeros((1, *t.shape[1:]), t.dtype) for t in m.inputs]
@@ -330,7 +456,7 @@ def run_one(data: bytes) -> str:
         return "ok"
     except engine.EngineError as e:
         return f"engine-error:{type(e).__name__} {str(e)[:300]}"
-    except Exception as e:  # noqa: BLE001 - classifying is the point
+    except Exception as e:  # noqa: BLE001
         return f"other-exception:{type(e).__name__} {str(e)[:300]}"
 
 
@@ -359,7 +485,8 @@ def worker_main(job_path: str) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     job = json.loads(Path(job_path).read_text())
     bases = load_bases(job["bases"])
-    import engine  # noqa: F401 - import (and numba's cache load) before the first "S" line
+    # import engine (and load numba's cache) before the first "S" line: startup is not a case
+    import engine  # noqa: F401
 
     out = sys.stdout
     out.write("READY\n")
@@ -371,7 +498,7 @@ def worker_main(job_path: str) -> None:
             _selftest(case["selftest"])
         try:
             data = case_bytes(case, bases)
-        except Exception as e:  # noqa: BLE001 - a harness bug, not the engine's: reported as such
+        except Exception as e:  # noqa: BLE001
             result = f"harness-error:{type(e).__name__} {e}"
         else:
             result = run_one(data).replace("\n", " ")
@@ -383,7 +510,7 @@ def worker_main(job_path: str) -> None:
 def _spawn(bases: dict[str, str], cases: list[dict], tmp: Path, tag: str):
     job = tmp / f"job_{tag}.json"
     job.write_text(json.dumps({"bases": bases, "cases": cases}))
-    err = open(tmp / f"stderr_{tag}.txt", "w+b")
+    err = open(tmp / f"stderr_{tag}.txt", "w+b")  # noqa: SIM115 - closed by _run_batch
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), str(job)],
         stdout=subprocess.PIPE,
@@ -394,8 +521,9 @@ def _spawn(bases: dict[str, str], cases: list[dict], tmp: Path, tag: str):
     return proc, err
 
 
-def _run_batch(bases: dict[str, str], cases: list[dict], tmp: Path, tag: str, case_timeout: float,
-               startup_timeout: float) -> tuple[dict[int, str], int | None, str, str]:
+def _run_batch(
+    bases: dict[str, str], cases: list[dict], tmp: Path, tag: str, case_timeout: float, startup_timeout: float
+) -> tuple[dict[int, str], int | None, str, str]:
     """Run cases in one worker: (results by index, index of the case that killed it, how, stderr tail)."""
     proc, err = _spawn(bases, cases, tmp, tag)
     results: dict[int, str] = {}
@@ -449,9 +577,15 @@ def _run_batch(bases: dict[str, str], cases: list[dict], tmp: Path, tag: str, ca
     return results, started, how, tail
 
 
-def run_cases(cases: list[dict], bases: dict[str, str], batch_size: int = 200, workers: int = 2,
-              case_timeout: float = 60.0, startup_timeout: float = 300.0,
-              confirm: bool = True) -> list[str]:
+def run_cases(
+    cases: list[dict],
+    bases: dict[str, str],
+    batch_size: int = 200,
+    workers: int = 2,
+    case_timeout: float = 60.0,
+    startup_timeout: float = 300.0,
+    confirm: bool = True,
+) -> list[str]:
     """Every case's result. A case that killed its worker gets 'crash:<how> | <stderr tail>' (or
     'crash-in-context:...' when it does not crash alone: then the batch's earlier cases matter)."""
     results: list[str | None] = [None] * len(cases)
@@ -475,8 +609,14 @@ def run_cases(cases: list[dict], bases: dict[str, str], batch_size: int = 200, w
                     how = f"worker failed outside any case ({how})"
                 label = "crash"
                 if confirm and culprit > 0:  # does it crash alone, in a fresh worker?
-                    alone, c2, _, _ = _run_batch(bases, [cases[todo[culprit]]], tmp, f"{start}_{attempt}_alone",
-                                                 case_timeout, startup_timeout)
+                    alone, c2, _, _ = _run_batch(
+                        bases,
+                        [cases[todo[culprit]]],
+                        tmp,
+                        f"{start}_{attempt}_alone",
+                        case_timeout,
+                        startup_timeout,
+                    )
                     if c2 is None and 0 in alone:
                         label = "crash-in-context"
                 results[todo[culprit]] = f"{label}:{how} | {tail.strip()[-1500:]}"

@@ -31,7 +31,7 @@ MNIST = "mnist_uint8.tflite"
 
 # --------------------------------------------------------------------------------------------- helpers
 def q8(name: str, shape, scale=0.05, zp=0, dtype="int8") -> dict:
-    return dict(name=name, shape=list(shape), dtype=dtype, scale=[scale], zero_point=[zp])
+    return {"name": name, "shape": list(shape), "dtype": dtype, "scale": [scale], "zero_point": [zp]}
 
 
 def fc_spec(**tensor_overrides) -> dict:
@@ -40,16 +40,33 @@ def fc_spec(**tensor_overrides) -> dict:
     rng = np.random.default_rng(0)
     tensors = [
         q8("in", [1, 8], 0.05, -3),
-        dict(name="w", shape=[4, 8], dtype="int8", data=rng.integers(-127, 128, (4, 8)), scale=[0.02],
-             zero_point=[0]),
-        dict(name="b", shape=[4], dtype="int32", data=rng.integers(-500, 500, 4), scale=[0.001], zero_point=[0]),
+        {
+            "name": "w",
+            "shape": [4, 8],
+            "dtype": "int8",
+            "data": rng.integers(-127, 128, (4, 8)),
+            "scale": [0.02],
+            "zero_point": [0],
+        },
+        {
+            "name": "b",
+            "shape": [4],
+            "dtype": "int32",
+            "data": rng.integers(-500, 500, 4),
+            "scale": [0.001],
+            "zero_point": [0],
+        },
         q8("out", [1, 4], 0.1, 2),
     ]
     for key, value in tensor_overrides.items():
         i, field = key.split("_", 1)
         tensors[int(i)][field] = value
-    return dict(tensors=tensors, ops=[dict(op="FULLY_CONNECTED", inputs=[0, 1, 2], outputs=[3])], inputs=[0],
-                outputs=[3])
+    return {
+        "tensors": tensors,
+        "ops": [{"op": "FULLY_CONNECTED", "inputs": [0, 1, 2], "outputs": [3]}],
+        "inputs": [0],
+        "outputs": [3],
+    }
 
 
 def fc_model(**tensor_overrides) -> bytes:
@@ -61,21 +78,40 @@ def conv_spec(dtype: str = "int8", act_dtype: str | None = None) -> dict:
     act_dtype = act_dtype or dtype
     rng = np.random.default_rng(1)
     if dtype == "float32":
-        w = dict(name="w", shape=[2, 3, 3, 1], dtype="float32", data=rng.normal(size=(2, 3, 3, 1)))
-        b = dict(name="b", shape=[2], dtype="float32", data=rng.normal(size=2))
-        x, y = dict(name="x", shape=[1, 5, 5, 1], dtype="float32"), dict(name="y", shape=[1, 5, 5, 2], dtype="float32")
+        w = {"name": "w", "shape": [2, 3, 3, 1], "dtype": "float32", "data": rng.normal(size=(2, 3, 3, 1))}
+        b = {"name": "b", "shape": [2], "dtype": "float32", "data": rng.normal(size=2)}
+        x, y = (
+            {"name": "x", "shape": [1, 5, 5, 1], "dtype": "float32"},
+            {"name": "y", "shape": [1, 5, 5, 2], "dtype": "float32"},
+        )
     else:
-        w = dict(name="w", shape=[2, 3, 3, 1], dtype="int8", data=rng.integers(-127, 128, (2, 3, 3, 1)),
-                 scale=[0.01, 0.02], zero_point=[0, 0])
+        w = {
+            "name": "w",
+            "shape": [2, 3, 3, 1],
+            "dtype": "int8",
+            "data": rng.integers(-127, 128, (2, 3, 3, 1)),
+            "scale": [0.01, 0.02],
+            "zero_point": [0, 0],
+        }
         bias_type = "int64" if act_dtype == "int16" else "int32"
-        b = dict(name="b", shape=[2], dtype=bias_type, data=rng.integers(-99, 99, 2), scale=[5e-4, 1e-3],
-                 zero_point=[0, 0])
+        b = {
+            "name": "b",
+            "shape": [2],
+            "dtype": bias_type,
+            "data": rng.integers(-99, 99, 2),
+            "scale": [5e-4, 1e-3],
+            "zero_point": [0, 0],
+        }
         x, y = q8("x", [1, 5, 5, 1], 0.05, 0, act_dtype), q8("y", [1, 5, 5, 2], 0.1, 0, act_dtype)
-    options = dict(padding="SAME", stride_w=1, stride_h=1, dilation_wfactor=1, dilation_hfactor=1)
-    relu = dict(op="RELU", inputs=[3], outputs=[4])
+    options = {"padding": "SAME", "stride_w": 1, "stride_h": 1, "dilation_wfactor": 1, "dilation_hfactor": 1}
+    relu = {"op": "RELU", "inputs": [3], "outputs": [4]}
     y2 = dict(y, name="y2")
-    return dict(tensors=[x, w, b, y, y2], ops=[dict(op="CONV_2D", inputs=[0, 1, 2], outputs=[3], options=options), relu],
-                inputs=[0], outputs=[4])
+    return {
+        "tensors": [x, w, b, y, y2],
+        "ops": [{"op": "CONV_2D", "inputs": [0, 1, 2], "outputs": [3], "options": options}, relu],
+        "inputs": [0],
+        "outputs": [4],
+    }
 
 
 def _tables(data: bytes):
@@ -114,14 +150,18 @@ def load_error(source, cls=engine.EngineError) -> str:
     """engine.load must raise exactly `cls` (a subclass of EngineError); returns the message."""
     with pytest.raises(engine.EngineError) as info:
         engine.load(source)
-    assert isinstance(info.value, cls), f"expected {cls.__name__}, got {type(info.value).__name__}: {info.value}"
+    assert isinstance(info.value, cls), (
+        f"expected {cls.__name__}, got {type(info.value).__name__}: {info.value}"
+    )
     return str(info.value)
 
 
 def run_error(model: engine.Model, x, cls=InputError) -> str:
     with pytest.raises(engine.EngineError) as info:
         model.run(x)
-    assert isinstance(info.value, cls), f"expected {cls.__name__}, got {type(info.value).__name__}: {info.value}"
+    assert isinstance(info.value, cls), (
+        f"expected {cls.__name__}, got {type(info.value).__name__}: {info.value}"
+    )
     return str(info.value)
 
 
@@ -143,7 +183,7 @@ def small_model(small_bytes) -> engine.Model:
 # ---------------------------------------------------------------------------------------- .tflite bytes
 def test_truncated_tflite_many_cut_points(mnist_bytes, tmp_path):
     n = len(mnist_bytes)
-    cuts = sorted(set(range(0, 64)) | set(np.linspace(64, n - 1, 150).astype(int).tolist()) | {n - 1, n - 4})
+    cuts = sorted(set(range(64)) | set(np.linspace(64, n - 1, 150).astype(int).tolist()) | {n - 1, n - 4})
     for cut in cuts:
         try:
             engine.load(mnist_bytes[:cut])
@@ -161,7 +201,15 @@ def test_truncated_tflite_many_cut_points(mnist_bytes, tmp_path):
 
 def test_random_bytes_and_non_models(tmp_path):
     rng = np.random.default_rng(0)
-    blobs = [b"", b"\x00", b"TFL3", b"\x00" * 8, b"\x10\x00\x00\x00TFL3", b"PK\x03\x04", b"PK\x03\x04" + bytes(100)]
+    blobs = [
+        b"",
+        b"\x00",
+        b"TFL3",
+        b"\x00" * 8,
+        b"\x10\x00\x00\x00TFL3",
+        b"PK\x03\x04",
+        b"PK\x03\x04" + bytes(100),
+    ]
     for size in (8, 16, 64, 1000, 100_000):
         for k in range(6):
             blob = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
@@ -212,7 +260,10 @@ def test_graph_input_minus_one_refused():
     msg = load_error(build_model(**spec), ModelFormatError)
     assert "-1" in msg
     spec = fc_spec()
-    spec["tensors"][3], spec["tensors"][0] = spec["tensors"][0], spec["tensors"][3]  # input is the last tensor
+    spec["tensors"][3], spec["tensors"][0] = (
+        spec["tensors"][0],
+        spec["tensors"][3],
+    )  # input is the last tensor
     spec["ops"][0].update(inputs=[3, 1, 2], outputs=[0])
     spec.update(inputs=[-1], outputs=[0])
     msg = load_error(build_model(**spec), ModelFormatError)
@@ -235,7 +286,7 @@ def test_opcode_index_out_of_range():
     if not off:  # index 0 is the default and not stored: point the op at a bad code through a second op
         spec = fc_spec()
         spec["tensors"].append(q8("out2", [1, 4], 0.1, 2))
-        spec["ops"].append(dict(op="RELU", inputs=[3], outputs=[4]))
+        spec["ops"].append({"op": "RELU", "inputs": [3], "outputs": [4]})
         spec["outputs"] = [4]
         data = build_model(**spec)
         _, sg = _tables(data)
@@ -304,7 +355,8 @@ def test_bad_per_channel_scale_inside_array():
 
 
 @pytest.mark.parametrize(
-    "dtype,zp", [("int8", 128), ("int8", -129), ("int8", 1000), ("uint8", -1), ("uint8", 256), ("int16", 40000)]
+    "dtype,zp",
+    [("int8", 128), ("int8", -129), ("int8", 1000), ("uint8", -1), ("uint8", 256), ("int16", 40000)],
 )
 def test_zero_point_out_of_dtype_range(dtype, zp):
     data = fc_model(**{"0_dtype": dtype, "0_zero_point": [zp], "3_dtype": dtype})
@@ -389,14 +441,14 @@ except engine.ModelFormatError as e:
 def test_op_writing_constant_is_refused():
     spec = fc_spec()
     spec["tensors"].append(q8("y", [4, 8]))
-    spec["ops"].append(dict(op="ADD", inputs=[3, 3], outputs=[1]))  # overwrites the FC's weights
+    spec["ops"].append({"op": "ADD", "inputs": [3, 3], "outputs": [1]})  # overwrites the FC's weights
     msg = load_error(build_model(**spec), ModelFormatError)
     assert "op 1 (ADD)" in msg and "tensor 1 'w'" in msg
 
 
 def test_tensor_with_two_producers_is_refused():
     spec = fc_spec()
-    spec["ops"].append(dict(op="FULLY_CONNECTED", inputs=[0, 1, 2], outputs=[3]))
+    spec["ops"].append({"op": "FULLY_CONNECTED", "inputs": [0, 1, 2], "outputs": [3]})
     msg = load_error(build_model(**spec), ModelFormatError)
     assert "op 1 (FULLY_CONNECTED)" in msg and "tensor 3 'out'" in msg
 
@@ -404,7 +456,10 @@ def test_tensor_with_two_producers_is_refused():
 def test_cycle_and_use_before_definition():
     spec = fc_spec()
     spec["tensors"].append(q8("z", [1, 4]))
-    spec["ops"] = [dict(op="ADD", inputs=[4, 3], outputs=[3]), dict(op="ADD", inputs=[3, 3], outputs=[4])]
+    spec["ops"] = [
+        {"op": "ADD", "inputs": [4, 3], "outputs": [3]},
+        {"op": "ADD", "inputs": [3, 3], "outputs": [4]},
+    ]
     msg = load_error(build_model(**spec), ModelFormatError)
     assert "op 0 (ADD)" in msg and "before" in msg
 
@@ -456,7 +511,7 @@ def test_unknown_tensor_type_enum():
 def test_lstm_is_unsupported():
     spec = fc_spec()
     spec["tensors"].append(q8("y", [1, 4]))
-    spec["ops"].append(dict(op="LSTM", inputs=[3], outputs=[4]))
+    spec["ops"].append({"op": "LSTM", "inputs": [3], "outputs": [4]})
     spec["outputs"] = [4]
     msg = load_error(build_model(**spec), UnsupportedError)
     assert "op 1 (LSTM)" in msg
@@ -465,8 +520,14 @@ def test_lstm_is_unsupported():
 def test_made_up_custom_op_is_unsupported():
     spec = fc_spec()
     spec["tensors"].append(q8("y", [1, 4]))
-    spec["ops"].append(dict(op="MadeUpCustomOp", inputs=[3], outputs=[4],
-                            custom_options=flexbuffer_options({"alpha": 2})))
+    spec["ops"].append(
+        {
+            "op": "MadeUpCustomOp",
+            "inputs": [3],
+            "outputs": [4],
+            "custom_options": flexbuffer_options({"alpha": 2}),
+        }
+    )
     spec["outputs"] = [4]
     msg = load_error(build_model(**spec), UnsupportedError)
     assert "op 1 (MadeUpCustomOp)" in msg
@@ -476,7 +537,9 @@ def test_malformed_custom_options():
     """Custom options that are not a flexbuffer: a ModelFormatError naming the op."""
     spec = fc_spec()
     spec["tensors"].append(q8("y", [1, 4]))
-    spec["ops"].append(dict(op="MadeUpCustomOp", inputs=[3], outputs=[4], custom_options=b"\xff\x13\x00\x07garbage"))
+    spec["ops"].append(
+        {"op": "MadeUpCustomOp", "inputs": [3], "outputs": [4], "custom_options": b"\xff\x13\x00\x07garbage"}
+    )
     spec["outputs"] = [4]
     msg = load_error(build_model(**spec))
     assert "op 1" in msg, msg
@@ -648,12 +711,19 @@ def test_npz_corrupt_npy_header(small_model, tmp_path):
     header_len = struct.unpack("<H", good[8:10])[0]
     variants = [
         good[:72] + good[85:],  # the header dict cut in the middle
-        good[:10] + b"{'descr': '|i1', 'fortran_order': False, 'shape': (4, 3, 3, 2), }".ljust(header_len) + good[10 + header_len:],
-        good[:10] + b"{'descr': '|i1', 'fortran_order': False, 'shape': (1099511627776,), }".ljust(header_len)
-        + good[10 + header_len:],  # claims a terabyte
-        good[:10] + b"{'descr': 'O', 'fortran_order': False, 'shape': (2,), }".ljust(header_len) + good[10 + header_len:],
-        good[:10] + b"{'descr': '<i4', 'fortran_order': False, 'shape': (-3,), }".ljust(header_len) + good[10 + header_len:],
-        good[:10] + b"__import__('os').system('true')".ljust(header_len) + good[10 + header_len:],
+        good[:10]
+        + b"{'descr': '|i1', 'fortran_order': False, 'shape': (4, 3, 3, 20), }".ljust(header_len)
+        + good[10 + header_len :],  # more elements than the data holds
+        good[:10]
+        + b"{'descr': '|i1', 'fortran_order': False, 'shape': (1099511627776,), }".ljust(header_len)
+        + good[10 + header_len :],  # claims a terabyte
+        good[:10]
+        + b"{'descr': 'O', 'fortran_order': False, 'shape': (2,), }".ljust(header_len)
+        + good[10 + header_len :],
+        good[:10]
+        + b"{'descr': '<i4', 'fortran_order': False, 'shape': (-3,), }".ljust(header_len)
+        + good[10 + header_len :],
+        good[:10] + b"__import__('os').system('true')".ljust(header_len) + good[10 + header_len :],
         good[:20],
     ]
     for k, bad_member in enumerate(variants):
@@ -839,18 +909,34 @@ def detection_model() -> bytes:
     """TFLite_Detection_PostProcess alone: float32 inputs (boxes, scores)."""
     n, classes = 6, 2
     rng = np.random.default_rng(5)
-    anchors = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.1, 0.3, (n, 2))], 1).astype(np.float32)
+    anchors = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.1, 0.3, (n, 2))], 1).astype(
+        np.float32
+    )
     tensors = [
-        dict(name="boxes", shape=[1, n, 4], dtype="float32"),
-        dict(name="scores", shape=[1, n, classes + 1], dtype="float32"),
-        dict(name="anchors", shape=[n, 4], dtype="float32", data=anchors),
-        *(dict(name=f"out{k}", shape=[], dtype="float32") for k in range(4)),
+        {"name": "boxes", "shape": [1, n, 4], "dtype": "float32"},
+        {"name": "scores", "shape": [1, n, classes + 1], "dtype": "float32"},
+        {"name": "anchors", "shape": [n, 4], "dtype": "float32", "data": anchors},
+        *({"name": f"out{k}", "shape": [], "dtype": "float32"} for k in range(4)),
     ]
-    options = dict(max_detections=3, max_classes_per_detection=1, detections_per_class=100, use_regular_nms=False,
-                   nms_score_threshold=0.1, nms_iou_threshold=0.5, num_classes=classes, y_scale=10.0,
-                   x_scale=10.0, h_scale=5.0, w_scale=5.0)
-    op = dict(op="TFLite_Detection_PostProcess", inputs=[0, 1, 2], outputs=[3, 4, 5, 6],
-              custom_options=flexbuffer_options(options))
+    options = {
+        "max_detections": 3,
+        "max_classes_per_detection": 1,
+        "detections_per_class": 100,
+        "use_regular_nms": False,
+        "nms_score_threshold": 0.1,
+        "nms_iou_threshold": 0.5,
+        "num_classes": classes,
+        "y_scale": 10.0,
+        "x_scale": 10.0,
+        "h_scale": 5.0,
+        "w_scale": 5.0,
+    }
+    op = {
+        "op": "TFLite_Detection_PostProcess",
+        "inputs": [0, 1, 2],
+        "outputs": [3, 4, 5, 6],
+        "custom_options": flexbuffer_options(options),
+    }
     return build_model(tensors, [op], inputs=[0, 1], outputs=[3, 4, 5, 6])
 
 
@@ -870,8 +956,9 @@ def test_run_nan_in_float_inputs(bad):
 
 def test_errors_have_distinct_exit_codes():
     codes = {cls.exit_code for cls in (ModelFormatError, UnsupportedError, InputError)}
-    assert len(codes) == 3 and all(issubclass(c, engine.EngineError) for c in (ModelFormatError, UnsupportedError,
-                                                                               InputError))
+    assert len(codes) == 3 and all(
+        issubclass(c, engine.EngineError) for c in (ModelFormatError, UnsupportedError, InputError)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- misc
@@ -880,7 +967,9 @@ def _subprocess(code: str) -> str:
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=root, timeout=300
+    )
     if proc.returncode != 0:
         return f"CRASHED rc={proc.returncode}\n{proc.stdout}\n{proc.stderr[-2000:]}"
     return proc.stdout.strip()

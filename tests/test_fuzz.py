@@ -54,7 +54,9 @@ def bases(tmp_path_factory, models_dir) -> dict[str, str]:
 
 def report(cases: list[dict], results: list[str], bases: dict[str, str]) -> str:
     failures = [(c, r) for c, r in zip(cases, results) if is_failure(r)]
-    lines = [f"{len(failures)} of {len(cases)} cases failed; outcomes {dict(Counter(r.split(' ')[0] for r in results))}"]
+    lines = [
+        f"{len(failures)} of {len(cases)} cases failed; outcomes {dict(Counter(r.split(' ')[0] for r in results))}"
+    ]
     by_kind: dict[str, list] = {}
     for c, r in failures:
         by_kind.setdefault(r.split(" ")[0].split("|")[0], []).append((c, r))
@@ -73,7 +75,9 @@ def test_fuzz_load_and_run(bases, base):
     results = run_cases(cases, bases, batch_size=200, workers=2)
     outcomes = Counter(r.split(" ")[0] for r in results)
     # the mutations must reach past the first checks: some cases load and run, some are refused
-    assert outcomes["ok"] > 0 and sum(v for k, v in outcomes.items() if k.startswith("engine-error")) > 0, outcomes
+    assert outcomes["ok"] > 0 and sum(v for k, v in outcomes.items() if k.startswith("engine-error")) > 0, (
+        outcomes
+    )
     failures = [r for r in results if is_failure(r)]
     assert not failures, report(cases, results, bases)
 
@@ -88,9 +92,11 @@ def test_harness_isolates_crashes_and_hangs(bases):
     ok = {"base": "small_tflite", "muts": []}
     broken = {"base": "small_tflite", "muts": [["trunc", 100]]}
     cases = [ok, broken, {"selftest": "abort"}, ok, {"selftest": "segv"}, broken, {"selftest": "hang"}, ok]
-    results = run_cases(cases, bases, batch_size=8, workers=1, case_timeout=5)
+    results = run_cases(cases, bases, batch_size=8, workers=1, case_timeout=3)
     assert results[0] == "ok" and results[3] == "ok" and results[7] == "ok", results
-    assert results[1].startswith("engine-error:ModelFormatError") and results[5].startswith("engine-error:"), results
+    assert results[1].startswith("engine-error:ModelFormatError") and results[5].startswith(
+        "engine-error:"
+    ), results
     assert results[2].startswith("crash:signal SIGABRT"), results[2]
     assert results[4].startswith("crash:signal SIGSEGV"), results[4]
     assert results[6].startswith("crash:timeout"), results[6]
