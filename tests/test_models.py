@@ -77,8 +77,11 @@ def test_ssd_table_matches_reference_every_tensor(models_dir, shared):
     x = ssd_table(shared)
     assert_all_tensors_equal(m, x, reference_run(path, [x], preserve_all=True))
     boxes, classes, scores, count = m.run(x)
-    # NOTES.md: the top detection is a dining table (class 66 -> line 67) at 0.48828125
+    # NOTES.md: the top detection is a dining table (class 66 -> line 67) at 0.48828125,
+    # box (24.7, 114.4, 620.5, 446.1) in the 640x480 image's pixels
     assert int(count[0]) == 10 and classes[0, 0] == 66 and scores[0, 0] == np.float32(0.48828125)
+    ymin, xmin, ymax, xmax = boxes[0, 0].astype(np.float64) * [480, 640, 480, 640]
+    assert np.allclose([xmin, ymin, xmax, ymax], [24.7, 114.4, 620.5, 446.1], atol=0.05)
 
 
 def test_mnist_all_10000_match_reference(models_dir, shared):

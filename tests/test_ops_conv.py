@@ -1,0 +1,174 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED on graphs built here, against the reference kernels.
+
+Every option: SAME/VALID padding, strides, dilations, kernel shapes, depth multipliers, fused
+activations, with and without bias, channel counts that do not fill the GEMM's blocks, uint8
+per-tensor and int8 per-tensor and per-channel, batch 1 and 3. Many variants share one model so
+that one oracle process checks them all.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from tests.test_ops_elementwise import F32, Net, check, run_sets
+
+SCHEMES = ["uint8", "int8_per_tensor", "int8_per_channel"]
+ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+
+
+def weights(net: Net, rng, scheme: str, shape: tuple, axis: int, s_in: float, k: int):
+    """Filter and bias tensors of a scheme; returns (filter index, bias scales, output scale)."""
+    channels = shape[axis]
+    dtype = "uint8" if scheme == "uint8" else "int8"
+    info = np.iinfo(dtype)
+    w = rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
+    if scheme == "int8_per_channel":
+        scales = [float(F32(10 ** rng.uniform(-3, -1))) for _ in range(channels)]
+        t = {
+            "name": f"w{len(net.tensors)}",
+            "shape": list(shape),
+            "dtype": dtype,
+            "data": w,
+            "scale": scales,
+            "zero_point": [0] * channels,
+            "quantized_dimension": axis,
+        }
+        net.tensors.append(t)
+        idx = len(net.tensors) - 1
+    else:
+        scales = [float(F32(10 ** rng.uniform(-3, -1)))]
+        zp = int(rng.integers(0, 256)) if scheme == "uint8" else 0
+        idx = net.const(w, dtype, scales[0], zp)
+    bias_scales = [float(F32(s_in) * F32(s)) for s in scales]
+    # outputs spread over the 8-bit range: acc ~ 74 * 74 * sqrt(k) codes of s_in * s_w
+    s_out = float(
+        F32(s_in * float(np.mean(scales)) * 74 * 74 * np.sqrt(k) / 40 * 10 ** rng.uniform(-0.3, 0.3))
+    )
+    return idx, bias_scales, s_out
+
+
+def bias_tensor(net: Net, rng, scales: list[float], channels: int) -> int:
+    data = rng.integers(-20000, 20000, size=channels).astype(np.int32)
+    net.tensors.append(
+        {
+            "name": f"b{len(net.tensors)}",
+            "shape": [channels],
+            "dtype": "int32",
+            "data": data,
+            "scale": scales if len(scales) > 1 else scales * 1,
+            "zero_point": [0] * len(scales),
+        }
+    )
+    return len(net.tensors) - 1
+
+
+def io_types(scheme: str, rng):
+    dtype = "uint8" if scheme == "uint8" else "int8"
+    info = np.iinfo(dtype)
+    s_in = float(F32(10 ** rng.uniform(-2, 0)))
+    return dtype, s_in, int(rng.integers(info.min, int(info.max) + 1))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conv2d_options(scheme):
+    rng = np.random.default_rng(SCHEMES.index(scheme))
+    net = Net()
+    variants = itertools.product(
+        ["SAME", "VALID"], [(1, 1), (2, 2), (1, 2)], [(1, 1), (2, 2)], [(1, 1), (3, 3), (5, 2)]
+    )
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw)) in enumerate(variants):
+        if (dh > 1 or dw > 1) and (sh > 1 or sw > 1):
+            continue  # TFLite: dilation with stride is not a supported combination
+        dtype, s_in, zp_in = io_types(scheme, rng)
+        c_in, c_out = [(3, 7), (16, 33), (5, 64), (1, 40)][n % 4]
+        x = net.input([1, 11, 9, c_in], dtype, s_in, zp_in)
+        w, bias_scales, s_out = weights(net, rng, scheme, (c_out, kh, kw, c_in), 0, s_in, kh * kw * c_in)
+        inputs = [x, w, bias_tensor(net, rng, bias_scales, c_out)]  # the reference's CONV_2D requires a bias
+        info = np.iinfo(dtype)
+        out = net.tensor([1, 1, 1, c_out], dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
+        act = ACTIVATIONS[n % 4]
+        label = f"conv {kh}x{kw} {pad} s{sh}{sw} d{dh}{dw} {c_in}->{c_out} {act}"
+        net.op(
+            "CONV_2D",
+            inputs,
+            [out],
+            label,
+            padding=pad,
+            stride_h=sh,
+            stride_w=sw,
+            dilation_h_factor=dh,
+            dilation_w_factor=dw,
+            fused_activation_function=act,
+        )
+    check(net, run_sets(net, 10, batches=(1, 3)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_depthwise_conv2d_options(scheme):
+    rng = np.random.default_rng(20 + SCHEMES.index(scheme))
+    net = Net()
+    variants = itertools.product(
+        ["SAME", "VALID"], [(1, 1), (2, 2)], [(1, 1), (2, 3)], [(3, 3), (5, 5), (2, 3)], [1, 2, 3]
+    )
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw), dm) in enumerate(variants):
+        if (dh > 1 or dw > 1) and (sh > 1 or sw > 1):
+            continue
+        if pad == "VALID" and ((kh - 1) * dh + 1 > 10 or (kw - 1) * dw + 1 > 12):
+            continue  # no output at all
+        dtype, s_in, zp_in = io_types(scheme, rng)
+        c_in = [1, 5, 8, 17][n % 4]
+        c_out = c_in * dm
+        x = net.input([1, 10, 12, c_in], dtype, s_in, zp_in)
+        w, bias_scales, s_out = weights(net, rng, scheme, (1, kh, kw, c_out), 3, s_in, kh * kw)
+        inputs = [x, w] + ([bias_tensor(net, rng, bias_scales, c_out)] if n % 5 else [])
+        info = np.iinfo(dtype)
+        out = net.tensor([1, 1, 1, c_out], dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
+        act = ACTIVATIONS[n % 4]
+        label = f"dw {kh}x{kw} {pad} s{sh}{sw} d{dh}{dw} c{c_in} m{dm} {act}"
+        net.op(
+            "DEPTHWISE_CONV_2D",
+            inputs,
+            [out],
+            label,
+            padding=pad,
+            stride_h=sh,
+            stride_w=sw,
+            dilation_h_factor=dh,
+            dilation_w_factor=dw,
+            depth_multiplier=dm,
+            fused_activation_function=act,
+        )
+    check(net, run_sets(net, 11, batches=(1, 3)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fully_connected_options(scheme):
+    rng = np.random.default_rng(40 + SCHEMES.index(scheme))
+    net = Net()
+    shapes = [([1, 7], 1), ([1, 64], 10), ([1, 3, 5], 37), ([1, 2, 2, 9], 33), ([1, 4, 6], 5)]
+    for n, ((in_shape, units), keep) in enumerate(itertools.product(shapes, [False, True])):
+        if keep and len(in_shape) == 4:
+            continue
+        dtype, s_in, zp_in = io_types(scheme, rng)
+        depth = in_shape[-1] if keep else int(np.prod(in_shape[1:]))
+        if not keep and len(in_shape) > 2:
+            depth = in_shape[-1]  # rows = all leading elements / depth
+        x = net.input(in_shape, dtype, s_in, zp_in)
+        w, bias_scales, s_out = weights(net, rng, scheme, (units, depth), 0, s_in, depth)
+        inputs = [x, w] + ([bias_tensor(net, rng, bias_scales, units)] if n % 3 else [])
+        info = np.iinfo(dtype)
+        out_shape = [*in_shape[:-1], units] if keep else [int(np.prod(in_shape)) // depth, units]
+        out = net.tensor(out_shape, dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
+        act = ACTIVATIONS[n % 4]
+        net.op(
+            "FULLY_CONNECTED",
+            inputs,
+            [out],
+            f"fc {in_shape}->{units} keep={keep} {act}",
+            keep_num_dims=keep,
+            fused_activation_function=act,
+        )
+    check(net, run_sets(net, 12, batches=(1, 3)))
