@@ -98,3 +98,34 @@ def int_option(op: Op, key: str, default: int, lo: int = 1, hi: int = 1 << 16) -
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise fail(op, f"option {key}={v!r} must be an integer in [{lo}, {hi}]")
     return v
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a sliding window (convolution or pooling) reads: strides, dilations, output size, and
+    the zero-padded input extent (top/left padding first; TFLite puts the odd extra at the end)."""
+
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    oh: int
+    ow: int
+    top: int
+    left: int
+    hp: int
+    wp: int
+
+
+def window(op: Op, h: int, w: int, kh: int, kw: int, dilated: bool = True) -> Window:
+    """The geometry of op's window (options stride_*, dilation_*factor, padding) on an h x w input."""
+    sh, sw = int_option(op, "stride_h", 1), int_option(op, "stride_w", 1)
+    dh = int_option(op, "dilation_hfactor", 1) if dilated else 1
+    dw = int_option(op, "dilation_wfactor", 1) if dilated else 1
+    pad = op.options.get("padding", "SAME")
+    oh = conv_output_size(op, h, kh, sh, dh, pad)
+    ow = conv_output_size(op, w, kw, sw, dw, pad)
+    top, left = conv_padding(h, kh, sh, dh, oh), conv_padding(w, kw, sw, dw, ow)
+    hp = max(h + top, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(w + left, (ow - 1) * sw + (kw - 1) * dw + 1)
+    return Window(sh, sw, dh, dw, oh, ow, top, left, hp, wp)

@@ -12,14 +12,13 @@ from ..graph import Graph, Op
 from . import conv_kernels as K
 from .common import (
     Prepared,
-    conv_output_size,
-    conv_padding,
     fused_activation,
     int_option,
     per_tensor,
     require,
     require_types,
     tensors,
+    window,
 )
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points
 
@@ -35,7 +34,6 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     n, h, w, c = shapes[0]
     one, kh, kw, oc = shapes[1]
     require(op, one == 1, f"{filt.describe()}: filter must have shape [1, kh, kw, channels]")
-    o = op.options
     dm = int_option(op, "depth_multiplier", 1, lo=0) or oc // max(c, 1)
     require(
         op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != filter channels {oc}"
@@ -44,14 +42,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, filt.quant_axis == 3, f"{filt.describe()}: per-channel axis must be 3")
     _, in_zp = per_tensor(op, inp)
     _, out_zp = per_tensor(op, out)
-    sh, sw = int_option(op, "stride_h", 1), int_option(op, "stride_w", 1)
-    dh, dw = int_option(op, "dilation_hfactor", 1), int_option(op, "dilation_wfactor", 1)
-    pad = o.get("padding", "SAME")
-    oh = conv_output_size(op, h, kh, sh, dh, pad)
-    ow = conv_output_size(op, w, kw, sw, dw, pad)
-    top, left = conv_padding(h, kh, sh, dh, oh), conv_padding(w, kw, sw, dw, ow)
-    hp = max(h + top, (oh - 1) * sh + (kh - 1) * dh + 1)
-    wp = max(w + left, (ow - 1) * sw + (kw - 1) * dw + 1)
+    win = window(op, h, w, kh, kw)
+    oh, ow = win.oh, win.ow
 
     wzp = filter_zero_points(op, filt, oc)
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
@@ -70,7 +62,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     def run(ins, outs, scratch):
         padded = scratch[0]
-        pad_input(ins[0], in_zp16, top, left, dm, padded)
-        depthwise_conv2d(padded, weights, bias_q, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, outs[0])
+        pad_input(ins[0], in_zp16, win.top, win.left, dm, padded)
+        depthwise_conv2d(
+            padded, weights, bias_q, mult, shift, out_zp, lo, hi, win.sh, win.sw, win.dh, win.dw, outs[0]
+        )
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((n, hp, wp, oc), np.int16)])
+    return Prepared([(n, oh, ow, oc)], run, scratch=[((n, win.hp, win.wp, oc), np.int16)])
