@@ -20,7 +20,7 @@ from numba import njit
 from ..fixedpoint import quantize_multiplier
 from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, require, unary_8bit
 
 
 @njit(inline="always", cache=True)
@@ -94,14 +94,7 @@ def int16_multiplier(real: float) -> tuple[int, int]:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
-    require_types(op, inp, ("uint8", "int8"))
-    require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
-    require_types(op, out, (inp.dtype,))
-    s_in, zp_in = per_tensor(op, inp)
-    s_out, zp_out = per_tensor(op, out)
+    inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     f32 = np.float32
     hires = f32(1.0 / 128.0) * f32(s_in)

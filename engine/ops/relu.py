@@ -16,7 +16,7 @@ from numba import njit
 from ..fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
 from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, require, unary_8bit
 
 
 @njit(cache=True)
@@ -29,14 +29,7 @@ def relu_table(values, zp_in, m, shift, zp_out, lo, hi):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
-    require_types(op, inp, ("uint8", "int8"))
-    require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
-    require_types(op, out, (inp.dtype,))
-    s_in, zp_in = per_tensor(op, inp)
-    s_out, zp_out = per_tensor(op, out)
+    inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     m, shift = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
     # the reference shifts by `1 << shift` in int: undefined from 31 on

@@ -26,7 +26,7 @@ from ..fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot,
 from ..fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..gemmlowp import PARALLEL_MIN, exp_on_negative_values, get_reciprocal
 from ..graph import Graph, Op
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, require, unary_8bit
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -77,14 +77,7 @@ def _softmax_parallel(x, out, rows, depth, table, qmin, qmax):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
-    require_types(op, inp, ("uint8", "int8"))
-    require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
-    require_types(op, out, (inp.dtype,))
-    s_in, _ = per_tensor(op, inp)
-    s_out, zp_out = per_tensor(op, out)
+    _, out, (s_in, _), (s_out, zp_out) = unary_8bit(op, g)
     shape = tuple(shapes[0])
     require(op, len(shape) >= 1, "input must have rank >= 1")
     if out.dtype == "int8":  # SoftmaxPrepare: TF_LITE_ENSURE_EQ zero point, TF_LITE_ENSURE_NEAR scale (float)
