@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..graph import Graph, Op
@@ -27,7 +28,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     require_types(op, out, (inp.dtype,))
     require(op, values[1] is not None, f"{filt.describe()}: filter must be a constant")
     require(op, len(shapes[0]) == 4 and len(shapes[1]) == 4, "input and filter must be 4-D")
-    n, h, w, c = shapes[0]
+    _, h, w, c = shapes[0]
     oc, kh, kw, fc = shapes[1]
     require(op, c == fc, f"input has {c} channels, filter expects {fc} (grouped conv not supported)")
     if filt.scale.size > 1:
@@ -35,29 +36,36 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     _, in_zp = per_tensor(op, inp)
     _, out_zp = per_tensor(op, out)
     win = window(op, h, w, kh, kw)
-    oh, ow = win.oh, win.ow
-
     wzp = filter_zero_points(op, filt, oc)
-    weights = pack_weights(
-        (values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)).reshape(oc, -1)
-    )
-    blocks = padded_channels(oc) // OCB
+    weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
-    lo, hi = fused_activation(op, out)
+    return gemm_conv(shapes[0], in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win)
+
+
+def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -> Prepared:
+    """A convolution as one matrix product per output row (im2col), from int16 weights
+    [oc, kh, kw, c] with the filter zero point already subtracted. DEPTHWISE_CONV_2D on a
+    one-channel input is this too."""
+    n, h, w, c = in_shape
+    oc, kh, kw, _ = weights.shape
+    oh, ow = win.oh, win.ow
+    packed = pack_weights(weights.reshape(oc, -1))
+    blocks = padded_channels(oc) // OCB
+    lo, hi = clamp
     pad_input = K.pad_input.pick(n * h * w * c)
     in_zp16 = np.int16(in_zp)
-
     conv2d = K.conv2d.pick((n * oh * ow * oc * kh * kw * c) // 16)  # MACs are cheaper than elementwise steps
+    chunks = 1 if conv2d is K.conv2d.serial else 4 * numba.get_num_threads()
 
     def run(ins, outs, scratch):
         padded = scratch[0]
         pad_input(ins[0], in_zp16, win.top, win.left, 1, padded)
         conv2d(
             padded,
-            weights,
+            packed,
             blocks,
-            bias_q,
+            bias,
             mult,
             shift,
             out_zp,
@@ -69,6 +77,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             win.sw,
             win.dh,
             win.dw,
+            chunks,
             outs[0],
         )
 

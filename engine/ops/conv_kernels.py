@@ -65,40 +65,100 @@ def requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out):
 
 
 @kernel
-def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, out):
+def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
     """xp: padded int16 [N, Hp, Wp, C]; w: packed by gemm.pack_weights; out: [N, OH, OW, OC].
 
-    Each output row is one matrix product: its im2col patches [OW, K] times the weights.
+    Each output row is one matrix product: its im2col patches [OW, K] times the weights. Rows are
+    split into `chunks` tasks, each allocating its scratch once (allocations cost microseconds).
     """
-    n, oh, ow, oc = out.shape
+    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
     hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
     xf = xp.reshape(-1)
     k = kh * kw * c
     kp = k + k % 2
     rows = -(-ow // PX) * PX
     width = blocks * OCB
-    for i in prange(n * oh):
-        b = i // oh
-        oy = i % oh
+    tasks = n * oh
+    chunks = min(tasks, chunks)
+    for chunk in prange(chunks):
         patch = np.zeros(rows * kp, np.int16)
         acc = np.empty(rows * width, np.int32)
-        for ox in range(ow):
-            p = ox * kp
-            for ky in range(kh):
-                row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
-                if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
-                    patch[p : p + kw * c] = xf[row : row + kw * c]
-                    p += kw * c
-                else:
-                    for kx in range(kw):
-                        start = row + kx * dw * c
-                        patch[p : p + c] = xf[start : start + c]
-                        p += c
-        gemm_rows(patch, kp, ow, w, blocks, acc)
-        for ox in range(ow):
-            requantize_row(
-                acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox]
+        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            conv2d_row(
+                xf,
+                i // oh,
+                i % oh,
+                hp,
+                wp,
+                c,
+                w,
+                blocks,
+                bias,
+                mult,
+                shift,
+                out_zp,
+                lo,
+                hi,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                kp,
+                patch,
+                acc,
+                out,
             )
+
+
+@njit(cache=True)
+def conv2d_row(
+    xf,
+    b,
+    oy,
+    hp,
+    wp,
+    c,
+    w,
+    blocks,
+    bias,
+    mult,
+    shift,
+    out_zp,
+    lo,
+    hi,
+    kh,
+    kw,
+    sh,
+    sw,
+    dh,
+    dw,
+    kp,
+    patch,
+    acc,
+    out,
+):
+    """One output row of conv2d: im2col into patch, the matrix product, requantization."""
+    ow, oc = out.shape[2], out.shape[3]
+    width = blocks * OCB
+    for ox in range(ow):
+        p = ox * kp
+        for ky in range(kh):
+            row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
+            if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
+                for j in range(kw * c):  # a loop, not a slice copy: runs are often a few values long
+                    patch[p + j] = xf[row + j]
+                p += kw * c
+            else:
+                for kx in range(kw):
+                    start = row + kx * dw * c
+                    for j in range(c):
+                        patch[p + j] = xf[start + j]
+                    p += c
+    gemm_rows(patch, kp, ow, w, blocks, acc)
+    for ox in range(ow):
+        requantize_row(acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
 
 
 @kernel

@@ -1,5 +1,7 @@
 """DEPTHWISE_CONV_2D: reference_ops::DepthwiseConv (uint8) and DepthwiseConvPerChannel (int8).
 
+A one-channel input (the first layer of many models) runs as an ordinary convolution on the GEMM.
+
 Per-channel filters may be quantized on dimension 3 (as TFLite Micro's models are); LiteRT rejects
 those, the engine accepts them since the channel is the same dimension either way.
 """
@@ -20,6 +22,7 @@ from .common import (
     tensors,
     window,
 )
+from .conv2d import gemm_conv
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points
 
 
@@ -49,6 +52,18 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
+    if c == 1:  # each output channel filters the one input channel: an ordinary convolution
+        return gemm_conv(
+            shapes[0],
+            in_zp,
+            weights.transpose(2, 0, 1)[..., None],
+            bias_q,
+            mult,
+            shift,
+            out_zp,
+            fused_activation(op, out),
+            win,
+        )
     # per-channel constants repeated along an output row: the kernel requantizes a row in one loop
     bias_q, mult, shift = np.tile(bias_q, ow), np.tile(mult, ow), np.tile(shift, ow)
     lo, hi = fused_activation(op, out)
