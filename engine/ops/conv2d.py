@@ -56,7 +56,7 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
     pad_input = K.pad_input.pick(n * h * w * c)
     in_zp16 = np.int16(in_zp)
     conv2d = K.conv2d.pick((n * oh * ow * oc * kh * kw * c) // 16)  # MACs are cheaper than elementwise steps
-    chunks = 1 if conv2d is K.conv2d.serial else 4 * numba.get_num_threads()
+    chunks = 1 if conv2d is K.conv2d.serial else 32 * numba.get_num_threads()
 
     def run(ins, outs, scratch):
         padded = scratch[0]

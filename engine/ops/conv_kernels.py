@@ -147,9 +147,13 @@ def conv2d_row(
         for ky in range(kh):
             row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
             if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
-                for j in range(kw * c):  # a loop, not a slice copy: runs are often a few values long
-                    patch[p + j] = xf[row + j]
-                p += kw * c
+                run = kw * c
+                if run >= 32:
+                    patch[p : p + run] = xf[row : row + run]
+                else:  # a loop: a slice copy costs more than copying a few values
+                    for j in range(run):
+                        patch[p + j] = xf[row + j]
+                p += run
             else:
                 for kx in range(kw):
                     start = row + kx * dw * c
