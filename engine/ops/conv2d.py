@@ -16,7 +16,7 @@ from .common import (
     tensors,
     window,
 )
-from .gemm import OCB, pack_weights, padded_channels
+from .gemm import OCB, PX, pack_weights, padded_channels
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points
 
 
@@ -44,18 +44,54 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
 
 def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -> Prepared:
-    """A convolution as one matrix product per output row (im2col), from int16 weights
+    """A convolution on the int16 GEMM, from int16 weights
     [oc, kh, kw, c] with the filter zero point already subtracted. DEPTHWISE_CONV_2D on a
     one-channel input is this too."""
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
-    packed = pack_weights(weights.reshape(oc, -1))
     blocks = padded_channels(oc) // OCB
     lo, hi = clamp
     pad_input = K.pad_input.pick(n * h * w * c)
     in_zp16 = np.int16(in_zp)
-    conv2d = K.conv2d.pick((n * oh * ow * oc * kh * kw * c) // 16)  # MACs are cheaper than elementwise steps
+    macs = n * oh * ow * oc * kh * kw * c
+    padded_size = n * win.hp * win.wp * c
+    if c % 2 == 0:  # the GEMM reads the padded input in place, one filter tap at a time
+        packed = np.concatenate([pack_weights(weights[:, ky, kx, :]) for ky in range(kh) for kx in range(kw)])
+        conv = K.conv2d_direct.pick(macs // 16)  # MACs are cheaper than elementwise steps
+        chunks = 1 if conv is K.conv2d_direct.serial else 32 * numba.get_num_threads()
+        slack = (PX + 1) * win.sw * c + 64
+
+        def run(ins, outs, scratch):
+            flat = scratch[0]
+            pad_input(ins[0], in_zp16, win.top, win.left, 1, flat[:padded_size].reshape(n, win.hp, win.wp, c))
+            conv(
+                flat,
+                win.hp,
+                win.wp,
+                c,
+                packed,
+                blocks,
+                bias,
+                mult,
+                shift,
+                out_zp,
+                lo,
+                hi,
+                kh,
+                kw,
+                win.sh,
+                win.sw,
+                win.dh,
+                win.dw,
+                chunks,
+                outs[0],
+            )
+
+        return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.int16)])
+
+    packed = pack_weights(weights.reshape(oc, -1))  # odd channel counts: im2col
+    conv2d = K.conv2d.pick(macs // 16)
     chunks = 1 if conv2d is K.conv2d.serial else 32 * numba.get_num_threads()
 
     def run(ins, outs, scratch):

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixedpoint import multiply_by_quantized_multiplier
-from .gemm import OCB, PX, gemm_rows
+from .gemm import OCB, PX, gemm_rows, tile
 from .kernel import kernel
 
 
@@ -82,7 +82,7 @@ def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh,
     chunks = min(tasks, chunks)
     for chunk in prange(chunks):
         patch = np.zeros(rows * kp, np.int16)
-        acc = np.empty(rows * width, np.int32)
+        acc = np.zeros(rows * width, np.int32)
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             conv2d_row(
                 xf,
@@ -160,9 +160,57 @@ def conv2d_row(
                     for j in range(c):
                         patch[p + j] = xf[start + j]
                     p += c
+    acc[:] = 0
     gemm_rows(patch, kp, ow, w, blocks, acc)
     for ox in range(ow):
         requantize_row(acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
+
+
+@kernel
+def conv2d_direct(
+    xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out
+):
+    """conv2d without im2col, for an even channel count c.
+
+    For each filter tap (ky, kx), the PX pixels of a tile read c consecutive values each, sw * c
+    apart, in the padded input itself: the GEMM micro-kernel reads them in place and the taps'
+    products accumulate. xf: the padded input [N, Hp, Wp, C] flattened, followed by slack for the
+    last tile's pixels beyond the row (computed and discarded). w: one pack_weights block per tap.
+    """
+    n, oh, ow, oc = out.shape
+    rows = -(-ow // PX) * PX
+    width = blocks * OCB
+    kpairs = c // 2
+    block_size = kpairs * 2 * OCB
+    tasks = n * oh
+    chunks = min(tasks, chunks)
+    for chunk in prange(chunks):
+        acc = np.empty(rows * width, np.int32)
+        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            b = i // oh
+            oy = i % oh
+            acc[:] = 0
+            for ky in range(kh):
+                for kx in range(kw):
+                    base = ((b * hp + oy * sh + ky * dh) * wp + kx * dw) * c
+                    tap = (ky * kw + kx) * blocks * block_size
+                    for t in range(0, ow, PX):
+                        for blk in range(blocks):
+                            tile(
+                                xf,
+                                base + t * sw * c,
+                                sw * c,
+                                w,
+                                tap + blk * block_size,
+                                kpairs,
+                                acc,
+                                t * width + blk * OCB,
+                                width,
+                            )
+            for ox in range(ow):
+                requantize_row(
+                    acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox]
+                )
 
 
 @kernel
@@ -237,7 +285,7 @@ def fully_connected(x, x_zp, w, blocks, bias, scale, out_zp, lo, hi, out):
         r0 = t * PX
         n = min(PX, bsz - r0)
         xv = np.zeros(PX * kp, np.int16)
-        acc = np.empty(PX * width, np.int32)
+        acc = np.zeros(PX * width, np.int32)
         for r in range(n):
             for j in range(k):
                 xv[r * kp + j] = np.int16(x[r0 + r, j]) - x_zp

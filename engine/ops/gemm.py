@@ -1,6 +1,6 @@
 """int16 x int16 -> int32 matrix product for convolutions, on the CPU's widest multiply-add.
 
-The micro-kernel computes a tile of PX pixels x OCB output channels. Weights are packed once at
+The micro-kernel adds to a tile of PX pixels x OCB output channels (acc += x @ w). Weights are packed once at
 prepare time as [OC/OCB][K/2][OCB][2] so that one vector holds OCB/2 channels x 2 consecutive k;
 each pixel's pair of k values is broadcast and multiplied with vpmaddwd (pairs summed into int32),
 which LLVM fuses with the add into vpdpwssd where AVX-512 VNNI exists. Numba's auto-vectorizer
@@ -65,6 +65,17 @@ def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, ac
         ap = _data_ptr(context, builder, signature.args[6], aa, 32)
         zero = ir.Constant(vi32, [0] * (VEC // 2))
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
+        acc_ptrs = []
+        for p in range(PX):  # the tile accumulates onto what acc holds
+            row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
+            acc_ptrs.append(
+                [
+                    builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
+                    for v in range(2)
+                ]
+            )
+            for v in range(2):
+                builder.store(builder.load(acc_ptrs[p][v], align=4), accs[p][v])
         xrows = [builder.gep(xp, [builder.add(xoff, builder.mul(xstride, const(p)))]) for p in range(PX)]
         wbase = builder.gep(wp, [woff])
         with cgutils.for_range(builder, kpairs_) as loop:
@@ -88,10 +99,8 @@ def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, ac
                     prod = builder.call(madd, [xs, wv[v]])
                     builder.store(builder.add(builder.load(accs[p][v]), prod), accs[p][v])
         for p in range(PX):
-            row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
             for v in range(2):
-                dst = builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
-                builder.store(builder.load(accs[p][v]), dst, align=4)
+                builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -101,7 +110,7 @@ def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, ac
 def _tile_portable(x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, acc_stride):
     for p in range(PX):
         for j in range(OCB):
-            s = np.int32(0)
+            s = acc[acc_off + p * acc_stride + j]
             for kk in range(kpairs):
                 wi = w_off + kk * 2 * OCB + j * 2
                 xi = x_off + p * x_stride + 2 * kk
@@ -114,7 +123,7 @@ tile = _tile_simd if _MADD else _tile_portable
 
 @njit(inline="always", cache=True)
 def gemm_rows(x, kp, rows, w, blocks, acc):
-    """acc[r, :] = x[r, :] @ W for r < rows (rounded up to PX). x, acc flat: x [rows_p, kp], acc [rows_p, blocks*OCB]."""
+    """acc[r, :] += x[r, :] @ W for r < rows (rounded up to PX). x, acc flat: x [rows_p, kp], acc [rows_p, blocks*OCB]."""
     width = blocks * OCB
     for t in range(0, rows, PX):
         for b in range(blocks):
