@@ -44,9 +44,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
 
 def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -> Prepared:
-    """A convolution on the int16 GEMM, from int16 weights
-    [oc, kh, kw, c] with the filter zero point already subtracted. DEPTHWISE_CONV_2D on a
-    one-channel input is this too."""
+    """A convolution on the int16 GEMM, from int16 weights [oc, kh, kw, c] with the filter zero
+    point already subtracted. No im2col: the GEMM reads the padded input in place, one filter tap
+    at a time. DEPTHWISE_CONV_2D on a one-channel input is this too."""
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
@@ -55,50 +55,24 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
     pad_input = K.pad_input.pick(n * h * w * c)
     in_zp16 = np.int16(in_zp)
     macs = n * oh * ow * oc * kh * kw * c
-    padded_size = n * win.hp * win.wp * c
-    if c % 2 == 0:  # the GEMM reads the padded input in place, one filter tap at a time
-        packed = np.concatenate([pack_weights(weights[:, ky, kx, :]) for ky in range(kh) for kx in range(kw)])
-        conv = K.conv2d_direct.pick(macs // 16)  # MACs are cheaper than elementwise steps
-        chunks = 1 if conv is K.conv2d_direct.serial else 32 * numba.get_num_threads()
-        slack = (PX + 1) * win.sw * c + 64
-
-        def run(ins, outs, scratch):
-            flat = scratch[0]
-            pad_input(ins[0], in_zp16, win.top, win.left, 1, flat[:padded_size].reshape(n, win.hp, win.wp, c))
-            conv(
-                flat,
-                win.hp,
-                win.wp,
-                c,
-                packed,
-                blocks,
-                bias,
-                mult,
-                shift,
-                out_zp,
-                lo,
-                hi,
-                kh,
-                kw,
-                win.sh,
-                win.sw,
-                win.dh,
-                win.dw,
-                chunks,
-                outs[0],
-            )
-
-        return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.int16)])
-
-    packed = pack_weights(weights.reshape(oc, -1))  # odd channel counts: im2col
-    conv2d = K.conv2d.pick(macs // 16)
-    chunks = 1 if conv2d is K.conv2d.serial else 32 * numba.get_num_threads()
+    cp = c + c % 2  # the GEMM takes channels in pairs: an odd count gets a zero channel (zero weights)
+    if cp != c:
+        weights = np.concatenate([weights, np.zeros((oc, kh, kw, 1), np.int16)], axis=3)
+    # one pack_weights block per filter tap: the GEMM reads the padded input in place, tap by tap
+    packed = np.concatenate([pack_weights(weights[:, ky, kx, :]) for ky in range(kh) for kx in range(kw)])
+    conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
+    chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
+    padded_size = n * win.hp * win.wp * cp
+    slack = (PX + 1) * win.sw * cp + 64  # the last tile's pixels beyond the row read past the end
 
     def run(ins, outs, scratch):
-        padded = scratch[0]
-        pad_input(ins[0], in_zp16, win.top, win.left, 1, padded)
-        conv2d(
-            padded,
+        flat = scratch[0]
+        pad_input(ins[0], in_zp16, win.top, win.left, 1, flat[:padded_size].reshape(n, win.hp, win.wp, cp))
+        conv(
+            flat,
+            win.hp,
+            win.wp,
+            cp,
             packed,
             blocks,
             bias,
@@ -117,4 +91,4 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
             outs[0],
         )
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((n, win.hp, win.wp, c), np.int16)])
+    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.int16)])

@@ -18,14 +18,15 @@ from .kernel import kernel
 
 @kernel
 def pad_input(x, zero_point, top, left, repeat, out):
-    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] - zero_point for r < repeat; zeros around.
+    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] - zero_point for r < repeat; zeros around
+    (and in the extra channels of an out with more channels than x, when repeat is 1).
 
     out is scratch memory shared between ops, so the border is written every time.
     repeat > 1 serves depthwise convolutions with a depth multiplier: each output channel then
     finds its input at its own index.
     """
     n, h, w, c = x.shape
-    hp = out.shape[1]
+    hp, cp = out.shape[1], out.shape[3]
     for i in prange(n * hp):
         b = i // hp
         y = i % hp - top
@@ -39,6 +40,8 @@ def pad_input(x, zero_point, top, left, repeat, out):
             if repeat == 1:
                 for ch in range(c):
                     row[left + xx, ch] = np.int16(x[b, y, xx, ch]) - zero_point
+                for ch in range(c, cp):  # channels added to make the count even
+                    row[left + xx, ch] = 0
             else:
                 for ch in range(c):
                     v = np.int16(x[b, y, xx, ch]) - zero_point
@@ -65,112 +68,8 @@ def requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out):
 
 
 @kernel
-def conv2d(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
-    """xp: padded int16 [N, Hp, Wp, C]; w: packed by gemm.pack_weights; out: [N, OH, OW, OC].
-
-    Each output row is one matrix product: its im2col patches [OW, K] times the weights. Rows are
-    split into `chunks` tasks, each allocating its scratch once (allocations cost microseconds).
-    """
-    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
-    hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
-    xf = xp.reshape(-1)
-    k = kh * kw * c
-    kp = k + k % 2
-    rows = -(-ow // PX) * PX
-    width = blocks * OCB
-    tasks = n * oh
-    chunks = min(tasks, chunks)
-    for chunk in prange(chunks):
-        patch = np.zeros(rows * kp, np.int16)
-        acc = np.zeros(rows * width, np.int32)
-        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            conv2d_row(
-                xf,
-                i // oh,
-                i % oh,
-                hp,
-                wp,
-                c,
-                w,
-                blocks,
-                bias,
-                mult,
-                shift,
-                out_zp,
-                lo,
-                hi,
-                kh,
-                kw,
-                sh,
-                sw,
-                dh,
-                dw,
-                kp,
-                patch,
-                acc,
-                out,
-            )
-
-
-@njit(cache=True)
-def conv2d_row(
-    xf,
-    b,
-    oy,
-    hp,
-    wp,
-    c,
-    w,
-    blocks,
-    bias,
-    mult,
-    shift,
-    out_zp,
-    lo,
-    hi,
-    kh,
-    kw,
-    sh,
-    sw,
-    dh,
-    dw,
-    kp,
-    patch,
-    acc,
-    out,
-):
-    """One output row of conv2d: im2col into patch, the matrix product, requantization."""
-    ow, oc = out.shape[2], out.shape[3]
-    width = blocks * OCB
-    for ox in range(ow):
-        p = ox * kp
-        for ky in range(kh):
-            row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
-            if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
-                run = kw * c
-                if run >= 32:
-                    patch[p : p + run] = xf[row : row + run]
-                else:  # a loop: a slice copy costs more than copying a few values
-                    for j in range(run):
-                        patch[p + j] = xf[row + j]
-                p += run
-            else:
-                for kx in range(kw):
-                    start = row + kx * dw * c
-                    for j in range(c):
-                        patch[p + j] = xf[start + j]
-                    p += c
-    acc[:] = 0
-    gemm_rows(patch, kp, ow, w, blocks, acc)
-    for ox in range(ow):
-        requantize_row(acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
-
-
-@kernel
-def conv2d_direct(
-    xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out
-):
-    """conv2d without im2col, for an even channel count c.
+def conv2d(xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
+    """Convolution on the int16 GEMM without im2col; c must be even (pad_input can add a channel).
 
     For each filter tap (ky, kx), the PX pixels of a tile read c consecutive values each, sw * c
     apart, in the padded input itself: the GEMM micro-kernel reads them in place and the taps'
