@@ -26,12 +26,12 @@ def wrap_int32(x):
 def saturating_rounding_doubling_high_mul(a, b):
     """gemmlowp's SaturatingRoundingDoublingHighMul for int32 a, b.
 
-    Branch-free so that loops over it vectorize: the nudge and the truncating division
-    (C++ '/' rounds toward zero, '>>' would floor) are done with masks.
+    gemmlowp adds a nudge of 2**30 (1 - 2**30 for negative products) and divides by 2**31
+    truncating toward zero. For a negative product that truncation is a ceiling, and
+    ceil((ab + 1 - 2**30) / 2**31) == floor((ab + 2**30) / 2**31): both signs reduce to one
+    add and one arithmetic shift, which vectorizes well.
     """
-    ab = np.int64(a) * np.int64(b)
-    s = ab + (np.int64(1073741824) - np.int64(ab < 0) * np.int64(2147483647))
-    q = (s + ((s >> 63) & np.int64(2147483647))) >> 31
+    q = (np.int64(a) * np.int64(b) + np.int64(1073741824)) >> 31
     overflow = np.int64((a == -2147483648) & (b == -2147483648))
     return q + overflow * (np.int64(2147483647) - q)
 
