@@ -55,6 +55,8 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
     pad_input = K.pad_input.pick(n * h * w * c)
     in_zp16 = np.int16(in_zp)
     macs = n * oh * ow * oc * kh * kw * c
+    if c == 1:  # one channel: a GEMM call per tap would multiply one pair of values; im2col instead
+        return _im2col_conv(in_shape, in_zp16, weights, blocks, bias, mult, shift, out_zp, lo, hi, win, macs)
     cp = c + c % 2  # the GEMM takes channels in pairs: an odd count gets a zero channel (zero weights)
     if cp != c:
         weights = np.concatenate([weights, np.zeros((oc, kh, kw, 1), np.int16)], axis=3)
@@ -92,3 +94,38 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
         )
 
     return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.int16)])
+
+
+def _im2col_conv(
+    in_shape, in_zp16, weights, blocks, bias, mult, shift, out_zp, lo, hi, win, macs
+) -> Prepared:
+    n, h, w, c = in_shape
+    oc, kh, kw, _ = weights.shape
+    packed = pack_weights(weights.reshape(oc, -1))
+    pad_input = K.pad_input.pick(n * h * w * c)
+    conv = K.conv2d_im2col.pick(macs // 16)
+    chunks = 1 if conv is K.conv2d_im2col.serial else 32 * numba.get_num_threads()
+
+    def run(ins, outs, scratch):
+        pad_input(ins[0], in_zp16, win.top, win.left, 1, scratch[0])
+        conv(
+            scratch[0],
+            packed,
+            blocks,
+            bias,
+            mult,
+            shift,
+            out_zp,
+            lo,
+            hi,
+            kh,
+            kw,
+            win.sh,
+            win.sw,
+            win.dh,
+            win.dw,
+            chunks,
+            outs[0],
+        )
+
+    return Prepared([(n, win.oh, win.ow, oc)], run, scratch=[((n, win.hp, win.wp, c), np.int16)])

@@ -113,6 +113,110 @@ def conv2d(xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, 
 
 
 @kernel
+def conv2d_im2col(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
+    """Convolution through im2col, for one-channel inputs with many taps (where conv2d would call
+    the GEMM once per tap for a single pair of values). xp: padded int16 [N, Hp, Wp, 1];
+    w: packed by gemm.pack_weights from [OC, kh*kw]; out: [N, OH, OW, OC].
+
+    Each output row is one matrix product: its im2col patches [OW, K] times the weights. Rows are
+    split into `chunks` tasks, each allocating its scratch once (allocations cost microseconds).
+    """
+    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
+    hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
+    xf = xp.reshape(-1)
+    k = kh * kw * c
+    kp = k + k % 2
+    rows = -(-ow // PX) * PX
+    width = blocks * OCB
+    tasks = n * oh
+    chunks = min(tasks, chunks)
+    for chunk in prange(chunks):
+        patch = np.zeros(rows * kp, np.int16)
+        acc = np.zeros(rows * width, np.int32)
+        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            im2col_row(
+                xf,
+                i // oh,
+                i % oh,
+                hp,
+                wp,
+                c,
+                w,
+                blocks,
+                bias,
+                mult,
+                shift,
+                out_zp,
+                lo,
+                hi,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                kp,
+                patch,
+                acc,
+                out,
+            )
+
+
+@njit(cache=True)
+def im2col_row(
+    xf,
+    b,
+    oy,
+    hp,
+    wp,
+    c,
+    w,
+    blocks,
+    bias,
+    mult,
+    shift,
+    out_zp,
+    lo,
+    hi,
+    kh,
+    kw,
+    sh,
+    sw,
+    dh,
+    dw,
+    kp,
+    patch,
+    acc,
+    out,
+):
+    """One output row of conv2d: im2col into patch, the matrix product, requantization."""
+    ow, oc = out.shape[2], out.shape[3]
+    width = blocks * OCB
+    for ox in range(ow):
+        p = ox * kp
+        for ky in range(kh):
+            row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
+            if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
+                run = kw * c
+                if run >= 32:
+                    patch[p : p + run] = xf[row : row + run]
+                else:  # a loop: a slice copy costs more than copying a few values
+                    for j in range(run):
+                        patch[p + j] = xf[row + j]
+                p += run
+            else:
+                for kx in range(kw):
+                    start = row + kx * dw * c
+                    for j in range(c):
+                        patch[p + j] = xf[start + j]
+                    p += c
+    acc[:] = 0
+    gemm_rows(patch, kp, ow, w, blocks, acc)
+    for ox in range(ow):
+        requantize_row(acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
+
+
+@kernel
 def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
     """xp: padded int16 [N, Hp, Wp, OC] (channels already repeated for the depth multiplier);
     w: int16 [kh, kw, OC]; out: [N, OH, OW, OC]. One output row per task, accumulated tap by tap
