@@ -21,13 +21,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def cli(tmp_path, models_dir):
-    env = dict(os.environ, ENGINE_HOME=str(tmp_path / "home"), ENGINE_MODEL_MIRROR=str(models_dir),
-               ENGINE_OFFLINE="1", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        ENGINE_HOME=str(tmp_path / "home"),
+        ENGINE_MODEL_MIRROR=str(models_dir),
+        ENGINE_OFFLINE="1",
+        PYTHONPATH=str(ROOT),
+    )
     env.pop("ENGINE_REGISTRY", None)
 
     def run(*args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
-        p = subprocess.run([sys.executable, "-m", "engine.run", *args], check=False, cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
+        p = subprocess.run(
+            [sys.executable, "-m", "engine.run", *args],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if expect is not None:
             assert p.returncode == expect, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
         return p
@@ -44,8 +56,21 @@ def one_error_line(p: subprocess.CompletedProcess) -> str:
 
 def test_help(cli):
     p = cli("--help")
-    for flag in ("--model", "--image", "--batch", "--threads", "--top-k", "--score-threshold", "--json", "--out",
-                 "--list-models", "--mirror", "--debug", "examples:", "ENGINE_MODEL_MIRROR"):
+    for flag in (
+        "--model",
+        "--image",
+        "--batch",
+        "--threads",
+        "--top-k",
+        "--score-threshold",
+        "--json",
+        "--out",
+        "--list-models",
+        "--mirror",
+        "--debug",
+        "examples:",
+        "ENGINE_MODEL_MIRROR",
+    ):
         assert flag in p.stdout, flag
 
 
@@ -96,7 +121,9 @@ def test_offline_without_mirror_names_the_problem(cli, tmp_path):
     assert "ENGINE_OFFLINE" in one_error_line(p)
 
 
-@pytest.mark.parametrize("args", [["--threads", "0"], ["--batch", "x"], ["--score-threshold", "2"], ["--bogus"]])
+@pytest.mark.parametrize(
+    "args", [["--threads", "0"], ["--batch", "x"], ["--score-threshold", "2"], ["--bogus"]]
+)
 def test_bad_arguments_are_usage_errors(cli, args):
     p = cli(*args, expect=2)
     assert "usage:" in p.stderr
@@ -178,8 +205,11 @@ def test_e2e_non_image_file_is_an_image_error(cli, tmp_path):
 
 def test_e2e_ssd_detects_and_annotates(cli, shared, tmp_path):
     out = tmp_path / "boxes.png"
-    doc = json.loads(cli("--model", "ssd", "--image", str(shared / "data/ssd/table.jpg"), "--out", str(out),
-                         "--json").stdout)
+    doc = json.loads(
+        cli(
+            "--model", "ssd", "--image", str(shared / "data/ssd/table.jpg"), "--out", str(out), "--json"
+        ).stdout
+    )
     (r,) = doc["results"]
     labels = [d["label"] for d in r["detections"]]
     assert labels[0] == "dining table" and r["detections"][0]["score"] == 0.48828125
@@ -195,7 +225,9 @@ def test_e2e_person_detect(cli, shared, tmp_path):
     # x - 128 feeds the model exactly what TFLite Micro's test feeds: person, [-113, 113] (NOTES.md)
     raw = np.asarray(Image.open(shared / "data/person/person.bmp"))
     Image.fromarray((raw.view(np.int8).astype(np.int16) + 128).astype(np.uint8)).save(tmp_path / "person.png")
-    doc = json.loads(cli("--model", "person", "--image", str(tmp_path / "person.png"), "--top-k", "2", "--json").stdout)
+    doc = json.loads(
+        cli("--model", "person", "--image", str(tmp_path / "person.png"), "--top-k", "2", "--json").stdout
+    )
     preds = doc["results"][0]["predictions"]
     assert [(p["label"], p["raw"]) for p in preds] == [("person", 113), ("no person", -113)]
     p = cli("--model", "person", "--image", str(shared / "data/person/no_person.bmp"))

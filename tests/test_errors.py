@@ -24,7 +24,7 @@ import tflite
 import engine
 from engine import InputError, ModelFormatError, UnsupportedError
 from tests.fuzz_worker import small_model_bytes
-from tests.tflite_builder import build_model, flexbuffer_options
+from tests.tflite_builder import build_model, detection_model, flexbuffer_options
 
 MNIST = "mnist_uint8.tflite"
 
@@ -903,41 +903,6 @@ def test_run_non_contiguous_and_readonly_inputs_work(small_model):
     np.testing.assert_array_equal(small_model.run(view)[0], want)
     np.testing.assert_array_equal(small_model.run(ro)[0], want)
     np.testing.assert_array_equal(x[:, :, ::2, :], ro)  # inputs are never written
-
-
-def detection_model() -> bytes:
-    """TFLite_Detection_PostProcess alone: float32 inputs (boxes, scores)."""
-    n, classes = 6, 2
-    rng = np.random.default_rng(5)
-    anchors = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.1, 0.3, (n, 2))], 1).astype(
-        np.float32
-    )
-    tensors = [
-        {"name": "boxes", "shape": [1, n, 4], "dtype": "float32"},
-        {"name": "scores", "shape": [1, n, classes + 1], "dtype": "float32"},
-        {"name": "anchors", "shape": [n, 4], "dtype": "float32", "data": anchors},
-        *({"name": f"out{k}", "shape": [], "dtype": "float32"} for k in range(4)),
-    ]
-    options = {
-        "max_detections": 3,
-        "max_classes_per_detection": 1,
-        "detections_per_class": 100,
-        "use_regular_nms": False,
-        "nms_score_threshold": 0.1,
-        "nms_iou_threshold": 0.5,
-        "num_classes": classes,
-        "y_scale": 10.0,
-        "x_scale": 10.0,
-        "h_scale": 5.0,
-        "w_scale": 5.0,
-    }
-    op = {
-        "op": "TFLite_Detection_PostProcess",
-        "inputs": [0, 1, 2],
-        "outputs": [3, 4, 5, 6],
-        "custom_options": flexbuffer_options(options),
-    }
-    return build_model(tensors, [op], inputs=[0, 1], outputs=[3, 4, 5, 6])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -100,8 +100,21 @@ def test_differing_images_are_reported_one_by_one(ev, env, shared, monkeypatch, 
         return r
 
     monkeypatch.setattr(ev.registry, "resolve", resolve)
-    rc = ev.main(["--model", "mnist", "--limit", "40", "--batch", "16", "--compare-litert",
-                  "--out-dir", str(tmp_path / "out"), "--data-dir", str(shared / "data")])
+    rc = ev.main(
+        [
+            "--model",
+            "mnist",
+            "--limit",
+            "40",
+            "--batch",
+            "16",
+            "--compare-litert",
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--data-dir",
+            str(shared / "data"),
+        ]
+    )
     assert rc == 1
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     diffs = report["mnist"]["reference"]["differing_images"]
@@ -111,8 +124,14 @@ def test_differing_images_are_reported_one_by_one(ev, env, shared, monkeypatch, 
 
 
 def test_missing_data_folder_is_an_error(env, tmp_path):
-    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path / "nothing")], check=False,
-                       capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [sys.executable, str(SCRIPT), "--data-dir", str(tmp_path / "nothing")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == InputError.exit_code and p.stderr.startswith("error: data folder")
 
 
@@ -121,8 +140,15 @@ def test_missing_data_folder_is_an_error(env, tmp_path):
 
 def run_script(env, tmp_path, *args) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, str(SCRIPT), "--out-dir", str(out), *args], check=False,
-                       capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    p = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out-dir", str(out), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tmp_path,
+    )
     report = json.loads((out / "evaluation.json").read_text()) if (out / "evaluation.json").exists() else {}
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}\n{json.dumps(report)[:3000]}"
     return p, report

@@ -18,7 +18,9 @@ def random_inputs(m: engine.Model, n: int, seed: int, batch: int = 1) -> list[np
     rng = np.random.default_rng(seed)
     t = m.inputs[0]
     info = np.iinfo(t.dtype)
-    return [rng.integers(info.min, info.max + 1, size=(batch, *t.shape[1:])).astype(t.dtype) for _ in range(n)]
+    return [
+        rng.integers(info.min, info.max + 1, size=(batch, *t.shape[1:])).astype(t.dtype) for _ in range(n)
+    ]
 
 
 def mnist_images(shared, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +43,9 @@ def assert_all_tensors_equal(m: engine.Model, x: np.ndarray, ref: dict) -> None:
         if name in mine:
             got = mine[name]
             assert got.shape == want.shape and got.dtype == want.dtype, name
-            assert np.array_equal(got, want), f"tensor {name!r} differs in {np.count_nonzero(got != want)} places"
+            assert np.array_equal(got, want), (
+                f"tensor {name!r} differs in {np.count_nonzero(got != want)} places"
+            )
             checked += 1
     # every tensor the engine computes was compared
     assert checked >= len(mine) - 1, (checked, len(mine))

@@ -82,7 +82,12 @@ def model_params(models_dir: Path, name: str, op_type: str, index: int = 0):
     g = import_tflite((models_dir / name).read_bytes())
     op = [o for o in g.ops if o.type == op_type][index]
     i, o = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-    return i.dtype, (float(i.scale[0]), int(i.zero_point[0])), o.dtype, (float(o.scale[0]), int(o.zero_point[0]))
+    return (
+        i.dtype,
+        (float(i.scale[0]), int(i.zero_point[0])),
+        o.dtype,
+        (float(o.scale[0]), int(o.zero_point[0])),
+    )
 
 
 def awkward_in(dtype: str) -> list[tuple[float, int]]:
@@ -94,8 +99,11 @@ def awkward_in(dtype: str) -> list[tuple[float, int]]:
 
 # input quantizations whose tables change in some entry when numpy's float32 exp / tanh replace the C
 # library's expf / tanhf (the functions LiteRT calls): they pin down the functions the reference uses
-PINNED_LOGISTIC = [("int8", (0.03764217719435692, 61)), ("int8", (0.005516061093658209, 91)),
-                   ("int8", (0.0031668629962950945, 91))]
+PINNED_LOGISTIC = [
+    ("int8", (0.03764217719435692, 61)),
+    ("int8", (0.005516061093658209, 91)),
+    ("int8", (0.0031668629962950945, 91)),
+]
 PINNED_TANH = [("uint8", (0.011335650458931923, 187)), ("int8", (0.135100856423378, -16))]
 
 
@@ -168,11 +176,15 @@ def test_hard_swish():
 # (dtype, input quantization, output quantization) whose tables change when the real multiplier s_in / s_out
 # is divided in double instead of float32 (RELU, RELU6) or the other way round (QUANTIZE): they pin it down
 PINNED_MULTIPLIER = {
-    "RELU": [("int8", (1.3944683074951172, -40), (1.5606484413146973, -28)),
-             ("int8", (0.33773255348205566, -59), (0.6103187203407288, -46))],
+    "RELU": [
+        ("int8", (1.3944683074951172, -40), (1.5606484413146973, -28)),
+        ("int8", (0.33773255348205566, -59), (0.6103187203407288, -46)),
+    ],
     "RELU6": [("int8", (0.004943954758346081, -5), (0.0038402583450078964, -114))],
-    "QUANTIZE": [("int8", (0.07621140033006668, 84), (0.17258454859256744, -53)),
-                 ("int8", (0.8699378371238708, -58), (0.012562278658151627, 92))],
+    "QUANTIZE": [
+        ("int8", (0.07621140033006668, 84), (0.17258454859256744, -53)),
+        ("int8", (0.8699378371238708, -58), (0.012562278658151627, 92)),
+    ],
 }
 
 
@@ -228,7 +240,12 @@ def test_quantize_float():
     variants = []
     for dout in DTYPES:
         info = np.iinfo(dout)
-        for q in [(1.0, 0), (1 / 255, int(info.min)), (0.007843138, int(info.max)), (3e-5, -7 if dout == "int8" else 7)]:
+        for q in [
+            (1.0, 0),
+            (1 / 255, int(info.min)),
+            (0.007843138, int(info.max)),
+            (3e-5, -7 if dout == "int8" else 7),
+        ]:
             variants.append(("float32", None, dout, q))
         for _ in range(4):
             variants.append(("float32", None, dout, qparams(rng, dout, -3, 0.5)))
@@ -289,8 +306,13 @@ def test_shared_models_quantizations(models_dir):
         din, qin, dout, qout = model_params(models_dir, f"{name}.tflite", "SOFTMAX")
         for shape in ([1, 256], [1, 2, 4, 40]):
             x = net.input(shape, din, *qin)
-            net.op("SOFTMAX", [x], [net.tensor(shape, dout, *qout)], f"{name} SOFTMAX {shape}",
-                   beta=op.options["beta"])
+            net.op(
+                "SOFTMAX",
+                [x],
+                [net.tensor(shape, dout, *qout)],
+                f"{name} SOFTMAX {shape}",
+                beta=op.options["beta"],
+            )
     check(net, full_range_sets(net, 19))
 
 
@@ -326,11 +348,19 @@ def test_refused_like_the_reference(case):
         engine.load(model)
 
 
-@pytest.mark.parametrize("op", ["SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE"])
+@pytest.mark.parametrize(
+    "op", ["SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE"]
+)
 def test_per_channel_input_refused(op):
     net = Net()
-    t = {"name": "x", "shape": [1, 2], "dtype": "int8", "scale": [0.1, 0.2], "zero_point": [0, 0],
-         "quantized_dimension": 1}
+    t = {
+        "name": "x",
+        "shape": [1, 2],
+        "dtype": "int8",
+        "scale": [0.1, 0.2],
+        "zero_point": [0, 0],
+        "quantized_dimension": 1,
+    }
     net.tensors.append(t)
     net.inputs.append(0)
     out = net.tensor([1, 2], "float32") if op == "DEQUANTIZE" else net.tensor([1, 2], "int8", 1 / 256, -128)

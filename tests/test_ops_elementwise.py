@@ -189,7 +189,9 @@ def test_binary_broadcast(op, dtype):
             oshape = list(np.broadcast_shapes(tuple(shape), tuple(oshape2)))
         so, zo = q()
         if op == "MUL":
-            so = float(F32(net.tensors[a]["scale"][0] * net.tensors[b]["scale"][0] * 10 ** rng.uniform(0, 1.5)))
+            so = float(
+                F32(net.tensors[a]["scale"][0] * net.tensors[b]["scale"][0] * 10 ** rng.uniform(0, 1.5))
+            )
         out = net.tensor(oshape, dtype, so, zo)
         act = ["NONE", "RELU", "RELU6"][k % 3]
         net.op(op, ins, [out], f"{op} {dtype} {label} {act}", fused_activation_function=act)
@@ -212,17 +214,30 @@ def test_mean(dtype):
                 s_in, z_in = qparams(rng, dtype, -2, -1)
                 s_out, z_out = (s_in, z_in) if same else qparams(rng, dtype, -2.5, -0.5)
                 ax = sorted({a % 4 for a in axes})
-                oshape = [1 if d in ax else n for d, n in enumerate(shape)] if keep else [
-                    n for d, n in enumerate(shape) if d not in ax
-                ]
+                oshape = (
+                    [1 if d in ax else n for d, n in enumerate(shape)]
+                    if keep
+                    else [n for d, n in enumerate(shape) if d not in ax]
+                )
                 x = net.input(shape, dtype, s_in, z_in)
                 y = net.tensor(oshape, dtype, s_out, z_out)
-                net.op("MEAN", [x, net.const(np.int32(axes), "int32")], [y],
-                       f"MEAN {dtype} axes={axes} keep={keep} same={same}", keep_dims=keep)
+                net.op(
+                    "MEAN",
+                    [x, net.const(np.int32(axes), "int32")],
+                    [y],
+                    f"MEAN {dtype} axes={axes} keep={keep} same={same}",
+                    keep_dims=keep,
+                )
     for h in (1, 2, 13, 64):
         x = net.input([1, h, h + 1, 8], dtype, *qparams(rng, dtype, -2, -1))
         y = net.tensor([1, 1, 1, 8], dtype, *qparams(rng, dtype, -3, -1))
-        net.op("MEAN", [x, net.const(np.int32([1, 2]), "int32")], [y], f"MEAN {dtype} {h}x{h + 1}", keep_dims=True)
+        net.op(
+            "MEAN",
+            [x, net.const(np.int32([1, 2]), "int32")],
+            [y],
+            f"MEAN {dtype} {h}x{h + 1}",
+            keep_dims=True,
+        )
     check(net, run_sets(net, 21, (1, 3)))
 
 
@@ -258,7 +273,9 @@ def test_pad(dtype):
             y = net.tensor(oshape, dtype, s, z)
             ins = [x, net.const(np.int32(pads) if k % 2 else np.int64(pads), "int32" if k % 2 else "int64")]
             if op == "PADV2":
-                ins.append(net.const(np.array([rng.integers(info.min, int(info.max) + 1)], dtype), dtype, s, z))
+                ins.append(
+                    net.const(np.array([rng.integers(info.min, int(info.max) + 1)], dtype), dtype, s, z)
+                )
             net.op(op, ins, [y], f"{op} {dtype} {shape} {pads}")
     check(net, run_sets(net, 31))
 

@@ -43,9 +43,18 @@ def test_pool(op, dtype):
             y = net.tensor([1, oh, ow, c], dtype, s, z)
             act = acts[k % 4]
             k += 1
-            net.op(op, [x], [y], f"{op} {dtype} {h}x{w}x{c} f{fh}x{fw} s{sh}x{sw} {padding} {act}",
-                   padding=padding, filter_height=fh, filter_width=fw, stride_h=sh, stride_w=sw,
-                   fused_activation_function=act)
+            net.op(
+                op,
+                [x],
+                [y],
+                f"{op} {dtype} {h}x{w}x{c} f{fh}x{fw} s{sh}x{sw} {padding} {act}",
+                padding=padding,
+                filter_height=fh,
+                filter_width=fw,
+                stride_h=sh,
+                stride_w=sw,
+                fused_activation_function=act,
+            )
     check(net, run_sets(net, 1, (1, 1, 3)))
 
 
@@ -56,13 +65,28 @@ def test_average_pool_rounding_extremes():
         for f in (2, 3, 4):
             x = net.input([1, 5, 5, 1], dtype, 0.1, 0)
             y = net.tensor([1, 3, 3, 1] if f != 4 else [1, 2, 2, 1], dtype, 0.1, 0)
-            net.op("AVERAGE_POOL_2D", [x], [y], f"avg {dtype} f{f}", padding="SAME" if f != 4 else "VALID",
-                   filter_height=f, filter_width=f, stride_h=2, stride_w=2 if f != 4 else 1)
+            net.op(
+                "AVERAGE_POOL_2D",
+                [x],
+                [y],
+                f"avg {dtype} f{f}",
+                padding="SAME" if f != 4 else "VALID",
+                filter_height=f,
+                filter_width=f,
+                stride_h=2,
+                stride_w=2 if f != 4 else 1,
+            )
     sets = []
     for v in (0, 1, 127, 128, 255):
         sets.append([np.full((1, 5, 5, 1), v, np.uint8).view(net.tensors[i]["dtype"]) for i in net.inputs])
     rng = np.random.default_rng(2)
-    sets.append([rng.integers(0, 2, (1, 5, 5, 1)).astype(np.uint8).view(net.tensors[i]["dtype"]) for i in net.inputs])
-    sets.append([(rng.integers(0, 2, (1, 5, 5, 1)) * 255).astype(np.uint8).view(net.tensors[i]["dtype"])
-                 for i in net.inputs])
+    sets.append(
+        [rng.integers(0, 2, (1, 5, 5, 1)).astype(np.uint8).view(net.tensors[i]["dtype"]) for i in net.inputs]
+    )
+    sets.append(
+        [
+            (rng.integers(0, 2, (1, 5, 5, 1)) * 255).astype(np.uint8).view(net.tensors[i]["dtype"])
+            for i in net.inputs
+        ]
+    )
     check(net, sets)

@@ -96,8 +96,13 @@ def keras_flatten_net(dtype: str = "int8") -> Net:
     net.op("SHAPE", [x], [shape], "shape", out_type="INT32")
     n = net.tensor([], "int32")
     one = np.int32([1])
-    net.op("STRIDED_SLICE", [shape, net.const(np.int32([0]), "int32"), net.const(one, "int32"),
-                             net.const(one, "int32")], [n], "n", shrink_axis_mask=1)
+    net.op(
+        "STRIDED_SLICE",
+        [shape, net.const(np.int32([0]), "int32"), net.const(one, "int32"), net.const(one, "int32")],
+        [n],
+        "n",
+        shrink_axis_mask=1,
+    )
     packed = net.tensor([2], "int32")
     net.op("PACK", [n, net.const(np.int32(24), "int32")], [packed], "packed", values_count=2, axis=0)
     y = net.tensor([1, 24], dtype, 0.1, 1)
@@ -123,8 +128,13 @@ def test_strided_slice_on_activations(dtype):
         ([0, 1, 0, 0], [1, 3, 4, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1}, [1, 2, 4, 2]),
         ([0, -1, 0, 0], [1, -4, 4, 2], [1, -1, 1, 1], {"begin_mask": full, "end_mask": full}, [1, 3, 4, 2]),
         ([0, 0, 1, 0], [1, 4, 0, 2], [1, 2, 2, 1], {"begin_mask": 1, "end_mask": 5}, [1, 2, 2, 2]),
-        ([0, 2, 0, 1], [1, 3, 4, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1, "shrink_axis_mask": 10},
-         [1, 4]),
+        (
+            [0, 2, 0, 1],
+            [1, 3, 4, 2],
+            [1, 1, 1, 1],
+            {"begin_mask": 1, "end_mask": 1, "shrink_axis_mask": 10},
+            [1, 4],
+        ),
         ([0, 0, -1, 0], [1, 4, 0, 2], [1, 1, -2, 1], {"begin_mask": 1, "end_mask": 1}, [1, 4, 2, 2]),
         ([0, 10, 0, 0], [1, 20, 4, 2], [1, 1, 1, 1], {"begin_mask": 1, "end_mask": 1}, [1, 0, 4, 2]),
         ([0, -100, 1, 0], [1, 100, 3, 2], [1, 3, 1, 1], {"begin_mask": 1, "end_mask": 1}, [1, 2, 2, 2]),

@@ -99,7 +99,9 @@ def test_int8_raw_shift_and_reinterpret():
     shift = pixel_table(PERSON, Spec(kind="raw"), 1)[0]
     assert np.array_equal(shift, (ALL.astype(int) - 128).astype(np.int8))
     reinterp = pixel_table(PERSON, Spec(kind="raw", int8="reinterpret"), 1)[0]
-    assert np.array_equal(reinterp[:128], np.arange(128)) and np.array_equal(reinterp[128:], np.arange(-128, 0))
+    assert np.array_equal(reinterp[:128], np.arange(128)) and np.array_equal(
+        reinterp[128:], np.arange(-128, 0)
+    )
     x = all_values_image(1)
     assert np.array_equal(apply_table(x, shift[None], "shift"), shift[x])
     assert np.array_equal(apply_table(x, reinterp[None], "reinterpret"), reinterp[x])
@@ -264,7 +266,11 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_resize_methods_and_stretch():
     rng = np.random.default_rng(2)
     src = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    for method, resample in (("nearest", Image.NEAREST), ("bilinear", Image.BILINEAR), ("lanczos", Image.LANCZOS)):
+    for method, resample in (
+        ("nearest", Image.NEAREST),
+        ("bilinear", Image.BILINEAR),
+        ("lanczos", Image.LANCZOS),
+    ):
         pre = Preprocessor(info((1, 30, 20, 3)), {"resize": method})
         out = pre(src)
         assert out.shape == (30, 20, 3)  # aspect ratio is not kept
@@ -330,7 +336,9 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_an_image_error(tmp_path):

@@ -69,15 +69,28 @@ def make_registry(site, **overrides) -> Registry:
     d = site["dir"]
     files = {
         "m.tflite": {"url": (d / "m.tflite").as_uri(), "sha256": sha(site["model"])},
-        "det.tflite": {"url": (d / "bundle.zip").as_uri(), "member": "detect.tflite", "sha256": sha(site["inner"])},
-        "labels.txt": {"url": (d / "bundle.zip").as_uri(), "member": "labelmap.txt", "sha256": sha(site["labels"])},
+        "det.tflite": {
+            "url": (d / "bundle.zip").as_uri(),
+            "member": "detect.tflite",
+            "sha256": sha(site["inner"]),
+        },
+        "labels.txt": {
+            "url": (d / "bundle.zip").as_uri(),
+            "member": "labelmap.txt",
+            "sha256": sha(site["labels"]),
+        },
     }
     for name, patch in overrides.items():
         files[name] = {**files[name], **patch}
     models = {
         "m": {"file": "m.tflite", "task": "classify", "labels": ["a", "b"]},
-        "det": {"file": "det.tflite", "task": "detect", "labels_file": "labels.txt", "label_offset": 1,
-                "aliases": ["d"]},
+        "det": {
+            "file": "det.tflite",
+            "task": "detect",
+            "labels_file": "labels.txt",
+            "label_offset": 1,
+            "aliases": ["d"],
+        },
     }
     return Registry({"default": "m", "files": files, "models": models}, "<test>")
 
@@ -142,7 +155,10 @@ def test_registry_found_through_env_and_package(tmp_path, monkeypatch):
         (lambda d: d["models"]["det"].update(aliases=["m"]), "twice"),
         (lambda d: d.update(default="nope"), "default"),
         (lambda d: d["models"]["m"].update(preprocess={"kind": "zscore"}), "kind"),
-        (lambda d: d["files"].update({"../evil": {"url": "file:///x", "sha256": "0" * 64}}), "plain file name"),
+        (
+            lambda d: d["files"].update({"../evil": {"url": "file:///x", "sha256": "0" * 64}}),
+            "plain file name",
+        ),
     ],
 )
 def test_registry_validation(site, mutate, message):
@@ -376,7 +392,10 @@ def test_resolve_names_paths_and_aliases(models_dir, tmp_path, monkeypatch):
     assert res.entry is None and res.name == "hello_world_int8.tflite"
     labels = tmp_path / "l.txt"
     labels.write_text("low\nhigh\n")
-    assert registry.resolve(str(models_dir / "hello_world_int8.tflite"), labels_path=labels).labels == ["low", "high"]
+    assert registry.resolve(str(models_dir / "hello_world_int8.tflite"), labels_path=labels).labels == [
+        "low",
+        "high",
+    ]
     # a folder named like a registry model does not shadow it
     (tmp_path / "hello_world").mkdir()
     monkeypatch.chdir(tmp_path)
