@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from .errors import EngineError, InputError, ModelFormatError
@@ -22,10 +24,6 @@ _WORKQUEUE_LOCK = threading.Lock()
 def _kernel_lock():
     """Numba's fallback 'workqueue' threading layer aborts the process when two threads launch
     parallel kernels at once (OpenMP and TBB do not): serialize all runs when it is the layer."""
-    import contextlib
-
-    import numba
-
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet
