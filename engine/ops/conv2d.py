@@ -10,31 +10,19 @@ from . import conv_kernels as K
 from .common import (
     Prepared,
     fused_activation,
-    per_tensor,
     require,
-    require_types,
-    tensors,
     window,
 )
 from .gemm import OCB, PX, pack_weights, padded_channels
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
-    (inp, filt, *rest), (out,) = tensors(op, g)
-    bias = rest[0] if rest else None
-    require_types(op, inp, ("uint8", "int8"))
-    require_types(op, filt, (inp.dtype,))
-    require_types(op, out, (inp.dtype,))
-    require(op, values[1] is not None, f"{filt.describe()}: filter must be a constant")
-    require(op, len(shapes[0]) == 4 and len(shapes[1]) == 4, "input and filter must be 4-D")
+    inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=0)
+    require(op, len(shapes[0]) == 4, "input must be 4-D")
     _, h, w, c = shapes[0]
     oc, kh, kw, fc = shapes[1]
     require(op, c == fc, f"input has {c} channels, filter expects {fc} (grouped conv not supported)")
-    if filt.scale.size > 1:
-        require(op, filt.quant_axis == 0, f"{filt.describe()}: per-channel axis must be 0")
-    _, in_zp = per_tensor(op, inp)
-    _, out_zp = per_tensor(op, out)
     win = window(op, h, w, kh, kw)
     wzp = filter_zero_points(op, filt, oc)
     weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
@@ -56,14 +44,15 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
     in_zp16 = np.int16(in_zp)
     macs = n * oh * ow * oc * kh * kw * c
     if c == 1:  # one channel: a GEMM call per tap would multiply one pair of values; im2col instead
-        return _im2col_conv(in_shape, in_zp16, weights, blocks, bias, mult, shift, out_zp, lo, hi, win, macs)
-    cp = c + c % 2  # the GEMM takes channels in pairs: an odd count gets a zero channel (zero weights)
-    if cp != c:
-        weights = np.concatenate([weights, np.zeros((oc, kh, kw, 1), np.int16)], axis=3)
-    # one pack_weights block per filter tap: the GEMM reads the padded input in place, tap by tap
-    packed = np.concatenate([pack_weights(weights[:, ky, kx, :]) for ky in range(kh) for kx in range(kw)])
-    conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
-    chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
+        cp, kernel = 1, K.conv2d_im2col
+        packed = pack_weights(weights.reshape(oc, -1))
+    else:  # no im2col: the GEMM reads the padded input in place, tap by tap (one packed block each)
+        cp, kernel = c + c % 2, K.conv2d  # channels go in pairs: an odd count gets a zero channel
+        if cp != c:
+            weights = np.concatenate([weights, np.zeros((oc, kh, kw, 1), np.int16)], axis=3)
+        packed = np.concatenate([pack_weights(weights[:, ky, kx, :]) for ky in range(kh) for kx in range(kw)])
+    conv = kernel.pick(macs // 16)  # MACs are cheaper than elementwise steps
+    chunks = 1 if conv is kernel.serial else 32 * numba.get_num_threads()
     padded_size = n * win.hp * win.wp * cp
     slack = (PX + 1) * win.sw * cp + 64  # the last tile's pixels beyond the row read past the end
 
@@ -94,38 +83,3 @@ def gemm_conv(in_shape, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -
         )
 
     return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.int16)])
-
-
-def _im2col_conv(
-    in_shape, in_zp16, weights, blocks, bias, mult, shift, out_zp, lo, hi, win, macs
-) -> Prepared:
-    n, h, w, c = in_shape
-    oc, kh, kw, _ = weights.shape
-    packed = pack_weights(weights.reshape(oc, -1))
-    pad_input = K.pad_input.pick(n * h * w * c)
-    conv = K.conv2d_im2col.pick(macs // 16)
-    chunks = 1 if conv is K.conv2d_im2col.serial else 32 * numba.get_num_threads()
-
-    def run(ins, outs, scratch):
-        pad_input(ins[0], in_zp16, win.top, win.left, 1, scratch[0])
-        conv(
-            scratch[0],
-            packed,
-            blocks,
-            bias,
-            mult,
-            shift,
-            out_zp,
-            lo,
-            hi,
-            kh,
-            kw,
-            win.sh,
-            win.sw,
-            win.dh,
-            win.dw,
-            chunks,
-            outs[0],
-        )
-
-    return Prepared([(n, win.oh, win.ow, oc)], run, scratch=[((n, win.hp, win.wp, c), np.int16)])

@@ -113,17 +113,17 @@ def conv2d(xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, 
 
 
 @kernel
-def conv2d_im2col(xp, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
+def conv2d_im2col(
+    xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out
+):
     """Convolution through im2col, for one-channel inputs with many taps (where conv2d would call
-    the GEMM once per tap for a single pair of values). xp: padded int16 [N, Hp, Wp, 1];
-    w: packed by gemm.pack_weights from [OC, kh*kw]; out: [N, OH, OW, OC].
+    the GEMM once per tap for a single pair of values). Arguments as conv2d's, but w is packed
+    by gemm.pack_weights from [OC, kh*kw*c] in one block.
 
     Each output row is one matrix product: its im2col patches [OW, K] times the weights. Rows are
     split into `chunks` tasks, each allocating its scratch once (allocations cost microseconds).
     """
     n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
-    hp, wp, c = xp.shape[1], xp.shape[2], xp.shape[3]
-    xf = xp.reshape(-1)
     k = kh * kw * c
     kp = k + k % 2
     rows = -(-ow // PX) * PX

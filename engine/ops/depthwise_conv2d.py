@@ -16,24 +16,16 @@ from .common import (
     Prepared,
     fused_activation,
     int_option,
-    per_tensor,
     require,
-    require_types,
-    tensors,
     window,
 )
 from .conv2d import gemm_conv
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
-    (inp, filt, *rest), (out,) = tensors(op, g)
-    bias = rest[0] if rest else None
-    require_types(op, inp, ("uint8", "int8"))
-    require_types(op, filt, (inp.dtype,))
-    require_types(op, out, (inp.dtype,))
-    require(op, values[1] is not None, f"{filt.describe()}: filter must be a constant")
-    require(op, len(shapes[0]) == 4 and len(shapes[1]) == 4, "input and filter must be 4-D")
+    inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=3)
+    require(op, len(shapes[0]) == 4, "input must be 4-D")
     n, h, w, c = shapes[0]
     one, kh, kw, oc = shapes[1]
     require(op, one == 1, f"{filt.describe()}: filter must have shape [1, kh, kw, channels]")
@@ -41,10 +33,6 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     require(
         op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != filter channels {oc}"
     )
-    if filt.scale.size > 1:
-        require(op, filt.quant_axis == 3, f"{filt.describe()}: per-channel axis must be 3")
-    _, in_zp = per_tensor(op, inp)
-    _, out_zp = per_tensor(op, out)
     win = window(op, h, w, kh, kw)
     oh, ow = win.oh, win.ow
 

@@ -12,28 +12,18 @@ import numpy as np
 
 from ..graph import Graph, Op
 from . import conv_kernels as K
-from .common import Prepared, fused_activation, per_tensor, require, require_types, tensors
+from .common import Prepared, fused_activation, require
 from .gemm import OCB, pack_weights, padded_channels
-from .quant_params import bias_vector, filter_zero_points
+from .quant_params import bias_vector, filter_zero_points, weighted_operands
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
-    (inp, filt, *rest), (out,) = tensors(op, g)
-    bias = rest[0] if rest else None
-    require_types(op, inp, ("uint8", "int8"))
-    require_types(op, filt, (inp.dtype,))
-    require_types(op, out, (inp.dtype,))
-    require(op, values[1] is not None, f"{filt.describe()}: weights must be a constant")
-    require(op, len(shapes[1]) == 2, f"{filt.describe()}: weights must be 2-D")
+    inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=2, channel_axis=0)
     require(op, op.options.get("weights_format", 0) == 0, "shuffled weights format not supported")
     units, depth = shapes[1]
     total = int(np.prod(shapes[0]))
     require(op, depth > 0 and total % depth == 0, f"input of {total} elements is not a multiple of {depth}")
     rows = total // depth
-    if filt.scale.size > 1:
-        require(op, filt.quant_axis == 0, f"{filt.describe()}: per-channel axis must be 0")
-    _, in_zp = per_tensor(op, inp)
-    _, out_zp = per_tensor(op, out)
     wzp = filter_zero_points(op, filt, units)
     weights = pack_weights(values[1].astype(np.int16) - wzp[:, None].astype(np.int16))
     blocks = padded_channels(units) // OCB

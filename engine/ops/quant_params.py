@@ -5,8 +5,25 @@ from __future__ import annotations
 import numpy as np
 
 from ..fixedpoint import quantize_multiplier
-from ..graph import Op, Tensor
-from .common import fail, require
+from ..graph import Graph, Op, Tensor
+from .common import fail, per_tensor, require, require_types, tensors
+
+
+def weighted_operands(op: Op, g: Graph, values: list, rank: int, channel_axis: int):
+    """The checked operands of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED: input, constant
+    filter of `rank` dimensions (per-channel on `channel_axis`), optional bias, output, and the
+    input and output zero points."""
+    (inp, filt, *rest), (out,) = tensors(op, g)
+    require_types(op, inp, ("uint8", "int8"))
+    require_types(op, filt, (inp.dtype,))
+    require_types(op, out, (inp.dtype,))
+    require(op, values[1] is not None, f"{filt.describe()}: weights must be a constant")
+    require(op, len(filt.shape) == rank, f"{filt.describe()}: weights must be {rank}-D")
+    if filt.scale.size > 1:
+        require(
+            op, filt.quant_axis == channel_axis, f"{filt.describe()}: per-channel axis must be {channel_axis}"
+        )
+    return inp, filt, (rest[0] if rest else None), out, per_tensor(op, inp)[1], per_tensor(op, out)[1]
 
 
 def conv_multipliers(
