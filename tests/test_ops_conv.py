@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 
+from engine.ops import gemm
 from tests.test_ops_elementwise import F32, Net, check, run_sets
 
 SCHEMES = ["uint8", "int8_per_tensor", "int8_per_channel"]
@@ -72,8 +73,18 @@ def io_types(scheme: str, rng):
     return dtype, s_in, int(rng.integers(info.min, int(info.max) + 1))
 
 
+@pytest.fixture(params=["vnni", "int16"])
+def gemm_path(request, monkeypatch):
+    """Both GEMM forms: uint8 x int8 (where the CPU has VNNI) and the int16 one used without it."""
+    if request.param == "int16":
+        monkeypatch.setattr(gemm, "VNNI", False)
+    elif not gemm.VNNI:
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    return request.param
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_conv2d_options(scheme):
+def test_conv2d_options(scheme, gemm_path):
     rng = np.random.default_rng(SCHEMES.index(scheme))
     net = Net()
     variants = itertools.product(
@@ -107,7 +118,7 @@ def test_conv2d_options(scheme):
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_depthwise_conv2d_options(scheme):
+def test_depthwise_conv2d_options(scheme, gemm_path):  # one-channel inputs run on the GEMM
     rng = np.random.default_rng(20 + SCHEMES.index(scheme))
     net = Net()
     variants = itertools.product(

@@ -11,80 +11,80 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import multiply_by_quantized_multiplier
 from .gemm import OCB, PX, gemm_rows, tile
 from .kernel import kernel
+from .requantize import requantize_row
 
 
 @kernel
-def pad_input(x, zero_point, top, left, repeat, out):
-    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] - zero_point for r < repeat; zeros around
-    (and in the extra channels of an out with more channels than x, when repeat is 1).
+def pad_input(x, delta, fill, top, left, repeat, out):
+    """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] + delta for r < repeat (in int16, then
+    cast to out's type); `fill` around; zeros in the extra channels of an out with more channels
+    than x (when repeat is 1): they must add nothing to a sum, filled row or not.
 
     out is scratch memory shared between ops, so the border is written every time.
     repeat > 1 serves depthwise convolutions with a depth multiplier: each output channel then
     finds its input at its own index.
     """
     n, h, w, c = x.shape
-    hp, cp = out.shape[1], out.shape[3]
+    hp, wp, cp = out.shape[1], out.shape[2], out.shape[3]
     for i in prange(n * hp):
         b = i // hp
         y = i % hp - top
-        if y < 0 or y >= h:
-            out[b, i % hp] = 0
-            continue
         row = out[b, i % hp]
-        row[:left] = 0
-        row[left + w :] = 0
+        row[:, c * repeat :] = 0
+        if y < 0 or y >= h:
+            row[:, : c * repeat] = fill
+            continue
+        row[:left, : c * repeat] = fill
+        row[left + w :, : c * repeat] = fill
         for xx in range(w):
             if repeat == 1:
                 for ch in range(c):
-                    row[left + xx, ch] = np.int16(x[b, y, xx, ch]) - zero_point
-                for ch in range(c, cp):  # channels added to make the count even
-                    row[left + xx, ch] = 0
+                    row[left + xx, ch] = np.int16(x[b, y, xx, ch]) + delta
             else:
                 for ch in range(c):
-                    v = np.int16(x[b, y, xx, ch]) - zero_point
+                    v = np.int16(x[b, y, xx, ch]) + delta
                     for r in range(repeat):
                         row[left + xx, ch * repeat + r] = v
 
 
-@njit(inline="always", cache=True)
-def requantize(acc, multiplier, shift, out_zp, lo, hi):
-    v = multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zp
-    return min(max(v, lo), hi)
-
-
 @njit(cache=True)
-def requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out):
-    """out[o] = requantize(acc[o] + bias[o]) over one pixel's channels, or over a whole
-    output row when the per-channel arrays are tiled to the row's length (prepare does that).
-
-    A function of its own, on 1-D arrays indexed by the loop counter alone, so that LLVM
-    vectorizes it without gathers (inlined into the callers' index arithmetic, it does not).
-    """
-    for o in range(out.shape[0]):
-        out[o] = requantize(acc[o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
+def requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, tmp, out):
+    """out[p, o] = requantize(acc[p * width + o] + offsets[p] + bias[o]) over one output row
+    [OW, OC]; bias, mult and shift tiled to the row's length. The GEMM's rows (width apart) are
+    first gathered into tmp, one contiguous run, so that one requantize_row call covers the row:
+    a call per pixel costs more than the work when OC is small."""
+    ow, oc = out.shape
+    for p in range(ow):
+        for o in range(oc):
+            tmp[p * oc + o] = acc[p * width + o] + offsets[p]
+    requantize_row(tmp[: ow * oc], bias, mult, shift, out_zp, lo, hi, out.reshape(-1))
 
 
 @kernel
-def conv2d(xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
-    """Convolution on the int16 GEMM without im2col; c must be even (pad_input can add a channel).
+def conv2d(xf, hp, wp, c, w, blocks, d, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
+    """Convolution on the GEMM without im2col; c a multiple of the GEMM's k group (pad_input adds
+    zero channels).
 
     For each filter tap (ky, kx), the PX pixels of a tile read c consecutive values each, sw * c
     apart, in the padded input itself: the GEMM micro-kernel reads them in place and the taps'
     products accumulate. xf: the padded input [N, Hp, Wp, C] flattened, followed by slack for the
     last tile's pixels beyond the row (computed and discarded). w: one pack_weights block per tap.
+    d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
+    bias, mult and shift are tiled to a whole output row (ow * oc).
     """
     n, oh, ow, oc = out.shape
     rows = -(-ow // PX) * PX
     width = blocks * OCB
-    kpairs = c // 2
-    block_size = kpairs * 2 * OCB
+    ksteps = c // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
+    block_size = c * OCB
     tasks = n * oh
     chunks = min(tasks, chunks)
     for chunk in prange(chunks):
         acc = np.empty(rows * width, np.int32)
+        tmp = np.empty(ow * oc, np.int32)
+        offsets = np.zeros(ow, np.int32)
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             b = i // oh
             oy = i % oh
@@ -101,20 +101,33 @@ def conv2d(xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, 
                                 sw * c,
                                 w,
                                 tap + blk * block_size,
-                                kpairs,
+                                ksteps,
                                 acc,
                                 t * width + blk * OCB,
                                 width,
                             )
-            for ox in range(ow):
-                requantize_row(
-                    acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox]
-                )
+            if d != 0:
+                for ox in range(ow):
+                    start = ((b * hp + oy * sh) * wp + ox * sw) * c
+                    offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
+            requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, tmp, out[b, oy])
+
+
+@njit(cache=True)
+def window_sum(xf, start, row_stride, c, kh, kw, dh, dw):
+    """The sum of one pixel's receptive field in the padded input: kh x kw taps of c values."""
+    s = 0
+    for ky in range(kh):
+        for kx in range(kw):
+            base = start + ky * dh * row_stride + kx * dw * c
+            for j in range(c):
+                s += np.int32(xf[base + j])
+    return s
 
 
 @kernel
 def conv2d_im2col(
-    xf, hp, wp, c, w, blocks, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out
+    xf, hp, wp, c, w, blocks, d, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out
 ):
     """Convolution through im2col, for one-channel inputs with many taps (where conv2d would call
     the GEMM once per tap for a single pair of values). Arguments as conv2d's, but w is packed
@@ -124,15 +137,17 @@ def conv2d_im2col(
     split into `chunks` tasks, each allocating its scratch once (allocations cost microseconds).
     """
     n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
-    k = kh * kw * c
-    kp = k + k % 2
+    group = 4 // xf.itemsize
+    kp = -(-(kh * kw * c) // group) * group
     rows = -(-ow // PX) * PX
     width = blocks * OCB
     tasks = n * oh
     chunks = min(tasks, chunks)
     for chunk in prange(chunks):
-        patch = np.zeros(rows * kp, np.int16)
+        patch = np.zeros(rows * kp, xf.dtype)
         acc = np.zeros(rows * width, np.int32)
+        tmp = np.empty(ow * out.shape[3], np.int32)
+        offsets = np.zeros(ow, np.int32)
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             im2col_row(
                 xf,
@@ -143,6 +158,7 @@ def conv2d_im2col(
                 c,
                 w,
                 blocks,
+                d,
                 bias,
                 mult,
                 shift,
@@ -158,6 +174,8 @@ def conv2d_im2col(
                 kp,
                 patch,
                 acc,
+                tmp,
+                offsets,
                 out,
             )
 
@@ -172,6 +190,7 @@ def im2col_row(
     c,
     w,
     blocks,
+    d,
     bias,
     mult,
     shift,
@@ -187,6 +206,8 @@ def im2col_row(
     kp,
     patch,
     acc,
+    tmp,
+    offsets,
     out,
 ):
     """One output row of conv2d: im2col into patch, the matrix product, requantization."""
@@ -212,8 +233,13 @@ def im2col_row(
                     p += c
     acc[:] = 0
     gemm_rows(patch, kp, ow, w, blocks, acc)
-    for ox in range(ow):
-        requantize_row(acc[ox * width : ox * width + oc], bias, mult, shift, out_zp, lo, hi, out[b, oy, ox])
+    if d != 0:  # a patch row is its pixel's window, zero-padded
+        for ox in range(ow):
+            s = 0
+            for j in range(ox * kp, ox * kp + kp):
+                s += np.int32(patch[j])
+            offsets[ox] = d * s
+    requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, tmp, out[b, oy])
 
 
 @kernel

@@ -43,6 +43,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     if c == 1:  # each output channel filters the one input channel: an ordinary convolution
         return gemm_conv(
             shapes[0],
+            inp.dtype,
             in_zp,
             weights.transpose(2, 0, 1)[..., None],
             bias_q,
@@ -56,7 +57,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     bias_q, mult, shift = np.tile(bias_q, ow), np.tile(mult, ow), np.tile(shift, ow)
     lo, hi = fused_activation(op, out)
     pad_input = K.pad_input.pick(n * h * w * oc)
-    in_zp16 = np.int16(in_zp)
+    delta = np.int16(-in_zp)
 
     chosen = K.depthwise_conv3x3 if (kh, kw) == (3, 3) else K.depthwise_conv2d
     depthwise_conv2d = chosen.pick(
@@ -65,7 +66,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     def run(ins, outs, scratch):
         padded = scratch[0]
-        pad_input(ins[0], in_zp16, win.top, win.left, dm, padded)
+        pad_input(ins[0], delta, np.int16(0), win.top, win.left, dm, padded)
         depthwise_conv2d(
             padded, weights, bias_q, mult, shift, out_zp, lo, hi, win.sh, win.sw, win.dh, win.dw, outs[0]
         )

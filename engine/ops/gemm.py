@@ -1,11 +1,16 @@
-"""int16 x int16 -> int32 matrix product for convolutions, on the CPU's widest multiply-add.
+"""Integer matrix products for convolutions, on the CPU's widest multiply-add.
 
-The micro-kernel adds to a tile of PX pixels x OCB output channels (acc += x @ w). Weights are packed once at
-prepare time as [OC/OCB][K/2][OCB][2] so that one vector holds OCB/2 channels x 2 consecutive k;
-each pixel's pair of k values is broadcast and multiplied with vpmaddwd (pairs summed into int32),
-which LLVM fuses with the add into vpdpwssd where AVX-512 VNNI exists. Numba's auto-vectorizer
-cannot express this (it widens to int64 or falls back to vpmulld), so the loop is written in LLVM IR.
-Results are exact: |x|, |w| <= 255, so a pair sum never overflows int32; accumulation wraps like C.
+The micro-kernel adds to a tile of PX pixels x OCB output channels (acc += x @ w), in one of two
+forms, chosen by the type of x:
+- int16 x int16: weights packed once at prepare time as [OC/OCB][K/2][OCB][2], so that one vector
+  holds OCB/2 channels x 2 consecutive k; each pixel's pair of k values is broadcast and
+  multiplied with vpmaddwd (pairs summed into int32), fused with the add into vpdpwssd where
+  AVX-512 VNNI exists. |x|, |w| <= 255, so a pair sum never overflows int32.
+- uint8 x int8 (AVX-512 VNNI): weights packed as [OC/OCB][K/4][OCB][4]; each pixel's four k values
+  are broadcast and vpdpbusd sums four products per lane: twice the work per instruction. The
+  convolutions shift their operands into these ranges and correct the sums (conv2d.py).
+Numba's auto-vectorizer cannot express either (it widens to int64 or falls back to vpmulld), so
+the loop is written in LLVM IR. Accumulation wraps like C's int32.
 """
 
 from __future__ import annotations
@@ -26,15 +31,19 @@ else:  # portable fallback: same layout, plain loops
     VEC, _MADD = 16, None
 OCB = VEC  # output channels per packed block: two vectors of VEC/2 int32 lanes
 PX = 4  # pixels per tile
+# uint8 x int8 products (vpdpbusd); a module flag so that tests can run the int16 path too
+VNNI = bool(_MADD and _FEATURES.get("avx512vnni"))
 
 
-def pack_weights(w: np.ndarray) -> np.ndarray:
-    """int16 [O, K] -> flat int16 [O/OCB, K/2, OCB, 2], zero-padded to whole blocks and even K."""
+def pack_weights(w: np.ndarray, group: int = 2) -> np.ndarray:
+    """[O, K] -> flat [O/OCB, K/group, OCB, group], zero-padded to whole blocks and K to a multiple
+    of group: int16 for group 2 (vpmaddwd), int8 for group 4 (vpdpbusd; w must fit int8)."""
     o, k = w.shape
-    op, kp = padded_channels(o), k + k % 2
-    full = np.zeros((op, kp), np.int16)
+    op, kp = padded_channels(o), -(-k // group) * group
+    full = np.zeros((op, kp), np.int16 if group == 2 else np.int8)
     full[:o, :k] = w
-    return np.ascontiguousarray(full.reshape(op // OCB, OCB, kp // 2, 2).transpose(0, 2, 1, 3)).reshape(-1)
+    blocks = full.reshape(op // OCB, OCB, kp // group, group).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(blocks).reshape(-1)
 
 
 def padded_channels(o: int) -> int:
@@ -47,8 +56,12 @@ def _data_ptr(context, builder, aryty, ary, bits):
 
 
 @intrinsic
-def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, acc_stride):
+def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, ksteps, acc, acc_off, acc_stride):
+    """acc[p*acc_stride + j] += sum over k < group*ksteps of x[x_off + p*x_stride + k] * W[k, j]
+    for the PX pixels p and OCB channels j of one packed block starting at w[w_off]."""
     sig = types.void(x, types.intp, types.intp, w, types.intp, types.intp, acc, types.intp, types.intp)
+    if x.dtype == types.uint8:
+        return sig, _codegen_u8s8
 
     def codegen(context, builder, signature, args):
         xa, xoff, xstride, wa, woff, kpairs_, aa, aoff, astride = args
@@ -118,13 +131,58 @@ def _tile_portable(x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, acc_strid
             acc[acc_off + p * acc_stride + j] = s
 
 
+def _codegen_u8s8(context, builder, signature, args):
+    xa, xoff, xstride, wa, woff, ksteps, aa, aoff, astride = args
+    i32 = ir.IntType(32)
+    vi32 = ir.VectorType(i32, VEC // 2)
+    dpbusd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
+    )
+    intp = xoff.type
+
+    def const(v):
+        return ir.Constant(intp, v)
+
+    xp = _data_ptr(context, builder, signature.args[0], xa, 8)
+    wp = _data_ptr(context, builder, signature.args[3], wa, 8)
+    ap = _data_ptr(context, builder, signature.args[6], aa, 32)
+    acc_ptrs, accs = [], []
+    for p in range(PX):  # the tile accumulates onto what acc holds
+        row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
+        ptrs = [builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer()) for v in range(2)]
+        acc_ptrs.append(ptrs)
+        accs.append([cgutils.alloca_once_value(builder, builder.load(q, align=4)) for q in ptrs])
+    xrows = [builder.gep(xp, [builder.add(xoff, builder.mul(xstride, const(p)))]) for p in range(PX)]
+    wbase = builder.gep(wp, [woff])
+    with cgutils.for_range(builder, ksteps) as loop:
+        kk = loop.index
+        wk = builder.gep(wbase, [builder.mul(kk, const(4 * OCB))])
+        wv = [
+            builder.load(builder.bitcast(builder.gep(wk, [const(v * 2 * VEC)]), vi32.as_pointer()), align=1)
+            for v in range(2)
+        ]
+        four_k = builder.mul(kk, const(4))
+        for p in range(PX):
+            quad = builder.load(builder.bitcast(builder.gep(xrows[p], [four_k]), i32.as_pointer()), align=1)
+            one = builder.insert_element(ir.Constant(vi32, None), quad, ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2)))
+            for v in range(2):
+                builder.store(builder.call(dpbusd, [builder.load(accs[p][v]), splat, wv[v]]), accs[p][v])
+    for p in range(PX):
+        for v in range(2):
+            builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
+    return context.get_dummy_value()
+
+
 tile = _tile_simd if _MADD else _tile_portable
 
 
 @njit(inline="always", cache=True)
 def gemm_rows(x, kp, rows, w, blocks, acc):
-    """acc[r, :] += x[r, :] @ W for r < rows (rounded up to PX). x, acc flat: x [rows_p, kp], acc [rows_p, blocks*OCB]."""
+    """acc[r, :] += x[r, :] @ W for r < rows (rounded up to PX). x, acc flat: x [rows_p, kp], acc
+    [rows_p, blocks*OCB]; kp a multiple of the k group (2 for int16 x, 4 for uint8 x)."""
     width = blocks * OCB
+    group = 4 // x.itemsize
     for t in range(0, rows, PX):
         for b in range(blocks):
-            tile(x, t * kp, kp, w, b * (kp // 2) * 2 * OCB, kp // 2, acc, t * width + b * OCB, width)
+            tile(x, t * kp, kp, w, b * kp * OCB, kp // group, acc, t * width + b * OCB, width)
