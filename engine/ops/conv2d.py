@@ -7,14 +7,14 @@ import numpy as np
 
 from ..graph import Graph, Op
 from . import conv_kernels as K
+from . import gemm
 from .common import (
     Prepared,
     fused_activation,
     require,
     window,
 )
-from . import gemm
-from .gemm import OCB, PX, pack_weights, padded_channels
+from .gemm import OCB, pack_weights, padded_channels
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands
 
 
@@ -29,12 +29,14 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
-    return gemm_conv(shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win)
+    return gemm_conv(
+        shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win
+    )
 
 
 def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -> Prepared:
     """A convolution on the GEMM, from int16 weights [oc, kh, kw, c] with the filter zero point
-    already subtracted. No im2col: the GEMM reads the padded input in place, one filter tap at a
+    already subtracted. No im2col: the GEMM reads the padded input in place, a filter row at a
     time. DEPTHWISE_CONV_2D on a one-channel input is this too.
 
     With VNNI the GEMM multiplies uint8 by int8 (gemm.py): the input becomes u = x (+128 for
@@ -60,34 +62,44 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
         data_type, group, delta, fill = np.uint8, 4, u_zp - in_zp, u_zp
         bias = _wrap_int32(bias.astype(np.int64) - fill * weights.astype(np.int64).sum(axis=(1, 2, 3)))
         weights = weights - d
+    sum_lane = -1
+    if d != 0 and oc % OCB:  # a spare lane of the last block: a column of ones sums each window
+        sum_lane = oc
+        weights = np.concatenate([weights, np.ones((1, kh, kw, c), weights.dtype)])
     pad_input = K.pad_input.pick(n * h * w * c)
+    # the GEMM reads runs of consecutive input values (see K.conv2d): a whole filter row at once
+    # unless the filter is dilated along x
+    if win.dw == 1:
+        runs, run_weights = 1, [weights[:, ky].reshape(len(weights), kw * c) for ky in range(kh)]
+    else:
+        runs, run_weights = kw, [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
+    packed = np.concatenate([pack_weights(rw, group) for rw in run_weights])
+    run_len = -(-run_weights[0].shape[1] // group) * group
     macs = n * oh * ow * oc * kh * kw * c
-    if c == 1:  # one channel: a GEMM call per tap would multiply a single value; im2col instead
-        cp, kernel = 1, K.conv2d_im2col
-        packed = pack_weights(weights.reshape(oc, -1), group)
-    else:  # no im2col: the GEMM reads the padded input in place, tap by tap (one packed block each)
-        cp, kernel = -(-c // group) * group, K.conv2d  # whole k groups: zero channels added
-        weights = np.concatenate([weights, np.zeros((oc, kh, kw, cp - c), weights.dtype)], axis=3)
-        packed = np.concatenate([pack_weights(weights[:, ky, kx, :], group) for ky in range(kh) for kx in range(kw)])
-    conv = kernel.pick(macs // 16)  # MACs are cheaper than elementwise steps
-    chunks = 1 if conv is kernel.serial else 32 * numba.get_num_threads()
-    padded_size = n * win.hp * win.wp * cp
-    slack = (PX + 1) * win.sw * cp + 64  # the last tile's pixels beyond the row read past the end
+    conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
+    chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
     delta, fill = np.int16(delta), np.int16(fill)
-    # per-channel constants repeated along an output row: one requantization loop covers it
-    bias, mult, shift = np.tile(bias, ow), np.tile(mult, ow), np.tile(shift, ow)
+    # uint8 data without padding: the GEMM reads the input itself
+    in_place = data_type == np.uint8 and delta == 0 and (win.hp, win.wp) == (h, w)
+    scratch = [] if in_place else [((n, win.hp, win.wp, c), data_type)]
 
-    def run(ins, outs, scratch):
-        flat = scratch[0]
-        pad_input(ins[0], delta, fill, win.top, win.left, 1, flat[:padded_size].reshape(n, win.hp, win.wp, cp))
+    def run(ins, outs, scratch=None):
+        if in_place:
+            flat = ins[0].reshape(-1)
+        else:
+            pad_input(ins[0], delta, fill, win.top, win.left, 1, scratch[0])
+            flat = scratch[0].reshape(-1)
         conv(
             flat,
             win.hp,
             win.wp,
-            cp,
+            c,
             packed,
             blocks,
+            runs,
+            run_len,
             d,
+            sum_lane,
             bias,
             mult,
             shift,
@@ -104,7 +116,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
             outs[0],
         )
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), data_type)])
+    return Prepared([(n, oh, ow, oc)], run, scratch=scratch)
 
 
 def _wrap_int32(v: np.ndarray) -> np.ndarray:

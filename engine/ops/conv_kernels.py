@@ -1,7 +1,7 @@
 """Numba kernels shared by the convolution-like ops.
 
-Inputs arrive with their zero point already subtracted and any padding materialised as zeros
-(pad_input); convolutions and fully connected layers are then int16 matrix products (gemm.py).
+pad_input materialises padding and shifts inputs into the GEMM's operand range (gemm.py);
+convolutions and fully connected layers are then integer matrix products.
 """
 
 from __future__ import annotations
@@ -13,31 +13,29 @@ from numba import njit, prange
 
 from .gemm import OCB, PX, gemm_rows, tile
 from .kernel import kernel
-from .requantize import requantize_row
+from .requantize import requantize_pixels, requantize_row
 
 
 @kernel
 def pad_input(x, delta, fill, top, left, repeat, out):
     """out[n, top+y, left+x, c*repeat + r] = x[n, y, x, c] + delta for r < repeat (in int16, then
-    cast to out's type); `fill` around; zeros in the extra channels of an out with more channels
-    than x (when repeat is 1): they must add nothing to a sum, filled row or not.
+    cast to out's type), and `fill` around.
 
     out is scratch memory shared between ops, so the border is written every time.
     repeat > 1 serves depthwise convolutions with a depth multiplier: each output channel then
     finds its input at its own index.
     """
     n, h, w, c = x.shape
-    hp, wp, cp = out.shape[1], out.shape[2], out.shape[3]
+    hp = out.shape[1]
     for i in prange(n * hp):
         b = i // hp
         y = i % hp - top
         row = out[b, i % hp]
-        row[:, c * repeat :] = 0
         if y < 0 or y >= h:
-            row[:, : c * repeat] = fill
+            row[:] = fill
             continue
-        row[:left, : c * repeat] = fill
-        row[left + w :, : c * repeat] = fill
+        row[:left] = fill
+        row[left + w :] = fill
         for xx in range(w):
             if repeat == 1:
                 for ch in range(c):
@@ -49,148 +47,18 @@ def pad_input(x, delta, fill, top, left, repeat, out):
                         row[left + xx, ch * repeat + r] = v
 
 
-@njit(cache=True)
-def requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, tmp, out):
-    """out[p, o] = requantize(acc[p * width + o] + offsets[p] + bias[o]) over one output row
-    [OW, OC]; bias, mult and shift tiled to the row's length. The GEMM's rows (width apart) are
-    first gathered into tmp, one contiguous run, so that one requantize_row call covers the row:
-    a call per pixel costs more than the work when OC is small."""
-    ow, oc = out.shape
-    for p in range(ow):
-        for o in range(oc):
-            tmp[p * oc + o] = acc[p * width + o] + offsets[p]
-    requantize_row(tmp[: ow * oc], bias, mult, shift, out_zp, lo, hi, out.reshape(-1))
-
-
 @kernel
-def conv2d(xf, hp, wp, c, w, blocks, d, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out):
-    """Convolution on the GEMM without im2col; c a multiple of the GEMM's k group (pad_input adds
-    zero channels).
-
-    For each filter tap (ky, kx), the PX pixels of a tile read c consecutive values each, sw * c
-    apart, in the padded input itself: the GEMM micro-kernel reads them in place and the taps'
-    products accumulate. xf: the padded input [N, Hp, Wp, C] flattened, followed by slack for the
-    last tile's pixels beyond the row (computed and discarded). w: one pack_weights block per tap.
-    d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
-    bias, mult and shift are tiled to a whole output row (ow * oc).
-    """
-    n, oh, ow, oc = out.shape
-    rows = -(-ow // PX) * PX
-    width = blocks * OCB
-    ksteps = c // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
-    block_size = c * OCB
-    tasks = n * oh
-    chunks = min(tasks, chunks)
-    for chunk in prange(chunks):
-        acc = np.empty(rows * width, np.int32)
-        tmp = np.empty(ow * oc, np.int32)
-        offsets = np.zeros(ow, np.int32)
-        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            b = i // oh
-            oy = i % oh
-            acc[:] = 0
-            for ky in range(kh):
-                for kx in range(kw):
-                    base = ((b * hp + oy * sh + ky * dh) * wp + kx * dw) * c
-                    tap = (ky * kw + kx) * blocks * block_size
-                    for t in range(0, ow, PX):
-                        for blk in range(blocks):
-                            tile(
-                                xf,
-                                base + t * sw * c,
-                                sw * c,
-                                w,
-                                tap + blk * block_size,
-                                ksteps,
-                                acc,
-                                t * width + blk * OCB,
-                                width,
-                            )
-            if d != 0:
-                for ox in range(ow):
-                    start = ((b * hp + oy * sh) * wp + ox * sw) * c
-                    offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
-            requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, tmp, out[b, oy])
-
-
-@njit(cache=True)
-def window_sum(xf, start, row_stride, c, kh, kw, dh, dw):
-    """The sum of one pixel's receptive field in the padded input: kh x kw taps of c values."""
-    s = 0
-    for ky in range(kh):
-        for kx in range(kw):
-            base = start + ky * dh * row_stride + kx * dw * c
-            for j in range(c):
-                s += np.int32(xf[base + j])
-    return s
-
-
-@kernel
-def conv2d_im2col(
-    xf, hp, wp, c, w, blocks, d, bias, mult, shift, out_zp, lo, hi, kh, kw, sh, sw, dh, dw, chunks, out
-):
-    """Convolution through im2col, for one-channel inputs with many taps (where conv2d would call
-    the GEMM once per tap for a single pair of values). Arguments as conv2d's, but w is packed
-    by gemm.pack_weights from [OC, kh*kw*c] in one block.
-
-    Each output row is one matrix product: its im2col patches [OW, K] times the weights. Rows are
-    split into `chunks` tasks, each allocating its scratch once (allocations cost microseconds).
-    """
-    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
-    group = 4 // xf.itemsize
-    kp = -(-(kh * kw * c) // group) * group
-    rows = -(-ow // PX) * PX
-    width = blocks * OCB
-    tasks = n * oh
-    chunks = min(tasks, chunks)
-    for chunk in prange(chunks):
-        patch = np.zeros(rows * kp, xf.dtype)
-        acc = np.zeros(rows * width, np.int32)
-        tmp = np.empty(ow * out.shape[3], np.int32)
-        offsets = np.zeros(ow, np.int32)
-        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            im2col_row(
-                xf,
-                i // oh,
-                i % oh,
-                hp,
-                wp,
-                c,
-                w,
-                blocks,
-                d,
-                bias,
-                mult,
-                shift,
-                out_zp,
-                lo,
-                hi,
-                kh,
-                kw,
-                sh,
-                sw,
-                dh,
-                dw,
-                kp,
-                patch,
-                acc,
-                tmp,
-                offsets,
-                out,
-            )
-
-
-@njit(cache=True)
-def im2col_row(
+def conv2d(
     xf,
-    b,
-    oy,
     hp,
     wp,
     c,
     w,
     blocks,
+    runs,
+    run_len,
     d,
+    sum_lane,
     bias,
     mult,
     shift,
@@ -203,43 +71,80 @@ def im2col_row(
     sw,
     dh,
     dw,
-    kp,
-    patch,
-    acc,
-    tmp,
-    offsets,
+    chunks,
     out,
 ):
-    """One output row of conv2d: im2col into patch, the matrix product, requantization."""
-    ow, oc = out.shape[2], out.shape[3]
+    """Convolution on the GEMM, reading the padded input in place (no im2col).
+
+    A filter row (fixed ky) reads, for each output pixel, `runs` runs of run_len consecutive values
+    in the padded input xf [N, Hp, Wp, C] (flattened): one run of its kw * c values when the filter
+    is not dilated along x, else one run of c values per tap, dw * c apart. run_len is rounded up
+    to the GEMM's k group; the values read beyond a run meet zero weights. The PX pixels of a tile
+    start sw * c apart; the GEMM micro-kernel reads them in place and the runs' products
+    accumulate. Pixels beyond the row's end are computed and discarded; a tile that would read
+    beyond the end of xf reads a copy instead. w: one pack_weights block per (ky, run).
+    d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
+    The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
+    a column of ones there), else window_sum does.
+    """
+    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
+    rows = -(-ow // PX) * PX
     width = blocks * OCB
-    for ox in range(ow):
-        p = ox * kp
-        for ky in range(kh):
-            row = ((b * hp + oy * sh + ky * dh) * wp + ox * sw) * c
-            if dw == 1:  # the kernel's whole row is one contiguous run of kw * c values
-                run = kw * c
-                if run >= 32:
-                    patch[p : p + run] = xf[row : row + run]
-                else:  # a loop: a slice copy costs more than copying a few values
-                    for j in range(run):
-                        patch[p + j] = xf[row + j]
-                p += run
-            else:
-                for kx in range(kw):
-                    start = row + kx * dw * c
-                    for j in range(c):
-                        patch[p + j] = xf[start + j]
-                    p += c
-    acc[:] = 0
-    gemm_rows(patch, kp, ow, w, blocks, acc)
-    if d != 0:  # a patch row is its pixel's window, zero-padded
-        for ox in range(ow):
-            s = 0
-            for j in range(ox * kp, ox * kp + kp):
-                s += np.int32(patch[j])
-            offsets[ox] = d * s
-    requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, tmp, out[b, oy])
+    ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
+    block_size = run_len * OCB
+    extent = (PX - 1) * sw * c + run_len  # what a tile reads from its first pixel's start
+    tasks = n * oh
+    chunks = min(tasks, chunks)
+    for chunk in prange(chunks):
+        acc = np.empty(rows * width, np.int32)
+        offsets = np.zeros(ow, np.int32)
+        edge = np.zeros(extent, xf.dtype)
+        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            b = i // oh
+            oy = i % oh
+            acc[:] = 0
+            for ky in range(kh):
+                for r in range(runs):
+                    base = ((b * hp + oy * sh + ky * dh) * wp + r * dw) * c
+                    run_w = (ky * runs + r) * blocks * block_size
+                    for t in range(0, ow, PX):
+                        src, start = xf, base + t * sw * c
+                        if start + extent > xf.size:
+                            edge[: xf.size - start] = xf[start:]
+                            edge[xf.size - start :] = 0
+                            src, start = edge, 0
+                        for blk in range(blocks):
+                            tile(
+                                src,
+                                start,
+                                sw * c,
+                                w,
+                                run_w + blk * block_size,
+                                ksteps,
+                                acc,
+                                t * width + blk * OCB,
+                                width,
+                            )
+            if d != 0:
+                for ox in range(ow):
+                    if sum_lane >= 0:
+                        offsets[ox] = d * acc[ox * width + sum_lane]
+                    else:
+                        start = ((b * hp + oy * sh) * wp + ox * sw) * c
+                        offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
+            requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, out[b, oy])
+
+
+@njit(cache=True)
+def window_sum(xf, start, row_stride, c, kh, kw, dh, dw):
+    """The sum of one pixel's receptive field in the padded input: kh x kw taps of c values."""
+    s = 0
+    for ky in range(kh):
+        for kx in range(kw):
+            base = start + ky * dh * row_stride + kx * dw * c
+            for j in range(c):
+                s += np.int32(xf[base + j])
+    return s
 
 
 @kernel

@@ -149,7 +149,9 @@ def _codegen_u8s8(context, builder, signature, args):
     acc_ptrs, accs = [], []
     for p in range(PX):  # the tile accumulates onto what acc holds
         row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
-        ptrs = [builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer()) for v in range(2)]
+        ptrs = [
+            builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer()) for v in range(2)
+        ]
         acc_ptrs.append(ptrs)
         accs.append([cgutils.alloca_once_value(builder, builder.load(q, align=4)) for q in ptrs])
     xrows = [builder.gep(xp, [builder.add(xoff, builder.mul(xstride, const(p)))]) for p in range(PX)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..fixedpoint import multiply_by_quantized_multiplier
@@ -33,18 +34,36 @@ def _vector_ptr(context, builder, aryty, ary, index, vty):
 
 
 @intrinsic
-def _requantize16(typingctx, acc, bias, mult, shift, start, out_zp, lo, hi, out):
-    """out[start:start+16] from acc, bias, mult, shift (int32 arrays) at the same indices."""
-    sig = types.void(acc, bias, mult, shift, types.intp, types.int64, types.int64, types.int64, out)
+def _requantize16(
+    typingctx, acc, acc_start, offset, bias, mult, shift, ch_start, count, out_zp, lo, hi, out, out_start
+):
+    """out[out_start + j] = requantize(acc[acc_start + j] + offset + bias[ch_start + j], mult[ch_start + j],
+    shift[ch_start + j]) for j < count <= 16 (masked loads and stores: nothing beyond is touched)."""
+    i = types.intp
+    sig = types.void(
+        acc, i, types.int64, bias, mult, shift, i, i, types.int64, types.int64, types.int64, out, i
+    )
 
     def codegen(context, builder, signature, args):
-        acc_a, bias_a, mult_a, shift_a, start_, zp_, lo_, hi_, out_a = args
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        v32, v64 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES // 2)
+        (
+            acc_a,
+            acc_start_,
+            offset_,
+            bias_a,
+            mult_a,
+            shift_a,
+            ch_start_,
+            count_,
+            zp_,
+            lo_,
+            hi_,
+            out_a,
+            out_start_,
+        ) = args
+        i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        v32, v64, v8 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES // 2), ir.VectorType(i8, LANES)
+        vmask = ir.VectorType(i1, LANES)
         tys = signature.args
-
-        def load(k, a):
-            return builder.load(_vector_ptr(context, builder, tys[k], a, start_, v32), align=4)
 
         def splat32(value):
             return ir.Constant(v32, [value] * LANES)
@@ -53,8 +72,27 @@ def _requantize16(typingctx, acc, bias, mult, shift, start, out_zp, lo, hi, out)
             return ir.Constant(v64, [value] * (LANES // 2))
 
         def broadcast(scalar):
-            one = builder.insert_element(ir.Constant(v32, None), builder.trunc(scalar, i32), ir.Constant(i32, 0))
+            one = builder.insert_element(
+                ir.Constant(v32, None), builder.trunc(scalar, i32), ir.Constant(i32, 0)
+            )
             return builder.shuffle_vector(one, ir.Constant(v32, None), ir.Constant(v32, [0] * LANES))
+
+        lanes = ir.Constant(v32, list(range(LANES)))
+        mask = builder.icmp_signed("<", lanes, broadcast(count_))
+        load_fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(v32, [v32.as_pointer(), i32, vmask, v32]),
+            "llvm.masked.load.v16i32.p0",
+        )
+        store_fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [v8, v8.as_pointer(), i32, vmask]),
+            "llvm.masked.store.v16i8.p0",
+        )
+
+        def load(k, a, start):
+            ptr = _vector_ptr(context, builder, tys[k], a, start, v32)
+            return builder.call(load_fn, [ptr, ir.Constant(i32, 4), mask, splat32(0)])
 
         def smax(a, b):
             return builder.select(builder.icmp_signed(">", a, b), a, b)
@@ -62,8 +100,9 @@ def _requantize16(typingctx, acc, bias, mult, shift, start, out_zp, lo, hi, out)
         def smin(a, b):
             return builder.select(builder.icmp_signed("<", a, b), a, b)
 
-        x = builder.add(load(0, acc_a), load(1, bias_a))
-        m, s = load(2, mult_a), load(3, shift_a)
+        x = builder.add(load(0, acc_a, acc_start_), broadcast(offset_))
+        x = builder.add(x, load(3, bias_a, ch_start_))
+        m, s = load(4, mult_a, ch_start_), load(5, shift_a, ch_start_)
         zero = splat32(0)
         left = smax(s, zero)
         right = smax(builder.sub(zero, s), zero)
@@ -87,14 +126,14 @@ def _requantize16(typingctx, acc, bias, mult, shift, start, out_zp, lo, hi, out)
             even, odd, ir.Constant(v32, [i if i % 2 == 0 else LANES + i for i in range(LANES)])
         )
         # RoundingDivideByPOT(q, right): (q >> right) + (remainder > (mask >> 1) + (q < 0))
-        mask = builder.sub(builder.shl(splat32(1), right), splat32(1))
-        remainder = builder.and_(q, mask)
-        threshold = builder.sub(builder.lshr(mask, splat32(1)), builder.ashr(q, splat32(31)))
+        pot = builder.sub(builder.shl(splat32(1), right), splat32(1))
+        remainder = builder.and_(q, pot)
+        threshold = builder.sub(builder.lshr(pot, splat32(1)), builder.ashr(q, splat32(31)))
         up = builder.zext(builder.icmp_signed(">", remainder, threshold), v32)
         r = builder.add(builder.add(builder.ashr(q, right), up), broadcast(zp_))
         r = smin(smax(r, broadcast(lo_)), broadcast(hi_))
-        v8 = ir.VectorType(ir.IntType(8), LANES)
-        builder.store(builder.trunc(r, v8), _vector_ptr(context, builder, tys[8], out_a, start_, v8), align=1)
+        out_ptr = _vector_ptr(context, builder, tys[11], out_a, out_start_, v8)
+        builder.call(store_fn, [builder.trunc(r, v8), out_ptr, ir.Constant(i32, 1), mask])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -103,11 +142,31 @@ def _requantize16(typingctx, acc, bias, mult, shift, start, out_zp, lo, hi, out)
 @njit(cache=True)
 def requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out):
     """out[o] = requantize(acc[o] + bias[o], mult[o], shift[o]) over one pixel's channels, or over
-    a whole output row when the per-channel arrays are tiled to the row's length (prepare does that).
+    a whole output row when the per-channel arrays are tiled to the row's length.
     acc, bias, mult, shift: int32; out: int8 or uint8."""
     n = out.shape[0]
-    vectors = n // LANES * LANES if SIMD else 0
-    for o in range(0, vectors, LANES):
-        _requantize16(acc, bias, mult, shift, o, out_zp, lo, hi, out)
-    for o in range(vectors, n):
-        out[o] = requantize(acc[o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
+    if not SIMD:
+        for o in range(n):
+            out[o] = requantize(acc[o] + bias[o], mult[o], shift[o], out_zp, lo, hi)
+        return
+    for o in range(0, n, LANES):
+        _requantize16(acc, o, 0, bias, mult, shift, o, min(LANES, n - o), out_zp, lo, hi, out, o)
+
+
+@njit(cache=True)
+def requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, out):
+    """out[p, o] = requantize(acc[p * width + o] + offsets[p] + bias[o], mult[o], shift[o]) for the
+    pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, straight to the output."""
+    pixels, oc = out.shape
+    flat = out.reshape(-1)
+    for p in range(pixels):
+        if not SIMD:
+            for o in range(oc):
+                v = acc[p * width + o] + offsets[p] + bias[o]
+                flat[p * oc + o] = requantize(v, mult[o], shift[o], out_zp, lo, hi)
+            continue
+        for o in range(0, oc, LANES):
+            count = min(LANES, oc - o)
+            _requantize16(
+                acc, p * width + o, offsets[p], bias, mult, shift, o, count, out_zp, lo, hi, flat, p * oc + o
+            )
