@@ -108,23 +108,35 @@ def conv2d(
                     base = ((b * hp + oy * sh + ky * dh) * wp + r * dw) * c
                     run_w = (ky * runs + r) * blocks * block_size
                     for t in range(0, ow, PX):
-                        src, start = xf, base + t * sw * c
-                        if start + extent > xf.size:
+                        start = base + t * sw * c
+                        if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                            for blk in range(blocks):
+                                tile(
+                                    xf,
+                                    start,
+                                    sw * c,
+                                    w,
+                                    run_w + blk * block_size,
+                                    ksteps,
+                                    acc,
+                                    t * width + blk * OCB,
+                                    width,
+                                )
+                        else:
                             edge[: xf.size - start] = xf[start:]
                             edge[xf.size - start :] = 0
-                            src, start = edge, 0
-                        for blk in range(blocks):
-                            tile(
-                                src,
-                                start,
-                                sw * c,
-                                w,
-                                run_w + blk * block_size,
-                                ksteps,
-                                acc,
-                                t * width + blk * OCB,
-                                width,
-                            )
+                            for blk in range(blocks):
+                                tile(
+                                    edge,
+                                    0,
+                                    sw * c,
+                                    w,
+                                    run_w + blk * block_size,
+                                    ksteps,
+                                    acc,
+                                    t * width + blk * OCB,
+                                    width,
+                                )
             if d != 0:
                 for ox in range(ow):
                     if sum_lane >= 0:
