@@ -91,6 +91,19 @@ class Plan:
         self.values = values
         self.buffers = self._allocate(keep_all)
         self._allocate_scratch()
+        self._bind()
+
+    def _bind(self) -> None:
+        """Each step's argument lists, built once: a run only puts the feeds into their slots."""
+        arrays = {**self.values, **self.buffers}
+        inputs = set(self.graph.inputs)
+        self._calls = []
+        self._feed_slots: list[tuple[int, list, int]] = []  # (tensor, a step's input list, position)
+        for step in self.steps:
+            ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
+            self._feed_slots += [(i, ins, k) for k, i in enumerate(step.inputs) if i in inputs]
+            args = (ins, [arrays[i] for i in step.outputs]) + ((step.scratch,) if step.scratch else ())
+            self._calls.append((step.run, args))
 
     def _allocate_scratch(self) -> None:
         """One arena, as large as the largest step's scratch: steps run one at a time."""
@@ -147,16 +160,18 @@ class Plan:
 
         With a timings list, appends (op index, seconds) for each step.
         """
-        arrays = dict(self.values)
-        arrays.update(self.buffers)
-        arrays.update(feeds)
-        for step in self.steps:
-            t0 = time.perf_counter() if timings is not None else 0.0
-            ins = [arrays[i] if i >= 0 else None for i in step.inputs]
-            if step.scratch:
-                step.run(ins, [arrays[i] for i in step.outputs], step.scratch)
+        for i, ins, k in self._feed_slots:
+            ins[k] = feeds[i]
+        try:
+            if timings is None:
+                for run, args in self._calls:
+                    run(*args)
             else:
-                step.run(ins, [arrays[i] for i in step.outputs])
-            if timings is not None:
-                timings.append((step.op_index, time.perf_counter() - t0))
-        return arrays
+                for step, (run, args) in zip(self.steps, self._calls):
+                    t0 = time.perf_counter()
+                    run(*args)
+                    timings.append((step.op_index, time.perf_counter() - t0))
+        finally:  # the plan keeps no reference to the caller's arrays
+            for _, ins, k in self._feed_slots:
+                ins[k] = None
+        return {**self.values, **self.buffers, **feeds}

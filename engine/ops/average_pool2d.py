@@ -53,8 +53,9 @@ def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     out_shape, (fh, fw, sh, sw, ph, pw), act_min, act_max = pool_geometry(op, g, shapes)
+    pool = _avg_pool.pick(int(np.prod(out_shape)) * fh * fw)
 
     def run(inputs: list, outputs: list) -> None:
-        _avg_pool(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, act_min, act_max)
+        pool(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, act_min, act_max)
 
     return Prepared([out_shape], run)

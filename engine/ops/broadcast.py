@@ -98,10 +98,12 @@ def byte_values(dtype: str) -> np.ndarray:
 def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray):
     """run(inputs, outputs) computing outputs[0] = table[byte(a), byte(b)] with broadcasting."""
     table = np.ascontiguousarray(table.reshape(-1))
+    size = int(np.prod(out_shape))
     if tuple(s1) == tuple(s2):
+        gather_flat = _gather_flat.pick(size)
 
         def run(inputs: list, outputs: list) -> None:
-            _gather_flat(
+            gather_flat(
                 inputs[0].reshape(-1).view(np.uint8),
                 inputs[1].reshape(-1).view(np.uint8),
                 outputs[0].reshape(-1),
@@ -110,9 +112,10 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
 
         return run
     ext, sa, sb = _plan(out_shape, s1, s2)
+    gather_nd = _gather_nd.pick(size)
 
     def run(inputs: list, outputs: list) -> None:
-        _gather_nd(
+        gather_nd(
             inputs[0].reshape(-1).view(np.uint8),
             inputs[1].reshape(-1).view(np.uint8),
             outputs[0].reshape(-1),

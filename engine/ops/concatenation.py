@@ -84,6 +84,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             require(op, zp_out == 0, "int16 tensors must have zero point 0")
     # column range of each input in the (outer, axis * inner) view of the output
     bounds = np.cumsum([0] + [s[axis] * inner for s in shapes]).tolist()
+    lookups = [_lookup.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
 
     def run(inputs: list, outputs: list) -> None:
         out2d = outputs[0].reshape(outer, -1)
@@ -93,6 +94,6 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             if tables[k] is None:
                 view[...] = x2d
             else:
-                _lookup(x2d, view, tables[k])
+                lookups[k](x2d, view, tables[k])
 
     return Prepared([out_shape], run)

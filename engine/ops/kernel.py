@@ -32,10 +32,6 @@ class Kernel:
         """The build for a run of `work` elementary steps."""
         return self.parallel if work >= PARALLEL_MIN_WORK else self.serial
 
-    def __call__(self, *args):
-        """Picks by the size of the largest array argument."""
-        return self.pick(max(a.size for a in args if hasattr(a, "size")))(*args)
-
 
 def kernel(fn: FunctionType) -> Kernel:
     """Decorator: an njit kernel with a parallel and a serial build (see Kernel)."""

@@ -100,8 +100,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             int(np.prod(in_shape[last + 1 :], dtype=np.int64)),
         )
 
+        mean_block = _mean_block.pick(int(np.prod(in_shape, dtype=np.int64)))
+
         def run_block(inputs: list, outputs: list) -> None:
-            _mean_block(
+            mean_block(
                 inputs[0].reshape(block),
                 outputs[0].reshape(block[0], block[2]),
                 offset,
@@ -114,9 +116,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
         return Prepared([out_shape], run_block)
     sums = np.empty(tuple(1 if d in axes else s for d, s in enumerate(in_shape)), np.int32)
+    finish = _finish.pick(sums.size)
 
     def run(inputs: list, outputs: list) -> None:
         np.sum(inputs[0], axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
-        _finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
+        finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
 
     return Prepared([out_shape], run)
