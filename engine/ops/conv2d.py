@@ -7,7 +7,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from . import conv_kernels as K
-from . import gemm
+from . import gemm, requantize
 from .common import (
     Prepared,
     fused_activation,
@@ -79,6 +79,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
     chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
     delta, fill = np.int16(delta), np.int16(fill)
+    table = requantize.params(bias, mult, shift)
     # uint8 data without padding: the GEMM reads the input itself
     in_place = data_type == np.uint8 and delta == 0 and (win.hp, win.wp) == (h, w)
     scratch = [] if in_place else [((n, win.hp, win.wp, c), data_type)]
@@ -100,9 +101,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
             run_len,
             d,
             sum_lane,
-            bias,
-            mult,
-            shift,
+            table,
             out_zp,
             lo,
             hi,

@@ -59,9 +59,7 @@ def conv2d(
     run_len,
     d,
     sum_lane,
-    bias,
-    mult,
-    shift,
+    table,
     out_zp,
     lo,
     hi,
@@ -144,7 +142,7 @@ def conv2d(
                     else:
                         start = ((b * hp + oy * sh) * wp + ox * sw) * c
                         offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
-            requantize_pixels(acc, width, offsets, bias, mult, shift, out_zp, lo, hi, out[b, oy])
+            requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out[b, oy])
 
 
 @njit(cache=True)
@@ -160,11 +158,11 @@ def window_sum(xf, start, row_stride, c, kh, kw, dh, dw):
 
 
 @kernel
-def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
+def depthwise_conv2d(xp, w, table, out_zp, lo, hi, sh, sw, dh, dw, out):
     """xp: padded int16 [N, Hp, Wp, OC] (channels already repeated for the depth multiplier);
     w: int16 [kh, kw, OC]; out: [N, OH, OW, OC]. One output row per task, accumulated tap by tap
-    so that the inner loop runs over contiguous channels. bias, mult and shift are tiled to a whole
-    output row (ow * oc) so that one requantization loop covers it."""
+    so that the inner loop runs over contiguous channels. table (requantize.params) is tiled to a
+    whole output row (ow * oc) so that one requantization loop covers it."""
     n, oh, ow, oc = out.shape
     kh, kw = w.shape[0], w.shape[1]
     for i in prange(n * oh):
@@ -179,14 +177,14 @@ def depthwise_conv2d(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, o
                     ix = ox * sw + kx * dw
                     for o in range(oc):
                         acc[ox, o] += np.int32(xp[b, iy, ix, o]) * np.int32(w[ky, kx, o])
-        requantize_row(acc.reshape(-1), bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
+        requantize_row(acc.reshape(-1), table, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @kernel
-def depthwise_conv3x3(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, out):
+def depthwise_conv3x3(xp, w, table, out_zp, lo, hi, sh, sw, dh, dw, out):
     """depthwise_conv2d for the common 3x3 filter: the nine taps unrolled, so that each channel's
-    sum stays in a register instead of going through memory nine times. bias, mult and shift are
-    tiled to a whole output row (ow * oc)."""
+    sum stays in a register instead of going through memory nine times. table (requantize.params)
+    is tiled to a whole output row (ow * oc)."""
     n, oh, ow, oc = out.shape
     for i in prange(n * oh):
         b = i // oh
@@ -207,7 +205,7 @@ def depthwise_conv3x3(xp, w, bias, mult, shift, out_zp, lo, hi, sh, sw, dh, dw, 
                     + np.int32(xp[b, y2, x1, o]) * np.int32(w[2, 1, o])
                     + np.int32(xp[b, y2, x2, o]) * np.int32(w[2, 2, o])
                 )
-        requantize_row(acc, bias, mult, shift, out_zp, lo, hi, out[b, oy].reshape(-1))
+        requantize_row(acc, table, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @njit(inline="always", cache=True)

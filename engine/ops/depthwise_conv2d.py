@@ -12,6 +12,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from . import conv_kernels as K
+from . import requantize
 from .common import (
     Prepared,
     fused_activation,
@@ -54,7 +55,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             win,
         )
     # per-channel constants repeated along an output row: the kernel requantizes a row in one loop
-    bias_q, mult, shift = np.tile(bias_q, ow), np.tile(mult, ow), np.tile(shift, ow)
+    table = np.tile(requantize.params(bias_q, mult, shift), ow)
     lo, hi = fused_activation(op, out)
     pad_input = K.pad_input.pick(n * h * w * oc)
     delta = np.int16(-in_zp)
@@ -67,8 +68,6 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     def run(ins, outs, scratch):
         padded = scratch[0]
         pad_input(ins[0], delta, np.int16(0), win.top, win.left, dm, padded)
-        depthwise_conv2d(
-            padded, weights, bias_q, mult, shift, out_zp, lo, hi, win.sh, win.sw, win.dh, win.dw, outs[0]
-        )
+        depthwise_conv2d(padded, weights, table, out_zp, lo, hi, win.sh, win.sw, win.dh, win.dw, outs[0])
 
     return Prepared([(n, oh, ow, oc)], run, scratch=[((n, win.hp, win.wp, oc), np.int16)])
