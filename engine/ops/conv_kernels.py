@@ -78,9 +78,10 @@ def conv2d(
     in the padded input xf [N, Hp, Wp, C] (flattened): one run of its kw * c values when the filter
     is not dilated along x, else one run of c values per tap, dw * c apart. run_len is rounded up
     to the GEMM's k group; the values read beyond a run meet zero weights. The PX pixels of a tile
-    start sw * c apart; the GEMM micro-kernel reads them in place and the runs' products
-    accumulate. Pixels beyond the row's end are computed and discarded; a tile that would read
-    beyond the end of xf reads a copy instead. w: one pack_weights block per (ky, run).
+    start sw * c apart; the GEMM micro-kernel reads them in place, all the filter's runs in one
+    call when it is not dilated along x (else one call per filter row). Pixels beyond the row's
+    end are computed and discarded; a tile that would read beyond the end of xf reads a copy.
+    w: one pack_weights block per (ky, run).
     d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
     The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
     a column of ones there), else window_sum does.
@@ -90,7 +91,11 @@ def conv2d(
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
     block_size = run_len * OCB
-    extent = (PX - 1) * sw * c + run_len  # what a tile reads from its first pixel's start
+    if runs == 1:  # one call: the kh filter rows, dh input rows apart
+        calls, per_call, x_run = 1, kh, dh * wp * c
+    else:  # dilated along x: a call per filter row, its kw taps dw pixels apart
+        calls, per_call, x_run = kh, kw, dw * c
+    extent = (PX - 1) * sw * c + (per_call - 1) * x_run + run_len  # read from a tile's start
     tasks = n * oh
     chunks = min(tasks, chunks)
     for chunk in prange(chunks):
@@ -100,41 +105,47 @@ def conv2d(
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             b = i // oh
             oy = i % oh
-            acc[:] = 0
-            for ky in range(kh):
-                for r in range(runs):
-                    base = ((b * hp + oy * sh + ky * dh) * wp + r * dw) * c
-                    run_w = (ky * runs + r) * blocks * block_size
-                    for t in range(0, ow, PX):
-                        start = base + t * sw * c
-                        if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                            for blk in range(blocks):
-                                tile(
-                                    xf,
-                                    start,
-                                    sw * c,
-                                    w,
-                                    run_w + blk * block_size,
-                                    ksteps,
-                                    acc,
-                                    t * width + blk * OCB,
-                                    width,
-                                )
-                        else:
-                            edge[: xf.size - start] = xf[start:]
-                            edge[xf.size - start :] = 0
-                            for blk in range(blocks):
-                                tile(
-                                    edge,
-                                    0,
-                                    sw * c,
-                                    w,
-                                    run_w + blk * block_size,
-                                    ksteps,
-                                    acc,
-                                    t * width + blk * OCB,
-                                    width,
-                                )
+            for call in range(calls):
+                base = ((b * hp + oy * sh + call * dh) * wp) * c
+                run_w = call * per_call * blocks * block_size
+                for t in range(0, ow, PX):
+                    start = base + t * sw * c
+                    if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                        for blk in range(blocks):
+                            tile(
+                                xf,
+                                start,
+                                sw * c,
+                                w,
+                                run_w + blk * block_size,
+                                ksteps,
+                                per_call,
+                                x_run,
+                                blocks * block_size,
+                                call > 0,
+                                acc,
+                                t * width + blk * OCB,
+                                width,
+                            )
+                    else:
+                        edge[: xf.size - start] = xf[start:]
+                        edge[xf.size - start :] = 0
+                        for blk in range(blocks):
+                            tile(
+                                edge,
+                                0,
+                                sw * c,
+                                w,
+                                run_w + blk * block_size,
+                                ksteps,
+                                per_call,
+                                x_run,
+                                blocks * block_size,
+                                call > 0,
+                                acc,
+                                t * width + blk * OCB,
+                                width,
+                            )
             if d != 0:
                 for ox in range(ow):
                     if sum_lane >= 0:

@@ -56,61 +56,82 @@ def _data_ptr(context, builder, aryty, ary, bits):
 
 
 @intrinsic
-def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, ksteps, acc, acc_off, acc_stride):
-    """acc[p*acc_stride + j] += sum over k < group*ksteps of x[x_off + p*x_stride + k] * W[k, j]
-    for the PX pixels p and OCB channels j of one packed block starting at w[w_off]."""
-    sig = types.void(x, types.intp, types.intp, w, types.intp, types.intp, acc, types.intp, types.intp)
-    if x.dtype == types.uint8:
-        return sig, _codegen_u8s8
+def _tile_simd(
+    typingctx, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+):
+    """The micro-kernel: for the PX pixels p and the OCB channels j of one packed block,
+        acc[acc_off + p*acc_stride + j] (+)= sum over runs r, k < group*ksteps of
+            x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
+    starting from acc's values if accumulate, else from zero. The sums stay in registers
+    across runs (a convolution's filter rows), so acc is written once."""
+    i = types.intp
+    sig = types.void(x, i, i, w, i, i, i, i, i, types.boolean, acc, i, i)
+    u8 = x.dtype == types.uint8
 
     def codegen(context, builder, signature, args):
-        xa, xoff, xstride, wa, woff, kpairs_, aa, aoff, astride = args
-        i16, i32 = ir.IntType(16), ir.IntType(32)
-        vi16, vi32 = ir.VectorType(i16, VEC), ir.VectorType(i32, VEC // 2)
-        madd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD)
+        xa, xoff, xstride, wa, woff, ksteps_, runs_, xrun, wrun, accumulate_, aa, aoff, astride = args
+        i32 = ir.IntType(32)
+        vi32 = ir.VectorType(i32, VEC // 2)
+        elem = ir.IntType(8 if u8 else 16)
+        group = 4 if u8 else 2  # k values per 32-bit lane
+        if u8:
+            dot = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
+            )
+        else:
+            vi16 = ir.VectorType(ir.IntType(16), VEC)
+            madd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD)
         intp = xoff.type
 
         def const(v):
             return ir.Constant(intp, v)
 
-        xp = _data_ptr(context, builder, signature.args[0], xa, 16)
-        wp = _data_ptr(context, builder, signature.args[3], wa, 16)
-        ap = _data_ptr(context, builder, signature.args[6], aa, 32)
-        zero = ir.Constant(vi32, [0] * (VEC // 2))
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
-        acc_ptrs = []
-        for p in range(PX):  # the tile accumulates onto what acc holds
-            row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
-            acc_ptrs.append(
-                [
-                    builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
-                    for v in range(2)
-                ]
+        def multiply_add(total, xs, wv):
+            if u8:
+                return builder.call(dot, [total, xs, wv])
+            return builder.add(
+                total, builder.call(madd, [builder.bitcast(xs, vi16), builder.bitcast(wv, vi16)])
             )
-            for v in range(2):
-                builder.store(builder.load(acc_ptrs[p][v], align=4), accs[p][v])
-        xrows = [builder.gep(xp, [builder.add(xoff, builder.mul(xstride, const(p)))]) for p in range(PX)]
-        wbase = builder.gep(wp, [woff])
-        with cgutils.for_range(builder, kpairs_) as loop:
-            kk = loop.index
-            wk = builder.gep(wbase, [builder.mul(kk, const(2 * OCB))])
-            wv = [
-                builder.load(builder.bitcast(builder.gep(wk, [const(v * VEC)]), vi16.as_pointer()), align=2)
+
+        xp = _data_ptr(context, builder, signature.args[0], xa, elem.width)
+        wp = _data_ptr(context, builder, signature.args[3], wa, elem.width)
+        ap = _data_ptr(context, builder, signature.args[10], aa, 32)
+        zero = ir.Constant(vi32, [0] * (VEC // 2))
+        acc_ptrs, accs = [], []
+        for p in range(PX):
+            row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
+            ptrs = [
+                builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
                 for v in range(2)
             ]
-            two_k = builder.mul(kk, const(2))
-            for p in range(PX):
-                pair = builder.load(
-                    builder.bitcast(builder.gep(xrows[p], [two_k]), i32.as_pointer()), align=2
-                )
-                one = builder.insert_element(ir.Constant(vi32, None), pair, ir.Constant(i32, 0))
-                splat = builder.shuffle_vector(
-                    one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2))
-                )
-                xs = builder.bitcast(splat, vi16)
-                for v in range(2):
-                    prod = builder.call(madd, [xs, wv[v]])
-                    builder.store(builder.add(builder.load(accs[p][v]), prod), accs[p][v])
+            acc_ptrs.append(ptrs)
+            start = [builder.select(accumulate_, builder.load(q, align=4), zero) for q in ptrs]
+            accs.append([cgutils.alloca_once_value(builder, v) for v in start])
+        with cgutils.for_range(builder, runs_) as run:
+            xr = builder.gep(xp, [builder.add(xoff, builder.mul(run.index, xrun))])
+            wbase = builder.gep(wp, [builder.add(woff, builder.mul(run.index, wrun))])
+            xrows = [builder.gep(xr, [builder.mul(xstride, const(p))]) for p in range(PX)]
+            with cgutils.for_range(builder, ksteps_) as loop:
+                kk = loop.index
+                wk = builder.gep(wbase, [builder.mul(kk, const(group * OCB))])
+                wv = [
+                    builder.load(
+                        builder.bitcast(builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()),
+                        align=1,
+                    )
+                    for v in range(2)
+                ]
+                at = builder.mul(kk, const(group))
+                for p in range(PX):
+                    lane = builder.load(
+                        builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1
+                    )
+                    one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
+                    xs = builder.shuffle_vector(
+                        one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2))
+                    )
+                    for v in range(2):
+                        builder.store(multiply_add(builder.load(accs[p][v]), xs, wv[v]), accs[p][v])
         for p in range(PX):
             for v in range(2):
                 builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
@@ -120,60 +141,17 @@ def _tile_simd(typingctx, x, x_off, x_stride, w, w_off, ksteps, acc, acc_off, ac
 
 
 @njit(cache=True)
-def _tile_portable(x, x_off, x_stride, w, w_off, kpairs, acc, acc_off, acc_stride):
+def _tile_portable(
+    x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+):
     for p in range(PX):
         for j in range(OCB):
-            s = acc[acc_off + p * acc_stride + j]
-            for kk in range(kpairs):
-                wi = w_off + kk * 2 * OCB + j * 2
-                xi = x_off + p * x_stride + 2 * kk
-                s += np.int32(x[xi]) * np.int32(w[wi]) + np.int32(x[xi + 1]) * np.int32(w[wi + 1])
+            s = acc[acc_off + p * acc_stride + j] if accumulate else 0
+            for r in range(runs):
+                for kk in range(2 * ksteps):
+                    wi = w_off + r * w_run + (kk // 2) * 2 * OCB + j * 2 + kk % 2
+                    s += np.int32(x[x_off + r * x_run + p * x_stride + kk]) * np.int32(w[wi])
             acc[acc_off + p * acc_stride + j] = s
-
-
-def _codegen_u8s8(context, builder, signature, args):
-    xa, xoff, xstride, wa, woff, ksteps, aa, aoff, astride = args
-    i32 = ir.IntType(32)
-    vi32 = ir.VectorType(i32, VEC // 2)
-    dpbusd = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
-    )
-    intp = xoff.type
-
-    def const(v):
-        return ir.Constant(intp, v)
-
-    xp = _data_ptr(context, builder, signature.args[0], xa, 8)
-    wp = _data_ptr(context, builder, signature.args[3], wa, 8)
-    ap = _data_ptr(context, builder, signature.args[6], aa, 32)
-    acc_ptrs, accs = [], []
-    for p in range(PX):  # the tile accumulates onto what acc holds
-        row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
-        ptrs = [
-            builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer()) for v in range(2)
-        ]
-        acc_ptrs.append(ptrs)
-        accs.append([cgutils.alloca_once_value(builder, builder.load(q, align=4)) for q in ptrs])
-    xrows = [builder.gep(xp, [builder.add(xoff, builder.mul(xstride, const(p)))]) for p in range(PX)]
-    wbase = builder.gep(wp, [woff])
-    with cgutils.for_range(builder, ksteps) as loop:
-        kk = loop.index
-        wk = builder.gep(wbase, [builder.mul(kk, const(4 * OCB))])
-        wv = [
-            builder.load(builder.bitcast(builder.gep(wk, [const(v * 2 * VEC)]), vi32.as_pointer()), align=1)
-            for v in range(2)
-        ]
-        four_k = builder.mul(kk, const(4))
-        for p in range(PX):
-            quad = builder.load(builder.bitcast(builder.gep(xrows[p], [four_k]), i32.as_pointer()), align=1)
-            one = builder.insert_element(ir.Constant(vi32, None), quad, ir.Constant(i32, 0))
-            splat = builder.shuffle_vector(one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2)))
-            for v in range(2):
-                builder.store(builder.call(dpbusd, [builder.load(accs[p][v]), splat, wv[v]]), accs[p][v])
-    for p in range(PX):
-        for v in range(2):
-            builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
-    return context.get_dummy_value()
 
 
 tile = _tile_simd if _MADD else _tile_portable
@@ -187,4 +165,4 @@ def gemm_rows(x, kp, rows, w, blocks, acc):
     group = 4 // x.itemsize
     for t in range(0, rows, PX):
         for b in range(blocks):
-            tile(x, t * kp, kp, w, b * kp * OCB, kp // group, acc, t * width + b * OCB, width)
+            tile(x, t * kp, kp, w, b * kp * OCB, kp // group, 1, 0, 0, True, acc, t * width + b * OCB, width)

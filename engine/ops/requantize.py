@@ -133,7 +133,9 @@ def _requantize16(typingctx, acc, acc_start, offset, table, ch_start, count, out
         up = builder.icmp_signed(">", builder.and_(q, param(MASK)), threshold)
         shifted = builder.ashr(q, param(RIGHT))
         r = builder.select(up, builder.add(shifted, splat32(1)), shifted)
-        r = smin(smax(builder.add(r, broadcast(zp_)), broadcast(lo_)), broadcast(hi_))
+        # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
+        r = smin(smax(r, broadcast(builder.sub(lo_, zp_))), broadcast(builder.sub(hi_, zp_)))
+        r = builder.add(r, broadcast(zp_))
         out_ptr = _vector_ptr(context, builder, tys[9], out_a, out_start_, v8)
         builder.call(masked_store, [builder.trunc(r, v8), out_ptr, ir.Constant(i32, 1), mask])
         return context.get_dummy_value()

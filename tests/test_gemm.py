@@ -1,0 +1,111 @@
+"""The GEMM micro-kernels and the vector requantization against plain integer arithmetic.
+
+The models and op tests cover them end to end on this CPU; these pin the pieces, including
+the portable micro-kernel that CPUs without AVX2 run and the int16 form that CPUs without
+VNNI run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from engine.fixedpoint import multiply_by_quantized_multiplier
+from engine.ops import gemm
+from engine.ops.gemm import OCB, PX, pack_weights
+from engine.ops.requantize import params, requantize_pixels, requantize_row
+
+
+def reference_tile(x, x_off, x_stride, w2d_runs, runs, x_run, k):
+    """sum over runs r and k of x[x_off + r*x_run + p*x_stride + k] * W_r[j, k] for PX pixels."""
+    out = np.zeros((PX, w2d_runs[0].shape[0]), np.int64)
+    for r in range(runs):
+        for p in range(PX):
+            start = x_off + r * x_run + p * x_stride
+            out[p] += w2d_runs[r].astype(np.int64) @ x[start : start + k].astype(np.int64)
+    return out
+
+
+def tile_kernels():
+    kernels = [("portable", gemm._tile_portable, np.int16, 2)]
+    if gemm._MADD:
+        kernels.append(("simd int16", gemm._tile_simd, np.int16, 2))
+    if gemm.VNNI:
+        kernels.append(("simd uint8", gemm._tile_simd, np.uint8, 4))
+    return kernels
+
+
+@pytest.mark.parametrize(
+    "name, tile, dtype, group", tile_kernels(), ids=lambda v: v if isinstance(v, str) else ""
+)
+@pytest.mark.parametrize("k, runs, accumulate", [(4, 1, False), (12, 3, True), (30, 2, False), (2, 5, True)])
+def test_tile(name, tile, dtype, group, k, runs, accumulate):
+    rng = np.random.default_rng(k * 10 + runs)
+    kp = -(-k // group) * group
+    lo, hi = (0, 256) if dtype == np.uint8 else (-255, 256)
+    x = rng.integers(lo, hi, 2000).astype(dtype)
+    w_lo, w_hi = (-128, 128) if dtype == np.uint8 else (-255, 256)
+    w_runs = [rng.integers(w_lo, w_hi, (OCB, k)) for _ in range(runs)]
+    w = np.concatenate([pack_weights(wr, group) for wr in w_runs])
+    acc = rng.integers(-1000, 1000, PX * 40).astype(np.int32)
+    before = acc.copy()
+    x_off, x_stride, x_run = 7, 23, 301
+
+    @njit
+    def call(x, w, acc):
+        tile(x, x_off, x_stride, w, 0, kp // group, runs, x_run, kp * OCB, accumulate, acc, 3, 40)
+
+    call(x, w, acc)
+    want = reference_tile(x, x_off, x_stride, w_runs, runs, x_run, k)
+    if accumulate:
+        want += np.stack([before[3 + p * 40 : 3 + p * 40 + OCB] for p in range(PX)])
+    got = np.stack([acc[3 + p * 40 : 3 + p * 40 + OCB] for p in range(PX)])
+    np.testing.assert_array_equal(got, want)
+
+
+@njit
+def _scalar_requantize(acc, bias, mult, shift, zp, lo, hi, out):
+    for o in range(out.shape[0]):
+        v = multiply_by_quantized_multiplier(acc[o] + bias[o], mult[o], shift[o]) + zp
+        out[o] = min(max(v, lo), hi)
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_requantize_row_matches_fixed_point(trial):
+    """Random sums (the int32 extremes included), multipliers, shifts of either sign, 0 and 2**31
+    - 1 multipliers, both output types; lengths that leave a masked tail."""
+    rng = np.random.default_rng(trial)
+    n = int(rng.integers(1, 200))
+    wide = trial % 3 == 0
+    acc = rng.integers(-(2**31), 2**31, n) if wide else rng.integers(-300000, 300000, n)
+    bias = rng.integers(-(2**31), 2**31, n) if trial % 5 == 0 else rng.integers(-3000, 3000, n)
+    mult = rng.choice([0, 2**30, 2**31 - 1, *rng.integers(2**30, 2**31, 8)], n)
+    shift = rng.integers(-31, 40, n) if trial % 2 else rng.integers(-12, 2, n)
+    dtype = np.int8 if trial % 2 else np.uint8
+    lo, hi = (-128, 127) if dtype == np.int8 else (0, 255)
+    zp = int(rng.integers(lo, hi + 1))
+    acc, bias, mult, shift = (a.astype(np.int32) for a in (acc, bias, mult, shift))
+    buffer, want = np.full(n + 20, 7, dtype), np.empty(n, dtype)
+    requantize_row(acc, params(bias, mult, shift), zp, lo, hi, buffer[:n])
+    _scalar_requantize(acc, bias, mult, shift, zp, lo, hi, want)
+    np.testing.assert_array_equal(buffer[:n], want)
+    assert np.all(buffer[n:] == 7)  # the masked tail writes nothing beyond
+
+
+def test_requantize_pixels_strided_with_offsets():
+    rng = np.random.default_rng(7)
+    pixels, oc, width = 5, 21, 32
+    acc = rng.integers(-200000, 200000, pixels * width).astype(np.int32)
+    offsets = rng.integers(-5000, 5000, pixels).astype(np.int32)
+    bias = rng.integers(-3000, 3000, oc).astype(np.int32)
+    mult = rng.integers(2**30, 2**31, oc).astype(np.int32)
+    shift = rng.integers(-10, 1, oc).astype(np.int32)
+    got = np.empty((pixels, oc), np.int8)
+    requantize_pixels(acc, width, offsets, params(bias, mult, shift), -3, -128, 127, got)
+    for p in range(pixels):
+        want = np.empty(oc, np.int8)
+        _scalar_requantize(
+            acc[p * width : p * width + oc] + offsets[p], bias, mult, shift, -3, -128, 127, want
+        )
+        np.testing.assert_array_equal(got[p], want)
