@@ -156,7 +156,7 @@ def test_depthwise_conv2d_options(scheme, gemm_path):  # one-channel inputs run 
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_fully_connected_options(scheme):
+def test_fully_connected_options(scheme, gemm_path):
     rng = np.random.default_rng(40 + SCHEMES.index(scheme))
     net = Net()
     shapes = [([1, 7], 1), ([1, 64], 10), ([1, 3, 5], 37), ([1, 2, 2, 9], 33), ([1, 4, 6], 5)]

@@ -15,7 +15,7 @@ from .common import (
     window,
 )
 from .gemm import OCB, pack_weights, padded_channels
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -60,7 +60,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
         data_type, group, delta, fill, d = np.int16, 2, -in_zp, 0, 0
     else:
         data_type, group, delta, fill = np.uint8, 4, u_zp - in_zp, u_zp
-        bias = _wrap_int32(bias.astype(np.int64) - fill * weights.astype(np.int64).sum(axis=(1, 2, 3)))
+        bias = wrap_int32(bias.astype(np.int64) - fill * weights.astype(np.int64).sum(axis=(1, 2, 3)))
         weights = weights - d
     sum_lane = -1
     if d != 0 and oc % OCB:  # a spare lane of the last block: a column of ones sums each window
@@ -116,8 +116,3 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
         )
 
     return Prepared([(n, oh, ow, oc)], run, scratch=scratch)
-
-
-def _wrap_int32(v: np.ndarray) -> np.ndarray:
-    """int64 -> int32 with C's wrap-around: the reference accumulates in int32."""
-    return v.astype(np.uint64).astype(np.uint32).view(np.int32)

@@ -230,21 +230,23 @@ def requantize_double(acc, scale, out_zp, lo, hi):
 
 
 @kernel
-def fully_connected(x, x_zp, w, blocks, bias, scale, out_zp, lo, hi, out):
-    """x: [B, K] int8/uint8; w: packed by gemm.pack_weights; scale: float64 per unit; out: [B, U]."""
+def fully_connected(x, delta, xv, w, blocks, bias, scale, out_zp, lo, hi, out):
+    """x: [B, K] int8/uint8, taken as x + delta into the GEMM's operand type (xv's: [PX, kp], kp
+    a multiple of the k group, zero beyond K); w: packed by gemm.pack_weights; scale: float64
+    per unit; out: [B, U]. PX rows per task."""
     bsz, k = x.shape
     units = out.shape[1]
-    kp = k + k % 2
+    kp = xv.shape[1]
     width = blocks * OCB
     for t in prange(-(-bsz // PX)):
         r0 = t * PX
         n = min(PX, bsz - r0)
-        xv = np.zeros(PX * kp, np.int16)
-        acc = np.zeros(PX * width, np.int32)
+        rows = np.zeros((PX, kp), xv.dtype)
+        acc = np.empty(PX * width, np.int32)
         for r in range(n):
             for j in range(k):
-                xv[r * kp + j] = np.int16(x[r0 + r, j]) - x_zp
-        gemm_rows(xv, kp, n, w, blocks, acc)
+                rows[r, j] = np.int16(x[r0 + r, j]) + delta
+        gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
             for u in range(units):
                 out[r0 + r, u] = requantize_double(acc[r * width + u] + bias[u], scale[u], out_zp, lo, hi)

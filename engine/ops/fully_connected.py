@@ -12,9 +12,10 @@ import numpy as np
 
 from ..graph import Graph, Op
 from . import conv_kernels as K
+from . import gemm
 from .common import Prepared, fused_activation, require
-from .gemm import OCB, pack_weights, padded_channels
-from .quant_params import bias_vector, filter_zero_points, weighted_operands
+from .gemm import OCB, PX, pack_weights, padded_channels
+from .quant_params import bias_vector, filter_zero_points, weighted_operands, wrap_int32
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -25,9 +26,18 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     require(op, depth > 0 and total % depth == 0, f"input of {total} elements is not a multiple of {depth}")
     rows = total // depth
     wzp = filter_zero_points(op, filt, units)
-    weights = pack_weights(values[1].astype(np.int16) - wzp[:, None].astype(np.int16))
+    weights = values[1].astype(np.int16) - wzp[:, None].astype(np.int16)
     blocks = padded_channels(units) // OCB
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, units)
+    # uint8 x int8 on VNNI (see conv2d.gemm_conv) where the weights fit int8, else int16
+    u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
+    if gemm.VNNI and 0 <= u_zp <= 255 and weights.min() >= -128 and weights.max() <= 127:
+        group, data_type, delta = 4, np.uint8, u_zp - in_zp
+        bias_q = wrap_int32(bias_q.astype(np.int64) - u_zp * weights.astype(np.int64).sum(axis=1))
+    else:
+        group, data_type, delta = 2, np.int16, -in_zp
+    kp = -(-depth // group) * group
+    weights = pack_weights(weights, group)
     fs = filt.scale.astype(np.float64)
     scale = np.ascontiguousarray(float(inp.scale[0]) * np.broadcast_to(fs, (units,)) / float(out.scale[0]))
     lo, hi = fused_activation(op, out)
@@ -36,7 +46,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, shapes[0][-1] == depth, f"keep_num_dims needs the last input dimension to be {depth}")
     else:
         out_shape = (rows, units)
-    in_zp16 = np.int16(in_zp)
+    delta = np.int16(delta)
+    xv = np.zeros((PX, kp), data_type)  # only its type and row length reach the kernel
 
     fully_connected = K.fully_connected.pick(
         (rows * units * depth) // 16
@@ -45,7 +56,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     def run(ins, outs):
         fully_connected(
             ins[0].reshape(rows, depth),
-            in_zp16,
+            delta,
+            xv,
             weights,
             blocks,
             bias_q,

@@ -55,96 +55,123 @@ def _data_ptr(context, builder, aryty, ary, bits):
     return builder.bitcast(a.data, ir.IntType(bits).as_pointer())
 
 
-@intrinsic
-def _tile_simd(
-    typingctx, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
-):
-    """The micro-kernel: for the PX pixels p and the OCB channels j of one packed block,
-        acc[acc_off + p*acc_stride + j] (+)= sum over runs r, k < group*ksteps of
-            x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
-    starting from acc's values if accumulate, else from zero. The sums stay in registers
-    across runs (a convolution's filter rows), so acc is written once."""
-    i = types.intp
-    sig = types.void(x, i, i, w, i, i, i, i, i, types.boolean, acc, i, i)
-    u8 = x.dtype == types.uint8
+def _make_tile(px: int):
+    """The micro-kernel for tiles of px pixels."""
 
-    def codegen(context, builder, signature, args):
-        xa, xoff, xstride, wa, woff, ksteps_, runs_, xrun, wrun, accumulate_, aa, aoff, astride = args
-        i32 = ir.IntType(32)
-        vi32 = ir.VectorType(i32, VEC // 2)
-        elem = ir.IntType(8 if u8 else 16)
-        group = 4 if u8 else 2  # k values per 32-bit lane
-        if u8:
-            dot = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
-            )
-        else:
-            vi16 = ir.VectorType(ir.IntType(16), VEC)
-            madd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD)
-        intp = xoff.type
+    @intrinsic
+    def tile(
+        typingctx,
+        x,
+        x_off,
+        x_stride,
+        w,
+        w_off,
+        ksteps,
+        runs,
+        x_run,
+        w_run,
+        accumulate,
+        acc,
+        acc_off,
+        acc_stride,
+    ):
+        """The micro-kernel: for the px pixels p and the OCB channels j of one packed block,
+            acc[acc_off + p*acc_stride + j] (+)= sum over runs r, k < group*ksteps of
+                x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
+        starting from acc's values if accumulate, else from zero. The sums stay in registers
+        across runs (a convolution's filter rows), so acc is written once."""
+        i = types.intp
+        sig = types.void(x, i, i, w, i, i, i, i, i, types.boolean, acc, i, i)
+        u8 = x.dtype == types.uint8
 
-        def const(v):
-            return ir.Constant(intp, v)
-
-        def multiply_add(total, xs, wv):
+        def codegen(context, builder, signature, args):
+            xa, xoff, xstride, wa, woff, ksteps_, runs_, xrun, wrun, accumulate_, aa, aoff, astride = args
+            i32 = ir.IntType(32)
+            vi32 = ir.VectorType(i32, VEC // 2)
+            elem = ir.IntType(8 if u8 else 16)
+            group = 4 if u8 else 2  # k values per 32-bit lane
             if u8:
-                return builder.call(dot, [total, xs, wv])
-            return builder.add(
-                total, builder.call(madd, [builder.bitcast(xs, vi16), builder.bitcast(wv, vi16)])
-            )
+                dot = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
+                )
+            else:
+                vi16 = ir.VectorType(ir.IntType(16), VEC)
+                madd = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD
+                )
+            intp = xoff.type
 
-        xp = _data_ptr(context, builder, signature.args[0], xa, elem.width)
-        wp = _data_ptr(context, builder, signature.args[3], wa, elem.width)
-        ap = _data_ptr(context, builder, signature.args[10], aa, 32)
-        zero = ir.Constant(vi32, [0] * (VEC // 2))
-        acc_ptrs, accs = [], []
-        for p in range(PX):
-            row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
-            ptrs = [
-                builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
-                for v in range(2)
-            ]
-            acc_ptrs.append(ptrs)
-            start = [builder.select(accumulate_, builder.load(q, align=4), zero) for q in ptrs]
-            accs.append([cgutils.alloca_once_value(builder, v) for v in start])
-        with cgutils.for_range(builder, runs_) as run:
-            xr = builder.gep(xp, [builder.add(xoff, builder.mul(run.index, xrun))])
-            wbase = builder.gep(wp, [builder.add(woff, builder.mul(run.index, wrun))])
-            xrows = [builder.gep(xr, [builder.mul(xstride, const(p))]) for p in range(PX)]
-            with cgutils.for_range(builder, ksteps_) as loop:
-                kk = loop.index
-                wk = builder.gep(wbase, [builder.mul(kk, const(group * OCB))])
-                wv = [
-                    builder.load(
-                        builder.bitcast(builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()),
-                        align=1,
-                    )
+            def const(v):
+                return ir.Constant(intp, v)
+
+            def multiply_add(total, xs, wv):
+                if u8:
+                    return builder.call(dot, [total, xs, wv])
+                return builder.add(
+                    total, builder.call(madd, [builder.bitcast(xs, vi16), builder.bitcast(wv, vi16)])
+                )
+
+            xp = _data_ptr(context, builder, signature.args[0], xa, elem.width)
+            wp = _data_ptr(context, builder, signature.args[3], wa, elem.width)
+            ap = _data_ptr(context, builder, signature.args[10], aa, 32)
+            zero = ir.Constant(vi32, [0] * (VEC // 2))
+            acc_ptrs, accs = [], []
+            for p in range(px):
+                row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
+                ptrs = [
+                    builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
                     for v in range(2)
                 ]
-                at = builder.mul(kk, const(group))
-                for p in range(PX):
-                    lane = builder.load(
-                        builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1
-                    )
-                    one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
-                    xs = builder.shuffle_vector(
-                        one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2))
-                    )
-                    for v in range(2):
-                        builder.store(multiply_add(builder.load(accs[p][v]), xs, wv[v]), accs[p][v])
-        for p in range(PX):
-            for v in range(2):
-                builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
-        return context.get_dummy_value()
+                acc_ptrs.append(ptrs)
+                start = [builder.select(accumulate_, builder.load(q, align=4), zero) for q in ptrs]
+                accs.append([cgutils.alloca_once_value(builder, v) for v in start])
+            with cgutils.for_range(builder, runs_) as run:
+                xr = builder.gep(xp, [builder.add(xoff, builder.mul(run.index, xrun))])
+                wbase = builder.gep(wp, [builder.add(woff, builder.mul(run.index, wrun))])
+                xrows = [builder.gep(xr, [builder.mul(xstride, const(p))]) for p in range(px)]
+                with cgutils.for_range(builder, ksteps_) as loop:
+                    kk = loop.index
+                    wk = builder.gep(wbase, [builder.mul(kk, const(group * OCB))])
+                    wv = [
+                        builder.load(
+                            builder.bitcast(
+                                builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()
+                            ),
+                            align=1,
+                        )
+                        for v in range(2)
+                    ]
+                    at = builder.mul(kk, const(group))
+                    for p in range(px):
+                        lane = builder.load(
+                            builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1
+                        )
+                        one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
+                        xs = builder.shuffle_vector(
+                            one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2))
+                        )
+                        for v in range(2):
+                            builder.store(multiply_add(builder.load(accs[p][v]), xs, wv[v]), accs[p][v])
+            for p in range(px):
+                for v in range(2):
+                    builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    return tile
+
+
+_tile_simd = _make_tile(PX)
+_tile_simd_one = _make_tile(1)
 
 
 @njit(cache=True)
-def _tile_portable(
-    x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+def _portable(
+    px, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
 ):
-    for p in range(PX):
+    """The int16 micro-kernel in plain loops, for CPUs without AVX2."""
+    for p in range(px):
         for j in range(OCB):
             s = acc[acc_off + p * acc_stride + j] if accumulate else 0
             for r in range(runs):
@@ -154,15 +181,39 @@ def _tile_portable(
             acc[acc_off + p * acc_stride + j] = s
 
 
+@njit(cache=True)
+def _tile_portable(
+    x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+):
+    _portable(
+        PX, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+    )
+
+
+@njit(cache=True)
+def _tile_portable_one(
+    x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+):
+    _portable(
+        1, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
+    )
+
+
 tile = _tile_simd if _MADD else _tile_portable
+tile_one = _tile_simd_one if _MADD else _tile_portable_one
 
 
 @njit(inline="always", cache=True)
 def gemm_rows(x, kp, rows, w, blocks, acc):
-    """acc[r, :] += x[r, :] @ W for r < rows (rounded up to PX). x, acc flat: x [rows_p, kp], acc
-    [rows_p, blocks*OCB]; kp a multiple of the k group (2 for int16 x, 4 for uint8 x)."""
+    """acc[r, :] = x[r, :] @ W for r < rows. x, acc flat: x [rows, kp], acc [rows, blocks*OCB];
+    kp a multiple of the k group (2 for int16 x, 4 for uint8 x). Rows go PX at a time, the
+    rest one by one."""
     width = blocks * OCB
-    group = 4 // x.itemsize
-    for t in range(0, rows, PX):
+    ksteps = kp // (4 // x.itemsize)
+    full = rows // PX * PX
+    for t in range(0, full, PX):
         for b in range(blocks):
-            tile(x, t * kp, kp, w, b * kp * OCB, kp // group, 1, 0, 0, True, acc, t * width + b * OCB, width)
+            tile(x, t * kp, kp, w, b * kp * OCB, ksteps, 1, 0, 0, False, acc, t * width + b * OCB, width)
+    for t in range(full, rows):
+        for b in range(blocks):
+            tile_one(x, t * kp, kp, w, b * kp * OCB, ksteps, 1, 0, 0, False, acc, t * width + b * OCB, width)

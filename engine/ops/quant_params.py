@@ -71,3 +71,8 @@ def bias_vector(op: Op, bias: Tensor | None, value: np.ndarray | None, channels:
         op, value.size == channels, f"{bias.describe()}: {value.size} values for {channels} output channels"
     )
     return value.reshape(channels).astype(np.int32)
+
+
+def wrap_int32(v: np.ndarray) -> np.ndarray:
+    """int64 -> int32 with C's wrap-around: the reference accumulates in int32."""
+    return v.astype(np.uint64).astype(np.uint32).view(np.int32)
