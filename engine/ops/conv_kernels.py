@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from .gemm import OCB, PX, gemm_rows, tile
 from .kernel import kernel
-from .requantize import requantize_pixels, requantize_row
+from .requantize import requantize_pixels
 
 
 @kernel
@@ -166,57 +166,6 @@ def window_sum(xf, start, row_stride, c, kh, kw, dh, dw):
             for j in range(c):
                 s += np.int32(xf[base + j])
     return s
-
-
-@kernel
-def depthwise_conv2d(xp, w, table, out_zp, lo, hi, sh, sw, dh, dw, out):
-    """xp: padded int16 [N, Hp, Wp, OC] (channels already repeated for the depth multiplier);
-    w: int16 [kh, kw, OC]; out: [N, OH, OW, OC]. One output row per task, accumulated tap by tap
-    so that the inner loop runs over contiguous channels. table (requantize.params) is tiled to a
-    whole output row (ow * oc) so that one requantization loop covers it."""
-    n, oh, ow, oc = out.shape
-    kh, kw = w.shape[0], w.shape[1]
-    for i in prange(n * oh):
-        b = i // oh
-        oy = i % oh
-        acc = np.empty((ow, oc), np.int32)
-        acc[:] = 0
-        for ky in range(kh):
-            iy = oy * sh + ky * dh
-            for kx in range(kw):
-                for ox in range(ow):
-                    ix = ox * sw + kx * dw
-                    for o in range(oc):
-                        acc[ox, o] += np.int32(xp[b, iy, ix, o]) * np.int32(w[ky, kx, o])
-        requantize_row(acc.reshape(-1), table, out_zp, lo, hi, out[b, oy].reshape(-1))
-
-
-@kernel
-def depthwise_conv3x3(xp, w, table, out_zp, lo, hi, sh, sw, dh, dw, out):
-    """depthwise_conv2d for the common 3x3 filter: the nine taps unrolled, so that each channel's
-    sum stays in a register instead of going through memory nine times. table (requantize.params)
-    is tiled to a whole output row (ow * oc)."""
-    n, oh, ow, oc = out.shape
-    for i in prange(n * oh):
-        b = i // oh
-        oy = i % oh
-        y0, y1, y2 = oy * sh, oy * sh + dh, oy * sh + 2 * dh
-        acc = np.empty(ow * oc, np.int32)  # storing to int32 lets LLVM keep the sums in 32 bits
-        for ox in range(ow):
-            x0, x1, x2 = ox * sw, ox * sw + dw, ox * sw + 2 * dw
-            for o in range(oc):
-                acc[ox * oc + o] = (
-                    np.int32(xp[b, y0, x0, o]) * np.int32(w[0, 0, o])
-                    + np.int32(xp[b, y0, x1, o]) * np.int32(w[0, 1, o])
-                    + np.int32(xp[b, y0, x2, o]) * np.int32(w[0, 2, o])
-                    + np.int32(xp[b, y1, x0, o]) * np.int32(w[1, 0, o])
-                    + np.int32(xp[b, y1, x1, o]) * np.int32(w[1, 1, o])
-                    + np.int32(xp[b, y1, x2, o]) * np.int32(w[1, 2, o])
-                    + np.int32(xp[b, y2, x0, o]) * np.int32(w[2, 0, o])
-                    + np.int32(xp[b, y2, x1, o]) * np.int32(w[2, 1, o])
-                    + np.int32(xp[b, y2, x2, o]) * np.int32(w[2, 2, o])
-                )
-        requantize_row(acc, table, out_zp, lo, hi, out[b, oy].reshape(-1))
 
 
 @njit(inline="always", cache=True)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from . import conv_kernels as K
+from . import depthwise_kernel as D
 from . import requantize
 from .common import (
     Prepared,
@@ -21,7 +22,7 @@ from .common import (
     window,
 )
 from .conv2d import gemm_conv
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -54,20 +55,42 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             fused_activation(op, out),
             win,
         )
-    # per-channel constants repeated along an output row: the kernel requantizes a row in one loop
-    table = np.tile(requantize.params(bias_q, mult, shift), ow)
+    # uint8 input u (see depthwise_kernel), channels padded to whole vectors
+    u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
+    cp = -(-oc // D.LANES) * D.LANES
+    taps = np.zeros((kh, kw, cp), np.int16)
+    taps[:, :, :oc] = weights
+    bias_q = wrap_int32(bias_q.astype(np.int64) - u_zp * weights.astype(np.int64).sum(axis=(0, 1)))
+    table = requantize.params(bias_q, mult, shift)
     lo, hi = fused_activation(op, out)
     pad_input = K.pad_input.pick(n * h * w * oc)
-    delta = np.int16(-in_zp)
-
-    chosen = K.depthwise_conv3x3 if (kh, kw) == (3, 3) else K.depthwise_conv2d
-    depthwise_conv2d = chosen.pick(
-        (n * oh * ow * oc * kh * kw) // 16
-    )  # MACs are cheaper than elementwise steps
+    delta, fill = np.int16(u_zp - in_zp), np.int16(u_zp)
+    depthwise_conv2d = D.depthwise_conv2d.pick((n * oh * ow * oc * kh * kw) // 16)  # MACs are cheap
+    padded_size = n * win.hp * win.wp * cp
+    slack = (D.DPX * win.sw + 1) * cp + 64  # a step's pixels beyond the last row's end
 
     def run(ins, outs, scratch):
-        padded = scratch[0]
-        pad_input(ins[0], delta, np.int16(0), win.top, win.left, dm, padded)
-        depthwise_conv2d(padded, weights, table, out_zp, lo, hi, win.sh, win.sw, win.dh, win.dw, outs[0])
+        flat = scratch[0]
+        pad_input(
+            ins[0], delta, fill, win.top, win.left, dm, flat[:padded_size].reshape(n, win.hp, win.wp, cp)
+        )
+        depthwise_conv2d(
+            flat,
+            win.hp,
+            win.wp,
+            cp,
+            taps,
+            kh,
+            kw,
+            table,
+            out_zp,
+            lo,
+            hi,
+            win.sh,
+            win.sw,
+            win.dh,
+            win.dw,
+            outs[0],
+        )
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((n, win.hp, win.wp, oc), np.int16)])
+    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.uint8)])
