@@ -79,6 +79,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
     chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
     delta, fill = np.int16(delta), np.int16(fill)
+    fused = gemm.FUSED and runs == 1  # one GEMM call covers the whole filter: requantize in registers
     table = requantize.params(bias, mult, shift)
     # uint8 data without padding: the GEMM reads the input itself
     in_place = data_type == np.uint8 and delta == 0 and (win.hp, win.wp) == (h, w)
@@ -99,6 +100,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
             blocks,
             runs,
             run_len,
+            fused,
             d,
             sum_lane,
             table,

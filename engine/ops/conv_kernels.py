@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .gemm import OCB, PX, gemm_rows, tile
+from .gemm import OCB, PX, gemm_rows, tile, tile_requantize
 from .kernel import kernel
 from .requantize import requantize_pixels
 
@@ -57,6 +57,7 @@ def conv2d(
     blocks,
     runs,
     run_len,
+    fused,
     d,
     sum_lane,
     table,
@@ -86,7 +87,7 @@ def conv2d(
     The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
     a column of ones there), else window_sum does.
     """
-    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
+    n, oh, ow, oc = out.shape
     rows = -(-ow // PX) * PX
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
@@ -98,13 +99,41 @@ def conv2d(
     extent = (PX - 1) * sw * c + (per_call - 1) * x_run + run_len  # read from a tile's start
     tasks = n * oh
     chunks = min(tasks, chunks)
+    flat = out.reshape(-1)
     for chunk in prange(chunks):
         acc = np.empty(rows * width, np.int32)
-        offsets = np.zeros(ow, np.int32)
+        offsets = np.zeros(rows, np.int32)
         edge = np.zeros(extent, xf.dtype)
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             b = i // oh
             oy = i % oh
+            if d != 0 and sum_lane < 0:
+                for ox in range(ow):
+                    start = ((b * hp + oy * sh) * wp + ox * sw) * c
+                    offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
+            if fused:
+                row = (b * oh + oy) * ow
+                base = ((b * hp + oy * sh) * wp) * c
+                for blk in range(blocks - 1, -1, -1):  # the block with the sum lane first
+                    ch = blk * OCB
+                    lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
+                    for t in range(0, ow, PX):
+                        start = base + t * sw * c
+                        if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                            tile_requantize(
+                                xf, start, sw * c, w, blk * block_size, ksteps, per_call, x_run, blocks * block_size,
+                                table, ch, min(OCB, oc - ch), lane, d, offsets, t, min(PX, ow - t),
+                                flat, (row + t) * oc + ch, oc, out_zp, lo, hi,
+                            )  # fmt: skip
+                        else:
+                            edge[: xf.size - start] = xf[start:]
+                            edge[xf.size - start :] = 0
+                            tile_requantize(
+                                edge, 0, sw * c, w, blk * block_size, ksteps, per_call, x_run, blocks * block_size,
+                                table, ch, min(OCB, oc - ch), lane, d, offsets, t, min(PX, ow - t),
+                                flat, (row + t) * oc + ch, oc, out_zp, lo, hi,
+                            )  # fmt: skip
+                continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
                 run_w = call * per_call * blocks * block_size
@@ -146,13 +175,9 @@ def conv2d(
                                 t * width + blk * OCB,
                                 width,
                             )
-            if d != 0:
+            if d != 0 and sum_lane >= 0:
                 for ox in range(ow):
-                    if sum_lane >= 0:
-                        offsets[ox] = d * acc[ox * width + sum_lane]
-                    else:
-                        start = ((b * hp + oy * sh) * wp + ox * sw) * c
-                        offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
+                    offsets[ox] = d * acc[ox * width + sum_lane]
             requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out[b, oy])
 
 

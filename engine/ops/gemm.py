@@ -22,6 +22,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .requantize import BIAS, VectorIR
+
 _FEATURES = llvm.get_host_cpu_features()
 if _FEATURES.get("avx512bw"):
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -33,6 +35,7 @@ OCB = VEC  # output channels per packed block: two vectors of VEC/2 int32 lanes
 PX = 4  # pixels per tile
 # uint8 x int8 products (vpdpbusd); a module flag so that tests can run the int16 path too
 VNNI = bool(_MADD and _FEATURES.get("avx512vnni"))
+FUSED = VEC == 32  # tile_requantize: AVX-512 (the requantization works on 16 int32 lanes)
 
 
 def pack_weights(w: np.ndarray, group: int = 2) -> np.ndarray:
@@ -55,8 +58,61 @@ def _data_ptr(context, builder, aryty, ary, bits):
     return builder.bitcast(a.data, ir.IntType(bits).as_pointer())
 
 
+def _mac_loop(
+    context, builder, px, u8, xty, xa, xoff, xstride, wty, wa, woff, ksteps, runs, xrun, wrun, start
+):
+    """The multiply-accumulate loops of a tile: returns the px x 2 sum vectors (alloca'd), begun
+    from `start` ([px][2] vectors)."""
+    i32 = ir.IntType(32)
+    vi32 = ir.VectorType(i32, VEC // 2)
+    elem = ir.IntType(8 if u8 else 16)
+    group = 4 if u8 else 2  # k values per 32-bit lane
+    if u8:
+        dot = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
+        )
+    else:
+        vi16 = ir.VectorType(ir.IntType(16), VEC)
+        madd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD)
+    intp = xoff.type
+
+    def const(v):
+        return ir.Constant(intp, v)
+
+    def multiply_add(total, xs, wv):
+        if u8:
+            return builder.call(dot, [total, xs, wv])
+        return builder.add(total, builder.call(madd, [builder.bitcast(xs, vi16), builder.bitcast(wv, vi16)]))
+
+    xp = _data_ptr(context, builder, xty, xa, elem.width)
+    wp = _data_ptr(context, builder, wty, wa, elem.width)
+    accs = [[cgutils.alloca_once_value(builder, v) for v in pixel] for pixel in start]
+    with cgutils.for_range(builder, runs) as run:
+        xr = builder.gep(xp, [builder.add(xoff, builder.mul(run.index, xrun))])
+        wbase = builder.gep(wp, [builder.add(woff, builder.mul(run.index, wrun))])
+        xrows = [builder.gep(xr, [builder.mul(xstride, const(p))]) for p in range(px)]
+        with cgutils.for_range(builder, ksteps) as loop:
+            kk = loop.index
+            wk = builder.gep(wbase, [builder.mul(kk, const(group * OCB))])
+            wv = [
+                builder.load(
+                    builder.bitcast(builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()),
+                    align=1,
+                )
+                for v in range(2)
+            ]
+            at = builder.mul(kk, const(group))
+            for p in range(px):
+                lane = builder.load(builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1)
+                one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
+                xs = builder.shuffle_vector(one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2)))
+                for v in range(2):
+                    builder.store(multiply_add(builder.load(accs[p][v]), xs, wv[v]), accs[p][v])
+    return [[builder.load(q) for q in pixel] for pixel in accs]
+
+
 def _make_tile(px: int):
-    """The micro-kernel for tiles of px pixels."""
+    """The micro-kernel for tiles of px pixels, the sums stored to acc."""
 
     @intrinsic
     def tile(
@@ -75,91 +131,214 @@ def _make_tile(px: int):
         acc_off,
         acc_stride,
     ):
-        """The micro-kernel: for the px pixels p and the OCB channels j of one packed block,
+        """For the px pixels p and the OCB channels j of one packed block,
             acc[acc_off + p*acc_stride + j] (+)= sum over runs r, k < group*ksteps of
                 x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
         starting from acc's values if accumulate, else from zero. The sums stay in registers
         across runs (a convolution's filter rows), so acc is written once."""
         i = types.intp
         sig = types.void(x, i, i, w, i, i, i, i, i, types.boolean, acc, i, i)
-        u8 = x.dtype == types.uint8
 
         def codegen(context, builder, signature, args):
             xa, xoff, xstride, wa, woff, ksteps_, runs_, xrun, wrun, accumulate_, aa, aoff, astride = args
-            i32 = ir.IntType(32)
-            vi32 = ir.VectorType(i32, VEC // 2)
-            elem = ir.IntType(8 if u8 else 16)
-            group = 4 if u8 else 2  # k values per 32-bit lane
-            if u8:
-                dot = cgutils.get_or_insert_function(
-                    builder.module, ir.FunctionType(vi32, [vi32, vi32, vi32]), "llvm.x86.avx512.vpdpbusd.512"
-                )
-            else:
-                vi16 = ir.VectorType(ir.IntType(16), VEC)
-                madd = cgutils.get_or_insert_function(
-                    builder.module, ir.FunctionType(vi32, [vi16, vi16]), _MADD
-                )
-            intp = xoff.type
-
-            def const(v):
-                return ir.Constant(intp, v)
-
-            def multiply_add(total, xs, wv):
-                if u8:
-                    return builder.call(dot, [total, xs, wv])
-                return builder.add(
-                    total, builder.call(madd, [builder.bitcast(xs, vi16), builder.bitcast(wv, vi16)])
-                )
-
-            xp = _data_ptr(context, builder, signature.args[0], xa, elem.width)
-            wp = _data_ptr(context, builder, signature.args[3], wa, elem.width)
-            ap = _data_ptr(context, builder, signature.args[10], aa, 32)
+            tys = signature.args
+            vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
+            ap = _data_ptr(context, builder, tys[10], aa, 32)
             zero = ir.Constant(vi32, [0] * (VEC // 2))
-            acc_ptrs, accs = [], []
+            ptrs = []
             for p in range(px):
-                row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, const(p)))])
-                ptrs = [
-                    builder.bitcast(builder.gep(row, [const(v * (VEC // 2))]), vi32.as_pointer())
-                    for v in range(2)
-                ]
-                acc_ptrs.append(ptrs)
-                start = [builder.select(accumulate_, builder.load(q, align=4), zero) for q in ptrs]
-                accs.append([cgutils.alloca_once_value(builder, v) for v in start])
-            with cgutils.for_range(builder, runs_) as run:
-                xr = builder.gep(xp, [builder.add(xoff, builder.mul(run.index, xrun))])
-                wbase = builder.gep(wp, [builder.add(woff, builder.mul(run.index, wrun))])
-                xrows = [builder.gep(xr, [builder.mul(xstride, const(p))]) for p in range(px)]
-                with cgutils.for_range(builder, ksteps_) as loop:
-                    kk = loop.index
-                    wk = builder.gep(wbase, [builder.mul(kk, const(group * OCB))])
-                    wv = [
-                        builder.load(
-                            builder.bitcast(
-                                builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()
-                            ),
-                            align=1,
+                row = builder.gep(ap, [builder.add(aoff, builder.mul(astride, ir.Constant(aoff.type, p)))])
+                ptrs.append(
+                    [
+                        builder.bitcast(
+                            builder.gep(row, [ir.Constant(aoff.type, v * (VEC // 2))]), vi32.as_pointer()
                         )
                         for v in range(2)
                     ]
-                    at = builder.mul(kk, const(group))
-                    for p in range(px):
-                        lane = builder.load(
-                            builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1
-                        )
-                        one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
-                        xs = builder.shuffle_vector(
-                            one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2))
-                        )
-                        for v in range(2):
-                            builder.store(multiply_add(builder.load(accs[p][v]), xs, wv[v]), accs[p][v])
+                )
+            start = [
+                [builder.select(accumulate_, builder.load(q, align=4), zero) for q in pixel] for pixel in ptrs
+            ]
+            sums = _mac_loop(
+                context,
+                builder,
+                px,
+                x.dtype == types.uint8,
+                tys[0],
+                xa,
+                xoff,
+                xstride,
+                tys[3],
+                wa,
+                woff,
+                ksteps_,
+                runs_,
+                xrun,
+                wrun,
+                start,
+            )
             for p in range(px):
                 for v in range(2):
-                    builder.store(builder.load(accs[p][v]), acc_ptrs[p][v], align=4)
+                    builder.store(sums[p][v], ptrs[p][v], align=4)
             return context.get_dummy_value()
 
         return sig, codegen
 
     return tile
+
+
+@intrinsic
+def tile_requantize(
+    typingctx,
+    x,
+    x_off,
+    x_stride,
+    w,
+    w_off,
+    ksteps,
+    runs,
+    x_run,
+    w_run,
+    table,
+    ch,
+    channels,
+    sum_lane,
+    d,
+    offsets,
+    pix,
+    pixels,
+    out,
+    out_off,
+    out_pixel,
+    out_zp,
+    lo,
+    hi,
+):
+    """The micro-kernel (as tile, over all of k) with requantization fused: the PX pixels' sums
+    for channels ch .. ch + channels - 1 (channels <= OCB) go from registers to
+        out[out_off + p*out_pixel + j] = requantize(sum + offsets[pix + p]) (requantize.params
+    table), for the pixels p < pixels only. d != 0 and sum_lane >= 0: lane sum_lane of this block
+    holds each pixel's window sum (a column of ones), and offsets[pix + p] = d * that sum is set
+    first (offsets must have room for whole tiles)."""
+    i = types.intp
+    sig = types.void(
+        x,
+        i,
+        i,
+        w,
+        i,
+        i,
+        i,
+        i,
+        i,
+        table,
+        i,
+        i,
+        i,
+        types.int64,
+        offsets,
+        i,
+        i,
+        out,
+        i,
+        i,
+        types.int64,
+        types.int64,
+        types.int64,
+    )
+
+    def codegen(context, builder, signature, args):
+        (
+            xa,
+            xoff,
+            xstride,
+            wa,
+            woff,
+            ksteps_,
+            runs_,
+            xrun,
+            wrun,
+            table_a,
+            ch_,
+            channels_,
+            sum_lane_,
+            d_,
+            offsets_a,
+            pix_,
+            pixels_,
+            out_a,
+            out_off_,
+            out_pixel_,
+            zp_,
+            lo_,
+            hi_,
+        ) = args
+        tys = signature.args
+        intp = xoff.type
+        vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
+        zero = ir.Constant(vi32, [0] * (VEC // 2))
+        sums = _mac_loop(
+            context,
+            builder,
+            PX,
+            x.dtype == types.uint8,
+            tys[0],
+            xa,
+            xoff,
+            xstride,
+            tys[3],
+            wa,
+            woff,
+            ksteps_,
+            runs_,
+            xrun,
+            wrun,
+            [[zero, zero]] * PX,
+        )
+        v = VectorIR(builder)
+        i32 = v.i32
+        zp, lo, hi = v.broadcast(zp_), v.broadcast(lo_), v.broadcast(hi_)
+        offs = context.make_array(tys[14])(context, builder, offsets_a).data
+        outp = context.make_array(tys[17])(context, builder, out_a).data
+        has_sum = builder.and_(
+            builder.icmp_signed(">=", sum_lane_, ir.Constant(intp, 0)),
+            builder.icmp_signed("!=", d_, ir.Constant(d_.type, 0)),
+        )
+        lane = builder.trunc(builder.srem(sum_lane_, ir.Constant(intp, 16)), i32)
+        upper = builder.icmp_signed(">=", sum_lane_, ir.Constant(intp, 16))
+        offsets = []
+        for p in range(PX):
+            slot = builder.gep(offs, [builder.add(pix_, ir.Constant(intp, p))])
+            with builder.if_then(has_sum, likely=False):
+                total = builder.select(
+                    upper,
+                    builder.extract_element(sums[p][1], lane),
+                    builder.extract_element(sums[p][0], lane),
+                )
+                builder.store(builder.mul(total, builder.trunc(d_, i32)), slot)
+            offsets.append(v.broadcast(builder.load(slot)))
+
+        def requantize_half(k):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
+            mask = v.lanes_below(builder.sub(channels_, ir.Constant(intp, 16 * k)))
+            params = v.params(context, tys[9], table_a, builder.add(ch_, ir.Constant(intp, 16 * k)), mask)
+            for p in range(PX):
+                r = v.requantize(
+                    builder.add(builder.add(sums[p][k], offsets[p]), params[BIAS]), params, zp, lo, hi
+                )
+                at = builder.add(
+                    out_off_,
+                    builder.add(builder.mul(out_pixel_, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)),
+                )
+                inside = builder.icmp_signed("<", ir.Constant(intp, p), pixels_)
+                store_mask = builder.select(inside, mask, ir.Constant(v.vmask, [0] * 16))
+                v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), store_mask)
+
+        requantize_half(0)
+        with builder.if_then(builder.icmp_signed(">", channels_, ir.Constant(intp, 16))):
+            requantize_half(1)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 _tile_simd = _make_tile(PX)

@@ -54,6 +54,99 @@ def _vector_ptr(context, builder, aryty, ary, index, vty):
     return builder.bitcast(builder.gep(a.data, [index]), vty.as_pointer())
 
 
+class VectorIR:
+    """LLVM IR for the requantization of 16 int32 lanes, shared by the intrinsics here and the
+    GEMM's fused epilogue (gemm.py)."""
+
+    def __init__(self, builder):
+        self.b = builder
+        self.i32 = ir.IntType(32)
+        self.v32 = ir.VectorType(self.i32, LANES)
+        self.v64 = ir.VectorType(ir.IntType(64), LANES // 2)
+        self.v8 = ir.VectorType(ir.IntType(8), LANES)
+        self.vmask = ir.VectorType(ir.IntType(1), LANES)
+        module = builder.module
+        self._load = cgutils.get_or_insert_function(
+            module,
+            ir.FunctionType(self.v32, [self.v32.as_pointer(), self.i32, self.vmask, self.v32]),
+            "llvm.masked.load.v16i32.p0",
+        )
+        self._store = cgutils.get_or_insert_function(
+            module,
+            ir.FunctionType(ir.VoidType(), [self.v8, self.v8.as_pointer(), self.i32, self.vmask]),
+            "llvm.masked.store.v16i8.p0",
+        )
+        # a left shift by 32 or more gives 0 here, as in fixedpoint.py (LLVM's shl would be poison)
+        self._sllv = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.v32, [self.v32, self.v32]), "llvm.x86.avx512.psllv.d.512"
+        )
+
+    def splat(self, value: int):
+        return ir.Constant(self.v32, [value] * LANES)
+
+    def broadcast(self, scalar):
+        b = self.b
+        if scalar.type != self.i32:
+            scalar = b.trunc(scalar, self.i32)
+        one = b.insert_element(ir.Constant(self.v32, None), scalar, ir.Constant(self.i32, 0))
+        return b.shuffle_vector(one, ir.Constant(self.v32, None), ir.Constant(self.v32, [0] * LANES))
+
+    def lanes_below(self, count):
+        """The mask of lanes j < count."""
+        return self.b.icmp_signed("<", ir.Constant(self.v32, list(range(LANES))), self.broadcast(count))
+
+    def load(self, ptr, mask):
+        return self.b.call(self._load, [ptr, ir.Constant(self.i32, 4), mask, self.splat(0)])
+
+    def store8(self, v, ptr, mask):
+        self.b.call(self._store, [self.b.trunc(v, self.v8), ptr, ir.Constant(self.i32, 1), mask])
+
+    def requantize(self, x, p, zp, lo, hi):
+        """x: int32 sums with the bias added; p: the params() rows by name (vectors); zp, lo, hi:
+        vectors. Returns clamp(MultiplyByQuantizedMultiplier(x) + zp) in int32 lanes."""
+        b, v64 = self.b, self.v64
+        x = b.call(self._sllv, [x, p[LEFT]])
+
+        def splat64(value):
+            return ir.Constant(v64, [value] * (LANES // 2))
+
+        # SaturatingRoundingDoublingHighMul: (x*m + 2**30) >> 31, on even and odd lanes
+        def high_mul(u, w):  # of the low dwords of each qword, sign-extended: vpmuldq
+            sh = splat64(32)
+            u64, w64 = b.bitcast(u, v64), b.bitcast(w, v64)
+            prod = b.mul(b.ashr(b.shl(u64, sh), sh), b.ashr(b.shl(w64, sh), sh))
+            return b.add(prod, splat64(1 << 30))
+
+        def odd(v):
+            return b.bitcast(b.lshr(b.bitcast(v, v64), splat64(32)), self.v32)
+
+        m = p[MULT]
+        even_q = b.bitcast(b.lshr(high_mul(x, m), splat64(31)), self.v32)
+        odd_q = b.bitcast(b.shl(high_mul(odd(x), odd(m)), splat64(1)), self.v32)
+        q = b.shuffle_vector(
+            even_q, odd_q, ir.Constant(self.v32, [k if k % 2 == 0 else LANES + k for k in range(LANES)])
+        )
+        # RoundingDivideByPOT: (q >> right) + ((q & mask) > half + (q < 0))
+        threshold = b.sub(p[HALF], b.ashr(q, self.splat(31)))
+        up = b.icmp_signed(">", b.and_(q, p[MASK]), threshold)
+        shifted = b.ashr(q, p[RIGHT])
+        r = b.select(up, b.add(shifted, self.splat(1)), shifted)
+        # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
+        r = self.smin(self.smax(r, b.sub(lo, zp)), b.sub(hi, zp))
+        return b.add(r, zp)
+
+    def smax(self, u, w):
+        return self.b.select(self.b.icmp_signed(">", u, w), u, w)
+
+    def smin(self, u, w):
+        return self.b.select(self.b.icmp_signed("<", u, w), u, w)
+
+    def params(self, context, tabty, table, ch, mask) -> dict:
+        """The params() rows for channels ch.. ch+15, as vectors."""
+        rows = (BIAS, MULT, LEFT, RIGHT, MASK, HALF)
+        return {r: self.load(_row_ptr(context, self.b, tabty, table, r, ch, self.v32), mask) for r in rows}
+
+
 @intrinsic
 def _requantize16(typingctx, acc, acc_start, offset, table, ch_start, count, out_zp, lo, hi, out, out_start):
     """out[out_start + j] = requantize(acc[acc_start + j] + offset) with the params() of channel
@@ -63,81 +156,14 @@ def _requantize16(typingctx, acc, acc_start, offset, table, ch_start, count, out
 
     def codegen(context, builder, signature, args):
         acc_a, acc_start_, offset_, table_a, ch_start_, count_, zp_, lo_, hi_, out_a, out_start_ = args
-        i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
-        v32, v64, v8 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES // 2), ir.VectorType(i8, LANES)
-        vmask = ir.VectorType(i1, LANES)
         tys = signature.args
-
-        def splat32(value):
-            return ir.Constant(v32, [value] * LANES)
-
-        def splat64(value):
-            return ir.Constant(v64, [value] * (LANES // 2))
-
-        def broadcast(scalar):
-            one = builder.insert_element(
-                ir.Constant(v32, None), builder.trunc(scalar, i32), ir.Constant(i32, 0)
-            )
-            return builder.shuffle_vector(one, ir.Constant(v32, None), ir.Constant(v32, [0] * LANES))
-
-        mask = builder.icmp_signed("<", ir.Constant(v32, list(range(LANES))), broadcast(count_))
-        masked_load = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(v32, [v32.as_pointer(), i32, vmask, v32]),
-            "llvm.masked.load.v16i32.p0",
-        )
-        masked_store = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [v8, v8.as_pointer(), i32, vmask]),
-            "llvm.masked.store.v16i8.p0",
-        )
-        # a left shift by 32 or more gives 0 here, as in fixedpoint.py (LLVM's shl would be poison)
-        sllv = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v32, [v32, v32]), "llvm.x86.avx512.psllv.d.512"
-        )
-
-        def load(ptr):
-            return builder.call(masked_load, [ptr, ir.Constant(i32, 4), mask, splat32(0)])
-
-        def param(row):
-            return load(_row_ptr(context, builder, tys[3], table_a, row, ch_start_, v32))
-
-        def smax(a, b):
-            return builder.select(builder.icmp_signed(">", a, b), a, b)
-
-        def smin(a, b):
-            return builder.select(builder.icmp_signed("<", a, b), a, b)
-
-        x = load(_vector_ptr(context, builder, tys[0], acc_a, acc_start_, v32))
-        x = builder.add(builder.add(x, broadcast(offset_)), param(BIAS))
-        x = builder.call(sllv, [x, param(LEFT)])
-        m = param(MULT)
-
-        # SaturatingRoundingDoublingHighMul: (x*m + 2**30) >> 31, on even and odd lanes
-        def high_mul(a, b):  # of the low dwords of each qword, sign-extended: vpmuldq
-            a64, b64 = builder.bitcast(a, v64), builder.bitcast(b, v64)
-            sh = splat64(32)
-            prod = builder.mul(builder.ashr(builder.shl(a64, sh), sh), builder.ashr(builder.shl(b64, sh), sh))
-            return builder.add(prod, splat64(1 << 30))
-
-        def odd(v):
-            return builder.bitcast(builder.lshr(builder.bitcast(v, v64), splat64(32)), v32)
-
-        even_q = builder.bitcast(builder.lshr(high_mul(x, m), splat64(31)), v32)
-        odd_q = builder.bitcast(builder.shl(high_mul(odd(x), odd(m)), splat64(1)), v32)
-        q = builder.shuffle_vector(
-            even_q, odd_q, ir.Constant(v32, [k if k % 2 == 0 else LANES + k for k in range(LANES)])
-        )
-        # RoundingDivideByPOT: (q >> right) + ((q & mask) > half + (q < 0))
-        threshold = builder.sub(param(HALF), builder.ashr(q, splat32(31)))
-        up = builder.icmp_signed(">", builder.and_(q, param(MASK)), threshold)
-        shifted = builder.ashr(q, param(RIGHT))
-        r = builder.select(up, builder.add(shifted, splat32(1)), shifted)
-        # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
-        r = smin(smax(r, broadcast(builder.sub(lo_, zp_))), broadcast(builder.sub(hi_, zp_)))
-        r = builder.add(r, broadcast(zp_))
-        out_ptr = _vector_ptr(context, builder, tys[9], out_a, out_start_, v8)
-        builder.call(masked_store, [builder.trunc(r, v8), out_ptr, ir.Constant(i32, 1), mask])
+        v = VectorIR(builder)
+        mask = v.lanes_below(count_)
+        p = v.params(context, tys[3], table_a, ch_start_, mask)
+        x = v.load(_vector_ptr(context, builder, tys[0], acc_a, acc_start_, v.v32), mask)
+        x = builder.add(builder.add(x, v.broadcast(offset_)), p[BIAS])
+        r = v.requantize(x, p, v.broadcast(zp_), v.broadcast(lo_), v.broadcast(hi_))
+        v.store8(r, _vector_ptr(context, builder, tys[9], out_a, out_start_, v.v8), mask)
         return context.get_dummy_value()
 
     return sig, codegen
