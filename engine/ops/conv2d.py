@@ -14,7 +14,7 @@ from .common import (
     require,
     window,
 )
-from .gemm import OCB, pack_weights, padded_channels
+from .gemm import OCB, PX, pack_weights, padded_channels
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
 
 
@@ -83,14 +83,25 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     table = requantize.params(bias, mult, shift)
     # uint8 data without padding: the GEMM reads the input itself
     in_place = data_type == np.uint8 and delta == 0 and (win.hp, win.wp) == (h, w)
-    scratch = [] if in_place else [((n, win.hp, win.wp, c), data_type)]
+    # each thread's accumulators, offsets and copy of a tile's input near the end (see K.conv2d)
+    threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
+    rows = -(-ow // PX) * PX
+    x_run = win.dh * win.wp * c if runs == 1 else win.dw * c
+    extent = (PX - 1) * win.sw * c + ((kh if runs == 1 else kw) - 1) * x_run + run_len
+    scratch = [
+        ((threads, rows * blocks * OCB), np.int32),
+        ((threads, rows), np.int32),
+        ((threads, extent), data_type),
+    ]
+    if not in_place:
+        scratch.append(((n, win.hp, win.wp, c), data_type))
 
-    def run(ins, outs, scratch=None):
+    def run(ins, outs, scratch):
         if in_place:
             flat = ins[0].reshape(-1)
         else:
-            pad_input(ins[0], delta, fill, win.top, win.left, 1, scratch[0])
-            flat = scratch[0].reshape(-1)
+            pad_input(ins[0], delta, fill, win.top, win.left, 1, scratch[3])
+            flat = scratch[3].reshape(-1)
         conv(
             flat,
             win.hp,
@@ -114,6 +125,9 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
             win.dh,
             win.dw,
             chunks,
+            scratch[0],
+            scratch[1],
+            scratch[2],
             outs[0],
         )
 

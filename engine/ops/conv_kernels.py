@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -71,6 +72,9 @@ def conv2d(
     dh,
     dw,
     chunks,
+    accs,
+    all_offsets,
+    edges,
     out,
 ):
     """Convolution on the GEMM, reading the padded input in place (no im2col).
@@ -86,9 +90,11 @@ def conv2d(
     d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
     The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
     a column of ones there), else window_sum does.
+    fused: requantize in the micro-kernel (tile_requantize; the filter must not be dilated along x).
+    accs [threads, rows * width], all_offsets [threads, rows], edges [threads, extent]: each
+    thread's scratch (see gemm_conv), from the plan: allocating here costs more than small tasks.
     """
     n, oh, ow, oc = out.shape
-    rows = -(-ow // PX) * PX
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
     block_size = run_len * OCB
@@ -96,14 +102,14 @@ def conv2d(
         calls, per_call, x_run = 1, kh, dh * wp * c
     else:  # dilated along x: a call per filter row, its kw taps dw pixels apart
         calls, per_call, x_run = kh, kw, dw * c
-    extent = (PX - 1) * sw * c + (per_call - 1) * x_run + run_len  # read from a tile's start
+    extent = edges.shape[1]
     tasks = n * oh
     chunks = min(tasks, chunks)
     flat = out.reshape(-1)
     for chunk in prange(chunks):
-        acc = np.empty(rows * width, np.int32)
-        offsets = np.zeros(rows, np.int32)
-        edge = np.zeros(extent, xf.dtype)
+        thread = numba.get_thread_id()
+        acc, offsets, edge = accs[thread], all_offsets[thread], edges[thread]
+        offsets[:] = 0
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             b = i // oh
             oy = i % oh

@@ -8,6 +8,7 @@ those, the engine accepts them since the channel is the same dimension either wa
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..graph import Graph, Op
@@ -66,7 +67,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     pad_input = K.pad_input.pick(n * h * w * oc)
     delta, fill = np.int16(u_zp - in_zp), np.int16(u_zp)
     depthwise_conv2d = D.depthwise_conv2d.pick((n * oh * ow * oc * kh * kw) // 16)  # MACs are cheap
+    chunks = 1 if depthwise_conv2d is D.depthwise_conv2d.serial else 32 * numba.get_num_threads()
     padded_size = n * win.hp * win.wp * cp
+    offsets = np.zeros(ow, np.int32)  # none: the zero point is in the bias
     slack = (D.DPX * win.sw + 1) * cp + 64  # a step's pixels beyond the last row's end
 
     def run(ins, outs, scratch):
@@ -90,7 +93,12 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             win.sw,
             win.dh,
             win.dw,
+            chunks,
+            scratch[1],
+            offsets,
             outs[0],
         )
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.uint8)])
+    # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
+    sums = ((numba.config.NUMBA_NUM_THREADS, -(-ow // D.DPX) * D.DPX * cp), np.int32)
+    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.uint8), sums])

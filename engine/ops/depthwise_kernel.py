@@ -10,6 +10,7 @@ u_zp * sum(w'), that prepare folds into the bias (padding holds u_zp, which adds
 from __future__ import annotations
 
 import llvmlite.binding as llvm
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -84,33 +85,38 @@ tile = _tile if SIMD else _tile_portable
 
 
 @kernel
-def depthwise_conv2d(xf, hp, wp, cp, w, kh, kw, table, out_zp, lo, hi, sh, sw, dh, dw, out):
+def depthwise_conv2d(
+    xf, hp, wp, cp, w, kh, kw, table, out_zp, lo, hi, sh, sw, dh, dw, chunks, accs, offsets, out
+):
     """xf: the padded input [N, Hp, Wp, CP] flattened (CP a multiple of 16, output channel o at
     index o), followed by slack for the pixels a step computes beyond a row's end;
-    w: int16 [kh, kw, CP]; out: [N, OH, OW, OC]; table: requantize.params per channel."""
+    w: int16 [kh, kw, CP]; out: [N, OH, OW, OC]; table: requantize.params per channel.
+    The output rows go to `chunks` tasks. accs [threads, DPX-rounded ow * CP]: each thread's sums,
+    from the plan (allocating here costs more than small tasks); offsets: ow zeros."""
     n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
-    pixels = -(-ow // DPX) * DPX
-    for i in prange(n * oh):
-        b = i // oh
-        oy = i % oh
-        acc = np.empty(pixels * cp, np.int32)
-        offsets = np.zeros(ow, np.int32)
-        base = ((b * hp + oy * sh) * wp) * cp
-        for cb in range(0, cp, LANES):
-            for t in range(0, ow, DPX):
-                tile(
-                    xf,
-                    base + t * sw * cp + cb,
-                    sw * cp,
-                    dh * wp * cp,
-                    dw * cp,
-                    w,
-                    cb,
-                    cp,
-                    kh,
-                    kw,
-                    acc,
-                    t * cp + cb,
-                    cp,
-                )
-        requantize_pixels(acc, cp, offsets, table, out_zp, lo, hi, out[b, oy])
+    tasks = n * oh
+    chunks = min(tasks, chunks)
+    for chunk in prange(chunks):
+        acc = accs[numba.get_thread_id()]
+        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            b = i // oh
+            oy = i % oh
+            base = ((b * hp + oy * sh) * wp) * cp
+            for cb in range(0, cp, LANES):
+                for t in range(0, ow, DPX):
+                    tile(
+                        xf,
+                        base + t * sw * cp + cb,
+                        sw * cp,
+                        dh * wp * cp,
+                        dw * cp,
+                        w,
+                        cb,
+                        cp,
+                        kh,
+                        kw,
+                        acc,
+                        t * cp + cb,
+                        cp,
+                    )
+            requantize_pixels(acc, cp, offsets, table, out_zp, lo, hi, out[b, oy])
