@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from types import FunctionType
 
+import numba
 from numba import njit
 
+# Launches Numba's threading layer now: kernels index per-thread scratch by numba.get_thread_id(),
+# which calls into that layer (a null pointer before it runs), in serial builds too.
+numba.get_num_threads()
 # elements (or multiply-accumulates / 16) below which a serial run beats waking the threads
 PARALLEL_MIN_WORK = 1 << 16
 
