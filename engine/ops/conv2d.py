@@ -100,8 +100,10 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
         if in_place:
             flat = ins[0].reshape(-1)
         else:
-            pad_input(ins[0], delta, fill, win.top, win.left, 1, scratch[3])
             flat = scratch[3].reshape(-1)
+            pad_input(
+                ins[0].reshape(-1), n, h, w, c, delta, fill, win.top, win.left, 1, flat, win.hp, win.wp, c
+            )
         conv(
             flat,
             win.hp,

@@ -75,7 +75,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     def run(ins, outs, scratch):
         flat = scratch[0]
         pad_input(
-            ins[0], delta, fill, win.top, win.left, dm, flat[:padded_size].reshape(n, win.hp, win.wp, cp)
+            ins[0].reshape(-1), n, h, w, c, delta, fill, win.top, win.left, dm, flat, win.hp, win.wp, cp
         )
         depthwise_conv2d(
             flat,
