@@ -203,8 +203,9 @@ def window_sum(xf, start, row_stride, c, kh, kw, dh, dw):
     for ky in range(kh):
         for kx in range(kw):
             base = start + ky * dh * row_stride + kx * dw * c
+            values = xf[base : base + c]  # indexed from 0: see pad_input
             for j in range(c):
-                s += np.int32(xf[base + j])
+                s += np.int32(values[j])
     return s
 
 
