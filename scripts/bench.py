@@ -128,6 +128,31 @@ def int8_peak_gmacs(threads: int) -> float:
     return threads * 128 * mhz / 1e3
 
 
+def micro_kernel_ceiling_gmacs() -> float:
+    """What the engine's GEMM micro-kernel sustains on one thread with its data in L1 (4 pixels x
+    32 channels, k = 1024): the ceiling of any convolution here, measured rather than assumed."""
+    from numba import njit
+
+    from engine.ops.gemm import OCB, PX, VNNI, pack_weights, tile
+
+    k, group = 1024, 4 if VNNI else 2
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 128, PX * k + 64).astype(np.uint8 if VNNI else np.int16)
+    w = pack_weights(rng.integers(-100, 100, (OCB, k)), group)
+    acc = np.zeros(PX * OCB, np.int32)
+
+    @njit
+    def loop(reps, x, w, acc):
+        for _ in range(reps):
+            tile(x, 0, k, w, 0, k // group, 1, 0, 0, True, acc, 0, OCB)
+
+    loop(1, x, w, acc)
+    reps = 5000
+    t = time.perf_counter()
+    loop(reps, x, w, acc)
+    return reps * PX * OCB * k / (time.perf_counter() - t) / 1e9
+
+
 def load_to_first_result(reg_name: str, cold: bool) -> float:
     """Seconds from `import engine` + load to the first result, in a fresh process."""
     code = (
@@ -205,6 +230,9 @@ def main(argv=None) -> int:
     print("\nengine fraction of the int8 VNNI peak:")
     for r in results:
         print(f"  {r['case']:<16} {r['threads']}t  {100 * r['engine_fraction_of_int8_peak']:.1f} %")
+    ceiling = micro_kernel_ceiling_gmacs()
+    report["micro_kernel_ceiling_gmacs_per_thread"] = ceiling
+    print(f"GEMM micro-kernel ceiling, one thread, data in L1: {ceiling:.0f} G multiply-accumulates/s")
     if not args.no_load_time:
         warm = load_to_first_result("ssd_mobilenet_v1", cold=False)
         cold = load_to_first_result("ssd_mobilenet_v1", cold=True)

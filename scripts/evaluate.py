@@ -90,7 +90,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
         raise InputError(f"{path}: not an IDX file with magic number {magic}")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
         raise InputError(f"{path}: {body.size} bytes of data for dimensions {dims}")
@@ -117,9 +117,9 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
     with _bar(n, "mnist") as bar:
         for s in range(0, n, bs):
             t = time.perf_counter()
-            (y,) = m.run(x_all[s: s + bs])
+            (y,) = m.run(x_all[s : s + bs])
             infer += time.perf_counter() - t
-            outputs[s: s + bs] = y
+            outputs[s : s + bs] = y
             bar.update(len(y))
     pred = outputs.reshape(n, -1).argmax(axis=1)
     accuracy = float(np.mean(pred == labels))
@@ -135,12 +135,14 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
         "checks": {},
     }
     if n == 10000:
-        report["checks"]["accuracy_equals_reference_98.80"] = bool(round(accuracy, 4) == MNIST_REFERENCE_ACCURACY)
+        report["checks"]["accuracy_equals_reference_98.80"] = bool(
+            round(accuracy, 4) == MNIST_REFERENCE_ACCURACY
+        )
     if args.compare_litert:
         oracle = _oracle()
         path = cache.path(entry.file)
         ref_bs = 1000
-        runs = [[x_all[s: s + ref_bs]] for s in range(0, n, ref_bs)]
+        runs = [[x_all[s : s + ref_bs]] for s in range(0, n, ref_bs)]
         t = time.perf_counter()
         refs = oracle.reference_run_many(path, runs, preserve_all=False)
         ref_out = np.concatenate([r["outputs"][0] for r in refs]).reshape(outputs.shape)
@@ -150,7 +152,12 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
             "seconds": time.perf_counter() - t,
             "accuracy": float(np.mean(ref_out.reshape(n, -1).argmax(axis=1) == labels)),
             "differing_images": [
-                {"index": int(i), "label": int(labels[i]), "engine": outputs[i].tolist(), "reference": ref_out[i].tolist()}
+                {
+                    "index": int(i),
+                    "label": int(labels[i]),
+                    "engine": outputs[i].tolist(),
+                    "reference": ref_out[i].tolist(),
+                }
                 for i in differ
             ],
         }
@@ -173,8 +180,15 @@ def plot_confusion(confusion: np.ndarray, accuracy: float, path: Path) -> Path:
         for p in range(10):
             v = confusion[t, p]
             if v:
-                ax.text(p, t, str(v), ha="center", va="center", fontsize=8,
-                        color="white" if shown[t, p] > shown.max() * 0.6 else "black")
+                ax.text(
+                    p,
+                    t,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shown[t, p] > shown.max() * 0.6 else "black",
+                )
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted")
@@ -218,12 +232,22 @@ def ssd(args, cache: registry.Cache, out_dir: Path) -> dict:
         cands = [(postprocess.iou(box, f.box), f) for f in found if f.label == label]
         best = max(cands, key=lambda c: (c[0], -abs(c[1].score - score)), default=(0.0, None))
         ok = best[1] is not None and best[0] >= SSD_IOU and abs(best[1].score - score) <= SSD_SCORE_TOL
-        golden.append({"label": label, "expected_box": list(box), "expected_score": score, "ok": bool(ok),
-                       "iou": best[0], "score": best[1].score if best[1] else None})
+        golden.append(
+            {
+                "label": label,
+                "expected_box": list(box),
+                "expected_score": score,
+                "ok": bool(ok),
+                "iou": best[0],
+                "score": best[1].score if best[1] else None,
+            }
+        )
     notes = []
     for label, box, score in SSD_REFERENCE:
-        hit = any(f.label == label and f.score == score and max(abs(a - b) for a, b in zip(f.box, box)) <= 0.051
-                  for f in found)
+        hit = any(
+            f.label == label and f.score == score and max(abs(a - b) for a, b in zip(f.box, box)) <= 0.051
+            for f in found
+        )
         notes.append({"label": label, "box": list(box), "score": score, "ok": bool(hit)})
     report = {
         "image": str(d / "table.jpg"),
@@ -238,8 +262,11 @@ def ssd(args, cache: registry.Cache, out_dir: Path) -> dict:
     }
     if args.compare_litert:
         ref = _oracle().reference_run(cache.path(entry.file), [x], preserve_all=False)
-        diffs = [k for k, (a, b) in enumerate(zip(outputs, ref["outputs"]))
-                 if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b)]
+        diffs = [
+            k
+            for k, (a, b) in enumerate(zip(outputs, ref["outputs"]))
+            if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b)
+        ]
         report["reference"] = {"kernels": "LiteRT BUILTIN_REF", "differing_outputs": diffs}
         report["checks"]["outputs_equal_reference"] = not diffs
     if not args.no_plots:
@@ -266,9 +293,17 @@ def person(args, cache: registry.Cache, out_dir: Path) -> dict:
     for n, out in zip(names, y):
         (best,) = postprocess.top_k(out[None], m.outputs[0], res.labels, 1)[0]
         label, want = PERSON_EXPECTED[n]
-        rows.append({"image": n, "label": best.label, "score": best.score, "output": out.tolist(),
-                     "expected_label": label, "expected_output": want,
-                     "ok": bool(best.label == label and out.tolist() == want)})
+        rows.append(
+            {
+                "image": n,
+                "label": best.label,
+                "score": best.score,
+                "output": out.tolist(),
+                "expected_label": label,
+                "expected_output": want,
+                "ok": bool(best.label == label and out.tolist() == want),
+            }
+        )
     report = {"images": rows, "checks": {"labels_and_outputs_as_tflite_micro": all(r["ok"] for r in rows)}}
     if args.compare_litert:  # LiteRT cannot load this model: TFLite Micro is the reference here
         oracle = _oracle()
@@ -312,24 +347,34 @@ def summary(name: str, r: dict) -> str:
     lines = []
     if name == "mnist":
         ips = f"{r['images_per_s']:.0f} images/s" if r["images_per_s"] else ""
-        lines.append(f"mnist: top-1 {r['accuracy'] * 100:.2f} % ({r['correct']}/{r['images']}), {ips}, batch {r['batch']}")
+        lines.append(
+            f"mnist: top-1 {r['accuracy'] * 100:.2f} % ({r['correct']}/{r['images']}), {ips}, batch {r['batch']}"
+        )
         if "reference" in r:
             diff = r["reference"]["differing_images"]
-            lines.append(f"  reference kernels: top-1 {r['reference']['accuracy'] * 100:.2f} %, "
-                         f"{len(diff)} image(s) with different outputs"
-                         + (f": {[e['index'] for e in diff[:20]]}" if diff else ""))
+            lines.append(
+                f"  reference kernels: top-1 {r['reference']['accuracy'] * 100:.2f} %, "
+                f"{len(diff)} image(s) with different outputs"
+                + (f": {[e['index'] for e in diff[:20]]}" if diff else "")
+            )
     elif name == "ssd":
         lines.append(f"ssd: {len(r['detections'])} detections on table.jpg, {r['ms_per_image']:.1f} ms")
         for g in r["golden"]:
             score = f"{g['score']:.3f}" if g["score"] is not None else "-"
-            lines.append(f"  golden {g['label']:<14} iou {g['iou']:.3f} score {score} "
-                         f"(expected {g['expected_score']:.3f}) {'ok' if g['ok'] else 'FAIL'}")
+            lines.append(
+                f"  golden {g['label']:<14} iou {g['iou']:.3f} score {score} "
+                f"(expected {g['expected_score']:.3f}) {'ok' if g['ok'] else 'FAIL'}"
+            )
         if "reference" in r:
-            lines.append(f"  reference kernels: outputs differ: {r['reference']['differing_outputs'] or 'none'}")
+            lines.append(
+                f"  reference kernels: outputs differ: {r['reference']['differing_outputs'] or 'none'}"
+            )
     else:
         for row in r["images"]:
-            lines.append(f"person: {row['image']}: {row['label']} {row['output']} "
-                         f"(expected {row['expected_label']} {row['expected_output']}) {'ok' if row['ok'] else 'FAIL'}")
+            lines.append(
+                f"person: {row['image']}: {row['label']} {row['output']} "
+                f"(expected {row['expected_label']} {row['expected_output']}) {'ok' if row['ok'] else 'FAIL'}"
+            )
         if "reference" in r:
             lines.append(f"  TFLite Micro: differing images: {r['reference']['differing_images'] or 'none'}")
     failed = [k for k, v in r["checks"].items() if not v]
@@ -339,14 +384,24 @@ def summary(name: str, r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", choices=["mnist", "ssd", "person", "all"], default="all")
     p.add_argument("--limit", type=int, metavar="N", help="MNIST: only the first N test images")
-    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default: $SHARED_DIR/data or ../shared/data")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="default: $SHARED_DIR/data or ../shared/data",
+    )
     p.add_argument("--batch", type=int, default=256, metavar="N", help="MNIST images per run (default 256)")
     p.add_argument("--threads", type=int, metavar="N", help="Numba threads (default: all cores)")
-    p.add_argument("--compare-litert", action="store_true", help="also run TFLite's reference kernels and compare")
+    p.add_argument(
+        "--compare-litert", action="store_true", help="also run TFLite's reference kernels and compare"
+    )
     p.add_argument("--out-dir", default="out/eval", metavar="DIR", help="where reports go (default out/eval)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     p.add_argument("--mirror", metavar="DIR", help="offline model folder (default $ENGINE_MODEL_MIRROR)")

@@ -38,13 +38,18 @@ def export(args: argparse.Namespace) -> int:
     check = engine.load(args.out)  # the export must load back
     size = Path(args.out).stat().st_size
     ops = len(check.graph.ops)
-    print(f"{args.out}: {ops} ops, {size / 1e6:.2f} MB, from {src} ({(time.perf_counter() - t) * 1e3:.0f} ms)")
+    print(
+        f"{args.out}: {ops} ops, {size / 1e6:.2f} MB, from {src} ({(time.perf_counter() - t) * 1e3:.0f} ms)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="a .tflite file, or a registry model name")
     p.add_argument("out", help="the .npz file to write")
     p.add_argument("--mirror", metavar="DIR", help="offline mirror folder for registry names")
