@@ -155,45 +155,28 @@ def conv2d(
                 for t in range(0, ow, PX):
                     start = base + t * sw * c
                     if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                        for blk in range(blocks):
-                            tile(
-                                xf,
-                                start,
-                                sw * c,
-                                w,
-                                run_w + blk * block_size,
-                                ksteps,
-                                per_call,
-                                x_run,
-                                blocks * block_size,
-                                call > 0,
-                                acc,
-                                t * width + blk * OCB,
-                                width,
-                            )
+                        tile_blocks(xf, start, sw * c, w, run_w, block_size, blocks, ksteps, per_call, x_run,
+                                    call > 0, acc, t * width)  # fmt: skip
                     else:
                         edge[: xf.size - start] = xf[start:]
                         edge[xf.size - start :] = 0
-                        for blk in range(blocks):
-                            tile(
-                                edge,
-                                0,
-                                sw * c,
-                                w,
-                                run_w + blk * block_size,
-                                ksteps,
-                                per_call,
-                                x_run,
-                                blocks * block_size,
-                                call > 0,
-                                acc,
-                                t * width + blk * OCB,
-                                width,
-                            )
+                        tile_blocks(edge, 0, sw * c, w, run_w, block_size, blocks, ksteps, per_call, x_run,
+                                    call > 0, acc, t * width)  # fmt: skip
             if d != 0 and sum_lane >= 0:
                 for ox in range(ow):
                     offsets[ox] = d * acc[ox * width + sum_lane]
             requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out[b, oy])
+
+
+@njit(inline="always", cache=True)
+def tile_blocks(
+    x, start, stride, w, w_off, block_size, blocks, ksteps, runs, x_run, accumulate, acc, acc_off
+):
+    """tile() for every packed block of OCB channels, their sums side by side in acc."""
+    width = blocks * OCB
+    for blk in range(blocks):
+        tile(x, start, stride, w, w_off + blk * block_size, ksteps, runs, x_run, blocks * block_size,
+             accumulate, acc, acc_off + blk * OCB, width)  # fmt: skip
 
 
 @njit(cache=True)
@@ -238,5 +221,6 @@ def fully_connected(x, delta, xv, w, blocks, bias, scale, out_zp, lo, hi, out):
                 rows[r, j] = np.int16(x[r0 + r, j]) + delta
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
+            sums = acc[r * width : r * width + units]  # indexed from 0: see pad_input
             for u in range(units):
-                out[r0 + r, u] = requantize_double(acc[r * width + u] + bias[u], scale[u], out_zp, lo, hi)
+                out[r0 + r, u] = requantize_double(sums[u] + bias[u], scale[u], out_zp, lo, hi)

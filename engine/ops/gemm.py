@@ -58,11 +58,13 @@ def _data_ptr(context, builder, aryty, ary, bits):
     return builder.bitcast(a.data, ir.IntType(bits).as_pointer())
 
 
-def _mac_loop(
-    context, builder, px, u8, xty, xa, xoff, xstride, wty, wa, woff, ksteps, runs, xrun, wrun, start
-):
-    """The multiply-accumulate loops of a tile: returns the px x 2 sum vectors (alloca'd), begun
-    from `start` ([px][2] vectors)."""
+def _mac_loop(context, builder, px, signature, args, start):
+    """The multiply-accumulate loops of a tile, on the intrinsics' first nine arguments (x, x_off,
+    x_stride, w, w_off, ksteps, runs, x_run, w_run): returns the px x 2 sums, begun from `start`
+    ([px][2] vectors)."""
+    xa, xoff, xstride, wa, woff, ksteps, runs, xrun, wrun = args[:9]
+    xty, wty = signature.args[0], signature.args[3]
+    u8 = xty.dtype == types.uint8
     i32 = ir.IntType(32)
     vi32 = ir.VectorType(i32, VEC // 2)
     elem = ir.IntType(8 if u8 else 16)
@@ -140,7 +142,7 @@ def _make_tile(px: int):
         sig = types.void(x, i, i, w, i, i, i, i, i, types.boolean, acc, i, i)
 
         def codegen(context, builder, signature, args):
-            xa, xoff, xstride, wa, woff, ksteps_, runs_, xrun, wrun, accumulate_, aa, aoff, astride = args
+            accumulate_, aa, aoff, astride = args[9:]  # after the operands (see _mac_loop)
             tys = signature.args
             vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
             ap = _data_ptr(context, builder, tys[10], aa, 32)
@@ -159,24 +161,7 @@ def _make_tile(px: int):
             start = [
                 [builder.select(accumulate_, builder.load(q, align=4), zero) for q in pixel] for pixel in ptrs
             ]
-            sums = _mac_loop(
-                context,
-                builder,
-                px,
-                x.dtype == types.uint8,
-                tys[0],
-                xa,
-                xoff,
-                xstride,
-                tys[3],
-                wa,
-                woff,
-                ksteps_,
-                runs_,
-                xrun,
-                wrun,
-                start,
-            )
+            sums = _mac_loop(context, builder, px, signature, args, start)
             for p in range(px):
                 for v in range(2):
                     builder.store(sums[p][v], ptrs[p][v], align=4)
@@ -248,16 +233,8 @@ def tile_requantize(
     )
 
     def codegen(context, builder, signature, args):
+        # after the operands (see _mac_loop)
         (
-            xa,
-            xoff,
-            xstride,
-            wa,
-            woff,
-            ksteps_,
-            runs_,
-            xrun,
-            wrun,
             table_a,
             ch_,
             channels_,
@@ -272,29 +249,12 @@ def tile_requantize(
             zp_,
             lo_,
             hi_,
-        ) = args
+        ) = args[9:]
         tys = signature.args
-        intp = xoff.type
+        intp = args[1].type
         vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
         zero = ir.Constant(vi32, [0] * (VEC // 2))
-        sums = _mac_loop(
-            context,
-            builder,
-            PX,
-            x.dtype == types.uint8,
-            tys[0],
-            xa,
-            xoff,
-            xstride,
-            tys[3],
-            wa,
-            woff,
-            ksteps_,
-            runs_,
-            xrun,
-            wrun,
-            [[zero, zero]] * PX,
-        )
+        sums = _mac_loop(context, builder, PX, signature, args, [[zero, zero]] * PX)
         v = VectorIR(builder)
         i32 = v.i32
         zp, lo, hi = v.broadcast(zp_), v.broadcast(lo_), v.broadcast(hi_)
