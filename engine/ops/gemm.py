@@ -10,7 +10,8 @@ forms, chosen by the type of x:
   are broadcast and vpdpbusd sums four products per lane: twice the work per instruction. The
   convolutions shift their operands into these ranges and correct the sums (conv2d.py).
 Numba's auto-vectorizer cannot express either (it widens to int64 or falls back to vpmulld), so
-the loop is written in LLVM IR. Accumulation wraps like C's int32.
+the loop is written in LLVM IR. Accumulation wraps like C's int32. Two entry points: tile() stores
+the sums; tile_requantize() requantizes them in registers (requantize.VectorIR) and stores bytes.
 """
 
 from __future__ import annotations
