@@ -61,6 +61,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     cp = -(-oc // D.LANES) * D.LANES
     taps = np.zeros((kh, kw, cp), np.int16)
     taps[:, :, :oc] = weights
+    taps = taps.reshape(-1)  # flat: the kernel indexes it by offsets
     bias_q = wrap_int32(bias_q.astype(np.int64) - u_zp * weights.astype(np.int64).sum(axis=(0, 1)))
     table = requantize.params(bias_q, mult, shift)
     lo, hi = fused_activation(op, out)

@@ -90,7 +90,7 @@ def depthwise_conv2d(
 ):
     """xf: the padded input [N, Hp, Wp, CP] flattened (CP a multiple of 16, output channel o at
     index o), followed by slack for the pixels a step computes beyond a row's end;
-    w: int16 [kh, kw, CP]; out: [N, OH, OW, OC]; table: requantize.params per channel.
+    w: int16 [kh, kw, CP] flattened; out: [N, OH, OW, OC]; table: requantize.params per channel.
     The output rows go to `chunks` tasks. accs [threads, DPX-rounded ow * CP]: each thread's sums,
     from the plan (allocating here costs more than small tasks); offsets: ow zeros."""
     n, oh, ow = out.shape[0], out.shape[1], out.shape[2]

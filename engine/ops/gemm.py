@@ -23,7 +23,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .requantize import BIAS, VectorIR
+from .requantize import BIAS, VectorIR, empty_codegen
 
 _FEATURES = llvm.get_host_cpu_features()
 if _FEATURES.get("avx512bw"):
@@ -232,6 +232,9 @@ def tile_requantize(
         types.int64,
         types.int64,
     )
+
+    if not FUSED:  # AVX-512 IR: without it the convolutions never call this (the code must compile)
+        return sig, empty_codegen
 
     def codegen(context, builder, signature, args):
         # after the operands (see _mac_loop)

@@ -147,12 +147,19 @@ class VectorIR:
         return {r: self.load(_row_ptr(context, self.b, tabty, table, r, ch, self.v32), mask) for r in rows}
 
 
+def empty_codegen(context, builder, signature, args):
+    """An intrinsic's body for a CPU it does not apply to, where its callers never reach it."""
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _requantize16(typingctx, acc, acc_start, offset, table, ch_start, count, out_zp, lo, hi, out, out_start):
     """out[out_start + j] = requantize(acc[acc_start + j] + offset) with the params() of channel
     ch_start + j, for j < count <= 16 (masked loads and stores: nothing beyond is touched)."""
     i = types.intp
     sig = types.void(acc, i, types.int64, table, i, i, types.int64, types.int64, types.int64, out, i)
+    if not SIMD:  # AVX-512 IR: without it the callers take their scalar loops and never get here
+        return sig, empty_codegen
 
     def codegen(context, builder, signature, args):
         acc_a, acc_start_, offset_, table_a, ch_start_, count_, zp_, lo_, hi_, out_a, out_start_ = args

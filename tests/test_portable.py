@@ -1,0 +1,56 @@
+"""The engine on a CPU without AVX-512 (emulated on this one), against the reference kernels.
+
+Such a CPU runs other code paths: the int16 GEMM on AVX2 instead of uint8 x int8 on VNNI, the
+requantization after the GEMM instead of fused into it, the portable depthwise kernel. A worker
+process hides AVX-512 from the engine and has Numba compile for it (tests/portable_worker.py);
+its outputs must be the reference's, bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.oracle import reference_run
+from tests.portable_worker import avx2_feature_string
+
+MODELS = {  # model file: batch (LiteRT runs the SSD at batch 1 only)
+    "mnist_uint8.tflite": 3,
+    "micro_speech_int8.tflite": 2,
+    "ssd_mobilenet_v1_coco_uint8.tflite": 1,
+}
+
+
+def test_without_avx512_matches_reference(models_dir, tmp_path):
+    import engine
+
+    rng = np.random.default_rng(11)
+    args, wanted = [], []
+    for name, batch in MODELS.items():
+        path = models_dir / name
+        t = engine.load(path, warmup=False).inputs[0]
+        x = rng.integers(0, 256, (batch, *t.shape[1:])).astype(np.uint8).view(t.dtype)
+        np.save(tmp_path / f"{name}.npy", x)
+        args += [str(path), str(tmp_path / f"{name}.npy")]
+        wanted.append(reference_run(path, [x], preserve_all=False)["outputs"])
+    env = dict(
+        os.environ,
+        NUMBA_CPU_NAME="haswell",
+        NUMBA_CPU_FEATURES=avx2_feature_string(),
+        NUMBA_CACHE_DIR=str(tmp_path / "numba"),  # kernels compiled for the other CPU stay apart
+    )
+    worker = Path(__file__).with_name("portable_worker.py")
+    out = tmp_path / "out.npz"
+    command = [sys.executable, str(worker), str(out), *args]
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
+    if done.returncode:
+        pytest.fail(f"worker failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    got = np.load(out)
+    for k, outputs in enumerate(wanted):
+        for j, want in enumerate(outputs):
+            assert np.array_equal(got[f"{k}_{j}"], want), f"{list(MODELS)[k]} output {j} differs"
