@@ -14,7 +14,7 @@ from numba import njit
 from engine.fixedpoint import multiply_by_quantized_multiplier
 from engine.ops import gemm
 from engine.ops.gemm import OCB, PX, pack_weights
-from engine.ops.requantize import params, requantize_pixels, requantize_row
+from engine.ops.requantize import params, requantize_pixels
 
 
 def reference_tile(x, x_off, x_stride, w2d_runs, runs, x_run, k):
@@ -72,9 +72,9 @@ def _scalar_requantize(acc, bias, mult, shift, zp, lo, hi, out):
 
 
 @pytest.mark.parametrize("trial", range(40))
-def test_requantize_row_matches_fixed_point(trial):
+def test_requantize_matches_fixed_point(trial):
     """Random sums (the int32 extremes included), multipliers, shifts of either sign, 0 and 2**31
-    - 1 multipliers, both output types; lengths that leave a masked tail."""
+    - 1 multipliers, both output types; channel counts that leave a masked tail."""
     rng = np.random.default_rng(trial)
     n = int(rng.integers(1, 200))
     wide = trial % 3 == 0
@@ -87,7 +87,8 @@ def test_requantize_row_matches_fixed_point(trial):
     zp = int(rng.integers(lo, hi + 1))
     acc, bias, mult, shift = (a.astype(np.int32) for a in (acc, bias, mult, shift))
     buffer, want = np.full(n + 20, 7, dtype), np.empty(n, dtype)
-    requantize_row(acc, params(bias, mult, shift), zp, lo, hi, buffer[:n])
+    no_offsets = np.zeros(1, np.int32)
+    requantize_pixels(acc, n, no_offsets, params(bias, mult, shift), zp, lo, hi, buffer[:n].reshape(1, n))
     _scalar_requantize(acc, bias, mult, shift, zp, lo, hi, want)
     np.testing.assert_array_equal(buffer[:n], want)
     assert np.all(buffer[n:] == 7)  # the masked tail writes nothing beyond

@@ -69,25 +69,26 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     pad_input = K.pad_input.pick(n * h * w * c)
     # the GEMM reads runs of consecutive input values (see K.conv2d): a whole filter row at once
     # unless the filter is dilated along x
-    if win.dw == 1:
-        runs, run_weights = 1, [weights[:, ky].reshape(len(weights), kw * c) for ky in range(kh)]
-    else:
-        runs, run_weights = kw, [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
+    if win.dw == 1:  # one call of kh runs, dh rows apart
+        calls, per_call, x_run = 1, kh, win.dh * win.wp * c
+        run_weights = [weights[:, ky].reshape(len(weights), kw * c) for ky in range(kh)]
+    else:  # a call per filter row, of kw runs dw pixels apart
+        calls, per_call, x_run = kh, kw, win.dw * c
+        run_weights = [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
     packed = np.concatenate([pack_weights(rw, group) for rw in run_weights])
     run_len = -(-run_weights[0].shape[1] // group) * group
     macs = n * oh * ow * oc * kh * kw * c
     conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
     chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
     delta, fill = np.int16(delta), np.int16(fill)
-    fused = gemm.FUSED and runs == 1  # one GEMM call covers the whole filter: requantize in registers
+    fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
     table = requantize.params(bias, mult, shift)
     # uint8 data without padding: the GEMM reads the input itself
     in_place = data_type == np.uint8 and delta == 0 and (win.hp, win.wp) == (h, w)
     # each thread's accumulators, offsets and copy of a tile's input near the end (see K.conv2d)
     threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
     rows = -(-ow // PX) * PX
-    x_run = win.dh * win.wp * c if runs == 1 else win.dw * c
-    extent = (PX - 1) * win.sw * c + ((kh if runs == 1 else kw) - 1) * x_run + run_len
+    extent = (PX - 1) * win.sw * c + (per_call - 1) * x_run + run_len  # what one call reads
     scratch = [
         ((threads, rows * blocks * OCB), np.int32),
         ((threads, rows), np.int32),
@@ -111,7 +112,9 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
             c,
             packed,
             blocks,
-            runs,
+            calls,
+            per_call,
+            x_run,
             run_len,
             fused,
             d,

@@ -65,7 +65,9 @@ def conv2d(
     c,
     w,
     blocks,
-    runs,
+    calls,
+    per_call,
+    x_run,
     run_len,
     fused,
     d,
@@ -88,18 +90,19 @@ def conv2d(
 ):
     """Convolution on the GEMM, reading the padded input in place (no im2col).
 
-    A filter row (fixed ky) reads, for each output pixel, `runs` runs of run_len consecutive values
-    in the padded input xf [N, Hp, Wp, C] (flattened): one run of its kw * c values when the filter
-    is not dilated along x, else one run of c values per tap, dw * c apart. run_len is rounded up
-    to the GEMM's k group; the values read beyond a run meet zero weights. The PX pixels of a tile
-    start sw * c apart; the GEMM micro-kernel reads them in place, all the filter's runs in one
-    call when it is not dilated along x (else one call per filter row). Pixels beyond the row's
-    end are computed and discarded; a tile that would read beyond the end of xf reads a copy.
-    w: one pack_weights block per (ky, run).
+    Each output pixel reads runs of run_len consecutive values in the padded input xf
+    [N, Hp, Wp, C] (flattened): a filter row's kw * c values when the filter is not dilated along
+    x, else a tap's c values. run_len is rounded up to the GEMM's k group; the values read beyond
+    a run meet zero weights. The PX pixels of a tile start sw * c apart; the GEMM micro-kernel
+    reads them in place, per_call runs x_run apart per call (sums in registers), in `calls`
+    calls dh input rows apart: one call of kh runs (x_run = dh rows) when not dilated along x,
+    else one call of kw runs (x_run = dw pixels) per filter row. Pixels beyond the row's end are
+    computed and discarded; a tile that would read beyond the end of xf reads a copy.
+    w: one pack_weights block per run, in order.
     d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
     The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
     a column of ones there), else window_sum does.
-    fused: requantize in the micro-kernel (tile_requantize; the filter must not be dilated along x).
+    fused: requantize in the micro-kernel (tile_requantize; one call only).
     accs [threads, rows * width], all_offsets [threads, rows], edges [threads, extent]: each
     thread's scratch (see gemm_conv), from the plan: allocating here costs more than small tasks.
     """
@@ -107,10 +110,6 @@ def conv2d(
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
     block_size = run_len * OCB
-    if runs == 1:  # one call: the kh filter rows, dh input rows apart
-        calls, per_call, x_run = 1, kh, dh * wp * c
-    else:  # dilated along x: a call per filter row, its kw taps dw pixels apart
-        calls, per_call, x_run = kh, kw, dw * c
     extent = edges.shape[1]
     tasks = n * oh
     chunks = min(tasks, chunks)
@@ -203,22 +202,24 @@ def requantize_double(acc, scale, out_zp, lo, hi):
 
 
 @kernel
-def fully_connected(x, delta, xv, w, blocks, bias, scale, out_zp, lo, hi, out):
-    """x: [B, K] int8/uint8, taken as x + delta into the GEMM's operand type (xv's: [PX, kp], kp
-    a multiple of the k group, zero beyond K); w: packed by gemm.pack_weights; scale: float64
-    per unit; out: [B, U]. PX rows per task."""
+def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, accs, out):
+    """x: [B, K] int8/uint8, taken as x + delta into the GEMM's operand type (all_rows'); w: packed
+    by gemm.pack_weights; scale: float64 per unit; out: [B, U]. PX rows per task. all_rows
+    [threads, PX, kp] (kp: K rounded up to the k group) and accs [threads, PX * width]: each
+    thread's scratch, from the plan (see conv2d)."""
     bsz, k = x.shape
     units = out.shape[1]
-    kp = xv.shape[1]
+    kp = all_rows.shape[2]
     width = blocks * OCB
     for t in prange(-(-bsz // PX)):
+        thread = numba.get_thread_id()
+        rows, acc = all_rows[thread], accs[thread]
         r0 = t * PX
         n = min(PX, bsz - r0)
-        rows = np.zeros((PX, kp), xv.dtype)
-        acc = np.empty(PX * width, np.int32)
         for r in range(n):
             for j in range(k):
                 rows[r, j] = np.int16(x[r0 + r, j]) + delta
+            rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
             sums = acc[r * width : r * width + units]  # indexed from 0: see pad_input

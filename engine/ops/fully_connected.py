@@ -8,6 +8,7 @@ two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..graph import Graph, Op
@@ -47,17 +48,17 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     else:
         out_shape = (rows, units)
     delta = np.int16(delta)
-    xv = np.zeros((PX, kp), data_type)  # only its type and row length reach the kernel
+    threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
+    scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
 
     fully_connected = K.fully_connected.pick(
         (rows * units * depth) // 16
     )  # MACs are cheaper than elementwise steps
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         fully_connected(
             ins[0].reshape(rows, depth),
             delta,
-            xv,
             weights,
             blocks,
             bias_q,
@@ -65,7 +66,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             out_zp,
             lo,
             hi,
+            scratch[0],
+            scratch[1],
             outs[0].reshape(rows, units),
         )
 
-    return Prepared([out_shape], run)
+    return Prepared([out_shape], run, scratch=scratch)

@@ -206,32 +206,8 @@ def tile_requantize(
     table), for the pixels p < pixels only. d != 0 and sum_lane >= 0: lane sum_lane of this block
     holds each pixel's window sum (a column of ones), and offsets[pix + p] = d * that sum is set
     first (offsets must have room for whole tiles)."""
-    i = types.intp
-    sig = types.void(
-        x,
-        i,
-        i,
-        w,
-        i,
-        i,
-        i,
-        i,
-        i,
-        table,
-        i,
-        i,
-        i,
-        types.int64,
-        offsets,
-        i,
-        i,
-        out,
-        i,
-        i,
-        types.int64,
-        types.int64,
-        types.int64,
-    )
+    i, i64 = types.intp, types.int64
+    sig = types.void(x, i, i, w, i, i, i, i, i, table, i, i, i, i64, offsets, i, i, out, i, i, i64, i64, i64)  # fmt: skip
 
     if not FUSED:  # AVX-512 IR: without it the convolutions never call this (the code must compile)
         return sig, empty_codegen

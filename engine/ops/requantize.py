@@ -182,20 +182,6 @@ def _requantize_scalar(v, table, ch, out_zp, lo, hi):
 
 
 @njit(cache=True)
-def requantize_row(acc, table, out_zp, lo, hi, out):
-    """out[o] = requantize(acc[o]) with the params() table of channel o: over one pixel's channels,
-    or over a whole output row when the table is tiled to the row's length.
-    acc: int32; out: int8 or uint8."""
-    n = out.shape[0]
-    if not SIMD:
-        for o in range(n):
-            out[o] = _requantize_scalar(acc[o], table, o, out_zp, lo, hi)
-        return
-    for o in range(0, n, LANES):
-        _requantize16(acc, o, 0, table, o, min(LANES, n - o), out_zp, lo, hi, out, o)
-
-
-@njit(cache=True)
 def requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out):
     """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with the params() table of channel o,
     for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
