@@ -311,7 +311,7 @@ def run_all(model: Model, inputs: list[np.ndarray]) -> Interpreter:
 
 # ---- one element, step by step -------------------------------------------------------------------
 def _i32(v: int) -> int:
-    return ((v + 2**31) & 0xFFFFFFFF) - 2**31
+    return int(wrap_int32(np.int64(v)))
 
 
 def _check_element(op: Op, t: Tensor, shape: tuple, element: tuple[int, ...]) -> tuple[int, ...]:
