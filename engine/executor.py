@@ -75,10 +75,8 @@ class Plan:
             known = [i for i in op.inputs if i >= 0]
             if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):
                 outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
-                args = [[values.get(i) if i >= 0 else None for i in op.inputs], outs]
-                if prepared.scratch:
-                    args.append([np.zeros(shape, dtype) for shape, dtype in prepared.scratch])
-                prepared.run(*args)
+                scratch = [np.zeros(shape, dtype) for shape, dtype in prepared.scratch]
+                prepared.run([values.get(i) if i >= 0 else None for i in op.inputs], outs, scratch)
                 values.update(zip(op.outputs, outs))
                 continue
             self.steps.append(
@@ -102,7 +100,7 @@ class Plan:
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             self._feed_slots += [(i, ins, k) for k, i in enumerate(step.inputs) if i in inputs]
-            args = (ins, [arrays[i] for i in step.outputs]) + ((step.scratch,) if step.scratch else ())
+            args = (ins, [arrays[i] for i in step.outputs], step.scratch)
             self._calls.append((step.run, args))
 
     def _allocate_scratch(self) -> None:

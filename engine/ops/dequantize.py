@@ -11,16 +11,14 @@ import numpy as np
 from ..graph import Graph, Op
 from ..kernels.lookup import table_runner
 from ..numerics.gemmlowp import byte_values
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, per_tensor, require_types, tensors
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
+    (inp,), (out,) = tensors(op, g)
     require_types(op, inp, ("uint8", "int8"))
     require_types(op, out, ("float32",))
     scale, zero_point = per_tensor(op, inp)
     q = byte_values(inp.dtype) - zero_point
     table = (np.float64(np.float32(scale)) * q.astype(np.float64)).astype(np.float32)
-    return Prepared([tuple(shapes[0])], table_runner(table))
+    return Prepared([tuple(shapes[0])], table_runner(table, int(np.prod(shapes[0]))))

@@ -37,4 +37,4 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
     lo, hi = activation_range(op.type, s_out, zp_out, out.np_dtype)
     table = relu_table(byte_values(inp.dtype), zp_in, m, shift, zp_out, lo, hi)
-    return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype)))
+    return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype), int(np.prod(shapes[0]))))

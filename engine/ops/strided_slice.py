@@ -81,11 +81,6 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(
-        op,
-        len(ins) in (3, 4) and None not in ins[:3] and len(outs) == 1,
-        "takes input, begin, end[, strides]",
-    )
     src, dst = ins[0], outs[0]
     require(op, src.dtype in TYPES, f"{src.describe()}: type {src.dtype} not supported")
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
@@ -104,7 +99,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     )
     index, out_shape = slice_plan(op, in_shape, begin, end, strides, op.options)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         outputs[0][...] = inputs[0][index]
 
     return Prepared([out_shape], run)
