@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import EngineError, ModelFormatError, UnsupportedError
+from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
-from .model_format import MAX_TENSOR_BYTES
 from .ops import kernel_for
 
 # ops whose output depends only on input shapes: folded even when the input is not constant

@@ -13,9 +13,9 @@ import numpy as np
 
 from .errors import EngineError, InputError, ModelFormatError
 from .executor import Plan
+from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
+from .formats.tflite import import_tflite
 from .graph import Graph
-from .model_format import load_npz, save_npz, validate_graph, validate_quantization
-from .tflite_import import import_tflite
 
 MAX_PLANS = 4
 _WORKQUEUE_LOCK = threading.Lock()
