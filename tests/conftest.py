@@ -45,3 +45,16 @@ def litert() -> None:
 def tflm() -> None:
     """Request this in tests that need the TFLite Micro interpreter."""
     oracle.require("micro")
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def kernel_build(request, monkeypatch):
+    """Runs the test once with every kernel's serial build and once with its parallel build (tests
+    without the fixture get the build the work size picks); fails a test that picked no kernel."""
+    from tests.harness import force_build
+
+    picks = force_build(monkeypatch, request.param)
+    yield request.param
+    assert picks, "no kernel was picked: the test does not exercise a kernel build"
+    wrong = [name for name, parallel in picks if parallel != (request.param == "parallel")]
+    assert not wrong, f"kernels not in their {request.param} build: {wrong}"
