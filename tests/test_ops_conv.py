@@ -87,11 +87,9 @@ def conv_net(scheme: str) -> Net:
     rng = np.random.default_rng(SCHEMES.index(scheme))
     net = Net()
     variants = itertools.product(
-        ["SAME", "VALID"], [(1, 1), (2, 2), (1, 2)], [(1, 1), (2, 2)], [(1, 1), (3, 3), (5, 2)]
+        ["SAME", "VALID"], [(1, 1), (2, 2), (1, 2)], [(1, 1), (2, 2), (1, 3)], [(1, 1), (3, 3), (5, 2)]
     )
-    for n, (pad, (sh, sw), (dh, dw), (kh, kw)) in enumerate(variants):
-        if (dh > 1 or dw > 1) and (sh > 1 or sw > 1):
-            continue  # TFLite: dilation with stride is not a supported combination
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw)) in enumerate(variants):  # dilation with stride too
         dtype, s_in, zp_in = io_types(scheme, rng)
         c_in, c_out = [(3, 7), (16, 33), (5, 64), (1, 40)][n % 4]
         x = net.input([1, 11, 9, c_in], dtype, s_in, zp_in)
@@ -124,9 +122,7 @@ def depthwise_net(scheme: str, gemm_only: bool = False) -> Net:
     variants = itertools.product(
         ["SAME", "VALID"], [(1, 1), (2, 2)], [(1, 1), (2, 3)], [(3, 3), (5, 5), (2, 3)], [1, 2, 3]
     )
-    for n, (pad, (sh, sw), (dh, dw), (kh, kw), dm) in enumerate(variants):
-        if (dh > 1 or dw > 1) and (sh > 1 or sw > 1):
-            continue
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw), dm) in enumerate(variants):  # dilation with stride too
         if pad == "VALID" and ((kh - 1) * dh + 1 > 10 or (kw - 1) * dw + 1 > 12):
             continue  # no output at all
         dtype, s_in, zp_in = io_types(scheme, rng)
@@ -162,8 +158,6 @@ def fc_net(scheme: str) -> Net:
     net = Net()
     shapes = [([1, 7], 1), ([1, 64], 10), ([1, 3, 5], 37), ([1, 2, 2, 9], 33), ([1, 4, 6], 5)]
     for n, ((in_shape, units), keep) in enumerate(itertools.product(shapes, [False, True])):
-        if keep and len(in_shape) == 4:
-            continue
         dtype, s_in, zp_in = io_types(scheme, rng)
         depth = in_shape[-1] if keep else int(np.prod(in_shape[1:]))
         if not keep and len(in_shape) > 2:
