@@ -862,6 +862,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)
         return e.exit_code or 1
+    except MemoryError:  # the budget should have refused it first: still one line, never a traceback
+        print("error: out of memory", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

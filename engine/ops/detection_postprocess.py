@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -492,7 +493,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     score_table = _dequant_table(op, cls_t) if cls_t.dtype != "float32" else None
     thr, iou = np.float32(score_threshold), np.float32(iou_threshold)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, threshold: np.float32 = thr) -> None:
         enc, cls, anc = inputs
         anchors = const_anchors
         if anchors is None:
@@ -513,7 +514,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
                 label_offset,
                 per_class,
                 max_detections,
-                thr,
+                threshold,
                 iou,
                 out_boxes,
                 out_classes,
@@ -529,7 +530,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
                 categories,
                 max_classes,
                 max_detections,
-                thr,
+                threshold,
                 iou,
                 out_boxes,
                 out_classes,
@@ -537,4 +538,23 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
                 out_num,
             )
 
-    return Prepared(out_shapes, run)
+    def warmup(inputs: list, outputs: list) -> None:
+        """Every kernel compiled on the real inputs, but no candidate passes the score threshold: the
+        NMS, quadratic in the anchors at worst, does not run at load."""
+        run(inputs, outputs, np.float32(np.inf))
+
+    work = _work_bytes(batch, cls_shape, per_class, max_detections, regular)
+    return Prepared(out_shapes, run, work=work, warmup=warmup)
+
+
+def _work_bytes(batch: int, cls_shape: Shape, per_class: int, max_detections: int, regular: bool) -> int:
+    """What a run allocates: decoded boxes and float scores for the batch, and per image in flight
+    (images run in parallel, one per thread) the NMS heap, score and selection lists."""
+    num_boxes, columns = cls_shape[1], cls_shape[2]
+    per_image = num_boxes * 8 + (
+        num_boxes * 4 + per_class * 8 + max_detections * 80
+        if regular
+        else num_boxes * 12 + max_detections * 8 + columns * 8
+    )
+    in_flight = min(batch, numba.config.NUMBA_NUM_THREADS)
+    return batch * num_boxes * (16 + 4 * columns) + in_flight * per_image
