@@ -16,9 +16,9 @@ from . import budget as memory
 from .atomic import atomic_path
 from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
+from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
+from .formats.tflite import import_tflite
 from .graph import Graph
-from .model_format import load_npz, save_npz, validate_graph, validate_quantization
-from .tflite_import import import_tflite
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
@@ -139,11 +139,13 @@ class Model:
             feeds[t.index] = np.ascontiguousarray(a)
         return batch, feeds
 
-    def run(self, x, keep_all: bool = False):
+    def run(self, x, keep_all: bool = False, observe=None):
         """Run on x (an array, a list of arrays, or a dict by input name).
 
         Returns the list of output arrays (copies). With keep_all=True returns a dict
         {tensor name: array} of every tensor the graph computes, inputs and outputs included.
+        observe(op index, {tensor index: array view}) is called after each op of the plan that
+        actually runs (buffers reused), to look at every tensor as it is produced.
         """
         try:
             batch, feeds = self._feeds(x)
@@ -157,7 +159,7 @@ class Model:
             except memory.BudgetError as e:
                 raise InputError(f"a batch of {batch}: {e}") from None
             try:
-                arrays = plan.run(feeds)
+                arrays = plan.run(feeds, observe=observe)
                 if keep_all:
                     g = self.graph
                     return {

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import atomic
 from .errors import EngineError, FetchError
-from .model_format import save_npz
+from .formats.npz import save_npz
 
 ENV_HOME = "ENGINE_HOME"
 ENV_MIRROR = "ENGINE_MODEL_MIRROR"
@@ -490,7 +490,7 @@ def _export_provenance(npz: Path) -> dict | None:
 def _exporter_fingerprint() -> str:
     """Changes whenever the code that builds or stores graphs changes, so old exports are not reused."""
     h = hashlib.sha256()
-    for name in ("graph.py", "tflite_import.py", "model_format.py"):
+    for name in ("graph.py", "formats/tflite.py", "formats/npz.py"):
         with contextlib.suppress(OSError):
             h.update((_PKG / name).read_bytes())
     return h.hexdigest()[:12]

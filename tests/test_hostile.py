@@ -23,10 +23,10 @@ import pytest
 
 import engine
 from tests.fuzz_worker import small_model_bytes
+from tests.harness import Net, check
 from tests.oracle import reference_run
 from tests.test_detection_postprocess import BASE as PP_OPTS
 from tests.test_detection_postprocess import assert_same, one_op_model
-from tests.test_ops_elementwise import Net, check
 from tests.tflite_builder import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,7 +301,7 @@ def test_warmup_runs_no_nms(monkeypatch, regular):
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
 
 
-def test_eps_named_jpg_is_refused_without_running_ghostscript(monkeypatch, tmp_path):
+def test_eps_named_jpg_is_refused_without_running_ghostscript(monkeypatch, tmp_path, models_dir):
     from PIL import EpsImagePlugin, Image
 
     from engine.preprocess import open_image
@@ -315,8 +315,9 @@ def test_eps_named_jpg_is_refused_without_running_ghostscript(monkeypatch, tmp_p
             open_image(src)
     with pytest.raises(engine.ImageError, match="EPS images are not read"):
         open_image(Image.open(io.BytesIO(EPS)))
+    model = models_dir / "mnist_uint8.tflite"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.run", "--image", str(path)],
+        [sys.executable, "-m", "engine.run", "--model", str(model), "--image", str(path)],
         check=False,
         capture_output=True,
         text=True,

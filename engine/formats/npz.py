@@ -13,9 +13,9 @@ import zipfile
 
 import numpy as np
 
-from .budget import BudgetError, size_text
-from .errors import ModelFormatError
-from .graph import DTYPES, Graph, Op, Tensor
+from ..budget import BudgetError, size_text
+from ..errors import ModelFormatError
+from ..graph import DTYPES, Graph, Op, Tensor
 
 FORMAT_VERSION = 1
 
