@@ -14,12 +14,20 @@ from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 
 
+@njit(inline="always", cache=True)
+def _rescale(x, m, shift):
+    """MultiplyByQuantizedMultiplier as the compiled reference runs it for any shift: the left shift
+    `x * (1 << shift)` takes its count modulo 32 (x86 shifts), and the product wraps in int32.
+    Matters only for multipliers above 2**31, which traffic_model's MULs have (shift 91, 102)."""
+    return multiply_by_quantized_multiplier(x, m, shift & 31 if shift > 0 else shift)
+
+
 @njit(cache=True)
 def mul_table(v1, v2, off1, off2, m, shift, zp_out, lo, hi):
     table = np.empty((v1.shape[0], v2.shape[0]), np.int64)
     for i in range(v1.shape[0]):
         for j in range(v2.shape[0]):
-            r = multiply_by_quantized_multiplier((v1[i] + off1) * (v2[j] + off2), m, shift) + zp_out
+            r = _rescale((v1[i] + off1) * (v2[j] + off2), m, shift) + zp_out
             table[i, j] = min(max(r, lo), hi)
     return table
 
