@@ -50,6 +50,16 @@ MODULES = {
     "RESIZE_BILINEAR": "resize_bilinear",
     "ARG_MAX": "arg_min_max",
     "ARG_MIN": "arg_min_max",
+    "DIV": "arith_plain",
+    "FLOOR_DIV": "arith_plain",
+    "MAXIMUM": "arith_plain",
+    "MINIMUM": "arith_plain",
+    "CAST": "cast",
+    "SQRT": "unary_float",
+    "RSQRT": "unary_float",
+    "UNPACK": "unpack",
+    "GATHER": "gather",
+    "GATHER_ND": "gather",
 }
 
 
@@ -77,6 +87,13 @@ ARITY = {
     "RESIZE_BILINEAR": (2, 2, 1),
     "ARG_MAX": (2, 2, 1),
     "ARG_MIN": (2, 2, 1),
+    "DIV": (2, 2, 1),
+    "FLOOR_DIV": (2, 2, 1),
+    "MAXIMUM": (2, 2, 1),
+    "MINIMUM": (2, 2, 1),
+    "UNPACK": (1, 1, ANY),
+    "GATHER": (2, 2, 1),
+    "GATHER_ND": (2, 2, 1),
 }
 UNARY = (1, 1, 1)
 
