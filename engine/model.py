@@ -74,7 +74,8 @@ class Model:
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self.plan(1)  # refuse what cannot run now, not at the first run()
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
-            self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
+            with contextlib.suppress(InputError):  # zeros can be bad data (an integer divisor)
+                self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)

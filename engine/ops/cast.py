@@ -1,9 +1,8 @@
 """CAST (kernels/cast.cc copyCast): static_cast<To>(from) element by element; quantization ignored.
 
 Integers narrow by wrapping, anything becomes bool as x != 0, integers become float32 rounded to
-nearest. float32 -> integer truncates toward zero; values out of range (and NaN) give what x86's
-conversion gives: INT32_MIN (INT64_MIN for int64), and for 8/16-bit targets the low bits of that
-int32 conversion (the C++ cast goes through a 32-bit convert).
+nearest. float32 -> integer saturates (measured on the reference: 300 -> uint8 255, -3e9 -> int32
+INT32_MIN, inf -> max) after truncation toward zero, and NaN gives the type's maximum.
 """
 
 from __future__ import annotations
@@ -17,12 +16,14 @@ TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
 
 def float_to_int(x: np.ndarray, out: np.ndarray) -> None:
-    bits = 64 if out.dtype == np.int64 else 32
-    lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1)
+    info = np.iinfo(out.dtype)
     t = np.trunc(x.astype(np.float64))
-    ok = (t >= lo) & (t < hi)
-    wide = np.where(ok, t, lo).astype(np.int64)
-    np.copyto(out, wide, casting="unsafe")  # int64 -> narrower integers wraps
+    high = np.isnan(t) | (t >= float(info.max) + 1.0)  # 2**63 is exact in double, 2**63 - 1 is not
+    low = t < float(info.min)
+    wide = np.where(high | low, 0, t).astype(np.int64)
+    wide[high] = info.max
+    wide[low] = info.min
+    np.copyto(out, wide, casting="unsafe")
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
