@@ -13,9 +13,9 @@ import numpy as np
 
 from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
+from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
+from .formats.tflite import import_tflite
 from .graph import Graph
-from .model_format import load_npz, save_npz, validate_graph, validate_quantization
-from .tflite_import import import_tflite
 
 MAX_PLANS = 4
 _WORKQUEUE_LOCK = threading.Lock()
@@ -118,11 +118,13 @@ class Model:
             feeds[t.index] = np.ascontiguousarray(a)
         return batch, feeds
 
-    def run(self, x, keep_all: bool = False):
+    def run(self, x, keep_all: bool = False, observe=None):
         """Run on x (an array, a list of arrays, or a dict by input name).
 
         Returns the list of output arrays (copies). With keep_all=True returns a dict
         {tensor name: array} of every tensor the graph computes, inputs and outputs included.
+        observe(op index, {tensor index: array view}) is called after each op of the plan that
+        actually runs (buffers reused), to look at every tensor as it is produced.
         """
         try:
             batch, feeds = self._feeds(x)
@@ -130,7 +132,7 @@ class Model:
             raise InputError("the input does not fit in memory as a contiguous array") from None
         with self._lock, _kernel_lock():
             if batch in self._per_sample:
-                return self._run_per_sample(feeds, batch, keep_all)
+                return self._run_per_sample(feeds, batch, keep_all, observe)
             try:
                 plan = self.plan(batch, keep_all)
             except MemoryError:
@@ -141,8 +143,8 @@ class Model:
                 # a graph written for one sample (MoveNet gathers at batch index 0, packs [1, 3]
                 # shapes): a batch is then that many runs of one sample, as the reference runs it
                 self._per_sample.add(batch)
-                return self._run_per_sample(feeds, batch, keep_all)
-            return self._collect(plan.run(feeds), keep_all)
+                return self._run_per_sample(feeds, batch, keep_all, observe)
+            return self._collect(plan.run(feeds, observe=observe), keep_all)
 
     def _collect(self, arrays: dict, keep_all: bool):
         if keep_all:
@@ -150,11 +152,11 @@ class Model:
             return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
         return [np.array(arrays[t.index]) for t in self.outputs]
 
-    def _run_per_sample(self, feeds: dict, batch: int, keep_all: bool):
+    def _run_per_sample(self, feeds: dict, batch: int, keep_all: bool, observe=None):
         """Each sample through the batch-1 plan; results concatenated along their first axis."""
         plan = self.plan(1, keep_all)
         runs = [
-            self._collect(plan.run({i: a[k : k + 1] for i, a in feeds.items()}), keep_all)
+            self._collect(plan.run({i: a[k : k + 1] for i, a in feeds.items()}, observe=observe), keep_all)
             for k in range(batch)
         ]
         if keep_all:

@@ -12,8 +12,8 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
 from .common import Prepared, Shape, require, tensors
-from .kernel import kernel
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 TYPE_CODES = {2: "int32", 4: "int64"}  # TensorType codes in ArgMaxOptions.output_type

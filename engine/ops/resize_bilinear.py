@@ -21,8 +21,8 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
 from .common import Prepared, Shape, tensors
-from .kernel import kernel
 from .resize_nearest_neighbor import resize_geometry
 
 TYPES = ("uint8", "int8", "int16", "float32")

@@ -13,9 +13,9 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from ..kernels.strided_copy import bits
 from .common import Prepared, Shape, fail, require, tensors
-from .kernel import kernel
-from .strided_copy import bits
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32")
 

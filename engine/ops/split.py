@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
+from ..kernels.strided_copy import ViewCopy, contiguous_strides
 from .common import Prepared, Shape, fail, require, tensors
-from .strided_copy import ViewCopy, contiguous_strides
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
