@@ -385,3 +385,50 @@ def test_batch_of_8_equals_8_single_runs_for_a_one_sample_graph():
     got = engine.load(model).run(xb)
     for j in range(len(got)):
         assert np.array_equal(got[j], np.concatenate([r["outputs"][j] for r in refs]))
+
+
+# --- STRIDED_SLICE on data: ellipsis and new axes -------------------------------------------------
+
+ELLIPSIS_CASES = [  # shape, begin, end, strides, options
+    ((1, 4, 5), [0, 1], [0, 3], [1, 1], {"ellipsis_mask": 1}),
+    ((1, 4, 5), [0, 1, 0], [1, 3, 0], [1, 1, 1], {"ellipsis_mask": 4}),
+    ((1, 4, 5), [0, 0, 1], [1, 1, 3], [1, 1, 1], {"new_axis_mask": 2}),
+    ((1, 4, 5), [0, 0, 1], [1, 1, 3], [1, 1, 1], {"new_axis_mask": 1}),
+    ((1, 4, 5), [0, 0, 1, 0], [1, 1, 3, 5], [1, 1, 1, 1], {"new_axis_mask": 8}),
+    ((1, 4, 5), [0, 0, 2], [1, 1, 3], [1, 1, 1], {"ellipsis_mask": 1, "new_axis_mask": 2}),
+    ((1, 4, 5), [0, 1, 0], [0, 3, 0], [1, 1, 1], {"ellipsis_mask": 1, "new_axis_mask": 4, "begin_mask": 2}),
+    ((1, 3, 2, 6), [0, -1], [0, -6], [1, -2], {"ellipsis_mask": 1}),
+    (
+        (1, 3, 2, 6),
+        [0, 1, 0],
+        [0, 2, 0],
+        [1, 1, 1],
+        {"ellipsis_mask": 1, "shrink_axis_mask": 2, "end_mask": 4},
+    ),
+    ((1, 3, 2, 6), [1], [3], [1], {}),  # a short spec: the other axes whole
+    ((1, 3, 2, 6), [0, 0, 0], [1, 3, 2], [1, 2, 1], {"begin_mask": 1, "end_mask": 1}),
+]
+
+
+def test_strided_slice_ellipsis_and_new_axis():
+    from tests.test_hostile import slice_inputs, slice_net
+
+    net = slice_net(ELLIPSIS_CASES)
+    check(net, slice_inputs(net))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "int32", "float32"])
+def test_strided_slice_on_data_types_and_batch(dtype):
+    """YOLO's channel halves and its [1, 144, 8400] row slices, other types, batch 1 and 3."""
+    net = Net()
+    for shape, begin, end, opts in (
+        ([1, 6, 6, 32], [0, 0, 0, 16], [0, 0, 0, 32], {"begin_mask": 7, "end_mask": 7}),
+        ([1, 6, 6, 32], [0, 0, 0, 0], [0, 0, 0, 16], {"begin_mask": 15, "end_mask": 7}),
+        ([1, 14, 20], [0, 6, 0], [0, 14, 0], {"begin_mask": 5, "end_mask": 5}),
+    ):
+        x = net.input(shape, dtype, *q(dtype))
+        out = [shape[0]] + [e - b if e else n for n, b, e in zip(shape[1:], begin[1:], end[1:])]
+        y = net.tensor(out, dtype, *q(dtype))
+        ins = [x] + [net.const(np.int32(v), "int32") for v in (begin, end, [1] * len(shape))]
+        net.op("STRIDED_SLICE", ins, [y], f"{shape} {begin} {end}", **opts)
+    check(net, run_sets(net, 15, (1, 3)))
