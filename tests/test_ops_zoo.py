@@ -432,3 +432,35 @@ def test_strided_slice_on_data_types_and_batch(dtype):
         ins = [x] + [net.const(np.int32(v), "int32") for v in (begin, end, [1] * len(shape))]
         net.op("STRIDED_SLICE", ins, [y], f"{shape} {begin} {end}", **opts)
     check(net, run_sets(net, 15, (1, 3)))
+
+
+def test_float_input_and_output_around_an_int8_body():
+    """QUANTIZE float32 -> int8 at the start, DEQUANTIZE at the end: the model takes and gives floats."""
+    net = Net()
+    x = net.input([1, 4, 4, 3], "float32")
+    q8 = net.tensor([1, 4, 4, 3], "int8", 0.02, -5)
+    net.ops.append({"op": "QUANTIZE", "inputs": [x], "outputs": [q8], "options": {}})
+    r = net.tensor([1, 8, 8, 3], "int8", 0.02, -5)
+    size = net.const(np.int32([8, 8]), "int32")
+    net.ops.append(
+        {
+            "op": "RESIZE_BILINEAR",
+            "inputs": [q8, size],
+            "outputs": [r],
+            "options": {"half_pixel_centers": True},
+        }
+    )
+    t = net.tensor([1, 3, 8, 8], "int8", 0.02, -5)
+    net.ops.append(
+        {
+            "op": "TRANSPOSE",
+            "inputs": [r, net.const(np.int32([0, 3, 1, 2]), "int32")],
+            "outputs": [t],
+            "options": {},
+        }
+    )
+    net.op("DEQUANTIZE", [t], [net.tensor([1, 3, 8, 8], "float32")], "float out")
+    rng = np.random.default_rng(16)
+    sets = [[rng.uniform(-3, 3, (b, 4, 4, 3)).astype(np.float32)] for b in (1, 3)]
+    check(net, sets)
+    assert engine.load(net.build()).inputs[0].dtype == np.float32

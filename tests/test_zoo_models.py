@@ -136,3 +136,14 @@ def test_movenet_keypoints_match_the_reference_csv(models_dir, shared):
     want = np.stack([csv["keypoint_y"], csv["keypoint_x"]], 1)
     err = np.abs(out[0, 0, :, :2] - want)
     assert err.mean() < 0.009 + 1e-3 and err.max() < 0.038 + 1e-3
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_npz_roundtrip(models_dir, tmp_path, name):
+    """The .npz export carries the new ops' options and types (int64 outputs, masks, output_type)."""
+    m = engine.load(zoo_path(models_dir, name))
+    m.save(tmp_path / "m.npz")
+    m2 = engine.load(tmp_path / "m.npz")
+    xs = random_feeds(m, 5)
+    for a, b in zip(m.run(xs), m2.run(xs)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
