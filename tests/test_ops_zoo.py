@@ -27,7 +27,7 @@ def check_sets(net: Net, sets: list[list[np.ndarray]]) -> None:
 # --- SPLIT / SPLIT_V / UNPACK -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "int64", "float32"])
 def test_split(dtype):
     net = Net()
     for axis, n, shape in ((3, 3, [1, 4, 5, 6]), (-1, 2, [1, 3, 4]), (1, 4, [1, 8, 3]), (2, 1, [1, 2, 5])):
@@ -70,7 +70,7 @@ def test_unpack(dtype):
 # --- TRANSPOSE ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "int64", "float32", "bool"])
 def test_transpose(dtype):
     net = Net()
     cases = [
@@ -125,9 +125,11 @@ def resize_net(op: str, dtype: str) -> Net:
     return net
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "float32"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32"])
 @pytest.mark.parametrize("op", ["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"])
 def test_resize(op, dtype):
+    if op == "RESIZE_BILINEAR" and dtype == "int32":
+        pytest.skip("the reference has no int32 bilinear kernel")
     net = resize_net(op, dtype)
     check(net, run_sets(net, 6, (1, 2)))
 
@@ -147,6 +149,26 @@ def test_resize_bilinear_large_upscale():
             half_pixel_centers=half,
         )
     check(net, run_sets(net, 7, (1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype"), [("RESIZE_NEAREST_NEIGHBOR", "int64"), ("ARG_MAX", "int16"), ("ARG_MAX", "int64")]
+)
+def test_types_the_reference_refuses_are_refused(op, dtype):
+    net = Net()
+    x = net.input([1, 2, 2, 1], dtype, *q(dtype))
+    if op == "ARG_MAX":
+        net.op(
+            op,
+            [x, net.const(np.int32(1), "int32")],
+            [net.tensor([1, 2, 1], "int32")],
+            op,
+            output_type="int32",
+        )
+    else:
+        net.op(op, [x, net.const(np.int32([4, 4]), "int32")], [net.tensor([1, 4, 4, 1], dtype)], op)
+    with pytest.raises(engine.UnsupportedError, match=f"op 0 .{op}.*{dtype} not supported"):
+        engine.load(net.build())
 
 
 def test_resize_bilinear_refuses_both_flags():
@@ -249,7 +271,7 @@ def test_sqrt_rsqrt():
 # --- GATHER / GATHER_ND ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "float32"])
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32", "int64", "float32"])
 def test_gather_constant_indices(dtype):
     net = Net()
     cases = [  # params shape, indices, axis, batch_dims
