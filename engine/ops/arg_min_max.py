@@ -34,6 +34,22 @@ def _arg(x, out, outer, n, inner, sign):
         out[t] = k
 
 
+@kernel
+def _arg_int(x, out, outer, n, inner, is_max):
+    """Integers (no NaN): raw comparisons, unsigned indices (no negative-index tests in the loop)."""
+    step = np.uint64(inner)
+    for t in prange(outer * inner):
+        base = np.uint64((t // inner) * n * inner + t % inner)
+        best = x[base]
+        k = 0
+        for j in range(1, n):
+            v = x[base + np.uint64(j) * step]
+            if (v > best) if is_max else (v < best):
+                best = v
+                k = j
+        out[t] = k
+
+
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
@@ -54,10 +70,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     inner = int(np.prod(shape[axis + 1 :], dtype=np.int64))
     n = shape[axis]
-    fn = _arg.pick(outer * inner * n)
-    # ARG_MIN is ARG_MAX of the negated values; widened first so that negating the minimum is exact
-    wide = np.float64 if src.dtype == "float32" else np.int64
-    sign = wide(1 if op.type == "ARG_MAX" else -1)
+    fn = (_arg if src.dtype == "float32" else _arg_int).pick(outer * inner * n)
+    # floats: ARG_MIN is ARG_MAX of the negated values (in double); integers: a flag picks the comparison
+    sign = np.float64(1 if op.type == "ARG_MAX" else -1) if src.dtype == "float32" else op.type == "ARG_MAX"
 
     def run(inputs: list, outputs: list) -> None:
         x = inputs[0].reshape(-1)

@@ -65,15 +65,20 @@ def _bilinear_float(src, out, ylo, yhi, fy, gy, xlo, xhi, fx, gx, n, h, w, c, ha
         r0 = (b * h + ylo[y]) * w
         r1 = (b * h + yhi[y]) * w
         o = t * ow * c
+        wy0, wy1 = gy[y], fy[y]
         for x in range(ow):
-            p00, p10 = (r0 + xlo[x]) * c, (r1 + xlo[x]) * c
-            p01, p11 = (r0 + xhi[x]) * c, (r1 + xhi[x]) * c
+            # unsigned indices: no negative-index test, so the channel loop vectorizes
+            p00, p10 = np.uint64((r0 + xlo[x]) * c), np.uint64((r1 + xlo[x]) * c)
+            p01, p11 = np.uint64((r0 + xhi[x]) * c), np.uint64((r1 + xhi[x]) * c)
+            wx0, wx1 = gx[x], fx[x]
+            uo = np.uint64(o)
             for k in range(c):
-                v = np.float32(src[p00 + k]) * gy[y] * gx[x]
-                v = v + np.float32(src[p10 + k]) * fy[y] * gx[x]
-                v = v + np.float32(src[p01 + k]) * gy[y] * fx[x]
-                v = v + np.float32(src[p11 + k]) * fy[y] * fx[x]
-                out[o + k] = v + half_up
+                u = np.uint64(k)
+                v = np.float32(src[p00 + u]) * wy0 * wx0
+                v = v + np.float32(src[p10 + u]) * wy1 * wx0
+                v = v + np.float32(src[p01 + u]) * wy0 * wx1
+                v = v + np.float32(src[p11 + u]) * wy1 * wx1
+                out[uo + u] = v + half_up
             o += c
 
 
@@ -86,20 +91,22 @@ def _bilinear_int(src, out, ylo, yhi, fy, gy, xlo, xhi, fx, gx, n, h, w, c):
         r1 = (b * h + yhi[y]) * w
         o = t * ow * c
         for x in range(ow):
-            p00, p10 = (r0 + xlo[x]) * c, (r1 + xlo[x]) * c
-            p01, p11 = (r0 + xhi[x]) * c, (r1 + xhi[x]) * c
+            p00, p10 = np.uint64((r0 + xlo[x]) * c), np.uint64((r1 + xlo[x]) * c)
+            p01, p11 = np.uint64((r0 + xhi[x]) * c), np.uint64((r1 + xhi[x]) * c)
             w00, w10 = gy[y] * gx[x], fy[y] * gx[x]
             w01, w11 = gy[y] * fx[x], fy[y] * fx[x]
+            uo = np.uint64(o)
             for k in range(c):
+                u = np.uint64(k)
                 s = (
-                    np.int64(src[p00 + k]) * w00
-                    + np.int64(src[p10 + k]) * w10
-                    + np.int64(src[p01 + k]) * w01
-                    + np.int64(src[p11 + k]) * w11
+                    np.int64(src[p00 + u]) * w00
+                    + np.int64(src[p10 + u]) * w10
+                    + np.int64(src[p01 + u]) * w01
+                    + np.int64(src[p11 + u]) * w11
                 )
                 r = s + (1 << 19) if s > 0 else s - (1 << 19)
                 q = abs(r) >> 20  # C division: truncation toward zero
-                out[o + k] = q if r >= 0 else -q
+                out[uo + u] = q if r >= 0 else -q
             o += c
 
 
