@@ -151,10 +151,22 @@ class DaskBackend:
         return first
 
     def run(self, ref: ModelRef, todo: list, done: Callable[[int, ShardResult], None]) -> None:
-        from distributed import as_completed
+        from distributed import KilledWorker, as_completed
 
         futures = {self.client.submit(process_shard, ref, shard, pure=False): no for no, shard in todo}
         for future in as_completed(futures):
-            result = future.result()
+            try:
+                result = future.result()
+            except KilledWorker as e:  # the same shard took down several workers: not a chance failure
+                no = futures[future]
+                raise EngineError(
+                    f"shard {no} (items {todo_range(todo, no)}) killed every worker that ran it ({e}); "
+                    "finished shards are kept with --out"
+                ) from None
             done(futures[future], result)
             future.release()
+
+
+def todo_range(todo: list, no: int) -> str:
+    shard = dict(todo)[no]
+    return f"{shard.start}..{shard.stop - 1}"

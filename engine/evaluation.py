@@ -64,6 +64,7 @@ class ShardResult:
     infer_s: float = 0.0
     worker: str = ""
     differing: list[int] | None = None  # items whose outputs differ from the reference kernels (compare)
+    compare_s: float = 0.0
 
     def rows(self) -> Iterable[tuple[int, bytes]]:
         """(index, raw bytes of every output of that item) in order."""
@@ -184,8 +185,9 @@ def process_shard(ref: ModelRef, shard: Shard) -> ShardResult:
         t2 - t1,
         f"{socket.gethostname()}:{os.getpid()}",
     )
-    if ref.compare and len(kept):
-        result.differing = compare_reference(m.path, x[kept], outputs, result.indices)
+    if ref.compare:
+        result.differing = compare_reference(m.path, x[kept], outputs, result.indices) if len(kept) else []
+        result.compare_s = time.perf_counter() - t2
     return result
 
 
@@ -354,6 +356,7 @@ def evaluate_dataset(
                 "phase": phase_s,
                 "read": sum(r.read_s for r in ran),
                 "inference": sum(r.infer_s for r in ran),
+                "reference": sum(r.compare_s for r in ran),  # --compare-litert: inside "phase" too
             },
             "shards": len(shards),
             "shard_size": shards[0].stop - shards[0].start if shards else 0,

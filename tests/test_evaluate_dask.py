@@ -206,6 +206,44 @@ def test_cluster_resume_skips_finished_shards(ref, mnist_dir, client, tmp_path):
         evaluate_dataset(ref, ds.limit(500), out=out)
 
 
+def test_cli_any_model_file_on_an_existing_cluster(mnist_dir, models_dir, tmp_path, client):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ENGINE_HOME=str(tmp_path / "h"), ENGINE_OFFLINE="1")
+    model = models_dir / "mnist_uint8.tflite"
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--model",
+            str(model),
+            "--data",
+            str(mnist_dir),
+            "--limit",
+            "100",
+            "--json",
+            "--scheduler",
+            client.scheduler.address,
+        ],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = json.loads(p.stdout)
+    assert s["images"] == 100 and s["model_sha256"] == registry.sha256_file(model) and s["top1"] > 0.9
+    assert s["backend"] == "dask" and len(s["workers"]) == 2
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", "flowers.tflite", "--data", str(mnist_dir)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == InputError.exit_code and "flowers.tflite: no such file" in bad.stderr
+
+
 def _workers_of(pid: int) -> list:
     import psutil
 
@@ -256,38 +294,3 @@ def test_cli_worker_killed_mid_run_loses_nothing(ref, mnist_dir, models_dir, tmp
     # the results folder is complete: a run in-process over it runs nothing and agrees
     again = evaluate_dataset(ref, open_dataset(mnist_dir).limit(1200), out=out)
     assert again["shards_skipped"] == 24 and again["outputs_sha256"] == s["outputs_sha256"]
-
-
-def test_cli_any_model_file_and_json(mnist_dir, models_dir, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), ENGINE_HOME=str(tmp_path / "h"), ENGINE_OFFLINE="1")
-    model = models_dir / "mnist_uint8.tflite"
-    p = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--model",
-            str(model),
-            "--data",
-            str(mnist_dir),
-            "--limit",
-            "100",
-            "--json",
-        ],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
-    s = json.loads(p.stdout)
-    assert s["images"] == 100 and s["model_sha256"] == registry.sha256_file(model) and s["top1"] > 0.9
-    bad = subprocess.run(
-        [sys.executable, str(SCRIPT), "--model", "flowers.tflite", "--data", str(mnist_dir)],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert bad.returncode == InputError.exit_code and "flowers.tflite: no such file" in bad.stderr
