@@ -7,6 +7,7 @@ worker killed by SIGKILL in the middle of a run of the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -131,6 +132,38 @@ def test_in_process_digest_is_the_raw_outputs_in_order(ref, mnist_dir):
     assert s["images"] == 300 and s["shards"] == 5 and s["failed"] == []
     labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 2049)[:300]
     assert s["top1"] == float(np.mean(y.argmax(1) == labels))
+
+
+def test_compare_litert_counts_differing_items(ref, mnist_dir, monkeypatch, litert):
+    """Against the reference kernels: none differ; an engine answer changed on purpose is counted, exactly."""
+    from engine import evaluation
+
+    ds = open_dataset(mnist_dir).limit(40)
+    clean = evaluate_dataset(dataclasses.replace(ref, compare=True), ds, shard_size=40)
+    assert clean["reference"]["compared"] == 40 and clean["reference"]["differing"] == 0
+    real = registry.resolve
+
+    class Tampered:
+        def __init__(self, model):
+            self.m, self.inputs, self.outputs = model, model.inputs, model.outputs
+
+        def run(self, x):
+            (y,) = self.m.run(x)
+            y = y.copy()
+            if len(y) > 7:
+                y[7, 0] ^= 1  # the 8th item of every batch
+            return [y]
+
+    def resolve(name, **kw):
+        r = real(name, **kw)
+        r.model = Tampered(r.model)
+        return r
+
+    monkeypatch.setattr(evaluation, "_LOADED", {})
+    monkeypatch.setattr(registry, "resolve", resolve)
+    s = evaluate_dataset(dataclasses.replace(ref, compare=True, batch=16), ds, shard_size=40)
+    assert s["reference"]["differing"] == 3  # batches of 16, 16 and 8
+    assert s["reference"]["differing_items"] == [ds.item(7), ds.item(23), ds.item(39)]
 
 
 def test_workers_without_dask_say_how_to_install(monkeypatch):
