@@ -59,7 +59,9 @@ def numba_cache_dir(explicit: str | None = None) -> str | None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return os.environ["NUMBA_CACHE_DIR"]
     pkg = Path(__file__).resolve().parent
-    if all(os.access(d, os.W_OK) for d in (pkg, *(p for p in pkg.iterdir() if (p / "__init__.py").is_file()))):
+    if all(
+        os.access(d, os.W_OK) for d in (pkg, *(p for p in pkg.iterdir() if (p / "__init__.py").is_file()))
+    ):
         return None
     from .registry import home
 
@@ -77,9 +79,8 @@ def worker_environment(threads: int, cache_dir: str | None) -> dict[str, str]:
 @contextlib.contextmanager
 def local_cluster(workers: int, threads: int | None = None, numba_cache: str | None = None) -> Iterator:
     """A Client of a LocalCluster of `workers` processes, one task at a time each, `threads` Numba threads."""
-    import dask
-
     require_dask()
+    import dask
     from distributed import Client, LocalCluster
 
     threads = threads or default_threads(workers)
@@ -142,7 +143,7 @@ class DaskBackend:
         """Load the model on every worker now (compiling once per machine), so timing starts warm."""
         workers = list(self.client.scheduler_info()["workers"])
         futures = [
-            self.client.submit(describe, ref, workers=[w], allow_other_workers=False, pure=False)
+            self.client.submit(describe, ref, workers=[w], allow_other_workers=True, pure=False)
             for w in workers
         ]
         facts = self.client.gather(futures)

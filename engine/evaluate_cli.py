@@ -65,7 +65,7 @@ def model_ref(args):
     from .evaluation import ModelRef
 
     cache = registry.Cache(mirror=args.mirror)
-    name = "mnist" if args.model == "all" else args.model
+    name = cache.registry.default if args.model == "all" else args.model  # no --model: the registry's default
     if registry.is_model_path(name, cache.registry):
         path = Path(name).expanduser().resolve()
         if not path.is_file():
@@ -115,7 +115,7 @@ def evaluate_data(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             summary = evaluate_dataset(ref, ds, dd.DaskBackend(client), **run)
-        summary["threads_per_worker"] = threads
+        summary["threads_per_worker"] = threads or summary["workers"][0]["numba_threads"]
     else:
         import numba
 

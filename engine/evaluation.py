@@ -23,14 +23,14 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import Dataset, Failure, ItemReader, Shard
-from .errors import EngineError, InputError
+from .errors import EngineError, FetchError, InputError
 
 ENV_TEST_DELAY = (
     "ENGINE_EVAL_TEST_DELAY_S"  # tests only: seconds each shard sleeps (to kill a worker mid-run)
@@ -101,16 +101,17 @@ def _load(ref: ModelRef) -> Loaded:
     from . import registry
     from .preprocess import image_layout
 
-    res = registry.resolve(ref.name, mirror=ref.mirror)
-    if res.entry is not None:
-        cache = registry.Cache(mirror=ref.mirror)
-        path, sha = str(cache.path(res.entry.file)), cache.registry.files[res.entry.file].sha256
-    else:
+    cache = registry.Cache(mirror=ref.mirror)
+    if registry.is_model_path(ref.name, cache.registry):
         path, sha = str(ref.name), registry.sha256_file(ref.name)
-    if sha != ref.sha256:
-        raise InputError(
-            f"{ref.name} on {socket.gethostname()}: sha256 {sha}, the run was started with {ref.sha256}"
+    else:
+        entry = cache.registry.model(ref.name)
+        path, sha = str(cache.path(entry.file)), cache.registry.files[entry.file].sha256
+    if sha != ref.sha256:  # another file at that path, or another registry, on this machine
+        raise FetchError(
+            f"{ref.name} on {socket.gethostname()}: sha256 {sha}, but the run was started with {ref.sha256}"
         )
+    res = registry.resolve(ref.name, cache=cache)
     info = res.model.inputs[0]
     try:
         image_layout(info)
@@ -124,7 +125,7 @@ def _load(ref: ModelRef) -> Loaded:
 
 
 @contextlib.contextmanager
-def compile_lock():
+def compile_lock() -> Iterator[None]:
     """One process per machine compiles the kernels while the others wait, then load them from the cache."""
     try:
         import fcntl
@@ -133,10 +134,7 @@ def compile_lock():
         return
     where = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent)
     tag = hashlib.sha256(where.encode()).hexdigest()[:12]
-    path = (
-        Path(tempfile.gettempdir())
-        / f"engine-compile-{os.getuid() if hasattr(os, 'getuid') else 0}-{tag}.lock"
-    )
+    path = Path(tempfile.gettempdir()) / f"engine-compile-{os.getuid()}-{tag}.lock"
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:

@@ -166,6 +166,18 @@ def test_compare_litert_counts_differing_items(ref, mnist_dir, monkeypatch, lite
     assert s["reference"]["differing_items"] == [ds.item(7), ds.item(23), ds.item(39)]
 
 
+def test_a_worker_with_another_model_file_refuses(ref, tmp_path, models_dir):
+    from engine.errors import FetchError
+
+    bad = dataclasses.replace(ref, sha256="0" * 64)
+    with pytest.raises(FetchError, match="but the run was started with 0000"):
+        loaded(bad)
+    copy = tmp_path / "m.tflite"
+    copy.write_bytes((models_dir / "mnist_uint8.tflite").read_bytes())
+    with pytest.raises(FetchError, match="m.tflite on .*: sha256 0470"):
+        loaded(dataclasses.replace(bad, name=str(copy)))
+
+
 def test_workers_without_dask_say_how_to_install(monkeypatch):
     from engine import distributed
 
