@@ -85,6 +85,7 @@ class Loaded:
 
 _LOADED: dict[str, Loaded] = {}
 _LOAD_LOCK = threading.Lock()
+_LOAD_S: dict[str, tuple[float, float]] = {}  # key -> (seconds waiting for the compile lock, seconds loading)
 
 
 def loaded(ref: ModelRef) -> Loaded:
@@ -92,8 +93,11 @@ def loaded(ref: ModelRef) -> Loaded:
     with _LOAD_LOCK:
         key = ref.key()
         if key not in _LOADED:
+            t0 = time.perf_counter()
             with compile_lock():
+                t1 = time.perf_counter()
                 _LOADED[key] = _load(ref)
+            _LOAD_S[key] = (t1 - t0, time.perf_counter() - t1)
         return _LOADED[key]
 
 
@@ -148,8 +152,11 @@ def warm_up(ref: ModelRef) -> dict:
     import numba
 
     loaded(ref)
+    wait_s, load_s = _LOAD_S.get(ref.key(), (0.0, 0.0))
     return {
         "pid": os.getpid(),
+        "lock_wait_s": wait_s,  # another process of this machine was compiling the kernels
+        "load_s": load_s,  # load, and compile where the cache was cold
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "numba_cache_dir": numba.config.CACHE_DIR or None,
     }
