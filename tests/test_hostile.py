@@ -281,7 +281,7 @@ def test_warmup_runs_no_nms(monkeypatch, regular):
     kernel = getattr(dp, name)
 
     def spy(*args):
-        thresholds.append(float(args[6 if regular else 7]))
+        thresholds.append(float(args[2].score_threshold))
         return kernel(*args)
 
     monkeypatch.setattr(dp, name, spy)
