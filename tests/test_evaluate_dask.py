@@ -89,6 +89,11 @@ def test_image_folder_labels_and_order(photos):
     assert ds.labels.tolist() == [3] * 5 + [7] * 6 + [-1]  # folder names that are integers: those classes
     assert class_index(["cat", "dog"], None) == {"cat": 0, "dog": 1}  # else sorted order
     assert class_index(["Dog", "cat"], ["background", "cat", "dog"]) == {"Dog": 2, "cat": 1}  # model's labels
+    (photos / "7" / "loop").symlink_to(photos, target_is_directory=True)  # followed once, never in a loop
+    try:
+        assert open_dataset(photos).paths == ds.paths
+    finally:
+        (photos / "7" / "loop").unlink()
     shard = ds.shard(4, 8)
     assert shard.paths == tuple(ds.paths[4:8]) and len(shard) == 4
 
