@@ -486,3 +486,31 @@ def test_float_input_and_output_around_an_int8_body():
     sets = [[rng.uniform(-3, 3, (b, 4, 4, 3)).astype(np.float32)] for b in (1, 3)]
     check(net, sets)
     assert engine.load(net.build()).inputs[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_div_quantized_every_pair(dtype):
+    """Every dividend against every divisor but the zero point, random scales, fused activations."""
+    from tests.harness import all_bytes, qparams
+
+    rng = np.random.default_rng(17)
+    net = Net()
+    sets = [[]]
+    for k, act in enumerate(["NONE", "RELU", "RELU6", "NONE", "RELU_N1_TO_1", "NONE"]):
+        (s1, z1), (s2, z2), (so, zo) = (qparams(rng, dtype) for _ in range(3))
+        x = net.input([1, 256, 1], dtype, s1, z1)
+        divisors = np.setdiff1d(all_bytes(dtype, [256]), np.array([z2], dtype))
+        d = net.const(divisors.reshape(1, 1, 255), dtype, s2, z2)
+        y = net.tensor([1, 256, 255], dtype, so, zo)
+        net.op("DIV", [x, d], [y], f"DIV {dtype} {k} {act}", fused_activation_function=act)
+        sets[0].append(all_bytes(dtype, [1, 256, 1]))
+    check(net, sets)
+
+
+def test_div_quantized_zero_divisor_is_an_error():
+    net = Net()
+    a, b = net.input([1, 3], "uint8", 0.1, 3), net.input([1, 3], "uint8", 0.1, 7)
+    net.op("DIV", [a, b], [net.tensor([1, 3], "uint8", 0.2, 0)], "div")
+    m = engine.load(net.build())
+    with pytest.raises(engine.InputError, match="op 0 .DIV.: division by zero"):
+        m.run([np.uint8([[1, 2, 3]]), np.uint8([[1, 7, 3]])])
