@@ -514,3 +514,12 @@ def test_div_quantized_zero_divisor_is_an_error():
     m = engine.load(net.build())
     with pytest.raises(engine.InputError, match="op 0 .DIV.: division by zero"):
         m.run([np.uint8([[1, 2, 3]]), np.uint8([[1, 7, 3]])])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_floor_div_small_integers(dtype):
+    net = Net()
+    a = net.input([1, 4, 6], dtype, *q(dtype))
+    b = net.const(np.array([[3, -4, 7, -1, 2, 5]], dtype), dtype, *q(dtype))
+    net.op("FLOOR_DIV", [a, b], [net.tensor([1, 4, 6], dtype, *q(dtype))], f"FLOOR_DIV {dtype}")
+    check(net, run_sets(net, 18, (1, 2)))

@@ -25,7 +25,7 @@ TYPES = {
     "SUB": FLOAT_INT,
     "MUL": FLOAT_INT,
     "DIV": FLOAT_INT,
-    "FLOOR_DIV": FLOAT_INT,
+    "FLOOR_DIV": ("float32", "int8", "int16", "int32", "int64"),  # 8/16-bit: raw values, scales ignored
     "MAXIMUM": ("float32", "uint8", "int8", "int16", "int32", "int64"),
     "MINIMUM": ("float32", "uint8", "int8", "int16", "int32", "int64"),
 }
