@@ -523,3 +523,26 @@ def test_floor_div_small_integers(dtype):
     b = net.const(np.array([[3, -4, 7, -1, 2, 5]], dtype), dtype, *q(dtype))
     net.op("FLOOR_DIV", [a, b], [net.tensor([1, 4, 6], dtype, *q(dtype))], f"FLOOR_DIV {dtype}")
     check(net, run_sets(net, 18, (1, 2)))
+
+
+def test_rsqrt_int8():
+    """Every input value at or above the zero point (below it the reference reports an error)."""
+    rng = np.random.default_rng(19)
+    net = Net()
+    sets = [[]]
+    from tests.harness import qparams
+
+    for k in range(7):
+        s_in, zp_in = qparams(rng, "int8")
+        s_out, zp_out = qparams(rng, "int8", -2.0, 1.0)
+        if k == 6:  # outputs spread over most of the int8 range
+            (s_in, zp_in), (s_out, zp_out) = (0.01, -128), (0.04, -128)
+        x = net.input([1, 256], "int8", s_in, zp_in)
+        net.op("RSQRT", [x], [net.tensor([1, 256], "int8", s_out, zp_out)], f"RSQRT int8 {k}")
+        sets[0].append(np.maximum(np.arange(-128, 128), zp_in).astype(np.int8).reshape(1, 256))
+    check(net, sets)
+    m = engine.load(net.build())
+    bad = [np.full((1, 256), -128, np.int8) for _ in range(7)]
+    if any(np.int8(t["zero_point"][0]) > -128 for t in (net.tensors[i] for i in net.inputs)):
+        with pytest.raises(engine.InputError, match="RSQRT"):
+            m.run(bad)
