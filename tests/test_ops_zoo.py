@@ -546,3 +546,17 @@ def test_rsqrt_int8():
     if any(np.int8(t["zero_point"][0]) > -128 for t in (net.tensors[i] for i in net.inputs)):
         with pytest.raises(engine.InputError, match="RSQRT"):
             m.run(bad)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float32", "int16"])
+def test_pack_on_data(dtype):
+    """PACK of computed tensors (MoveNet packs int32 indices), batch 1 and 2."""
+    net = Net()
+    for axis, n in ((1, 3), (-1, 2), (0, 2)):
+        xs = [net.input([1, 4, 3], dtype, *q(dtype)) for _ in range(n)]
+        oshape = [1, 4, 3]
+        oshape.insert(axis % 4, n)
+        net.op(
+            "PACK", xs, [net.tensor(oshape, dtype, *q(dtype))], f"PACK axis={axis}", axis=axis, values_count=n
+        )
+    check(net, run_sets(net, 20, (1, 2)))
