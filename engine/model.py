@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numba
 import numpy as np
 
+from . import profiles
 from .errors import EngineError, InputError, ModelFormatError
 from .executor import Plan
 from .graph import Graph
@@ -62,10 +63,19 @@ def _info(g: Graph, i: int) -> TensorInfo:
 
 
 class Model:
-    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers)."""
+    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers).
 
-    def __init__(self, graph: Graph, source: str = "<graph>", warmup: bool = True):
+    numerics: the profile (engine/profiles) whose arithmetic every op was prepared with, fixed for the
+    model's life; None keeps the graph's own (default "reference").
+    """
+
+    def __init__(
+        self, graph: Graph, source: str = "<graph>", warmup: bool = True, numerics: str | None = None
+    ):
+        if numerics is not None and numerics != profiles.profile_of(graph):
+            graph = replace(graph, numerics=profiles.get(numerics).name)  # a copy: the caller's keeps its own
         self.graph = graph
+        self.numerics = profiles.get(profiles.profile_of(graph)).name
         self.source = source
         self.inputs = [_info(graph, i) for i in graph.inputs]
         self.outputs = [_info(graph, i) for i in graph.outputs]
@@ -74,6 +84,11 @@ class Model:
         self.plan(1)  # refuse what cannot run now, not at the first run()
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
             self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.inputs)
+        outs = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.outputs)
+        return f"<engine.Model {self.source!r} numerics={self.numerics!r} inputs=[{ins}] outputs=[{outs}]>"
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)
@@ -158,11 +173,14 @@ class Model:
         save_npz(self.graph, path)
 
 
-def load(source, warmup: bool = True) -> Model:
+def load(source, warmup: bool = True, numerics: str = profiles.DEFAULT) -> Model:
     """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it.
 
     warmup runs the model once on zeros so that every kernel is compiled before load returns.
+    numerics: whose arithmetic to equal bit for bit: "reference" (LiteRT's reference kernels, the
+    default) or "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run).
     """
+    profiles.get(numerics)  # an unknown profile is refused before any work
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "<bytes>"
     else:
@@ -179,6 +197,6 @@ def load(source, warmup: bool = True) -> Model:
     validate_quantization(graph, name)
     validate_graph(graph, name)
     try:
-        return Model(graph, name, warmup)
+        return Model(graph, name, warmup, numerics)
     except EngineError as e:  # planning errors name the op; add the file once
         raise type(e)(f"{name}: {e}") from None

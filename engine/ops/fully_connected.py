@@ -4,6 +4,9 @@ Unlike the convolutions, the reference FULLY_CONNECTED (uint8, int8 per-tensor a
 does not requantize with the fixed-point multiplier: it rounds double(acc) * (s_in * s_w / s_out),
 all in double, half away from zero. TFLite Micro uses the fixed-point multiplier instead, so the
 two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md: 2-5 in 300).
+With numerics="tflm" the layer requantizes as TFLite Micro does: the convolutions' multipliers
+(per tensor: GetQuantizedConvolutionMultipler, float32 product; per channel: double) and
+MultiplyByQuantizedMultiplier, picked here at prepare.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
+from ..profiles import profile_of
 from . import conv_kernels as K
-from . import gemm
+from . import gemm, requantize
 from .common import Prepared, fused_activation, require
 from .gemm import OCB, PX, pack_weights, padded_channels
-from .quant_params import bias_vector, filter_zero_points, weighted_operands, wrap_int32
+from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -51,9 +55,31 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
     scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
 
-    fully_connected = K.fully_connected.pick(
-        (rows * units * depth) // 16
-    )  # MACs are cheaper than elementwise steps
+    work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
+    if profile_of(g) == "tflm":
+        table = requantize.params(bias_q, *conv_multipliers(op, inp, filt, out, units))
+        fixed = K.fully_connected_fixed.pick(work)
+        zeros = np.zeros(PX, np.int64)
+
+        def run_fixed(ins, outs, scratch):
+            x = ins[0].reshape(rows, depth)
+            fixed(
+                x,
+                delta,
+                weights,
+                blocks,
+                table,
+                out_zp,
+                lo,
+                hi,
+                zeros,
+                scratch[0],
+                scratch[1],
+                outs[0].reshape(rows, units),
+            )
+
+        return Prepared([out_shape], run_fixed, scratch=scratch)
+    fully_connected = K.fully_connected.pick(work)
 
     def run(ins, outs, scratch):
         fully_connected(
