@@ -1,9 +1,35 @@
-"""What TFLite Micro refuses to run (tflite-micro, tensorflow/lite/micro/kernels/*.cc), checked per op
-at load so that numerics="tflm" refuses what the device would refuse instead of computing something
-the device never would."""
+"""numerics="tflm": what TFLite Micro refuses to run, and its arithmetic where it differs from the
+reference kernels (tflite-micro, tensorflow/lite/micro/kernels/*.cc).
+
+Refusals are checked per op at load, so that the profile refuses what the device would refuse instead
+of computing something the device never would. Where the kernels differ (README, "Numerics profiles"):
+FULLY_CONNECTED (fixed point; fully_connected.py), MUL (multiplier in double; mul.py), SUB (the rescaled
+inputs subtracted, not input 2's multiplier negated; here), LOGISTIC and TANH (gemmlowp fixed point; here).
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+from numba import njit
+
+from ..fixedpoint import (
+    INT32_MAX,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier_smaller_than_one_exp,
+    round_half_away,
+    rounding_divide_by_pot,
+    wrap_int32,
+)
+from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
+from ..fixedpoint import saturating_rounding_doubling_high_mul as srdhm
+from ..gemmlowp import (
+    byte_values,
+    exp_on_negative_values,
+    one_over_one_plus_x_for_x_in_0_1,
+    saturating_shift_left,
+)
 from ..graph import Graph, Op
 
 # ops whose TFLM kernels take uint8 data: QUANTIZE and DEQUANTIZE (quantize_common.cc,
@@ -31,3 +57,117 @@ def refusal(op: Op, g: Graph) -> str | None:
         if t.dtype != "float32" or g.tensors[op.inputs[1]].dtype != "float32":
             return "quantized box or score inputs (its detection postprocess decodes float32 inputs only)"
     return None
+
+
+# --- TFLite Micro's arithmetic where its kernels differ from the reference's ---------------------------
+# Each is a prepare-time table (8-bit inputs make every elementwise op a lookup): the op's prepare()
+# picks it when profile_of(g) == "tflm", and the run is the same gather as the reference's.
+
+LOGISTIC_INPUT_INTEGER_BITS = 4  # logistic_common.cc, tanh.cc: kInputIntegerBits for int8
+
+
+def fixed_point_input(s_in: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, input_range_radius) of TFLM's int8 LOGISTIC and TANH:
+    frexp(double(s_in) * 2**27) rounded to 31 bits (no renormalization, as in logistic_common.cc),
+    and CalculateInputRadius(4, left_shift, 31)."""
+    q, left_shift = math.frexp(float(s_in) * float(1 << (31 - LOGISTIC_INPUT_INTEGER_BITS)))
+    mult = round_half_away(q * float(1 << 31))
+    mult = (mult + (1 << 31)) % (1 << 32) - (1 << 31)  # static_cast<int32_t> of 2**31 wraps
+    bits = LOGISTIC_INPUT_INTEGER_BITS
+    radius = math.floor(((1 << bits) - 1) * float(1 << (31 - bits)) / float(1 << left_shift))
+    return mult, left_shift, radius
+
+
+@njit(cache=True)
+def _logistic_q0(a):
+    """gemmlowp::logistic of FixedPoint<int32, 4> raw a: Q0.31."""
+    if a == 0:
+        return np.int64(1 << 30)
+    p = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(-abs(a), LOGISTIC_INPUT_INTEGER_BITS))
+    return p if a > 0 else wrap_int32(np.int64(INT32_MAX) - p)
+
+
+@njit(cache=True)
+def _one_minus_x_over_one_plus_x(a):
+    """gemmlowp's one_minus_x_over_one_plus_x_for_x_in_0_1: (1 - a) / (1 + a), Q0.31 in and out."""
+    s = a + np.int64(INT32_MAX)  # RoundingHalfSum(a, One)
+    half_denominator = (s + 1) // 2 if s >= 0 else -((-s + 1) // 2)
+    x = wrap_int32(np.int64(1515870810) + srdhm(half_denominator, np.int64(-1010580540)))
+    one_f2 = np.int64(1) << 29
+    for _ in range(3):
+        one_minus = wrap_int32(one_f2 - srdhm(half_denominator, x))
+        x = wrap_int32(x + saturating_shift_left(srdhm(x, one_minus), 2))
+    return saturating_shift_left(wrap_int32(x - one_f2), 2)
+
+
+@njit(cache=True)
+def _tanh_q0(a):
+    """gemmlowp::tanh of FixedPoint<int32, 4> raw a: Q0.31 (exp of 2n read as FixedPoint<int32, 5>)."""
+    if a == 0:
+        return np.int64(0)
+    t = _one_minus_x_over_one_plus_x(exp_on_negative_values(-abs(a), LOGISTIC_INPUT_INTEGER_BITS + 1))
+    return -t if a < 0 else t
+
+
+@njit(cache=True)
+def _activation_table(values, zp_in, mult, left_shift, radius, tanh):
+    """reference_integer_ops::Logistic / Tanh (int8) of every input byte: the output quantization is
+    implied (1/256 and -128, 1/128 and 0), whatever the output tensor says."""
+    table = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        x = np.int64(values[i]) - zp_in
+        if x <= -radius:
+            table[i] = -128
+        elif x >= radius:
+            table[i] = 127
+        elif tanh:
+            r = rounding_divide_by_pot(_tanh_q0(multiply_by_quantized_multiplier(x, mult, left_shift)), 24)
+            table[i] = min(max(r, -128), 127)
+        else:
+            r = rounding_divide_by_pot(
+                _logistic_q0(multiply_by_quantized_multiplier(x, mult, left_shift)), 23
+            )
+            table[i] = min(max(r - 128, -128), 127)
+    return table
+
+
+def activation_table(op: str, s_in: float, zp_in: int) -> np.ndarray:
+    """TFLite Micro's int8 LOGISTIC ("LOGISTIC") or TANH table over the 256 raw input bytes."""
+    mult, left_shift, radius = fixed_point_input(s_in)
+    table = _activation_table(byte_values("int8"), zp_in, mult, left_shift, radius, op == "TANH")
+    return table.astype(np.int8)
+
+
+def sub_multipliers(s1: float, s2: float, so: float) -> tuple[tuple[int, int], ...]:
+    """SUB's three (multiplier, shift): ADD's, in double. (sub_common.cc reads as float32 arithmetic, but
+    the tflite-micro build measured here gives the double results: test_tflm pins both readings.)"""
+    twice = 2.0 * max(float(s1), float(s2))
+    reals = (float(s1) / twice, float(s2) / twice, twice / (float(1 << SUB_LEFT_SHIFT) * float(so)))
+    return tuple(quantize_multiplier_smaller_than_one_exp(r) for r in reals)
+
+
+SUB_LEFT_SHIFT = 20
+
+
+@njit(cache=True)
+def _sub_table(v1, v2, off1, off2, p1, p2, po, zp_out, lo, hi):
+    """reference_ops::Sub (int8): both inputs rescaled with positive multipliers, then subtracted."""
+    x1 = np.empty(v1.shape[0], np.int64)
+    x2 = np.empty(v2.shape[0], np.int64)
+    for i in range(v1.shape[0]):
+        x1[i] = mul_lt1((v1[i] + off1) * (1 << SUB_LEFT_SHIFT), p1[0], p1[1])
+    for j in range(v2.shape[0]):
+        x2[j] = mul_lt1((v2[j] + off2) * (1 << SUB_LEFT_SHIFT), p2[0], p2[1])
+    table = np.empty((v1.shape[0], v2.shape[0]), np.int64)
+    for i in range(v1.shape[0]):
+        for j in range(v2.shape[0]):
+            r = mul_lt1(wrap_int32(x1[i] - x2[j]), po[0], po[1]) + zp_out
+            table[i, j] = min(max(r, lo), hi)
+    return table
+
+
+def sub_table(s: tuple[float, float, float], zp: tuple[int, int, int], lo: int, hi: int) -> np.ndarray:
+    """TFLite Micro's int8 SUB over every pair of raw bytes: table[a, b]; s and zp: input 1, input 2, output."""
+    p1, p2, po = sub_multipliers(*s)
+    v = byte_values("int8")
+    return _sub_table(v, v, -zp[0], -zp[1], p1, p2, po, zp[2], lo, hi).astype(np.int8)
