@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import engine
-from tests.oracle import micro_run_many
+from tests.oracle import OracleError, micro_run_many
 from tests.test_ops_elementwise import F32, Net, all_bytes, qparams
 
 pytestmark = pytest.mark.usefixtures("tflm")
@@ -175,3 +175,259 @@ def test_logistic_tanh_fixed_point(op):
         x = net.input([1, 256], "int8", s_in, zp_in)
         net.op(op, [x], [net.tensor([1, 256], "int8", s_out, zp_out)], f"{op} s_in={s_in} zp_in={zp_in}")
     check_tflm(net, [[all_bytes("int8", [1, 256]) for _ in net.inputs]], differs=True)
+
+
+# --- ops whose kernels are the same in both runtimes: the reference profile must equal TFLite Micro ----------
+
+
+def unary_int8(op: str, variants, **options) -> Net:
+    """variants: (in dtype, (s, zp) or None, out dtype, (s, zp) or None), one [1, 300] graph input each."""
+    net = Net()
+    for din, qin, dout, qout in variants:
+        x = net.input([1, 300], din, *(qin or ()))
+        y = net.tensor([1, 300], dout, *(qout or ()))
+        net.op(op, [x], [y], f"{op} {din}->{dout} in={qin} out={qout}", **options)
+    return net
+
+
+@pytest.mark.parametrize(
+    "op,differs",
+    [
+        ("RELU", True),
+        ("RELU6", True),
+        ("HARD_SWISH", False),
+        ("QUANTIZE", False),
+        ("DEQUANTIZE", False),
+        ("SOFTMAX", False),
+    ],
+)
+def test_unary(op, differs):
+    """RELU: TFLite Micro divides s_in / s_out in double (the pinned quantizations tell it from float32);
+    RELU6: TFLite Micro clamps the raw input, ignoring the output quantization. The others agree."""
+    from tests.test_ops_activations import PINNED_MULTIPLIER, awkward_in, full_range_sets
+
+    rng = np.random.default_rng(20)
+    same = [(q, q) for q in awkward_in("int8")]
+    pairs = same + [(qparams(rng, "int8", -3, 0.5), qparams(rng, "int8", -3, 0.5)) for _ in range(10)]
+    pairs += [(qi, qo) for _, qi, qo in PINNED_MULTIPLIER.get(op, [])]
+    variants = [("int8", qi, "int8", qo) for qi, qo in pairs]
+    options = {}
+    if op == "DEQUANTIZE":
+        variants = [
+            (d, qi, "float32", None)
+            for d in ("int8", "uint8")
+            for qi, _ in pairs
+            if d == "int8" or qi[1] >= 0
+        ]
+    elif op == "QUANTIZE":  # float -> int8, and uint8 <-> int8 (TFLite Micro takes uint8 here only)
+        variants += [("float32", None, "int8", qo) for _, qo in pairs[:6]]
+        variants += [("uint8", (0.02, 128), "int8", (0.02, 0)), ("uint8", (0.05, 3), "int8", (0.03, -7))]
+        variants += [("int8", (0.02, 0), "uint8", (0.02, 128)), ("int8", (0.05, -3), "uint8", (0.07, 9))]
+    elif op == "HARD_SWISH":  # output scales from just above s_in / 128 (output exponent 0) to 20 x s_in
+        variants = [
+            ("int8", qi, "int8", (float(F32(qi[0] * r)), qo[1]))
+            for qi, qo in pairs
+            for r in (1 / 127, 0.3, 20.0)
+        ]
+    elif op == "SOFTMAX":  # TFLite Micro wants the output scale exactly 1/256
+        variants = [("int8", qi, "int8", (1 / 256, -128)) for qi, _ in pairs]
+        options = {"beta": 1.0}
+    net = unary_int8(op, variants, **options)
+    check_tflm(net, full_range_sets(net, 21, batches=(1,)), differs=differs)
+
+
+def test_pool_equal():
+    from tests.test_ops_pool import GEOMETRIES
+
+    rng = np.random.default_rng(22)
+    net = Net()
+    for op in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        for k, ((h, w, c), (fh, fw), (sh, sw)) in enumerate(GEOMETRIES):
+            for padding in ("SAME", "VALID"):
+                if padding == "VALID" and (fh > h or fw > w):
+                    continue
+                oh = (h + sh - 1) // sh if padding == "SAME" else (h - fh + sh) // sh
+                ow = (w + sw - 1) // sw if padding == "SAME" else (w - fw + sw) // sw
+                s, z = qparams(rng, "int8", -2, -1)
+                x = net.input([1, h, w, c], "int8", s, z)
+                y = net.tensor([1, oh, ow, c], "int8", s, z)
+                act = ACTS[k % 4]
+                net.op(op, [x], [y], f"{op} {h}x{w}x{c} f{fh}x{fw} s{sh}x{sw} {padding} {act}", padding=padding,
+                       filter_height=fh, filter_width=fw, stride_h=sh, stride_w=sw, fused_activation_function=act)  # fmt: skip
+    check_tflm(net, random_sets(net, 23), differs=False)
+
+
+def test_mean_equal():
+    rng = np.random.default_rng(24)
+    net = Net()
+    shape = [1, 7, 5, 6]
+    for axes in ([1, 2], [2, 1], [1], [3], [-1], [1, 2, 3], [1, 3]):
+        for keep in (True, False):
+            ax = sorted({a % 4 for a in axes})
+            oshape = (
+                [1 if d in ax else n for d, n in enumerate(shape)]
+                if keep
+                else [n for d, n in enumerate(shape) if d not in ax]
+            )
+            x = net.input(shape, "int8", *qparams(rng, "int8", -2, -1))
+            y = net.tensor(oshape, "int8", *qparams(rng, "int8", -2.5, -0.5))
+            net.op(
+                "MEAN",
+                [x, net.const(np.int32(axes), "int32")],
+                [y],
+                f"MEAN axes={axes} keep={keep}",
+                keep_dims=keep,
+            )
+    check_tflm(net, random_sets(net, 25), differs=False)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_conv_depthwise_equal(per_channel):
+    from tests.test_ops_conv import bias_tensor, weights
+
+    rng = np.random.default_rng(26 + per_channel)
+    scheme = "int8_per_channel" if per_channel else "int8_per_tensor"
+    net = Net()
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw)) in enumerate(
+        [("SAME", (1, 1), (1, 1), (3, 3)), ("VALID", (2, 2), (1, 1), (3, 3)), ("SAME", (1, 2), (1, 1), (5, 2)),
+         ("VALID", (1, 1), (2, 2), (3, 3)), ("SAME", (1, 1), (1, 1), (1, 1))]
+    ):  # fmt: skip
+        h, w = 11, 9
+        oh = -(-h // sh) if pad == "SAME" else (h - (kh - 1) * dh - 1) // sh + 1
+        ow = -(-w // sw) if pad == "SAME" else (w - (kw - 1) * dw - 1) // sw + 1
+        s_in, zp_in = qparams(rng, "int8", -2, 0)
+        for op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            c_in, c_out = ((5, 12), (4, 8))[op == "DEPTHWISE_CONV_2D"]
+            shape, axis = ((c_out, kh, kw, c_in), 0) if op == "CONV_2D" else ((1, kh, kw, c_out), 3)
+            x = net.input([1, h, w, c_in], "int8", s_in, zp_in)
+            wi, bias_scales, s_out = weights(net, rng, scheme, shape, axis, s_in, kh * kw * c_in)
+            y = net.tensor([1, oh, ow, c_out], "int8", s_out, int(rng.integers(-128, 128)))
+            opts = dict(padding=pad, stride_h=sh, stride_w=sw, dilation_h_factor=dh, dilation_w_factor=dw,
+                        fused_activation_function=ACTS[n % 4])  # fmt: skip
+            if op == "DEPTHWISE_CONV_2D":
+                opts["depth_multiplier"] = c_out // c_in
+            net.op(
+                op,
+                [x, wi, bias_tensor(net, rng, bias_scales, c_out)],
+                [y],
+                f"{op} {kh}x{kw} {pad} s{sh}{sw} d{dh}{dw}",
+                **opts,
+            )
+    check_tflm(net, random_sets(net, 28), differs=False)
+
+
+def test_data_movement_equal():
+    """CONCATENATION, PAD, PADV2, STRIDED_SLICE, PACK, RESHAPE, SQUEEZE."""
+    net = Net()
+    a, b = net.input([1, 3, 4, 2], "int8", 0.1, 2), net.input([1, 3, 4, 2], "int8", 0.1, 2)
+    net.op("CONCATENATION", [a, b], [net.tensor([1, 6, 4, 2], "int8", 0.1, 2)], "CONCAT same", axis=1)
+    pads = net.const(np.int32([[0, 0], [1, 2], [0, 1], [0, 0]]), "int32")
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 7)
+    net.op("PAD", [x, pads], [net.tensor([1, 6, 5, 2], "int8", 0.1, 7)], "PAD")
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 7)
+    fill = net.const(np.int8([-20]), "int8", 0.1, 7)
+    net.op("PADV2", [x, pads, fill], [net.tensor([1, 6, 5, 2], "int8", 0.1, 7)], "PADV2")
+    x = net.input([1, 4, 4, 2], "int8", 0.1, 2)
+    ins = [x] + [net.const(np.int32(v), "int32") for v in ([0, 1, 0, 0], [1, 3, 4, 2], [1, 1, 2, 1])]
+    net.op(
+        "STRIDED_SLICE",
+        ins,
+        [net.tensor([1, 2, 2, 2], "int8", 0.1, 2)],
+        "STRIDED_SLICE",
+        begin_mask=1,
+        end_mask=1,
+    )
+    xs = [net.input([1, 3, 2], "int8", 0.1, 2) for _ in range(3)]
+    net.op("PACK", xs, [net.tensor([1, 3, 3, 2], "int8", 0.1, 2)], "PACK", axis=2, values_count=3)
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 2)
+    net.op(
+        "RESHAPE",
+        [x, net.const(np.int32([1, 24]), "int32")],
+        [net.tensor([1, 24], "int8", 0.1, 2)],
+        "RESHAPE",
+        new_shape=[1, 24],
+    )
+    x = net.input([1, 3, 1, 2], "int8", 0.1, 2)
+    net.op("SQUEEZE", [x], [net.tensor([1, 3, 2], "int8", 0.1, 2)], "SQUEEZE", squeeze_dims=[2])
+    check_tflm(net, random_sets(net, 29), differs=False)
+
+
+# --- what TFLite Micro refuses, numerics="tflm" refuses too (and says why) -----------------------------------
+
+
+def refused_cases() -> dict[str, Net]:
+    cases = {}
+    for dtype in ("uint8",):
+        for op in ("ADD", "MUL", "SUB"):
+            net = Net()
+            a, b = net.input([1, 8], dtype, 0.1, 3), net.input([1, 8], dtype, 0.2, 5)
+            net.op(op, [a, b], [net.tensor([1, 8], dtype, 0.3, 7)], op)
+            cases[f"{op} {dtype}"] = net
+        for op in ("RELU", "LOGISTIC", "MAX_POOL_2D", "SOFTMAX"):
+            net = Net()
+            x = net.input([1, 2, 2, 4], dtype, 0.1, 3)
+            pool = dict(filter_height=1, filter_width=1, stride_h=1, stride_w=1)
+            opts = {"MAX_POOL_2D": pool, "SOFTMAX": dict(beta=1.0)}.get(op, {})
+            out_q = (1 / 256, 0) if op in ("LOGISTIC", "SOFTMAX") else (0.1, 3)
+            net.op(op, [x], [net.tensor([1, 2, 2, 4], dtype, *out_q)], op, **opts)
+            cases[f"{op} {dtype}"] = net
+    from tests.test_ops_conv import bias_tensor, weights
+
+    rng = np.random.default_rng(40)
+    for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        net = Net()
+        shape, axis, xshape, oshape = {
+            "CONV_2D": ((4, 1, 1, 3), 0, [1, 2, 2, 3], [1, 2, 2, 4]),
+            "DEPTHWISE_CONV_2D": ((1, 1, 1, 3), 3, [1, 2, 2, 3], [1, 2, 2, 3]),
+            "FULLY_CONNECTED": ((4, 3), 0, [1, 3], [1, 4]),
+        }[op]
+        x = net.input(xshape, "uint8", 0.1, 100)
+        w, bias_scales, s_out = weights(net, rng, "uint8", shape, axis, 0.1, 3)
+        opts = {} if op == "FULLY_CONNECTED" else dict(stride_h=1, stride_w=1, padding="VALID")
+        if op == "DEPTHWISE_CONV_2D":
+            opts["depth_multiplier"] = 1
+        ins = [x, w, bias_tensor(net, rng, bias_scales, shape[axis])]
+        net.op(op, ins, [net.tensor(oshape, "uint8", s_out, 9)], op, **opts)
+        cases[f"{op} uint8"] = net
+    net = Net()
+    a, b = net.input([1, 3, 2], "int8", 0.1, 2), net.input([1, 3, 2], "int8", 0.07, -5)
+    net.op("CONCATENATION", [a, b], [net.tensor([1, 3, 4], "int8", 0.1, 2)], "CONCAT", axis=2)
+    cases["CONCATENATION int8 scales differ"] = net
+    net = Net()
+    x = net.input([1, 16], "int8", 0.1, 2)
+    out_scale = float(
+        F32(1 / 256 * 1.0005)
+    )  # within the reference's 0.1 % tolerance, not TFLite Micro's equality
+    net.op("SOFTMAX", [x], [net.tensor([1, 16], "int8", out_scale, -128)], "SOFTMAX", beta=1.0)
+    cases["SOFTMAX int8 output scale 1/256 + 0.05 %"] = net
+    net = Net()
+    x = net.input([1, 16], "int8", 0.1, 2)
+    net.op("LOGISTIC", [x], [net.tensor([1, 16], "int8", 1 / 256, 0)], "LOGISTIC")
+    cases["LOGISTIC int8 output zero point 0"] = net
+    return cases
+
+
+@pytest.mark.parametrize("case", list(refused_cases()))
+def test_refused_like_tflite_micro(case):
+    net = refused_cases()[case]
+    model = net.build()
+    with pytest.raises(OracleError):
+        micro_run_many(model, random_sets(net, 41, 1))
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(model, numerics="tflm")
+    if "CONCATENATION" not in case:  # (the reference refuses that one too)
+        engine.load(model)  # the reference profile runs it
+
+
+def test_uint8_io_allowed_where_tflite_micro_takes_it():
+    """QUANTIZE uint8 -> int8 -> uint8 around an int8 op (MNIST's pattern) runs in both."""
+    net = Net()
+    s_in, s_out = 1.3944683074951172, 1.5606484413146973  # a RELU multiplier pinned in test_ops_activations
+    x = net.input([1, 64], "uint8", s_in, 88)
+    q = net.tensor([1, 64], "int8", s_in, -40)
+    net.ops.append({"op": "QUANTIZE", "inputs": [x], "outputs": [q], "options": {}})
+    r = net.tensor([1, 64], "int8", s_out, -28)
+    net.ops.append({"op": "RELU", "inputs": [q], "outputs": [r], "options": {}})
+    net.op("QUANTIZE", [r], [net.tensor([1, 64], "uint8", s_out, 100)], "QUANTIZE out")
+    x = np.arange(256, dtype=np.uint8).reshape(4, 64)
+    check_tflm(net, [[x[i : i + 1]] for i in range(4)], differs=True)  # RELU's multiplier in double

@@ -52,6 +52,21 @@ def refusal(op: Op, g: Graph) -> str | None:
     if op.type not in UINT8_OPS and any(t.dtype == "uint8" for t in data):
         t = next(t for t in data if t.dtype == "uint8")
         return f"{t.describe()}: its {op.type} kernel takes no uint8 tensors (TFLite Micro runs int8, int16, float32)"
+    if op.type == "CONCATENATION" and g.tensors[op.outputs[0]].dtype == "int8":
+        out = g.tensors[op.outputs[0]]
+        for t in (g.tensors[i] for i in op.inputs):
+            if (
+                t.quantized
+                and out.quantized
+                and (t.scale[0] != out.scale[0] or t.zero_point[0] != out.zero_point[0])
+            ):
+                return (
+                    f"{t.describe()}: int8 CONCATENATION inputs must share the output's scale and zero point"
+                )
+    if op.type == "SOFTMAX" and g.tensors[op.outputs[0]].dtype == "int8":
+        out = g.tensors[op.outputs[0]]
+        if out.quantized and (np.float32(out.scale[0]) != np.float32(1 / 256) or out.zero_point[0] != -128):
+            return f"{out.describe()}: int8 SOFTMAX output must be exactly scale 1/256, zero point -128"
     if op.type == "TFLite_Detection_PostProcess":
         t = g.tensors[op.inputs[0]]
         if t.dtype != "float32" or g.tensors[op.inputs[1]].dtype != "float32":
@@ -171,3 +186,10 @@ def sub_table(s: tuple[float, float, float], zp: tuple[int, int, int], lo: int, 
     p1, p2, po = sub_multipliers(*s)
     v = byte_values("int8")
     return _sub_table(v, v, -zp[0], -zp[1], p1, p2, po, zp[2], lo, hi).astype(np.int8)
+
+
+def relu6_table(s_in: float, zp_in: int) -> np.ndarray:
+    """TFLite Micro's int8 RELU6 (activations.cc Relu6Quantized): the raw input clamped to [zp_in, six],
+    six = FloatToQuantizedType(6.0f, s_in, zp_in); the output tensor's quantization plays no part."""
+    six = min(max(round_half_away(float(np.float32(6.0) / np.float32(s_in))) + zp_in, -128), 127)
+    return np.clip(byte_values("int8").astype(np.int64), zp_in, six)
