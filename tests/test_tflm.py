@@ -93,6 +93,27 @@ def test_fully_connected(per_channel):
     check_tflm(net, random_sets(net, 3, 40), differs=True)
 
 
+def test_fully_connected_per_tensor_multiplier_in_double():
+    """TFLite Micro's per-tensor FULLY_CONNECTED takes s_in * s_w / s_out in double: with these scales the
+    float32 product gives another multiplier, and the accumulators +-97072 another output."""
+    from engine.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+
+    s_in, s_w, s_out = 0.35200920701026917, 0.0011499845422804356, 0.2593762278556824
+    in_double = quantize_multiplier(s_in * s_w / s_out)
+    in_float = quantize_multiplier(float(F32(s_in) * F32(s_w)) / s_out)
+    assert multiply_by_quantized_multiplier(97072, *in_double) != multiply_by_quantized_multiplier(
+        97072, *in_float
+    )
+    net = Net()
+    for zp_out, bias in ((-100, 97072), (100, -97072)):
+        x = net.input([1, 1, 1], "int8", s_in, 0)
+        w = net.const(np.int8([[1]]), "int8", s_w, 0)
+        b = net.const(np.int32([bias]), "int32", float(F32(s_in) * F32(s_w)), 0)
+        net.op("FULLY_CONNECTED", [x, w, b], [net.tensor([1, 1], "int8", s_out, zp_out)], f"FC bias {bias}")
+    sets = [[np.int8([[[v]]])] * 2 for v in (0, 1, -1)]
+    check_tflm(net, sets, differs=False)  # the reference's double rescale agrees here
+
+
 # --- ADD / SUB / MUL: every pair of int8 values ---------------------------------------------------------
 
 
@@ -202,14 +223,19 @@ def unary_int8(op: str, variants, **options) -> Net:
     ],
 )
 def test_unary(op, differs):
-    """RELU: TFLite Micro divides s_in / s_out in double (the pinned quantizations tell it from float32);
-    RELU6: TFLite Micro clamps the raw input, ignoring the output quantization. The others agree."""
+    """RELU, HARD_SWISH: TFLite Micro divides the scales in double (the pinned quantizations tell it from
+    float32); RELU6: TFLite Micro clamps the raw input, ignoring the output quantization. The others agree."""
     from tests.test_ops_activations import PINNED_MULTIPLIER, awkward_in, full_range_sets
 
     rng = np.random.default_rng(20)
     same = [(q, q) for q in awkward_in("int8")]
     pairs = same + [(qparams(rng, "int8", -3, 0.5), qparams(rng, "int8", -3, 0.5)) for _ in range(10)]
     pairs += [(qi, qo) for _, qi, qo in PINNED_MULTIPLIER.get(op, [])]
+    hard_swish_pinned = [  # tables that change when the two multipliers are divided in float32 instead of double
+        ((0.021213335916399956, 26), (0.019092993810772896, 30)),
+        ((0.019240792840719223, 5), (0.008948850445449352, 25)),
+        ((0.0490470789372921, 44), (0.026815295219421387, -121)),
+    ]
     variants = [("int8", qi, "int8", qo) for qi, qo in pairs]
     options = {}
     if op == "DEQUANTIZE":
@@ -229,6 +255,7 @@ def test_unary(op, differs):
             for qi, qo in pairs
             for r in (1 / 127, 0.3, 20.0)
         ]
+        variants += [("int8", qi, "int8", qo) for qi, qo in hard_swish_pinned]
     elif op == "SOFTMAX":  # TFLite Micro wants the output scale exactly 1/256
         variants = [("int8", qi, "int8", (1 / 256, -128)) for qi, _ in pairs]
         options = {"beta": 1.0}
@@ -302,8 +329,8 @@ def test_conv_depthwise_equal(per_channel):
             x = net.input([1, h, w, c_in], "int8", s_in, zp_in)
             wi, bias_scales, s_out = weights(net, rng, scheme, shape, axis, s_in, kh * kw * c_in)
             y = net.tensor([1, oh, ow, c_out], "int8", s_out, int(rng.integers(-128, 128)))
-            opts = dict(padding=pad, stride_h=sh, stride_w=sw, dilation_h_factor=dh, dilation_w_factor=dw,
-                        fused_activation_function=ACTS[n % 4])  # fmt: skip
+            opts = {"padding": pad, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
+                    "dilation_w_factor": dw, "fused_activation_function": ACTS[n % 4]}  # fmt: skip
             if op == "DEPTHWISE_CONV_2D":
                 opts["depth_multiplier"] = c_out // c_in
             net.op(
@@ -366,8 +393,8 @@ def refused_cases() -> dict[str, Net]:
         for op in ("RELU", "LOGISTIC", "MAX_POOL_2D", "SOFTMAX"):
             net = Net()
             x = net.input([1, 2, 2, 4], dtype, 0.1, 3)
-            pool = dict(filter_height=1, filter_width=1, stride_h=1, stride_w=1)
-            opts = {"MAX_POOL_2D": pool, "SOFTMAX": dict(beta=1.0)}.get(op, {})
+            pool = {"filter_height": 1, "filter_width": 1, "stride_h": 1, "stride_w": 1}
+            opts = {"MAX_POOL_2D": pool, "SOFTMAX": {"beta": 1.0}}.get(op, {})
             out_q = (1 / 256, 0) if op in ("LOGISTIC", "SOFTMAX") else (0.1, 3)
             net.op(op, [x], [net.tensor([1, 2, 2, 4], dtype, *out_q)], op, **opts)
             cases[f"{op} {dtype}"] = net
@@ -383,7 +410,7 @@ def refused_cases() -> dict[str, Net]:
         }[op]
         x = net.input(xshape, "uint8", 0.1, 100)
         w, bias_scales, s_out = weights(net, rng, "uint8", shape, axis, 0.1, 3)
-        opts = {} if op == "FULLY_CONNECTED" else dict(stride_h=1, stride_w=1, padding="VALID")
+        opts = {} if op == "FULLY_CONNECTED" else {"stride_h": 1, "stride_w": 1, "padding": "VALID"}
         if op == "DEPTHWISE_CONV_2D":
             opts["depth_multiplier"] = 1
         ins = [x, w, bias_tensor(net, rng, bias_scales, shape[axis])]

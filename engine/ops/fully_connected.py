@@ -4,9 +4,8 @@ Unlike the convolutions, the reference FULLY_CONNECTED (uint8, int8 per-tensor a
 does not requantize with the fixed-point multiplier: it rounds double(acc) * (s_in * s_w / s_out),
 all in double, half away from zero. TFLite Micro uses the fixed-point multiplier instead, so the
 two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md: 2-5 in 300).
-With numerics="tflm" the layer requantizes as TFLite Micro does: the convolutions' multipliers
-(per tensor: GetQuantizedConvolutionMultipler, float32 product; per channel: double) and
-MultiplyByQuantizedMultiplier, picked here at prepare.
+With numerics="tflm" the layer requantizes as TFLite Micro does: multipliers s_in * s_w / s_out in
+double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
-from ..profiles import profile_of
+from ..profiles import profile_of, tflm
 from . import conv_kernels as K
 from . import gemm, requantize
 from .common import Prepared, fused_activation, require
 from .gemm import OCB, PX, pack_weights, padded_channels
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
+from .quant_params import bias_vector, filter_zero_points, weighted_operands, wrap_int32
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -57,7 +56,12 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
     if profile_of(g) == "tflm":
-        table = requantize.params(bias_q, *conv_multipliers(op, inp, filt, out, units))
+        require(
+            op,
+            filt.scale.size in (1, units),
+            f"{filt.describe()}: {filt.scale.size} scales for {units} units",
+        )
+        table = requantize.params(bias_q, *tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units))
         fixed = K.fully_connected_fixed.pick(work)
         zeros = np.zeros(PX, np.int64)
 

@@ -17,6 +17,7 @@ from numba import njit
 from ..fixedpoint import (
     INT32_MAX,
     multiply_by_quantized_multiplier,
+    quantize_multiplier,
     quantize_multiplier_smaller_than_one_exp,
     round_half_away,
     rounding_divide_by_pot,
@@ -193,3 +194,13 @@ def relu6_table(s_in: float, zp_in: int) -> np.ndarray:
     six = FloatToQuantizedType(6.0f, s_in, zp_in); the output tensor's quantization plays no part."""
     six = min(max(round_half_away(float(np.float32(6.0) / np.float32(s_in))) + zp_in, -128), 127)
     return np.clip(byte_values("int8").astype(np.int64), zp_in, six)
+
+
+def fc_multipliers(
+    s_in: float, filter_scales: np.ndarray, s_out: float, units: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """FULLY_CONNECTED's per-unit (multiplier, shift): s_in * s_w / s_out in double, per tensor too (the
+    tflite-micro build measured here; the reference's per-tensor product is float32)."""
+    fs = np.broadcast_to(np.asarray(filter_scales, np.float32), (units,))
+    pairs = [quantize_multiplier(float(s_in) * float(s) / float(s_out)) for s in fs]
+    return np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32)
