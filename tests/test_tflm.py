@@ -216,7 +216,7 @@ def unary_int8(op: str, variants, **options) -> Net:
     [
         ("RELU", True),
         ("RELU6", True),
-        ("HARD_SWISH", False),
+        ("HARD_SWISH", True),
         ("QUANTIZE", False),
         ("DEQUANTIZE", False),
         ("SOFTMAX", False),
