@@ -458,3 +458,57 @@ def test_uint8_io_allowed_where_tflite_micro_takes_it():
     net.op("QUANTIZE", [r], [net.tensor([1, 64], "uint8", s_out, 100)], "QUANTIZE out")
     x = np.arange(256, dtype=np.uint8).reshape(4, 64)
     check_tflm(net, [[x[i : i + 1]] for i in range(4)], differs=True)  # RELU's multiplier in double
+
+
+# --- the detection postprocess: TFLite Micro takes float32 boxes and scores only --------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"use_regular_nms": True, "max_classes_per_detection": 2},
+        {"use_regular_nms": True},
+        {"nms_iou_threshold": 1.0},
+    ],
+)
+def test_detection_postprocess_float_equal(extra):
+    from tests.test_detection_postprocess import BASE, OP, assert_same, random_anchors, random_inputs
+    from tests.tflite_builder import build_model, flexbuffer_options
+
+    rng = np.random.default_rng(50)
+    nb, classes = 300, 10
+    opts = dict(BASE, num_classes=classes, **extra)
+    slots = opts["max_detections"] * opts["max_classes_per_detection"]
+    # TFLite Micro keeps the output shapes the file declares: give the outputs theirs
+    shapes = {3: [1, slots, 4], 4: [1, slots], 5: [1, slots], 6: [1]}
+    tensors = [
+        {"name": "boxes", "shape": [1, nb, 4], "dtype": "float32"},
+        {"name": "scores", "shape": [1, nb, classes + 1], "dtype": "float32"},
+        {"name": "anchors", "shape": [nb, 4], "dtype": "float32", "data": random_anchors(rng, nb, "float32")},
+        *({"name": f"out{k}", "shape": shapes[3 + k], "dtype": "float32"} for k in range(4)),
+    ]
+    ops = [
+        {"op": OP, "inputs": [0, 1, 2], "outputs": [3, 4, 5, 6], "custom_options": flexbuffer_options(opts)}
+    ]
+    model = build_model(tensors, ops, inputs=[0, 1], outputs=[3, 4, 5, 6])
+    inputs = [list(random_inputs(rng, nb, classes + 1, "float32", "float32", 256, 4)) for _ in range(4)]
+    wants = micro_run_many(model, inputs)
+    for profile in ("tflm", "reference"):
+        m = engine.load(model, numerics=profile)
+        for xs, want in zip(inputs, wants):
+            assert_same(want["outputs"], m.run(xs), opts)
+
+
+def test_detection_postprocess_refusals():
+    """Quantized inputs (TFLite Micro refuses them at run time) and multi-class fast NMS (TFLite Micro
+    writes those slots out of bounds: its num_detections counts classes, 30 for 10 boxes)."""
+    from tests.test_detection_postprocess import BASE, one_op_model, random_anchors
+
+    rng = np.random.default_rng(51)
+    for dtype, extra in (("uint8", {}), ("float32", {"max_classes_per_detection": 3})):
+        opts = dict(BASE, num_classes=4, **extra)
+        model = one_op_model(20, 5, dtype, dtype, random_anchors(rng, 20, dtype), opts)
+        with pytest.raises(engine.UnsupportedError, match="TFLite Micro cannot run it"):
+            engine.load(model, numerics="tflm")
+        engine.load(model)

@@ -72,6 +72,11 @@ def refusal(op: Op, g: Graph) -> str | None:
         t = g.tensors[op.inputs[0]]
         if t.dtype != "float32" or g.tensors[op.inputs[1]].dtype != "float32":
             return "quantized box or score inputs (its detection postprocess decodes float32 inputs only)"
+        per = op.options.get("max_classes_per_detection", 1)
+        if not op.options.get("use_regular_nms", False) and isinstance(per, int) and per > 1:
+            # detection_postprocess.cc writes class `col` of the k-th box at per * (k * per + col) + col,
+            # past the end of its outputs, and counts every class as a detection
+            return "fast NMS with max_classes_per_detection > 1 (its kernel writes those slots out of bounds)"
     return None
 
 
