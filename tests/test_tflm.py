@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import engine
+from tests.harness import F32, Net, all_bytes, qparams
 from tests.oracle import OracleError, micro_run_many
-from tests.test_ops_elementwise import F32, Net, all_bytes, qparams
 
 pytestmark = pytest.mark.usefixtures("tflm")
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]

@@ -14,7 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import (
+from ..graph import Graph, Op
+from ..numerics.fixedpoint import (
     INT32_MAX,
     multiply_by_quantized_multiplier,
     quantize_multiplier,
@@ -23,15 +24,14 @@ from ..fixedpoint import (
     rounding_divide_by_pot,
     wrap_int32,
 )
-from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
-from ..fixedpoint import saturating_rounding_doubling_high_mul as srdhm
-from ..gemmlowp import (
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
+from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
+from ..numerics.gemmlowp import (
     byte_values,
     exp_on_negative_values,
     one_over_one_plus_x_for_x_in_0_1,
     saturating_shift_left,
 )
-from ..graph import Graph, Op
 
 # ops whose TFLM kernels take uint8 data: QUANTIZE and DEQUANTIZE (quantize_common.cc,
 # dequantize_common.cc), and those that copy bytes whatever the type (reshape.cc, squeeze.cc, shape.cc)
