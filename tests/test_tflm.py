@@ -96,7 +96,7 @@ def test_fully_connected(per_channel):
 def test_fully_connected_per_tensor_multiplier_in_double():
     """TFLite Micro's per-tensor FULLY_CONNECTED takes s_in * s_w / s_out in double: with these scales the
     float32 product gives another multiplier, and the accumulators +-97072 another output."""
-    from engine.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+    from engine.numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
     s_in, s_w, s_out = 0.35200920701026917, 0.0011499845422804356, 0.2593762278556824
     in_double = quantize_multiplier(s_in * s_w / s_out)
