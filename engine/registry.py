@@ -402,7 +402,7 @@ class Cache:
             return [line.strip() for line in text.splitlines()]
         return None
 
-    def load_model(self, entry: ModelEntry):
+    def load_model(self, entry: ModelEntry, numerics: str = "reference"):
         """engine.load() of a registry model, through the verified .npz export when there is one."""
         from . import load
 
@@ -413,8 +413,8 @@ class Cache:
         with contextlib.suppress(OSError, ValueError, KeyError, ModelFormatError):
             meta = json.loads(meta_path.read_text())
             if npz.is_file() and meta["source_sha256"] == sha and sha256_file(npz) == meta["npz_sha256"]:
-                return load(npz)
-        model = load(src)
+                return load(npz, numerics=numerics)
+        model = load(src, numerics=numerics)
         with contextlib.suppress(OSError):  # a read-only cache only costs the next load its speed-up
             with atomic.atomic_path(npz) as tmp:
                 model.save(tmp)
@@ -466,17 +466,18 @@ def resolve(
     mirror: str | os.PathLike | None = None,
     cache: Cache | None = None,
     labels_path: str | os.PathLike | None = None,
+    numerics: str = "reference",
 ) -> Resolved:
     """A registry name (or alias; None = the default) or a .tflite/.npz path -> loaded model."""
     from . import load
 
     cache = cache or Cache(mirror=mirror)
     if name_or_path is not None and is_model_path(name_or_path, cache.registry):
-        model = load(name_or_path)
+        model = load(name_or_path, numerics=numerics)
         labels = read_labels(labels_path) if labels_path else None
         return Resolved(model, Path(name_or_path).name, None, labels, str(name_or_path))
     entry = cache.registry.model(name_or_path)
-    model = cache.load_model(entry)
+    model = cache.load_model(entry, numerics=numerics)
     labels = read_labels(labels_path) if labels_path else cache.labels(entry)
     return Resolved(model, entry.name, entry, labels, entry.file)
 

@@ -512,3 +512,51 @@ def test_detection_postprocess_refusals():
         with pytest.raises(engine.UnsupportedError, match="TFLite Micro cannot run it"):
             engine.load(model, numerics="tflm")
         engine.load(model)
+
+
+# --- engine.inspect: both profiles side by side --------------------------------------------------------------
+
+
+def test_inspect_shows_both_profiles(shared, capsys):
+    """ad01, seed 0: layer 1 element (0, 97) is -40 in the reference and -39 in TFLite Micro (its own
+    interpreter says so); inspect shows both, says they disagree, and the tflm model gives -39."""
+    import json
+
+    from engine import inspect as ins
+
+    path = shared / "models/zoo/ad01_int8.tflite"
+    args = [str(path), "--layer", "1", "--element", "0,97", "--seed", "0", "--json"]
+    assert ins.main([*args, "--numerics", "tflm"]) == 0
+    steps = json.loads(capsys.readouterr().out)
+    m = engine.load(path)
+    x = ins.make_inputs(m, None, None, 0, None, None)
+    name = m.graph.tensors[m.graph.ops[1].outputs[0]].name
+    micro = micro_run_many(path, [x], preserve_all=True)[0]["tensors"][name]
+    assert steps["numerics"] == "tflm" and steps["profiles_differ"]
+    assert (
+        steps["profiles"] == {"reference": -40, "tflm": int(micro[0, 97])} == {"reference": -40, "tflm": -39}
+    )
+    assert steps["final"] == steps["engine"] == -39  # the tflm model's own value
+    assert ins.main(args[:-1]) == 0
+    text = capsys.readouterr().out
+    assert "THE PROFILES DISAGREE on this element" in text and "fixed-point M0" in text
+
+
+def test_inspect_generic_op_profiles(tmp_path, capsys):
+    """A LOGISTIC quantization pinned above: the element where the tables differ is flagged."""
+    from engine import inspect as ins
+
+    s_in, zp_in = PINNED["LOGISTIC"][0]
+    net = Net()
+    x = net.input([1, 256], "int8", s_in, zp_in)
+    net.op("LOGISTIC", [x], [net.tensor([1, 256], "int8", 1 / 256, -128)], "LOGISTIC")
+    path = tmp_path / "logistic.tflite"
+    path.write_bytes(net.build())
+    m = engine.load(path)
+    tflm_model = engine.load(path, numerics="tflm")
+    xs = all_bytes("int8", [1, 256])
+    (k,) = np.flatnonzero(m.run(xs)[0] != tflm_model.run(xs)[0])
+    steps = ins.element_steps(m, 0, (0, int(k)), [xs])
+    assert steps["profiles_differ"] and "gemmlowp's fixed-point logistic" in steps["text"]
+    same = ins.element_steps(m, 0, (0, int(k) + 1), [xs])
+    assert not same["profiles_differ"] and "the profiles agree" in same["text"]

@@ -209,3 +209,21 @@ def fc_multipliers(
     fs = np.broadcast_to(np.asarray(filter_scales, np.float32), (units,))
     pairs = [quantize_multiplier(float(s_in) * float(s) / float(s_out)) for s in fs]
     return np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32)
+
+
+# op -> how TFLite Micro's kernel differs from the reference's (engine.inspect and the README say it)
+DIFFERENCES = {
+    "FULLY_CONNECTED": "the reference rescales in double, round(double(acc) * s_in*s_w/s_out); TFLite Micro uses "
+    "the fixed-point M0, shift (MultiplyByQuantizedMultiplier, two roundings)",
+    "MUL": "the multiplier s1*s2/s_out is computed in float32 by the reference, in double by TFLite Micro",
+    "SUB": "the reference runs ADD with input 2's multiplier negated; TFLite Micro rescales both inputs and "
+    "subtracts (a negative tie rounds the other way)",
+    "RELU": "the multiplier s_in/s_out is divided in float32 by the reference, in double by TFLite Micro",
+    "RELU6": "the reference requantizes to the output scale, then clamps; TFLite Micro clamps the raw input to "
+    "[zp_in, round(6/s_in) + zp_in] and ignores the output quantization",
+    "HARD_SWISH": "its two multipliers are divided in float32 by the reference, in double by TFLite Micro",
+    "LOGISTIC": "the reference fills a table from float32 expf; TFLite Micro computes gemmlowp's fixed-point "
+    "logistic (int8)",
+    "TANH": "the reference fills a table from float32 tanhf; TFLite Micro computes gemmlowp's fixed-point tanh "
+    "(int8, output read as 1/128, zero point 0)",
+}
