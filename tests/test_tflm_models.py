@@ -112,3 +112,45 @@ def test_model_equals_tflite_micro(name):
         for xs, ref in zip(sets, refs)
     )
     print(f"\n{name}: tflm 0/{len(sets)}, reference {differ}/{len(sets)} inputs differ from TFLite Micro")
+
+
+def test_mnist_all_10000_equal_tflite_micro():
+    """All 10,000 MNIST test images: numerics="tflm" equals TFLite Micro on every output (the reference
+    profile differs on 3 of them), and top-1 is 98.80 % in both."""
+    data = shared_dir() / "data/mnist"
+    with gzip.open(data / "t10k-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
+    with gzip.open(data / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    path = shared_dir() / "models/mnist_uint8.tflite"
+    want = np.concatenate([r["outputs"][0] for r in micro_run_many(path, [[img[None]] for img in images])])
+    got = engine.load(path, numerics="tflm").run(images)[0]
+    assert np.array_equal(got, want), f"{np.count_nonzero(np.any(got != want, axis=1))} images differ"
+    reference = engine.load(path).run(images)[0]
+    assert np.count_nonzero(np.any(reference != want, axis=1)) == 3
+    assert round(float(np.mean(got.argmax(1) == labels)) * 100, 2) == 98.80
+
+
+def test_evaluate_compare_and_numerics(tmp_path):
+    """scripts/evaluate.py --compare reference,tflm over 500 MNIST images and 30 random ad01 inputs, and
+    --numerics tflm (the SSD reported as refused); the JSON says which profile ran."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_script", script)
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+
+    ad01 = shared_dir() / "models/zoo/ad01_int8.tflite"
+    argv = ["--compare", "reference,tflm", "--model", "mnist", "--limit", "500", "--tflite", str(ad01)]
+    assert evaluate.main([*argv, "--random", "30", "--out-dir", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    mnist, ad = doc["compare"]["mnist"], doc["compare"]["ad01_int8.tflite"]
+    assert mnist["inputs"] == 500 and mnist["profiles"] == ["reference", "tflm"] and "accuracy" in mnist
+    assert ad["inputs"] == 30 and ad["inputs_differ"] > 25 and ad["max_abs_diff"] >= 1
+    out = tmp_path / "tflm"
+    assert evaluate.main(["--numerics", "tflm", "--model", "ssd", "--no-plots", "--out-dir", str(out)]) == 0
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["numerics"] == "tflm" and "TFLite Micro cannot run it" in doc["ssd"]["refused"]
