@@ -24,9 +24,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .budget import BudgetError
 from .errors import InputError, UnsupportedError
 from .executor import Plan
-from .model import Model, load
+from .model import Model, _kernel_lock, load
 
 
 def _shape_signatures(data: bytes | None) -> dict[int, tuple[int, ...]]:
@@ -80,7 +81,8 @@ class Interpreter:
     ) -> Interpreter:
         """An Interpreter on an already loaded Model (no second load).
 
-        Interpreters sharing a Model share its plan buffers: use one at a time.
+        Each Interpreter has buffers of its own; its invoke() is serialized with the Model's other
+        runs (the Model's lock), so a Model stays shareable between threads through every way in.
         """
         it = cls.__new__(cls)
         it._setup(model, {}, num_threads, experimental_preserve_all_tensors)
@@ -111,7 +113,10 @@ class Interpreter:
         batch = batches.pop() if batches else 1
         if self._plan is not None and self._plan.batch == batch:
             return
-        self._plan = self._model.plan(batch, keep_all=self._preserve_all)
+        try:  # buffers of its own: a Model's runs (and other Interpreters) never overwrite its tensors
+            self._plan = Plan(self._graph, batch, self._preserve_all, self._model.memory_budget)
+        except BudgetError as e:
+            raise InputError(f"a batch of {batch}: {e}") from None
         # inputs live in buffers of their own, so tensor(i)() can write into them as in LiteRT
         self._inputs = {
             i: np.zeros(self._input_shapes[i], self._graph.tensors[i].np_dtype) for i in self._graph.inputs
@@ -220,7 +225,8 @@ class Interpreter:
         if self._num_threads is not None:
             numba.set_num_threads(self._num_threads)  # thread-local in numba: set around each run
         try:
-            plan.run(dict(self._inputs))  # outputs land in the plan's buffers, read by get_tensor
+            with self._model._lock, _kernel_lock():  # outputs land in the plan's buffers, read by get_tensor
+                plan.run(dict(self._inputs))
         finally:
             if self._num_threads is not None:
                 numba.set_num_threads(previous)

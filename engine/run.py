@@ -325,7 +325,8 @@ def run(args: argparse.Namespace) -> int:
             outputs = timer.run(model, x)
             n_done += x.shape[0]
             names = [name] if x.shape[0] == 1 else [f"{name}[{i}]" for i in range(x.shape[0])]
-            results += _answers(task, outputs, model, res, names, None, threshold, args.top_k)
+            answers = _answers(task, outputs, model, res, names, None, threshold, args.top_k)
+            results += [{k: v for k, v in a.items() if not k.startswith("_")} for a in answers]  # JSON-able
     else:
         results, pre_s, n_done = _run_images(items, model, res, task, threshold, args, timer)
 

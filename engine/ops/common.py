@@ -25,11 +25,19 @@ class Prepared:
     scratch: (shape, dtype) of working arrays the op needs only while it runs; the planner
     backs them with one arena shared by all steps and passes them as run(inputs, outputs,
     scratch). Their content is undefined at entry.
+
+    work: bytes the run allocates itself at most (kernels with data-dependent work arrays), counted
+    against the model's memory budget.
+
+    warmup: called instead of run by the load-time warm-up, where a run's work depends on the data
+    (NMS): it compiles the same kernels without the data-dependent part.
     """
 
     out_shapes: list[Shape]
     run: Callable[..., None]
     scratch: list[tuple[Shape, type]] = field(default_factory=list)
+    work: int = 0
+    warmup: Callable[..., None] | None = None
 
 
 def fail(op: Op, msg: str) -> UnsupportedError:
