@@ -251,11 +251,11 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
 
 
 @kernel
-def fully_connected_fixed(x, delta, w, blocks, table, out_zp, lo, hi, zeros, all_rows, accs, out):
+def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
     """fully_connected() with the convolutions' fixed-point requantization instead of the double one:
     out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp), the rule of TFLite Micro's
-    FULLY_CONNECTED (integer_ops/fully_connected.h). table: requantize.params() per unit, bias
-    included; zeros: PX int64 zeros (no per-row offset here)."""
+    FULLY_CONNECTED (integer_ops/fully_connected.h). rq: a Requant whose params() table holds each
+    unit's bias, multiplier and shift; zeros: PX int64 zeros (no per-row offset here)."""
     bsz, k = x.shape
     kp = all_rows.shape[2]
     width = blocks * OCB
@@ -269,4 +269,4 @@ def fully_connected_fixed(x, delta, w, blocks, table, out_zp, lo, hi, zeros, all
                 rows[r, j] = np.int16(x[r0 + r, j]) + delta
             rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
-        requantize_pixels(acc, width, zeros, table, out_zp, lo, hi, out[r0 : r0 + n])
+        requantize_pixels(acc, width, zeros, rq, out[r0 : r0 + n])

@@ -61,26 +61,14 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             filt.scale.size in (1, units),
             f"{filt.describe()}: {filt.scale.size} scales for {units} units",
         )
-        table = requantize.params(bias_q, *tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units))
+        mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
+        rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
         fixed = K.fully_connected_fixed.pick(work)
         zeros = np.zeros(PX, np.int64)
 
         def run_fixed(ins, outs, scratch):
-            x = ins[0].reshape(rows, depth)
-            fixed(
-                x,
-                delta,
-                weights,
-                blocks,
-                table,
-                out_zp,
-                lo,
-                hi,
-                zeros,
-                scratch[0],
-                scratch[1],
-                outs[0].reshape(rows, units),
-            )
+            x, y = ins[0].reshape(rows, depth), outs[0].reshape(rows, units)
+            fixed(x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y)
 
         return Prepared([out_shape], run_fixed, scratch=scratch)
     fully_connected = K.fully_connected.pick(work)
