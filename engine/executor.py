@@ -13,6 +13,7 @@ from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
 from .ops import kernel_for
+from .profiles import admit
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
@@ -60,6 +61,7 @@ class Plan:
                         f"{op.where()}: input tensor {i} is used before any op produces it"
                     )
             prepare = kernel_for(op)
+            admit(op, g)  # the profile's runtime may refuse what the engine runs
             in_shapes = [shapes[i] if i >= 0 else None for i in op.inputs]
             in_values = [values.get(i) if i >= 0 else None for i in op.inputs]
             try:

@@ -74,3 +74,4 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
     description: str = ""
+    numerics: str = "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare

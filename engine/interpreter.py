@@ -8,7 +8,8 @@ Same constructor, method names and return structures, so a script written for Li
     it.invoke()
     y = it.get_tensor(it.get_output_details()[0]["index"])
 
-The numbers are those of TFLite's reference kernels, whatever op resolver is asked for.
+The numbers are those of TFLite's reference kernels, whatever op resolver is asked for, or, with
+`numerics="tflm"`, those of TFLite Micro (the one keyword LiteRT does not have; README, "Numerics profiles").
 Differences from LiteRT, all on purpose:
 - errors are engine errors (InputError, ModelFormatError, UnsupportedError), not ValueError/RuntimeError;
 - resize_tensor_input changes the batch dimension only;
@@ -58,15 +59,16 @@ class Interpreter:
         num_threads: int | None = None,
         experimental_op_resolver_type=None,
         experimental_preserve_all_tensors: bool = False,
+        numerics: str = "reference",
         **_ignored,  # LiteRT's other experimental_* switches: no meaning here
     ):
         if model_path is None and model_content is None:
             raise InputError("`model_path` or `model_content` must be specified")
         if model_content is not None:
             data = bytes(model_content)
-            model = load(data)
+            model = load(data, numerics=numerics)
         else:
-            model = load(model_path)
+            model = load(model_path, numerics=numerics)
             try:
                 data = Path(model_path).read_bytes()
             except OSError:

@@ -6,13 +6,14 @@ import contextlib
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from . import budget as memory
+from . import profiles
 from .atomic import atomic_path
 from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
@@ -66,10 +67,24 @@ def _info(g: Graph, i: int) -> TensorInfo:
 
 
 class Model:
-    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers)."""
+    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers).
 
-    def __init__(self, graph: Graph, source: str = "<graph>", warmup: bool = True, memory_budget=None):
+    numerics: the profile (engine/profiles) whose arithmetic every op was prepared with, fixed for the
+    model's life; None keeps the graph's own (default "reference").
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        source: str = "<graph>",
+        warmup: bool = True,
+        memory_budget=None,
+        numerics: str | None = None,
+    ):
+        if numerics is not None and numerics != profiles.profile_of(graph):
+            graph = replace(graph, numerics=profiles.get(numerics).name)  # a copy: the caller's keeps its own
         self.graph = graph
+        self.numerics = profiles.get(profiles.profile_of(graph)).name
         self.source = source
         self.memory_budget = memory.resolve(memory_budget)  # bytes one plan may hold
         if not graph.inputs:  # nothing to run on: every result would be a constant
@@ -85,6 +100,11 @@ class Model:
             # zeros can be bad data (an integer divisor)
             with self._lock, _kernel_lock(), contextlib.suppress(InputError):
                 self.plan(1).run(feeds, warm=True)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.inputs)
+        outs = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.outputs)
+        return f"<engine.Model {self.source!r} numerics={self.numerics!r} inputs=[{ins}] outputs=[{outs}]>"
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)
@@ -224,14 +244,19 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.atleast_1d(a) for a in arrays])
 
 
-def load(source, warmup: bool = True, memory_budget: int | str | None = None) -> Model:
+def load(
+    source, warmup: bool = True, memory_budget: int | str | None = None, numerics: str = profiles.DEFAULT
+) -> Model:
     """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it.
 
     warmup runs the model once on zeros so that every kernel is compiled before load returns.
     memory_budget: bytes (or '512M', '2G') one plan may hold, activations, scratch and constants
     together; default $ENGINE_MEMORY_BUDGET, else half the available memory. A model or a batch
     that needs more is refused before anything is allocated.
+    numerics: whose arithmetic to equal bit for bit: "reference" (LiteRT's reference kernels, the
+    default) or "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run).
     """
+    profiles.get(numerics)  # an unknown profile is refused before any work
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "<bytes>"
     else:
@@ -252,6 +277,6 @@ def load(source, warmup: bool = True, memory_budget: int | str | None = None) ->
     validate_quantization(graph, name)
     validate_graph(graph, name)
     try:
-        return Model(graph, name, warmup, memory_budget)
+        return Model(graph, name, warmup, memory_budget, numerics)
     except EngineError as e:  # planning errors name the op; add the file once
         raise type(e)(f"{name}: {e}") from None

@@ -437,7 +437,7 @@ class Cache:
             return [line.strip() for line in text.splitlines()]
         return None
 
-    def load_model(self, entry: ModelEntry):
+    def load_model(self, entry: ModelEntry, numerics: str = "reference"):
         """engine.load() of a registry model, from its sha256-verified .tflite.
 
         The .npz export ($ENGINE_HOME/npz) is written once beside it, with the .tflite's sha256 and
@@ -449,7 +449,7 @@ class Cache:
 
         src = self.path(entry.file)
         sha = self.registry.files[entry.file].sha256
-        model = load(src)
+        model = load(src, numerics=numerics)
         npz = self.npz_dir / f"{Path(entry.file).stem}.{sha[:16]}.{_exporter_fingerprint()}.npz"
         provenance = {"source": entry.file, "source_sha256": sha, "engine": _engine_version()}
         if _export_provenance(npz) != provenance:
@@ -523,17 +523,18 @@ def resolve(
     mirror: str | os.PathLike | None = None,
     cache: Cache | None = None,
     labels_path: str | os.PathLike | None = None,
+    numerics: str = "reference",
 ) -> Resolved:
     """A registry name (or alias; None = the default) or a .tflite/.npz path -> loaded model."""
     from . import load
 
     cache = cache or Cache(mirror=mirror)
     if name_or_path is not None and is_model_path(name_or_path, cache.registry):
-        model = load(name_or_path)
+        model = load(name_or_path, numerics=numerics)
         labels = read_labels(labels_path) if labels_path else None
         return Resolved(model, Path(name_or_path).name, None, labels, str(name_or_path))
     entry = cache.registry.model(name_or_path)
-    model = cache.load_model(entry)
+    model = cache.load_model(entry, numerics=numerics)
     labels = read_labels(labels_path) if labels_path else cache.labels(entry)
     return Resolved(model, entry.name, entry, labels, entry.file)
 

@@ -16,6 +16,7 @@ from numba import njit
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
+from ..profiles import profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
@@ -62,6 +63,9 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
+    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: float32 multipliers, then subtract
+        table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
+        return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
     table = add_table(
         byte_values(a.dtype),
         byte_values(b.dtype),

@@ -6,6 +6,8 @@ this Eval):
 with m, shift = QuantizeMultiplier(s_in / s_out) (the division in float32, then widened),
 lo = max(type min, zp_out + roundf(0 / s_out)), hi = type max for RELU and
 min(type max, zp_out + roundf(6 / s_out)) for RELU6. A table over the 256 inputs does it all.
+TFLite Micro (numerics="tflm") divides in double for RELU, and its RELU6 clamps the raw input to
+[zp_in, round(6 / s_in) + zp_in] without requantizing: the output quantization is ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..graph import Graph, Op
 from ..kernels.lookup import table_runner
 from ..numerics.fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
 from ..numerics.gemmlowp import byte_values
+from ..profiles import profile_of, tflm
 from .common import Prepared, Shape, require, unary_8bit
 
 
@@ -32,7 +35,12 @@ def relu_table(values, zp_in, m, shift, zp_out, lo, hi):
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
-    m, shift = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    if profile_of(g) == "tflm" and op.type == "RELU6":  # TFLite Micro: clamps raw inputs (no requantization)
+        return Prepared([tuple(shapes[0])], table_runner(tflm.relu6_table(s_in, zp_in).astype(out.np_dtype)))
+    if profile_of(g) == "tflm":  # TFLite Micro's RELU: the multiplier in double (measured)
+        m, shift = quantize_multiplier(float(s_in) / float(s_out))
+    else:
+        m, shift = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
     # the reference shifts by `1 << shift` in int: undefined from 31 on
     require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
     lo, hi = activation_range(op.type, s_out, zp_out, out.np_dtype)
