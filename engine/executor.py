@@ -44,6 +44,11 @@ class Plan:
             if len(t.shape) == 0:
                 raise UnsupportedError(f"graph input {t.describe()} is a scalar")
             shapes[i] = (batch, *t.shape[1:])
+        # variable tensors (LSTM state): one row block per sequence, reset at the start of every run
+        self.variables = [t.index for t in g.tensors if t.is_variable and not t.is_const and t.shape]
+        for i in self.variables:
+            t = g.tensors[i]
+            shapes[i] = (batch * t.shape[0], *t.shape[1:])
         self.steps: list[Step] = []
         for op in g.ops:
             for i in op.inputs:
@@ -90,8 +95,16 @@ class Plan:
         self.shapes = shapes
         self.values = values
         self.buffers = self._allocate(keep_all)
+        for i in self.variables:
+            self.buffers[i] = np.empty(shapes[i], g.tensors[i].np_dtype)
+        self._resets = [(self.buffers[i], self._reset_value(g.tensors[i])) for i in self.variables]
         self._allocate_scratch()
         self._bind()
+
+    @staticmethod
+    def _reset_value(t) -> int:
+        """What the reference's ResetVariableTensor writes: the zero point's byte for int8, else 0."""
+        return int(t.zero_point[0]) if t.dtype == "int8" and t.zero_point.size else 0
 
     def _bind(self) -> None:
         """Each step's argument lists, built once: a run only puts the feeds into their slots."""
@@ -162,6 +175,8 @@ class Plan:
         """
         for i, ins, k in self._feed_slots:
             ins[k] = feeds[i]
+        for buf, value in self._resets:  # a run is stateless: state starts as after a reset
+            buf.fill(value)
         try:
             if timings is None:
                 for run, args in self._calls:

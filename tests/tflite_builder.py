@@ -1,9 +1,9 @@
 """Build small .tflite flatbuffers for tests, from plain dicts.
 
     build_model(tensors=[dict(name=, shape=, dtype=, data=None, scale=None, zero_point=None,
-                              quantized_dimension=0)],
+                              quantized_dimension=0, variable=False)],
                 ops=[dict(op='CONV_2D' | custom code, inputs=[...], outputs=[...], options={...},
-                          custom_options=None, version=None)],
+                          custom_options=None, version=None, intermediates=None)],
                 inputs=[...], outputs=[...]) -> bytes
 
 Option keys are the snake_case names engine/tflite_import.py reads back (snake case of the generated
@@ -250,6 +250,8 @@ def _tensor(b: flatbuffers.Builder, t: dict, buffer_index: int) -> int:
     tflite.TensorAddName(b, name)
     if quant is not None:
         tflite.TensorAddQuantization(b, quant)
+    if t.get("variable"):
+        tflite.TensorAddIsVariable(b, True)
     return tflite.TensorEnd(b)
 
 
@@ -330,6 +332,7 @@ def build_model(
         opt_type, opt = (0, 0) if name not in OPCODES else _options(b, name, dict(o.get("options") or {}))
         custom = o.get("custom_options")
         custom_vec = _byte_vector(b, bytes(custom), 1) if custom else None
+        mids = _vector(b, o["intermediates"], np.int32) if o.get("intermediates") else None
         tflite.OperatorStart(b)
         tflite.OperatorAddOpcodeIndex(b, idx)
         tflite.OperatorAddInputs(b, ins)
@@ -337,6 +340,8 @@ def build_model(
         if opt_type:
             tflite.OperatorAddBuiltinOptionsType(b, opt_type)
             tflite.OperatorAddBuiltinOptions(b, opt)
+        if mids is not None:
+            tflite.OperatorAddIntermediates(b, mids)
         if custom_vec is not None:
             tflite.OperatorAddCustomOptions(b, custom_vec)
             tflite.OperatorAddCustomOptionsFormat(b, tflite.CustomOptionsFormat.FLEXBUFFERS)
