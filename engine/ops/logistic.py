@@ -13,6 +13,7 @@ import numpy as np
 from ..gemmlowp import libm, lut_populate, table_runner
 from ..graph import Graph, Op
 from .common import Prepared, Shape, require, unary_8bit
+from .int16 import prepare_sigmoid_like
 
 
 def _sigmoid(x: np.float32) -> np.float32:
@@ -21,6 +22,8 @@ def _sigmoid(x: np.float32) -> np.float32:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_sigmoid_like(op, g, shapes)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, np.float32(s_out) == np.float32(1.0 / 256), f"{out.describe()}: output scale must be 1/256")
     table = lut_populate(_sigmoid, s_in, zp_in, s_out, zp_out, inp.dtype)
