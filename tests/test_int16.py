@@ -46,3 +46,53 @@ def test_sigmoid_tanh_every_value(op):
     scales = [*POT[:2], *(float(F32(10 ** rng.uniform(-5.5, -3))) for _ in range(4))]
     net = unary_net(op, scales, 2.0**-15)
     check(net, exhaustive_sets(net))
+
+
+def scale_pairs(rng, n: int) -> list[tuple[float, float]]:
+    return [(float(F32(10 ** rng.uniform(-5, -2))), float(F32(10 ** rng.uniform(-5, -2)))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("op", ["RELU", "RELU6"])
+def test_relu_every_value(op):
+    rng = np.random.default_rng(2)
+    net = Net()
+    for s_in, s_out in [(1e-3, 1e-3), (2.0**-10, 2.0**-12), *scale_pairs(rng, 4)]:
+        x = net.input([1, 256, 256], "int16", s_in, 0)
+        y = net.tensor([1, 256, 256], "int16", s_out, 0)
+        net.op(op, [x], [y], f"{op} {s_in:g} -> {s_out:g}")
+    check(net, exhaustive_sets(net))
+
+
+def test_quantize_dequantize_int16_every_value():
+    """QUANTIZE int16 -> int16 / int8 (zero points, scales either way), DEQUANTIZE int16 -> float32."""
+    rng = np.random.default_rng(3)
+    net = Net()
+    for (s_in, s_out), dtype, zp in zip(
+        [(1e-3, 1e-3), (1e-4, 3e-4), *scale_pairs(rng, 6)],
+        ["int16", "int16", "int16", "int16", "int8", "int8", "int8", "int8"],
+        [0, 0, 0, 0, 0, -128, 17, 127],
+    ):
+        x = net.input([1, 256, 256], "int16", s_in, 0)
+        y = net.tensor([1, 256, 256], dtype, s_out if dtype == "int16" else s_out * 200, zp)
+        net.op("QUANTIZE", [x], [y], f"QUANTIZE int16 {s_in:g} -> {dtype} {s_out:g} zp {zp}")
+    x = net.input([1, 256, 256], "int16", 3.7e-4, 0)
+    net.op("DEQUANTIZE", [x], [net.tensor([1, 256, 256], "float32")], "DEQUANTIZE")
+    check(net, exhaustive_sets(net))
+
+
+def test_quantize_to_int16_from_int8_and_float():
+    rng = np.random.default_rng(4)
+    net = Net()
+    for s_in, zp_in, s_out in [(0.02, -3, 1e-4), (0.5, 100, 1e-5), (1e-3, -128, 1e-3)]:
+        x = net.input([1, 4, 64], "int8", s_in, zp_in)
+        net.op("QUANTIZE", [x], [net.tensor([1, 4, 64], "int16", s_out, 0)], f"int8 {s_in:g} -> int16")
+    for s_out in (1e-4, 3.0517578125e-05, 0.01):
+        x = net.input([1, 4, 64], "float32")
+        net.op("QUANTIZE", [x], [net.tensor([1, 4, 64], "int16", s_out, 0)], f"float -> int16 {s_out:g}")
+    sets = run_sets(net, 5, batches=(1, 4))
+    for xs in sets:  # floats over the whole int16 range and beyond (saturation), some exact halves
+        for k, x in enumerate(xs):
+            if x.dtype == np.float32:
+                xs[k] = (x * 2.0 ** rng.integers(-3, 10, x.shape)).astype(np.float32)
+                xs[k].reshape(-1)[:16] = (np.arange(16) + 0.5) * F32(1e-4)
+    check(net, sets)

@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numba import prange
 
+from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 from .kernel import kernel
@@ -141,3 +142,13 @@ def prepare_sigmoid_like(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepar
     m, shift = sigmoid_input_rescale(s_in)
     table = (logistic16_table if op.type == "LOGISTIC" else tanh16_table)(m, shift)
     return Prepared([tuple(shapes[0])], table16_runner(table, int(np.prod(shapes[0]))))
+
+
+def values_of(dtype: str) -> np.ndarray:
+    """The integer each raw pattern of an 8- or 16-bit tensor stands for (index = raw bits)."""
+    return INT16_VALUES if dtype == "int16" else byte_values(dtype)
+
+
+def lookup_runner(table: np.ndarray, dtype: str, size: int):
+    """The table gather for an input of this type (256 or 65536 entries)."""
+    return table16_runner(table, size) if dtype == "int16" else table_runner(table)

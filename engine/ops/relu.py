@@ -1,11 +1,11 @@
-"""RELU and RELU6 on uint8/int8 (kernels/activations.cc ReluPrepare, ReluEval/Relu6Eval, ReluX).
+"""RELU and RELU6 on uint8/int8/int16 (kernels/activations.cc ReluPrepare, ReluEval/Relu6Eval, ReluX).
 
 The reference requantizes from the input to the output scale, then clamps (all kernel variants share
 this Eval):
   out = clamp(zp_out + MultiplyByQuantizedMultiplier(q - zp_in, m, shift), lo, hi)
 with m, shift = QuantizeMultiplier(s_in / s_out) (the division in float32, then widened),
 lo = max(type min, zp_out + roundf(0 / s_out)), hi = type max for RELU and
-min(type max, zp_out + roundf(6 / s_out)) for RELU6. A table over the 256 inputs does it all.
+min(type max, zp_out + roundf(6 / s_out)) for RELU6. A table over the 256 (65536 for int16) inputs does it all.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 from numba import njit
 
 from ..fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
-from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
 from .common import Prepared, Shape, require, unary_8bit
+from .int16 import lookup_runner, values_of
 
 
 @njit(cache=True)
@@ -29,11 +29,12 @@ def relu_table(values, zp_in, m, shift, zp_out, lo, hi):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
+    inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g, ("uint8", "int8", "int16"))
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     m, shift = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
     # the reference shifts by `1 << shift` in int: undefined from 31 on
     require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
     lo, hi = activation_range(op.type, s_out, zp_out, out.np_dtype)
-    table = relu_table(byte_values(inp.dtype), zp_in, m, shift, zp_out, lo, hi)
-    return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype)))
+    table = relu_table(values_of(inp.dtype), zp_in, m, shift, zp_out, lo, hi)
+    size = int(np.prod(shapes[0]))
+    return Prepared([tuple(shapes[0])], lookup_runner(table.astype(out.np_dtype), inp.dtype, size))
