@@ -96,3 +96,90 @@ def test_quantize_to_int16_from_int8_and_float():
                 xs[k] = (x * 2.0 ** rng.integers(-3, 10, x.shape)).astype(np.float32)
                 xs[k].reshape(-1)[:16] = (np.arange(16) + 0.5) * F32(1e-4)
     check(net, sets)
+
+
+def s16(rng, lo=-5.0, hi=-3.0) -> float:
+    """A float32 int16 activation scale (zero point 0: symmetric)."""
+    return float(F32(10 ** rng.uniform(lo, hi)))
+
+
+@pytest.mark.parametrize("op", ["MAX_POOL_2D", "AVERAGE_POOL_2D"])
+def test_pool_int16(op):
+    from tests.test_ops_pool import GEOMETRIES
+
+    rng = np.random.default_rng(10)
+    net = Net()
+    acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+    for k, ((h, w, c), (fh, fw), (sh, sw)) in enumerate(GEOMETRIES):
+        for padding in ("SAME", "VALID"):
+            if padding == "VALID" and (fh > h or fw > w):
+                continue
+            oh = (h + sh - 1) // sh if padding == "SAME" else (h - fh + sh) // sh
+            ow = (w + sw - 1) // sw if padding == "SAME" else (w - fw + sw) // sw
+            s = s16(rng, -4, -3.5)  # RELU6 and RELU_N1_TO_1 clamp inside the int16 range
+            x = net.input([1, h, w, c], "int16", s, 0)
+            y = net.tensor([1, oh, ow, c], "int16", s, 0)
+            act = acts[k % 4]
+            net.op(
+                op,
+                [x],
+                [y],
+                f"{op} int16 {h}x{w}x{c} f{fh}x{fw} s{sh}x{sw} {padding} {act}",
+                padding=padding,
+                filter_height=fh,
+                filter_width=fw,
+                stride_h=sh,
+                stride_w=sw,
+                fused_activation_function=act,
+            )
+    check(net, run_sets(net, 11, (1, 3)))
+
+
+def test_mean_int16():
+    rng = np.random.default_rng(12)
+    net = Net()
+    shape = [1, 7, 5, 6]
+    for axes in ([1, 2], [2, 1], [1], [3], [-1], [1, 2, 3], [1, 3]):
+        for keep in (True, False):
+            for same in (True, False):
+                s_in = s16(rng)
+                s_out = s_in if same else s16(rng)
+                ax = sorted({a % 4 for a in axes})
+                oshape = (
+                    [1 if d in ax else n for d, n in enumerate(shape)]
+                    if keep
+                    else [n for d, n in enumerate(shape) if d not in ax]
+                )
+                x = net.input(shape, "int16", s_in, 0)
+                y = net.tensor(oshape, "int16", s_out, 0)
+                axes_t = net.const(np.int32(axes), "int32")
+                net.op("MEAN", [x, axes_t], [y], f"MEAN int16 axes={axes} keep={keep}", keep_dims=keep)
+    check(net, run_sets(net, 13, (1, 3)))
+
+
+def test_pad_concat_reshape_int16():
+    rng = np.random.default_rng(14)
+    net = Net()
+    for shape, pads in [([1, 4, 5, 3], [[0, 0], [1, 2], [3, 0], [0, 0]]), ([1, 6], [[0, 0], [4, 5]])]:
+        s = s16(rng)
+        oshape = [n + a + b for n, (a, b) in zip(shape, pads)]
+        x = net.input(shape, "int16", s, 0)
+        net.op("PAD", [x, net.const(np.int32(pads), "int32")], [net.tensor(oshape, "int16", s, 0)], "PAD")
+        x = net.input(shape, "int16", s, 0)
+        v = net.const(np.array([-1234], np.int16), "int16", s, 0)
+        y = net.tensor(oshape, "int16", s, 0)
+        net.op("PADV2", [x, net.const(np.int32(pads), "int32"), v], [y], "PADV2")
+    for axis in (1, 3, -1):
+        s = s16(rng)
+        ins = [
+            net.input([1, 3, 2, 2 + j], "int16", s, 0)
+            if axis != 1
+            else net.input([1, 3 + j, 2, 2], "int16", s, 0)
+            for j in range(3)
+        ]
+        oshape = [1, 12, 2, 2] if axis == 1 else [1, 3, 2, 9]
+        net.op("CONCATENATION", ins, [net.tensor(oshape, "int16", s, 0)], f"CONCAT axis {axis}", axis=axis)
+    x = net.input([1, 4, 6], "int16", 1e-4, 0)
+    y = net.tensor([1, 24], "int16", 1e-4, 0)
+    net.op("RESHAPE", [x, net.const(np.int32([-1, 24]), "int32")], [y], "RESHAPE", new_shape=[-1, 24])
+    check(net, run_sets(net, 15, (1, 3)))
