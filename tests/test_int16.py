@@ -183,3 +183,58 @@ def test_pad_concat_reshape_int16():
     y = net.tensor([1, 24], "int16", 1e-4, 0)
     net.op("RESHAPE", [x, net.const(np.int32([-1, 24]), "int32")], [y], "RESHAPE", new_shape=[-1, 24])
     check(net, run_sets(net, 15, (1, 3)))
+
+
+BROADCASTS = [
+    ([1, 4, 5, 6], [1, 4, 5, 6]),
+    ([1, 4, 5, 6], [6]),
+    ([1, 4, 1, 6], [1, 1, 5, 1]),
+    ([1, 1, 1, 1], [1, 3, 2, 7]),
+    ([1, 5, 1, 3, 2], [5, 4, 1, 2]),
+]
+
+
+def out_shape(s1, s2):
+    return list(np.broadcast_shapes(tuple(s1), tuple(s2)))
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_int16(op):
+    """General scales (pot_scale_int16 false, and true with scales that are not powers of two),
+    power-of-two scales with pot_scale_int16, broadcasting, fused activations."""
+    rng = np.random.default_rng(16)
+    net = Net()
+    acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+    k = 0
+    for s1, s2 in BROADCASTS:
+        for pot in (False, True):
+            for scales in ([s16(rng), s16(rng), s16(rng, -4.5, -3)], [2.0**-12, 2.0**-14, 2.0**-12]):
+                if op == "MUL":
+                    scales[2] = s16(rng, -3.5, -2.5) if scales[0] != 2.0**-12 else 2.0**-10
+                a = net.input(s1, "int16", scales[0], 0)
+                if s2[0] == 1 and len(s2) == len(s1):
+                    b = net.input(s2, "int16", scales[1], 0)
+                else:  # a shape without the batch: a constant (the batch of graph inputs varies)
+                    data = rng.integers(-32768, 32768, s2)
+                    b = net.const(data, "int16", scales[1], 0)
+                if op == "ADD" and pot and s1 != s2 and scales[0] == 2.0**-12:
+                    continue  # the reference aborts (no broadcasting kernel): tested as refused below
+                y = net.tensor(out_shape(s1, s2), "int16", scales[2], 0)
+                options = {"fused_activation_function": acts[k % 4]}
+                k += 1
+                if op != "MUL":
+                    options["pot_scale_int16"] = pot
+                net.op(op, [a, b], [y], f"{op} {s1} {s2} {scales} {options}", **options)
+    check(net, run_sets(net, 17, (1, 3)))
+
+
+def test_add_int16_pot_broadcast_refused():
+    import engine
+    from engine.errors import UnsupportedError
+
+    net = Net()
+    a = net.input([1, 4, 1, 6], "int16", 2.0**-12, 0)
+    b = net.input([1, 1, 5, 1], "int16", 2.0**-12, 0)
+    net.op("ADD", [a, b], [net.tensor([1, 4, 5, 6], "int16", 2.0**-12, 0)], "ADD", pot_scale_int16=True)
+    with pytest.raises(UnsupportedError, match="cannot broadcast"):
+        engine.load(net.build())

@@ -12,6 +12,7 @@ from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..graph import Graph, Op
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .elementwise16 import prepare_binary16
 
 
 @njit(cache=True)
@@ -30,6 +31,8 @@ def real_multiplier(s1: float, s2: float, so: float) -> float:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_binary16(op, g, shapes)
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
     a, b, out = ins[0], ins[1], outs[0]
