@@ -238,3 +238,123 @@ def test_add_int16_pot_broadcast_refused():
     net.op("ADD", [a, b], [net.tensor([1, 4, 5, 6], "int16", 2.0**-12, 0)], "ADD", pot_scale_int16=True)
     with pytest.raises(UnsupportedError, match="cannot broadcast"):
         engine.load(net.build())
+
+
+def weights_q(rng, shape, axis: int, per_channel: bool):
+    """int8 symmetric weights over the full range and their scales (per channel on `axis`)."""
+    data = rng.integers(-127, 128, shape).astype(np.int8)
+    n = shape[axis] if per_channel else 1
+    return data, [float(F32(10 ** rng.uniform(-3, -1.5))) for _ in range(n)]
+
+
+def add_weighted(net: Net, op: str, x: int, out: int, w, ws, axis, bias, bias_dtype, label, **options):
+    wt = net.tensor(w.shape, "int8", data=w)
+    net.tensors[wt].update(scale=ws, zero_point=[0] * len(ws), quantized_dimension=axis)
+    ins = [x, wt]
+    if bias is not None:
+        ins.append(net.tensor(bias.shape, bias_dtype, data=bias))
+    elif op == "FULLY_CONNECTED":
+        ins.append(-1)
+    net.op(op, ins, [out], label, **options)
+
+
+CONV_CASES = [  # (h, w, c), (kh, kw), oc, stride, dilation, padding
+    ((9, 8, 3), (3, 3), 5, (1, 1), (1, 1), "SAME"),
+    ((9, 8, 4), (3, 2), 6, (2, 3), (1, 1), "VALID"),
+    ((10, 10, 2), (3, 3), 4, (1, 1), (2, 2), "SAME"),
+    ((6, 7, 5), (1, 1), 3, (1, 1), (1, 1), "VALID"),
+    ((5, 5, 40), (2, 2), 8, (2, 2), (1, 1), "SAME"),  # 160 products: int32 sums would wrap
+]
+
+
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_conv_int16(op):
+    """Per-channel and per-tensor weights, int64 / int32 / no bias, strides, dilation, padding, activations."""
+    rng = np.random.default_rng(20)
+    net = Net()
+    acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+    k = 0
+    for (h, w, c), (kh, kw), oc, (sh, sw), (dh, dw), pad in CONV_CASES:
+        for per_channel, bias_dtype in ((True, "int64"), (False, "int64"), (True, None)):
+            if op == "CONV_2D" and bias_dtype is None:
+                continue  # the reference's 16x8 CONV_2D requires a bias (refused: test_int16_bias_refusals)
+            dm = 2 if op == "DEPTHWISE_CONV_2D" and k % 2 else 1
+            if op == "DEPTHWISE_CONV_2D":
+                oc = c * dm
+            wshape = [1, kh, kw, oc] if op == "DEPTHWISE_CONV_2D" else [oc, kh, kw, c]
+            axis = 3 if op == "DEPTHWISE_CONV_2D" else 0
+            wdata, ws = weights_q(rng, wshape, axis, per_channel)
+            s_in = s16(rng, -4.5, -3.5)
+            bias = None
+            if bias_dtype:
+                lim = 1 << (30 if bias_dtype == "int64" else 20)
+                bias = rng.integers(-lim, lim, oc)
+            oh = -(-h // sh) if pad == "SAME" else (h - (kh - 1) * dh - 1) // sh + 1
+            ow = -(-w // sw) if pad == "SAME" else (w - (kw - 1) * dw - 1) // sw + 1
+            x = net.input([1, h, w, c], "int16", s_in, 0)
+            y = net.tensor([1, oh, ow, oc], "int16", s16(rng, -3.5, -2), 0)
+            options = {
+                "padding": pad,
+                "stride_h": sh,
+                "stride_w": sw,
+                "dilation_h_factor": dh,
+                "dilation_w_factor": dw,
+                "fused_activation_function": acts[k % 4],
+            }
+            if op == "DEPTHWISE_CONV_2D":
+                options["depth_multiplier"] = dm
+            label = (
+                f"{op} {(h, w, c)} k{kh}x{kw} oc{oc} s{sh}{sw} d{dh}{dw} {pad} pc={per_channel} {bias_dtype}"
+            )
+            add_weighted(net, op, x, y, wdata, ws, axis, bias, bias_dtype, label, **options)
+            k += 1
+    check(net, run_sets(net, 21, (1, 3)))
+
+
+def test_fully_connected_int16():
+    rng = np.random.default_rng(22)
+    net = Net()
+    acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+    k = 0
+    for depth, units in ((16, 8), (300, 5), (7, 33)):
+        for per_channel, bias_dtype in ((True, "int64"), (False, "int64"), (False, None)):
+            for keep in (False, True):
+                wdata, ws = weights_q(rng, [units, depth], 0, per_channel)
+                bias = rng.integers(-(1 << 20), 1 << 20, units) if bias_dtype else None
+                x = net.input([1, 3, depth], "int16", s16(rng, -4.5, -3.5), 0)
+                y = net.tensor([1, 3, units] if keep else [3, units], "int16", s16(rng, -3.5, -2), 0)
+                label = f"FC {depth}->{units} pc={per_channel} {bias_dtype} keep={keep}"
+                options = {"fused_activation_function": acts[k % 4], "keep_num_dims": keep}
+                add_weighted(net, "FULLY_CONNECTED", x, y, wdata, ws, 0, bias, bias_dtype, label, **options)
+                k += 1
+    check(net, run_sets(net, 23, (1, 2)))
+
+
+@pytest.mark.parametrize(
+    "op, bias_dtype, message",
+    [
+        ("CONV_2D", None, "needs a bias"),
+        ("CONV_2D", "int32", "int64 bias"),
+        ("DEPTHWISE_CONV_2D", "int32", "int64 bias"),
+        ("FULLY_CONNECTED", "int32", "int64 bias"),
+    ],
+)
+def test_int16_bias_refusals(op, bias_dtype, message):
+    """int32 biases: the reference reads them as int64 (garbage) or refuses them; refused at load."""
+    import engine
+    from engine.errors import UnsupportedError
+
+    rng = np.random.default_rng(24)
+    net = Net()
+    fc = op == "FULLY_CONNECTED"
+    shape, wshape = (
+        ([1, 6], [4, 6]) if fc else ([1, 3, 3, 4], [4, 1, 1, 4] if op == "CONV_2D" else [1, 1, 1, 4])
+    )
+    w, ws = weights_q(rng, wshape, 3 if op == "DEPTHWISE_CONV_2D" else 0, True)
+    x = net.input(shape, "int16", 1e-4, 0)
+    y = net.tensor([1, 4] if fc else [1, 3, 3, 4], "int16", 1e-3, 0)
+    bias = np.arange(4) if bias_dtype else None
+    options = {} if fc else {"stride_h": 1, "stride_w": 1}
+    add_weighted(net, op, x, y, w, ws, 3 if op == "DEPTHWISE_CONV_2D" else 0, bias, bias_dtype, op, **options)
+    with pytest.raises(UnsupportedError, match=message):
+        engine.load(net.build())
