@@ -358,3 +358,15 @@ def test_int16_bias_refusals(op, bias_dtype, message):
     add_weighted(net, op, x, y, w, ws, 3 if op == "DEPTHWISE_CONV_2D" else 0, bias, bias_dtype, op, **options)
     with pytest.raises(UnsupportedError, match=message):
         engine.load(net.build())
+
+
+def test_softmax_int16():
+    """Rows of 1 to 300 values, several input scales and betas, ranks 2 to 4, batch 1 and 3."""
+    rng = np.random.default_rng(25)
+    net = Net()
+    for shape in ([1, 10], [1, 1], [1, 4, 300], [1, 3, 5, 7], [1, 2, 64]):
+        for s_in, beta in ((s16(rng), 1.0), (s16(rng, -3, -2), 1.0), (2.0**-12, 0.5), (s16(rng), 2.0)):
+            x = net.input(shape, "int16", s_in, 0)
+            y = net.tensor(shape, "int16", 2.0**-15, 0)
+            net.op("SOFTMAX", [x], [y], f"SOFTMAX {shape} s_in={s_in:g} beta={beta}", beta=beta)
+    check(net, run_sets(net, 26, (1, 3)))
