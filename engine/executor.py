@@ -44,11 +44,15 @@ class Plan:
             if len(t.shape) == 0:
                 raise UnsupportedError(f"graph input {t.describe()} is a scalar")
             shapes[i] = (batch, *t.shape[1:])
-        # variable tensors (LSTM state): one row block per sequence, reset at the start of every run
+        # variable tensors (LSTM state), reset at the start of every run: their rows follow the batch
+        # (a model declared for batch 1 and run at batch 8 keeps 8 sequences' state)
         self.variables = [t.index for t in g.tensors if t.is_variable and not t.is_const and t.shape]
+        first = g.tensors[g.inputs[0]].shape if g.inputs else ()
+        declared = first[0] if first and first[0] > 0 else 1
+        rows_per = batch // declared if batch % declared == 0 else 1
         for i in self.variables:
             t = g.tensors[i]
-            shapes[i] = (batch * t.shape[0], *t.shape[1:])
+            shapes[i] = (t.shape[0] * rows_per, *t.shape[1:])
         self.steps: list[Step] = []
         for op in g.ops:
             for i in op.inputs:

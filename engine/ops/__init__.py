@@ -43,6 +43,7 @@ MODULES = {
     "STRIDED_SLICE": "strided_slice",
     "PACK": "pack",
     "TFLite_Detection_PostProcess": "detection_postprocess",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
 }
 
 
@@ -62,6 +63,7 @@ ARITY = {
     "STRIDED_SLICE": (4, 4, 1),
     "PACK": (1, 1 << 16, 1),
     "TFLite_Detection_PostProcess": (3, 3, 4),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)
 
