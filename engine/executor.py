@@ -11,7 +11,7 @@ import numpy as np
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .graph import DTYPES, Graph
 from .model_format import MAX_TENSOR_BYTES
-from .ops import kernel_for
+from .ops import kernel_for, variable_shapes
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
@@ -44,17 +44,17 @@ class Plan:
             if len(t.shape) == 0:
                 raise UnsupportedError(f"graph input {t.describe()} is a scalar")
             shapes[i] = (batch, *t.shape[1:])
-        # variable tensors (LSTM state), reset at the start of every run: their rows follow the batch
-        # (a model declared for batch 1 and run at batch 8 keeps 8 sequences' state)
+        # variable tensors (LSTM state), reset at the start of every run; the op that reads a variable
+        # first may size it for this batch (an LSTM keeps one state row per sequence)
         self.variables = [t.index for t in g.tensors if t.is_variable and not t.is_const and t.shape]
-        first = g.tensors[g.inputs[0]].shape if g.inputs else ()
-        declared = first[0] if first and first[0] > 0 else 1
-        rows_per = batch // declared if batch % declared == 0 else 1
-        for i in self.variables:
-            t = g.tensors[i]
-            shapes[i] = (t.shape[0] * rows_per, *t.shape[1:])
+        unsized = set(self.variables)
         self.steps: list[Step] = []
         for op in g.ops:
+            if unsized.intersection(op.inputs):
+                sized = variable_shapes(op, g, [shapes.get(i) if i >= 0 else None for i in op.inputs])
+                for i in unsized.intersection(op.inputs):
+                    shapes[i] = tuple(sized.get(i, g.tensors[i].shape))
+                unsized.difference_update(op.inputs)
             for i in op.inputs:
                 if i >= 0 and i not in shapes:
                     raise ModelFormatError(

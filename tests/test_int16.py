@@ -370,3 +370,37 @@ def test_softmax_int16():
             y = net.tensor(shape, "int16", 2.0**-15, 0)
             net.op("SOFTMAX", [x], [y], f"SOFTMAX {shape} s_in={s_in:g} beta={beta}", beta=beta)
     check(net, run_sets(net, 26, (1, 3)))
+
+
+# --- UNIDIRECTIONAL_SEQUENCE_LSTM (integer) ---------------------------------------------------------------
+
+LSTM_CASES = [  # (batch, time, inputs, cells, options)
+    (1, 5, 7, 6, {}),
+    (3, 4, 5, 8, {}),
+    (2, 6, 4, 5, {"time_major": True}),
+    (2, 5, 6, 4, {"cifg": True}),
+    (1, 7, 3, 9, {"cell_clip": 0.5, "cell_log2": -11}),
+    (2, 4, 8, 3, {"cell_log2": -9, "x_q": (0.1, -128), "h_q": (0.02, 5), "hidden_q": (0.015, -7)}),
+    (1, 3, 40, 48, {"cell_log2": -15, "cell_clip": 0.9}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(LSTM_CASES)))
+def test_lstm_one_op(case):
+    """Batch-major and time-major, CIFG, cell clipping, cell scales 2^-9 .. 2^-15, zero points."""
+    from tests.oracle import reference_run_many
+    from tests.tflite_builder import lstm_model
+
+    import engine
+
+    batch, time, n_in, n_cell, options = LSTM_CASES[case]
+    model = lstm_model(batch, time, n_in, n_cell, seed=case, **options)
+    shape = (time, batch, n_in) if options.get("time_major") else (batch, time, n_in)
+    rng = np.random.default_rng(30 + case)
+    xs = [rng.integers(-128, 128, shape).astype(np.int8) for _ in range(4)]
+    refs = reference_run_many(model, [[x] for x in xs], preserve_all=True)
+    m = engine.load(model)
+    for x, ref in zip(xs, refs):
+        mine = m.run(x, keep_all=True)
+        for name in ("y", "h", "c"):  # the output and the final state
+            assert np.array_equal(mine[name], ref["tensors"][name]), name

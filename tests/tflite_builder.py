@@ -408,3 +408,98 @@ def detection_model() -> bytes:
         "custom_options": flexbuffer_options(options),
     }
     return build_model(tensors, [op], inputs=[0, 1], outputs=[3, 4, 5, 6])
+
+
+def lstm_model(
+    n_batch: int,
+    n_time: int,
+    n_input: int,
+    n_cell: int,
+    *,
+    time_major: bool = False,
+    cifg: bool = False,
+    cell_clip: float = 0.0,
+    cell_log2: int = -12,
+    x_q: tuple[float, int] = (0.02, 3),
+    h_q: tuple[float, int] = (0.008, -1),
+    hidden_q: tuple[float, int] = (0.008, -1),
+    seed: int = 0,
+) -> bytes:
+    """An integer UNIDIRECTIONAL_SEQUENCE_LSTM alone, laid out as the converter writes one (24 inputs,
+    variable state, 5 intermediates): int8 input/output/state, int16 cell of scale 2^cell_log2."""
+    rng = np.random.default_rng(seed)
+    seq = [n_time, n_batch] if time_major else [n_batch, n_time]
+    tensors: list[dict] = [
+        {"name": "x", "shape": [*seq, n_input], "dtype": "int8", "scale": x_q[0], "zero_point": x_q[1]}
+    ]
+
+    def add(t: dict) -> int:
+        tensors.append(t)
+        return len(tensors) - 1
+
+    def weights(rows: int, cols: int, name: str) -> int:
+        data = rng.integers(-127, 128, (rows, cols))
+        return add(
+            {
+                "name": name,
+                "shape": [rows, cols],
+                "dtype": "int8",
+                "data": data,
+                "scale": float(10 ** rng.uniform(-2.5, -1.5)),
+                "zero_point": 0,
+            }
+        )
+
+    gates = ("input", "forget", "cell", "output")
+    ins = [0]
+    ins += [-1 if cifg and g == "input" else weights(n_cell, n_input, f"w_x_{g}") for g in gates]
+    ins += [-1 if cifg and g == "input" else weights(n_cell, n_cell, f"w_h_{g}") for g in gates]
+    ins += [-1, -1, -1]  # peepholes
+    for g in gates:
+        if cifg and g == "input":
+            ins.append(-1)
+            continue
+        data = rng.integers(-(1 << 14), 1 << 14, n_cell)
+        ins.append(add({"name": f"b_{g}", "shape": [n_cell], "dtype": "int32", "data": data, "scale": 1e-5}))
+    ins += [-1, -1]  # projection
+    ins.append(
+        add(
+            {
+                "name": "h",
+                "shape": [n_batch, n_cell],
+                "dtype": "int8",
+                "scale": h_q[0],
+                "zero_point": h_q[1],
+                "variable": True,
+            }
+        )
+    )
+    ins.append(
+        add(
+            {
+                "name": "c",
+                "shape": [n_batch, n_cell],
+                "dtype": "int16",
+                "scale": 2.0**cell_log2,
+                "zero_point": 0,
+                "variable": True,
+            }
+        )
+    )
+    ins += [-1, -1, -1, -1]  # layer norm
+    mids = [add({"name": f"{g}_intermediate", "shape": [0], "dtype": "float32"}) for g in gates]
+    mids.append(
+        add(
+            {"name": "hidden", "shape": [0], "dtype": "int8", "scale": hidden_q[0], "zero_point": hidden_q[1]}
+        )
+    )
+    out = add({"name": "y", "shape": [*seq, n_cell], "dtype": "int8", "scale": h_q[0], "zero_point": h_q[1]})
+    options = {"fused_activation_function": "TANH", "cell_clip": cell_clip, "time_major": time_major}
+    op = {
+        "op": "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        "inputs": ins,
+        "outputs": [out],
+        "options": options,
+        "intermediates": mids,
+    }
+    return build_model(tensors, [op], inputs=[0], outputs=[out])

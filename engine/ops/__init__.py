@@ -99,4 +99,13 @@ def kernel_for(op: Op):
     return module.prepare
 
 
-__all__ = ["MODULES", "Prepared", "kernel_for"]
+def variable_shapes(op: Op, g, shapes: list) -> dict[int, tuple[int, ...]]:
+    """Runtime shapes of the variable tensors op reads first, where its module sizes them (else {})."""
+    name = MODULES.get(op.type)
+    if name is None:
+        return {}
+    sizer = getattr(importlib.import_module(f".{name}", __name__), "variable_shapes", None)
+    return sizer(op, g, shapes) if sizer is not None else {}
+
+
+__all__ = ["MODULES", "Prepared", "kernel_for", "variable_shapes"]

@@ -179,6 +179,24 @@ def _scales(op: Op, g: Graph, cifg: bool) -> tuple[np.ndarray, int]:
     return np.array(consts, np.int64), c
 
 
+def variable_shapes(op: Op, g: Graph, shapes: list) -> dict[int, tuple[int, ...]]:
+    """The state tensors hold one row per sequence of this run's input (batch-major: its first
+    dimension, time-major: its second); the reference needs only their element counts to match."""
+    x_shape = shapes[INPUT] if shapes else None
+    if x_shape is None or len(x_shape) != 3:
+        return {}
+    n_batch = x_shape[1] if op.options.get("time_major", False) else x_shape[0]
+    w = _tensor(op, g, W_H[3])
+    if w is None or len(w.shape) != 2:
+        return {}
+    out = {}
+    for k, n in ((STATE_OUT, w.shape[1]), (STATE_CELL, w.shape[0])):
+        t = _tensor(op, g, k)
+        if t is not None and t.shape:
+            out[t.index] = (n_batch, *t.shape[1:]) if len(t.shape) > 1 else (n_batch * n,)
+    return out
+
+
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     _check_supported(op, g)
     x_shape = shapes[INPUT]
