@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_ops_elementwise import Net, check, run_sets
+from tests.harness import Net, check, run_sets
 
 pytestmark = pytest.mark.usefixtures("litert")
 
@@ -388,10 +388,9 @@ LSTM_CASES = [  # (batch, time, inputs, cells, options)
 @pytest.mark.parametrize("case", range(len(LSTM_CASES)))
 def test_lstm_one_op(case):
     """Batch-major and time-major, CIFG, cell clipping, cell scales 2^-9 .. 2^-15, zero points."""
+    import engine
     from tests.oracle import reference_run_many
     from tests.tflite_builder import lstm_model
-
-    import engine
 
     batch, time, n_in, n_cell, options = LSTM_CASES[case]
     model = lstm_model(batch, time, n_in, n_cell, seed=case, **options)

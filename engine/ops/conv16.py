@@ -15,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import wrap_int32
 from ..graph import Graph, Op, Tensor
+from ..kernels.conv import requantize_double
+from ..kernels.kernel import kernel
+from ..numerics.fixedpoint import wrap_int32
 from .common import (
     Prepared,
     fused_activation,
@@ -27,8 +29,6 @@ from .common import (
     tensors,
     window,
 )
-from .conv_kernels import requantize_double
-from .kernel import kernel
 from .quant_params import conv_multipliers, filter_zero_points
 
 

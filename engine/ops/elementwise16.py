@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import multiply_by_quantized_multiplier as mbqm
-from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
-from ..fixedpoint import quantize_multiplier, rounding_divide_by_pot
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier as mbqm
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
+from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot
 from .broadcast import _plan, broadcast_shape
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 from .int16 import checked_log2
-from .kernel import kernel
 
 GENERAL, POT, MUL = 0, 1, 2
 LEFT_SHIFT = 15

@@ -18,10 +18,11 @@ import math
 import numpy as np
 from numba import prange
 
-from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from ..kernels.lookup import table_runner
+from ..numerics.gemmlowp import byte_values
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
-from .kernel import kernel
 
 # sigmoid(i / 24) in 0.16 fixed point (common.h sigmoid_table_uint16; hand-tuned values, not a formula)
 # fmt: off

@@ -22,13 +22,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import multiply_by_quantized_multiplier as mbqm
-from ..fixedpoint import quantize_multiplier, rounding_divide_by_pot
 from ..graph import Graph, Op
-from . import fixedpoint16
+from ..kernels.kernel import kernel
+from ..numerics import fixedpoint16
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier as mbqm
+from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot
 from .common import Prepared, fail, per_tensor, require, require_types
 from .int16 import checked_log2
-from .kernel import kernel
 from .quant_params import wrap_int32
 
 INPUT, STATE_OUT, STATE_CELL = 0, 18, 19

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
 from ..graph import Graph, Op
+from ..numerics.fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
 from .common import Prepared, Shape, require, unary_8bit
 from .int16 import lookup_runner, values_of
 

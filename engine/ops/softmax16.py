@@ -15,11 +15,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from .common import Prepared, Shape, require
 from .int16 import unary16
-from .kernel import kernel
 
 
 def lut_populate16(transform, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
