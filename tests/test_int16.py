@@ -382,12 +382,23 @@ LSTM_CASES = [  # (batch, time, inputs, cells, options)
     (1, 7, 3, 9, {"cell_clip": 0.5, "cell_log2": -11}),
     (2, 4, 8, 3, {"cell_log2": -9, "x_q": (0.1, -128), "h_q": (0.02, 5), "hidden_q": (0.015, -7)}),
     (1, 3, 40, 48, {"cell_log2": -15, "cell_clip": 0.9}),
+    (2, 5, 6, 8, {"peephole": True}),
+    (2, 5, 6, 8, {"peephole": True, "cifg": True}),
+    (2, 4, 5, 8, {"n_output": 3, "proj_clip": 0.01}),
+    (1, 4, 5, 6, {"n_output": 9, "projection_bias": False}),
+    (2, 5, 6, 8, {"layer_norm": True}),
+    (2, 5, 6, 16, {"layer_norm": True, "cifg": True, "peephole": True, "n_output": 5}),
+    (1, 6, 4, 7, {"layer_norm": True, "cell_clip": 0.3, "cell_log2": -11}),
+    (2, 5, 6, 16, {"peephole": True, "n_output": 5, "layer_norm": True}),  # peepholes on 5 cells only
+    (3, 4, 5, 8, {"time_major": True, "peephole": True, "layer_norm": True}),
+    (1, 4, 5, 8, {"time_major": True, "peephole": True, "n_output": 6}),
 ]
 
 
 @pytest.mark.parametrize("case", range(len(LSTM_CASES)))
 def test_lstm_one_op(case):
-    """Batch-major and time-major, CIFG, cell clipping, cell scales 2^-9 .. 2^-15, zero points."""
+    """Batch-major and time-major, CIFG, peepholes, projection (clipped, with and without bias),
+    layer norm, cell clipping, cell scales 2^-9 .. 2^-15, zero points."""
     import engine
     from tests.oracle import reference_run_many
     from tests.tflite_builder import lstm_model
@@ -395,6 +406,7 @@ def test_lstm_one_op(case):
     batch, time, n_in, n_cell, options = LSTM_CASES[case]
     model = lstm_model(batch, time, n_in, n_cell, seed=case, **options)
     shape = (time, batch, n_in) if options.get("time_major") else (batch, time, n_in)
+    assert engine.load(model).graph.ops[0].type == "UNIDIRECTIONAL_SEQUENCE_LSTM"
     rng = np.random.default_rng(30 + case)
     xs = [rng.integers(-128, 128, shape).astype(np.int8) for _ in range(4)]
     refs = reference_run_many(model, [[x] for x in xs], preserve_all=True)
@@ -403,3 +415,17 @@ def test_lstm_one_op(case):
         mine = m.run(x, keep_all=True)
         for name in ("y", "h", "c"):  # the output and the final state
             assert np.array_equal(mine[name], ref["tensors"][name]), name
+
+
+def test_lstm_refusals():
+    """What the reference computes wrongly or not at all is refused at load, naming the op and why."""
+    import engine
+    from engine.errors import UnsupportedError
+    from tests.tflite_builder import lstm_model
+
+    with pytest.raises(UnsupportedError, match="mixes sequences"):
+        engine.load(lstm_model(3, 4, 5, 8, time_major=True, peephole=True, n_output=6))
+    with pytest.raises(UnsupportedError, match="more outputs than cells"):
+        engine.load(lstm_model(1, 4, 5, 4, peephole=True, n_output=6))
+    with pytest.raises(UnsupportedError, match="cell scale"):
+        engine.load(lstm_model(1, 4, 5, 4, cell_log2=-8))

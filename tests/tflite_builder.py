@@ -418,7 +418,12 @@ def lstm_model(
     *,
     time_major: bool = False,
     cifg: bool = False,
+    peephole: bool = False,
+    layer_norm: bool = False,
+    n_output: int | None = None,
+    projection_bias: bool = True,
     cell_clip: float = 0.0,
+    proj_clip: float = 0.0,
     cell_log2: int = -12,
     x_q: tuple[float, int] = (0.02, 3),
     h_q: tuple[float, int] = (0.008, -1),
@@ -426,47 +431,54 @@ def lstm_model(
     seed: int = 0,
 ) -> bytes:
     """An integer UNIDIRECTIONAL_SEQUENCE_LSTM alone, laid out as the converter writes one (24 inputs,
-    variable state, 5 intermediates): int8 input/output/state, int16 cell of scale 2^cell_log2."""
+    variable state, 5 intermediates): int8 input/output/state, int16 cell of scale 2^cell_log2.
+    n_output (not None) adds a projection from the n_cell hidden values to n_output outputs."""
     rng = np.random.default_rng(seed)
+    n_out = n_output or n_cell
     seq = [n_time, n_batch] if time_major else [n_batch, n_time]
-    tensors: list[dict] = [
-        {"name": "x", "shape": [*seq, n_input], "dtype": "int8", "scale": x_q[0], "zero_point": x_q[1]}
-    ]
+    x = {"name": "x", "shape": [*seq, n_input], "dtype": "int8", "scale": x_q[0], "zero_point": x_q[1]}
+    tensors: list[dict] = [x]
 
     def add(t: dict) -> int:
         tensors.append(t)
         return len(tensors) - 1
 
-    def weights(rows: int, cols: int, name: str) -> int:
-        data = rng.integers(-127, 128, (rows, cols))
+    def const(name, shape, dtype, lim, scale) -> int:
+        data = rng.integers(-lim, lim + 1, shape)
         return add(
             {
                 "name": name,
-                "shape": [rows, cols],
-                "dtype": "int8",
+                "shape": list(shape),
+                "dtype": dtype,
                 "data": data,
-                "scale": float(10 ** rng.uniform(-2.5, -1.5)),
+                "scale": scale,
                 "zero_point": 0,
             }
         )
 
+    def scale(lo=-2.5, hi=-1.5) -> float:
+        return float(10 ** rng.uniform(lo, hi))
+
     gates = ("input", "forget", "cell", "output")
+    skip = {"input"} if cifg else set()
     ins = [0]
-    ins += [-1 if cifg and g == "input" else weights(n_cell, n_input, f"w_x_{g}") for g in gates]
-    ins += [-1 if cifg and g == "input" else weights(n_cell, n_cell, f"w_h_{g}") for g in gates]
-    ins += [-1, -1, -1]  # peepholes
+    ins += [-1 if g in skip else const(f"w_x_{g}", (n_cell, n_input), "int8", 127, scale()) for g in gates]
+    ins += [-1 if g in skip else const(f"w_h_{g}", (n_cell, n_out), "int8", 127, scale()) for g in gates]
+    for g in ("input", "forget", "output"):
+        use = peephole and g not in skip
+        ins.append(const(f"w_c_{g}", (n_cell,), "int16", 3000, scale(-4, -3)) if use else -1)
     for g in gates:
-        if cifg and g == "input":
-            ins.append(-1)
-            continue
-        data = rng.integers(-(1 << 14), 1 << 14, n_cell)
-        ins.append(add({"name": f"b_{g}", "shape": [n_cell], "dtype": "int32", "data": data, "scale": 1e-5}))
-    ins += [-1, -1]  # projection
+        ins.append(-1 if g in skip else const(f"b_{g}", (n_cell,), "int32", 1 << 14, 1e-5))
+    if n_output:
+        ins.append(const("w_proj", (n_out, n_cell), "int8", 127, scale()))
+        ins.append(const("b_proj", (n_out,), "int32", 1 << 12, 1e-5) if projection_bias else -1)
+    else:
+        ins += [-1, -1]
     ins.append(
         add(
             {
                 "name": "h",
-                "shape": [n_batch, n_cell],
+                "shape": [n_batch, n_out],
                 "dtype": "int8",
                 "scale": h_q[0],
                 "zero_point": h_q[1],
@@ -486,15 +498,36 @@ def lstm_model(
             }
         )
     )
-    ins += [-1, -1, -1, -1]  # layer norm
-    mids = [add({"name": f"{g}_intermediate", "shape": [0], "dtype": "float32"}) for g in gates]
+    for g in gates:
+        use = layer_norm and g not in skip
+        ins.append(const(f"ln_{g}", (n_cell,), "int16", 32767, scale(-4.5, -4)) if use else -1)
+    if layer_norm:
+        mids = [
+            add(
+                {
+                    "name": f"{g}_intermediate",
+                    "shape": [0],
+                    "dtype": "int16",
+                    "scale": scale(-4, -3),
+                    "zero_point": 0,
+                }
+            )
+            for g in gates
+        ]
+    else:
+        mids = [add({"name": f"{g}_intermediate", "shape": [0], "dtype": "float32"}) for g in gates]
     mids.append(
         add(
             {"name": "hidden", "shape": [0], "dtype": "int8", "scale": hidden_q[0], "zero_point": hidden_q[1]}
         )
     )
-    out = add({"name": "y", "shape": [*seq, n_cell], "dtype": "int8", "scale": h_q[0], "zero_point": h_q[1]})
-    options = {"fused_activation_function": "TANH", "cell_clip": cell_clip, "time_major": time_major}
+    out = add({"name": "y", "shape": [*seq, n_out], "dtype": "int8", "scale": h_q[0], "zero_point": h_q[1]})
+    options = {
+        "fused_activation_function": "TANH",
+        "cell_clip": cell_clip,
+        "proj_clip": proj_clip,
+        "time_major": time_major,
+    }
     op = {
         "op": "UNIDIRECTIONAL_SEQUENCE_LSTM",
         "inputs": ins,

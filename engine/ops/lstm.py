@@ -12,7 +12,10 @@ ResetVariableTensors: output state at its zero point, cell at 0):
   f, i, o = sigmoid(Q3.12 -> Q0.15); g = tanh(Q3.12 -> Q0.15)          (gemmlowp, 16-bit)
   cell = sat16(rdp(f * cell, 15) + rdp(i * g, 30 + c)), clipped to the quantized cell_clip
   h = clamp8(MBQM(o * tanh(cell in Q(15+c)), m_hidden) + zp_hidden)   (the output, and the state)
-CIFG (no input gate weights): i = 32767 - f. Peepholes, projection and layer norm are refused.
+CIFG (no input gate weights): i = 32767 - f. Peepholes add MBQM(w_p * cell) before a gate's
+activation (the output gate sees the new cell); layer norm (ApplyLayerNorm: integer mean and variance,
+inverse square root by Newton-Raphson, the gate bias added after) replaces Q3.12 by the intermediates'
+scales; a projection maps h through an int8 matrix to the output scale (proj_clip clamps it).
 The reference keeps the state across invokes; the engine runs are stateless (the tests reset the
 reference before each run), and the final state is left in the state tensors, as the reference does.
 """
@@ -26,10 +29,12 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics import fixedpoint16
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier as mbqm
-from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot
-from .common import Prepared, fail, per_tensor, require, require_types
+from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot, wrap_int32
+from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
+from ..numerics.gemmlowp import count_leading_zeros_u32, saturating_shift_left
+from .common import Prepared, per_tensor, require
 from .int16 import checked_log2
-from .quant_params import wrap_int32
+from .quant_params import wrap_int32 as wrap_int32_array
 
 INPUT, STATE_OUT, STATE_CELL = 0, 18, 19
 W_X = (1, 2, 3, 4)  # input_to_{input, forget, cell, output}_weights
@@ -38,61 +43,141 @@ PEEPHOLES, BIASES, PROJECTION, LAYER_NORM = (9, 10, 11), (12, 13, 14, 15), (16, 
 GATE_SCALE = np.float32(2.0**-12)  # Q3.12 without layer norm
 
 
+# sc (int64 constants): per gate k (input, forget, cell, output) at 9 k: x multiplier, shift, h multiplier,
+# shift, peephole multiplier, shift, layer norm multiplier, shift (+12 applied), variance guard; then
+FLAGS = 36  # cifg, peephole, layer norm, projection, cell shift (30 + c), cell clip, hidden m, s, zp,
+# projection m, s, clip, output zero point, cells with a peephole term
+
+
 @njit(inline="always", cache=True)
-def _gate(x, xo, h, ho, wx, wh, bx, bh, mx, sx, mh, sh, g, cell):
-    """out[cell] = sat16(MBQM(h-part) + sat16(MBQM(x-part))): the reference's two accumulations."""
-    acc = bx[g, cell]
-    for k in range(wx.shape[2]):
-        acc += np.int64(x[xo + k]) * wx[g, cell, k]
-    v = min(max(mbqm(acc, mx[g], sx[g]), -32768), 32767)
-    acc = bh[g, cell]
-    for k in range(wh.shape[2]):
-        acc += np.int64(h[ho + k]) * wh[g, cell, k]
-    return min(max(mbqm(acc, mh[g], sh[g]) + v, -32768), 32767)
+def _matmul_acc(v, vo, w, b, g, j, m, s, prev):
+    """MatrixBatchVectorMultiplyAccumulate for one row: sat16(MBQM(b + w . v) + prev)."""
+    acc = b[g, j]
+    for k in range(w.shape[2]):
+        acc += np.int64(v[vo + k]) * w[g, j, k]
+    return min(max(mbqm(acc, m, s) + prev, -32768), 32767)
 
 
 @njit(cache=True)
-def _step(x, xo, h, ho, c, co, y, yo, wx, wh, bx, bh, sc, tabs, gates):
-    """One time step of one sequence; sc: mx, sx, mh, sh (4 each), cifg, c_shift, clip, m_hid, s_hid, zp_hid."""
+def inv_sqrt(x):
+    """GetInvSqrtQuantizedMultiplierExp(x, reverse_shift=-1): (multiplier, left shift) of 1/sqrt(x)."""
+    if x <= 1:
+        return np.int64(2147483647), np.int64(0)
+    shift = 11
+    while x >= (1 << 29):
+        x //= 4
+        shift += 1
+    pairs = (count_leading_zeros_u32(x) - 1) // 2 - 1
+    shift -= pairs
+    x <<= 2 * pairs
+    half_input = rounding_divide_by_pot(x >> 1, 1)
+    r = np.int64(1 << 28)  # F3 one
+    for _ in range(5):
+        r3 = saturating_shift_left(srdhm(srdhm(r, r), r), 6)
+        r = saturating_shift_left(wrap_int32(srdhm(402653184, r) - srdhm(half_input, r3)), 3)
+    r = srdhm(r, 1518500250)
+    if shift < 0:
+        r = wrap_int32(r << -shift)
+        shift = 0
+    return r, np.int64(-shift)
+
+
+@njit(cache=True)
+def _layer_norm(row, weights, bias, m, s, guard, out):
+    """ApplyLayerNorm on one gate row (int16 values in row), into out."""
+    n = row.shape[0]
+    total = np.int64(0)
+    squares = np.int64(0)
+    for j in range(n):
+        total += row[j]
+        squares += row[j] * row[j]
+    mean = wrap_int32(total * 1024 // n if total >= 0 else -((-total * 1024) // n))
+    variance = squares * ((1 << 20) // n) - mean * mean
+    v2 = wrap_int32(variance // (1 << 20) if variance >= 0 else -((-variance) // (1 << 20)))
+    if v2 < 1:
+        v2 = guard
+    inv_m, inv_s = inv_sqrt(v2)
+    for j in range(n):
+        rescaled = mbqm(wrap_int32(1024 * row[j] - mean), inv_m, inv_s)
+        v3 = wrap_int32(wrap_int32(rescaled * weights[j]) + bias[j])  # int32 arithmetic, unsaturated
+        v4 = (v3 + 512) // 1024 if v3 > 0 else -((-(v3 - 512)) // 1024)
+        out[j] = min(max(mbqm(wrap_int32(v4), m, s + 12), -32768), 32767)
+
+
+@njit(cache=True)
+def _gate(x, xo, h, ho, c, co, mats, sc, g, gates, tab):
+    """One gate's pre-activation for every cell (both products, peephole, layer norm), activated."""
+    wx, wh, bx, bh, peep, lnw, lnb = mats[0], mats[1], mats[2], mats[3], mats[4], mats[5], mats[6]
+    k = 9 * g
+    row = gates[4]
+    for j in range(c.shape[1]):
+        v = _matmul_acc(x, xo, wx, bx, g, j, sc[k], sc[k + 1], 0)
+        v = _matmul_acc(h, ho, wh, bh, g, j, sc[k + 2], sc[k + 3], v)
+        if sc[FLAGS + 1] and g != 2 and j < sc[FLAGS + 13]:  # peephole: old cell (new for the output gate)
+            p = mbqm(peep[g, j] * np.int64(c[co, j]), sc[k + 4], sc[k + 5])
+            v = min(max(p + v, -32768), 32767)
+        row[j] = v
+    if sc[FLAGS + 2]:
+        _layer_norm(row, lnw[g], lnb[g], sc[k + 6], sc[k + 7], sc[k + 8], row)
+    for j in range(c.shape[1]):
+        gates[g, j] = tab[row[j] & 0xFFFF]
+
+
+@njit(cache=True)
+def _step(x, xo, h, ho, c, co, y, yo, mats, sc, tabs, gates):
+    """One time step of one sequence (LstmStepInteger8x8_16)."""
     n_cell = c.shape[1]
-    mx, sx, mh, sh = sc[0:4], sc[4:8], sc[8:12], sc[12:16]
-    cifg, c_shift, clip, m_hid, s_hid, zp_hid = sc[16], sc[17], sc[18], sc[19], sc[20], sc[21]
     sig, tanh3, tanh_cell = tabs[0], tabs[1], tabs[2]
-    for j in range(n_cell):
-        for g in range(1, 4):  # forget, cell, output (the output gate reads the new cell only via h)
-            v = _gate(x, xo, h, ho, wx, wh, bx, bh, mx, sx, mh, sh, g, j)
-            gates[g, j] = tanh3[v & 0xFFFF] if g == 2 else sig[v & 0xFFFF]
-        if cifg:
+    _gate(x, xo, h, ho, c, co, mats, sc, 1, gates, sig)
+    _gate(x, xo, h, ho, c, co, mats, sc, 2, gates, tanh3)
+    if sc[FLAGS]:  # CIFG: the input gate is 1 - forget
+        for j in range(n_cell):
             gates[0, j] = 32767 - gates[1, j]
-        else:
-            v = _gate(x, xo, h, ho, wx, wh, bx, bh, mx, sx, mh, sh, 0, j)
-            gates[0, j] = sig[v & 0xFFFF]
+    else:
+        _gate(x, xo, h, ho, c, co, mats, sc, 0, gates, sig)
+    c_shift, clip = sc[FLAGS + 4], sc[FLAGS + 5]
     for j in range(n_cell):
-        f = rounding_divide_by_pot(np.int64(gates[1, j]) * c[co, j], 15)
-        f = ((f + 32768) & 0xFFFF) - 32768  # CwiseMul stores int16
-        i = rounding_divide_by_pot(np.int64(gates[0, j]) * gates[2, j], c_shift)
-        i = ((i + 32768) & 0xFFFF) - 32768
-        v = min(max(f + i, -32768), 32767)
-        if clip > 0:
-            v = min(max(v, -clip), clip)
-        c[co, j] = v
+        f = rounding_divide_by_pot(gates[1, j] * c[co, j], 15)
+        i = rounding_divide_by_pot(gates[0, j] * gates[2, j], c_shift)
+        v = min(max(((f + 32768) & 0xFFFF) - 32768 + ((i + 32768) & 0xFFFF) - 32768, -32768), 32767)
+        c[co, j] = min(max(v, -clip), clip) if clip > 0 else v
+    _gate(x, xo, h, ho, c, co, mats, sc, 3, gates, sig)
+    hidden = gates[4]
     for j in range(n_cell):
         t = np.int64(tanh_cell[np.int64(c[co, j]) & 0xFFFF])
-        r = mbqm(np.int64(gates[3, j]) * t, m_hid, s_hid) + zp_hid
-        y[yo + j] = min(max(r, -128), 127)
-    for j in range(n_cell):
+        hidden[j] = min(max(mbqm(gates[3, j] * t, sc[FLAGS + 6], sc[FLAGS + 7]) + sc[FLAGS + 8], -128), 127)
+    _output(hidden, y, yo, mats, sc)
+    for j in range(mats[7].shape[0] if sc[FLAGS + 3] else n_cell):
         h[ho + j] = y[yo + j]
 
 
+@njit(inline="always", cache=True)
+def _output(hidden, y, yo, mats, sc):
+    """The step's output: the hidden state, or its projection (clamped, clipped) when there is one."""
+    if not sc[FLAGS + 3]:
+        for j in range(hidden.shape[0]):
+            y[yo + j] = hidden[j]
+        return
+    pw, pb = mats[7], mats[8]
+    clip = sc[FLAGS + 11]
+    for o in range(pw.shape[0]):
+        acc = pb[o]
+        for j in range(pw.shape[1]):
+            acc += hidden[j] * pw[o, j]
+        v = min(max(mbqm(acc, sc[FLAGS + 9], sc[FLAGS + 10]) + sc[FLAGS + 12], -128), 127)
+        y[yo + o] = min(max(v, -clip), clip) if clip > 0 else v
+
+
 @kernel
-def _lstm(x, h, c, y, wx, wh, bx, bh, sc, tabs, max_time, time_major):
-    n_batch = c.shape[0]
-    n_input, n_cell = wx.shape[2], c.shape[1]
+def _lstm(x, h, c, y, mats, sc, tabs, max_time, time_major):
+    n_batch, n_cell = c.shape[0], c.shape[1]
+    n_input = mats[0].shape[2]
+    n_output = mats[1].shape[2]
     for b in prange(n_batch):
-        gates = np.empty((4, n_cell), np.int64)
+        gates = np.empty((5, n_cell), np.int64)
         for t in range(max_time):
             step = t * n_batch + b if time_major else b * max_time + t
-            _step(x, step * n_input, h, b * n_cell, c, b, y, step * n_cell, wx, wh, bx, bh, sc, tabs, gates)
+            _step(x, step * n_input, h, b * n_output, c, b, y, step * n_output, mats, sc, tabs, gates)
 
 
 def _tensor(op: Op, g: Graph, k: int):
@@ -100,83 +185,150 @@ def _tensor(op: Op, g: Graph, k: int):
     return g.tensors[i] if i >= 0 else None
 
 
+def _const(op: Op, g: Graph, k: int, dtype: str, shape: tuple):
+    """A constant input of the given type and shape, as int64 (or None when omitted)."""
+    t = _tensor(op, g, k)
+    if t is None:
+        return None
+    require(op, t.is_const and t.dtype == dtype, f"{t.describe()}: must be a constant {dtype} tensor")
+    require(op, t.shape == shape, f"{t.describe()}: expected shape {list(shape)}")
+    if dtype in ("int8", "int16"):
+        require(
+            op,
+            t.scale.size == 1 and int(t.zero_point[0]) == 0,
+            f"{t.describe()}: must be symmetric per tensor",
+        )
+    return t.data.astype(np.int64)
+
+
 def _check_supported(op: Op, g: Graph) -> None:
     require(op, len(op.inputs) in (20, 24), f"takes 20 or 24 inputs, has {len(op.inputs)}")
-    for what, ks in (("peephole", PEEPHOLES), ("projection", PROJECTION), ("layer norm", LAYER_NORM)):
-        if any(_tensor(op, g, k) is not None for k in ks):
-            raise fail(op, f"an integer LSTM with {what} weights is not supported")
     for k in (STATE_OUT, STATE_CELL):
         t = _tensor(op, g, k)
         require(op, t is not None and t.is_variable, f"input {k} (the state) must be a variable tensor")
     x = _tensor(op, g, INPUT)
     require(op, x.dtype == "int8", f"{x.describe()}: only the integer LSTM (int8 input) is supported")
-    for k in (*W_X, *W_H):
-        t = _tensor(op, g, k)
-        if t is not None:
-            require_types(op, t, ("int8",))
-            require(
-                op, t.is_const and t.scale.size == 1, f"{t.describe()}: weights must be constant, per tensor"
-            )
-            require(op, int(t.zero_point[0]) == 0, f"{t.describe()}: weights must be symmetric")
     require(op, _tensor(op, g, STATE_OUT).dtype == "int8", "the output state must be int8")
     require(op, _tensor(op, g, STATE_CELL).dtype == "int16", "the cell state must be int16")
     require(op, len(op.intermediates) == 5, "the integer LSTM needs its 5 intermediate tensors")
+    act = op.options.get("fused_activation_function", "TANH")
+    require(op, act == "TANH", f"activation {act} not supported (the integer kernel applies tanh)")
 
 
-def _matrices(op: Op, g: Graph, n_cell: int, n_input: int, n_output: int, cifg: bool):
-    """Weights [4, n_cell, k] (int64) and effective biases [4, n_cell] for the x and h products."""
+class Layout:
+    """Sizes and which optional parts an LSTM has."""
+
+    def __init__(self, op: Op, g: Graph):
+        w = _tensor(op, g, W_H[3])
+        require(op, w is not None and len(w.shape) == 2, "recurrent_to_output weights must be 2-D")
+        self.n_cell, self.n_output = w.shape
+        self.n_input = _tensor(op, g, W_X[3]).shape[-1]
+        self.cifg = _tensor(op, g, W_X[0]) is None
+        self.peephole = _tensor(op, g, PEEPHOLES[2]) is not None
+        self.layer_norm = len(op.inputs) == 24 and _tensor(op, g, LAYER_NORM[1]) is not None
+        self.projection = _tensor(op, g, PROJECTION[0]) is not None
+        require(
+            op, self.projection or self.n_cell == self.n_output, "without projection outputs must equal cells"
+        )
+
+
+def _matrices(op: Op, g: Graph, L: Layout) -> tuple:
+    """(wx, wh, bx, bh, peep, lnw, lnb, proj_w, proj_b) as int64 arrays; zero points folded into biases."""
     x_zp = per_tensor(op, _tensor(op, g, INPUT))[1]
     h_zp = per_tensor(op, _tensor(op, g, STATE_OUT))[1]
-    wx = np.zeros((4, n_cell, n_input), np.int64)
-    wh = np.zeros((4, n_cell, n_output), np.int64)
-    bx = np.zeros((4, n_cell), np.int64)
-    for gate in range(4):
-        if gate == 0 and cifg:
-            continue
-        tx, th, tb = (_tensor(op, g, ks[gate]) for ks in (W_X, W_H, BIASES))
-        require(op, tx.shape == (n_cell, n_input), f"{tx.describe()}: expected [{n_cell}, {n_input}]")
-        require(op, th.shape == (n_cell, n_output), f"{th.describe()}: expected [{n_cell}, {n_output}]")
-        require(
-            op, tb is not None and tb.is_const and tb.dtype == "int32", f"gate {gate}: int32 bias required"
-        )
-        require(op, tb.shape == (n_cell,), f"{tb.describe()}: expected [{n_cell}]")
-        wx[gate], wh[gate] = tx.data, th.data
-        # PrecomputeZeroPointTimesWeightWithBias, int32 like the reference
-        bx[gate] = tb.data.astype(np.int64) - x_zp * wx[gate].sum(axis=1)
-    bh = -h_zp * wh.sum(axis=2)
-    return wx, wh, wrap_int32(bx).astype(np.int64), wrap_int32(bh).astype(np.int64)
+    n_cell, n_in, n_out = L.n_cell, L.n_input, L.n_output
+    wx, wh = np.zeros((4, n_cell, n_in), np.int64), np.zeros((4, n_cell, n_out), np.int64)
+    bx, bh = np.zeros((4, n_cell), np.int64), np.zeros((4, n_cell), np.int64)
+    peep, lnw, lnb = (np.zeros((4, n_cell), np.int64) for _ in range(3))
+    for gate in range(1 if L.cifg else 0, 4):
+        wx[gate] = _const(op, g, W_X[gate], "int8", (n_cell, n_in))
+        wh[gate] = _const(op, g, W_H[gate], "int8", (n_cell, n_out))
+        bias = _const(op, g, BIASES[gate], "int32", (n_cell,))
+        require(op, bias is not None, f"gate {gate}: a bias is required")
+        if L.layer_norm:  # the gate bias is added after the normalization
+            lnw[gate] = _const(op, g, LAYER_NORM[gate], "int16", (n_cell,))
+            lnb[gate] = bias
+            bias = 0
+        bx[gate] = bias - x_zp * wx[gate].sum(axis=1)  # PrecomputeZeroPointTimesWeightWithBias
+        bh[gate] = -h_zp * wh[gate].sum(axis=1)
+        if L.peephole and gate != 2:
+            peep[gate] = _const(op, g, PEEPHOLES[(0, 1, None, 2)[gate]], "int16", (n_cell,))
+    proj_w, proj_b = np.zeros((n_out, n_cell), np.int64), np.zeros(n_out, np.int64)
+    if L.projection:
+        proj_w = _const(op, g, PROJECTION[0], "int8", (n_out, n_cell))
+        b = _const(op, g, PROJECTION[1], "int32", (n_out,))
+        hidden_zp = int(g.tensors[op.intermediates[4]].zero_point[0])
+        proj_b = (0 if b is None else b) - hidden_zp * proj_w.sum(axis=1)
+    wrap = lambda a: wrap_int32_array(a).astype(np.int64)
+    return wx, wh, wrap(bx), wrap(bh), peep, lnw, wrap(lnb), proj_w, wrap(proj_b)
 
 
-def _scales(op: Op, g: Graph, cifg: bool) -> tuple[np.ndarray, int]:
-    """The kernel's constants (see _step) and the cell's power-of-two exponent."""
+def _multiplier(real) -> list[int]:
+    return list(quantize_multiplier(float(real)))
+
+
+def _gate_scales(op: Op, g: Graph, L: Layout, c: int) -> list[int]:
+    """Per gate: x, h, peephole, layer norm multipliers and shifts, variance guard (floats as the reference)."""
     f32 = np.float32
     s_x = f32(per_tensor(op, _tensor(op, g, INPUT))[0])
     s_h = f32(per_tensor(op, _tensor(op, g, STATE_OUT))[0])
-    mx, sx, mh, sh = ([0] * 4 for _ in range(4))
-    for gate in range(0 if not cifg else 1, 4):
-        mx[gate], sx[gate] = quantize_multiplier(
-            float(f32(_tensor(op, g, W_X[gate]).scale[0]) * s_x / GATE_SCALE)
-        )
-        mh[gate], sh[gate] = quantize_multiplier(
-            float(f32(_tensor(op, g, W_H[gate]).scale[0]) * s_h / GATE_SCALE)
-        )
+    out = [0] * 36
+    for gate in range(1 if L.cifg else 0, 4):
+        mid = GATE_SCALE
+        ln_scale = f32(1.0)
+        if L.layer_norm:
+            t = g.tensors[op.intermediates[gate]]
+            require(op, t.scale.size == 1, f"{t.describe()}: layer norm needs a quantized intermediate")
+            mid = f32(t.scale[0])
+            ln_scale = f32(_tensor(op, g, LAYER_NORM[gate]).scale[0])
+        k = 9 * gate
+        out[k : k + 2] = _multiplier(f32(_tensor(op, g, W_X[gate]).scale[0]) * s_x / mid)
+        out[k + 2 : k + 4] = _multiplier(f32(_tensor(op, g, W_H[gate]).scale[0]) * s_h / mid)
+        if L.peephole and gate != 2:
+            w = _tensor(op, g, PEEPHOLES[(0, 1, None, 2)[gate]])
+            out[k + 4 : k + 6] = _multiplier(f32(2.0**c) * f32(w.scale[0]) / mid)
+        out[k + 6 : k + 8] = _multiplier(ln_scale)
+        out[k + 8] = max(1, int(f32(10000) * ln_scale))
+    return out
+
+
+def _scales(op: Op, g: Graph, L: Layout) -> tuple[np.ndarray, int]:
+    """The kernel's constants (see FLAGS) and the cell's power-of-two exponent c."""
+    f32 = np.float32
     cell = _tensor(op, g, STATE_CELL)
     pot, c = checked_log2(per_tensor(op, cell)[0])
-    require(
-        op,
-        pot and 0 <= 15 + c <= 6,
-        f"{cell.describe()}: cell scale must be 2^-15..2^-9",
-    )
+    require(op, pot and 0 <= 15 + c <= 6, f"{cell.describe()}: cell scale must be 2^-15 .. 2^-9")
     hidden = g.tensors[op.intermediates[4]]
     require(op, hidden.scale.size == 1, f"{hidden.describe()}: the hidden intermediate must be quantized")
     two15 = f32(2.0**-15)
-    m_hid, s_hid = quantize_multiplier(float(two15 / f32(hidden.scale[0]) * two15))
+    m_hid, s_hid = _multiplier(two15 / f32(hidden.scale[0]) * two15)
+    s_out, zp_out = per_tensor(op, _tensor(op, g, STATE_OUT))
+    m_proj, s_proj, proj_clip = 0, 0, 0
+    if L.projection:
+        w = _tensor(op, g, PROJECTION[0])
+        m_proj, s_proj = _multiplier(f32(w.scale[0]) * f32(hidden.scale[0]) / f32(s_out))
+        clip = f32(op.options.get("proj_clip", 0.0))
+        if clip > 0:
+            proj_clip = int(min(max(clip / f32(s_out), f32(-128.0)), f32(127.0)))
     clip = 0
     cell_clip = f32(op.options.get("cell_clip", 0.0))
     if cell_clip > 0:
         clip = int(min(max(cell_clip / f32(cell.scale[0]), f32(-32768.0)), f32(32767.0)))
-    consts = [*mx, *sx, *mh, *sh, int(cifg), 30 + c, clip, m_hid, s_hid, int(hidden.zero_point[0])]
-    return np.array(consts, np.int64), c
+    flags = [int(L.cifg), int(L.peephole), int(L.layer_norm), int(L.projection), 30 + c, clip]
+    # the reference's peephole loop runs over n_output values, not n_cell: with a projection to fewer
+    # outputs only the first n_output cells get their peephole term (more would read past the cell)
+    require(op, not (L.peephole and L.n_output > L.n_cell), "peepholes with more outputs than cells")
+    tail = [
+        m_hid,
+        s_hid,
+        int(hidden.zero_point[0]),
+        m_proj,
+        s_proj,
+        proj_clip,
+        zp_out,
+        min(L.n_cell, L.n_output),
+    ]
+    return np.array([*_gate_scales(op, g, L, c), *flags, *tail], np.int64), c
 
 
 def variable_shapes(op: Op, g: Graph, shapes: list) -> dict[int, tuple[int, ...]]:
@@ -199,48 +351,32 @@ def variable_shapes(op: Op, g: Graph, shapes: list) -> dict[int, tuple[int, ...]
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     _check_supported(op, g)
+    L = Layout(op, g)
     x_shape = shapes[INPUT]
-    require(op, len(x_shape) == 3, f"input must be 3-D, got {list(x_shape)}")
+    require(op, len(x_shape) == 3 and x_shape[2] == L.n_input, f"input must be 3-D with {L.n_input} features")
     time_major = bool(op.options.get("time_major", False))
     max_time, n_batch = (x_shape[0], x_shape[1]) if time_major else (x_shape[1], x_shape[0])
-    n_input = x_shape[2]
-    n_cell, n_output = _tensor(op, g, W_H[3]).shape
-    require(op, n_cell == n_output, "without projection the output size must equal the cell count")
-    for k, n in ((STATE_OUT, n_output), (STATE_CELL, n_cell)):
+    mixes = time_major and n_batch > 1 and L.peephole and L.n_output != L.n_cell
+    require(op, not mixes, "time-major peepholes with a projection (the reference mixes sequences there)")
+    for k, n in ((STATE_OUT, L.n_output), (STATE_CELL, L.n_cell)):
         got = int(np.prod(shapes[k]))
         require(op, got == n_batch * n, f"{_tensor(op, g, k).describe()}: {got} elements for {n_batch} x {n}")
     out = g.tensors[op.outputs[0]]
     require(op, out.dtype == "int8", f"{out.describe()}: output must be int8")
-    act = op.options.get("fused_activation_function", "TANH")
-    require(op, act == "TANH", f"activation {act} not supported (the integer kernel applies tanh)")
-    cifg = _tensor(op, g, W_X[0]) is None
     require(
-        op, cifg == (_tensor(op, g, W_H[0]) is None), "input gate weights must be all present or all absent"
+        op, L.cifg == (_tensor(op, g, W_H[0]) is None), "input gate weights must be all present or all absent"
     )
-    wx, wh, bx, bh = _matrices(op, g, n_cell, n_input, n_output, cifg)
-    sc, c = _scales(op, g, cifg)
+    mats = _matrices(op, g, L)
+    sc, c = _scales(op, g, L)
     tabs = np.stack(
         [fixedpoint16.table("logistic", 3), fixedpoint16.table("tanh", 3), fixedpoint16.table("tanh", 15 + c)]
     ).astype(np.int64)
-    out_shape = (*x_shape[:2], n_output)
-    fn = _lstm.pick(n_batch * max_time * 4 * n_cell * (n_input + n_output) // 16)
+    out_shape = (*x_shape[:2], L.n_output)
+    fn = _lstm.pick(n_batch * max_time * 4 * L.n_cell * (L.n_input + L.n_output) // 16)
 
     def run(ins, outs):
         h = ins[STATE_OUT].reshape(-1)
-        cell = ins[STATE_CELL].reshape(n_batch, n_cell)
-        fn(
-            ins[INPUT].reshape(-1),
-            h,
-            cell,
-            outs[0].reshape(-1),
-            wx,
-            wh,
-            bx,
-            bh,
-            sc,
-            tabs,
-            max_time,
-            time_major,
-        )
+        cell = ins[STATE_CELL].reshape(n_batch, L.n_cell)
+        fn(ins[INPUT].reshape(-1), h, cell, outs[0].reshape(-1), mats, sc, tabs, max_time, time_major)
 
     return Prepared([out_shape], run)
