@@ -263,7 +263,8 @@ CONV_CASES = [  # (h, w, c), (kh, kw), oc, stride, dilation, padding
     ((9, 8, 4), (3, 2), 6, (2, 3), (1, 1), "VALID"),
     ((10, 10, 2), (3, 3), 4, (1, 1), (2, 2), "SAME"),
     ((6, 7, 5), (1, 1), 3, (1, 1), (1, 1), "VALID"),
-    ((5, 5, 40), (2, 2), 8, (2, 2), (1, 1), "SAME"),  # 160 products: int32 sums would wrap
+    ((5, 5, 40), (2, 2), 8, (2, 2), (1, 1), "SAME"),
+    ((4, 4, 64), (3, 3), 4, (1, 1), (1, 1), "SAME"),  # 576 products: int64 sums (int32 could wrap)
 ]
 
 
@@ -316,7 +317,7 @@ def test_fully_connected_int16():
     net = Net()
     acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
     k = 0
-    for depth, units in ((16, 8), (300, 5), (7, 33)):
+    for depth, units in ((16, 8), (300, 5), (7, 33), (600, 3)):  # 600: int64 sums
         for per_channel, bias_dtype in ((True, "int64"), (False, "int64"), (False, None)):
             for keep in (False, True):
                 wdata, ws = weights_q(rng, [units, depth], 0, per_channel)

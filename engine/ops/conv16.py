@@ -47,16 +47,16 @@ def _scale(acc, m, shift, lo, hi):
 
 @kernel
 def _conv16(x, w, bias, mult, shift, out, geo, lo, hi):
-    """x [n, h, w, c] int16, w [kh, kw, c, oc] int64; geo = sh, sw, dh, dw, top, left."""
+    """x [n, h, w, c] int16, w [kh, kw, c, oc] int32/int64; geo = sh, sw, dh, dw, top, left."""
     n, h, wd, c = x.shape
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
     kh, kw = w.shape[0], w.shape[1]
     sh, sw, dh, dw, top, left = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     for t in prange(n * oh):
         b, oy = t // oh, t % oh
-        acc = np.empty(oc, np.int64)
+        acc = np.empty(oc, w.dtype)  # int32 where the sums cannot overflow it (see _weights)
         for ox in range(ow):
-            acc[:] = bias
+            acc[:] = 0
             for ky in range(kh):
                 iy = oy * sh - top + ky * dh
                 if iy < 0 or iy >= h:
@@ -66,25 +66,25 @@ def _conv16(x, w, bias, mult, shift, out, geo, lo, hi):
                     if ix < 0 or ix >= wd:
                         continue
                     for ic in range(c):
-                        v = np.int64(x[b, iy, ix, ic])
+                        v = x[b, iy, ix, ic]
                         for o in range(oc):
                             acc[o] += v * w[ky, kx, ic, o]
             for o in range(oc):
-                out[b, oy, ox, o] = _scale(acc[o], mult[o], shift[o], lo, hi)
+                out[b, oy, ox, o] = _scale(np.int64(acc[o]) + bias[o], mult[o], shift[o], lo, hi)
 
 
 @kernel
 def _depthwise16(x, w, bias, mult, shift, out, geo, dm, lo, hi):
-    """x [n, h, w, c] int16, w [kh, kw, c * dm] int64: output channel ic * dm + m reads channel ic."""
+    """x [n, h, w, c] int16, w [kh, kw, c * dm] int32/int64: output channel ic * dm + m reads channel ic."""
     n, h, wd, c = x.shape
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
     kh, kw = w.shape[0], w.shape[1]
     sh, sw, dh, dw, top, left = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     for t in prange(n * oh):
         b, oy = t // oh, t % oh
-        acc = np.empty(oc, np.int64)
+        acc = np.empty(oc, w.dtype)  # int32 where the sums cannot overflow it (see _weights)
         for ox in range(ow):
-            acc[:] = bias
+            acc[:] = 0
             for ky in range(kh):
                 iy = oy * sh - top + ky * dh
                 if iy < 0 or iy >= h:
@@ -94,24 +94,24 @@ def _depthwise16(x, w, bias, mult, shift, out, geo, dm, lo, hi):
                     if ix < 0 or ix >= wd:
                         continue
                     for ic in range(c):
-                        v = np.int64(x[b, iy, ix, ic])
+                        v = x[b, iy, ix, ic]
                         for m in range(dm):
                             acc[ic * dm + m] += v * w[ky, kx, ic * dm + m]
             for o in range(oc):
-                out[b, oy, ox, o] = _scale(acc[o], mult[o], shift[o], lo, hi)
+                out[b, oy, ox, o] = _scale(np.int64(acc[o]) + bias[o], mult[o], shift[o], lo, hi)
 
 
 @kernel
 def _fully_connected16(x, w, bias, scale, out, lo, hi):
-    """x [rows, depth] int16, w [units, depth] int64; the sums rescaled in double like the 8-bit kernel."""
+    """x [rows, depth] int16, w [units, depth] int32/int64; the sums rescaled in double like the 8-bit kernel."""
     rows, depth = x.shape
     units = w.shape[0]
     for r in prange(rows):
         for u in range(units):
-            acc = bias[u]
+            acc = np.int64(0)
             for k in range(depth):
-                acc += np.int64(x[r, k]) * w[u, k]
-            out[r, u] = requantize_double(acc, scale[u], 0, lo, hi)
+                acc += x[r, k] * w[u, k]
+            out[r, u] = requantize_double(np.int64(acc) + bias[u], scale[u], 0, lo, hi)
 
 
 def _operands(op: Op, g: Graph, values: list, rank: int, axis: int):
@@ -139,6 +139,11 @@ def _bias(op: Op, bias: Tensor | None, value, channels: int) -> np.ndarray:
     return value.reshape(channels).astype(np.int64)
 
 
+def _weights(w: np.ndarray, products: int) -> np.ndarray:
+    """int32 weights (and sums) when `products` int16 x int8 products cannot overflow int32, else int64."""
+    return np.ascontiguousarray(w.astype(np.int32 if products * 32768 * 128 < 2**31 else np.int64))
+
+
 def _constants(op, inp, filt, bias, out, values, channels):
     filter_zero_points(op, filt, channels)  # symmetric, one zero point per channel at most
     b = _bias(op, bias, values[2] if bias is not None else None, channels)
@@ -158,11 +163,11 @@ def prepare_conv16(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, one == 1, f"{filt.describe()}: filter must have shape [1, kh, kw, channels]")
         dm = int_option(op, "depth_multiplier", 1, lo=0) or oc // max(c, 1)
         require(op, dm >= 1 and c * dm == oc, f"input channels {c} x depth multiplier {dm} != {oc}")
-        weights = np.ascontiguousarray(values[1][0].astype(np.int64))
+        weights = _weights(values[1][0], kh * kw)
     else:
         oc, kh, kw, fc = shapes[1]
         require(op, c == fc, f"input has {c} channels, filter expects {fc} (grouped conv not supported)")
-        weights = np.ascontiguousarray(values[1].astype(np.int64).transpose(1, 2, 3, 0))
+        weights = _weights(values[1].transpose(1, 2, 3, 0), kh * kw * c)
     win = window(op, h, w, kh, kw)
     b, mult, shift, lo, hi = _constants(op, inp, filt, bias, out, values, oc)
     geo = np.array([win.sh, win.sw, win.dh, win.dw, win.top, win.left], np.int64)
@@ -187,7 +192,7 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
     b, _, _, lo, hi = _constants(op, inp, filt, bias, out, values, units)
     fs = np.broadcast_to(filt.scale.astype(np.float64), (units,))
     scale = np.ascontiguousarray(float(inp.scale[0]) * fs / float(out.scale[0]))
-    weights = np.ascontiguousarray(values[1].astype(np.int64))
+    weights = _weights(values[1], depth)
     if op.options.get("keep_num_dims", False):
         require(op, shapes[0][-1] == depth, f"keep_num_dims needs the last input dimension to be {depth}")
         out_shape = (*shapes[0][:-1], units)
