@@ -11,7 +11,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .errors import EngineError, InputError, ModelFormatError
+from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
 from .formats.tflite import import_tflite
@@ -71,9 +71,11 @@ class Model:
         self.outputs = [_info(graph, i) for i in graph.outputs]
         self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
         self._lock = threading.Lock()
+        self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self.plan(1)  # refuse what cannot run now, not at the first run()
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
-            self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
+            with contextlib.suppress(InputError):  # zeros can be bad data (an integer divisor)
+                self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)
@@ -129,17 +131,37 @@ class Model:
         except MemoryError:
             raise InputError("the input does not fit in memory as a contiguous array") from None
         with self._lock, _kernel_lock():
+            if batch in self._per_sample:
+                return self._run_per_sample(feeds, batch, keep_all, observe)
             try:
                 plan = self.plan(batch, keep_all)
             except MemoryError:
                 raise InputError(f"a batch of {batch} does not fit in memory") from None
-            arrays = plan.run(feeds, observe=observe)
-            if keep_all:
-                g = self.graph
-                return {
-                    g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const
-                }
-            return [np.array(arrays[t.index]) for t in self.outputs]
+            except (UnsupportedError, ModelFormatError):
+                if batch == 1:
+                    raise
+                # a graph written for one sample (MoveNet gathers at batch index 0, packs [1, 3]
+                # shapes): a batch is then that many runs of one sample, as the reference runs it
+                self._per_sample.add(batch)
+                return self._run_per_sample(feeds, batch, keep_all, observe)
+            return self._collect(plan.run(feeds, observe=observe), keep_all)
+
+    def _collect(self, arrays: dict, keep_all: bool):
+        if keep_all:
+            g = self.graph
+            return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
+        return [np.array(arrays[t.index]) for t in self.outputs]
+
+    def _run_per_sample(self, feeds: dict, batch: int, keep_all: bool, observe=None):
+        """Each sample through the batch-1 plan; results concatenated along their first axis."""
+        plan = self.plan(1, keep_all)
+        runs = [
+            self._collect(plan.run({i: a[k : k + 1] for i, a in feeds.items()}, observe=observe), keep_all)
+            for k in range(batch)
+        ]
+        if keep_all:
+            return {name: _stack([r[name] for r in runs]) for name in runs[0]}
+        return [_stack([r[k] for r in runs]) for k in range(len(self.outputs))]
 
     def profile(self, x, repeat: int = 10) -> list[tuple[int, str, float]]:
         """Median seconds per op over `repeat` runs on x: [(op index, op type, seconds)]."""
@@ -158,6 +180,11 @@ class Model:
 
     def save(self, path) -> None:
         save_npz(self.graph, path)
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """Per-sample results side by side: along axis 0 (scalars become a vector)."""
+    return np.concatenate([np.atleast_1d(a) for a in arrays])
 
 
 def load(source, warmup: bool = True) -> Model:

@@ -133,7 +133,7 @@ def micro_kernel_ceiling_gmacs() -> float:
     32 channels, k = 1024): the ceiling of any convolution here, measured rather than assumed."""
     from numba import njit
 
-    from engine.kernels.gemm import OCB, PX, VNNI, pack_weights, tile
+    from engine.kernels.gemm import OCB, PX, VNNI, Runs, pack_weights, tile
 
     k, group = 1024, 4 if VNNI else 2
     rng = np.random.default_rng(0)
@@ -144,7 +144,7 @@ def micro_kernel_ceiling_gmacs() -> float:
     @njit
     def loop(reps, x, w, acc):
         for _ in range(reps):
-            tile(x, 0, k, w, 0, k // group, 1, 0, 0, True, acc, 0, OCB)
+            tile(x, w, Runs(0, k, 0, k // group, 1, 0, 0), True, acc, 0, OCB)
 
     loop(1, x, w, acc)
     reps = 5000

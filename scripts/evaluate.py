@@ -1,8 +1,19 @@
-"""End-to-end evaluation of the engine on the shared data sets.
+"""End-to-end evaluation of the engine: any model on any dataset, and the built-in checks on the shared data.
 
-    python scripts/evaluate.py                        # mnist + ssd + person
+    python scripts/evaluate.py --model mnist --data ../shared/data/mnist --json      # any model, any dataset
+    python scripts/evaluate.py --model flowers.tflite --data photos/ --out results.parquet --workers 4
+    python scripts/evaluate.py --model ssd --data photos/ --scheduler tcp://head:8786  # an existing Dask cluster
+    python scripts/evaluate.py                        # the built-in checks: mnist + ssd + person
     python scripts/evaluate.py --model mnist --limit 1000
     python scripts/evaluate.py --model all --compare-litert --out-dir out/eval
+
+--data PATH: a folder of images (recursive; a class per subfolder gives labels), MNIST IDX files, or a
+        .npy/.npz of input tensors (labels from the .npz's y/labels, or --targets). Prints the summary
+        (--json: one JSON object): images, top1/top5 overall and per class, images_per_s, outputs_sha256
+        (sha256 of every raw output in dataset order: the same on a laptop and on a cluster), failed items.
+        --workers N runs on a Dask LocalCluster (pip install "engine[cluster]"), --scheduler on an existing
+        cluster; --out DIR writes a Parquet row per item as shards finish and resumes from it
+        (engine/evaluation.py, engine/distributed.py, docs/scale-out.md).
 
 mnist:  the 10,000 MNIST test images (IDX gzip in <data-dir>/mnist), batched: top-1 accuracy (the
         reference kernels score 98.80 %; a full run must match it exactly), confusion matrix, images/s.
@@ -25,7 +36,6 @@ Exit status 0 when every check passed, 1 when one failed, else the engine error'
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -40,6 +50,7 @@ if (ROOT / "engine").is_dir() and str(ROOT) not in sys.path:  # run from a check
 
 import engine
 from engine import atomic, postprocess, registry
+from engine.dataset import read_idx
 from engine.errors import InputError
 from engine.preprocess import Preprocessor, apply_table
 from engine.run import guarded
@@ -78,23 +89,6 @@ def _oracle():
 
 
 # ---------------------------------------------------------------- MNIST
-
-
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX file (gzip or plain): 2049 = labels [N], 2051 = images [N, rows, cols]."""
-    try:
-        raw = path.read_bytes()
-        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
-        raise InputError(f"{path}: not an IDX file with magic number {magic}")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise InputError(f"{path}: {body.size} bytes of data for dimensions {dims}")
-    return body.reshape(dims)
 
 
 def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
@@ -323,6 +317,13 @@ TASKS = {"mnist": mnist, "ssd": ssd, "person": person}
 def evaluate(args: argparse.Namespace) -> int:
     import numba
 
+    if args.data is not None:
+        from engine.evaluate_cli import evaluate_data
+
+        return evaluate_data(args)
+    if args.model not in TASKS and args.model != "all":
+        raise InputError(f"--model {args.model}: pass --data PATH to evaluate it (built-in checks: {', '.join(TASKS)}, all)")
+
     if args.threads:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if not args.data_dir.is_dir():
@@ -389,15 +390,21 @@ def main(argv: list[str] | None = None) -> int:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", choices=["mnist", "ssd", "person", "all"], default="all")
-    p.add_argument("--limit", type=int, metavar="N", help="MNIST: only the first N test images")
+    p.add_argument(
+        "--model",
+        default="all",
+        metavar="MODEL",
+        help="without --data: mnist, ssd, person or all (the built-in checks); with --data: any registry "
+        "name, .tflite or .npz",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N images (MNIST, or --data)")
     p.add_argument(
         "--data-dir",
         type=Path,
         default=default_data_dir(),
         help="default: $SHARED_DIR/data or ../shared/data",
     )
-    p.add_argument("--batch", type=int, default=256, metavar="N", help="MNIST images per run (default 256)")
+    p.add_argument("--batch", type=int, metavar="N", help="images per run (default: MNIST 256, --data 32)")
     p.add_argument("--threads", type=int, metavar="N", help="Numba threads (default: all cores)")
     p.add_argument(
         "--compare-litert", action="store_true", help="also run TFLite's reference kernels and compare"
@@ -406,11 +413,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     p.add_argument("--mirror", metavar="DIR", help="offline model folder (default $ENGINE_MODEL_MIRROR)")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    from engine.evaluate_cli import add_data_arguments, check_data_arguments
+
+    add_data_arguments(p)
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         p.error("--batch must be at least 1")
+    args.batch = args.batch or (256 if args.data is None else 32)
+    check_data_arguments(p, args)
     return guarded(evaluate, args, args.debug)
 
 

@@ -43,6 +43,7 @@ def test_without_avx512_matches_reference(models_dir, tmp_path):
         NUMBA_CPU_NAME="haswell",
         NUMBA_CPU_FEATURES=avx2_feature_string(),
         NUMBA_CACHE_DIR=str(tmp_path / "numba"),  # kernels compiled for the other CPU stay apart
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),  # this checkout's engine, installed or not
     )
     worker = Path(__file__).with_name("portable_worker.py")
     out = tmp_path / "out.npz"

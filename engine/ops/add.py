@@ -16,6 +16,7 @@ from numba import njit
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
+from . import arith_plain
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 from .elementwise16 import prepare_binary16
@@ -84,4 +85,6 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
+        return arith_plain.prepare(op, g, shapes, values)
     return prepare_add_like(op, g, shapes, 1)

@@ -97,6 +97,7 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
 
         (s1, zp1), (s2, zp2), (so, zpo) = q
         m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
+        shift = shift & 31 if shift > 0 else shift  # the compiled reference's left shift, as mul.py
         mode, p = MUL, np.array([zp1, zp2, m, shift, zpo], np.int64)
     else:
         broadcast = tuple(shapes[0]) != tuple(shapes[1])

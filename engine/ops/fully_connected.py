@@ -17,7 +17,7 @@ from ..kernels import gemm
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from .common import Prepared, fused_activation, require
 from .conv16 import prepare_fully_connected16
-from .quant_params import bias_vector, filter_zero_points, weighted_operands, wrap_int32
+from .quant_params import bias_vector, filter_zero_points, fold_zero_point, weighted_operands
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -37,7 +37,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
     if gemm.VNNI and 0 <= u_zp <= 255 and weights.min() >= -128 and weights.max() <= 127:
         group, data_type, delta = 4, np.uint8, u_zp - in_zp
-        bias_q = wrap_int32(bias_q.astype(np.int64) - u_zp * weights.astype(np.int64).sum(axis=1))
+        bias_q = fold_zero_point(bias_q, u_zp, weights, axis=1)
     else:
         group, data_type, delta = 2, np.int16, -in_zp
     kp = -(-depth // group) * group

@@ -29,12 +29,11 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics import fixedpoint16
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier as mbqm
-from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot, wrap_int32
+from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot, wrap_int32, wrap_int32_array
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import count_leading_zeros_u32, saturating_shift_left
 from .common import Prepared, per_tensor, require
 from .int16 import checked_log2
-from .quant_params import wrap_int32 as wrap_int32_array
 
 INPUT, STATE_OUT, STATE_CELL = 0, 18, 19
 W_X = (1, 2, 3, 4)  # input_to_{input, forget, cell, output}_weights

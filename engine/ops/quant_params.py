@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..numerics.fixedpoint import quantize_multiplier
+from ..numerics.fixedpoint import quantize_multiplier, wrap_int32_array
 from .common import fail, per_tensor, require, require_types, tensors
 
 
@@ -73,6 +73,7 @@ def bias_vector(op: Op, bias: Tensor | None, value: np.ndarray | None, channels:
     return value.reshape(channels).astype(np.int32)
 
 
-def wrap_int32(v: np.ndarray) -> np.ndarray:
-    """int64 -> int32 with C's wrap-around: the reference accumulates in int32."""
-    return v.astype(np.uint64).astype(np.uint32).view(np.int32)
+def fold_zero_point(bias: np.ndarray, zero_point: int, weights: np.ndarray, axis) -> np.ndarray:
+    """bias - zero_point * (the weights summed over axis), wrapped to int32: an input zero point's
+    per-channel term, folded into the bias at prepare (conv2d, depthwise_conv2d, fully_connected)."""
+    return wrap_int32_array(bias.astype(np.int64) - zero_point * weights.astype(np.int64).sum(axis=axis))
