@@ -13,12 +13,9 @@ Biases must be int64: the reference reads an int32 bias as int64 in CONV_2D and 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from ..graph import Graph, Op, Tensor
-from ..kernels.conv import requantize_double
-from ..kernels.kernel import kernel
-from ..numerics.fixedpoint import wrap_int32
+from ..kernels.int16 import conv16, depthwise16, fully_connected16
 from .common import (
     Prepared,
     fused_activation,
@@ -30,88 +27,6 @@ from .common import (
     window,
 )
 from .quant_params import conv_multipliers, filter_zero_points
-
-
-@njit(inline="always", cache=True)
-def mbqm64(x, m, shift):
-    """MultiplyByQuantizedMultiplier(int64_t x, ...): the 16-bit multiplier, one rounding, int32 result."""
-    reduced = (m + 32768) >> 16 if m < 0x7FFF0000 else np.int64(0x7FFF)
-    total = 15 - shift
-    return wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
-
-
-@njit(inline="always", cache=True)
-def _scale(acc, m, shift, lo, hi):
-    return min(max(mbqm64(acc, m, shift), lo), hi)
-
-
-@kernel
-def _conv16(x, w, bias, mult, shift, out, geo, lo, hi):
-    """x [n, h, w, c] int16, w [kh, kw, c, oc] int32/int64; geo = sh, sw, dh, dw, top, left."""
-    n, h, wd, c = x.shape
-    oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = w.shape[0], w.shape[1]
-    sh, sw, dh, dw, top, left = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    for t in prange(n * oh):
-        b, oy = t // oh, t % oh
-        acc = np.empty(oc, w.dtype)  # int32 where the sums cannot overflow it (see _weights)
-        for ox in range(ow):
-            acc[:] = 0
-            for ky in range(kh):
-                iy = oy * sh - top + ky * dh
-                if iy < 0 or iy >= h:
-                    continue
-                for kx in range(kw):
-                    ix = ox * sw - left + kx * dw
-                    if ix < 0 or ix >= wd:
-                        continue
-                    for ic in range(c):
-                        v = x[b, iy, ix, ic]
-                        for o in range(oc):
-                            acc[o] += v * w[ky, kx, ic, o]
-            for o in range(oc):
-                out[b, oy, ox, o] = _scale(np.int64(acc[o]) + bias[o], mult[o], shift[o], lo, hi)
-
-
-@kernel
-def _depthwise16(x, w, bias, mult, shift, out, geo, dm, lo, hi):
-    """x [n, h, w, c] int16, w [kh, kw, c * dm] int32/int64: output channel ic * dm + m reads channel ic."""
-    n, h, wd, c = x.shape
-    oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = w.shape[0], w.shape[1]
-    sh, sw, dh, dw, top, left = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    for t in prange(n * oh):
-        b, oy = t // oh, t % oh
-        acc = np.empty(oc, w.dtype)  # int32 where the sums cannot overflow it (see _weights)
-        for ox in range(ow):
-            acc[:] = 0
-            for ky in range(kh):
-                iy = oy * sh - top + ky * dh
-                if iy < 0 or iy >= h:
-                    continue
-                for kx in range(kw):
-                    ix = ox * sw - left + kx * dw
-                    if ix < 0 or ix >= wd:
-                        continue
-                    for ic in range(c):
-                        v = x[b, iy, ix, ic]
-                        for m in range(dm):
-                            acc[ic * dm + m] += v * w[ky, kx, ic * dm + m]
-            for o in range(oc):
-                out[b, oy, ox, o] = _scale(np.int64(acc[o]) + bias[o], mult[o], shift[o], lo, hi)
-
-
-@kernel
-def _fully_connected16(x, w, bias, scale, out, lo, hi):
-    """x [rows, depth] int16, w [units, depth] int32/int64; the sums rescaled in double like the 8-bit kernel."""
-    rows, depth = x.shape
-    units = w.shape[0]
-    for r in prange(rows):
-        for u in range(units):
-            acc = np.int64(0)
-            for k in range(depth):
-                acc += x[r, k] * w[u, k]
-            out[r, u] = requantize_double(np.int64(acc) + bias[u], scale[u], 0, lo, hi)
 
 
 def _operands(op: Op, g: Graph, values: list, rank: int, axis: int):
@@ -173,7 +88,7 @@ def prepare_conv16(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     geo = np.array([win.sh, win.sw, win.dh, win.dw, win.top, win.left], np.int64)
     out_shape = (n, win.oh, win.ow, oc)
     work = n * win.oh * win.ow * oc * kh * kw * (1 if depthwise else c)
-    fn = (_depthwise16 if depthwise else _conv16).pick(work // 16)
+    fn = (depthwise16 if depthwise else conv16).pick(work // 16)
     extra = (dm,) if depthwise else ()
 
     def run(ins, outs):
@@ -198,9 +113,16 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
         out_shape = (*shapes[0][:-1], units)
     else:
         out_shape = (rows, units)
-    fn = _fully_connected16.pick(rows * units * depth // 16)
+    fn = fully_connected16.pick(rows * units * depth // 16)
 
     def run(ins, outs):
         fn(ins[0].reshape(rows, depth), weights, b, scale, outs[0].reshape(rows, units), lo, hi)
 
     return Prepared([out_shape], run)
+
+
+def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    """CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED on int16 input."""
+    if op.type == "FULLY_CONNECTED":
+        return prepare_fully_connected16(op, g, shapes, values)
+    return prepare_conv16(op, g, shapes, values)

@@ -13,51 +13,13 @@ MUL: out = zp_out + MultiplyByQuantizedMultiplier((q1 - zp1) * (q2 - zp2), m, sh
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from ..graph import Graph, Op
-from ..kernels.kernel import kernel
-from ..numerics.fixedpoint import multiply_by_quantized_multiplier as mbqm
-from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
-from ..numerics.fixedpoint import quantize_multiplier, rounding_divide_by_pot
+from ..kernels.int16 import GENERAL, LEFT_SHIFT, MUL, POT, binary16
+from ..numerics.fixedpoint import quantize_multiplier
 from .broadcast import _plan, broadcast_shape
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 from .int16 import checked_log2
-
-GENERAL, POT, MUL = 0, 1, 2
-LEFT_SHIFT = 15
-
-
-@njit(inline="always", cache=True)
-def _apply(mode, x, y, p):
-    if mode == GENERAL:  # p: zp1, m1, s1, zp2, m2, s2, m_out, s_out, zp_out, sign
-        a = mul_lt1((x - p[0]) << LEFT_SHIFT, p[1], p[2])
-        b = mul_lt1((y - p[3]) << LEFT_SHIFT, p[4], p[5])
-        return mul_lt1(a + p[9] * b, p[6], p[7]) + p[8]
-    if mode == POT:  # p: e1, e2, sign
-        return rounding_divide_by_pot(x, p[0]) + p[2] * rounding_divide_by_pot(y, p[1])
-    return mbqm((x - p[0]) * (y - p[1]), p[2], p[3]) + p[4]  # MUL, p: zp1, zp2, m, shift, zp_out
-
-
-@kernel
-def _binary16(a, b, out, ext, sa, sb, mode, p, lo, hi):
-    n0, n1, n2, n3, n4, n5 = ext[0], ext[1], ext[2], ext[3], ext[4], ext[5]
-    for t in prange(n0 * n1 * n2):
-        i0 = t // (n1 * n2)
-        i1 = (t // n2) % n1
-        i2 = t % n2
-        o = t * n3 * n4 * n5
-        pa0 = i0 * sa[0] + i1 * sa[1] + i2 * sa[2]
-        pb0 = i0 * sb[0] + i1 * sb[1] + i2 * sb[2]
-        for i3 in range(n3):
-            for i4 in range(n4):
-                pa = pa0 + i3 * sa[3] + i4 * sa[4]
-                pb = pb0 + i3 * sb[3] + i4 * sb[4]
-                for i5 in range(n5):
-                    x = np.int64(a[pa + i5 * sa[5]])
-                    y = np.int64(b[pb + i5 * sb[5]])
-                    out[o] = min(max(_apply(mode, x, y, p), lo), hi)
-                    o += 1
 
 
 def _operands(op: Op, g: Graph):
@@ -105,10 +67,14 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     lo, hi = fused_activation(op, out)
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
     ext, sa, sb = _plan(out_shape, shapes[0], shapes[1])
-    fn = _binary16.pick(int(np.prod(out_shape)))
+    fn = binary16.pick(int(np.prod(out_shape)))
 
     def run(inputs: list, outputs: list) -> None:
         x, y = inputs[0].reshape(-1), inputs[1].reshape(-1)
         fn(x, y, outputs[0].reshape(-1), ext, sa, sb, mode, p, lo, hi)
 
     return Prepared([out_shape], run)
+
+
+def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    return prepare_binary16(op, g, shapes)

@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
 from ..graph import Graph, Op
-from ..kernels.kernel import kernel
+from ..kernels.int16 import lookup16
 from ..kernels.lookup import table_runner
 from ..numerics.gemmlowp import byte_values
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
@@ -55,16 +54,10 @@ SIGMOID_TABLE = np.array(
 INT16_VALUES = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int64)  # index = raw bits
 
 
-@kernel
-def _lookup16(x, out, table):
-    for i in prange(x.size):
-        out[i] = table[x[i]]
-
-
 def table16_runner(table: np.ndarray, size: int):
     """run(inputs, outputs): outputs[0] = table[raw 16 bits of inputs[0]], elementwise."""
     table = np.ascontiguousarray(table)
-    lookup = _lookup16.pick(size)
+    lookup = lookup16.pick(size)
 
     def run(inputs: list, outputs: list) -> None:
         x = np.ascontiguousarray(inputs[0]).reshape(-1).view(np.uint16)
@@ -153,3 +146,8 @@ def values_of(dtype: str) -> np.ndarray:
 def lookup_runner(table: np.ndarray, dtype: str, size: int):
     """The table gather for an input of this type (256 or 65536 entries)."""
     return table16_runner(table, size) if dtype == "int16" else table_runner(table)
+
+
+def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    """LOGISTIC and TANH on int16 (the other one-input int16 ops use the helpers above)."""
+    return prepare_sigmoid_like(op, g, shapes)

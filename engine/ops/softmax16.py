@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
 from ..graph import Graph, Op
-from ..kernels.kernel import kernel
-from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
+from ..kernels.int16 import softmax16
+from ..numerics.fixedpoint import quantize_multiplier, round_half_away
 from .common import Prepared, Shape, require
 from .int16 import unary16
 
@@ -45,50 +44,6 @@ def lut_populate16(transform, s_in: float, zp_in: int, s_out: float, zp_out: int
     return lut
 
 
-@njit(inline="always", cache=True)
-def lut_lookup16(value, lut):
-    """LUTLookup(int16_t): the high 9 bits index, the low 7 interpolate."""
-    index = 256 + (value >> 7)
-    base = lut[index]
-    delta = ((lut[index + 1] - base) * (value & 0x7F) + 64) >> 7
-    return ((base + delta + 32768) & 0xFFFF) - 32768
-
-
-@njit(inline="always", cache=True)
-def _clz32(x):
-    n = 0
-    while n < 32 and not (x >> (31 - n)) & 1:
-        n += 1
-    return n
-
-
-@njit(cache=True)
-def _softmax16_row(x, out, base, depth, m, shift, exp_lut, inv_lut):
-    top = np.int64(-32768)
-    for c in range(depth):
-        top = max(top, np.int64(x[base + c]))
-    total = np.int64(0)
-    for c in range(depth):
-        d = multiply_by_quantized_multiplier(np.int64(x[base + c]) - top, m, shift) + 32767
-        e = lut_lookup16(min(max(d, -32768), 32767), exp_lut)
-        out[base + c] = e  # the reference keeps the exps in the output too
-        total += e
-    headroom = _clz32(total & 0xFFFFFFFF)
-    shifted = ((total << (headroom - 1)) + (1 << 13)) >> 14
-    sym = min(max(shifted - (1 << 15) - (1 << 16), -32768), 32767)
-    reciprocal = lut_lookup16(sym, inv_lut)
-    right = 31 - headroom
-    for c in range(depth):
-        r = (np.int64(out[base + c]) * reciprocal + (np.int64(1) << (right - 1))) >> right
-        out[base + c] = min(max(r, 0), 32767)
-
-
-@kernel
-def _softmax16(x, out, rows, depth, m, shift, exp_lut, inv_lut):
-    for r in prange(rows):
-        _softmax16_row(x, out, r * depth, depth, m, shift, exp_lut, inv_lut)
-
-
 def prepare_softmax16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     _, _, (s_in, zp_in), (_, zp_out) = unary16(op, g)
     require(op, zp_in == 0 and zp_out == 0, "int16 zero points must be 0")
@@ -102,9 +57,13 @@ def prepare_softmax16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     inv_lut = lut_populate16(lambda v: 1.0 / (1.0 + v), 1.0 / 65535, -32768, 2.0 / 65535, 0)
     depth = shape[-1]
     rows = int(np.prod(shape[:-1], dtype=np.int64))
-    fn = _softmax16.pick(rows * depth)
+    fn = softmax16.pick(rows * depth)
 
     def run(inputs: list, outputs: list) -> None:
         fn(inputs[0].reshape(-1), outputs[0].reshape(-1), rows, depth, m, shift, exp_lut, inv_lut)
 
     return Prepared([shape], run)
+
+
+def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    return prepare_softmax16(op, g, shapes)
