@@ -430,3 +430,44 @@ def test_lstm_refusals():
         engine.load(lstm_model(1, 4, 5, 4, peephole=True, n_output=6))
     with pytest.raises(UnsupportedError, match="cell scale"):
         engine.load(lstm_model(1, 4, 5, 4, cell_log2=-8))
+
+
+def test_variables_and_intermediates_in_the_formats(tmp_path):
+    """.npz keeps is_variable and the op's intermediates; an op writing a variable, a malformed flag,
+    and a float (non-integer) LSTM are refused with errors naming them."""
+    import io
+    import json
+
+    import engine
+    from engine.errors import ModelFormatError, UnsupportedError
+    from engine.formats.npz import graph_to_json, load_npz, save_npz
+    from engine.formats.tflite import import_tflite
+    from tests.tflite_builder import lstm_model
+
+    g = import_tflite(lstm_model(1, 3, 4, 5, layer_norm=True))
+    assert [t.name for t in g.tensors if t.is_variable] == ["h", "c"]
+    assert len(g.ops[0].intermediates) == 5
+    buf = io.BytesIO()
+    save_npz(g, buf)
+    g2 = load_npz(buf.getvalue())
+    assert [t.is_variable for t in g2.tensors] == [t.is_variable for t in g.tensors]
+    assert g2.ops[0].intermediates == g.ops[0].intermediates
+    meta = graph_to_json(g)
+    meta["tensors"][g.ops[0].inputs[18]]["variable"] = "yes"
+    arrays = {f"t{t.index}": t.data for t in g.tensors if t.is_const}
+    bad = io.BytesIO()
+    np.savez(bad, **arrays, **{"graph.json": np.frombuffer(json.dumps(meta).encode(), np.uint8)})
+    with pytest.raises(ModelFormatError, match="variable"):
+        load_npz(bad.getvalue())
+    net = Net()
+    x = net.input([1, 4], "int8", 0.1, 0)
+    v = net.tensor([1, 4], "int8", 0.1, 0)
+    net.tensors[v]["variable"] = True
+    net.op("RELU", [x], [v], "RELU")
+    with pytest.raises(ModelFormatError, match="variable"):
+        engine.load(net.build())
+    spec = import_tflite(lstm_model(1, 3, 4, 5))
+    spec.tensors[0].dtype = "float32"
+    spec.tensors[0].scale = np.zeros(0, np.float32)
+    with pytest.raises(UnsupportedError, match="integer LSTM"):
+        engine.Model(spec)
