@@ -19,8 +19,11 @@ from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
 from ..numerics.gemmlowp import byte_values
+from ..profiles import profile_of, tflm
+from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
+from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
 
@@ -54,6 +57,8 @@ def add_table(v1, v2, in1, in2, out, lo, hi, left_shift):
 
 def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) -> Prepared:
     """ADD (sign 1) and SUB (sign -1: the reference runs the add kernel with input 2's multiplier negated)."""
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_binary16(op, g, shapes)
     a, b, out, out_shape = binary_8bit(op, g, shapes)
     (s1, zp1), (s2, zp2), (so, zpo) = (per_tensor(op, t) for t in (a, b, out))
     twice = 2.0 * max(s1, s2)  # float32 * 2 is exact; the divisions below are in double
@@ -63,6 +68,9 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
+    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: float32 multipliers, then subtract
+        table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
+        return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
     in1, in2, rescale_out = Rescale(-zp1, m1, sh1), Rescale(-zp2, sign * m2, sh2), Rescale(zpo, mo, sho)
     values1, values2 = byte_values(a.dtype), byte_values(b.dtype)
     table = add_table(values1, values2, in1, in2, rescale_out, lo, hi, LEFT_SHIFT).astype(out.np_dtype)
@@ -70,4 +78,6 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
+        return arith_plain.prepare(op, g, shapes, values)
     return prepare_add_like(op, g, shapes, 1)

@@ -29,11 +29,19 @@ class Prepared:
     scratch: (shape, dtype) of the working arrays the op needs while it runs; the planner
     backs them with one arena shared by all steps and passes them to run() in this order
     (an empty list when there are none). Their content is undefined at entry.
+
+    work: bytes the run allocates itself at most (kernels with data-dependent work arrays), counted
+    against the model's memory budget.
+
+    warmup: called instead of run by the load-time warm-up, where a run's work depends on the data
+    (NMS): it compiles the same kernels without the data-dependent part.
     """
 
     out_shapes: list[Shape]
     run: Callable[..., None]
     scratch: list[tuple[Shape, type]] = field(default_factory=list)
+    work: int = 0
+    warmup: Callable[..., None] | None = None
 
 
 def fail(op: Op, msg: str) -> UnsupportedError:
@@ -135,11 +143,13 @@ def window(op: Op, h: int, w: int, kh: int, kw: int, dilated: bool = True) -> Wi
     return Window(sh, sw, dh, dw, oh, ow, top, left, hp, wp)
 
 
-def unary_8bit(op: Op, g: Graph) -> tuple[Tensor, Tensor, tuple[float, int], tuple[float, int]]:
-    """The input and output of a one-in one-out op on 8-bit per-tensor data of one type, checked,
-    with their (scale, zero point)."""
+def unary_8bit(
+    op: Op, g: Graph, types: tuple[str, ...] = ("uint8", "int8")
+) -> tuple[Tensor, Tensor, tuple[float, int], tuple[float, int]]:
+    """The input and output of a one-in one-out op on 8-bit (or `types`) per-tensor data of one type,
+    checked, with their (scale, zero point)."""
     (inp,), (out,) = tensors(op, g)
-    require_types(op, inp, ("uint8", "int8"))
+    require_types(op, inp, types)
     require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
     require_types(op, out, (inp.dtype,))
     return inp, out, per_tensor(op, inp), per_tensor(op, out)
@@ -162,7 +172,7 @@ class Pool(NamedTuple):
 def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[Shape, Pool]:
     """Validate a pooling op (MAX_POOL_2D, AVERAGE_POOL_2D); returns (output shape, Pool)."""
     (src,), (dst,) = tensors(op, g)
-    require_types(op, src, ("uint8", "int8"))
+    require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require_types(op, dst, (src.dtype,))
     shape = shapes[0]

@@ -65,7 +65,7 @@ def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
     src, axes_t, dst = ins[0], ins[1], outs[0]
-    require_types(op, src, ("uint8", "int8"))
+    require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require_types(op, dst, (src.dtype,))
     require(op, axes_t.dtype == "int32", f"{axes_t.describe()}: axes must be int32")

@@ -36,8 +36,29 @@ def conv_multipliers(
     require(
         op, fs.size in (1, channels), f"{filt.describe()}: {fs.size} scales for {channels} output channels"
     )
+    # the reference's uint8 kernels take one filter scale (it refuses per-channel uint8 filters)
+    require(
+        op, not (inp.dtype == "uint8" and fs.size > 1), f"{filt.describe()}: uint8 filters must be per tensor"
+    )
     float32_product = inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED")
-    return multipliers.conv_multipliers(inp.scale[0], fs, out.scale[0], channels, float32_product)
+    mult, shift, real = multipliers.conv_multipliers(
+        inp.scale[0], fs, out.scale[0], channels, float32_product
+    )
+    if float32_product:
+        check_shift(op, int(shift[0]), float(real[0]))
+    else:
+        for c in range(channels):
+            check_shift(op, int(shift[c]), float(real[c]), c)
+    return mult, shift
+
+
+def check_shift(op: Op, shift: int, real: float, channel: int | None = None) -> None:
+    """Refuse a multiplier s_in * s_w / s_out >= 2**30 (left shift > 30): the reference shifts the
+    int32 accumulator left by that much, which overflows, and no output is then defined. FULLY_CONNECTED's
+    reference rescales in double and saturates: nothing to refuse there."""
+    if shift > 30 and op.type != "FULLY_CONNECTED":
+        where = "" if channel is None else f"channel {channel}: "
+        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**30)")
 
 
 def filter_zero_points(op: Op, filt: Tensor, channels: int) -> np.ndarray:
