@@ -560,3 +560,57 @@ def test_inspect_generic_op_profiles(tmp_path, capsys):
     assert steps["profiles_differ"] and "gemmlowp's fixed-point logistic" in steps["text"]
     same = ins.element_steps(m, 0, (0, int(k) + 1), [xs])
     assert not same["profiles_differ"] and "the profiles agree" in same["text"]
+
+
+def test_zoo_ops_equal():
+    """The ops the zoo models brought (resize, transpose, split, unpack, gather, arg max, min/max, div):
+    the same arithmetic in both runtimes."""
+    net = Net()
+    for op, opts in (
+        ("RESIZE_NEAREST_NEIGHBOR", {}),
+        ("RESIZE_NEAREST_NEIGHBOR", {"half_pixel_centers": True}),
+        ("RESIZE_NEAREST_NEIGHBOR", {"align_corners": True}),
+        ("RESIZE_BILINEAR", {}),
+        ("RESIZE_BILINEAR", {"half_pixel_centers": True}),
+        ("RESIZE_BILINEAR", {"align_corners": True}),
+    ):
+        x = net.input([1, 4, 5, 3], "int8", 0.1, 3)
+        size = net.const(np.int32([8, 10]), "int32")
+        net.op(op, [x, size], [net.tensor([1, 8, 10, 3], "int8", 0.1, 3)], f"{op} {opts}", **opts)
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 3)
+    perm = net.const(np.int32([0, 3, 1, 2]), "int32")
+    net.op("TRANSPOSE", [x, perm], [net.tensor([1, 2, 3, 4], "int8", 0.1, 3)], "TRANSPOSE")
+    x = net.input([1, 4, 6], "int8", 0.1, 3)
+    parts = [net.tensor([1, 4, 3], "int8", 0.1, 3) for _ in range(2)]
+    net.ops.append({"op": "SPLIT", "inputs": [net.const(np.int32(2), "int32"), x], "outputs": parts, "options": {"num_splits": 2}})  # fmt: skip
+    x = net.input([1, 3, 4], "int8", 0.1, 3)
+    rows = [net.tensor([1, 4], "int8", 0.1, 3) for _ in range(3)]
+    net.ops.append({"op": "UNPACK", "inputs": [x], "outputs": rows, "options": {"num": 3, "axis": 1}})
+    net.outputs += parts + rows
+    net.labels += ["SPLIT 0", "SPLIT 1", "UNPACK 0", "UNPACK 1", "UNPACK 2"]
+    x = net.input([1, 6, 4], "int8", 0.1, 3)
+    idx = net.const(np.int32([5, 0, 2]), "int32")
+    net.op("GATHER", [x, idx], [net.tensor([1, 3, 4], "int8", 0.1, 3)], "GATHER", axis=1)
+    x = net.input([1, 5, 40], "int8", 0.1, 3)
+    axis = net.const(np.int32([2]), "int32")
+    net.op("ARG_MAX", [x, axis], [net.tensor([1, 5], "int32")], "ARG_MAX", output_type="INT32")
+    for op in ("MAXIMUM", "MINIMUM", "DIV"):
+        a, out_q = net.input([1, 40], "int8", 0.1, 3), ((0.05, 0) if op == "DIV" else (0.1, 3))
+        if op == "DIV":  # a constant divisor that is never its zero point
+            b = net.const(np.arange(1, 41, dtype=np.int8).reshape(1, 40) * 3 - 100, "int8", 0.2, -128)
+        else:  # MAXIMUM/MINIMUM compare raw values: one quantization throughout
+            b = net.input([1, 40], "int8", 0.1, 3)
+        net.op(op, [a, b], [net.tensor([1, 40], "int8", *out_q)], op)
+    check_tflm(net, random_sets(net, 60), differs=False)
+
+
+def test_rsqrt_equal():
+    rng = np.random.default_rng(61)
+    net, xs = Net(), []
+    for _ in range(10):
+        s, z = float(F32(10 ** rng.uniform(-3, 0))), int(rng.integers(-128, 0))
+        so, zo = float(F32(10 ** rng.uniform(-3, 0))), int(rng.integers(-128, 128))
+        x = net.input([1, 256], "int8", s, z)
+        net.op("RSQRT", [x], [net.tensor([1, 256], "int8", so, zo)], f"RSQRT in=({s}, {z}) out=({so}, {zo})")
+        xs.append(np.clip(np.arange(256) - 128, z, 127).astype(np.int8).reshape(1, 256))  # defined at >= zp
+    check_tflm(net, [xs], differs=False)
