@@ -614,3 +614,34 @@ def test_rsqrt_equal():
         net.op("RSQRT", [x], [net.tensor([1, 256], "int8", so, zo)], f"RSQRT in=({s}, {z}) out=({so}, {zo})")
         xs.append(np.clip(np.arange(256) - 128, z, 127).astype(np.int8).reshape(1, 256))  # defined at >= zp
     check_tflm(net, [xs], differs=False)
+
+
+# --- the keyword everywhere -------------------------------------------------------------------------------------
+
+
+def test_profile_on_every_entry_point(shared, capsys):
+    """engine.load / Interpreter / python -m engine.run take numerics=, repr and JSON show it, and an
+    unknown profile is an InputError naming the known ones."""
+    import json
+
+    from engine import run as cli
+
+    path = shared / "models/zoo/ad01_int8.tflite"
+    m = engine.load(path, numerics="tflm")
+    assert m.numerics == "tflm" and "numerics='tflm'" in repr(m)
+    assert "numerics='reference'" in repr(engine.load(path))
+    x = np.random.default_rng(70).integers(-128, 128, (1, 640)).astype(np.int8)
+    it = engine.Interpreter(model_path=str(path), numerics="tflm")
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    got = it.get_tensor(it.get_output_details()[0]["index"])
+    assert np.array_equal(got, micro_run_many(path, [[x]])[0]["outputs"][0]) and np.array_equal(
+        got, m.run(x)[0]
+    )
+    with pytest.raises(engine.InputError, match="reference, tflm"):
+        engine.load(path, numerics="tflite-micro")
+    assert cli.main(["--model", "hello_world", "--numerics", "tflm", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["numerics"] == "tflm"
+    assert cli.main(["--model", "ssd", "--numerics", "tflm"]) == 3  # UnsupportedError's exit code
+    assert "TFLite Micro cannot run it" in capsys.readouterr().err
