@@ -431,6 +431,12 @@ def refused_cases() -> dict[str, Net]:
     x = net.input([1, 16], "int8", 0.1, 2)
     net.op("LOGISTIC", [x], [net.tensor([1, 16], "int8", 1 / 256, 0)], "LOGISTIC")
     cases["LOGISTIC int8 output zero point 0"] = net
+    net = Net()
+    x = net.input([1, 4], "int8", 0.1, 2)
+    w = net.const(np.ones((3, 4), np.int8), "int8", 0.01, 0)
+    b = net.const(np.zeros(3, np.int32), "int32", 0.002, 0)  # s_in * s_w = 0.001
+    net.op("FULLY_CONNECTED", [x, w, b], [net.tensor([1, 3], "int8", 0.03, 0)], "FC")
+    cases["FULLY_CONNECTED bias scale off by 3 % of the output scale"] = net
     return cases
 
 

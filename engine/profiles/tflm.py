@@ -64,6 +64,14 @@ def refusal(op: Op, g: Graph) -> str | None:
                 return (
                     f"{t.describe()}: int8 CONCATENATION inputs must share the output's scale and zero point"
                 )
+    if op.type == "LOGISTIC" and g.tensors[op.outputs[0]].dtype == "int8":
+        out = g.tensors[op.outputs[0]]
+        if out.quantized and out.zero_point[0] != -128:
+            return f"{out.describe()}: int8 LOGISTIC output zero point must be -128 (logistic_common.cc)"
+    if op.type == "FULLY_CONNECTED" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        reason = _fc_bias_scale(*(g.tensors[i] for i in (*op.inputs[:3], op.outputs[0])))
+        if reason:
+            return reason
     if op.type == "SOFTMAX" and g.tensors[op.outputs[0]].dtype == "int8":
         out = g.tensors[op.outputs[0]]
         if out.quantized and (np.float32(out.scale[0]) != np.float32(1 / 256) or out.zero_point[0] != -128):
@@ -78,6 +86,17 @@ def refusal(op: Op, g: Graph) -> str | None:
             # past the end of its outputs, and counts every class as a detection
             return "fast NMS with max_classes_per_detection > 1 (its kernel writes those slots out of bounds)"
     return None
+
+
+def _fc_bias_scale(inp, filt, bias, out) -> str | None:
+    """GetQuantizedConvolutionMultipler's check on a per-tensor FULLY_CONNECTED: the bias scale within
+    2 % of an output step of s_in * s_w."""
+    if not (inp.quantized and filt.scale.size == 1 and bias.quantized and out.quantized):
+        return None
+    diff = abs(float(inp.scale[0]) * float(filt.scale[0]) - float(bias.scale[0]))
+    if diff / float(out.scale[0]) <= 0.02:
+        return None
+    return f"{bias.describe()}: bias scale differs from s_in * s_w by more than 2 % of the output scale"
 
 
 # --- TFLite Micro's arithmetic where its kernels differ from the reference's ---------------------------
