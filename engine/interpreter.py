@@ -231,6 +231,11 @@ class Interpreter:
             if self._num_threads is not None:
                 numba.set_num_threads(previous)
 
+    def reset_all_variables(self) -> None:
+        """LiteRT's reset of variable tensors (LSTM state). Engine runs are stateless: every invoke()
+        already starts from reset state, where LiteRT would carry the state over from the last one."""
+        self._require_allocated("reset_all_variables")
+
     def _view(self, i: int) -> np.ndarray:
         """The live array of tensor i (no copy), or an InputError saying why there is none."""
         t = self._graph.tensors[i]

@@ -366,6 +366,85 @@ def build_dequantize(g: G, t: T) -> T | None:
     return g.op("DEQUANTIZE", [t.index], out, "")
 
 
+def build_transpose(g: G, t: T) -> T | None:
+    perm = [0, *(1 + g.rng.permutation(len(t.shape) - 1))]  # the batch stays first
+    perm_t = g.net.const(np.array(perm, np.int32), "int32")
+    out = g.same(t, [t.shape[k] for k in perm])
+    return g.op("TRANSPOSE", [t.index, perm_t], out, f"perm={perm}")
+
+
+def _resize(name: str):
+    def build(g: G, t: T) -> T | None:
+        if not _is_image(t):
+            return None
+        size = [int(g.rng.integers(1, 13)), int(g.rng.integers(1, 13))]
+        align = g.coin(0.3)
+        half = not align and g.coin()
+        size_t = g.net.const(np.array(size, np.int32), "int32")
+        out = g.same(t, [1, *size, t.shape[3]])
+        text = f"{size} align={align} half={half}"
+        return g.op(name, [t.index, size_t], out, text, align_corners=align, half_pixel_centers=half)
+
+    return build
+
+
+def _min_max(name: str):
+    def build(g: G, t: T) -> T | None:
+        if t.dtype not in ("uint8", "int8"):
+            return None
+        other, text = _broadcast_operand(g, t, t.dtype, t.scale, t.zp)  # the reference does not rescale
+        out_shape = list(np.broadcast_shapes(tuple(t.shape), tuple(g.net.tensors[other]["shape"])))
+        a, b = (t.index, other) if g.coin() else (other, t.index)
+        return g.op(name, [a, b], g.same(t, out_shape), text)
+
+    return build
+
+
+def build_gather(g: G, t: T) -> T | None:
+    if len(t.shape) < 2:
+        return None
+    axis = int(g.rng.integers(1, len(t.shape)))
+    n = t.shape[axis]
+    ids = g.rng.integers(0, n, size=int(g.rng.integers(1, 5))).astype(np.int32)
+    ids_t = g.net.const(ids, "int32")
+    out = g.same(t, [*t.shape[:axis], len(ids), *t.shape[axis + 1 :]])
+    return g.op("GATHER", [t.index, ids_t], out, f"axis={axis} ids={ids.tolist()}", axis=axis)
+
+
+def build_arg_max(g: G, t: T) -> T | None:
+    if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
+        return None
+    axis = int(g.rng.integers(1, len(t.shape)))
+    out_type = g.pick(["int32", "int64"])
+    axis_t = g.net.const(np.array([axis], np.int32), "int32")
+    shape = [d for k, d in enumerate(t.shape) if k != axis]
+    out = T(g.net.tensor(shape, out_type), shape, out_type, 0.0, 0)
+    return g.op("ARG_MAX", [t.index, axis_t], out, f"axis={axis}", output_type=out_type.upper())
+
+
+def build_split(g: G, t: T) -> T | None:
+    axes = [k for k in range(1, len(t.shape)) if t.shape[k] % 2 == 0 or t.shape[k] % 3 == 0]
+    if not axes:
+        return None
+    axis = g.pick(axes)
+    count = 2 if t.shape[axis] % 2 == 0 else 3
+    axis_t = g.net.const(np.array(axis, np.int32), "int32")
+    shape = list(t.shape)
+    shape[axis] //= count
+    outs = [g.same(t, shape) for _ in range(count)]
+    keep = g.pick(outs)  # the chain goes on from one piece; the others are still compared
+    g.net.ops.append(
+        {
+            "op": "SPLIT",
+            "inputs": [axis_t, t.index],
+            "outputs": [o.index for o in outs],
+            "options": {"num_splits": count},
+        }
+    )
+    g.desc.append(f"SPLIT(axis={axis} into {count}) -> piece {outs.index(keep)} {t.dtype}{shape}")
+    return keep
+
+
 # op -> builder; a builder returns None where the op does not apply to its input
 OPS: dict[str, Callable[[G, T], T | None]] = {
     "CONV_2D": build_conv2d,
@@ -391,6 +470,14 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "QUANTIZE": build_quantize,
     "STRIDED_SLICE": build_strided_slice,
     "DEQUANTIZE": build_dequantize,
+    "TRANSPOSE": build_transpose,
+    "RESIZE_NEAREST_NEIGHBOR": _resize("RESIZE_NEAREST_NEIGHBOR"),
+    "RESIZE_BILINEAR": _resize("RESIZE_BILINEAR"),
+    "MAXIMUM": _min_max("MAXIMUM"),
+    "MINIMUM": _min_max("MINIMUM"),
+    "GATHER": build_gather,
+    "ARG_MAX": build_arg_max,
+    "SPLIT": build_split,
 }
 
 
@@ -404,7 +491,7 @@ class Case:
 
 def _start(g: G) -> T:
     rank = int(g.pick([2, 3, 4, 4, 4]))
-    shape = [1, *(int(g.rng.integers(1, 10)) for _ in range(rank - 1))]
+    shape = [1, *(int(g.pick([1, 1, *range(2, 10)])) for _ in range(rank - 1))]  # 1s: SQUEEZE, broadcasts
     dtype = g.pick(["uint8", "int8"])
     scale, zp = g.scale(), g.zp(dtype)
     g.desc.append(f"input {dtype}{shape} s={scale:.3g} zp={zp}")
@@ -417,7 +504,7 @@ def chain(rng: np.random.Generator, ops: list[str]) -> tuple[Net, str]:
     t = _start(g)
     n_ops, done = int(g.rng.integers(1, 4)), 0
     for _ in range(50):  # draws that do not apply to the current tensor are skipped
-        if done == n_ops or t.dtype == "float32":
+        if done == n_ops or t.dtype not in ("uint8", "int8"):
             break
         nxt = OPS[g.pick(ops)](g, t)
         if nxt is not None:

@@ -74,7 +74,7 @@ def test_mutated_fields_reach_past_the_first_check():
     "args, summary",
     [
         (["--graphs", "--cases", "2", "--round", "2", "--seed", "900"], "2 cases, 0 failures"),
-        (["--fields", "--cases", "30", "--round", "30", "--seed", "900"], "30 cases, 0 failures"),
+        (["--fields", "--cases", "10", "--round", "10", "--seed", "900"], "10 cases, 0 failures"),
         (["--bases", "small_tflite", "--cases", "30", "--round", "30"], "30 cases, 0 failures"),
     ],
 )

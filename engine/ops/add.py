@@ -20,6 +20,7 @@ from ..profiles import profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
 
@@ -44,6 +45,8 @@ def add_table(v1, v2, off1, m1, sh1, off2, m2, sh2, left_shift, m_out, sh_out, z
 
 def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) -> Prepared:
     """ADD (sign 1) and SUB (sign -1: the reference runs the add kernel with input 2's multiplier negated)."""
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_binary16(op, g, shapes)
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
     a, b, out = ins[0], ins[1], outs[0]

@@ -19,10 +19,13 @@ from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import profile_of, tflm
 from .common import Prepared, fused_activation, require
+from .conv16 import prepare_fully_connected16
 from .quant_params import bias_vector, filter_zero_points, fold_zero_point, weighted_operands
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_fully_connected16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=2, channel_axis=0)
     require(op, op.options.get("weights_format", 0) == 0, "shuffled weights format not supported")
     units, depth = shapes[1]

@@ -16,6 +16,7 @@ from ..kernels.lookup import table_runner
 from ..numerics.gemmlowp import libm, lut_populate
 from ..profiles import profile_of, tflm
 from .common import Prepared, Shape, require, unary_8bit
+from .int16 import prepare_sigmoid_like
 
 
 def _sigmoid(x: np.float32) -> np.float32:
@@ -24,6 +25,8 @@ def _sigmoid(x: np.float32) -> np.float32:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_sigmoid_like(op, g, shapes)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, np.float32(s_out) == np.float32(1.0 / 256), f"{out.describe()}: output scale must be 1/256")
     if profile_of(g) == "tflm":  # TFLite Micro: gemmlowp fixed point (its zero point -128: profiles/tflm.py)

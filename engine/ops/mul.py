@@ -15,6 +15,7 @@ from ..profiles import profile_of
 from . import arith_plain
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .elementwise16 import prepare_binary16
 
 
 @njit(inline="always", cache=True)
@@ -41,6 +42,8 @@ def real_multiplier(s1: float, s2: float, so: float) -> float:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_binary16(op, g, shapes)
     if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
         return arith_plain.prepare(op, g, shapes, values)
     ins, outs = tensors(op, g)

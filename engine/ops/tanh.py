@@ -15,6 +15,7 @@ from ..kernels.lookup import table_runner
 from ..numerics.gemmlowp import libm, lut_populate
 from ..profiles import profile_of, tflm
 from .common import Prepared, Shape, require, unary_8bit
+from .int16 import prepare_sigmoid_like
 
 
 def _tanh(x: np.float32) -> np.float32:
@@ -22,6 +23,8 @@ def _tanh(x: np.float32) -> np.float32:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_sigmoid_like(op, g, shapes)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     # |tanh| <= 1: a scale this small would overflow the reference's float -> int32 conversion
     require(op, s_out >= 2.0**-30, f"{out.describe()}: output scale too small")
