@@ -651,3 +651,29 @@ def test_profile_on_every_entry_point(shared, capsys):
     assert json.loads(capsys.readouterr().out)["numerics"] == "tflm"
     assert cli.main(["--model", "ssd", "--numerics", "tflm"]) == 3  # UnsupportedError's exit code
     assert "TFLite Micro cannot run it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fully_connected_16x8(per_channel):
+    """int16 activations, int8 weights, int64 bias: TFLite Micro rescales the int64 sum in fixed point."""
+    rng = np.random.default_rng(80 + per_channel)
+    net = Net()
+    for n, (rows, depth, units) in enumerate([(1, 64, 10), (3, 17, 33), (2, 250, 7)]):
+        s_in = float(F32(10 ** rng.uniform(-4, -3)))
+        scales = [float(F32(10 ** rng.uniform(-3, -1))) for _ in range(units if per_channel else 1)]
+        w = rng.integers(-127, 128, size=(units, depth)).astype(np.int8)
+        net.tensors.append(
+            {"name": f"w{n}", "shape": [units, depth], "dtype": "int8", "data": w, "scale": scales,
+             "zero_point": [0] * len(scales), "quantized_dimension": 0}
+        )  # fmt: skip
+        wi = len(net.tensors) - 1
+        net.tensors.append(
+            {"name": f"b{n}", "shape": [units], "dtype": "int64", "data": rng.integers(-50000, 50000, units),
+             "scale": [float(F32(s_in) * F32(s)) for s in scales], "zero_point": [0] * len(scales)}
+        )  # fmt: skip
+        bi = len(net.tensors) - 1
+        s_out = float(F32(s_in * float(np.mean(scales)) * 8000 * np.sqrt(depth) / 40))
+        x = net.input([1, rows, depth], "int16", s_in, 0)
+        y = net.tensor([rows, units], "int16", s_out, 0)
+        net.op("FULLY_CONNECTED", [x, wi, bi], [y], f"FC16 {rows}x{depth}->{units}")
+    check_tflm(net, random_sets(net, 82, 10), differs=True)
