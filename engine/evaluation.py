@@ -388,9 +388,14 @@ def _bar(total: int, initial: int, desc: str):
 
 
 def predictions(outputs: list[np.ndarray], facts: ModelFacts) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Classifiers: (best class, its dequantized score) per item; else (None, None)."""
+    """Classifiers: (best class, its dequantized score) per item; detectors (boxes, classes, scores, count):
+    the best detection's class and score (-1 where nothing was detected); else (None, None)."""
     from .postprocess import dequantize
 
+    if facts.task == "detect" and len(outputs) == 4 and outputs[1].ndim == 2 and outputs[1].shape[1]:
+        found = outputs[3].reshape(len(outputs[3]), -1)[:, 0] > 0
+        pred = np.where(found, outputs[1][:, 0], -1).astype(np.int64)
+        return pred, np.where(found, outputs[2][:, 0], np.nan).astype(np.float32)
     if facts.task != "classify" or not outputs:
         return None, None
     out = outputs[0].reshape(len(outputs[0]), -1)
