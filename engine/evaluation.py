@@ -48,9 +48,11 @@ class ModelRef:
     batch: int = 64  # items per model run
     threads: int | None = None  # Numba threads per task (None: the process's default)
     compare: bool = False  # also run the reference kernels on every shard and count differing items
+    numerics: str = "reference"  # the numerics profile the workers load the model with (engine/profiles)
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps([self.sha256, self.preprocess], sort_keys=True).encode()).hexdigest()
+        key = [self.sha256, self.preprocess] + ([self.numerics] if self.numerics != "reference" else [])
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -116,7 +118,7 @@ def _load(ref: ModelRef) -> Loaded:
         raise FetchError(
             f"{ref.name} on {socket.gethostname()}: sha256 {sha}, but the run was started with {ref.sha256}"
         )
-    res = registry.resolve(ref.name, cache=cache)
+    res = registry.resolve(ref.name, cache=cache, numerics=ref.numerics)
     info = res.model.inputs[0]
     try:
         image_layout(info)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import profiles
 from .errors import EngineError, ImageError, InputError
 
 EPILOG = """\
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="R",
         help="run each batch R times and report the median time (default 1)",
+    )
+    p.add_argument(
+        "--numerics",
+        choices=list(profiles.PROFILES),
+        default=profiles.DEFAULT,
+        help="whose arithmetic to equal bit for bit: reference (LiteRT's reference kernels, default) or "
+        "tflm (TFLite Micro, the microcontroller runtime; refuses what it cannot run)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument(
@@ -278,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
         image_format(_out_path(args.out, len(items), items[0].name if items else "input"))
 
     t0 = time.perf_counter()
-    res = registry.resolve(args.model, cache=cache, labels_path=args.labels)
+    res = registry.resolve(args.model, cache=cache, labels_path=args.labels, numerics=args.numerics)
     load_s = time.perf_counter() - t0
     model, entry = res.model, res.entry
     task = entry.task if entry else _guess_task(model)
@@ -317,7 +325,8 @@ def run(args: argparse.Namespace) -> int:
             outputs = timer.run(model, x)
             n_done += x.shape[0]
             names = [name] if x.shape[0] == 1 else [f"{name}[{i}]" for i in range(x.shape[0])]
-            results += _answers(task, outputs, model, res, names, None, threshold, args.top_k)
+            answers = _answers(task, outputs, model, res, names, None, threshold, args.top_k)
+            results += [{k: v for k, v in a.items() if not k.startswith("_")} for a in answers]  # JSON-able
     else:
         results, pre_s, n_done = _run_images(items, model, res, task, threshold, args, timer)
 
@@ -334,11 +343,14 @@ def run(args: argparse.Namespace) -> int:
         "repeat": args.repeat,
     }
     if args.json:
-        doc = {"model": res.name, "source": res.source, "task": task, "results": results, "timing": timing}
+        doc = {"model": res.name, "source": res.source, "numerics": model.numerics, "task": task}
+        doc |= {"results": results, "timing": timing}
         print(json.dumps(doc, indent=2))
     else:
         for r in results if tensor_items else []:  # image results were printed as they came
             print(_text_result(r, task, args.top_k))
+        if model.numerics != profiles.DEFAULT:
+            print(f"numerics: {model.numerics} ({profiles.get(model.numerics).runtime})")
         runs = f", median of {args.repeat} runs" if args.repeat > 1 else ""
         print(
             f"time: {timing['ms_per_image']:.3f} ms per input ({n_done} input{'s' * (n_done != 1)}, "

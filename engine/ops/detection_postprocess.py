@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -551,7 +552,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     if score_table is not None:
         scratch.append((cls_shape, np.float32))
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list, nms: Nms = nms) -> None:
         enc, cls, anc = inputs
         anchors = const_anchors
         if anchors is None:
@@ -566,4 +567,21 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             _dequantize(np.ascontiguousarray(_as_u8(cls)), score_table, scores)
         nms_kernel(scores, boxes, nms, *outputs)
 
-    return Prepared(out_shapes, run, scratch=scratch)
+    def warmup(inputs: list, outputs: list, scratch: list) -> None:
+        """Every kernel compiled on the real inputs, but no candidate passes the score threshold: the
+        NMS, quadratic in the anchors at worst, does not run at load."""
+        run(inputs, outputs, scratch, nms._replace(score_threshold=np.float32(np.inf)))
+
+    work = _work_bytes(batch, num_boxes, cls_shape[2], opts)
+    return Prepared(out_shapes, run, scratch=scratch, work=work, warmup=warmup)
+
+
+def _work_bytes(batch: int, num_boxes: int, columns: int, opts: DetectionOptions) -> int:
+    """What the NMS kernels allocate, per image in flight (images run in parallel, one per thread):
+    the candidate heap, score and selection lists."""
+    per_image = num_boxes * 8 + (
+        num_boxes * 4 + opts.per_class * 8 + opts.max_detections * 80
+        if opts.regular
+        else num_boxes * 12 + opts.max_detections * 8 + columns * 8
+    )
+    return min(batch, numba.config.NUMBA_NUM_THREADS) * per_image

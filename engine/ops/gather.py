@@ -38,7 +38,7 @@ def _common(op: Op, g: Graph):
     return params, indices
 
 
-def prepare_gather(op: Op, g: Graph, shapes, values) -> Prepared:
+def prepare_gather(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     _common(op, g)
     ps, ids = tuple(shapes[0]), tuple(shapes[1])
     rank = len(ps)
@@ -72,7 +72,9 @@ def prepare_gather(op: Op, g: Graph, shapes, values) -> Prepared:
     return Prepared([out_shape], run)
 
 
-def prepare_gather_nd(op: Op, g: Graph, shapes, values) -> Prepared:
+def prepare_gather_nd(
+    op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]
+) -> Prepared:
     _common(op, g)
     ps, ids = tuple(shapes[0]), tuple(shapes[1])
     require(op, len(ids) >= 1, "indices must have rank >= 1")

@@ -40,9 +40,14 @@ def conv_multipliers(
     require(
         op, fs.size in (1, channels), f"{filt.describe()}: {fs.size} scales for {channels} output channels"
     )
+    # the reference's uint8 kernels take one filter scale (it refuses per-channel uint8 filters)
+    require(
+        op, not (inp.dtype == "uint8" and fs.size > 1), f"{filt.describe()}: uint8 filters must be per tensor"
+    )
     if inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED"):
         real = float(np.float32(s_in * fs[0])) / float(s_out)
         m, s = quantize_multiplier(real)
+        check_shift(op, s, real)
         return np.full(channels, m, np.int32), np.full(channels, s, np.int32)
     # int32 arrays: LLVM then knows the products fit vpmuldq, twice as fast as 64-bit multiplies
     mult = np.empty(channels, np.int32)
@@ -50,7 +55,17 @@ def conv_multipliers(
     for c in range(channels):
         real = float(s_in) * float(fs[c if fs.size > 1 else 0]) / float(s_out)
         mult[c], shift[c] = quantize_multiplier(real)
+        check_shift(op, int(shift[c]), real, c)
     return mult, shift
+
+
+def check_shift(op: Op, shift: int, real: float, channel: int | None = None) -> None:
+    """Refuse a multiplier s_in * s_w / s_out >= 2**30 (left shift > 30): the reference shifts the
+    int32 accumulator left by that much, which overflows, and no output is then defined. FULLY_CONNECTED's
+    reference rescales in double and saturates: nothing to refuse there."""
+    if shift > 30 and op.type != "FULLY_CONNECTED":
+        where = "" if channel is None else f"channel {channel}: "
+        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**30)")
 
 
 def filter_zero_points(op: Op, filt: Tensor, channels: int) -> np.ndarray:

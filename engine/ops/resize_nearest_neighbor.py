@@ -20,7 +20,9 @@ from .common import Prepared, Shape, fail, require, tensors
 TYPES = ("uint8", "int8", "int16", "int32", "float32")  # the reference refuses int64
 
 
-def resize_geometry(op: Op, g: Graph, shapes, values, types) -> tuple[Shape, int, int, bool, bool]:
+def resize_geometry(
+    op: Op, g: Graph, shapes: list, values: list, types: tuple[str, ...]
+) -> tuple[Shape, int, int, bool, bool]:
     """Checks shared by both resize ops: (input shape, out height, out width, align_corners, half_pixel)."""
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
