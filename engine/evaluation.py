@@ -328,10 +328,9 @@ def evaluate_dataset(
     from .results import ResultStore
 
     backend = backend or LocalBackend()
-    workers = getattr(backend, "workers", 1)
-    size = shard_size or default_shard_size(len(ds), workers)
     t_load = time.perf_counter()
     facts = backend.start(ref)
+    size = shard_size or default_shard_size(len(ds), getattr(backend, "workers", 1))
     if labels is not None:
         facts.labels = list(labels)
     load_s = time.perf_counter() - t_load
