@@ -43,7 +43,7 @@ ENV_REGISTRY = "ENGINE_REGISTRY"
 ENV_OFFLINE = "ENGINE_OFFLINE"
 TIMEOUT_S = 60.0
 MAX_DOWNLOAD_BYTES = 1 << 30
-TASKS = ("classify", "detect", "regress")
+TASKS = ("classify", "detect", "segment", "pose", "regress")
 _PKG = Path(__file__).resolve().parent
 
 
@@ -109,6 +109,18 @@ class ModelEntry:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
 
+def _relative_name(name: str) -> bool:
+    """A registry file name: 'x.tflite' or 'zoo/x.tflite' (the mirror's layout), never leaving the folder."""
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
+
+
+class UnknownModelError(FetchError):
+    """A model name the registry does not know: a usage error (exit 2), with the closest names."""
+
+    exit_code = 2
+
+
 def _bad(source: str, msg: str) -> FetchError:
     return FetchError(f"model registry {source}: {msg}")
 
@@ -134,8 +146,8 @@ class Registry:
             sha = f["sha256"].lower()
             if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
                 raise _bad(source, f"file {name!r}: sha256 must be 64 hex digits")
-            if Path(name).name != name or name in ("", ".", ".."):
-                raise _bad(source, f"file {name!r}: must be a plain file name")
+            if not _relative_name(name):
+                raise _bad(source, f"file {name!r}: must be a plain file name or folder/name (no '..')")
             self.files[name] = FileEntry(name, f["url"], sha, f.get("member"), f.get("license"))
         self.models: dict[str, ModelEntry] = {}
         self._alias: dict[str, str] = {}
@@ -210,8 +222,28 @@ class Registry:
     def model(self, name: str | None = None) -> ModelEntry:
         key = self.default if name is None else name
         if key not in self._alias:
-            raise FetchError(f"unknown model {key!r}: the registry has {', '.join(self.names())}")
+            raise UnknownModelError(self._unknown(key))
         return self.models[self._alias[key]]
+
+    def _unknown(self, key: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(key.lower(), list(self._alias), n=3, cutoff=0.5)
+        close += [k for k in self._alias if key and key.lower() in k.lower() and k not in close]
+        hint = f"did you mean {' or '.join(sorted({self._alias[k] for k in close}))}? " if close else ""
+        aliases = ", ".join(f"{a} = {n}" for a, n in self._alias.items() if a != n)
+        return (
+            f"unknown model {key!r}: {hint}the registry has {', '.join(self.names())}"
+            + (f" (aliases: {aliases})" if aliases else "")
+            + "; a model file needs a .tflite/.npz name or a path (python -m engine.run --list-models)"
+        )
+
+    def by_sha256(self, sha: str) -> ModelEntry | None:
+        """The registry model whose file has this sha256 (a known model given as a file), or None."""
+        for entry in self.models.values():
+            if self.files[entry.file].sha256 == sha:
+                return entry
+        return None
 
 
 # ---------------------------------------------------------------- the network (tests monkeypatch this)
@@ -244,10 +276,13 @@ class Cache:
         mirror: str | os.PathLike | None = None,
         timeout: float = TIMEOUT_S,
         offline: bool | None = None,
+        mirror_only: bool = False,
     ):
+        """mirror_only: a file missing from the mirror is an error, not a download (the CLI's --mirror)."""
         self.registry = registry or Registry.load()
         self.home = home(home_dir)
         self.mirror = mirror_dir(mirror)
+        self.mirror_only = mirror_only and self.mirror is not None
         self.timeout = timeout
         self.offline = bool(os.environ.get(ENV_OFFLINE)) if offline is None else offline
 
@@ -281,12 +316,28 @@ class Cache:
             p = self._from_mirror(entry)
             if p is not None:
                 return p
+            if self.mirror_only:
+                raise FetchError(
+                    f"{name}: not in the mirror {self.mirror} (--mirror: nothing is downloaded); "
+                    f"copy it there from {entry.url}, or leave out --mirror to download it"
+                )
         if self.offline:
             where = f"the cache ({self.models_dir})" + (
                 f" or the mirror ({self.mirror})" if self.mirror else ""
             )
             raise FetchError(f"{name}: not in {where}, and ${ENV_OFFLINE} forbids downloading {entry.url}")
-        return self._download(entry)
+        try:
+            return self._download(entry)
+        except FetchError as e:
+            raise FetchError(f"{name}: download failed ({e}); {self._fix_hint()}") from None
+
+    def _fix_hint(self) -> str:
+        if self.mirror is not None:
+            return f"the mirror {self.mirror} does not hold it either: copy the file there"
+        return (
+            f"offline, point ${ENV_MIRROR} (or --mirror DIR) at a folder holding the model files "
+            f"(files under their registry names), or copy the file into {self.models_dir}"
+        )
 
     def _file(self, name: str) -> FileEntry:
         if name not in self.registry.files:
@@ -313,7 +364,9 @@ class Cache:
 
     def _download(self, entry: FileEntry) -> Path:
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".download", dir=self.models_dir)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{Path(entry.name).name}.", suffix=".download", dir=self.models_dir
+        )
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -326,6 +379,7 @@ class Cache:
                     f"{entry.url}: sha256 {got} does not match the registry's {entry.sha256}; download discarded"
                 )
             atomic_target = self.models_dir / entry.name
+            atomic_target.parent.mkdir(parents=True, exist_ok=True)
             atomic.plain_mode(tmp)
             os.replace(tmp, atomic_target)
             return atomic_target
@@ -398,12 +452,17 @@ class Cache:
         if entry.labels is not None:
             return list(entry.labels)
         if entry.labels_file:
-            text = self.path(entry.labels_file).read_text(encoding="utf-8")
-            return [line.strip() for line in text.splitlines()]
+            return read_labels(self.path(entry.labels_file))
         return None
 
-    def load_model(self, entry: ModelEntry):
+    def load_model(self, entry: ModelEntry, warmup: bool = True):
         """engine.load() of a registry model, through the verified .npz export when there is one."""
+        try:
+            return self._load_model(entry, warmup)
+        except FetchError as e:
+            raise type(e)(f"model {entry.name}: {e}") from None
+
+    def _load_model(self, entry: ModelEntry, warmup: bool):
         from . import load
 
         src = self.path(entry.file)
@@ -413,8 +472,8 @@ class Cache:
         with contextlib.suppress(OSError, ValueError, KeyError, ModelFormatError):
             meta = json.loads(meta_path.read_text())
             if npz.is_file() and meta["source_sha256"] == sha and sha256_file(npz) == meta["npz_sha256"]:
-                return load(npz)
-        model = load(src)
+                return load(npz, warmup=warmup)
+        model = load(src, warmup=warmup)
         with contextlib.suppress(OSError):  # a read-only cache only costs the next load its speed-up
             with atomic.atomic_path(npz) as tmp:
                 model.save(tmp)
@@ -451,6 +510,23 @@ class Resolved:
     entry: ModelEntry | None
     labels: list[str] | None
     source: str
+    labels_from: str | None = None  # where the labels came from, for messages
+
+
+def _file_labels(path: Path, data: bytes) -> tuple[list[str] | None, str | None]:
+    """Labels a model file brings: its appended archive, else an Ultralytics *metadata.yaml beside it."""
+    from . import labels as lab
+
+    found, where = lab.from_model_bytes(data)
+    if found:
+        return found, where
+    stem = path.stem
+    for yaml in sorted(path.parent.glob("*metadata.yaml")):
+        prefix = yaml.name[: -len("metadata.yaml")].rstrip("_-")
+        if not prefix or stem.startswith(prefix):
+            with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+                return lab.from_file(yaml), str(yaml)
+    return None, None
 
 
 def is_model_path(value: str, registry: Registry | None = None) -> bool:
@@ -466,26 +542,49 @@ def resolve(
     mirror: str | os.PathLike | None = None,
     cache: Cache | None = None,
     labels_path: str | os.PathLike | None = None,
+    warmup: bool = True,
 ) -> Resolved:
     """A registry name (or alias; None = the default) or a .tflite/.npz path -> loaded model."""
-    from . import load
-
     cache = cache or Cache(mirror=mirror)
     if name_or_path is not None and is_model_path(name_or_path, cache.registry):
-        model = load(name_or_path)
-        labels = read_labels(labels_path) if labels_path else None
-        return Resolved(model, Path(name_or_path).name, None, labels, str(name_or_path))
+        return _resolve_file(Path(name_or_path), cache, labels_path, warmup)
     entry = cache.registry.model(name_or_path)
-    model = cache.load_model(entry)
-    labels = read_labels(labels_path) if labels_path else cache.labels(entry)
-    return Resolved(model, entry.name, entry, labels, entry.file)
+    model = cache.load_model(entry, warmup=warmup)
+    if labels_path:
+        return Resolved(model, entry.name, entry, read_labels(labels_path), entry.file, str(labels_path))
+    return Resolved(model, entry.name, entry, cache.labels(entry), entry.file, "the registry")
+
+
+def _resolve_file(path: Path, cache: Cache, labels_path, warmup: bool) -> Resolved:
+    """A model file: a file the registry knows (same sha256) gets its entry: labels, task, preprocessing."""
+    from . import load
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelFormatError(f"{path}: cannot read ({e.strerror})") from None
+    model = load(data, warmup=warmup, name=str(path))
+    entry = cache.registry.by_sha256(hashlib.sha256(data).hexdigest())
+    if labels_path:
+        labels, where = read_labels(labels_path), str(labels_path)
+    elif entry is not None and (entry.labels is not None or entry.labels_file):
+        labels, where = cache.labels(entry), f"the registry ({entry.name}, same sha256)"
+    else:
+        labels, where = _file_labels(path, data)
+    return Resolved(model, path.name, entry, labels, str(path), where)
 
 
 def read_labels(path: str | os.PathLike) -> list[str]:
+    """One label per line (trailing empty lines dropped), or the `names:` of a .yaml file."""
+    from . import labels as lab
+
     try:
-        return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as e:
+        found = lab.from_file(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise FetchError(f"{path}: cannot read labels ({e})") from None
+    while found and not found[-1]:
+        found.pop()
+    return found
 
 
 def model_file(name: str | None = None, *, mirror: str | os.PathLike | None = None) -> Path:

@@ -151,7 +151,7 @@ def test_registry_found_through_env_and_package(tmp_path, monkeypatch):
     [
         (lambda d: d["files"]["m.tflite"].update(sha256="abc"), "64 hex"),
         (lambda d: d["models"]["m"].update(file="missing.tflite"), "not in 'files'"),
-        (lambda d: d["models"]["m"].update(task="segment"), "task"),
+        (lambda d: d["models"]["m"].update(task="dance"), "task"),
         (lambda d: d["models"]["det"].update(aliases=["m"]), "twice"),
         (lambda d: d.update(default="nope"), "default"),
         (lambda d: d["models"]["m"].update(preprocess={"kind": "zscore"}), "kind"),
@@ -389,7 +389,11 @@ def test_resolve_names_paths_and_aliases(models_dir, tmp_path, monkeypatch):
     res = registry.resolve("hello_world", mirror=models_dir)
     assert res.entry.name == "hello_world" and res.entry.task == "regress"
     res = registry.resolve(str(models_dir / "hello_world_int8.tflite"))
-    assert res.entry is None and res.name == "hello_world_int8.tflite"
+    # a file the registry knows (same sha256) brings its entry: task, labels, preprocessing
+    assert res.entry.name == "hello_world" and res.name == "hello_world_int8.tflite"
+    other = tmp_path / "other.tflite"
+    other.write_bytes((models_dir / "hello_world_int8.tflite").read_bytes() + b"\0" * 16)  # another sha256
+    assert registry.resolve(str(other)).entry is None
     labels = tmp_path / "l.txt"
     labels.write_text("low\nhigh\n")
     assert registry.resolve(str(models_dir / "hello_world_int8.tflite"), labels_path=labels).labels == [
