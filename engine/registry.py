@@ -230,7 +230,8 @@ class Registry:
 
         close = difflib.get_close_matches(key.lower(), list(self._alias), n=3, cutoff=0.5)
         close += [k for k in self._alias if key and key.lower() in k.lower() and k not in close]
-        hint = f"did you mean {' or '.join(sorted({self._alias[k] for k in close}))}? " if close else ""
+        names = list(dict.fromkeys(self._alias[k] for k in close))  # closest first, each model once
+        hint = f"did you mean {' or '.join(names)}? " if names else ""
         aliases = ", ".join(f"{a} = {n}" for a, n in self._alias.items() if a != n)
         return (
             f"unknown model {key!r}: {hint}the registry has {', '.join(self.names())}"
