@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import EngineError, ModelFormatError, UnsupportedError
+from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
-from .model_format import MAX_TENSOR_BYTES
 from .ops import kernel_for
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
@@ -155,22 +155,29 @@ class Plan:
                     free.append(raw_of[i])
         return buffers
 
-    def run(self, feeds: dict[int, np.ndarray], timings: list | None = None) -> dict[int, np.ndarray]:
+    def run(
+        self, feeds: dict[int, np.ndarray], timings: list | None = None, observe=None
+    ) -> dict[int, np.ndarray]:
         """Run every step; returns the buffer of every tensor (folded constants included).
 
-        With a timings list, appends (op index, seconds) for each step.
+        With a timings list, appends (op index, seconds) for each step. With observe, calls
+        observe(op index, {tensor index: array}) right after each step, while its outputs are still
+        in their (possibly reused) buffers: the arrays are views, copy what you keep.
         """
         for i, ins, k in self._feed_slots:
             ins[k] = feeds[i]
         try:
-            if timings is None:
+            if timings is None and observe is None:
                 for run, args in self._calls:
                     run(*args)
             else:
                 for step, (run, args) in zip(self.steps, self._calls):
                     t0 = time.perf_counter()
                     run(*args)
-                    timings.append((step.op_index, time.perf_counter() - t0))
+                    if timings is not None:
+                        timings.append((step.op_index, time.perf_counter() - t0))
+                    if observe is not None:
+                        observe(step.op_index, dict(zip(step.outputs, args[1])))
         finally:  # the plan keeps no reference to the caller's arrays
             for _, ins, k in self._feed_slots:
                 ins[k] = None

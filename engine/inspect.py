@@ -28,17 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EngineError, InputError
-from .fixedpoint import (
+from .graph import Graph, Op, Tensor
+from .interpreter import Interpreter
+from .kernels import conv as conv_kernels
+from .model import Model, load
+from .numerics.fixedpoint import (
     multiply_by_quantized_multiplier,
     round_half_away,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
     wrap_int32,
 )
-from .graph import Graph, Op, Tensor
-from .interpreter import Interpreter
-from .model import Model, load
-from .ops import conv_kernels
 from .ops.common import conv_padding, fused_activation, per_tensor
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from .errors import EngineError, InputError, ModelFormatError
 from .executor import Plan
+from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
+from .formats.tflite import import_tflite
 from .graph import Graph
-from .model_format import load_npz, save_npz, validate_graph, validate_quantization
-from .tflite_import import import_tflite
 
 MAX_PLANS = 4
 _WORKQUEUE_LOCK = threading.Lock()
@@ -116,11 +116,13 @@ class Model:
             feeds[t.index] = np.ascontiguousarray(a)
         return batch, feeds
 
-    def run(self, x, keep_all: bool = False):
+    def run(self, x, keep_all: bool = False, observe=None):
         """Run on x (an array, a list of arrays, or a dict by input name).
 
         Returns the list of output arrays (copies). With keep_all=True returns a dict
         {tensor name: array} of every tensor the graph computes, inputs and outputs included.
+        observe(op index, {tensor index: array view}) is called after each op of the plan that
+        actually runs (buffers reused), to look at every tensor as it is produced.
         """
         try:
             batch, feeds = self._feeds(x)
@@ -131,7 +133,7 @@ class Model:
                 plan = self.plan(batch, keep_all)
             except MemoryError:
                 raise InputError(f"a batch of {batch} does not fit in memory") from None
-            arrays = plan.run(feeds)
+            arrays = plan.run(feeds, observe=observe)
             if keep_all:
                 g = self.graph
                 return {

@@ -493,7 +493,7 @@ class Cache:
 def _exporter_fingerprint() -> str:
     """Changes whenever the code that builds or stores graphs changes, so old exports are not reused."""
     h = hashlib.sha256()
-    for name in ("graph.py", "tflite_import.py", "model_format.py"):
+    for name in ("graph.py", "formats/tflite.py", "formats/npz.py"):
         with contextlib.suppress(OSError):
             h.update((_PKG / name).read_bytes())
     return h.hexdigest()[:12]

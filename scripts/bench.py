@@ -133,7 +133,7 @@ def micro_kernel_ceiling_gmacs() -> float:
     32 channels, k = 1024): the ceiling of any convolution here, measured rather than assumed."""
     from numba import njit
 
-    from engine.ops.gemm import OCB, PX, VNNI, pack_weights, tile
+    from engine.kernels.gemm import OCB, PX, VNNI, pack_weights, tile
 
     k, group = 1024, 4 if VNNI else 2
     rng = np.random.default_rng(0)

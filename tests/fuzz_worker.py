@@ -552,7 +552,8 @@ def _run_batch(
             text = line.decode("utf-8", "replace")
             if text.startswith("S "):
                 started = int(text.split()[1])
-                deadline = time.monotonic() + case_timeout
+                # a case may carry its own deadline (the harness's hang self-test: a short one)
+                deadline = time.monotonic() + cases[started].get("timeout", case_timeout)
             elif text.startswith("R "):
                 _, i, result = text.split(" ", 2)
                 results[int(i)] = result
@@ -567,7 +568,8 @@ def _run_batch(
     if rc == 0 and not timed_out and len(results) == len(cases):
         return results, None, "", ""
     if timed_out:
-        how = f"timeout (> {case_timeout:.0f} s)" if started is not None else "timeout at startup"
+        limit = cases[started].get("timeout", case_timeout) if started is not None else 0
+        how = f"timeout (> {limit:.0f} s)" if started is not None else "timeout at startup"
     elif rc < 0:
         import signal
 

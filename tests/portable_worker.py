@@ -34,9 +34,9 @@ if __name__ == "__main__":
     import numpy as np
 
     import engine
-    from engine.ops import depthwise_kernel, gemm, requantize
+    from engine.kernels import depthwise, gemm, requantize
 
-    assert not (gemm.VNNI or gemm.FUSED or requantize.SIMD or depthwise_kernel.SIMD)
+    assert not (gemm.VNNI or gemm.FUSED or requantize.SIMD or depthwise.SIMD)
     out, pairs = sys.argv[1], sys.argv[2:]
     results = {}
     for k in range(0, len(pairs), 2):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flatbuffers import flexbuffers
 
-from engine.tflite_import import import_tflite
+from engine.formats.tflite import import_tflite
 from tests import oracle
 from tests.oracle import OracleCrashed, OracleError, micro_run, reference_run, reference_run_many
 from tests.tflite_builder import build_model, detection_model, flexbuffer_options, options_type

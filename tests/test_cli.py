@@ -106,6 +106,18 @@ def test_missing_model_file_is_a_model_error(cli, tmp_path):
     assert "gone.tflite" in one_error_line(p)
 
 
+def test_unsupported_op_is_exit_3_naming_the_op(cli, tmp_path):
+    from tests.tflite_builder import build_model
+
+    q = {"dtype": "int8", "scale": [0.1], "zero_point": [0]}
+    tensors = [{"name": "x", "shape": [1, 4], **q}, {"name": "y", "shape": [1, 4], **q}]
+    model = tmp_path / "floor.tflite"
+    model.write_bytes(build_model(tensors, [{"op": "FLOOR", "inputs": [0], "outputs": [1]}], [0], [1]))
+    p = cli("--model", str(model), expect=3)
+    line = one_error_line(p)
+    assert "op 0" in line and "FLOOR" in line, line
+
+
 def test_corrupt_model_file(cli, tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)

@@ -111,11 +111,10 @@ def test_two_models_interleaved_threads(models_dir):
 WORKQUEUE_SCRIPT = """
 import threading, numpy as np, engine
 m1 = engine.load({path!r}); m2 = engine.load({path!r})
-x = np.zeros((2, 28, 28, 1), np.uint8)
-want = m1.run(x)[0]
+x, want = np.load({x!r}), np.load({want!r})
 bad = []
 def work(m):
-    for _ in range(200):
+    for _ in range(100):
         if not np.array_equal(m.run(x)[0], want): bad.append(1)
 ts = [threading.Thread(target=work, args=(m,)) for m in (m1, m2, m1, m2)]
 [t.start() for t in ts]; [t.join() for t in ts]
@@ -124,12 +123,17 @@ print("layer", numba.threading_layer(), "mismatches", len(bad))
 """
 
 
-def test_two_models_threads_with_workqueue_layer(models_dir):
+def test_two_models_threads_with_workqueue_layer(models_dir, tmp_path):
     """Numba's fallback threading layer (workqueue: no OpenMP/TBB on the machine) aborts the process when
-    two threads launch parallel kernels at once; the engine must serialize them there."""
+    two threads launch parallel kernels at once; the engine must serialize them there. Batch 8 MNIST runs
+    the parallel convolution builds; every threaded run must equal the reference kernels."""
     import os
 
-    code = WORKQUEUE_SCRIPT.format(path=str(models_dir / "mnist_uint8.tflite"))
+    path = models_dir / "mnist_uint8.tflite"
+    x = np.random.default_rng(21).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", reference_run_many(path, [[x]])[0]["outputs"][0])
+    code = WORKQUEUE_SCRIPT.format(path=str(path), x=str(tmp_path / "x.npy"), want=str(tmp_path / "want.npy"))
     env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -141,4 +145,4 @@ def test_two_models_threads_with_workqueue_layer(models_dir):
         timeout=600,
     )
     assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stderr[-1500:]}"
-    assert "mismatches 0" in proc.stdout, proc.stdout
+    assert "layer workqueue mismatches 0" in proc.stdout, proc.stdout

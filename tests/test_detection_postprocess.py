@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from engine.errors import InputError, UnsupportedError
+from engine.formats.tflite import import_tflite
 from engine.graph import Graph, Op
 from engine.ops.detection_postprocess import prepare
-from engine.tflite_import import import_tflite
 from tests.oracle import reference_run_many
 from tests.tflite_builder import build_model, flexbuffer_options
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine import fixedpoint as fp
+from engine.numerics import fixedpoint as fp
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine.fixedpoint import multiply_by_quantized_multiplier
-from engine.ops import gemm
-from engine.ops.gemm import OCB, PX, pack_weights
-from engine.ops.requantize import params, requantize_pixels
+from engine.kernels import gemm
+from engine.kernels.gemm import OCB, PX, pack_weights
+from engine.kernels.requantize import params, requantize_pixels
+from engine.numerics.fixedpoint import multiply_by_quantized_multiplier
 
 
 def reference_tile(x, x_off, x_stride, w2d_runs, runs, x_run, k):

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 import engine
-from tests.oracle import micro_run, micro_run_many, reference_run, reference_run_many
+from tests.every_tensor import assert_every_tensor_equal, tensors_through_plan
+from tests.oracle import micro_run_many, reference_run, reference_run_many
 
 N_RANDOM = 20
 
@@ -37,20 +38,12 @@ def ssd_table(shared) -> np.ndarray:
 
 
 def assert_all_tensors_equal(m: engine.Model, x: np.ndarray, ref: dict) -> None:
+    """Every tensor through the production plan (buffer reuse on) equals the oracle's, none unchecked;
+    keep_all=True (reuse off) gives the same tensors."""
+    assert_every_tensor_equal(m, x, [ref])
     mine = m.run(x, keep_all=True)
-    checked = 0
-    for name, want in ref["tensors"].items():
-        if name in mine:
-            got = mine[name]
-            assert got.shape == want.shape and got.dtype == want.dtype, name
-            assert np.array_equal(got, want), (
-                f"tensor {name!r} differs in {np.count_nonzero(got != want)} places"
-            )
-            checked += 1
-    # every tensor the engine computes was compared
-    assert checked >= len(mine) - 1, (checked, len(mine))
-    for got, want in zip(m.run(x), ref["outputs"]):
-        assert got.dtype == want.dtype and np.array_equal(got, want)
+    for name, got in tensors_through_plan(m, x).items():
+        assert np.array_equal(mine[name], got), name
 
 
 REFERENCE_MODELS = ["mnist_uint8", "ssd_mobilenet_v1_coco_uint8", "micro_speech_int8", "hello_world_int8"]
@@ -120,18 +113,17 @@ def test_person_detect_matches_tflite_micro_every_tensor(models_dir, shared):
 
 
 @pytest.mark.parametrize("name", [*REFERENCE_MODELS, "person_detect_int8"])
-def test_batch_of_8_equals_8_single_oracle_runs(models_dir, name):
+def test_batch_of_8_every_tensor_equals_8_single_oracle_runs(models_dir, name):
+    """Batch 8 through the production plan: every tensor, slice by slice, equals 8 oracle runs of batch 1."""
     path = models_dir / f"{name}.tflite"
     m = engine.load(path)
     singles = random_inputs(m, 8, seed=3)
+    runs = [[x] for x in singles]
     if name == "person_detect_int8":
-        wants = [micro_run(path, [x]) for x in singles]
+        refs = micro_run_many(path, runs, preserve_all=True)
     else:
-        wants = [r["outputs"] for r in reference_run_many(path, [[x] for x in singles], preserve_all=False)]
-    batched = m.run(np.concatenate(singles))
-    for k, want in enumerate(wants):
-        for got, w in zip(batched, want):
-            assert np.array_equal(got[k : k + 1], w)
+        refs = reference_run_many(path, runs, preserve_all=True)
+    assert_every_tensor_equal(m, np.concatenate(singles), refs)
 
 
 def test_npz_roundtrip_gives_identical_results(models_dir, tmp_path):

@@ -16,9 +16,9 @@ import pytest
 
 import engine
 from engine.errors import UnsupportedError
-from engine.tflite_import import import_tflite
+from engine.formats.tflite import import_tflite
+from tests.harness import Net, check, qparams
 from tests.oracle import OracleError, reference_run_many
-from tests.test_ops_elementwise import Net, check, qparams
 
 pytestmark = pytest.mark.usefixtures("litert")
 

@@ -13,8 +13,8 @@ import itertools
 import numpy as np
 import pytest
 
-from engine.ops import gemm
-from tests.test_ops_elementwise import F32, Net, check, run_sets
+from engine.kernels import gemm
+from tests.harness import F32, Net, check, run_sets
 
 SCHEMES = ["uint8", "int8_per_tensor", "int8_per_channel"]
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]

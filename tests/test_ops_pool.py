@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_ops_elementwise import Net, check, qparams, run_sets
+from tests.harness import Net, check, qparams, run_sets
 
 pytestmark = pytest.mark.usefixtures("litert")
 

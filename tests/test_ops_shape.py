@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import engine
+from tests.harness import Net, check, run_sets
 from tests.oracle import reference_run_many
-from tests.test_ops_elementwise import Net, check, run_sets
 
 pytestmark = pytest.mark.usefixtures("litert")
 

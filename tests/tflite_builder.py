@@ -6,7 +6,7 @@
                           custom_options=None, version=None)],
                 inputs=[...], outputs=[...]) -> bytes
 
-Option keys are the snake_case names engine/tflite_import.py reads back (snake case of the generated
+Option keys are the snake_case names engine/formats/tflite.py reads back (snake case of the generated
 getters); 'padding' and 'fused_activation_function' (and a few other enum fields) may be given by name.
 Every op that has a BuiltinOptions table gets one written, with defaults for the keys not given, as
 the TFLite converter does.

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
-from ..fixedpoint import quantize_multiplier_smaller_than_one_exp
 from ..graph import Graph, Op
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
+from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 

@@ -11,8 +11,8 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
 from .common import Prepared, Shape
-from .kernel import kernel
 from .max_pool2d import pool_geometry
 
 

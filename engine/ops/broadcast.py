@@ -11,8 +11,8 @@ import numpy as np
 from numba import prange
 
 from ..graph import Op
+from ..kernels.kernel import kernel
 from .common import Shape, fail
-from .kernel import kernel
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
 

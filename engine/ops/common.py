@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import UnsupportedError
-from ..fixedpoint import activation_range
 from ..graph import Graph, Op, Tensor
+from ..numerics.fixedpoint import activation_range
 
 Shape = tuple[int, ...]
 

@@ -13,8 +13,8 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
 from .common import Prepared, Shape, fail, require, tensors
-from .kernel import kernel
 
 PLAIN_TYPES = ("int8", "int16", "int32", "int64", "float32", "bool")
 

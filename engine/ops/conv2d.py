@@ -6,15 +6,15 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
-from . import conv_kernels as K
-from . import gemm, requantize
+from ..kernels import conv as K
+from ..kernels import gemm, requantize
+from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from .common import (
     Prepared,
     fused_activation,
     require,
     window,
 )
-from .gemm import OCB, PX, pack_weights, padded_channels
 from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
 
 

@@ -12,9 +12,9 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
-from . import conv_kernels as K
-from . import depthwise_kernel as D
-from . import requantize
+from ..kernels import conv as K
+from ..kernels import depthwise as D
+from ..kernels import requantize
 from .common import (
     Prepared,
     fused_activation,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
+from ..kernels.lookup import table_runner
+from ..numerics.gemmlowp import byte_values
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 
 

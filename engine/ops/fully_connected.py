@@ -12,10 +12,10 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
-from . import conv_kernels as K
-from . import gemm
+from ..kernels import conv as K
+from ..kernels import gemm
+from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from .common import Prepared, fused_activation, require
-from .gemm import OCB, PX, pack_weights, padded_channels
 from .quant_params import bias_vector, filter_zero_points, weighted_operands, wrap_int32
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gemmlowp import libm, lut_populate, table_runner
 from ..graph import Graph, Op
+from ..kernels.lookup import table_runner
+from ..numerics.gemmlowp import libm, lut_populate
 from .common import Prepared, Shape, require, unary_8bit
 
 

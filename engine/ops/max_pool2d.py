@@ -9,6 +9,7 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
 from .common import (
     Prepared,
     Shape,
@@ -20,7 +21,6 @@ from .common import (
     require_types,
     tensors,
 )
-from .kernel import kernel
 
 
 def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, tuple, int, int]:

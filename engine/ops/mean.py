@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
-from .kernel import kernel
 
 
 @kernel

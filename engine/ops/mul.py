@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..graph import Graph, Op
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 

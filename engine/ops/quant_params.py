@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fixedpoint import quantize_multiplier
 from ..graph import Graph, Op, Tensor
+from ..numerics.fixedpoint import quantize_multiplier
 from .common import fail, per_tensor, require, require_types, tensors
 
 

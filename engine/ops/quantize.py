@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
-from ..gemmlowp import PARALLEL_MIN, byte_values, table_runner
 from ..graph import Graph, Op
+from ..kernels.lookup import PARALLEL_MIN, table_runner
+from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from ..numerics.gemmlowp import byte_values
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
-from ..gemmlowp import byte_values, table_runner
 from ..graph import Graph, Op
+from ..kernels.lookup import table_runner
+from ..numerics.fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
+from ..numerics.gemmlowp import byte_values
 from .common import Prepared, Shape, require, unary_8bit
 
 

@@ -22,10 +22,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
-from ..fixedpoint import saturating_rounding_doubling_high_mul as srdhm
-from ..gemmlowp import PARALLEL_MIN, exp_on_negative_values, get_reciprocal
 from ..graph import Graph, Op
+from ..kernels.lookup import PARALLEL_MIN
+from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
+from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
+from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal
 from .common import Prepared, Shape, require, unary_8bit
 
 SCALED_DIFF_INTEGER_BITS = 5

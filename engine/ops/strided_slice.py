@@ -1,9 +1,11 @@
 """STRIDED_SLICE (kernels/strided_slice.cc, strided_slice_logic.h): begin/end/strides constants with
 begin_mask, end_mask and shrink_axis_mask (and the `offset` option: end counts from begin).
 
-Per axis this is Python's slice: negative indices wrap once, then begin and end clamp to [0, n]
-for positive strides and [-1, n - 1] for negative ones; a shrunk axis takes the one element at
-begin and disappears from the output. Bytes are copied as is (no requantization).
+Per axis (axis_range): negative indices wrap once, then begin and end clamp to [0, n] for positive
+strides and [-1, n - 1] for negative ones, and the masks replace the clamped values (begin_mask wins
+over begin even on a shrunk axis); a shrunk axis takes the one element at start and disappears from
+the output. Slices whose output the reference leaves unwritten are refused. Bytes are copied as is
+(no requantization).
 """
 
 from __future__ import annotations
@@ -14,6 +16,27 @@ from ..graph import Graph, Op
 from .common import Prepared, Shape, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
+
+
+def axis_range(n: int, b: int, e: int, s: int, masks: tuple[bool, bool, bool], offset: bool) -> range:
+    """The input indices one axis of size n reads, as the reference computes them
+    (StridedSliceStartForAxis / StridedSliceEndForAxis): begin wraps once and clamps to [0, n]
+    (stride > 0) or [-1, n - 1] (stride < 0), then begin_mask replaces it with the first element of
+    the iteration; a shrunk axis ends at start + 1 (nothing when start is past the end); otherwise
+    end (start + end with `offset`) wraps, clamps the same way, and end_mask replaces it.
+    masks = (begin_mask, end_mask, shrink) bits of this axis. Shared by the fold and the kernel."""
+    begin_masked, end_masked, shrink = masks
+    lo, hi = (0, n) if s > 0 else (-1, n - 1)
+    start = min(max(b + n if b < 0 else b, lo), hi)
+    if begin_masked:
+        start = 0 if s > 0 else n - 1
+    if shrink:
+        return range(start, start if start >= n else start + 1, s)
+    stop = e + start if offset else e
+    stop = min(max(stop + n if stop < 0 else stop, lo), hi)
+    if end_masked:
+        stop = n if s > 0 else -1
+    return range(start, stop, s)
 
 
 def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tuple, Shape]:
@@ -37,17 +60,22 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
     for d in range(rank):
         n, b, e, s = shape[d], int(begin[d]), int(end[d]), int(strides[d])
         require(op, s != 0, f"stride 0 on axis {d}")
-        if offset:
-            e = b + e
-        if shrink >> d & 1:
-            i = b + n if b < 0 else b
-            if not 0 <= i < n:
-                raise fail(op, f"shrunk index {b} out of range for axis {d} of size {n}")
-            index.append(i)
+        masks = (bool(begin_mask >> d & 1), bool(end_mask >> d & 1), bool(shrink >> d & 1))
+        r = axis_range(n, b, e, s, masks, offset)
+        if masks[2]:
+            # the reference writes nothing for this axis, yet its output keeps the other axes' size
+            require(
+                op,
+                len(r) == 1,
+                f"shrunk axis {d} (size {n}, begin {b}, stride {s}) selects no element: undefined output",
+            )
+            index.append(r.start)
             continue
-        sl = slice(None if begin_mask >> d & 1 else b, None if end_mask >> d & 1 else e, s)
-        index.append(sl)
-        out_shape.append(len(range(*sl.indices(n))))
+        if offset and len(r) != max(0, -(-e // s)):
+            # the reference sizes the output from `end` alone and writes only what the clamped range reads
+            raise fail(op, f"offset slice on axis {d} (size {n}, begin {b}, size {e}) leaves the input")
+        index.append(slice(r.start, r.stop if r.stop >= 0 else None, s) if len(r) else slice(0, 0))
+        out_shape.append(len(r))
     return tuple(index), tuple(out_shape)
 
 

@@ -1,7 +1,8 @@
 """gemmlowp's fixed-point math functions (fixedpoint/fixedpoint.h) and TFLite's GetReciprocal, bit for bit,
-plus the 256-entry lookup tables of the 8-bit activation ops (TFLite's LUTPopulate, and the gather).
+plus the 256-entry lookup tables of the 8-bit activation ops (TFLite's LUTPopulate; the gather is
+engine/kernels/lookup.py).
 
-Values are int64 holding int32 quantities, as in engine/fixedpoint.py. A FixedPoint<int32, I> is its
+Values are int64 holding int32 quantities, as in fixedpoint.py. A FixedPoint<int32, I> is its
 raw int32: I integer bits, 31 - I fractional bits. Operator+ and - on FixedPoint are plain int32
 arithmetic in gemmlowp (wrapping on overflow in practice), so sums here are wrapped explicitly.
 """
@@ -13,7 +14,7 @@ import ctypes.util
 import functools
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .fixedpoint import INT32_MAX, INT32_MIN, round_half_away, rounding_divide_by_pot, wrap_int32
 from .fixedpoint import saturating_rounding_doubling_high_mul as srdhm
@@ -110,36 +111,6 @@ def get_reciprocal(x, x_integer_digits):
 def byte_values(dtype: str) -> np.ndarray:
     """The integer each raw byte 0..255 stands for in an int8 or uint8 tensor (index = raw byte)."""
     return np.arange(256, dtype=np.uint8).view(np.int8 if dtype == "int8" else np.uint8).astype(np.int64)
-
-
-# below this many elements a parallel region costs more than it saves (and far more on a busy machine)
-PARALLEL_MIN = 1 << 20
-
-
-@njit(cache=True)
-def _lookup(x, out, table):
-    for i in range(x.size):
-        out[i] = table[x[i]]
-
-
-@njit(parallel=True, cache=True)
-def _lookup_parallel(x, out, table):
-    n = x.size
-    chunk = 1 << 16
-    for c in prange((n + chunk - 1) // chunk):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            out[i] = table[x[i]]
-
-
-def table_runner(table: np.ndarray):
-    """run(inputs, outputs): outputs[0] = table[raw byte of inputs[0]], elementwise, any shape."""
-    table = np.ascontiguousarray(table)
-
-    def run(inputs: list, outputs: list) -> None:
-        x = np.ascontiguousarray(inputs[0]).reshape(-1).view(np.uint8)
-        (_lookup_parallel if x.size >= PARALLEL_MIN else _lookup)(x, outputs[0].reshape(-1), table)
-
-    return run
 
 
 @functools.cache

@@ -11,8 +11,8 @@ import tflite
 from flatbuffers import flexbuffers
 from tflite.utils import BUILTIN_OPCODE2NAME
 
-from .errors import ModelFormatError, UnsupportedError
-from .graph import DTYPES, Graph, Op, Tensor
+from ..errors import ModelFormatError, UnsupportedError
+from ..graph import DTYPES, Graph, Op, Tensor
 
 TENSOR_TYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
 ACTIVATIONS = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}

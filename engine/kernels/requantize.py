@@ -18,7 +18,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..fixedpoint import multiply_by_quantized_multiplier
+from ..numerics.fixedpoint import multiply_by_quantized_multiplier
 
 LANES = 16
 SIMD = bool(llvm.get_host_cpu_features().get("avx512f"))

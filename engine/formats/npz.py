@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .errors import ModelFormatError
-from .graph import DTYPES, Graph, Op, Tensor
+from ..errors import ModelFormatError
+from ..graph import DTYPES, Graph, Op, Tensor
 
 FORMAT_VERSION = 1
 
