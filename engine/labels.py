@@ -50,8 +50,11 @@ def yaml_names(text: str) -> list[str] | None:
         if inline:
             try:
                 return names_to_list(ast.literal_eval(inline))
-            except (ValueError, SyntaxError):
-                items = [_scalar(s) for s in inline.strip("[]").split(",") if s.strip()]
+            except (ValueError, SyntaxError):  # flow style without quotes: [a, b] or {0: a, 1: b}
+                items = [_scalar(s) for s in inline.strip("[]{}").split(",") if s.strip()]
+                pairs = [re.match(r"^(\d+)\s*:\s*(.*)$", s) for s in items]
+                if items and all(pairs):
+                    return names_to_list({int(m.group(1)): _scalar(m.group(2)) for m in pairs})
                 return items or None
         mapping: dict[int, str] = {}
         listed: list[str] = []
