@@ -506,10 +506,16 @@ def _takes_digit(entry, info) -> bool:
 
 def _decode(items: list[Item], pre, failures: list[dict]) -> tuple[list[Item], list]:
     """Decode each image; one that cannot be read is reported (stderr, JSON) and skipped."""
+    import warnings
+
     good, originals = [], []
     for it in items:
         try:
-            originals.append(pre.image(it.source))
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                originals.append(pre.image(it.source))
+            for w in seen:
+                print(f"warning: {it.name}: {w.message}", file=sys.stderr)
             good.append(it)
         except ImageError as e:
             failures.append({"image": it.name, "error": one_line(e)})
