@@ -93,7 +93,9 @@ def task_for(g: Graph, kind: str | None) -> Task:
             head = _yolo(tuple(g.tensors[i].shape))
             if head:
                 return Task("detect", head, (k,))
-        return Task("detect", "postprocess", (0, 1, 2, 3))
+        return Task(
+            "detect", "postprocess", tuple(range(min(4, len(g.outputs))))
+        )  # fewer: a clear error later
     if kind == "segment":
         s = g.tensors[g.outputs[0]].shape
         return Task("segment", "logits" if len(s) == 4 and s[3] > 1 else "argmax", (0,))
