@@ -410,8 +410,7 @@ class _Setup:
         except InputError:
             h = w = 0
             images = False
-        if task.kind == "regress" or not images:
-            images = images and task.kind != "regress"
+        images = images and task.kind != "regress"
         threshold = args.score_threshold
         if threshold is None:
             threshold = (

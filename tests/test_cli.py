@@ -98,7 +98,7 @@ def test_unknown_model_is_a_usage_error_with_a_suggestion(cli):
     p = cli("--model", "resnet9000", expect=2)
     assert "unknown model 'resnet9000'" in one_error_line(p)
     line = one_error_line(cli("--model", "ssd_mobilenet", expect=2))
-    assert "did you mean ssd_mobilenet_v1?" in line and "ssd = ssd_mobilenet_v1" in line  # aliases listed
+    assert "did you mean ssd_mobilenet_v1" in line and "ssd = ssd_mobilenet_v1" in line  # closest first; aliases
 
 
 def test_missing_model_file_is_a_model_error(cli, tmp_path):

@@ -24,6 +24,17 @@ def cli(tmp_path, models_dir):
     return make_cli(tmp_path, models_dir)
 
 
+@pytest.fixture
+def unknown_file_env(tmp_path) -> dict:
+    """A registry that does not know the zoo files: a model file then stands on its graph and its own labels."""
+    reg = {
+        "files": {"x.tflite": {"url": "file:///x", "sha256": "0" * 64}},
+        "models": {"x": {"file": "x.tflite"}},
+    }
+    (tmp_path / "registry.json").write_text(json.dumps(reg))
+    return {"ENGINE_REGISTRY": str(tmp_path / "registry.json")}
+
+
 def runs_or_skip(path) -> None:
     """Skip (with the engine's reason) while the engine refuses the model at load."""
     try:
@@ -48,11 +59,13 @@ def test_ssd_file_gives_what_the_registry_name_gives(cli, models_dir, shared, tm
 
 
 @pytest.mark.parametrize("how", ["name", "file"])
-def test_yolov8n_finds_the_two_dogs(cli, models_dir, shared, how):
+def test_yolov8n_finds_the_two_dogs(cli, models_dir, shared, how, unknown_file_env):
     path = models_dir / "zoo/yolov8n_full_integer_quant.tflite"
     runs_or_skip(path)
-    model = "yolov8n" if how == "name" else str(path)  # the file: labels from the zip inside it
-    doc = json.loads(cli("--model", model, "--image", str(shared / "data/zoo/pets.jpg"), "--json").stdout)
+    # the file unknown to the registry: YOLO head from the graph, labels from the zip inside the file
+    model, env = ("yolov8n", {}) if how == "name" else (str(path), unknown_file_env)
+    pets = str(shared / "data/zoo/pets.jpg")
+    doc = json.loads(cli("--model", model, "--image", pets, "--json", env=env).stdout)
     dets = doc["results"][0]["detections"]
     assert doc["task"] == "detect" and [d["label"] for d in dets] == ["dog", "dog"], dets
     assert all(0.85 <= d["score"] <= 0.97 for d in dets)
@@ -62,14 +75,14 @@ def test_yolov8n_finds_the_two_dogs(cli, models_dir, shared, how):
 
 
 @pytest.mark.parametrize("how", ["name", "file"])
-def test_deeplab_finds_the_bird(cli, models_dir, shared, tmp_path, how):
+def test_deeplab_finds_the_bird(cli, models_dir, shared, tmp_path, how, unknown_file_env):
     path = models_dir / "zoo/deeplabv3_mnv2_dm05_pascal_quant.tflite"
     runs_or_skip(path)
-    model = "deeplabv3" if how == "name" else str(path)
+    model, env = ("deeplabv3", {}) if how == "name" else (str(path), unknown_file_env)
     labels = ["--labels", str(models_dir / "zoo/pascal_voc_segmentation_labels.txt")] if how == "file" else []
     p = cli(
         "--model", model, "--image", str(shared / "data/zoo/bird_segmentation.bmp"), "--json",
-        "--mask-out", "mask.png", "--out", "overlay.png", *labels,
+        "--mask-out", "mask.png", "--out", "overlay.png", *labels, env=env,
     )  # fmt: skip
     doc = json.loads(p.stdout)
     classes = doc["results"][0]["classes"]
@@ -87,15 +100,12 @@ def test_deeplab_finds_the_bird(cli, models_dir, shared, tmp_path, how):
 
 
 @pytest.mark.parametrize("how", ["name", "file"])
-def test_movenet_keypoints_match_the_published_ones(cli, models_dir, shared, how):
+def test_movenet_keypoints_match_the_published_ones(cli, models_dir, shared, how, unknown_file_env):
     path = models_dir / "zoo/movenet_single_pose_lightning_ptq.tflite"
     runs_or_skip(path)
-    model = "movenet" if how == "name" else str(path)
-    doc = json.loads(
-        cli(
-            "--model", model, "--image", str(shared / "data/zoo/squat.bmp"), "--json", "--out", "pose.png"
-        ).stdout
-    )
+    model, env = ("movenet", {}) if how == "name" else (str(path), unknown_file_env)
+    squat = str(shared / "data/zoo/squat.bmp")
+    doc = json.loads(cli("--model", model, "--image", squat, "--json", "--out", "pose.png", env=env).stdout)
     kps = doc["results"][0]["keypoints"]
     with open(shared / "data/zoo/movenet_single_pose_lightning_ptq_reference.csv") as f:
         ref = sorted(csv.DictReader(f), key=lambda r: int(r["keypoint_id"]))
