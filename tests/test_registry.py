@@ -406,3 +406,61 @@ def test_resolve_names_paths_and_aliases(models_dir, tmp_path, monkeypatch):
     assert registry.resolve("hello_world", mirror=models_dir).entry is not None
     with pytest.raises(FetchError, match="unknown model"):
         registry.resolve("no_such_model", mirror=models_dir)
+
+
+def test_files_in_a_mirror_subfolder(site, tmp_path, calls):
+    # the zoo's files live in the mirror's zoo/ folder: the registry names them "zoo/<file>"
+    data = {
+        "files": {"zoo/m.tflite": {"url": (site["dir"] / "m.tflite").as_uri(), "sha256": sha(site["model"])}},
+        "models": {"z": {"file": "zoo/m.tflite"}},
+    }
+    zreg = Registry(data, "<zoo>")
+    mirror = tmp_path / "mirror"
+    (mirror / "zoo").mkdir(parents=True)
+    (mirror / "zoo" / "m.tflite").write_bytes(site["model"])
+    assert Cache(zreg, mirror=mirror).path("zoo/m.tflite") == mirror / "zoo" / "m.tflite"
+    assert calls == []
+    got = Cache(zreg).path("zoo/m.tflite")  # no mirror: downloaded into the cache's zoo/ folder
+    assert got == Cache(zreg).models_dir / "zoo" / "m.tflite" and got.read_bytes() == site["model"]
+    assert len(calls) == 1
+    for bad in ("/abs/m.tflite", "zoo/../../m.tflite", "zoo//m.tflite", "zoo\\m.tflite"):
+        with pytest.raises(FetchError, match="plain file name or folder/name"):
+            Registry({"files": {bad: data["files"]["zoo/m.tflite"]}, "models": {"z": {"file": bad}}}, "<bad>")
+
+
+def test_mirror_only_does_not_download(site, tmp_path, calls):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with pytest.raises(FetchError, match=r"m\.tflite: not in the mirror .*nothing is downloaded"):
+        Cache(make_registry(site), mirror=mirror, mirror_only=True).path("m.tflite")
+    assert calls == []
+
+
+def test_download_failure_names_the_model_and_the_fix(site, monkeypatch):
+    def fail(url, timeout):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(registry, "open_url", fail)
+    cache = Cache(make_registry(site))
+    with pytest.raises(
+        FetchError, match=r"model m: m\.tflite: download failed .*ENGINE_MODEL_MIRROR.*--mirror"
+    ):
+        cache.load_model(cache.registry.model("m"))
+
+
+def test_shipped_zoo_entries(models_dir):
+    reg = Registry.load()
+    cache = Cache(reg, mirror=models_dir)
+    for name, task in [
+        ("yolov8n", "detect"),
+        ("deeplabv3", "segment"),
+        ("movenet", "pose"),
+        ("traffic", "detect"),
+    ]:
+        e = reg.model(name)
+        assert e.task == task and e.file.startswith("zoo/") and reg.files[e.file].url.startswith("https://")
+    assert cache.labels(reg.model("yolov8n"))[16] == "dog"  # from the Ultralytics metadata.yaml
+    assert cache.labels(reg.model("deeplabv3"))[3] == "bird"
+    assert len(cache.labels(reg.model("mobilenet_v2"))) == 1001
+    assert reg.model("yolov8n").preprocess["letterbox"] == 114
+    assert "int16x8_mixed.tflite" not in str(reg.files)  # no public origin: mirror-only, not in the registry
