@@ -312,6 +312,8 @@ def run(args: argparse.Namespace) -> int:
     tensor_items = _tensor_items(args, setup, items)
     if (args.out or args.mask_out) and tensor_items:
         raise InputError("--out draws on images: pass --image")
+    if args.mask_out and setup.ctx.task.kind != "segment":
+        raise InputError(f"--mask-out writes a segmentation map; {res.name} answers '{setup.ctx.task.kind}'")
 
     timer = Timer(args.repeat)
     failures: list[dict] = []

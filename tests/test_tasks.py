@@ -291,6 +291,8 @@ def test_cli_segmentation_logits_overlay_mask_and_json(cli, tmp_path):
     )
     with Image.open(tmp_path / "over.png") as o:
         assert o.size == (8, 8) or o.size[0] >= 8
+    p = cli("--image", "img.png", "--mask-out", "m.png", expect=4)  # MNIST is no segmenter: said, not ignored
+    assert "--mask-out writes a segmentation map; mnist answers 'classify'" in p.stderr
     text = cli("--model", "s.tflite", "--image", "img.png", "--labels", "labels.txt").stdout
     assert "sky" in text and "50.0 %" in text
 
