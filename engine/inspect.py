@@ -16,6 +16,7 @@ layer's output tensor.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -23,10 +24,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import profiles
 from .errors import EngineError, InputError
 from .graph import Graph, Op, Tensor
 from .interpreter import Interpreter
@@ -39,23 +42,25 @@ from .numerics.fixedpoint import (
     saturating_rounding_doubling_high_mul,
     wrap_int32,
 )
+from .ops import kernel_for
 from .ops.common import conv_padding, fused_activation, per_tensor
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
+from .profiles import tflm
 
 CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 # ---- model resolution ----------------------------------------------------------------------------
-def resolve_model(spec: str) -> tuple[Model, Path, dict | None]:
+def resolve_model(spec: str, numerics: str = profiles.DEFAULT) -> tuple[Model, Path, dict | None]:
     """(model, its file, the registry's preprocess spec) for a .tflite/.npz path or a registry name."""
     if spec.lower().endswith((".tflite", ".npz")) or "/" in spec or os.sep in spec or Path(spec).is_file():
-        return load(spec), Path(spec), None
+        return load(spec, numerics=numerics), Path(spec), None
     from . import registry
 
     reg = registry.Registry.load()
     entry = reg.model(spec)
     path = registry.Cache(registry=reg).path(entry.file)  # cache, mirror, then download (sha256 checked)
-    return load(path), path, entry.preprocess
+    return load(path, numerics=numerics), path, entry.preprocess
 
 
 # ---- layer listing -------------------------------------------------------------------------------
@@ -132,7 +137,10 @@ def multiplier_info(op: Op, g: Graph) -> dict | None:
         return None
     channels = out_channels(op, g)
     try:
-        m0, shift = conv_multipliers(op, inp, filt, out, channels)
+        if op.type == "FULLY_CONNECTED":  # TFLite Micro's (M0, shift): double products (profiles/tflm.py)
+            m0, shift = tflm.fc_multipliers(float(inp.scale[0]), filt.scale, float(out.scale[0]), channels)
+        else:
+            m0, shift = conv_multipliers(op, inp, filt, out, channels)
     except EngineError as e:
         return {"error": str(e)}
     fs = np.broadcast_to(filt.scale.astype(np.float64), (channels,))
@@ -201,7 +209,7 @@ def _fmt_options(options: dict) -> str:
 
 def format_listing(model: Model, rows: list[dict]) -> str:
     g = model.graph
-    lines = [f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors)"]
+    lines = [f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors, numerics={model.numerics!r})"]
     if g.description:
         lines.append(f"description: {g.description}")
     for label, idx in (("inputs", g.inputs), ("outputs", g.outputs)):
@@ -310,7 +318,7 @@ def run_all(model: Model, inputs: list[np.ndarray]) -> Interpreter:
 
 # ---- one element, step by step -------------------------------------------------------------------
 def _i32(v: int) -> int:
-    return ((v + 2**31) & 0xFFFFFFFF) - 2**31
+    return int(wrap_int32(np.int64(v)))
 
 
 def _check_element(op: Op, t: Tensor, shape: tuple, element: tuple[int, ...]) -> tuple[int, ...]:
@@ -380,38 +388,92 @@ def _activation_float(act: str, v: float) -> float:
     return v
 
 
-def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, max_terms: int) -> dict:
+@dataclass
+class ConvTrace:
+    """One output element of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED, step by step as the reference
+    kernels compute it, next to a float recomputation: what _format_trace prints and _trace_dict returns."""
+
+    op: Op
+    inp: Tensor
+    filt: Tensor
+    bias_t: Tensor | None
+    out_t: Tensor
+    in_shape: list
+    w_shape: list
+    out_shape: list
+    element: tuple
+    channel: int
+    terms: list  # (label, x or None for padding, w)
+    field: dict  # the receptive field (_conv_terms)
+    products: list  # (x - zx) * (w - zw) per term
+    s_in: float
+    zx: int
+    s_w: float
+    zw: int
+    s_out: float
+    zo: int
+    bias: int
+    s_bias: float
+    lo: int
+    hi: int
+    act: str
+    acc_exact: int
+    acc: int
+    acc_b: int
+    m0: int
+    shift: int
+    shifted: int  # the fixed-point path: a, b, c
+    high: int
+    divided: int
+    fixed_final: int
+    real_m: float
+    double: bool  # LiteRT's reference FULLY_CONNECTED: rescaled in double
+    product: float | None
+    scaled: int
+    with_zp: int
+    final: int
+    engine: int
+    float_sum: float
+    float_act: float
+    float_q: int
+    numerics: str = profiles.DEFAULT  # the profile of the model the engine value comes from
+
+    @property
+    def own_final(self) -> int:
+        """The value the model's own profile computes: TFLite Micro's fixed-point FULLY_CONNECTED under tflm."""
+        return self.fixed_final if self.double and self.numerics == "tflm" else self.final
+
+
+def _conv_trace(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) -> ConvTrace:
+    """The integer computation of one output element, and the float one it approximates."""
     inp, filt, out_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     s_in, zx = per_tensor(op, inp)
     s_out, zo = per_tensor(op, out_t)
     channels = out_channels(op, g)
-    zw_all = filter_zero_points(op, filt, channels)
-    bias_all = bias_vector(op, bias_t, ins[2] if bias_t is not None else None, channels)
-    m0_all, shift_all = conv_multipliers(op, inp, filt, out_t, channels)
-    lo, hi = fused_activation(op, out_t)
-    act = op.options.get("fused_activation_function", "NONE")
-
     o, terms, field = _conv_terms(op, ins[0], ins[1], out.shape, element)
-    zw = int(zw_all[o])
+    zw = int(filter_zero_points(op, filt, channels)[o])
     s_w = float(filt.scale[o if filt.scale.size > 1 else 0])
+    bias = int(bias_vector(op, bias_t, ins[2] if bias_t is not None else None, channels)[o])
+    if op.type == "FULLY_CONNECTED":  # its only fixed-point path is TFLite Micro's (double multipliers)
+        m0_all, shift_all = tflm.fc_multipliers(s_in, filt.scale, s_out, channels)
+    else:
+        m0_all, shift_all = conv_multipliers(op, inp, filt, out_t, channels)
+    m0, shift = int(m0_all[o]), int(shift_all[o])
+    lo, hi = fused_activation(op, out_t)
     products = [0 if xv is None else (xv - zx) * (wv - zw) for _, xv, wv in terms]
     acc_exact = sum(products)
     acc = _i32(acc_exact)
-    bias = int(bias_all[o])
     acc_b = _i32(acc + bias)
     # the fixed-point path: the convolutions' reference, TFLite Micro's FULLY_CONNECTED
-    m0, shift = int(m0_all[o]), int(shift_all[o])
-    left, right = max(shift, 0), max(-shift, 0)
-    shifted = int(wrap_int32(np.int64(acc_b) << np.int64(left)))
+    shifted = int(wrap_int32(np.int64(acc_b) << np.int64(max(shift, 0))))
     high = int(saturating_rounding_doubling_high_mul(np.int64(shifted), np.int64(m0)))
-    divided = int(rounding_divide_by_pot(np.int64(high), np.int64(right)))
+    divided = int(rounding_divide_by_pot(np.int64(high), np.int64(max(-shift, 0))))
     assert divided == int(multiply_by_quantized_multiplier(np.int64(acc_b), np.int64(m0), np.int64(shift)))
     fixed_final = min(max(divided + zo, lo), hi)
-    engine_value = int(out[element])
-
     real_m = s_in * s_w / s_out  # in double, in the order fully_connected.prepare computes it
     double = requantizes_in_double(op)
+    product = None
     if double:
         # LiteRT's reference FULLY_CONNECTED: int32(std::round(double(acc) * M)), saturated to int32
         product = float(acc_b) * real_m
@@ -429,33 +491,47 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
     xf = np.array([0.0 if xv is None else (xv - zx) * s_in for _, xv, _ in terms])
     wf = np.array([(wv - zw) * s_w for _, _, wv in terms])
     float_sum = float(xf @ wf) + bias * s_bias
+    act = op.options.get("fused_activation_function", "NONE")
     float_act = _activation_float(act, float_sum)
     float_q = min(max(round_half_away(float_act / s_out) + zo, lo), hi)
+    return ConvTrace(
+        op, inp, filt, bias_t, out_t, list(ins[0].shape), list(ins[1].shape), list(out.shape), element, o,
+        terms, field, products, s_in, zx, s_w, zw, s_out, zo, bias, s_bias, lo, hi, act, acc_exact, acc,
+        acc_b, m0, shift, shifted, high, divided, fixed_final, real_m, double, product, scaled, with_zp,
+        final, int(out[element]), float_sum, float_act, float_q, profiles.profile_of(g),
+    )  # fmt: skip
 
-    lines = []
-    w_ = lines.append
-    w_(
-        f"layer [{op.index}] {op.type}  output #{op.outputs[0]} '{out_t.name}' {out_t.dtype}{list(out.shape)},"
-        f" element {element}  (output channel {o})"
-    )
-    w_(
-        f"  input   #{op.inputs[0]} '{inp.name}' {inp.dtype}{list(ins[0].shape)}  scale s_in = {s_in:.9g}, zero point zx = {zx}"
-    )
-    w_(
-        f"  weights #{op.inputs[1]} '{filt.name}' {filt.dtype}{list(ins[1].shape)}  channel {o}: scale s_w = {s_w:.9g},"
-        f" zero point zw = {zw}"
-    )
+
+def _trace_header(t: ConvTrace) -> list[str]:
+    op, inp, filt, bias_t, out_t, o = t.op, t.inp, t.filt, t.bias_t, t.out_t, t.channel
+    lines = [
+        (
+            f"layer [{op.index}] {op.type}  output #{op.outputs[0]} '{out_t.name}' {out_t.dtype}{t.out_shape},"
+            f" element {t.element}  (output channel {o})"
+        ),
+        f"  input   #{op.inputs[0]} '{inp.name}' {inp.dtype}{t.in_shape}  scale s_in = {t.s_in:.9g}, zero point zx = {t.zx}",
+        (
+            f"  weights #{op.inputs[1]} '{filt.name}' {filt.dtype}{t.w_shape}  channel {o}: scale s_w = {t.s_w:.9g},"
+            f" zero point zw = {t.zw}"
+        ),
+    ]
     if bias_t is not None:
-        w_(
-            f"  bias    #{op.inputs[2]} '{bias_t.name}' int32  channel {o}: {bias} (scale {s_bias:.9g} = s_in*s_w)"
+        lines.append(
+            f"  bias    #{op.inputs[2]} '{bias_t.name}' int32  channel {o}: {t.bias} (scale {t.s_bias:.9g} = s_in*s_w)"
         )
-    w_(
-        f"  output  scale s_out = {s_out:.9g}, zero point zo = {zo}; fused activation {act} -> clamp [{lo}, {hi}]"
+    lines.append(
+        f"  output  scale s_out = {t.s_out:.9g}, zero point zo = {t.zo}; fused activation {t.act} -> clamp [{t.lo}, {t.hi}]"
     )
-    w_(f"receptive field: {field['text']}")
-    w_("")
+    lines += [f"receptive field: {t.field['text']}", ""]
+    return lines
+
+
+def _trace_terms(t: ConvTrace, max_terms: int) -> list[str]:
+    """The accumulator's terms: all of them, or the largest ones (and per window position for CONV_2D)."""
+    op, terms, products = t.op, t.terms, t.products
     nz = sum(1 for p in products if p != 0)
-    w_(f"terms (x - zx) * (w - zw): {len(terms)} terms, {nz} nonzero")
+    lines = [f"terms (x - zx) * (w - zw): {len(terms)} terms, {nz} nonzero"]
+    w_ = lines.append
     if op.type == "CONV_2D" and len(terms) > max_terms:
         by_pos: dict = {}
         for (label, xv, _), p in zip(terms, products):
@@ -474,104 +550,126 @@ def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, ma
         label, xv, wv = terms[k]
         where = "(" + ", ".join(map(str, label[2:] if op.type != "FULLY_CONNECTED" else label)) + ")"
         xs = "pad" if xv is None else str(xv)
-        xz = "0" if xv is None else str(xv - zx)
-        w_(f"    {where:<24} {xs:>5} {xz:>6} {wv:>5} {wv - zw:>6} {products[k]:>9}")
+        xz = "0" if xv is None else str(xv - t.zx)
+        w_(f"    {where:<24} {xs:>5} {xz:>6} {wv:>5} {wv - t.zw:>6} {products[k]:>9}")
     if len(shown) < len(terms):
         rest = sum(products[k] for k in range(len(terms)) if k not in set(shown))
         w_(f"    ... {len(terms) - len(shown)} more terms summing to {rest}")
     w_("")
+    return lines
 
-    def step(label: str, value) -> None:
-        w_(f"  {label:<62} = {value}")
 
-    m_fixed = m0 * 2.0 ** (shift - 31)
+def _step(label: str, value) -> str:
+    return f"  {label:<62} = {value}"
+
+
+def _trace_integer(t: ConvTrace) -> list[str]:
+    """Steps 1-5 of the reference's integer computation (and TFLite Micro's, where it differs)."""
+    left, right = max(t.shift, 0), max(-t.shift, 0)
+    m_fixed = t.m0 * 2.0 ** (t.shift - 31)
     fixed_lines = [
-        f"     M0 = {m0} (int32 in [2^30, 2^31)), shift = {shift}  (M0 * 2^(shift-31) = {m_fixed:.12g})",
+        f"     M0 = {t.m0} (int32 in [2^30, 2^31)), shift = {t.shift}  (M0 * 2^(shift-31) = {m_fixed:.12g})",
         f"   a. (acc + bias) << max(shift, 0) = << {left}, int32",
         "   b. SaturatingRoundingDoublingHighMul(a, M0) = round(a*M0 / 2^31)",
         f"   c. RoundingDivideByPOT(b, {right}) = round(b / 2^{right}), ties away from 0",
     ]
-    fixed_lines[1:] = [f"  {t:<62} = {v}" for t, v in zip(fixed_lines[1:], (shifted, high, divided))]
-    how = "FULLY_CONNECTED rescales in double, not fixed point" if double else "fixed-point rescale"
-    w_(f"integer computation (TFLite reference kernels; {how}):")
-    step("1. int32 accumulator acc = sum((x - zx)(w - zw))", acc)
-    if acc != acc_exact:
-        w_(f"     (the exact sum {acc_exact} does not fit in int32: wrapped)")
-    step(f"2. acc + bias = {acc} + {bias}", acc_b)
-    if double:
-        w_(f"  3. rescale in double by M = double(s_in) * double(s_w) / double(s_out) = {real_m!r}:")
-        step(f"   a. double(acc + bias) * M = {acc_b} * M", f"{product!r}")
-        step("   b. int32(std::round(a)), ties away from 0", scaled)
-    else:
-        w_(f"  3. rescale by M = s_in*s_w/s_out = {real_m:.12g}, held as M0 * 2^(shift - 31):")
-        lines.extend(fixed_lines)
-        w_(f"     (the exact (acc + bias) * M = {acc_b * real_m:.6f})")
-    step(f"4. + output zero point {zo}", with_zp)
-    step(f"5. clamp to [{lo}, {hi}] (fused activation {act})", final)
-    ok = final == engine_value
-    w_(
-        f"result {out_t.dtype}: {final}   engine (keep_all run): {engine_value}   {'equal' if ok else 'MISMATCH'}"
-    )
-    micro_differs = double and fixed_final != final
-    if double:
-        w_("")
-        w_(
-            "TFLite Micro's FULLY_CONNECTED rescales with the fixed-point M0, shift (MultiplyByQuantizedMultiplier):"
+    fixed_lines[1:] = [_step(s, v) for s, v in zip(fixed_lines[1:], (t.shifted, t.high, t.divided))]
+    how = "FULLY_CONNECTED rescales in double, not fixed point" if t.double else "fixed-point rescale"
+    lines = [f"integer computation (TFLite reference kernels; {how}):"]
+    lines.append(_step("1. int32 accumulator acc = sum((x - zx)(w - zw))", t.acc))
+    if t.acc != t.acc_exact:
+        lines.append(f"     (the exact sum {t.acc_exact} does not fit in int32: wrapped)")
+    lines.append(_step(f"2. acc + bias = {t.acc} + {t.bias}", t.acc_b))
+    if t.double:
+        lines.append(
+            f"  3. rescale in double by M = double(s_in) * double(s_w) / double(s_out) = {t.real_m!r}:"
         )
+        lines.append(_step(f"   a. double(acc + bias) * M = {t.acc_b} * M", f"{t.product!r}"))
+        lines.append(_step("   b. int32(std::round(a)), ties away from 0", t.scaled))
+    else:
+        lines.append(f"  3. rescale by M = s_in*s_w/s_out = {t.real_m:.12g}, held as M0 * 2^(shift - 31):")
         lines.extend(fixed_lines)
-        step(f"   d. + output zero point {zo}, clamp to [{lo}, {hi}]", fixed_final)
-        if micro_differs:
-            w_(
-                f"  TFLITE MICRO DIFFERS: it gives {fixed_final}, the reference (and the engine) {final}:"
-                f" (acc + bias) * M = {product:.9g} lies next to a rounding boundary, and the fixed-point"
+        lines.append(f"     (the exact (acc + bias) * M = {t.acc_b * t.real_m:.6f})")
+    lines.append(_step(f"4. + output zero point {t.zo}", t.with_zp))
+    lines.append(_step(f"5. clamp to [{t.lo}, {t.hi}] (fused activation {t.act})", t.final))
+    ok = t.own_final == t.engine
+    lines.append(
+        f"result {t.out_t.dtype}: {t.own_final}   engine (keep_all run, numerics={t.numerics!r}): {t.engine}"
+        f"   {'equal' if ok else 'MISMATCH'}"
+    )
+    if t.double:
+        lines += [
+            "",
+            "TFLite Micro's FULLY_CONNECTED rescales with the fixed-point M0, shift (MultiplyByQuantizedMultiplier):",
+        ]
+        lines.extend(fixed_lines)
+        lines.append(_step(f"   d. + output zero point {t.zo}, clamp to [{t.lo}, {t.hi}]", t.fixed_final))
+        if t.fixed_final != t.final:
+            lines.append(
+                f"  TFLITE MICRO DIFFERS: it gives {t.fixed_final}, the reference {t.final}:"
+                f" (acc + bias) * M = {t.product:.9g} lies next to a rounding boundary, and the fixed-point"
                 " path (M0 rounded to 31 bits, then two roundings, b and c) lands on its other side"
             )
         else:
-            w_(f"  TFLite Micro gives the same value, {fixed_final}")
-    w_("")
-    w_(
-        f"float value it stands for: (q - zo) * s_out = ({final} - {zo}) * {s_out:.9g} = {(final - zo) * s_out:.9g}"
-    )
-    w_(
-        f"float recomputation from dequantized inputs, weights and bias: sum(x_f * w_f) + b_f = {float_sum:.9g}"
-    )
-    how = "rounding in double" if double else "fixed-point M and two roundings"
-    w_(
-        f"  after {act}: {float_act:.9g}; quantized directly: round({float_act:.6g} / s_out) + zo, clamped = {float_q}"
-        + ("" if float_q == final else f"  (the integer path gives {final}: integer accumulation, {how})")
-    )
+            lines.append(f"  TFLite Micro gives the same value, {t.fixed_final}")
+    return lines
+
+
+def _trace_float(t: ConvTrace) -> list[str]:
+    """The value the output stands for, and the float computation it approximates."""
+    how = "rounding in double" if t.double else "fixed-point M and two roundings"
+    return [
+        "",
+        f"float value it stands for: (q - zo) * s_out = ({t.final} - {t.zo}) * {t.s_out:.9g} = {(t.final - t.zo) * t.s_out:.9g}",
+        f"float recomputation from dequantized inputs, weights and bias: sum(x_f * w_f) + b_f = {t.float_sum:.9g}",
+        f"  after {t.act}: {t.float_act:.9g}; quantized directly: round({t.float_act:.6g} / s_out) + zo, clamped = {t.float_q}"
+        + (
+            ""
+            if t.float_q == t.final
+            else f"  (the integer path gives {t.final}: integer accumulation, {how})"
+        ),
+    ]
+
+
+def _trace_dict(t: ConvTrace, text: str) -> dict:
     result = {
-        "layer": op.index,
-        "op": op.type,
-        "element": list(element),
-        "channel": o,
-        "terms": len(terms),
-        "acc": acc,
-        "bias": bias,
-        "acc_plus_bias": acc_b,
-        "requantize": "double" if double else "fixed-point",
-        "M": real_m,
-        "M0": m0,
-        "shift": shift,
-        "scaled": scaled,
-        "plus_zero_point": with_zp,
-        "clamp": [lo, hi],
-        "final": final,
-        "engine": engine_value,
-        "equal": ok,
-        "float_value": (final - zo) * s_out,
-        "float_recomputed": float_act,
-        "float_quantized": float_q,
-        "text": "\n".join(lines),
+        "layer": t.op.index,
+        "op": t.op.type,
+        "element": list(t.element),
+        "channel": t.channel,
+        "terms": len(t.terms),
+        "acc": t.acc,
+        "bias": t.bias,
+        "acc_plus_bias": t.acc_b,
+        "requantize": "double" if t.double else "fixed-point",
+        "M": t.real_m,
+        "M0": t.m0,
+        "shift": t.shift,
+        "scaled": t.scaled,
+        "plus_zero_point": t.with_zp,
+        "clamp": [t.lo, t.hi],
+        "final": t.own_final,
+        "engine": t.engine,
+        "equal": t.own_final == t.engine,
+        "float_value": (t.final - t.zo) * t.s_out,
+        "float_recomputed": t.float_act,
+        "float_quantized": t.float_q,
+        "text": text,
     }
-    fixed = {"shifted": shifted, "high_mul": high, "divided": divided}
-    if double:
-        result["product"] = product
-        result["tflite_micro"] = {**fixed, "plus_zero_point": divided + zo, "final": fixed_final}
-        result["tflite_micro_differs"] = micro_differs
+    fixed = {"shifted": t.shifted, "high_mul": t.high, "divided": t.divided}
+    if t.double:
+        result["product"] = t.product
+        result["tflite_micro"] = {**fixed, "plus_zero_point": t.divided + t.zo, "final": t.fixed_final}
+        result["tflite_micro_differs"] = t.fixed_final != t.final
     else:
         result.update(fixed)
     return result
+
+
+def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, max_terms: int) -> dict:
+    t = _conv_trace(op, g, ins, out, element)
+    lines = _trace_header(t) + _trace_terms(t, max_terms) + _trace_integer(t) + _trace_float(t)
+    return _trace_dict(t, "\n".join(lines))
 
 
 def _generic_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) -> dict:
@@ -631,8 +729,49 @@ def element_steps(
     ins = [it.get_tensor(i) if i >= 0 else None for i in op.inputs]
     quantized = all(g.tensors[i].quantized for i in op.inputs[:2] + op.outputs[:1])
     if op.type in CONV_LIKE and quantized and g.tensors[op.inputs[0]].dtype in ("int8", "uint8"):
-        return _conv_steps(op, g, ins, out, element, max_terms)
-    return _generic_steps(op, g, ins, out, element)
+        steps = _conv_steps(op, g, ins, out, element, max_terms)
+    else:
+        steps = _generic_steps(op, g, ins, out, element)
+    return _with_profiles(steps, model, op, ins, element)
+
+
+def layer_under_profiles(model: Model, op: Op, ins: list, element: tuple) -> dict[str, object]:
+    """The element as each numerics profile computes this layer from the same inputs (the layer alone,
+    prepared again per profile): {profile: value, or 'refused: why'}."""
+    g = model.graph
+    known = model.plan(ins[0].shape[0] if ins and ins[0] is not None and ins[0].ndim else 1).values
+    shapes = [None if a is None else tuple(a.shape) for a in ins]
+    values = [known.get(i) if i >= 0 else None for i in op.inputs]
+    found: dict[str, object] = {}
+    for name in profiles.PROFILES:
+        gp = dataclasses.replace(g, numerics=name)
+        try:
+            profiles.admit(op, gp)
+            prepared = kernel_for(op)(op, gp, shapes, values)
+        except EngineError as e:
+            found[name] = f"refused: {e}"
+            continue
+        outs = [np.zeros(s, g.tensors[i].np_dtype) for i, s in zip(op.outputs, prepared.out_shapes)]
+        scratch = [np.zeros(s, d) for s, d in prepared.scratch]
+        prepared.run(list(ins), outs, *([scratch] if scratch else []))
+        found[name] = outs[0][element].item()
+    return found
+
+
+def _with_profiles(steps: dict, model: Model, op: Op, ins: list, element: tuple) -> dict:
+    """steps with every numerics profile's value of the element side by side, and whether they disagree."""
+    found = layer_under_profiles(model, op, ins, element)
+    differ = len({repr(v) for v in found.values()}) > 1
+    lines = ["", f"numerics profiles (this layer alone on the same inputs; the model runs {model.numerics!r}):"]
+    for name, v in found.items():
+        lines.append(f"  {name:<10} {profiles.PROFILES[name].runtime + ':':<30} {v}")
+    why = tflm.DIFFERENCES.get(op.type)
+    if differ:
+        lines.append(f"  THE PROFILES DISAGREE on this element: {why or 'see the values above'}")
+    else:
+        lines.append("  the profiles agree on this element" + (f" (they can differ on {op.type}: {why})" if why else ""))
+    return {**steps, "numerics": model.numerics, "profiles": found, "profiles_differ": differ,
+            "text": steps["text"] + "\n" + "\n".join(lines)}  # fmt: skip
 
 
 # ---- LiteRT comparison ---------------------------------------------------------------------------
@@ -780,7 +919,7 @@ def _json_default(v):
 
 def run(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
-    model, path, spec = resolve_model(args.model)
+    model, path, spec = resolve_model(args.model, args.numerics)
     if args.element is not None and args.layer is None:
         raise InputError("--element needs --layer N")
     want_input = args.element is not None or args.compare_litert
@@ -808,6 +947,7 @@ def run(args: argparse.Namespace, out=None) -> int:
         if args.json:
             doc = {
                 "model": model.source,
+                "numerics": model.numerics,
                 "inputs": model.graph.inputs,
                 "outputs": model.graph.outputs,
                 "layers": rows_shown,
@@ -817,7 +957,7 @@ def run(args: argparse.Namespace, out=None) -> int:
         else:
             print(format_listing(model, rows_shown), file=out)
     if args.compare_litert:
-        result = compare_litert(model, path, inputs)
+        result = {**compare_litert(model, path, inputs), "numerics": model.numerics}
         if args.json:
             print(json.dumps(result, default=_json_default), file=out)
         else:
@@ -848,6 +988,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare every layer with LiteRT's reference kernels on the same input",
     )
     p.add_argument("--max-terms", type=int, default=16, help="accumulator terms shown (the largest ones)")
+    p.add_argument(
+        "--numerics",
+        choices=list(profiles.PROFILES),
+        default=profiles.DEFAULT,
+        help="the profile the model is prepared with (--element shows every profile's value side by side)",
+    )
     return p
 
 
@@ -862,6 +1008,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)
         return e.exit_code or 1
+    except MemoryError:  # the budget should have refused it first: still one line, never a traceback
+        print("error: out of memory", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

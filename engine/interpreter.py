@@ -8,7 +8,8 @@ Same constructor, method names and return structures, so a script written for Li
     it.invoke()
     y = it.get_tensor(it.get_output_details()[0]["index"])
 
-The numbers are those of TFLite's reference kernels, whatever op resolver is asked for.
+The numbers are those of TFLite's reference kernels, whatever op resolver is asked for, or, with
+`numerics="tflm"`, those of TFLite Micro (the one keyword LiteRT does not have; README, "Numerics profiles").
 Differences from LiteRT, all on purpose:
 - errors are engine errors (InputError, ModelFormatError, UnsupportedError), not ValueError/RuntimeError;
 - resize_tensor_input changes the batch dimension only;
@@ -23,9 +24,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .budget import BudgetError
 from .errors import InputError, UnsupportedError
 from .executor import Plan
-from .model import Model, load
+from .model import Model, _kernel_lock, load
 from .signature import SignatureRunner, signature_defs
 
 
@@ -58,15 +60,16 @@ class Interpreter:
         num_threads: int | None = None,
         experimental_op_resolver_type=None,
         experimental_preserve_all_tensors: bool = False,
+        numerics: str = "reference",
         **_ignored,  # LiteRT's other experimental_* switches: no meaning here
     ):
         if model_path is None and model_content is None:
             raise InputError("`model_path` or `model_content` must be specified")
         if model_content is not None:
             data = bytes(model_content)
-            model = load(data)
+            model = load(data, numerics=numerics)
         else:
-            model = load(model_path)
+            model = load(model_path, numerics=numerics)
             try:
                 data = Path(model_path).read_bytes()
             except OSError:
@@ -80,7 +83,8 @@ class Interpreter:
     ) -> Interpreter:
         """An Interpreter on an already loaded Model (no second load).
 
-        Interpreters sharing a Model share its plan buffers: use one at a time.
+        Each Interpreter has buffers of its own; its invoke() is serialized with the Model's other
+        runs (the Model's lock), so a Model stays shareable between threads through every way in.
         """
         it = cls.__new__(cls)
         it._setup(model, {}, num_threads, experimental_preserve_all_tensors)
@@ -112,7 +116,10 @@ class Interpreter:
         batch = batches.pop() if batches else 1
         if self._plan is not None and self._plan.batch == batch:
             return
-        self._plan = self._model.plan(batch, keep_all=self._preserve_all)
+        try:  # buffers of its own: a Model's runs (and other Interpreters) never overwrite its tensors
+            self._plan = Plan(self._graph, batch, self._preserve_all, self._model.memory_budget)
+        except BudgetError as e:
+            raise InputError(f"a batch of {batch}: {e}") from None
         # inputs live in buffers of their own, so tensor(i)() can write into them as in LiteRT
         self._inputs = {
             i: np.zeros(self._input_shapes[i], self._graph.tensors[i].np_dtype) for i in self._graph.inputs
@@ -221,10 +228,16 @@ class Interpreter:
         if self._num_threads is not None:
             numba.set_num_threads(self._num_threads)  # thread-local in numba: set around each run
         try:
-            plan.run(dict(self._inputs))  # outputs land in the plan's buffers, read by get_tensor
+            with self._model._lock, _kernel_lock():  # outputs land in the plan's buffers, read by get_tensor
+                plan.run(dict(self._inputs))
         finally:
             if self._num_threads is not None:
                 numba.set_num_threads(previous)
+
+    def reset_all_variables(self) -> None:
+        """LiteRT's reset of variable tensors (LSTM state). Engine runs are stateless: every invoke()
+        already starts from reset state, where LiteRT would carry the state over from the last one."""
+        self._require_allocated("reset_all_variables")
 
     def _view(self, i: int) -> np.ndarray:
         """The live array of tensor i (no copy), or an InputError saying why there is none."""

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from .errors import EngineError, InputError, ModelFormatError
+from . import budget as memory
+from . import profiles
+from .atomic import atomic_path
+from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
 from .formats.tflite import import_tflite
 from .graph import Graph
 
 MAX_PLANS = 4
+CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
 _WORKQUEUE_LOCK = threading.Lock()
 
 
@@ -62,27 +67,67 @@ def _info(g: Graph, i: int) -> TensorInfo:
 
 
 class Model:
-    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers)."""
+    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers).
 
-    def __init__(self, graph: Graph, source: str = "<graph>", warmup: bool = True):
+    numerics: the profile (engine/profiles) whose arithmetic every op was prepared with, fixed for the
+    model's life; None keeps the graph's own (default "reference").
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        source: str = "<graph>",
+        warmup: bool = True,
+        memory_budget=None,
+        numerics: str | None = None,
+    ):
+        if numerics is not None and numerics != profiles.profile_of(graph):
+            graph = replace(graph, numerics=profiles.get(numerics).name)  # a copy: the caller's keeps its own
         self.graph = graph
+        self.numerics = profiles.get(profiles.profile_of(graph)).name
         self.source = source
+        self.memory_budget = memory.resolve(memory_budget)  # bytes one plan may hold
+        if not graph.inputs:  # nothing to run on: every result would be a constant
+            raise UnsupportedError("the graph has no inputs")
         self.inputs = [_info(graph, i) for i in graph.inputs]
         self.outputs = [_info(graph, i) for i in graph.outputs]
         self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
         self._lock = threading.Lock()
+        self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self.plan(1)  # refuse what cannot run now, not at the first run()
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
-            self.run([np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs])
+            feeds = {t.index: np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs}
+            # zeros can be bad data (an integer divisor)
+            with self._lock, _kernel_lock(), contextlib.suppress(InputError):
+                self.plan(1).run(feeds, warm=True)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.inputs)
+        outs = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.outputs)
+        return f"<engine.Model {self.source!r} numerics={self.numerics!r} inputs=[{ins}] outputs=[{outs}]>"
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)
         if key not in self._plans:
-            self._plans[key] = Plan(self.graph, batch, keep_all)
-            while len(self._plans) > MAX_PLANS:  # buffers of batch sizes no longer used are freed
-                self._plans.popitem(last=False)
+            self._plans[key] = Plan(self.graph, batch, keep_all, self.memory_budget)
         self._plans.move_to_end(key)
-        return self._plans[key]
+        plan = self._plans[key]
+        # buffers of batch sizes no longer used are freed: at most MAX_PLANS plans and CACHE_BYTES
+        # of them, the newest kept (a plan larger than that is dropped after its run, see run())
+        while len(self._plans) > 1 and (len(self._plans) > MAX_PLANS or self._cached_bytes() > CACHE_BYTES):
+            self._plans.popitem(last=False)
+        return plan
+
+    def _cached_bytes(self) -> int:
+        """Bytes held by the plans kept for later runs (a plan above CACHE_BYTES is dropped after its run)."""
+        sizes = [p.nbytes - p.const_bytes for p in self._plans.values()]
+        return sum(n for n in sizes if n <= CACHE_BYTES)
+
+    def _release(self, plan: Plan) -> None:
+        """Forget a plan too large to keep once its run is done (batch 1 stays: load made it)."""
+        if plan.batch != 1 and plan.nbytes - plan.const_bytes > CACHE_BYTES:
+            for key in [k for k, p in self._plans.items() if p is plan]:
+                del self._plans[key]
 
     def _feeds(self, x) -> tuple[int, dict[int, np.ndarray]]:
         if isinstance(x, dict):
@@ -129,17 +174,42 @@ class Model:
         except MemoryError:
             raise InputError("the input does not fit in memory as a contiguous array") from None
         with self._lock, _kernel_lock():
+            if batch in self._per_sample:
+                return self._run_per_sample(feeds, batch, keep_all, observe)
             try:
                 plan = self.plan(batch, keep_all)
             except MemoryError:
                 raise InputError(f"a batch of {batch} does not fit in memory") from None
-            arrays = plan.run(feeds, observe=observe)
-            if keep_all:
-                g = self.graph
-                return {
-                    g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const
-                }
-            return [np.array(arrays[t.index]) for t in self.outputs]
+            except memory.BudgetError as e:
+                raise InputError(f"a batch of {batch}: {e}") from None
+            except (UnsupportedError, ModelFormatError):
+                if batch == 1:
+                    raise
+                # a graph written for one sample (MoveNet gathers at batch index 0, packs [1, 3]
+                # shapes): a batch is then that many runs of one sample, as the reference runs it
+                self._per_sample.add(batch)
+                return self._run_per_sample(feeds, batch, keep_all, observe)
+            try:
+                return self._collect(plan.run(feeds, observe=observe), keep_all)
+            finally:
+                self._release(plan)
+
+    def _collect(self, arrays: dict, keep_all: bool):
+        if keep_all:
+            g = self.graph
+            return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
+        return [np.array(arrays[t.index]) for t in self.outputs]
+
+    def _run_per_sample(self, feeds: dict, batch: int, keep_all: bool, observe=None):
+        """Each sample through the batch-1 plan; results concatenated along their first axis."""
+        plan = self.plan(1, keep_all)
+        runs = [
+            self._collect(plan.run({i: a[k : k + 1] for i, a in feeds.items()}, observe=observe), keep_all)
+            for k in range(batch)
+        ]
+        if keep_all:
+            return {name: _stack([r[name] for r in runs]) for name in runs[0]}
+        return [_stack([r[k] for r in runs]) for k in range(len(self.outputs))]
 
     def profile(self, x, repeat: int = 10) -> list[tuple[int, str, float]]:
         """Median seconds per op over `repeat` runs on x: [(op index, op type, seconds)]."""
@@ -157,7 +227,16 @@ class Model:
         ]
 
     def save(self, path) -> None:
-        save_npz(self.graph, path)
+        """Write the model as .npz (numpy's rule: '.npz' is added to a name without it). A path is
+        written atomically: a failed write leaves the previous file, never a truncated one."""
+        if not isinstance(path, (str, os.PathLike)):  # a file object
+            save_npz(self.graph, path)
+            return
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        with atomic_path(path, mkdir=False) as tmp:
+            save_npz(self.graph, tmp)
 
 
 def _convert(a: np.ndarray, t: TensorInfo) -> np.ndarray:
@@ -181,17 +260,34 @@ def _is_registry_name(source) -> bool:
     return not Path(source).exists()
 
 
-def load(source, warmup: bool = True, name: str | None = None) -> Model:
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """Per-sample results side by side: along axis 0 (scalars become a vector)."""
+    return np.concatenate([np.atleast_1d(a) for a in arrays])
+
+
+def load(
+    source,
+    warmup: bool = True,
+    memory_budget: int | str | None = None,
+    numerics: str = profiles.DEFAULT,
+    name: str | None = None,
+) -> Model:
     """Load a model from a .tflite or .npz path (or their bytes), or a registry name ("ssd", "mnist":
     fetched through the cache and the mirror), validate it and prepare it.
 
     warmup runs the model once on zeros so that every kernel is compiled before load returns.
+    memory_budget: bytes (or '512M', '2G') one plan may hold, activations, scratch and constants
+    together; default $ENGINE_MEMORY_BUDGET, else half the available memory. A model or a batch
+    that needs more is refused before anything is allocated.
+    numerics: whose arithmetic to equal bit for bit: "reference" (LiteRT's reference kernels, the
+    default) or "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run).
     """
+    profiles.get(numerics)  # an unknown profile is refused before any work
     if _is_registry_name(source):
         from .registry import Cache
 
         cache = Cache()
-        return cache.load_model(cache.registry.model(source), warmup=warmup)
+        return cache.load_model(cache.registry.model(source), numerics=numerics, warmup=warmup)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), name or "<bytes>"
     else:
@@ -201,13 +297,17 @@ def load(source, warmup: bool = True, name: str | None = None) -> Model:
         except OSError as e:
             raise ModelFormatError(f"{path}: cannot read ({e.strerror})") from None
         name = str(path)
+    try:
+        memory_budget = memory.resolve(memory_budget)
+    except EngineError as e:
+        raise type(e)(f"{name}: {e}") from None
     if data[:4] == b"PK\x03\x04":
-        graph = load_npz(data, name)
+        graph = load_npz(data, name, memory_budget)
     else:
         graph = import_tflite(data, name)
     validate_quantization(graph, name)
     validate_graph(graph, name)
     try:
-        return Model(graph, name, warmup)
+        return Model(graph, name, warmup, memory_budget, numerics)
     except EngineError as e:  # planning errors name the op; add the file once
         raise type(e)(f"{name}: {e}") from None

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import subprocess
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,11 +125,18 @@ def _describe(src) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__}>"
 
 
+# the raster formats the engine reads; Pillow's others include EPS/PS, which it hands to Ghostscript
+# (a program run on a file the user may not have made), and rarely used codecs with a larger attack surface
+# PPM also reads PGM and PBM; JPEG also yields MPO, the multi-picture JPEG of phone cameras
+FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+
+
 def open_image(src) -> Image.Image:
     """Decode a path, bytes, PIL image or uint8/uint16/bool array into a fully loaded PIL image.
 
-    EXIF orientation is applied. Every failure (missing, empty, not an image, truncated, a
-    decompression bomb) raises ImageError naming the source.
+    Only the FORMATS are opened, whatever the file's name. EXIF orientation is applied. Every
+    failure (missing, empty, not an image, another format, truncated, a decompression bomb) raises
+    ImageError naming the source.
     """
     if isinstance(src, np.ndarray):
         return _from_array(src)
@@ -139,6 +147,8 @@ def open_image(src) -> Image.Image:
         try:
             if isinstance(src, Image.Image):
                 img = src
+                if img.format is not None and img.format not in (*FORMATS, "MPO"):
+                    raise ImageError(f"{name}: {img.format} images are not read ({', '.join(FORMATS)} are)")
                 img.load()
                 return ImageOps.exif_transpose(img)
             if isinstance(src, (bytes, bytearray, memoryview)):
@@ -152,7 +162,7 @@ def open_image(src) -> Image.Image:
                 if path.is_file() and path.stat().st_size == 0:
                     raise ImageError(f"{path}: empty file")
                 fp = path
-            with Image.open(fp) as im:
+            with Image.open(fp, formats=FORMATS) as im:
                 im.seek(0)  # first frame of an animation / multi-page file
                 im.load()
                 return ImageOps.exif_transpose(im)  # a loaded copy, so the file can close
@@ -163,8 +173,11 @@ def open_image(src) -> Image.Image:
         except PermissionError:
             raise ImageError(f"{name}: permission denied") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image Pillow can read") from None
+            formats = ", ".join(FORMATS)
+            raise ImageError(f"{name}: not an image in a format the engine reads ({formats})") from None
         except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, MemoryError) as e:
+            raise ImageError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
+        except subprocess.SubprocessError as e:  # a plugin's helper program; never expected, never raw
             raise ImageError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
 
 

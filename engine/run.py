@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import answers as ans
+from . import profiles
 from .errors import EngineError, ImageError, InputError
 from .tasks import TASKS
 
@@ -131,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="R",
         help="run each batch R times and report the median time, min and max (default 1: one noisy sample)",
+    )
+    p.add_argument(
+        "--numerics",
+        choices=list(profiles.PROFILES),
+        default=profiles.DEFAULT,
+        help="whose arithmetic to equal bit for bit: reference (LiteRT's reference kernels, default) or "
+        "tflm (TFLite Micro, the microcontroller runtime; refuses what it cannot run)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument(
@@ -304,7 +312,9 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args, items)
 
     with CompileWatch() as watch:
-        res = registry.resolve(args.model, cache=cache, labels_path=args.labels, warmup=False)
+        res = registry.resolve(
+            args.model, cache=cache, labels_path=args.labels, warmup=False, numerics=args.numerics
+        )
         res.model.run(
             [np.zeros((1, *t.shape[1:]), t.dtype) for t in res.model.inputs]
         )  # compile / load kernels
@@ -329,13 +339,16 @@ def run(args: argparse.Namespace) -> int:
 
     timing = _timing(watch, timer, pre_s, n_done, threads, args.repeat)
     if args.json:
-        doc = {"model": res.name, "source": res.source, "task": setup.ctx.task.kind, "results": results}
+        doc = {"model": res.name, "source": res.source, "numerics": res.model.numerics}
+        doc |= {"task": setup.ctx.task.kind, "results": results}
         if failures:
             doc["errors"] = failures
         print(json.dumps({**doc, "timing": timing}, indent=2))
     else:
         for r in results if tensor_items else []:  # image results were printed as they came
             print(ans.text(r, setup.ctx.task.kind, args.top_k))
+        if res.model.numerics != profiles.DEFAULT:
+            print(f"numerics: {res.model.numerics} ({profiles.get(res.model.numerics).runtime})")
         if n_done:
             print(_timing_text(timing, watch))
     if failures:

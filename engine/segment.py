@@ -35,7 +35,11 @@ def fractions(cmap: np.ndarray, labels: list[str] | None) -> list[dict]:
     order = sorted(range(len(ids)), key=lambda k: (-counts[k], ids[k]))
     total = cmap.size
     return [
-        {"label": label_for(labels, int(ids[k])), "class_id": int(ids[k]), "fraction": float(counts[k] / total)}
+        {
+            "label": label_for(labels, int(ids[k])),
+            "class_id": int(ids[k]),
+            "fraction": float(counts[k] / total),
+        }
         for k in order
     ]
 

@@ -1,8 +1,19 @@
-"""End-to-end evaluation of the engine on the shared data sets.
+"""End-to-end evaluation of the engine: any model on any dataset, and the built-in checks on the shared data.
 
-    python scripts/evaluate.py                        # mnist + ssd + person
+    python scripts/evaluate.py --model mnist --data ../shared/data/mnist --json      # any model, any dataset
+    python scripts/evaluate.py --model flowers.tflite --data photos/ --out results.parquet --workers 4
+    python scripts/evaluate.py --model ssd --data photos/ --scheduler tcp://head:8786  # an existing Dask cluster
+    python scripts/evaluate.py                        # the built-in checks: mnist + ssd + person
     python scripts/evaluate.py --model mnist --limit 1000
     python scripts/evaluate.py --model all --compare-litert --out-dir out/eval
+
+--data PATH: a folder of images (recursive; a class per subfolder gives labels), MNIST IDX files, or a
+        .npy/.npz of input tensors (labels from the .npz's y/labels, or --targets). Prints the summary
+        (--json: one JSON object): images, top1/top5 overall and per class, images_per_s, outputs_sha256
+        (sha256 of every raw output in dataset order: the same on a laptop and on a cluster), failed items.
+        --workers N runs on a Dask LocalCluster (pip install "engine[cluster]"), --scheduler on an existing
+        cluster; --out DIR writes a Parquet row per item as shards finish and resumes from it
+        (engine/evaluation.py, engine/distributed.py, docs/scale-out.md).
 
 mnist:  the 10,000 MNIST test images (IDX gzip in <data-dir>/mnist), batched: top-1 accuracy (the
         reference kernels score 98.80 %; a full run must match it exactly), confusion matrix, images/s.
@@ -14,6 +25,11 @@ person: <data-dir>/person/person.bmp -> person, no_person.bmp -> no person, with
         TFLite Micro gives ([-113, 113] and [57, -57]). These BMPs hold int8 pixels stored as bytes
         (viewed as uint8 the image shows wrapped contrast), so they are fed with int8="reinterpret",
         the way TFLite Micro's test feeds them; camera images use the registry's x - 128.
+--numerics tflm: run every model as TFLite Micro computes it (engine.load(..., numerics="tflm")); a
+        model TFLite Micro cannot run (the uint8 SSD) is reported as refused.
+--compare reference,tflm: run each model in both profiles and report how many inputs' outputs differ and
+        how top-1 moves: MNIST's 10,000 test images (with accuracy), and each --tflite model on --random
+        random inputs (MLPerf Tiny: ad01, kws, vww, str_ww). Writes <out-dir>/compare.json.
 --compare-litert: also run TFLite's reference kernels (LiteRT BUILTIN_REF, batched via
         resize_tensor_input, in a subprocess; TFLite Micro for person_detect, which LiteRT cannot load)
         on the same input tensors and report every input whose outputs differ in any bit.
@@ -25,7 +41,6 @@ Exit status 0 when every check passed, 1 when one failed, else the engine error'
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -40,8 +55,11 @@ if (ROOT / "engine").is_dir() and str(ROOT) not in sys.path:  # run from a check
 
 import engine
 from engine import atomic, postprocess, registry
-from engine.errors import InputError
+from engine.dataset import read_idx
+from engine.errors import InputError, UnsupportedError
 from engine.preprocess import Preprocessor, apply_table
+from engine.profiles import PROFILES
+from engine.profiles.compare import compare_profiles, format_report
 from engine.run import guarded
 
 MNIST_REFERENCE_ACCURACY = 0.9880
@@ -80,23 +98,6 @@ def _oracle():
 # ---------------------------------------------------------------- MNIST
 
 
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX file (gzip or plain): 2049 = labels [N], 2051 = images [N, rows, cols]."""
-    try:
-        raw = path.read_bytes()
-        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
-        raise InputError(f"{path}: not an IDX file with magic number {magic}")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise InputError(f"{path}: {body.size} bytes of data for dimensions {dims}")
-    return body.reshape(dims)
-
-
 def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
     d = args.data_dir / "mnist"
     images = read_idx(d / "t10k-images-idx3-ubyte.gz", 2051)
@@ -105,7 +106,7 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
         raise InputError(f"{d}: {len(images)} images but {len(labels)} labels")
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
-    res = registry.resolve("mnist", cache=cache)
+    res = registry.resolve("mnist", cache=cache, numerics=args.numerics)
     m, entry = res.model, res.entry
     pre = Preprocessor(m.inputs[0], entry.preprocess)
     # the test images are already 28x28 8-bit: only the pixel map applies (the identity for this model)
@@ -134,7 +135,7 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
         "confusion": confusion.tolist(),
         "checks": {},
     }
-    if n == 10000:
+    if n == 10000 and args.numerics == "reference":
         report["checks"]["accuracy_equals_reference_98.80"] = bool(
             round(accuracy, 4) == MNIST_REFERENCE_ACCURACY
         )
@@ -217,7 +218,7 @@ def read_golden(path: Path) -> list[tuple[str, tuple[float, float, float, float]
 
 def ssd(args, cache: registry.Cache, out_dir: Path) -> dict:
     d = args.data_dir / "ssd"
-    res = registry.resolve("ssd_mobilenet_v1", cache=cache)
+    res = registry.resolve("ssd_mobilenet_v1", cache=cache, numerics=args.numerics)
     m, entry = res.model, res.entry
     pre = Preprocessor(m.inputs[0], entry.preprocess)
     img = pre.image(d / "table.jpg")
@@ -282,7 +283,7 @@ def ssd(args, cache: registry.Cache, out_dir: Path) -> dict:
 
 def person(args, cache: registry.Cache, out_dir: Path) -> dict:
     d = args.data_dir / "person"
-    res = registry.resolve("person_detect", cache=cache)
+    res = registry.resolve("person_detect", cache=cache, numerics=args.numerics)
     m, entry = res.model, res.entry
     spec = dict(entry.preprocess or {}, int8="reinterpret")  # these BMPs are int8 dumps (module docstring)
     pre = Preprocessor(m.inputs[0], spec)
@@ -323,6 +324,13 @@ TASKS = {"mnist": mnist, "ssd": ssd, "person": person}
 def evaluate(args: argparse.Namespace) -> int:
     import numba
 
+    if args.data is not None:
+        from engine.evaluate_cli import evaluate_data
+
+        return evaluate_data(args)
+    if args.model not in TASKS and args.model != "all":
+        raise InputError(f"--model {args.model}: pass --data PATH to evaluate it (built-in checks: {', '.join(TASKS)}, all)")
+
     if args.threads:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if not args.data_dir.is_dir():
@@ -331,9 +339,17 @@ def evaluate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     names = list(TASKS) if args.model == "all" else [args.model]
     report = {"engine": engine.__name__, "threads": numba.get_num_threads(), "data_dir": str(args.data_dir)}
+    report["numerics"] = args.numerics
+    if args.compare:
+        return compare(args, cache, out_dir, report)
     for name in names:
         t = time.perf_counter()
-        report[name] = TASKS[name](args, cache, out_dir)
+        try:
+            report[name] = TASKS[name](args, cache, out_dir)
+        except UnsupportedError as e:
+            if args.numerics == "reference":
+                raise
+            report[name] = {"refused": " ".join(str(e).split()), "checks": {}}  # TFLite Micro cannot run it
         report[name]["seconds"] = time.perf_counter() - t
         print(summary(name, report[name]))
     report["ok"] = all(all(report[n]["checks"].values()) for n in names)
@@ -343,9 +359,38 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def compare(args: argparse.Namespace, cache: registry.Cache, out_dir: Path, report: dict) -> int:
+    """--compare A,B: each model in both profiles over its data set (compare_profiles)."""
+    names = tuple(args.compare)
+    report["compare"] = {}
+    if args.model in ("mnist", "all"):
+        d = args.data_dir / "mnist"
+        images = read_idx(d / "t10k-images-idx3-ubyte.gz", 2051)[: args.limit or None, ..., None]
+        labels = read_idx(d / "t10k-labels-idx1-ubyte.gz", 2049)[: len(images)]
+        path = cache.path(registry.Registry.load().model("mnist").file)
+        batches = (images[s : s + args.batch] for s in range(0, len(images), args.batch))
+        report["compare"]["mnist"] = compare_profiles(path, batches, names, labels)
+    rng = np.random.default_rng(0)
+    for path in args.tflite:
+        m = engine.load(path)
+        batches = [
+            [rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, (1, *t.shape[1:])).astype(t.dtype)
+             for t in m.inputs]
+            for _ in range(args.random)
+        ]  # fmt: skip
+        report["compare"][Path(path).name] = compare_profiles(path, batches, names)
+    for name, r in report["compare"].items():
+        print(format_report(name, r))
+    atomic.write_text(out_dir / "compare.json", json.dumps(report, indent=2) + "\n")
+    print(f"report: {out_dir / 'compare.json'}")
+    return 0
+
+
 def summary(name: str, r: dict) -> str:
     lines = []
-    if name == "mnist":
+    if "refused" in r:
+        lines.append(f"{name}: refused: {r['refused']}")
+    elif name == "mnist":
         ips = f"{r['images_per_s']:.0f} images/s" if r["images_per_s"] else ""
         lines.append(
             f"mnist: top-1 {r['accuracy'] * 100:.2f} % ({r['correct']}/{r['images']}), {ips}, batch {r['batch']}"
@@ -389,28 +434,59 @@ def main(argv: list[str] | None = None) -> int:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", choices=["mnist", "ssd", "person", "all"], default="all")
-    p.add_argument("--limit", type=int, metavar="N", help="MNIST: only the first N test images")
+    p.add_argument(
+        "--model",
+        default="all",
+        metavar="MODEL",
+        help="without --data: mnist, ssd, person or all (the built-in checks); with --data: any registry "
+        "name, .tflite or .npz",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N images (MNIST, or --data)")
     p.add_argument(
         "--data-dir",
         type=Path,
         default=default_data_dir(),
         help="default: $SHARED_DIR/data or ../shared/data",
     )
-    p.add_argument("--batch", type=int, default=256, metavar="N", help="MNIST images per run (default 256)")
+    p.add_argument("--batch", type=int, metavar="N", help="images per run (default: MNIST 256, --data 32)")
     p.add_argument("--threads", type=int, metavar="N", help="Numba threads (default: all cores)")
     p.add_argument(
         "--compare-litert", action="store_true", help="also run TFLite's reference kernels and compare"
+    )
+    p.add_argument(
+        "--numerics",
+        choices=list(PROFILES),
+        default="reference",
+        help="whose arithmetic the engine reproduces (default reference; tflm: TFLite Micro)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="A,B",
+        type=lambda s: s.split(","),
+        help="compare two numerics profiles (e.g. reference,tflm) over MNIST and the --tflite models",
+    )
+    p.add_argument(
+        "--tflite", action="append", default=[], metavar="PATH", help="--compare: a model fed --random inputs"
+    )
+    p.add_argument(
+        "--random", type=int, default=1000, metavar="N", help="--compare: random inputs per --tflite model"
     )
     p.add_argument("--out-dir", default="out/eval", metavar="DIR", help="where reports go (default out/eval)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     p.add_argument("--mirror", metavar="DIR", help="offline model folder (default $ENGINE_MODEL_MIRROR)")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    from engine.evaluate_cli import add_data_arguments, check_data_arguments
+
+    add_data_arguments(p)
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         p.error("--batch must be at least 1")
+    if args.compare and (len(args.compare) != 2 or not set(args.compare) <= set(PROFILES)):
+        p.error(f"--compare takes two profiles out of {', '.join(PROFILES)}, e.g. reference,tflm")
+    args.batch = args.batch or (256 if args.data is None else 32)
+    check_data_arguments(p, args)
     return guarded(evaluate, args, args.debug)
 
 

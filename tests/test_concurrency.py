@@ -146,3 +146,84 @@ def test_two_models_threads_with_workqueue_layer(models_dir, tmp_path):
     )
     assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stderr[-1500:]}"
     assert "layer workqueue mismatches 0" in proc.stdout, proc.stdout
+
+
+def test_interpreter_from_model_shares_the_model_safely(models_dir):
+    """Interpreter.from_model(m).invoke() in threads while other threads call m.run(): every result is
+    the reference's (the Interpreter has buffers of its own and takes the model's lock)."""
+    path = models_dir / "mnist_uint8.tflite"
+    model = engine.load(path)
+    inputs = thread_inputs(np.random.default_rng(3), model.inputs[0].shape, np.uint8, 4)
+    inputs = [[x[:1] for x in xs] for xs in inputs]  # batch 1: the size both ways in use
+    want = expected(path, inputs)
+    errors: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def interpreter_work(k: int) -> None:
+        it = engine.Interpreter.from_model(model)
+        it.allocate_tensors()
+        i_in, i_out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+        barrier.wait()
+        for r in range(150):
+            for j, (x, w) in enumerate(zip(inputs[k], want[k])):
+                it.set_tensor(i_in, x)
+                it.invoke()
+                if not np.array_equal(it.get_tensor(i_out), w):
+                    errors.append(f"interpreter {k} round {r} input {j}: differs from the reference")
+
+    def run_work(k: int) -> None:
+        barrier.wait()
+        for r in range(150):
+            for j, (x, w) in enumerate(zip(inputs[k], want[k])):
+                if not np.array_equal(model.run(x)[0], w):
+                    errors.append(f"Model.run {k} round {r} input {j}: differs from the reference")
+
+    def guarded(fn, k):
+        try:
+            fn(k)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"thread {k}: {type(e).__name__}: {e}")
+
+    jobs = [(interpreter_work, 0), (run_work, 1), (interpreter_work, 2), (run_work, 3)]
+    threads = [threading.Thread(target=guarded, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, f"{len(errors)} wrong results:\n" + "\n".join(errors[:10])
+
+
+TWO_PROCESSES_SCRIPT = """
+import sys, numpy as np, engine
+m = engine.load(sys.argv[1])
+x = np.load(sys.argv[2])
+outs = [m.run(x) for _ in range(int(sys.argv[3]))]
+np.savez(sys.argv[4], *outs[-1])
+same = all(all(np.array_equal(a, b) for a, b in zip(o, outs[0])) for o in outs)
+print("stable", same)
+"""
+
+
+def test_two_engine_processes_at_once(models_dir, tmp_path):
+    """Two engine processes run the SSD at the same time (contention for the cores, Numba's cache and
+    threads); both finish with the reference kernels' outputs. A correctness test: no timing."""
+    path = models_dir / "ssd_mobilenet_v1_coco_uint8.tflite"
+    rng = np.random.default_rng(10)
+    xs = [rng.integers(0, 256, (1, 300, 300, 3)).astype(np.uint8) for _ in range(2)]
+    want = [r["outputs"] for r in reference_run_many(path, [[x] for x in xs])]
+    procs = []
+    for k, x in enumerate(xs):
+        np.save(tmp_path / f"x{k}.npy", x)
+        argv = [sys.executable, "-c", TWO_PROCESSES_SCRIPT, str(path), str(tmp_path / f"x{k}.npy"), "20"]
+        argv.append(str(tmp_path / f"out{k}.npz"))
+        procs.append(
+            subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    for k, p in enumerate(procs):
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0 and "stable True" in out, f"process {k}: rc={p.returncode}\n{err[-1500:]}"
+        with np.load(tmp_path / f"out{k}.npz") as z:
+            got = [z[f"arr_{i}"] for i in range(len(want[k]))]
+        for i, (g, w) in enumerate(zip(got, want[k])):
+            assert np.array_equal(g, w), f"process {k} output {i} differs from the reference"

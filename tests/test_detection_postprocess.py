@@ -85,7 +85,7 @@ def engine_outputs(g: Graph, boxes: np.ndarray, scores: np.ndarray, anchors=None
         anchors = const
     p = prepare(op, g, [boxes.shape, scores.shape, anchors.shape], [None, None, const])
     outs = [np.full(s, np.nan, np.float32) for s in p.out_shapes]  # NaN: catches slots left unwritten
-    p.run([boxes, scores, anchors], outs)
+    p.run([boxes, scores, anchors], outs, [np.empty(shape, dtype) for shape, dtype in p.scratch])
     return outs
 
 

@@ -12,8 +12,8 @@ import pytest
 from numba import njit
 
 from engine.kernels import gemm
-from engine.kernels.gemm import OCB, PX, pack_weights
-from engine.kernels.requantize import params, requantize_pixels
+from engine.kernels.gemm import OCB, PX, Runs, pack_weights
+from engine.kernels.requantize import Requant, params, requantize_pixels
 from engine.numerics.fixedpoint import multiply_by_quantized_multiplier
 
 
@@ -54,7 +54,7 @@ def test_tile(name, tile, dtype, group, k, runs, accumulate):
 
     @njit
     def call(x, w, acc):
-        tile(x, x_off, x_stride, w, 0, kp // group, runs, x_run, kp * OCB, accumulate, acc, 3, 40)
+        tile(x, w, Runs(x_off, x_stride, 0, kp // group, runs, x_run, kp * OCB), accumulate, acc, 3, 40)
 
     call(x, w, acc)
     want = reference_tile(x, x_off, x_stride, w_runs, runs, x_run, k)
@@ -88,7 +88,9 @@ def test_requantize_matches_fixed_point(trial):
     acc, bias, mult, shift = (a.astype(np.int32) for a in (acc, bias, mult, shift))
     buffer, want = np.full(n + 20, 7, dtype), np.empty(n, dtype)
     no_offsets = np.zeros(1, np.int32)
-    requantize_pixels(acc, n, no_offsets, params(bias, mult, shift), zp, lo, hi, buffer[:n].reshape(1, n))
+    requantize_pixels(
+        acc, n, no_offsets, Requant(params(bias, mult, shift), zp, lo, hi), buffer[:n].reshape(1, n)
+    )
     _scalar_requantize(acc, bias, mult, shift, zp, lo, hi, want)
     np.testing.assert_array_equal(buffer[:n], want)
     assert np.all(buffer[n:] == 7)  # the masked tail writes nothing beyond
@@ -103,7 +105,7 @@ def test_requantize_pixels_strided_with_offsets():
     mult = rng.integers(2**30, 2**31, oc).astype(np.int32)
     shift = rng.integers(-10, 1, oc).astype(np.int32)
     got = np.empty((pixels, oc), np.int8)
-    requantize_pixels(acc, width, offsets, params(bias, mult, shift), -3, -128, 127, got)
+    requantize_pixels(acc, width, offsets, Requant(params(bias, mult, shift), -3, -128, 127), got)
     for p in range(pixels):
         want = np.empty(oc, np.int8)
         _scalar_requantize(

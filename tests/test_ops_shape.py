@@ -148,14 +148,12 @@ def test_strided_slice_on_activations(dtype):
     check(net, run_sets(net, 6, (1, 3)))
 
 
-def test_strided_slice_refuses_ellipsis():
+def test_strided_slice_refuses_offset_with_masks():
     net = Net()
     x = net.input([1, 4], "int8", 0.1, 0)
     y = net.tensor([1, 4], "int8", 0.1, 0)
     ins = [x] + [net.const(np.int32(v), "int32") for v in ([0], [1], [1])]
-    net.op("STRIDED_SLICE", ins, [y], "ellipsis", ellipsis_mask=1)
-    with pytest.raises(engine.UnsupportedError, match="ellipsis"):
-        engine.load(net.build())
+    net.op("STRIDED_SLICE", ins, [y], "ellipsis", ellipsis_mask=1)  # runs: tests/test_ops_zoo.py
     net.ops[0]["options"] = {"offset": True, "begin_mask": 1}  # LiteRT itself crashes on this one
     for k, v in zip(net.ops[0]["inputs"][1:], ([0, 0], [1, 4], [1, 1])):
         net.tensors[k].update(data=np.int32(v), shape=[2])
@@ -173,3 +171,13 @@ def test_pack_on_activations(dtype):
         y = net.tensor(oshape, dtype, 0.1, 2)
         net.op("PACK", xs, [y], f"PACK axis={axis} n={n}", axis=axis, values_count=n)
     check(net, run_sets(net, 7, (1, 2)))
+
+
+@pytest.mark.parametrize("out_type", ["int32", "int64"])
+def test_shape_of_activations_out_type(out_type):
+    """SHAPE of an activation (folded at load, the batch from the run) in either output type."""
+    net = Net()
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 0)
+    y = net.tensor([4], out_type)
+    net.op("SHAPE", [x], [y], f"shape {out_type}", out_type=out_type.upper())
+    check(net, run_sets(net, 31, batches=(1, 3)))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 
 import numpy as np
 
+from ..budget import BudgetError, size_text
 from ..errors import ModelFormatError
 from ..graph import DTYPES, Graph, Op, Tensor
 
@@ -33,6 +35,7 @@ def graph_to_json(g: Graph) -> dict:
                 "scale": [float(s) for s in t.scale],
                 "zero_point": [int(z) for z in t.zero_point],
                 "quant_axis": t.quant_axis,
+                "variable": t.is_variable,
             }
             for t in g.tensors
         ],
@@ -43,15 +46,20 @@ def graph_to_json(g: Graph) -> dict:
                 "inputs": o.inputs,
                 "outputs": o.outputs,
                 "options": o.options,
+                "intermediates": o.intermediates,
             }
             for o in g.ops
         ],
     }
 
 
-def save_npz(g: Graph, path) -> None:
+def save_npz(g: Graph, path, provenance: dict | None = None) -> None:
+    """Write g as .npz; provenance (e.g. the source's sha256, the engine version) goes into graph.json."""
     arrays = {f"t{t.index}": t.data for t in g.tensors if t.is_const}
-    meta = json.dumps(graph_to_json(g)).encode()
+    meta = graph_to_json(g)
+    if provenance is not None:
+        meta["provenance"] = provenance
+    meta = json.dumps(meta).encode()
     arrays["graph.json"] = np.frombuffer(meta, np.uint8)
     np.savez(path, **arrays)
 
@@ -82,27 +90,102 @@ def _option(v, where: str):
     return [_option(x, where) for x in v]
 
 
-def load_npz(data: bytes, source: str = "<npz>") -> Graph:
+MAX_GRAPH_JSON = 64 << 20  # bytes of graph.json (the SSD's is about 60 KB)
+DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a larger claim is a forged header
+
+
+class _Members:
+    """The .npz members, read one at a time and only when graph.json asks for them: each member's
+    declared size (zip header) and .npy header (dtype, shape) are checked before its data is
+    decompressed, so a small file cannot make the engine allocate what it does not declare."""
+
+    def __init__(self, data: bytes, source: str, budget: int | None):
+        self.source = source
+        self.expected: dict[str, tuple] = {}  # member -> (dtype, shape) that graph.json declares
+        try:
+            self.zip = zipfile.ZipFile(io.BytesIO(data))
+            infos = self.zip.infolist()
+        except Exception as e:  # noqa: BLE001 (zipfile raises BadZipFile, ValueError, OSError...)
+            raise ModelFormatError(f"{source}: not a readable .npz ({type(e).__name__}: {e})") from None
+        self.infos = {i.filename.removesuffix(".npy"): i for i in infos}
+        _check(len(self.infos) == len(infos), source, "repeated member names")
+        for name, info in self.infos.items():
+            ratio = info.file_size / max(info.compress_size, 1)
+            _check(
+                info.file_size < 1 << 20 or ratio <= DEFLATE_MAX_RATIO,
+                source,
+                f"member {name!r} claims {info.file_size} bytes from {info.compress_size} (ratio {ratio:.0f})",
+            )
+        total = sum(i.file_size for i in infos)
+        if budget is not None and total > budget:
+            big = max(infos, key=lambda i: i.file_size)
+            raise BudgetError(
+                f"{source}: its arrays declare {size_text(total)}, over the memory budget of "
+                f"{size_text(budget)} (largest: {big.filename!r}, {size_text(big.file_size)})"
+            )
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.infos
+
+    def __iter__(self):
+        return iter(self.infos)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        where = f"{self.source}: member {key!r}" + (f" (tensor {key[1:]})" if key in self.expected else "")
+        info = self.infos[key]
+        try:
+            with self.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0
+                if version != (1, 0):
+                    read_header = np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(f, max_header_size=10000)
+                header = f.tell()
+                nbytes = math.prod(shape) * dtype.itemsize
+                _check(not dtype.hasobject, where, "holds Python objects")
+                _check(header + nbytes == info.file_size, where, "size differs from its .npy header")
+                if key in self.expected:
+                    want_dtype, want_shape = self.expected[key]
+                    _check(dtype == want_dtype, where, f"array dtype {dtype} != declared {want_dtype}")
+                    _check(shape == want_shape, where, f"array shape {shape} != declared {list(want_shape)}")
+                a = np.frombuffer(f.read(nbytes), dtype, math.prod(shape))
+        except ModelFormatError:
+            raise
+        except Exception as e:  # noqa: BLE001 (zipfile, zlib and numpy's header parser)
+            raise ModelFormatError(f"{where}: not a readable .npy array ({type(e).__name__}: {e})") from None
+        a = a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
+        return np.array(a)  # writable, owns its memory
+
+    def declare(self, meta) -> None:
+        """Remember the dtype and shape graph.json gives each constant (checked again when built)."""
+        tensors = meta.get("tensors") if isinstance(meta, dict) else None
+        for i, tj in enumerate(tensors if isinstance(tensors, list) else []):
+            if not (isinstance(tj, dict) and tj.get("const") and tj.get("dtype") in DTYPES):
+                continue
+            shape = tj.get("shape")
+            if isinstance(shape, list) and all(type(d) is int for d in shape):
+                self.expected[f"t{i}"] = (np.dtype(DTYPES[tj["dtype"]]), tuple(shape))
+
+
+def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> Graph:
+    members = _Members(data, source, budget)
+    _check("graph.json" in members, source, "no graph.json entry")
+    _check(members.infos["graph.json"].file_size <= MAX_GRAPH_JSON, source, "graph.json is too large")
+    raw = members["graph.json"]
+    _check(raw.dtype == np.uint8 and raw.ndim == 1, source, "bad graph.json")
     try:
-        npz = np.load(io.BytesIO(data), allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
-    except Exception as e:  # noqa: BLE001 (numpy raises ValueError, TokenError, SyntaxError, zlib.error...)
-        raise ModelFormatError(f"{source}: not a readable .npz ({type(e).__name__}: {e})") from None
-    for k, v in arrays.items():
-        _check(isinstance(v, np.ndarray), source, f"member {k!r} is not an .npy array")
-    _check("graph.json" in arrays, source, "no graph.json entry")
-    _check(
-        arrays["graph.json"].dtype == np.uint8 and arrays["graph.json"].ndim == 1, source, "bad graph.json"
-    )
-    try:
-        meta = json.loads(arrays.pop("graph.json").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except RecursionError:
+        raise ModelFormatError(f"{source}: graph.json is nested too deeply") from None
+    except ValueError as e:  # UnicodeDecodeError, JSONDecodeError, integers of thousands of digits
         raise ModelFormatError(f"{source}: graph.json is not valid JSON ({e})") from None
+    members.declare(meta)
+    del members.infos["graph.json"]
     try:
-        return _graph_from_json(meta, arrays, source)
+        return _graph_from_json(meta, members, source)
     except ModelFormatError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
         raise ModelFormatError(f"{source}: malformed graph.json ({type(e).__name__}: {e})") from None
 
 
@@ -126,6 +209,8 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
         zp = np.asarray([_int(z, where) for z in tj.get("zero_point", [])], np.int64)
         _check(scale.ndim == 1 and zp.shape == scale.shape, where, "scale and zero_point lengths differ")
         t = Tensor(i, str(tj["name"]), shape, dtype, None, scale, zp, _int(tj.get("quant_axis", 0), where))
+        t.is_variable = tj.get("variable", False)  # absent in files written before variables existed
+        _check(isinstance(t.is_variable, bool), where, "variable must be true or false")
         if tj.get("const"):
             key = f"t{i}"
             _check(key in arrays, where, f"constant array {key} missing")
@@ -159,6 +244,7 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
                 idx(oj["outputs"], where, False),
                 options,
                 int(oj.get("version", 1)),
+                idx(oj.get("intermediates", []), where, False),
             )
         )
     return Graph(
@@ -194,6 +280,8 @@ def validate_graph(g: Graph, source: str) -> None:
                 raise ModelFormatError(f"{source}: {op.where()} writes graph input {t.describe()}")
             if t.is_const:
                 raise ModelFormatError(f"{source}: {op.where()} writes constant {t.describe()}")
+            if t.is_variable:  # variables are state inputs an op updates in place, never outputs
+                raise ModelFormatError(f"{source}: {op.where()} writes {t.describe()} as an output")
             if i in producer:
                 raise ModelFormatError(
                     f"{source}: {op.where()} writes {t.describe()}, written by op {producer[i]}"

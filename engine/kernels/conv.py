@@ -7,20 +7,68 @@ convolutions and fully connected layers are then integer matrix products.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm import OCB, PX, gemm_rows, tile, tile_requantize
+from .gemm import OCB, PX, Epilogue, Runs, gemm_rows, tile, tile_requantize
 from .kernel import kernel
 from .requantize import requantize_pixels
 
 
+class Padding(NamedTuple):
+    """pad_input's copy: x [n, h, w, c] into out [n, hp, wp, cp] at (top, left), each value + delta
+    repeated `repeat` times, `fill` around."""
+
+    n: int
+    h: int
+    w: int
+    c: int
+    delta: np.int16
+    fill: np.int16
+    top: int
+    left: int
+    repeat: int
+    hp: int
+    wp: int
+    cp: int
+
+
+class Geometry(NamedTuple):
+    """A convolution's padded input [., hp, wp, c] and window: kh x kw taps, strides, dilations."""
+
+    hp: int
+    wp: int
+    c: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+
+
+class GemmPlan(NamedTuple):
+    """How conv2d drives the GEMM (see conv2d): `calls` calls of `per_call` runs x_run apart, each run
+    run_len values; fused: requantize in the micro-kernel; d and sum_lane: the window-sum term."""
+
+    blocks: int
+    calls: int
+    per_call: int
+    x_run: int
+    run_len: int
+    fused: bool
+    d: int
+    sum_lane: int
+    chunks: int
+
+
 @kernel
-def pad_input(x, n, h, w, c, delta, fill, top, left, repeat, out, hp, wp, cp):
-    """Flat arrays x [N, H, W, C] and out [N, Hp, Wp, Cp]: out[n, top+y, left+x, c*repeat + r] =
-    x[n, y, x, c] + delta for r < repeat (in int16, then cast to out's type), and `fill` around.
+def pad_input(x, out, pad):
+    """Flat arrays x [N, H, W, C] and out [N, Hp, Wp, Cp] (pad: Padding): out[n, top+y, left+x, c*repeat
+    + r] = x[n, y, x, c] + delta for r < repeat (in int16, then cast to out's type), and `fill` around.
     Channels beyond c * repeat (to Cp) are left as they are.
 
     out is scratch memory shared between ops, so the border is written every time.
@@ -29,6 +77,7 @@ def pad_input(x, n, h, w, c, delta, fill, top, left, repeat, out, hp, wp, cp):
     The loops index slices from 0: an index with a signed offset keeps Numba's negative-index
     check inside a loop, which then does not vectorize (measured: 3 to 50 times slower).
     """
+    n, h, w, c, delta, fill, top, left, repeat, hp, wp, cp = pad
     row_len = wp * cp
     for i in prange(n * hp):
         b = i // hp
@@ -58,36 +107,7 @@ def pad_input(x, n, h, w, c, delta, fill, top, left, repeat, out, hp, wp, cp):
 
 
 @kernel
-def conv2d(
-    xf,
-    hp,
-    wp,
-    c,
-    w,
-    blocks,
-    calls,
-    per_call,
-    x_run,
-    run_len,
-    fused,
-    d,
-    sum_lane,
-    table,
-    out_zp,
-    lo,
-    hi,
-    kh,
-    kw,
-    sh,
-    sw,
-    dh,
-    dw,
-    chunks,
-    accs,
-    all_offsets,
-    edges,
-    out,
-):
+def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
     """Convolution on the GEMM, reading the padded input in place (no im2col).
 
     Each output pixel reads runs of run_len consecutive values in the padded input xf
@@ -105,7 +125,10 @@ def conv2d(
     fused: requantize in the micro-kernel (tile_requantize; one call only).
     accs [threads, rows * width], all_offsets [threads, rows], edges [threads, extent]: each
     thread's scratch (see gemm_conv), from the plan: allocating here costs more than small tasks.
+    geo: Geometry; gemm: GemmPlan; rq: requantize.Requant.
     """
+    hp, wp, c, kh, kw, sh, sw, dh, dw = geo
+    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks = gemm
     n, oh, ow, oc = out.shape
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
@@ -133,49 +156,49 @@ def conv2d(
                     lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
                     for t in range(0, ow, PX):
                         start = base + t * sw * c
+                        ep = Epilogue(
+                            ch, min(OCB, oc - ch), lane, d, t, min(PX, ow - t), (row + t) * oc + ch, oc
+                        )
+                        w_off, w_run = blk * block_size, blocks * block_size
                         if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                            tile_requantize(
-                                xf, start, sw * c, w, blk * block_size, ksteps, per_call, x_run, blocks * block_size,
-                                table, ch, min(OCB, oc - ch), lane, d, offsets, t, min(PX, ow - t),
-                                flat, (row + t) * oc + ch, oc, out_zp, lo, hi,
-                            )  # fmt: skip
+                            at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                            tile_requantize(xf, w, at, ep, offsets, flat, rq)
                         else:
                             edge[: xf.size - start] = xf[start:]
                             edge[xf.size - start :] = 0
-                            tile_requantize(
-                                edge, 0, sw * c, w, blk * block_size, ksteps, per_call, x_run, blocks * block_size,
-                                table, ch, min(OCB, oc - ch), lane, d, offsets, t, min(PX, ow - t),
-                                flat, (row + t) * oc + ch, oc, out_zp, lo, hi,
-                            )  # fmt: skip
+                            at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                            tile_requantize(edge, w, at, ep, offsets, flat, rq)
                 continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
                 run_w = call * per_call * blocks * block_size
                 for t in range(0, ow, PX):
                     start = base + t * sw * c
+                    w_run = blocks * block_size
                     if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                        tile_blocks(xf, start, sw * c, w, run_w, block_size, blocks, ksteps, per_call, x_run,
-                                    call > 0, acc, t * width)  # fmt: skip
+                        at = Runs(start, sw * c, run_w, ksteps, per_call, x_run, w_run)
+                        tile_blocks(xf, w, at, block_size, blocks, call > 0, acc, t * width)
                     else:
                         edge[: xf.size - start] = xf[start:]
                         edge[xf.size - start :] = 0
-                        tile_blocks(edge, 0, sw * c, w, run_w, block_size, blocks, ksteps, per_call, x_run,
-                                    call > 0, acc, t * width)  # fmt: skip
+                        at = Runs(0, sw * c, run_w, ksteps, per_call, x_run, w_run)
+                        tile_blocks(edge, w, at, block_size, blocks, call > 0, acc, t * width)
             if d != 0 and sum_lane >= 0:
                 for ox in range(ow):
                     offsets[ox] = d * acc[ox * width + sum_lane]
-            requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out[b, oy])
+            requantize_pixels(acc, width, offsets, rq, out[b, oy])
 
 
 @njit(inline="always", cache=True)
-def tile_blocks(
-    x, start, stride, w, w_off, block_size, blocks, ksteps, runs, x_run, accumulate, acc, acc_off
-):
-    """tile() for every packed block of OCB channels, their sums side by side in acc."""
+def tile_blocks(x, w, at, block_size, blocks, accumulate, acc, acc_off):
+    """tile() for every packed block of OCB channels (at: the first block's Runs), their sums side by
+    side in acc."""
     width = blocks * OCB
     for blk in range(blocks):
-        tile(x, start, stride, w, w_off + blk * block_size, ksteps, runs, x_run, blocks * block_size,
-             accumulate, acc, acc_off + blk * OCB, width)  # fmt: skip
+        blk_at = Runs(
+            at.x_off, at.x_stride, at.w_off + blk * block_size, at.ksteps, at.runs, at.x_run, at.w_run
+        )
+        tile(x, w, blk_at, accumulate, acc, acc_off + blk * OCB, width)
 
 
 @njit(cache=True)
@@ -225,3 +248,25 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
             sums = acc[r * width : r * width + units]  # indexed from 0: see pad_input
             for u in range(units):
                 out[r0 + r, u] = requantize_double(sums[u] + bias[u], scale[u], out_zp, lo, hi)
+
+
+@kernel
+def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
+    """fully_connected() with the convolutions' fixed-point requantization instead of the double one:
+    out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp), the rule of TFLite Micro's
+    FULLY_CONNECTED (integer_ops/fully_connected.h). rq: a Requant whose params() table holds each
+    unit's bias, multiplier and shift; zeros: PX int64 zeros (no per-row offset here)."""
+    bsz, k = x.shape
+    kp = all_rows.shape[2]
+    width = blocks * OCB
+    for t in prange(-(-bsz // PX)):
+        thread = numba.get_thread_id()
+        rows, acc = all_rows[thread], accs[thread]
+        r0 = t * PX
+        n = min(PX, bsz - r0)
+        for r in range(n):
+            for j in range(k):
+                rows[r, j] = np.int16(x[r0 + r, j]) + delta
+            rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
+        gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
+        requantize_pixels(acc, width, zeros, rq, out[r0 : r0 + n])

@@ -9,6 +9,8 @@ u_zp * sum(w'), that prepare folds into the bias (padding holds u_zp, which adds
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import llvmlite.binding as llvm
 import numba
 import numpy as np
@@ -17,6 +19,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .irtools import element_ptr, operand
 from .kernel import kernel
 from .requantize import requantize_pixels
 
@@ -25,74 +28,80 @@ DPX = 8  # pixels per step
 SIMD = bool(llvm.get_host_cpu_features().get("avx512bw"))
 
 
-def _ptr(context, builder, aryty, ary, index, ty):
-    a = context.make_array(aryty)(context, builder, ary)
-    return builder.bitcast(builder.gep(a.data, [index]), ty.as_pointer())
+class Taps(NamedTuple):
+    """Where one depthwise step reads and writes, in elements (see _tile)."""
+
+    x_off: int
+    x_pixel: int
+    x_row: int
+    x_tap: int
+    w_off: int
+    w_tap: int
+    kh: int
+    kw: int
+    acc_off: int
+    acc_pixel: int
 
 
 @intrinsic
-def _tile(typingctx, x, x_off, x_pixel, x_row, x_tap, w, w_off, w_tap, kh, kw, acc, acc_off, acc_pixel):
+def _tile(typingctx, x, w, acc, at):
     """acc[acc_off + p*acc_pixel + j] = sum over ky < kh, kx < kw of
     x[x_off + p*x_pixel + ky*x_row + kx*x_tap + j] * w[w_off + (ky*kw + kx)*w_tap + j]
-    for the DPX pixels p and 16 channels j. x: uint8; w: int16; acc: int32."""
-    i = types.intp
-    sig = types.void(x, i, i, i, i, w, i, i, i, i, acc, i, i)
+    for the DPX pixels p and 16 channels j (at: Taps). x: uint8; w: int16; acc: int32."""
+    sig = types.void(x, w, acc, at)
 
     def codegen(context, builder, signature, args):
-        xa, xoff, xpix, xrow, xtap, wa, woff, wtap, kh_, kw_, aa, aoff, apix = args
+        x_, w_, acc_, at_ = (operand(context, builder, signature, args, k) for k in range(4))
         i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
         v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
-        tys = signature.args
-        intp = xoff.type
+        intp = at_.x_off.type
         zero = ir.Constant(v32, [0] * LANES)
         accs = [cgutils.alloca_once_value(builder, zero) for _ in range(DPX)]
-        with cgutils.for_range(builder, kh_) as ky:
-            row_x = builder.add(xoff, builder.mul(ky.index, xrow))
-            row_w = builder.add(woff, builder.mul(builder.mul(ky.index, kw_), wtap))
-            with cgutils.for_range(builder, kw_) as kx:
-                tap_x = builder.add(row_x, builder.mul(kx.index, xtap))
-                wv = builder.load(
-                    _ptr(context, builder, tys[5], wa, builder.add(row_w, builder.mul(kx.index, wtap)), v16),
-                    align=2,
-                )
+        with cgutils.for_range(builder, at_.kh) as ky:
+            row_x = builder.add(at_.x_off, builder.mul(ky.index, at_.x_row))
+            row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
+            with cgutils.for_range(builder, at_.kw) as kx:
+                tap_x = builder.add(row_x, builder.mul(kx.index, at_.x_tap))
+                tap_w = builder.add(row_w, builder.mul(kx.index, at_.w_tap))
+                wv = builder.load(element_ptr(context, builder, w_, tap_w, v16), align=2)
                 w32 = builder.sext(wv, v32)
                 for p in range(DPX):
-                    at = builder.add(tap_x, builder.mul(xpix, ir.Constant(intp, p)))
-                    xv = builder.zext(builder.load(_ptr(context, builder, tys[0], xa, at, v8), align=1), v32)
+                    at = builder.add(tap_x, builder.mul(at_.x_pixel, ir.Constant(intp, p)))
+                    xv = builder.zext(builder.load(element_ptr(context, builder, x_, at, v8), align=1), v32)
                     # both factors fit 16 bits with room to spare: LLVM selects vpmaddwd (vpdpwssd)
                     builder.store(builder.add(builder.load(accs[p]), builder.mul(xv, w32)), accs[p])
         for p in range(DPX):
-            at = builder.add(aoff, builder.mul(apix, ir.Constant(intp, p)))
-            builder.store(builder.load(accs[p]), _ptr(context, builder, tys[10], aa, at, v32), align=4)
+            at = builder.add(at_.acc_off, builder.mul(at_.acc_pixel, ir.Constant(intp, p)))
+            builder.store(builder.load(accs[p]), element_ptr(context, builder, acc_, at, v32), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @njit(cache=True)
-def _tile_portable(x, x_off, x_pixel, x_row, x_tap, w, w_off, w_tap, kh, kw, acc, acc_off, acc_pixel):
+def _tile_portable(x, w, acc, at):
     for p in range(DPX):
         for j in range(LANES):
             s = 0
-            for ky in range(kh):
-                for kx in range(kw):
-                    u = np.int32(x[x_off + p * x_pixel + ky * x_row + kx * x_tap + j])
-                    s += u * np.int32(w[w_off + (ky * kw + kx) * w_tap + j])
-            acc[acc_off + p * acc_pixel + j] = s
+            for ky in range(at.kh):
+                for kx in range(at.kw):
+                    u = np.int32(x[at.x_off + p * at.x_pixel + ky * at.x_row + kx * at.x_tap + j])
+                    s += u * np.int32(w[at.w_off + (ky * at.kw + kx) * at.w_tap + j])
+            acc[at.acc_off + p * at.acc_pixel + j] = s
 
 
 tile = _tile if SIMD else _tile_portable
 
 
 @kernel
-def depthwise_conv2d(
-    xf, hp, wp, cp, w, kh, kw, table, out_zp, lo, hi, sh, sw, dh, dw, chunks, accs, offsets, out
-):
+def depthwise_conv2d(xf, w, geo, rq, chunks, accs, offsets, out):
     """xf: the padded input [N, Hp, Wp, CP] flattened (CP a multiple of 16, output channel o at
-    index o), followed by slack for the pixels a step computes beyond a row's end;
-    w: int16 [kh, kw, CP] flattened; out: [N, OH, OW, OC]; table: requantize.params per channel.
-    The output rows go to `chunks` tasks. accs [threads, DPX-rounded ow * CP]: each thread's sums,
-    from the plan (allocating here costs more than small tasks); offsets: ow zeros."""
+    index o), followed by slack for the pixels a step computes beyond a row's end; geo: its
+    conv.Geometry (c = CP); w: int16 [kh, kw, CP] flattened; out: [N, OH, OW, OC]; rq: the
+    requantize.Requant, its table per channel. The output rows go to `chunks` tasks. accs [threads,
+    DPX-rounded ow * CP]: each thread's sums, from the plan (allocating here costs more than small
+    tasks); offsets: ow zeros."""
+    hp, wp, cp, kh, kw, sh, sw, dh, dw = geo
     n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
     tasks = n * oh
     chunks = min(tasks, chunks)
@@ -104,19 +113,17 @@ def depthwise_conv2d(
             base = ((b * hp + oy * sh) * wp) * cp
             for cb in range(0, cp, LANES):
                 for t in range(0, ow, DPX):
-                    tile(
-                        xf,
+                    at = Taps(
                         base + t * sw * cp + cb,
                         sw * cp,
                         dh * wp * cp,
                         dw * cp,
-                        w,
                         cb,
                         cp,
                         kh,
                         kw,
-                        acc,
                         t * cp + cb,
                         cp,
                     )
-            requantize_pixels(acc, cp, offsets, table, out_zp, lo, hi, out[b, oy])
+                    tile(xf, w, acc, at)
+            requantize_pixels(acc, cp, offsets, rq, out[b, oy])

@@ -12,9 +12,13 @@ forms, chosen by the type of x:
 Numba's auto-vectorizer cannot express either (it widens to int64 or falls back to vpmulld), so
 the loop is written in LLVM IR. Accumulation wraps like C's int32. Two entry points: tile() stores
 the sums; tile_requantize() requantizes them in registers (requantize.VectorIR) and stores bytes.
+Their scalar operands come in named tuples (Runs, Epilogue, requantize.Requant): built in the calling
+loop they cost nothing (LLVM takes them apart again), and each operand has one name in the IR.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -23,7 +27,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .requantize import BIAS, VectorIR, empty_codegen
+from .irtools import data_ptr, empty_codegen, operand
+from .requantize import BIAS, VectorIR
 
 _FEATURES = llvm.get_host_cpu_features()
 if _FEATURES.get("avx512bw"):
@@ -54,18 +59,46 @@ def padded_channels(o: int) -> int:
     return -(-o // OCB) * OCB
 
 
-def _data_ptr(context, builder, aryty, ary, bits):
-    a = context.make_array(aryty)(context, builder, ary)
-    return builder.bitcast(a.data, ir.IntType(bits).as_pointer())
+class Runs(NamedTuple):
+    """Where one micro-kernel call reads, in elements: `runs` runs of its pixels' input, x_run apart, each
+    against its own weight block, w_run apart; the PX pixels x_stride apart; ksteps k groups per run."""
+
+    x_off: int
+    x_stride: int
+    w_off: int
+    ksteps: int
+    runs: int
+    x_run: int
+    w_run: int
 
 
-def _mac_loop(context, builder, px, signature, args, start):
-    """The multiply-accumulate loops of a tile, on the intrinsics' first nine arguments (x, x_off,
-    x_stride, w, w_off, ksteps, runs, x_run, w_run): returns the px x 2 sums, begun from `start`
-    ([px][2] vectors)."""
-    xa, xoff, xstride, wa, woff, ksteps, runs, xrun, wrun = args[:9]
-    xty, wty = signature.args[0], signature.args[3]
-    u8 = xty.dtype == types.uint8
+class Epilogue(NamedTuple):
+    """Where tile_requantize's outputs go: channels ch .. ch + channels - 1 of the pixels pix .. pix +
+    pixels - 1, out_pixel apart from out_off; sum_lane and d: the window sum (see tile_requantize)."""
+
+    ch: int
+    channels: int
+    sum_lane: int
+    d: int
+    pix: int
+    pixels: int
+    out_off: int
+    out_pixel: int
+
+
+def _mac_loop(context, builder, px, x, w, at, start):
+    """The multiply-accumulate loops of a tile (x, w: operand(); at: the Runs, by name): returns the
+    px x 2 sums, begun from `start` ([px][2] vectors)."""
+    xoff, xstride, woff, ksteps, runs, xrun, wrun = (
+        at.x_off,
+        at.x_stride,
+        at.w_off,
+        at.ksteps,
+        at.runs,
+        at.x_run,
+        at.w_run,
+    )
+    u8 = x.ty.dtype == types.uint8
     i32 = ir.IntType(32)
     vi32 = ir.VectorType(i32, VEC // 2)
     elem = ir.IntType(8 if u8 else 16)
@@ -87,8 +120,8 @@ def _mac_loop(context, builder, px, signature, args, start):
             return builder.call(dot, [total, xs, wv])
         return builder.add(total, builder.call(madd, [builder.bitcast(xs, vi16), builder.bitcast(wv, vi16)]))
 
-    xp = _data_ptr(context, builder, xty, xa, elem.width)
-    wp = _data_ptr(context, builder, wty, wa, elem.width)
+    xp = data_ptr(context, builder, x, elem)
+    wp = data_ptr(context, builder, w, elem)
     accs = [[cgutils.alloca_once_value(builder, v) for v in pixel] for pixel in start]
     with cgutils.for_range(builder, runs) as run:
         xr = builder.gep(xp, [builder.add(xoff, builder.mul(run.index, xrun))])
@@ -118,35 +151,21 @@ def _make_tile(px: int):
     """The micro-kernel for tiles of px pixels, the sums stored to acc."""
 
     @intrinsic
-    def tile(
-        typingctx,
-        x,
-        x_off,
-        x_stride,
-        w,
-        w_off,
-        ksteps,
-        runs,
-        x_run,
-        w_run,
-        accumulate,
-        acc,
-        acc_off,
-        acc_stride,
-    ):
-        """For the px pixels p and the OCB channels j of one packed block,
+    def tile(typingctx, x, w, at, accumulate, acc, acc_off, acc_stride):
+        """For the px pixels p and the OCB channels j of one packed block (at: Runs),
             acc[acc_off + p*acc_stride + j] (+)= sum over runs r, k < group*ksteps of
                 x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
         starting from acc's values if accumulate, else from zero. The sums stay in registers
         across runs (a convolution's filter rows), so acc is written once."""
         i = types.intp
-        sig = types.void(x, i, i, w, i, i, i, i, i, types.boolean, acc, i, i)
+        sig = types.void(x, w, at, types.boolean, acc, i, i)
 
         def codegen(context, builder, signature, args):
-            accumulate_, aa, aoff, astride = args[9:]  # after the operands (see _mac_loop)
-            tys = signature.args
+            x_, w_, at_, accumulate_, acc_, aoff, astride = (
+                operand(context, builder, signature, args, k) for k in range(7)
+            )
             vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
-            ap = _data_ptr(context, builder, tys[10], aa, 32)
+            ap = data_ptr(context, builder, acc_, ir.IntType(32))
             zero = ir.Constant(vi32, [0] * (VEC // 2))
             ptrs = []
             for p in range(px):
@@ -162,7 +181,7 @@ def _make_tile(px: int):
             start = [
                 [builder.select(accumulate_, builder.load(q, align=4), zero) for q in pixel] for pixel in ptrs
             ]
-            sums = _mac_loop(context, builder, px, signature, args, start)
+            sums = _mac_loop(context, builder, px, x_, w_, at_, start)
             for p in range(px):
                 for v in range(2):
                     builder.store(sums[p][v], ptrs[p][v], align=4)
@@ -174,107 +193,67 @@ def _make_tile(px: int):
 
 
 @intrinsic
-def tile_requantize(
-    typingctx,
-    x,
-    x_off,
-    x_stride,
-    w,
-    w_off,
-    ksteps,
-    runs,
-    x_run,
-    w_run,
-    table,
-    ch,
-    channels,
-    sum_lane,
-    d,
-    offsets,
-    pix,
-    pixels,
-    out,
-    out_off,
-    out_pixel,
-    out_zp,
-    lo,
-    hi,
-):
-    """The micro-kernel (as tile, over all of k) with requantization fused: the PX pixels' sums
-    for channels ch .. ch + channels - 1 (channels <= OCB) go from registers to
-        out[out_off + p*out_pixel + j] = requantize(sum + offsets[pix + p]) (requantize.params
-    table), for the pixels p < pixels only. d != 0 and sum_lane >= 0: lane sum_lane of this block
-    holds each pixel's window sum (a column of ones), and offsets[pix + p] = d * that sum is set
-    first (offsets must have room for whole tiles)."""
-    i, i64 = types.intp, types.int64
-    sig = types.void(x, i, i, w, i, i, i, i, i, table, i, i, i, i64, offsets, i, i, out, i, i, i64, i64, i64)  # fmt: skip
+def tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
+    """The micro-kernel (as tile, over all of k; at: Runs) with requantization fused (ep: Epilogue; rq:
+    requantize.Requant): the PX pixels' sums for channels ch .. ch + channels - 1 (channels <= OCB) go
+    from registers to
+        out[out_off + p*out_pixel + j] = requantize(sum + offsets[pix + p])
+    for the pixels p < pixels only. d != 0 and sum_lane >= 0: lane sum_lane of this block holds each
+    pixel's window sum (a column of ones), and offsets[pix + p] = d * that sum is set first (offsets
+    must have room for whole tiles)."""
+    sig = types.void(x, w, at, ep, offsets, out, rq)
 
     if not FUSED:  # AVX-512 IR: without it the convolutions never call this (the code must compile)
         return sig, empty_codegen
 
     def codegen(context, builder, signature, args):
-        # after the operands (see _mac_loop)
-        (
-            table_a,
-            ch_,
-            channels_,
-            sum_lane_,
-            d_,
-            offsets_a,
-            pix_,
-            pixels_,
-            out_a,
-            out_off_,
-            out_pixel_,
-            zp_,
-            lo_,
-            hi_,
-        ) = args[9:]
-        tys = signature.args
-        intp = args[1].type
+        x_, w_, at_, ep, offsets_, out_, rq_ = (
+            operand(context, builder, signature, args, k) for k in range(7)
+        )
+        intp = at_.x_off.type
         vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
         zero = ir.Constant(vi32, [0] * (VEC // 2))
-        sums = _mac_loop(context, builder, PX, signature, args, [[zero, zero]] * PX)
+        sums = _mac_loop(context, builder, PX, x_, w_, at_, [[zero, zero]] * PX)
         v = VectorIR(builder)
         i32 = v.i32
-        zp, lo, hi = v.broadcast(zp_), v.broadcast(lo_), v.broadcast(hi_)
-        offs = context.make_array(tys[14])(context, builder, offsets_a).data
-        outp = context.make_array(tys[17])(context, builder, out_a).data
+        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        offs = data_ptr(context, builder, offsets_)
+        outp = data_ptr(context, builder, out_)
         has_sum = builder.and_(
-            builder.icmp_signed(">=", sum_lane_, ir.Constant(intp, 0)),
-            builder.icmp_signed("!=", d_, ir.Constant(d_.type, 0)),
+            builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 0)),
+            builder.icmp_signed("!=", ep.d, ir.Constant(ep.d.type, 0)),
         )
-        lane = builder.trunc(builder.srem(sum_lane_, ir.Constant(intp, 16)), i32)
-        upper = builder.icmp_signed(">=", sum_lane_, ir.Constant(intp, 16))
+        lane = builder.trunc(builder.srem(ep.sum_lane, ir.Constant(intp, 16)), i32)
+        upper = builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 16))
         offsets = []
         for p in range(PX):
-            slot = builder.gep(offs, [builder.add(pix_, ir.Constant(intp, p))])
+            slot = builder.gep(offs, [builder.add(ep.pix, ir.Constant(intp, p))])
             with builder.if_then(has_sum, likely=False):
                 total = builder.select(
                     upper,
                     builder.extract_element(sums[p][1], lane),
                     builder.extract_element(sums[p][0], lane),
                 )
-                builder.store(builder.mul(total, builder.trunc(d_, i32)), slot)
+                builder.store(builder.mul(total, builder.trunc(ep.d, i32)), slot)
             offsets.append(v.broadcast(builder.load(slot)))
 
         def requantize_half(k):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
-            mask = v.lanes_below(builder.sub(channels_, ir.Constant(intp, 16 * k)))
-            params = v.params(context, tys[9], table_a, builder.add(ch_, ir.Constant(intp, 16 * k)), mask)
+            mask = v.lanes_below(builder.sub(ep.channels, ir.Constant(intp, 16 * k)))
+            params = v.params(context, rq_.table, builder.add(ep.ch, ir.Constant(intp, 16 * k)), mask)
             for p in range(PX):
                 r = v.requantize(
                     builder.add(builder.add(sums[p][k], offsets[p]), params[BIAS]), params, zp, lo, hi
                 )
                 at = builder.add(
-                    out_off_,
-                    builder.add(builder.mul(out_pixel_, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)),
+                    ep.out_off,
+                    builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)),
                 )
-                inside = builder.icmp_signed("<", ir.Constant(intp, p), pixels_)
+                inside = builder.icmp_signed("<", ir.Constant(intp, p), ep.pixels)
                 store_mask = builder.select(inside, mask, ir.Constant(v.vmask, [0] * 16))
                 v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), store_mask)
 
         requantize_half(0)
-        with builder.if_then(builder.icmp_signed(">", channels_, ir.Constant(intp, 16))):
+        with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
             requantize_half(1)
         return context.get_dummy_value()
 
@@ -286,36 +265,26 @@ _tile_simd_one = _make_tile(1)
 
 
 @njit(cache=True)
-def _portable(
-    px, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
-):
+def _portable(px, x, w, at, accumulate, acc, acc_off, acc_stride):
     """The int16 micro-kernel in plain loops, for CPUs without AVX2."""
     for p in range(px):
         for j in range(OCB):
             s = acc[acc_off + p * acc_stride + j] if accumulate else 0
-            for r in range(runs):
-                for kk in range(2 * ksteps):
-                    wi = w_off + r * w_run + (kk // 2) * 2 * OCB + j * 2 + kk % 2
-                    s += np.int32(x[x_off + r * x_run + p * x_stride + kk]) * np.int32(w[wi])
+            for r in range(at.runs):
+                for kk in range(2 * at.ksteps):
+                    wi = at.w_off + r * at.w_run + (kk // 2) * 2 * OCB + j * 2 + kk % 2
+                    s += np.int32(x[at.x_off + r * at.x_run + p * at.x_stride + kk]) * np.int32(w[wi])
             acc[acc_off + p * acc_stride + j] = s
 
 
 @njit(cache=True)
-def _tile_portable(
-    x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
-):
-    _portable(
-        PX, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
-    )
+def _tile_portable(x, w, at, accumulate, acc, acc_off, acc_stride):
+    _portable(PX, x, w, at, accumulate, acc, acc_off, acc_stride)
 
 
 @njit(cache=True)
-def _tile_portable_one(
-    x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
-):
-    _portable(
-        1, x, x_off, x_stride, w, w_off, ksteps, runs, x_run, w_run, accumulate, acc, acc_off, acc_stride
-    )
+def _tile_portable_one(x, w, at, accumulate, acc, acc_off, acc_stride):
+    _portable(1, x, w, at, accumulate, acc, acc_off, acc_stride)
 
 
 tile = _tile_simd if _MADD else _tile_portable
@@ -332,7 +301,10 @@ def gemm_rows(x, kp, rows, w, blocks, acc):
     full = rows // PX * PX
     for t in range(0, full, PX):
         for b in range(blocks):
-            tile(x, t * kp, kp, w, b * kp * OCB, ksteps, 1, 0, 0, False, acc, t * width + b * OCB, width)
+            tile(
+                x, w, Runs(t * kp, kp, b * kp * OCB, ksteps, 1, 0, 0), False, acc, t * width + b * OCB, width
+            )
     for t in range(full, rows):
         for b in range(blocks):
-            tile_one(x, t * kp, kp, w, b * kp * OCB, ksteps, 1, 0, 0, False, acc, t * width + b * OCB, width)
+            at = Runs(t * kp, kp, b * kp * OCB, ksteps, 1, 0, 0)
+            tile_one(x, w, at, False, acc, t * width + b * OCB, width)

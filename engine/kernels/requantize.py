@@ -11,6 +11,8 @@ never saturates, and on right shifts <= 31 (quantize_multiplier's floor is -31).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -19,10 +21,20 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier
+from .irtools import Operand, element_ptr, empty_codegen, operand, row_ptr
 
 LANES = 16
 SIMD = bool(llvm.get_host_cpu_features().get("avx512f"))
 BIAS, MULT, LEFT, RIGHT, MASK, HALF, SHIFT = range(7)  # rows of a params() table
+
+
+class Requant(NamedTuple):
+    """A requantization: the params() table per channel, the output zero point and the clamp bounds."""
+
+    table: np.ndarray
+    out_zp: int
+    lo: int
+    hi: int
 
 
 def params(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -39,19 +51,6 @@ def params(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
 def requantize(acc, multiplier, shift, out_zp, lo, hi):
     v = multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zp
     return min(max(v, lo), hi)
-
-
-def _row_ptr(context, builder, aryty, ary, row, col, vty):
-    """Pointer to table[row, col] of a C-contiguous 2-D array, as a vector pointer."""
-    a = context.make_array(aryty)(context, builder, ary)
-    columns = cgutils.unpack_tuple(builder, a.shape, 2)[1]
-    index = builder.add(builder.mul(ir.Constant(columns.type, row), columns), col)
-    return builder.bitcast(builder.gep(a.data, [index]), vty.as_pointer())
-
-
-def _vector_ptr(context, builder, aryty, ary, index, vty):
-    a = context.make_array(aryty)(context, builder, ary)
-    return builder.bitcast(builder.gep(a.data, [index]), vty.as_pointer())
 
 
 class VectorIR:
@@ -141,36 +140,32 @@ class VectorIR:
     def smin(self, u, w):
         return self.b.select(self.b.icmp_signed("<", u, w), u, w)
 
-    def params(self, context, tabty, table, ch, mask) -> dict:
+    def params(self, context, table: Operand, ch, mask) -> dict:
         """The params() rows for channels ch.. ch+15, as vectors."""
         rows = (BIAS, MULT, LEFT, RIGHT, MASK, HALF)
-        return {r: self.load(_row_ptr(context, self.b, tabty, table, r, ch, self.v32), mask) for r in rows}
-
-
-def empty_codegen(context, builder, signature, args):
-    """An intrinsic's body for a CPU it does not apply to, where its callers never reach it."""
-    return context.get_dummy_value()
+        return {r: self.load(row_ptr(context, self.b, table, r, ch, self.v32), mask) for r in rows}
 
 
 @intrinsic
-def _requantize16(typingctx, acc, acc_start, offset, table, ch_start, count, out_zp, lo, hi, out, out_start):
-    """out[out_start + j] = requantize(acc[acc_start + j] + offset) with the params() of channel
-    ch_start + j, for j < count <= 16 (masked loads and stores: nothing beyond is touched)."""
+def _requantize16(typingctx, acc, acc_start, offset, rq, ch_start, count, out, out_start):
+    """out[out_start + j] = requantize(acc[acc_start + j] + offset) with rq (Requant) and the params() of
+    channel ch_start + j, for j < count <= 16 (masked loads and stores: nothing beyond is touched)."""
     i = types.intp
-    sig = types.void(acc, i, types.int64, table, i, i, types.int64, types.int64, types.int64, out, i)
+    sig = types.void(acc, i, types.int64, rq, i, i, out, i)
     if not SIMD:  # AVX-512 IR: without it the callers take their scalar loops and never get here
         return sig, empty_codegen
 
     def codegen(context, builder, signature, args):
-        acc_a, acc_start_, offset_, table_a, ch_start_, count_, zp_, lo_, hi_, out_a, out_start_ = args
-        tys = signature.args
+        acc_, acc_start_, offset_, rq_, ch_start_, count_, out_, out_start_ = (
+            operand(context, builder, signature, args, k) for k in range(8)
+        )
         v = VectorIR(builder)
         mask = v.lanes_below(count_)
-        p = v.params(context, tys[3], table_a, ch_start_, mask)
-        x = v.load(_vector_ptr(context, builder, tys[0], acc_a, acc_start_, v.v32), mask)
+        p = v.params(context, rq_.table, ch_start_, mask)
+        x = v.load(element_ptr(context, builder, acc_, acc_start_, v.v32), mask)
         x = builder.add(builder.add(x, v.broadcast(offset_)), p[BIAS])
-        r = v.requantize(x, p, v.broadcast(zp_), v.broadcast(lo_), v.broadcast(hi_))
-        v.store8(r, _vector_ptr(context, builder, tys[9], out_a, out_start_, v.v8), mask)
+        r = v.requantize(x, p, v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi))
+        v.store8(r, element_ptr(context, builder, out_, out_start_, v.v8), mask)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -182,11 +177,12 @@ def _requantize_scalar(v, table, ch, out_zp, lo, hi):
 
 
 @njit(cache=True)
-def requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out):
-    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with the params() table of channel o,
-    for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
+def requantize_pixels(acc, width, offsets, rq, out):
+    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (Requant; its table's params() of
+    channel o), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
     pixels, oc = out.shape
     flat = out.reshape(-1)
+    table, out_zp, lo, hi = rq
     for p in range(pixels):
         if not SIMD:
             for o in range(oc):
@@ -196,4 +192,4 @@ def requantize_pixels(acc, width, offsets, table, out_zp, lo, hi, out):
             continue
         for o in range(0, oc, LANES):
             count = min(LANES, oc - o)
-            _requantize16(acc, p * width + o, offsets[p], table, o, count, out_zp, lo, hi, flat, p * oc + o)
+            _requantize16(acc, p * width + o, offsets[p], rq, o, count, flat, p * oc + o)

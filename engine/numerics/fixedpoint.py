@@ -22,6 +22,11 @@ def wrap_int32(x):
     return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
 
 
+def wrap_int32_array(v: np.ndarray) -> np.ndarray:
+    """wrap_int32 for an int64 array, outside Numba (at prepare), as int32: the reference accumulates in int32."""
+    return np.asarray(v).astype(np.uint64).astype(np.uint32).view(np.int32)
+
+
 @njit(inline="always", cache=True)
 def saturating_rounding_doubling_high_mul(a, b):
     """gemmlowp's SaturatingRoundingDoublingHighMul for int32 a, b.

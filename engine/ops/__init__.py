@@ -43,9 +43,28 @@ MODULES = {
     "STRIDED_SLICE": "strided_slice",
     "PACK": "pack",
     "TFLite_Detection_PostProcess": "detection_postprocess",
+    "SPLIT": "split",
+    "SPLIT_V": "split",
+    "TRANSPOSE": "transpose",
+    "RESIZE_NEAREST_NEIGHBOR": "resize_nearest_neighbor",
+    "RESIZE_BILINEAR": "resize_bilinear",
+    "ARG_MAX": "arg_min_max",
+    "ARG_MIN": "arg_min_max",
+    "DIV": "arith_plain",
+    "FLOOR_DIV": "arith_plain",
+    "MAXIMUM": "arith_plain",
+    "MINIMUM": "arith_plain",
+    "CAST": "cast",
+    "SQRT": "unary_float",
+    "RSQRT": "unary_float",
+    "UNPACK": "unpack",
+    "GATHER": "gather",
+    "GATHER_ND": "gather",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
 }
 
 
+ANY = -1  # an op with any number (at least one) of outputs
 # op type -> (fewest inputs, most inputs, outputs); the first `fewest` inputs are required
 ARITY = {
     "CONV_2D": (2, 3, 1),
@@ -62,13 +81,29 @@ ARITY = {
     "STRIDED_SLICE": (4, 4, 1),
     "PACK": (1, 1 << 16, 1),
     "TFLite_Detection_PostProcess": (3, 3, 4),
+    "SPLIT": (2, 2, ANY),
+    "SPLIT_V": (3, 3, ANY),
+    "TRANSPOSE": (2, 2, 1),
+    "RESIZE_NEAREST_NEIGHBOR": (2, 2, 1),
+    "RESIZE_BILINEAR": (2, 2, 1),
+    "ARG_MAX": (2, 2, 1),
+    "ARG_MIN": (2, 2, 1),
+    "DIV": (2, 2, 1),
+    "FLOOR_DIV": (2, 2, 1),
+    "MAXIMUM": (2, 2, 1),
+    "MINIMUM": (2, 2, 1),
+    "UNPACK": (1, 1, ANY),
+    "GATHER": (2, 2, 1),
+    "GATHER_ND": (2, 2, 1),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)
 
 
 def check_arity(op: Op) -> None:
     fewest, most, n_out = ARITY.get(op.type, UNARY)
-    if not fewest <= len(op.inputs) <= most or len(op.outputs) != n_out:
+    outs_ok = len(op.outputs) >= 1 if n_out == ANY else len(op.outputs) == n_out
+    if not fewest <= len(op.inputs) <= most or not outs_ok:
         want = (
             f"{fewest}"
             if fewest == most
@@ -77,7 +112,7 @@ def check_arity(op: Op) -> None:
             else f"at least {fewest}"
         )
         raise ModelFormatError(
-            f"{op.where()}: takes {want} inputs and {n_out} output(s), has {len(op.inputs)} and {len(op.outputs)}"
+            f"{op.where()}: takes {want} inputs and {'some' if n_out == ANY else n_out} output(s), has {len(op.inputs)} and {len(op.outputs)}"
         )
     for k in range(fewest):
         if op.inputs[k] < 0:
@@ -97,4 +132,13 @@ def kernel_for(op: Op):
     return module.prepare
 
 
-__all__ = ["MODULES", "Prepared", "kernel_for"]
+def variable_shapes(op: Op, g, shapes: list) -> dict[int, tuple[int, ...]]:
+    """Runtime shapes of the variable tensors op reads first, where its module sizes them (else {})."""
+    name = MODULES.get(op.type)
+    if name is None:
+        return {}
+    sizer = getattr(importlib.import_module(f".{name}", __name__), "variable_shapes", None)
+    return sizer(op, g, shapes) if sizer is not None else {}
+
+
+__all__ = ["MODULES", "Prepared", "kernel_for", "variable_shapes"]

@@ -16,8 +16,11 @@ from numba import njit
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
+from ..profiles import profile_of, tflm
+from . import arith_plain
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
 
@@ -42,6 +45,8 @@ def add_table(v1, v2, off1, m1, sh1, off2, m2, sh2, left_shift, m_out, sh_out, z
 
 def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) -> Prepared:
     """ADD (sign 1) and SUB (sign -1: the reference runs the add kernel with input 2's multiplier negated)."""
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_binary16(op, g, shapes)
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
     a, b, out = ins[0], ins[1], outs[0]
@@ -61,6 +66,9 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
+    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: float32 multipliers, then subtract
+        table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
+        return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
     table = add_table(
         byte_values(a.dtype),
         byte_values(b.dtype),
@@ -81,4 +89,6 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
+        return arith_plain.prepare(op, g, shapes, values)
     return prepare_add_like(op, g, shapes, 1)

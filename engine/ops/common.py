@@ -25,11 +25,19 @@ class Prepared:
     scratch: (shape, dtype) of working arrays the op needs only while it runs; the planner
     backs them with one arena shared by all steps and passes them as run(inputs, outputs,
     scratch). Their content is undefined at entry.
+
+    work: bytes the run allocates itself at most (kernels with data-dependent work arrays), counted
+    against the model's memory budget.
+
+    warmup: called instead of run by the load-time warm-up, where a run's work depends on the data
+    (NMS): it compiles the same kernels without the data-dependent part.
     """
 
     out_shapes: list[Shape]
     run: Callable[..., None]
     scratch: list[tuple[Shape, type]] = field(default_factory=list)
+    work: int = 0
+    warmup: Callable[..., None] | None = None
 
 
 def fail(op: Op, msg: str) -> UnsupportedError:
@@ -131,13 +139,15 @@ def window(op: Op, h: int, w: int, kh: int, kw: int, dilated: bool = True) -> Wi
     return Window(sh, sw, dh, dw, oh, ow, top, left, hp, wp)
 
 
-def unary_8bit(op: Op, g: Graph) -> tuple[Tensor, Tensor, tuple[float, int], tuple[float, int]]:
-    """The input and output of a one-in one-out op on 8-bit per-tensor data of one type, checked,
-    with their (scale, zero point)."""
+def unary_8bit(
+    op: Op, g: Graph, types: tuple[str, ...] = ("uint8", "int8")
+) -> tuple[Tensor, Tensor, tuple[float, int], tuple[float, int]]:
+    """The input and output of a one-in one-out op on 8-bit (or `types`) per-tensor data of one type,
+    checked, with their (scale, zero point)."""
     ins, outs = tensors(op, g)
     require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
     inp, out = ins[0], outs[0]
-    require_types(op, inp, ("uint8", "int8"))
+    require_types(op, inp, types)
     require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
     require_types(op, out, (inp.dtype,))
     return inp, out, per_tensor(op, inp), per_tensor(op, out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
@@ -15,10 +17,19 @@ from .common import (
     require,
     window,
 )
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
+from .conv16 import prepare_conv16
+from .quant_params import (
+    bias_vector,
+    conv_multipliers,
+    filter_zero_points,
+    fold_zero_point,
+    weighted_operands,
+)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_conv16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=0)
     require(op, len(shapes[0]) == 4, "input must be 4-D")
     _, h, w, c = shapes[0]
@@ -32,6 +43,52 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     return gemm_conv(
         shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win
     )
+
+
+class _Operands(NamedTuple):
+    """The GEMM's operand form for one convolution (see gemm_conv)."""
+
+    data_type: type  # of the input as the GEMM reads it: uint8 (VNNI) or int16
+    group: int  # k values per 32-bit lane
+    delta: int  # added to the input
+    fill: int  # the padding's value
+    d: int  # the weights' offset
+    sum_lane: int  # the accumulator lane holding each window's sum, or -1
+    weights: np.ndarray  # [oc (+1 for the sum lane), kh, kw, c], offset by d
+    bias: np.ndarray
+
+
+def _operands(in_dtype: str, in_zp: int, weights: np.ndarray, bias: np.ndarray) -> _Operands:
+    """uint8 x int8 on VNNI where the weights span at most 256 values, else int16 x int16."""
+    oc, kh, kw, c = weights.shape
+    u_zp = in_zp + (128 if in_dtype == "int8" else 0)
+    d = None
+    if gemm.VNNI and 0 <= u_zp <= 255 and int(weights.max()) - int(weights.min()) <= 255:
+        d = 0 if weights.min() >= -128 and weights.max() <= 127 else int(weights.max()) - 127
+    if d is None:  # int16 data: x - zero point, zero padding, k in pairs
+        return _Operands(np.int16, 2, -in_zp, 0, 0, -1, weights, bias)
+    bias = fold_zero_point(bias, u_zp, weights, axis=(1, 2, 3))
+    weights = weights - d
+    sum_lane = -1
+    if d != 0 and oc % OCB:  # a spare lane of the last block: a column of ones sums each window
+        sum_lane = oc
+        weights = np.concatenate([weights, np.ones((1, kh, kw, c), weights.dtype)])
+    return _Operands(np.uint8, 4, u_zp - in_zp, u_zp, d, sum_lane, weights, bias)
+
+
+def _runs(weights: np.ndarray, win, group: int) -> tuple[int, int, int, int, np.ndarray]:
+    """How the GEMM reads the input (see K.conv2d): runs of consecutive values, a whole filter row at
+    once unless the filter is dilated along x. (calls, per_call, x_run, run_len, packed weights)."""
+    _, kh, kw, c = weights.shape
+    if win.dw == 1:  # one call of kh runs, dh rows apart
+        calls, per_call, x_run = 1, kh, win.dh * win.wp * c
+        run_weights = [weights[:, ky].reshape(len(weights), kw * c) for ky in range(kh)]
+    else:  # a call per filter row, of kw runs dw pixels apart
+        calls, per_call, x_run = kh, kw, win.dw * c
+        run_weights = [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
+    packed = np.concatenate([pack_weights(rw, group) for rw in run_weights])
+    run_len = -(-run_weights[0].shape[1] // group) * group
+    return calls, per_call, x_run, run_len, packed
 
 
 def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -> Prepared:
@@ -51,40 +108,20 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
     blocks = padded_channels(oc) // OCB
-    lo, hi = clamp
-    u_zp = in_zp + (128 if in_dtype == "int8" else 0)
-    d = None
-    if gemm.VNNI and 0 <= u_zp <= 255 and int(weights.max()) - int(weights.min()) <= 255:
-        d = 0 if weights.min() >= -128 and weights.max() <= 127 else int(weights.max()) - 127
-    if d is None:  # int16 data: x - zero point, zero padding, k in pairs
-        data_type, group, delta, fill, d = np.int16, 2, -in_zp, 0, 0
-    else:
-        data_type, group, delta, fill = np.uint8, 4, u_zp - in_zp, u_zp
-        bias = wrap_int32(bias.astype(np.int64) - fill * weights.astype(np.int64).sum(axis=(1, 2, 3)))
-        weights = weights - d
-    sum_lane = -1
-    if d != 0 and oc % OCB:  # a spare lane of the last block: a column of ones sums each window
-        sum_lane = oc
-        weights = np.concatenate([weights, np.ones((1, kh, kw, c), weights.dtype)])
-    pad_input = K.pad_input.pick(n * h * w * c)
-    # the GEMM reads runs of consecutive input values (see K.conv2d): a whole filter row at once
-    # unless the filter is dilated along x
-    if win.dw == 1:  # one call of kh runs, dh rows apart
-        calls, per_call, x_run = 1, kh, win.dh * win.wp * c
-        run_weights = [weights[:, ky].reshape(len(weights), kw * c) for ky in range(kh)]
-    else:  # a call per filter row, of kw runs dw pixels apart
-        calls, per_call, x_run = kh, kw, win.dw * c
-        run_weights = [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
-    packed = np.concatenate([pack_weights(rw, group) for rw in run_weights])
-    run_len = -(-run_weights[0].shape[1] // group) * group
-    macs = n * oh * ow * oc * kh * kw * c
-    conv = K.conv2d.pick(macs // 16)  # MACs are cheaper than elementwise steps
+    ops = _operands(in_dtype, in_zp, weights, bias)
+    calls, per_call, x_run, run_len, packed = _runs(ops.weights, win, ops.group)
+    conv = K.conv2d.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
     chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
-    delta, fill = np.int16(delta), np.int16(fill)
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
-    table = requantize.params(bias, mult, shift)
+    geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
+    plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks)
+    rq = requantize.Requant(requantize.params(ops.bias, mult, shift), out_zp, *clamp)
     # uint8 data without padding: the GEMM reads the input itself
-    in_place = data_type == np.uint8 and delta == 0 and (win.hp, win.wp) == (h, w)
+    in_place = ops.data_type == np.uint8 and ops.delta == 0 and (win.hp, win.wp) == (h, w)
+    pad_input = K.pad_input.pick(n * h * w * c)
+    padding = K.Padding(
+        n, h, w, c, np.int16(ops.delta), np.int16(ops.fill), win.top, win.left, 1, win.hp, win.wp, c
+    )
     # each thread's accumulators, offsets and copy of a tile's input near the end (see K.conv2d)
     threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
     rows = -(-ow // PX) * PX
@@ -92,48 +129,17 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     scratch = [
         ((threads, rows * blocks * OCB), np.int32),
         ((threads, rows), np.int32),
-        ((threads, extent), data_type),
+        ((threads, extent), ops.data_type),
     ]
     if not in_place:
-        scratch.append(((n, win.hp, win.wp, c), data_type))
+        scratch.append(((n, win.hp, win.wp, c), ops.data_type))
 
     def run(ins, outs, scratch):
         if in_place:
             flat = ins[0].reshape(-1)
         else:
             flat = scratch[3].reshape(-1)
-            pad_input(
-                ins[0].reshape(-1), n, h, w, c, delta, fill, win.top, win.left, 1, flat, win.hp, win.wp, c
-            )
-        conv(
-            flat,
-            win.hp,
-            win.wp,
-            c,
-            packed,
-            blocks,
-            calls,
-            per_call,
-            x_run,
-            run_len,
-            fused,
-            d,
-            sum_lane,
-            table,
-            out_zp,
-            lo,
-            hi,
-            kh,
-            kw,
-            win.sh,
-            win.sw,
-            win.dh,
-            win.dw,
-            chunks,
-            scratch[0],
-            scratch[1],
-            scratch[2],
-            outs[0],
-        )
+            pad_input(ins[0].reshape(-1), flat, padding)
+        conv(flat, packed, geo, plan, rq, scratch[0], scratch[1], scratch[2], outs[0])
 
     return Prepared([(n, oh, ow, oc)], run, scratch=scratch)

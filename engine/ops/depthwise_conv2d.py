@@ -23,10 +23,19 @@ from .common import (
     window,
 )
 from .conv2d import gemm_conv
-from .quant_params import bias_vector, conv_multipliers, filter_zero_points, weighted_operands, wrap_int32
+from .conv16 import prepare_conv16
+from .quant_params import (
+    bias_vector,
+    conv_multipliers,
+    filter_zero_points,
+    fold_zero_point,
+    weighted_operands,
+)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_conv16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=3)
     require(op, len(shapes[0]) == 4, "input must be 4-D")
     n, h, w, c = shapes[0]
@@ -44,29 +53,23 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     if c == 1:  # each output channel filters the one input channel: an ordinary convolution
+        filters = weights.transpose(2, 0, 1)[..., None]
         return gemm_conv(
-            shapes[0],
-            inp.dtype,
-            in_zp,
-            weights.transpose(2, 0, 1)[..., None],
-            bias_q,
-            mult,
-            shift,
-            out_zp,
-            fused_activation(op, out),
-            win,
+            shapes[0], inp.dtype, in_zp, filters, bias_q, mult, shift, out_zp, fused_activation(op, out), win
         )
-    # uint8 input u (see depthwise_kernel), channels padded to whole vectors
+    # uint8 input u (see kernels/depthwise.py), channels padded to whole vectors
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
     cp = -(-oc // D.LANES) * D.LANES
     taps = np.zeros((kh, kw, cp), np.int16)
     taps[:, :, :oc] = weights
     taps = taps.reshape(-1)  # flat: the kernel indexes it by offsets
-    bias_q = wrap_int32(bias_q.astype(np.int64) - u_zp * weights.astype(np.int64).sum(axis=(0, 1)))
-    table = requantize.params(bias_q, mult, shift)
-    lo, hi = fused_activation(op, out)
+    bias_q = fold_zero_point(bias_q, u_zp, weights, axis=(0, 1))
+    rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, *fused_activation(op, out))
     pad_input = K.pad_input.pick(n * h * w * oc)
-    delta, fill = np.int16(u_zp - in_zp), np.int16(u_zp)
+    padding = K.Padding(
+        n, h, w, c, np.int16(u_zp - in_zp), np.int16(u_zp), win.top, win.left, dm, win.hp, win.wp, cp
+    )
+    geo = K.Geometry(win.hp, win.wp, cp, kh, kw, win.sh, win.sw, win.dh, win.dw)
     depthwise_conv2d = D.depthwise_conv2d.pick((n * oh * ow * oc * kh * kw) // 16)  # MACs are cheap
     chunks = 1 if depthwise_conv2d is D.depthwise_conv2d.serial else 32 * numba.get_num_threads()
     padded_size = n * win.hp * win.wp * cp
@@ -75,30 +78,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     def run(ins, outs, scratch):
         flat = scratch[0]
-        pad_input(
-            ins[0].reshape(-1), n, h, w, c, delta, fill, win.top, win.left, dm, flat, win.hp, win.wp, cp
-        )
-        depthwise_conv2d(
-            flat,
-            win.hp,
-            win.wp,
-            cp,
-            taps,
-            kh,
-            kw,
-            table,
-            out_zp,
-            lo,
-            hi,
-            win.sh,
-            win.sw,
-            win.dh,
-            win.dw,
-            chunks,
-            scratch[1],
-            offsets,
-            outs[0],
-        )
+        pad_input(ins[0].reshape(-1), flat, padding)
+        depthwise_conv2d(flat, taps, geo, rq, chunks, scratch[1], offsets, outs[0])
 
     # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
     sums = ((numba.config.NUMBA_NUM_THREADS, -(-ow // D.DPX) * D.DPX * cp), np.int32)

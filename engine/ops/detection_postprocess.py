@@ -21,7 +21,10 @@ int8 tensors are accepted with the same formulas (the reference takes uint8 and 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -230,26 +233,14 @@ def _partial_sort_desc(values, idx, middle):
 
 
 @njit(parallel=True, cache=True)
-def _fast_nms(
-    scores,
-    boxes,
-    num_classes,
-    label_offset,
-    categories,
-    max_classes,
-    max_detections,
-    score_threshold,
-    iou_threshold,
-    out_boxes,
-    out_classes,
-    out_scores,
-    out_num,
-):
+def _fast_nms(scores, boxes, nms, out_boxes, out_classes, out_scores, out_num):
     """NonMaxSuppressionMultiClassFastHelper per image: NMS on each anchor's best class score.
 
     The reference orders every anchor's classes first; only the picked anchors' orders reach the
     output, and an anchor's NMS score is its maximum whatever the order, so only those are sorted.
     """
+    num_classes, label_offset, categories = nms.num_classes, nms.label_offset, nms.categories
+    max_classes, max_detections = nms.max_classes, nms.max_detections
     batch, num_boxes = scores.shape[0], scores.shape[1]
     for b in prange(batch):
         best_class = np.empty(num_boxes, np.int64)
@@ -264,7 +255,7 @@ def _fast_nms(
             max_scores[row] = row_scores[best]
         selected = np.empty(max(max_detections, 1), np.int64)
         count = _nms_single_class(
-            max_scores, boxes[b], score_threshold, iou_threshold, max_detections, selected
+            max_scores, boxes[b], nms.score_threshold, nms.iou_threshold, max_detections, selected
         )
         out_boxes[b] = 0.0
         out_classes[b] = 0.0
@@ -289,22 +280,11 @@ def _fast_nms(
 
 # ------------------------------------------------------------------------------------ regular NMS
 @njit(parallel=True, cache=True)
-def _regular_nms(
-    scores,
-    boxes,
-    num_classes,
-    label_offset,
-    per_class,
-    max_detections,
-    score_threshold,
-    iou_threshold,
-    out_boxes,
-    out_classes,
-    out_scores,
-    out_num,
-):
+def _regular_nms(scores, boxes, nms, out_boxes, out_classes, out_scores, out_num):
     """NonMaxSuppressionMultiClassRegularHelper per image (single-thread order): NMS per class, each
     class's picks merged stably into the running list of the best max_detections."""
+    num_classes, label_offset, per_class = nms.num_classes, nms.label_offset, nms.per_class
+    max_detections = nms.max_detections
     batch, num_boxes = scores.shape[0], scores.shape[1]
     for b in prange(batch):
         class_scores = np.empty(num_boxes, np.float32)
@@ -320,7 +300,7 @@ def _regular_nms(
             for row in range(num_boxes):
                 class_scores[row] = scores[b, row, col + label_offset]
             count = _nms_single_class(
-                class_scores, boxes[b], score_threshold, iou_threshold, per_class, selected
+                class_scores, boxes[b], nms.score_threshold, nms.iou_threshold, per_class, selected
             )
             if count == 0:
                 continue
@@ -388,7 +368,95 @@ def _option(op: Op, key: str, kind: type, default=None):
     return np.float32(value)  # the C++ reads every float option with AsFloat()
 
 
-def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+class Nms(NamedTuple):
+    """What the NMS kernels need to know, as one argument (Numba takes named tuples)."""
+
+    num_classes: int
+    label_offset: int  # 1 when the scores have a background column first
+    categories: int  # classes reported per detection (fast NMS)
+    max_classes: int  # output slots per detection (fast NMS)
+    max_detections: int
+    per_class: int  # detections kept per class (regular NMS)
+    score_threshold: np.float32
+    iou_threshold: np.float32
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """The op's custom options, read and checked as the C++ reads them (every float with AsFloat())."""
+
+    max_detections: int
+    max_classes: int
+    per_class: int  # already capped at max_detections
+    regular: bool
+    num_classes: int
+    score_threshold: np.float32
+    iou_threshold: np.float32
+    scales: tuple[float, float, float, float]  # y, x, h, w
+
+    @classmethod
+    def from_op(cls, op: Op) -> DetectionOptions:
+        max_detections = _option(op, "max_detections", int)
+        max_classes = _option(op, "max_classes_per_detection", int)
+        per_class = _option(op, "detections_per_class", int, 100)
+        regular = _option(op, "use_regular_nms", bool, False)
+        num_classes = _option(op, "num_classes", int)
+        score_threshold = _option(op, "nms_score_threshold", float)
+        iou_threshold = _option(op, "nms_iou_threshold", float)
+        scales = [_option(op, k, float) for k in ("y_scale", "x_scale", "h_scale", "w_scale")]
+        require(
+            op,
+            max_detections >= 0 and max_classes > 0,
+            f"max_detections={max_detections} must be >= 0, max_classes_per_detection={max_classes} > 0",
+        )
+        require(
+            op,
+            np.float32(0) < iou_threshold <= np.float32(1),
+            f"nms_iou_threshold={iou_threshold} not in (0, 1]",
+        )
+        require(
+            op,
+            all(np.isfinite(s) and s != 0 for s in scales),
+            f"box scales {scales} must be finite and nonzero",
+        )
+        require(op, not np.isnan(score_threshold), "nms_score_threshold is NaN")
+        per_class = min(per_class, max_detections)
+        if regular:
+            require(op, per_class > 0, "regular NMS needs detections_per_class > 0 and max_detections > 0")
+        return cls(
+            max_detections,
+            max_classes,
+            per_class,
+            regular,
+            num_classes,
+            score_threshold,
+            iou_threshold,
+            tuple(float(s) for s in scales),
+        )
+
+    def nms(self, op: Op, score_columns: int) -> Nms:
+        """The kernels' options for class predictions of score_columns columns."""
+        label_offset = score_columns - self.num_classes
+        require(
+            op,
+            self.num_classes > 0 and label_offset in (0, 1),
+            f"num_classes={self.num_classes} with {score_columns} score columns (background column optional)",
+        )
+        categories = min(self.max_classes, self.num_classes)
+        return Nms(
+            self.num_classes,
+            label_offset,
+            categories,
+            self.max_classes,
+            self.max_detections,
+            self.per_class,
+            np.float32(self.score_threshold),
+            np.float32(self.iou_threshold),
+        )
+
+
+def _checked_tensors(op: Op, g: Graph) -> tuple[Tensor, Tensor, Tensor]:
+    """The box encodings, class predictions and anchors, their types checked (and the outputs')."""
     ins, outs = tensors(op, g)
     require(op, len(ins) == 3 and all(t is not None for t in ins), "takes 3 inputs (boxes, scores, anchors)")
     require(op, len(outs) == 4, "has 4 outputs (boxes, classes, scores, num_detections)")
@@ -401,7 +469,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         require_types(op, anc_t, QUANTIZED)
     for t in outs:
         require_types(op, t, ("float32",))
+    return box_t, cls_t, anc_t
 
+
+def _checked_shapes(op: Op, shapes: list) -> tuple[Shape, Shape, Shape]:
     box_shape, cls_shape, anc_shape = (tuple(int(d) for d in s) for s in shapes)
     require(
         op,
@@ -419,122 +490,98 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         f"class predictions {list(cls_shape)} do not match box encodings {list(box_shape)}",
     )
     require(op, anc_shape[0] >= num_boxes, f"{anc_shape[0]} anchors for {num_boxes} boxes")
+    return box_shape, cls_shape, anc_shape
 
-    max_detections = _option(op, "max_detections", int)
-    max_classes = _option(op, "max_classes_per_detection", int)
-    per_class = _option(op, "detections_per_class", int, 100)
-    regular = _option(op, "use_regular_nms", bool, False)
-    num_classes = _option(op, "num_classes", int)
-    score_threshold = _option(op, "nms_score_threshold", float)
-    iou_threshold = _option(op, "nms_iou_threshold", float)
-    scales = [_option(op, k, float) for k in ("y_scale", "x_scale", "h_scale", "w_scale")]
-    with_background = cls_shape[2]
-    label_offset = with_background - num_classes
-    require(
-        op,
-        num_classes > 0 and label_offset in (0, 1),
-        f"num_classes={num_classes} with {with_background} score columns (background column optional)",
-    )
-    require(
-        op,
-        max_detections >= 0 and max_classes > 0,
-        f"max_detections={max_detections} must be >= 0, max_classes_per_detection={max_classes} > 0",
-    )
-    require(
-        op, np.float32(0) < iou_threshold <= np.float32(1), f"nms_iou_threshold={iou_threshold} not in (0, 1]"
-    )
-    require(
-        op, all(np.isfinite(s) and s != 0 for s in scales), f"box scales {scales} must be finite and nonzero"
-    )
-    require(op, not np.isnan(score_threshold), "nms_score_threshold is NaN")
-    per_class = min(per_class, max_detections)
-    if regular:
-        require(op, per_class > 0, "regular NMS needs detections_per_class > 0 and max_detections > 0")
-    categories = min(max_classes, num_classes)
-    slots = max_detections * max_classes
-    out_shapes = [(batch, slots, 4), (batch, slots), (batch, slots), (batch,)]
 
-    # anchors: float32 (y, x, h, w); negative extents would make the reference reject its boxes
+def _anchor_reader(op: Op, anc_t: Tensor, num_boxes: int):
+    """anchors_of(a): float32 (y, x, h, w) per box; negative extents would make the reference reject them."""
     if anc_t.dtype == "float32":
 
         def anchors_of(a: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(a[:num_boxes], np.float32)
-    else:
-        anchor_table = _dequant_table(op, anc_t)
 
-        def anchors_of(a: np.ndarray) -> np.ndarray:
-            return anchor_table[_as_u8(a[:num_boxes])]
+        return anchors_of
+    anchor_table = _dequant_table(op, anc_t)
 
-    def check_anchors(anchors: np.ndarray) -> None:
-        if np.any(anchors[:, 2:] < 0):
-            raise InputError(f"{op.where()}: anchors with negative height or width")
+    def anchors_of(a: np.ndarray) -> np.ndarray:
+        return anchor_table[_as_u8(a[:num_boxes])]
 
-    const_anchors = None
-    if values[2] is not None:
-        const_anchors = anchors_of(values[2])
-        require(op, not np.any(const_anchors[:, 2:] < 0), "anchors with negative height or width")
+    return anchors_of
 
-    y_scale, x_scale, h_scale, w_scale = (float(s) for s in scales)
+
+def _decoder(op: Op, box_t: Tensor, scales: tuple[float, float, float, float]):
+    """decode(encodings, anchors, out): the boxes, float or quantized encodings (tables computed here)."""
+    y_scale, x_scale, h_scale, w_scale = scales
     if box_t.dtype == "float32":
 
         def decode(enc: np.ndarray, anchors: np.ndarray, out: np.ndarray) -> None:
             _decode_float(enc, y_scale, x_scale, h_scale, w_scale, anchors, out)
-    else:
-        deq = _dequant_table(op, box_t).astype(np.float64)
-        y_div = deq / y_scale
-        x_div = deq / x_scale
-        h_exp = np.array([0.5 * math.exp(v / h_scale) for v in deq])  # libm exp, as std::exp
-        w_exp = np.array([0.5 * math.exp(v / w_scale) for v in deq])
 
-        def decode(enc: np.ndarray, anchors: np.ndarray, out: np.ndarray) -> None:
-            _decode_quantized(_as_u8(enc), y_div, x_div, h_exp, w_exp, anchors, out)
+        return decode
+    deq = _dequant_table(op, box_t).astype(np.float64)
+    y_div = deq / y_scale
+    x_div = deq / x_scale
+    h_exp = np.array([0.5 * math.exp(v / h_scale) for v in deq])  # libm exp, as std::exp
+    w_exp = np.array([0.5 * math.exp(v / w_scale) for v in deq])
 
+    def decode(enc: np.ndarray, anchors: np.ndarray, out: np.ndarray) -> None:
+        _decode_quantized(_as_u8(enc), y_div, x_div, h_exp, w_exp, anchors, out)
+
+    return decode
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    box_t, cls_t, anc_t = _checked_tensors(op, g)
+    box_shape, cls_shape, _ = _checked_shapes(op, shapes)
+    batch, num_boxes = box_shape[0], box_shape[1]
+    opts = DetectionOptions.from_op(op)
+    nms = opts.nms(op, cls_shape[2])
+    slots = opts.max_detections * opts.max_classes
+    out_shapes = [(batch, slots, 4), (batch, slots), (batch, slots), (batch,)]
+
+    anchors_of = _anchor_reader(op, anc_t, num_boxes)
+    const_anchors = None
+    if values[2] is not None:
+        const_anchors = anchors_of(values[2])
+        require(op, not np.any(const_anchors[:, 2:] < 0), "anchors with negative height or width")
+    decode = _decoder(op, box_t, opts.scales)
     score_table = _dequant_table(op, cls_t) if cls_t.dtype != "float32" else None
-    thr, iou = np.float32(score_threshold), np.float32(iou_threshold)
+    nms_kernel = _regular_nms if opts.regular else _fast_nms
+    # the decoded boxes, and the dequantized scores
+    scratch = [((batch, num_boxes, 4), np.float32)]
+    if score_table is not None:
+        scratch.append((cls_shape, np.float32))
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list, nms: Nms = nms) -> None:
         enc, cls, anc = inputs
         anchors = const_anchors
         if anchors is None:
             anchors = anchors_of(anc)
-            check_anchors(anchors)
-        boxes = np.empty((batch, num_boxes, 4), np.float32)
+            if np.any(anchors[:, 2:] < 0):
+                raise InputError(f"{op.where()}: anchors with negative height or width")
+        boxes = scratch[0]
         decode(enc, anchors, boxes)
         scores = cls
         if score_table is not None:
-            scores = np.empty(cls.shape, np.float32)
+            scores = scratch[1]
             _dequantize(np.ascontiguousarray(_as_u8(cls)), score_table, scores)
-        out_boxes, out_classes, out_scores, out_num = outputs
-        if regular:
-            _regular_nms(
-                scores,
-                boxes,
-                num_classes,
-                label_offset,
-                per_class,
-                max_detections,
-                thr,
-                iou,
-                out_boxes,
-                out_classes,
-                out_scores,
-                out_num,
-            )
-        else:
-            _fast_nms(
-                scores,
-                boxes,
-                num_classes,
-                label_offset,
-                categories,
-                max_classes,
-                max_detections,
-                thr,
-                iou,
-                out_boxes,
-                out_classes,
-                out_scores,
-                out_num,
-            )
+        nms_kernel(scores, boxes, nms, *outputs)
 
-    return Prepared(out_shapes, run)
+    def warmup(inputs: list, outputs: list, scratch: list) -> None:
+        """Every kernel compiled on the real inputs, but no candidate passes the score threshold: the
+        NMS, quadratic in the anchors at worst, does not run at load."""
+        run(inputs, outputs, scratch, nms._replace(score_threshold=np.float32(np.inf)))
+
+    work = _work_bytes(batch, num_boxes, cls_shape[2], opts)
+    return Prepared(out_shapes, run, scratch=scratch, work=work, warmup=warmup)
+
+
+def _work_bytes(batch: int, num_boxes: int, columns: int, opts: DetectionOptions) -> int:
+    """What the NMS kernels allocate, per image in flight (images run in parallel, one per thread):
+    the candidate heap, score and selection lists."""
+    per_image = num_boxes * 8 + (
+        num_boxes * 4 + opts.per_class * 8 + opts.max_detections * 80
+        if opts.regular
+        else num_boxes * 12 + opts.max_detections * 8 + columns * 8
+    )
+    return min(batch, numba.config.NUMBA_NUM_THREADS) * per_image

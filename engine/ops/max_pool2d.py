@@ -28,7 +28,7 @@ def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, 
     ins, outs = tensors(op, g)
     require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
     src, dst = ins[0], outs[0]
-    require_types(op, src, ("uint8", "int8"))
+    require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require_types(op, dst, (src.dtype,))
     shape = shapes[0]

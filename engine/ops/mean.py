@@ -63,7 +63,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes input and axes, 1 output")
     src, axes_t, dst = ins[0], ins[1], outs[0]
-    require_types(op, src, ("uint8", "int8"))
+    require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require_types(op, dst, (src.dtype,))
     require(op, axes_t.dtype == "int32", f"{axes_t.describe()}: axes must be int32")

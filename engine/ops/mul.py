@@ -1,6 +1,7 @@
 """MUL on uint8/int8 (kernels/mul.cc, reference MulElementwise):
   out = clamp(zp_out + MultiplyByQuantizedMultiplier((q1 - zp1) * (q2 - zp2), m, shift))
-with m, shift = QuantizeMultiplier(s1 * s2 / s_out).
+with m, shift = QuantizeMultiplier(s1 * s2 / s_out), in float32 in the reference, in double in
+TFLite Micro (mul_common.cc; numerics="tflm").
 """
 
 from __future__ import annotations
@@ -10,8 +11,19 @@ from numba import njit
 
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..profiles import profile_of
+from . import arith_plain
 from .broadcast import binary_table_runner, broadcast_shape, byte_values
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .elementwise16 import prepare_binary16
+
+
+@njit(inline="always", cache=True)
+def _rescale(x, m, shift):
+    """MultiplyByQuantizedMultiplier as the compiled reference runs it for any shift: the left shift
+    `x * (1 << shift)` takes its count modulo 32 (x86 shifts), and the product wraps in int32.
+    Matters only for multipliers above 2**31, which traffic_model's MULs have (shift 91, 102)."""
+    return multiply_by_quantized_multiplier(x, m, shift & 31 if shift > 0 else shift)
 
 
 @njit(cache=True)
@@ -19,7 +31,7 @@ def mul_table(v1, v2, off1, off2, m, shift, zp_out, lo, hi):
     table = np.empty((v1.shape[0], v2.shape[0]), np.int64)
     for i in range(v1.shape[0]):
         for j in range(v2.shape[0]):
-            r = multiply_by_quantized_multiplier((v1[i] + off1) * (v2[j] + off2), m, shift) + zp_out
+            r = _rescale((v1[i] + off1) * (v2[j] + off2), m, shift) + zp_out
             table[i, j] = min(max(r, lo), hi)
     return table
 
@@ -30,6 +42,10 @@ def real_multiplier(s1: float, s2: float, so: float) -> float:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_binary16(op, g, shapes)
+    if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
+        return arith_plain.prepare(op, g, shapes, values)
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
     a, b, out = ins[0], ins[1], outs[0]
@@ -42,7 +58,12 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     so, zpo = per_tensor(op, out)
     require(op, s1 > 0 and s2 > 0 and so > 0, "scales must be positive")
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
-    m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
+    if profile_of(g) == "tflm":
+        m, shift = quantize_multiplier(float(s1) * float(s2) / float(so))
+    else:
+        m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
+    too_large = f"multiplier s1 * s2 / s_out = {real_multiplier(s1, s2, so):g} is too large (>= 2**30)"
+    require(op, shift <= 30, too_large)
     lo, hi = fused_activation(op, out)
     table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
     return Prepared(

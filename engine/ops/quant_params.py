@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..numerics.fixedpoint import quantize_multiplier
+from ..numerics.fixedpoint import quantize_multiplier, wrap_int32_array
 from .common import fail, per_tensor, require, require_types, tensors
 
 
@@ -40,9 +40,14 @@ def conv_multipliers(
     require(
         op, fs.size in (1, channels), f"{filt.describe()}: {fs.size} scales for {channels} output channels"
     )
+    # the reference's uint8 kernels take one filter scale (it refuses per-channel uint8 filters)
+    require(
+        op, not (inp.dtype == "uint8" and fs.size > 1), f"{filt.describe()}: uint8 filters must be per tensor"
+    )
     if inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED"):
         real = float(np.float32(s_in * fs[0])) / float(s_out)
         m, s = quantize_multiplier(real)
+        check_shift(op, s, real)
         return np.full(channels, m, np.int32), np.full(channels, s, np.int32)
     # int32 arrays: LLVM then knows the products fit vpmuldq, twice as fast as 64-bit multiplies
     mult = np.empty(channels, np.int32)
@@ -50,7 +55,17 @@ def conv_multipliers(
     for c in range(channels):
         real = float(s_in) * float(fs[c if fs.size > 1 else 0]) / float(s_out)
         mult[c], shift[c] = quantize_multiplier(real)
+        check_shift(op, int(shift[c]), real, c)
     return mult, shift
+
+
+def check_shift(op: Op, shift: int, real: float, channel: int | None = None) -> None:
+    """Refuse a multiplier s_in * s_w / s_out >= 2**30 (left shift > 30): the reference shifts the
+    int32 accumulator left by that much, which overflows, and no output is then defined. FULLY_CONNECTED's
+    reference rescales in double and saturates: nothing to refuse there."""
+    if shift > 30 and op.type != "FULLY_CONNECTED":
+        where = "" if channel is None else f"channel {channel}: "
+        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**30)")
 
 
 def filter_zero_points(op: Op, filt: Tensor, channels: int) -> np.ndarray:
@@ -73,6 +88,7 @@ def bias_vector(op: Op, bias: Tensor | None, value: np.ndarray | None, channels:
     return value.reshape(channels).astype(np.int32)
 
 
-def wrap_int32(v: np.ndarray) -> np.ndarray:
-    """int64 -> int32 with C's wrap-around: the reference accumulates in int32."""
-    return v.astype(np.uint64).astype(np.uint32).view(np.int32)
+def fold_zero_point(bias: np.ndarray, zero_point: int, weights: np.ndarray, axis) -> np.ndarray:
+    """bias - zero_point * (the weights summed over axis), wrapped to int32: an input zero point's
+    per-channel term, folded into the bias at prepare (conv2d, depthwise_conv2d, fully_connected)."""
+    return wrap_int32_array(bias.astype(np.int64) - zero_point * weights.astype(np.int64).sum(axis=axis))

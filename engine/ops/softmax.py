@@ -28,6 +28,7 @@ from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divid
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal
 from .common import Prepared, Shape, require, unary_8bit
+from .softmax16 import prepare_softmax16
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -78,6 +79,8 @@ def _softmax_parallel(x, out, rows, depth, table, qmin, qmax):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_softmax16(op, g, shapes)
     _, out, (s_in, _), (s_out, zp_out) = unary_8bit(op, g)
     shape = tuple(shapes[0])
     require(op, len(shape) >= 1, "input must have rank >= 1")

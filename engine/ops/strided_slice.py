@@ -1,11 +1,15 @@
 """STRIDED_SLICE (kernels/strided_slice.cc, strided_slice_logic.h): begin/end/strides constants with
-begin_mask, end_mask and shrink_axis_mask (and the `offset` option: end counts from begin).
+begin_mask, end_mask, shrink_axis_mask, ellipsis_mask, new_axis_mask (and the `offset` option: end
+counts from begin).
 
+The spec is first made dense (dense_spec): the ellipsis stands for as many whole input axes as the
+other entries leave, a new axis adds an output axis of size 1, and a short spec takes the remaining
+axes whole.
 Per axis (axis_range): negative indices wrap once, then begin and end clamp to [0, n] for positive
 strides and [-1, n - 1] for negative ones, and the masks replace the clamped values (begin_mask wins
 over begin even on a shrunk axis); a shrunk axis takes the one element at start and disappears from
-the output. Slices whose output the reference leaves unwritten are refused. Bytes are copied as is
-(no requantization).
+the output. Slices whose output the reference leaves unwritten are refused. The output is a strided
+view of the input (slice_plan), copied by the view-copy kernel; bytes as they are (no requantization).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
+from ..kernels.strided_copy import ViewCopy, contiguous_strides
 from .common import Prepared, Shape, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
@@ -39,15 +44,37 @@ def axis_range(n: int, b: int, e: int, s: int, masks: tuple[bool, bool, bool], o
     return range(start, stop, s)
 
 
-def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tuple, Shape]:
-    """(index tuple for numpy, output shape) of a strided slice."""
+def dense_spec(op: Op, rank: int, n_spec: int, o: dict) -> list[int | None]:
+    """For each output-side entry, the spec index it takes begin/end/stride and mask bits from:
+    an int for an input axis sliced by the spec, -1 for an input axis taken whole (covered by the
+    ellipsis, or past the end of a short spec), None for a new axis of size 1 (new_axis_mask)."""
+    ellipsis = int(o.get("ellipsis_mask", 0) or 0)
+    new_axis = int(o.get("new_axis_mask", 0) or 0)
+    shrink = int(o.get("shrink_axis_mask", 0) or 0)
+    require(op, ellipsis.bit_count() <= 1, f"ellipsis_mask {ellipsis} marks more than one ellipsis")
+    require(op, not new_axis & shrink, "an axis is both a new axis and shrunk")
+    require(op, not new_axis & ellipsis, "an axis is both a new axis and the ellipsis")
+    real = [i for i in range(n_spec) if not (ellipsis | new_axis) >> i & 1]
+    require(op, len(real) <= rank, f"{len(real)} sliced axes for an input of rank {rank}")
+    entries: list[int | None] = []
+    for i in range(n_spec):
+        if ellipsis >> i & 1:
+            entries += [-1] * (rank - len(real))
+        elif new_axis >> i & 1:
+            entries.append(None)
+        else:
+            entries.append(i)
+    if not ellipsis:
+        entries += [-1] * (rank - len(real))
+    return entries
+
+
+def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[Shape, list[int], int]:
+    """The output of a strided slice as a view of the flat input: (output shape, element stride of
+    each output axis, offset of the first element). Shared by the fold and the kernel."""
     rank = len(shape)
-    if int(o.get("ellipsis_mask", 0) or 0) or int(o.get("new_axis_mask", 0) or 0):
-        raise fail(op, "ellipsis_mask and new_axis_mask are not supported")
-    if not (len(begin) == len(end) == len(strides) == rank):
-        raise fail(
-            op, f"begin/end/strides have {len(begin)}/{len(end)}/{len(strides)} entries, input rank {rank}"
-        )
+    if not (len(begin) == len(end) == len(strides)):
+        raise fail(op, f"begin/end/strides have {len(begin)}/{len(end)}/{len(strides)} entries")
     begin_mask = int(o.get("begin_mask", 0) or 0)
     end_mask = int(o.get("end_mask", 0) or 0)
     shrink = int(o.get("shrink_axis_mask", 0) or 0)
@@ -55,13 +82,24 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
     if offset and (begin_mask or end_mask):
         # LiteRT's reference crashes (SIGSEGV) on this combination: nothing to match
         raise fail(op, "the offset option together with begin_mask/end_mask is not supported")
-    index: list = []
+    in_strides = contiguous_strides(shape)
     out_shape: list[int] = []
-    for d in range(rank):
-        n, b, e, s = shape[d], int(begin[d]), int(end[d]), int(strides[d])
+    out_strides: list[int] = []
+    start = 0
+    d = 0  # input axis
+    for i in dense_spec(op, rank, len(begin), o):
+        if i is None:  # a new axis of size 1
+            out_shape.append(1)
+            out_strides.append(0)
+            continue
+        n = shape[d]
+        if i < 0:
+            b, e, s, masks = 0, n, 1, (True, True, False)
+        else:
+            b, e, s = int(begin[i]), int(end[i]), int(strides[i])
+            masks = (bool(begin_mask >> i & 1), bool(end_mask >> i & 1), bool(shrink >> i & 1))
         require(op, s != 0, f"stride 0 on axis {d}")
-        masks = (bool(begin_mask >> d & 1), bool(end_mask >> d & 1), bool(shrink >> d & 1))
-        r = axis_range(n, b, e, s, masks, offset)
+        r = axis_range(n, b, e, s, masks, offset and i >= 0)
         if masks[2]:
             # the reference writes nothing for this axis, yet its output keeps the other axes' size
             require(
@@ -69,14 +107,16 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[tupl
                 len(r) == 1,
                 f"shrunk axis {d} (size {n}, begin {b}, stride {s}) selects no element: undefined output",
             )
-            index.append(r.start)
-            continue
-        if offset and len(r) != max(0, -(-e // s)):
+        elif offset and i >= 0 and len(r) != max(0, -(-e // s)):
             # the reference sizes the output from `end` alone and writes only what the clamped range reads
             raise fail(op, f"offset slice on axis {d} (size {n}, begin {b}, size {e}) leaves the input")
-        index.append(slice(r.start, r.stop if r.stop >= 0 else None, s) if len(r) else slice(0, 0))
-        out_shape.append(len(r))
-    return tuple(index), tuple(out_shape)
+        if len(r):
+            start += r.start * in_strides[d]
+        if not masks[2]:
+            out_shape.append(len(r))
+            out_strides.append(s * in_strides[d])
+        d += 1
+    return tuple(out_shape), out_strides, start if 0 not in out_shape else 0
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -102,9 +142,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         if len(ins) == 4 and ins[3] is not None
         else [1] * len(begin)
     )
-    index, out_shape = slice_plan(op, in_shape, begin, end, strides, op.options)
+    out_shape, out_strides, offset = slice_plan(op, in_shape, begin, end, strides, op.options)
+    copy = ViewCopy(out_shape, out_strides, offset)
 
     def run(inputs: list, outputs: list) -> None:
-        outputs[0][...] = inputs[0][index]
+        copy(inputs[0], outputs[0])
 
     return Prepared([out_shape], run)

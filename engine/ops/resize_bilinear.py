@@ -1,0 +1,140 @@
+"""RESIZE_BILINEAR (kernels/resize_bilinear.cc; reference_ops::ResizeBilinear, ResizeBilinearInteger).
+
+The reference runs two different computations:
+- float32 and uint8: ResizeBilinear, in float32. For output row y, input_y = y * scale (or
+  (y + 0.5) * scale - 0.5 with half_pixel_centers), y0 = max(floor(input_y), 0),
+  y1 = min(ceil(input_y), h - 1), and the same for columns; then, summed in this order,
+    v00 * (1 - dy) * (1 - dx) + v10 * dy * (1 - dx) + v01 * (1 - dy) * dx + v11 * dy * dx (+ 0.5 for
+  uint8, then truncated), with dy = input_y - y0 (not clamped: it can leave [0, 1] at the borders).
+- int8 and int16: ResizeBilinearInteger, in fixed point with 10 fractional bits: scale_10 =
+  round(1024 * in / out) (integer division), input_y = y * scale_10 (+ scale_10 / 2 - 512 with
+  half_pixel_centers), y0 = max(input_y / 1024, 0), y1 = min(ceil(input_y / 1024), h - 1), and the
+  four products (weights 1024 - (input_y - 1024 y0) and input_y - 1024 y0) summed in int64,
+  rounded half away from zero by dividing by 2**20.
+No requantization: the reference copies input values as they are (scales must match).
+prepare() tabulates rows and columns; the kernel only multiplies and adds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from .common import Prepared, Shape, tensors
+from .resize_nearest_neighbor import resize_geometry
+
+TYPES = ("uint8", "int8", "int16", "float32")
+
+
+def float_axis(n_in: int, n_out: int, align: bool, half: bool):
+    """(lower, upper, weight of upper, weight of lower) per output position, float32 as the reference."""
+    f32 = np.float32
+    scale = f32(n_in) / f32(n_out)
+    if align and n_out > 1:
+        scale = f32(n_in - 1) / f32(n_out - 1)
+    pos = np.arange(n_out, dtype=np.float32)
+    v = (pos + f32(0.5)) * scale - f32(0.5) if half else pos * scale
+    lo = np.maximum(np.floor(v).astype(np.int64), 0)
+    hi = np.minimum(np.ceil(v).astype(np.int64), n_in - 1)
+    frac = (v - lo.astype(np.float32)).astype(np.float32)
+    return lo, hi, frac, (f32(1) - frac).astype(np.float32)
+
+
+def integer_axis(n_in: int, n_out: int, align: bool, half: bool):
+    """(lower, upper, weight of upper, weight of lower) per output position in 1/1024 units."""
+    if align and n_out > 1:
+        scale = ((1 << 10) * (n_in - 1) + (n_out - 1) // 2) // (n_out - 1)
+    else:
+        scale = ((1 << 10) * n_in + n_out // 2) // n_out
+    pos = np.arange(n_out, dtype=np.int64)
+    v = pos * scale + (scale // 2 - (1 << 9) if half else 0)
+    # C division truncates toward zero: v / 1024 and (v + 1023) / 1024 for negative v
+    lo = np.maximum(np.trunc(v / 1024).astype(np.int64), 0)
+    hi = np.minimum(np.trunc((v + 1023) / 1024).astype(np.int64), n_in - 1)
+    frac = v - 1024 * lo
+    return lo, hi, frac, 1024 - frac
+
+
+@kernel
+def _bilinear_float(src, out, ys, xs, dims, half_up):
+    ylo, yhi, fy, gy = ys
+    xlo, xhi, fx, gx = xs
+    n, h, w, c = dims
+    oh, ow = ylo.shape[0], xlo.shape[0]
+    for t in prange(n * oh):
+        b, y = t // oh, t % oh
+        r0 = (b * h + ylo[y]) * w
+        r1 = (b * h + yhi[y]) * w
+        o = t * ow * c
+        wy0, wy1 = gy[y], fy[y]
+        for x in range(ow):
+            # unsigned indices: no negative-index test, so the channel loop vectorizes
+            p00, p10 = np.uint64((r0 + xlo[x]) * c), np.uint64((r1 + xlo[x]) * c)
+            p01, p11 = np.uint64((r0 + xhi[x]) * c), np.uint64((r1 + xhi[x]) * c)
+            wx0, wx1 = gx[x], fx[x]
+            uo = np.uint64(o)
+            for k in range(c):
+                u = np.uint64(k)
+                v = np.float32(src[p00 + u]) * wy0 * wx0
+                v = v + np.float32(src[p10 + u]) * wy1 * wx0
+                v = v + np.float32(src[p01 + u]) * wy0 * wx1
+                v = v + np.float32(src[p11 + u]) * wy1 * wx1
+                out[uo + u] = v + half_up
+            o += c
+
+
+@kernel
+def _bilinear_int(src, out, ys, xs, dims):
+    ylo, yhi, fy, gy = ys
+    xlo, xhi, fx, gx = xs
+    n, h, w, c = dims
+    oh, ow = ylo.shape[0], xlo.shape[0]
+    for t in prange(n * oh):
+        b, y = t // oh, t % oh
+        r0 = (b * h + ylo[y]) * w
+        r1 = (b * h + yhi[y]) * w
+        o = t * ow * c
+        for x in range(ow):
+            p00, p10 = np.uint64((r0 + xlo[x]) * c), np.uint64((r1 + xlo[x]) * c)
+            p01, p11 = np.uint64((r0 + xhi[x]) * c), np.uint64((r1 + xhi[x]) * c)
+            w00, w10 = gy[y] * gx[x], fy[y] * gx[x]
+            w01, w11 = gy[y] * fx[x], fy[y] * fx[x]
+            uo = np.uint64(o)
+            for k in range(c):
+                u = np.uint64(k)
+                s = (
+                    np.int64(src[p00 + u]) * w00
+                    + np.int64(src[p10 + u]) * w10
+                    + np.int64(src[p01 + u]) * w01
+                    + np.int64(src[p11 + u]) * w11
+                )
+                r = s + (1 << 19) if s > 0 else s - (1 << 19)
+                q = abs(r) >> 20  # C division: truncation toward zero
+                out[uo + u] = q if r >= 0 else -q
+            o += c
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    shape, oh, ow, align, half = resize_geometry(op, g, shapes, values, TYPES)
+    n, h, w, c = shape = tuple(int(d) for d in shape)
+    dtype = tensors(op, g)[0][0].dtype
+    out_shape = (n, oh, ow, c)
+    work = n * oh * ow * c
+    if dtype in ("float32", "uint8"):
+        ys, xs = float_axis(h, oh, align, half), float_axis(w, ow, align, half)
+        fn = _bilinear_float.pick(work)
+        half_up = np.float32(0.5 if dtype == "uint8" else 0.0)
+
+        def run(inputs: list, outputs: list) -> None:
+            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape, half_up)
+
+    else:
+        ys, xs = integer_axis(h, oh, align, half), integer_axis(w, ow, align, half)
+        fn = _bilinear_int.pick(work)
+
+        def run(inputs: list, outputs: list) -> None:
+            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape)
+
+    return Prepared([out_shape], run)
