@@ -94,9 +94,11 @@ def test_empty_folder_is_an_image_error(cli, tmp_path):
     assert "no image files" in one_error_line(p)
 
 
-def test_unknown_model_is_a_fetch_error(cli):
-    p = cli("--model", "resnet9000", expect=6)
+def test_unknown_model_is_a_usage_error_with_a_suggestion(cli):
+    p = cli("--model", "resnet9000", expect=2)
     assert "unknown model 'resnet9000'" in one_error_line(p)
+    line = one_error_line(cli("--model", "ssd_mobilenet", expect=2))
+    assert "did you mean ssd_mobilenet_v1" in line and "ssd = ssd_mobilenet_v1" in line  # closest first; aliases
 
 
 def test_missing_model_file_is_a_model_error(cli, tmp_path):
@@ -130,7 +132,8 @@ def test_missing_mirror_folder(cli, tmp_path):
 
 def test_offline_without_mirror_names_the_problem(cli, tmp_path):
     p = cli("--mirror", str(tmp_path), expect=6)  # an empty mirror, no cache, no network allowed
-    assert "ENGINE_OFFLINE" in one_error_line(p)
+    line = one_error_line(p)
+    assert "model mnist" in line and "not in the mirror" in line and "--mirror" in line
 
 
 @pytest.mark.parametrize(
