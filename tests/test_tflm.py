@@ -677,3 +677,58 @@ def test_fully_connected_16x8(per_channel):
         y = net.tensor([rows, units], "int16", s_out, 0)
         net.op("FULLY_CONNECTED", [x, wi, bi], [y], f"FC16 {rows}x{depth}->{units}")
     check_tflm(net, random_sets(net, 82, 10), differs=True)
+
+
+# --- int16 (16x8) elementwise ops --------------------------------------------------------------------------------
+
+
+def _int16_sets(net: Net, seed: int, n: int = 3) -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [
+        [rng.integers(-32768, 32768, (1, *net.tensors[i]["shape"][1:])).astype(np.int16) for i in net.inputs]
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_16x8(op):
+    """MUL: s1 * s2 / s_out in double. ADD/SUB with power-of-two scales: the reference shifts
+    (pot_scale_int16), TFLite Micro always takes the general rescale path."""
+    rng = np.random.default_rng(90)
+    net = Net()
+    scales = [
+        (float(F32(10 ** rng.uniform(-5, -3))), float(F32(10 ** rng.uniform(-5, -3)))) for _ in range(6)
+    ]
+    triples = [(s1, s2, float(F32(s1 * s2 * 3e4 if op == "MUL" else max(s1, s2) * 1.5))) for s1, s2 in scales]
+    if op != "MUL":
+        triples += [(2**-10, 2**-12, 2**-10), (2**-11, 2**-11, 2**-11), (2**-12, 2**-10, 2**-10)]
+    for s1, s2, so in triples:
+        a, b = net.input([1, 500], "int16", s1, 0), net.input([1, 500], "int16", s2, 0)
+        net.op(op, [a, b], [net.tensor([1, 500], "int16", so, 0)], f"{op} int16 scales {s1:g} {s2:g} {so:g}")
+    check_tflm(net, _int16_sets(net, 91), differs=True)
+
+
+def test_unary_16x8_equal():
+    net = Net()
+    for op in ("LOGISTIC", "TANH"):
+        for s in (2**-12, 1e-4, 3e-4, 2**-10):
+            x = net.input([1, 2000], "int16", s, 0)
+            net.op(op, [x], [net.tensor([1, 2000], "int16", 2**-15, 0)], f"{op} int16 s={s}")
+    for s in (1e-3, 3e-4):
+        x = net.input([1, 4, 50], "int16", s, 0)
+        net.op(
+            "SOFTMAX", [x], [net.tensor([1, 4, 50], "int16", 1 / 32768, 0)], f"SOFTMAX int16 s={s}", beta=1.0
+        )
+    x = net.input([1, 500], "int16", 1e-3, 0)
+    net.op("RELU", [x], [net.tensor([1, 500], "int16", 7e-4, 0)], "RELU int16")
+    x = net.input([1, 6, 6, 4], "int16", 1e-3, 0)
+    pool = {"filter_height": 3, "filter_width": 3, "stride_h": 3, "stride_w": 3, "padding": "VALID"}
+    net.op(
+        "AVERAGE_POOL_2D", [x], [net.tensor([1, 2, 2, 4], "int16", 1e-3, 0)], "AVERAGE_POOL_2D int16", **pool
+    )
+    x = net.input([1, 6, 6, 4], "int16", 1e-3, 0)
+    axes = net.const(np.int32([1, 2]), "int32")
+    net.op("MEAN", [x, axes], [net.tensor([1, 1, 1, 4], "int16", 7e-4, 0)], "MEAN int16", keep_dims=True)
+    x = net.input([1, 500], "int16", 1e-3, 0)
+    net.op("QUANTIZE", [x], [net.tensor([1, 500], "int8", 0.03, 3)], "QUANTIZE int16 -> int8")
+    check_tflm(net, _int16_sets(net, 92), differs=False)

@@ -133,7 +133,7 @@ def _fully_connected16_fixed(inp, filt, out, values, dims, b, clamp, out_shape) 
     geo = np.array([1, 1, 1, 1, 0, 0], np.int64)
     fn = conv16.pick(rows * units * depth // 16)
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         x, y = ins[0].reshape(1, rows, 1, depth), outs[0].reshape(1, rows, 1, units)
         fn(x, weights, b, mult, shift, y, geo, *clamp)
 

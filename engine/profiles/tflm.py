@@ -235,8 +235,10 @@ DIFFERENCES = {
     "FULLY_CONNECTED": "the reference rescales in double, round(double(acc) * s_in*s_w/s_out); TFLite Micro uses "
     "the fixed-point M0, shift (MultiplyByQuantizedMultiplier, two roundings)",
     "MUL": "the multiplier s1*s2/s_out is computed in float32 by the reference, in double by TFLite Micro",
+    "ADD": "int16 with power-of-two scales: the reference shifts (pot_scale_int16); TFLite Micro always takes "
+    "the general rescale path",
     "SUB": "the reference runs ADD with input 2's multiplier negated; TFLite Micro rescales both inputs and "
-    "subtracts (a negative tie rounds the other way)",
+    "subtracts (a negative tie rounds the other way); int16 power-of-two scales as ADD",
     "RELU": "the multiplier s_in/s_out is divided in float32 by the reference, in double by TFLite Micro",
     "RELU6": "the reference requantizes to the output scale, then clamps; TFLite Micro clamps the raw input to "
     "[zp_in, round(6/s_in) + zp_in] and ignores the output quantization",
