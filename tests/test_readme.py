@@ -41,6 +41,7 @@ FILES = {
     "person.bmp": "data/person/person.bmp",
     "model.tflite": "models/mnist_uint8.tflite",
     "mnist_uint8.tflite": "models/mnist_uint8.tflite",
+    "ad01_int8.tflite": "models/zoo/ad01_int8.tflite",
 }
 
 
