@@ -54,8 +54,6 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, s1 > 0 and s2 > 0 and so > 0, "scales must be positive")
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
     m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
-    too_large = f"multiplier s1 * s2 / s_out = {real_multiplier(s1, s2, so):g} is too large (>= 2**30)"
-    require(op, shift <= 30, too_large)
     lo, hi = fused_activation(op, out)
     table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
     return Prepared(
