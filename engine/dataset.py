@@ -339,8 +339,13 @@ def image_extensions() -> set[str]:
 
 def _image_dataset(root: Path, model_labels: list[str] | None) -> Dataset:
     exts = image_extensions()
-    files = []
+    files, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a symlink back up the tree: do not loop
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files += [
             Path(dirpath) / f for f in filenames if not f.startswith(".") and Path(f).suffix.lower() in exts

@@ -4,6 +4,9 @@
     python scripts/bench.py --quick         # a few iterations (CI smoke)
     python scripts/bench.py --threads 1 2 --cases mnist_b1 ssd_b1
 
+The cases are benchmarks/cases.py's (the pytest-benchmark suite runs the same ones); each case's
+outputs are compared with the oracle once before it is timed. Figures are per image.
+
 For each case and thread count, the runners (engine, LiteRT XNNPACK, LiteRT builtin without
 XNNPACK, LiteRT reference kernels) take turns on the same input, so a drift of the machine's
 speed hits them alike. Only the reference kernels are bit-exact with the engine.
@@ -23,43 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 import engine
+from benchmarks.cases import (  # the case list shared with benchmarks/test_bench.py
+    CASES,
+    LITERT_KINDS,
+    REFERENCE_OK,
+    case_input,
+    check_outputs,
+    litert_runner,
+    nominal_mhz,
+)
 from engine.atomic import atomic_path, write_bytes
 from engine.registry import model_file
 from engine.stats import model_macs
-
-CASES = {  # name: (registry model, batch, LiteRT batch: LiteRT cannot batch the SSD, compare per image)
-    "mnist_b1": ("mnist", 1, 1),
-    "mnist_b256": ("mnist", 256, 256),
-    "ssd_b1": ("ssd_mobilenet_v1", 1, 1),
-    "ssd_b8": ("ssd_mobilenet_v1", 8, 1),
-    "person_b1": ("person_detect", 1, None),  # LiteRT refuses this model
-    "micro_speech_b1": ("micro_speech", 1, 1),
-}
-# the reference kernels are slow: skip them where one run takes seconds
-REFERENCE_OK = {"mnist_b1", "ssd_b1", "micro_speech_b1", "person_b1"}
-
-
-def litert(path: Path, kind: str, threads: int, batch: int):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = {
-        "litert_xnnpack": OpResolverType.AUTO,
-        "litert_builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        "litert_reference": OpResolverType.BUILTIN_REF,
-    }[kind]
-    it = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
-    d = it.get_input_details()[0]
-    if batch != d["shape"][0]:
-        it.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
-    it.allocate_tensors()
-
-    def run(x):
-        it.set_tensor(d["index"], x)
-        it.invoke()
-        return it.get_tensor(it.get_output_details()[0]["index"])
-
-    return run
 
 
 def time_calls(fn, x, seconds: float, min_iters: int) -> float:
@@ -78,18 +60,16 @@ def bench_case(name: str, threads: int, rounds: int, seconds: float) -> dict:
     path = model_file(reg_name)
     m = engine.load(path)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    rng = np.random.default_rng(0)
-    t = m.inputs[0]
-    info = np.iinfo(t.dtype)
-    x = rng.integers(info.min, info.max + 1, (batch, *t.shape[1:])).astype(t.dtype)
+    x = case_input(m, batch)
+    check_outputs(name, path, m, x)  # never time wrong answers
     runners = {"engine": (m.run, x, batch)}
     if lite_batch is not None:
         xl = x[:lite_batch]
-        for kind in ("litert_xnnpack", "litert_builtin", "litert_reference"):
+        for kind in LITERT_KINDS:
             if kind == "litert_reference" and name not in REFERENCE_OK:
                 continue
             try:
-                runners[kind] = (litert(path, kind, threads, lite_batch), xl, lite_batch)
+                runners[kind] = (litert_runner(path, kind, threads, lite_batch), xl, lite_batch)
             except Exception as e:  # noqa: BLE001 (a LiteRT path that cannot load the model is reported)
                 print(f"  {name}: {kind} unavailable ({e})", file=sys.stderr)
     for fn, xx, _ in runners.values():
@@ -119,13 +99,9 @@ def bench_case(name: str, threads: int, rounds: int, seconds: float) -> dict:
 
 
 def int8_peak_gmacs(threads: int) -> float:
-    """AVX-512 VNNI: 64 int8 MACs per instruction, 2 per cycle per core, at the nominal clock."""
-    mhz = 0.0
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("cpu MHz"):
-            mhz = float(line.split(":")[1])
-            break
-    return threads * 128 * mhz / 1e3
+    """AVX-512 VNNI: 64 int8 MACs per instruction, 2 per cycle per core, at the nominal clock (the
+    current one where no nominal clock is known: main() prints which)."""
+    return threads * 128 * nominal_mhz()[0] / 1e3
 
 
 def micro_kernel_ceiling_gmacs() -> float:
@@ -227,7 +203,9 @@ def main(argv=None) -> int:
         for r in results:
             if r["threads"] == t:
                 r["engine_fraction_of_int8_peak"] = r["runners"]["engine"]["gmacs_per_s"] / int8_peak_gmacs(t)
-    print("\nengine fraction of the int8 VNNI peak:")
+    mhz, source = nominal_mhz()
+    report["clock_mhz"] = {"mhz": mhz, "source": source}
+    print(f"\nengine fraction of the int8 VNNI peak (clock {mhz:.0f} MHz, {source}):")
     for r in results:
         print(f"  {r['case']:<16} {r['threads']}t  {100 * r['engine_fraction_of_int8_peak']:.1f} %")
     ceiling = micro_kernel_ceiling_gmacs()

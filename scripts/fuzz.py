@@ -3,6 +3,12 @@
     python scripts/fuzz.py --cases 50000                      # until 50,000 cases
     python scripts/fuzz.py --minutes 30 --seed 7              # for 30 minutes, from seed 7
     python scripts/fuzz.py --bases mnist_tflite,/path/model.tflite --cases 5000
+    python scripts/fuzz.py --graphs --minutes 30 --seed 5000  # random valid graphs vs the reference
+    python scripts/fuzz.py --fields --cases 5000              # fields of valid graphs mutated
+
+--graphs: random valid graphs of 1-3 ops (tests/graph_fuzz.py), 12 chains per model, every tensor compared
+with the reference kernels at batch 1 and 3; a failing chain is printed with its seed. --fields: fields of
+such graphs changed, run in crash-isolated workers, and compared with the reference where both run them.
 
 Bases: mnist_tflite, mnist_npz (the shared MNIST model and its .npz), small_tflite, small_npz (a small
 built int8 graph), or paths to .tflite / .npz files. Cases are drawn by hypothesis from consecutive seeds
@@ -68,9 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out", type=Path, default=Path("/tmp/engine_fuzz_failures"), help="where failing cases are written"
     )
+    ap.add_argument("--graphs", action="store_true", help="semantic fuzz: random valid graphs vs the reference")
+    ap.add_argument("--fields", action="store_true", help="structural fuzz: fields of valid graphs mutated")
     args = ap.parse_args(argv)
     if not args.cases and not args.minutes:
         args.cases = 10_000
+    if args.graphs or args.fields:
+        return graph_main(args)
 
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
     totals: Counter = Counter()
@@ -112,6 +122,43 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             break
     print(f"{done} cases, {failures} failures; outcomes {dict(totals)}")
+    return 1 if failures else 0
+
+
+def graph_main(args) -> int:
+    """--graphs / --fields: from --seed on, one model (or mutated graph) per seed, until --cases or --minutes."""
+    from tests.graph_fuzz import check_case, compare_mutated, generate, mutated_model
+
+    deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
+    seed, done, failures, outcomes = args.seed, 0, 0, Counter()
+    while not ((args.cases and done >= args.cases) or (deadline and time.monotonic() > deadline)):
+        n = min(args.round, args.cases - done) if args.cases else args.round
+        seeds = list(range(seed, seed + n))
+        seed += n
+        done += n
+        if args.graphs:
+            for s in seeds:
+                for line in check_case(generate(s)):
+                    failures += 1
+                    print(f"  FAIL {line}", flush=True)
+            print(f"seeds {seeds[0]}-{seeds[-1]}: {done} models, {failures} failing chains", flush=True)
+            continue
+        seeds = [s for s in seeds if mutated_model(s) is not None]
+        cases = [{"base": "fields", "seed": s} for s in seeds]
+        results = run_cases(cases, {}, args.batch_size, args.workers, args.case_timeout)
+        for s, r in zip(seeds, results):
+            outcome = r.split(" ")[0]
+            if r == "ok":
+                try:
+                    outcome = compare_mutated(s)
+                except AssertionError as e:
+                    outcome, r = "differs", str(e)
+            outcomes[outcome] += 1
+            if is_failure(r) or outcome == "differs":
+                failures += 1
+                print(f"  FAIL seed {s}: {mutated_model(s)[1]}\n    -> {r[:400]}", flush=True)
+        print(f"seeds up to {seed - 1}: {dict(outcomes)}", flush=True)
+    print(f"{done} cases, {failures} failures")
     return 1 if failures else 0
 
 

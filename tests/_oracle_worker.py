@@ -67,6 +67,7 @@ def run_reference(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all
             shapes = want
         for d, x in zip(in_details, inputs):
             it.set_tensor(d["index"], x)
+        it.reset_all_variables()  # every run starts from reset state (LSTM), like the stateless engine
         it.invoke()
         res = {"outputs": [it.get_tensor(d["index"]) for d in out_details], "tensors": {}}
         if preserve_all:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -13,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `import tests.oracle` works whatever the rootdir/import mode
     sys.path.insert(0, str(ROOT))
 
-HAVE_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
-HAVE_MICRO = importlib.util.find_spec("tflite_micro") is not None
+from tests import oracle
+
+HAVE_LITERT = oracle.available("reference")
+HAVE_MICRO = oracle.available("micro")
 
 
 def shared_dir() -> Path:
@@ -37,21 +38,23 @@ def models_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def litert() -> None:
     """Request this (or mark the module) in tests that need the LiteRT reference interpreter."""
-    if not HAVE_LITERT:
-        pytest.skip("ai_edge_litert not installed")
+    oracle.require("reference")
 
 
 @pytest.fixture(scope="session")
 def tflm() -> None:
     """Request this in tests that need the TFLite Micro interpreter."""
-    if not HAVE_MICRO:
-        pytest.skip("tflite-micro not installed")
+    oracle.require("micro")
 
 
-def pytest_collection_modifyitems(config, items):
-    # modules that import tests.oracle need LiteRT (reference) or TFLite Micro: skip them when absent
-    skip = pytest.mark.skip(reason="ai_edge_litert not installed")
-    for item in items:
-        mod = getattr(item, "module", None)
-        if not HAVE_LITERT and mod is not None and hasattr(mod, "reference_run"):
-            item.add_marker(skip)
+@pytest.fixture(params=["serial", "parallel"])
+def kernel_build(request, monkeypatch):
+    """Runs the test once with every kernel's serial build and once with its parallel build (tests
+    without the fixture get the build the work size picks); fails a test that picked no kernel."""
+    from tests.harness import force_build
+
+    picks = force_build(monkeypatch, request.param)
+    yield request.param
+    assert picks, "no kernel was picked: the test does not exercise a kernel build"
+    wrong = [name for name, parallel in picks if parallel != (request.param == "parallel")]
+    assert not wrong, f"kernels not in their {request.param} build: {wrong}"

@@ -4,6 +4,8 @@ qparams, all_bytes), and compare every output with TFLite's reference kernels bi
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 import engine
@@ -65,10 +67,52 @@ class Net:
         return xs
 
 
+_REFERENCE_CACHE: dict[str, list[dict]] = {}
+
+
+def cached_reference(model: bytes, input_sets: list[list[np.ndarray]]) -> list[dict]:
+    """reference_run_many, memoized on the model and inputs: the variants of a test that force each
+    kernel build (serial, parallel, VNNI, int16) compare with one oracle run."""
+    h = hashlib.sha256(model)
+    for xs in input_sets:
+        for x in xs:
+            h.update(repr((x.dtype.str, x.shape)).encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+    key = h.hexdigest()
+    if key not in _REFERENCE_CACHE:
+        _REFERENCE_CACHE[key] = reference_run_many(model, input_sets)
+    return _REFERENCE_CACHE[key]
+
+
+def force_build(monkeypatch, build: str) -> list[tuple[str, bool]]:
+    """Make every kernel picked from now on (at prepare) its `build`, "serial" or "parallel", whatever
+    the work size; returns the list of (kernel name, parallel?) picks, filled as ops are prepared."""
+    from engine.kernels import kernel as K
+
+    forced = {"serial": 1 << 62, "parallel": 0}[build]
+    monkeypatch.setattr(K, "PARALLEL_MIN_WORK", forced)
+    try:
+        from engine.kernels import lookup
+
+        monkeypatch.setattr(lookup, "PARALLEL_MIN", forced, raising=False)
+    except ImportError:
+        pass
+    picks: list[tuple[str, bool]] = []
+    pick = K.Kernel.pick
+
+    def recording_pick(self, work: int):
+        chosen = pick(self, work)
+        picks.append((self.__name__, chosen is self.parallel))
+        return chosen
+
+    monkeypatch.setattr(K.Kernel, "pick", recording_pick)
+    return picks
+
+
 def check(net: Net, input_sets: list[list[np.ndarray]], model: bytes | None = None) -> None:
     """Every output of the engine equals the reference interpreter's, for every input set."""
     model = model or net.build()
-    refs = reference_run_many(model, input_sets)
+    refs = cached_reference(model, input_sets)
     m = engine.load(model)
     for xs, ref in zip(input_sets, refs):
         got = m.run(list(xs) if len(xs) > 1 else xs[0])

@@ -14,6 +14,7 @@ reports (e.g. a kernel refusing to prepare) raises OracleError with its message.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -25,6 +26,23 @@ from pathlib import Path
 import numpy as np
 
 WORKER = Path(__file__).with_name("_oracle_worker.py")
+PACKAGES = {"reference": "ai_edge_litert", "micro": "tflite_micro"}
+
+
+def available(kind: str = "reference") -> bool:
+    """Whether the package the oracle `kind` ("reference" or "micro") runs on is installed."""
+    return importlib.util.find_spec(PACKAGES[kind]) is not None
+
+
+def require(*kinds: str) -> None:
+    """The one skip rule for every oracle use: under pytest, skip the calling test when an oracle it
+    needs is not installed (every oracle call goes through here; tests that run an oracle another
+    way, a script's --compare-litert in a subprocess, call it themselves)."""
+    for kind in kinds or ("reference",):
+        if not available(kind):
+            import pytest
+
+            pytest.skip(f"{PACKAGES[kind]} not installed: the {kind} oracle is unavailable")
 TIMEOUT_S = float(os.environ.get("ORACLE_TIMEOUT_S", "900"))
 
 
@@ -49,6 +67,7 @@ def _as_input_list(inputs) -> list[np.ndarray]:
 
 
 def _run(engine: str, model, runs: list, preserve_all: bool) -> list[dict]:
+    require(engine)
     runs = [_as_input_list(r) for r in runs]
     with tempfile.TemporaryDirectory(prefix="oracle_") as tmp:
         d = Path(tmp)

@@ -4,7 +4,7 @@ The host's AVX-512 and VNNI features are hidden from the engine before it is imp
 caller sets NUMBA_CPU_NAME / NUMBA_CPU_FEATURES so that Numba compiles for that CPU too: the
 int16 GEMM on AVX2, the unfused requantization, the portable depthwise kernel.
 
-    python tests/portable_worker.py OUT.npz MODEL INPUT.npy [MODEL INPUT.npy ...]
+    python tests/portable_worker.py OUT.npz MODEL INPUT.npy|INPUTS.npz [MODEL INPUT ...]
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ if __name__ == "__main__":
     results = {}
     for k in range(0, len(pairs), 2):
         model = engine.load(pairs[k])
-        for j, y in enumerate(model.run(np.load(pairs[k + 1]))):
+        if pairs[k + 1].endswith(".npz"):  # one array per model input
+            with np.load(pairs[k + 1]) as z:
+                x = [z[f"arr_{i}"] for i in range(len(z.files))]
+        else:
+            x = np.load(pairs[k + 1])
+        for j, y in enumerate(model.run(x)):
             results[f"{k // 2}_{j}"] = y
     np.savez(out, **results)

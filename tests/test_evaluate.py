@@ -20,6 +20,7 @@ from PIL import Image
 
 from engine import registry
 from engine.errors import InputError
+from tests import oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "evaluate.py"
@@ -139,6 +140,8 @@ def test_missing_data_folder_is_an_error(env, tmp_path):
 
 
 def run_script(env, tmp_path, *args) -> tuple[subprocess.CompletedProcess, dict]:
+    if "--compare-litert" in args:  # the script runs the oracles (TFLite Micro for person_detect)
+        oracle.require("reference", *(["micro"] if "person" in args else []))
     out = tmp_path / "out"
     p = subprocess.run(
         [sys.executable, str(SCRIPT), "--out-dir", str(out), *args],

@@ -89,6 +89,11 @@ def test_image_folder_labels_and_order(photos):
     assert ds.labels.tolist() == [3] * 5 + [7] * 6 + [-1]  # folder names that are integers: those classes
     assert class_index(["cat", "dog"], None) == {"cat": 0, "dog": 1}  # else sorted order
     assert class_index(["Dog", "cat"], ["background", "cat", "dog"]) == {"Dog": 2, "cat": 1}  # model's labels
+    (photos / "7" / "loop").symlink_to(photos, target_is_directory=True)  # followed once, never in a loop
+    try:
+        assert open_dataset(photos).paths == ds.paths
+    finally:
+        (photos / "7" / "loop").unlink()
     shard = ds.shard(4, 8)
     assert shard.paths == tuple(ds.paths[4:8]) and len(shard) == 4
 
@@ -120,6 +125,23 @@ def test_accuracy_top5_ties_and_per_class():
     assert (r["top1"], r["top5"], r["correct"]) == (1 / 3, 2 / 3, 1)
     assert r["per_class"]["two"] == {"images": 1, "top1": 0.0, "top5": 1.0}
     assert r["per_class"]["six"]["top5"] == 0.0
+
+
+def test_predictions_of_a_classifier_and_a_detector():
+    from engine import TensorInfo
+    from engine.evaluation import ModelFacts, predictions
+
+    q = TensorInfo("p", 0, (1, 4), np.dtype(np.uint8), 1 / 256, 0)
+    pred, score = predictions(
+        [np.array([[1, 9, 9, 0], [0, 0, 0, 128]], np.uint8)], ModelFacts([q], None, "classify")
+    )
+    assert pred.tolist() == [1, 3] and score.tolist() == [9 / 256, 0.5]
+    boxes = np.zeros((2, 10, 4), np.float32)
+    classes = np.array([[17.0] + [0.0] * 9, [3.0] * 10], np.float32)
+    scores = np.array([[0.75] + [0.0] * 9, [0.0] * 10], np.float32)
+    count = np.array([1.0, 0.0], np.float32)
+    pred, score = predictions([boxes, classes, scores, count], ModelFacts([q] * 4, None, "detect"))
+    assert pred.tolist() == [17, -1] and score[0] == 0.75 and np.isnan(score[1])
 
 
 def test_in_process_digest_is_the_raw_outputs_in_order(ref, mnist_dir):
@@ -292,12 +314,15 @@ def test_cli_any_model_file_on_an_existing_cluster(mnist_dir, models_dir, tmp_pa
 def _workers_of(pid: int) -> list:
     import psutil
 
-    kids = psutil.Process(pid).children(recursive=True)
-    return [
-        k
-        for k in kids
-        if "spawn_main" in " ".join(k.cmdline()) and "resource_tracker" not in " ".join(k.cmdline())
-    ]
+    workers = []
+    for k in psutil.Process(pid).children(recursive=True):
+        try:  # a child may exit between the listing and this read
+            line = " ".join(k.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            workers.append(k)
+    return workers
 
 
 def test_cli_worker_killed_mid_run_loses_nothing(ref, mnist_dir, models_dir, tmp_path):

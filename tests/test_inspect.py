@@ -149,3 +149,32 @@ def test_errors_are_one_line(mnist, tmp_path):
     assert proc.returncode == engine.ModelFormatError.exit_code and proc.stderr.count("\n") == 1
     proc = cli(str(mnist), "--layer", "2", "--element", "0,1,1,1", "--image", str(tmp_path / "none.png"))
     assert proc.returncode == engine.ImageError.exit_code and proc.stderr.count("\n") == 1
+
+
+def test_compare_litert_ssd(models_dir, shared, litert):
+    """inspect --compare-litert on the SSD with an image: every layer output compared, all equal."""
+    path = models_dir / "ssd_mobilenet_v1_coco_uint8.tflite"
+    proc = cli(str(path), "--compare-litert", "--image", str(shared / "data/ssd/table.jpg"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads(proc.stdout)["layers"]
+    assert len(layers) == 67 and all(r["status"] == "equal" and r["differing"] == 0 for r in layers)
+
+
+def test_input_npy_and_resize(mnist, tmp_path, capsys):
+    """--input-npy feeds the tensor as is; --resize picks the Pillow filter for --image: the element's
+    value equals the reference's for the input each option makes."""
+    x = np.random.default_rng(8).integers(0, 256, (1, 28, 28, 1)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    big = np.random.default_rng(9).integers(0, 256, (61, 47)).astype(np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    element = ["--layer", "2", "--element", "0,10,12,7", "--json"]
+    inputs = {"npy": (["--input-npy", str(tmp_path / "x.npy")], x)}
+    for name, flt in (("nearest", Image.NEAREST), ("bicubic", Image.BICUBIC)):
+        small = np.asarray(Image.fromarray(big).resize((28, 28), flt), np.uint8).reshape(1, 28, 28, 1)
+        inputs[name] = (["--image", str(tmp_path / "big.png"), "--resize", name], small)
+    assert not np.array_equal(inputs["nearest"][1], inputs["bicubic"][1])
+    for name, (args, feed) in inputs.items():
+        assert ins.main([str(mnist), *element, *args]) == 0
+        steps = json.loads(capsys.readouterr().out)
+        ref = reference_run(mnist, [feed], preserve_all=True)
+        assert steps["final"] == int(ref["tensors"]["sequential/conv2d_1/Relu"][0, 10, 12, 7]), name

@@ -12,6 +12,7 @@ import pytest
 
 import engine
 from engine.interpreter import Interpreter
+from tests import oracle
 from tests.oracle import reference_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ with open(outfile, "wb") as f:
 
 
 def litert_script(tmp_path: Path, model_path: Path, x: np.ndarray, batch: int | None = None) -> dict:
+    oracle.require("reference")
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "litert.pkl"
     args = [str(model_path), str(tmp_path / "x.npy"), str(out), str(batch) if batch else "-"]

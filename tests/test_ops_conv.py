@@ -83,16 +83,13 @@ def gemm_path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_conv2d_options(scheme, gemm_path):
+def conv_net(scheme: str) -> Net:
     rng = np.random.default_rng(SCHEMES.index(scheme))
     net = Net()
     variants = itertools.product(
-        ["SAME", "VALID"], [(1, 1), (2, 2), (1, 2)], [(1, 1), (2, 2)], [(1, 1), (3, 3), (5, 2)]
+        ["SAME", "VALID"], [(1, 1), (2, 2), (1, 2)], [(1, 1), (2, 2), (1, 3)], [(1, 1), (3, 3), (5, 2)]
     )
-    for n, (pad, (sh, sw), (dh, dw), (kh, kw)) in enumerate(variants):
-        if (dh > 1 or dw > 1) and (sh > 1 or sw > 1):
-            continue  # TFLite: dilation with stride is not a supported combination
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw)) in enumerate(variants):  # dilation with stride too
         dtype, s_in, zp_in = io_types(scheme, rng)
         c_in, c_out = [(3, 7), (16, 33), (5, 64), (1, 40)][n % 4]
         x = net.input([1, 11, 9, c_in], dtype, s_in, zp_in)
@@ -114,23 +111,24 @@ def test_conv2d_options(scheme, gemm_path):
             dilation_w_factor=dw,
             fused_activation_function=act,
         )
-    check(net, run_sets(net, 10, batches=(1, 3)))
+    return net
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_depthwise_conv2d_options(scheme, gemm_path):  # one-channel inputs run on the GEMM
+def depthwise_net(scheme: str, gemm_only: bool = False) -> Net:
+    """Depthwise variants; gemm_only: only those with one input channel (they run on the GEMM, the
+    others on the depthwise kernel, which has no VNNI/int16 switch)."""
     rng = np.random.default_rng(20 + SCHEMES.index(scheme))
     net = Net()
     variants = itertools.product(
         ["SAME", "VALID"], [(1, 1), (2, 2)], [(1, 1), (2, 3)], [(3, 3), (5, 5), (2, 3)], [1, 2, 3]
     )
-    for n, (pad, (sh, sw), (dh, dw), (kh, kw), dm) in enumerate(variants):
-        if (dh > 1 or dw > 1) and (sh > 1 or sw > 1):
-            continue
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw), dm) in enumerate(variants):  # dilation with stride too
         if pad == "VALID" and ((kh - 1) * dh + 1 > 10 or (kw - 1) * dw + 1 > 12):
             continue  # no output at all
         dtype, s_in, zp_in = io_types(scheme, rng)
         c_in = [1, 5, 8, 17][n % 4]
+        if gemm_only and c_in != 1:
+            continue
         c_out = c_in * dm
         x = net.input([1, 10, 12, c_in], dtype, s_in, zp_in)
         w, bias_scales, s_out = weights(net, rng, scheme, (1, kh, kw, c_out), 3, s_in, kh * kw)
@@ -152,17 +150,14 @@ def test_depthwise_conv2d_options(scheme, gemm_path):  # one-channel inputs run 
             depth_multiplier=dm,
             fused_activation_function=act,
         )
-    check(net, run_sets(net, 11, batches=(1, 3)))
+    return net
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_fully_connected_options(scheme, gemm_path):
+def fc_net(scheme: str) -> Net:
     rng = np.random.default_rng(40 + SCHEMES.index(scheme))
     net = Net()
     shapes = [([1, 7], 1), ([1, 64], 10), ([1, 3, 5], 37), ([1, 2, 2, 9], 33), ([1, 4, 6], 5)]
     for n, ((in_shape, units), keep) in enumerate(itertools.product(shapes, [False, True])):
-        if keep and len(in_shape) == 4:
-            continue
         dtype, s_in, zp_in = io_types(scheme, rng)
         depth = in_shape[-1] if keep else int(np.prod(in_shape[1:]))
         if not keep and len(in_shape) > 2:
@@ -182,4 +177,28 @@ def test_fully_connected_options(scheme, gemm_path):
             keep_num_dims=keep,
             fused_activation_function=act,
         )
+    return net
+
+
+# each sweep under every kernel build: VNNI / int16 GEMM x serial / parallel (forced, whatever the work
+# size), against one reference run; the portable builds (no AVX-512) run these models in test_portable.py
+SWEEPS = {"conv": (conv_net, 10), "depthwise": (depthwise_net, 11), "fc": (fc_net, 12)}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conv2d_options(scheme, gemm_path, kernel_build):
+    net = conv_net(scheme)
+    check(net, run_sets(net, 10, batches=(1, 3)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_depthwise_conv2d_options(scheme, gemm_path, kernel_build):
+    # the int16 GEMM variant runs only the one-channel cases: the others never reach the GEMM
+    net = depthwise_net(scheme, gemm_only=gemm_path == "int16")
+    check(net, run_sets(net, 11, batches=(1, 3)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fully_connected_options(scheme, gemm_path, kernel_build):
+    net = fc_net(scheme)
     check(net, run_sets(net, 12, batches=(1, 3)))

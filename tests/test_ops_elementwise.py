@@ -63,7 +63,7 @@ def test_binary_exhaustive(op):
 
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_binary_broadcast(op, dtype):
+def test_binary_broadcast(op, dtype, kernel_build):
     """Same shapes, broadcasts between two activations, against constants (either side), ranks 1 to 6."""
     rng = np.random.default_rng(10)
     info = np.iinfo(dtype)
@@ -115,7 +115,7 @@ def test_binary_broadcast(op, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_mean(dtype):
+def test_mean(dtype, kernel_build):
     """Axis sets (spatial [1,2] both orders, single, negative, duplicates, all but batch, not adjacent),
     keep_dims, output quantization equal to or different from the input's; windows up to 64x65."""
     rng = np.random.default_rng(20)
@@ -196,7 +196,7 @@ def test_pad(dtype):
 # --- CONCATENATION ---------------------------------------------------------------------------------------
 
 
-def test_concat_uint8_requantizes_every_value():
+def test_concat_uint8_requantizes_every_value(kernel_build):
     """uint8 inputs with other scales and zero points than the output: all 256 values, many scales."""
     rng = np.random.default_rng(40)
     net = Net()
@@ -213,7 +213,7 @@ def test_concat_uint8_requantizes_every_value():
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_concat_axes(dtype):
+def test_concat_axes(dtype, kernel_build):
     """Every axis, negative ones too, 1 to 4 inputs of different extents, and a constant input."""
     rng = np.random.default_rng(41)
     info = np.iinfo(dtype)

@@ -27,7 +27,7 @@ GEOMETRIES = [
 
 @pytest.mark.parametrize("op", ["MAX_POOL_2D", "AVERAGE_POOL_2D"])
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_pool(op, dtype):
+def test_pool(op, dtype, kernel_build):
     rng = np.random.default_rng(0)
     net = Net()
     acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]

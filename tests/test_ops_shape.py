@@ -171,3 +171,13 @@ def test_pack_on_activations(dtype):
         y = net.tensor(oshape, dtype, 0.1, 2)
         net.op("PACK", xs, [y], f"PACK axis={axis} n={n}", axis=axis, values_count=n)
     check(net, run_sets(net, 7, (1, 2)))
+
+
+@pytest.mark.parametrize("out_type", ["int32", "int64"])
+def test_shape_of_activations_out_type(out_type):
+    """SHAPE of an activation (folded at load, the batch from the run) in either output type."""
+    net = Net()
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 0)
+    y = net.tensor([4], out_type)
+    net.op("SHAPE", [x], [y], f"shape {out_type}", out_type=out_type.upper())
+    check(net, run_sets(net, 31, batches=(1, 3)))

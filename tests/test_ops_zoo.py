@@ -486,3 +486,77 @@ def test_float_input_and_output_around_an_int8_body():
     sets = [[rng.uniform(-3, 3, (b, 4, 4, 3)).astype(np.float32)] for b in (1, 3)]
     check(net, sets)
     assert engine.load(net.build()).inputs[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_div_quantized_every_pair(dtype):
+    """Every dividend against every divisor but the zero point, random scales, fused activations."""
+    from tests.harness import all_bytes, qparams
+
+    rng = np.random.default_rng(17)
+    net = Net()
+    sets = [[]]
+    for k, act in enumerate(["NONE", "RELU", "RELU6", "NONE", "RELU_N1_TO_1", "NONE"]):
+        (s1, z1), (s2, z2), (so, zo) = (qparams(rng, dtype) for _ in range(3))
+        x = net.input([1, 256, 1], dtype, s1, z1)
+        divisors = np.setdiff1d(all_bytes(dtype, [256]), np.array([z2], dtype))
+        d = net.const(divisors.reshape(1, 1, 255), dtype, s2, z2)
+        y = net.tensor([1, 256, 255], dtype, so, zo)
+        net.op("DIV", [x, d], [y], f"DIV {dtype} {k} {act}", fused_activation_function=act)
+        sets[0].append(all_bytes(dtype, [1, 256, 1]))
+    check(net, sets)
+
+
+def test_div_quantized_zero_divisor_is_an_error():
+    net = Net()
+    a, b = net.input([1, 3], "uint8", 0.1, 3), net.input([1, 3], "uint8", 0.1, 7)
+    net.op("DIV", [a, b], [net.tensor([1, 3], "uint8", 0.2, 0)], "div")
+    m = engine.load(net.build())
+    with pytest.raises(engine.InputError, match="op 0 .DIV.: division by zero"):
+        m.run([np.uint8([[1, 2, 3]]), np.uint8([[1, 7, 3]])])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_floor_div_small_integers(dtype):
+    net = Net()
+    a = net.input([1, 4, 6], dtype, *q(dtype))
+    b = net.const(np.array([[3, -4, 7, -1, 2, 5]], dtype), dtype, *q(dtype))
+    net.op("FLOOR_DIV", [a, b], [net.tensor([1, 4, 6], dtype, *q(dtype))], f"FLOOR_DIV {dtype}")
+    check(net, run_sets(net, 18, (1, 2)))
+
+
+def test_rsqrt_int8():
+    """Every input value at or above the zero point (below it the reference reports an error)."""
+    rng = np.random.default_rng(19)
+    net = Net()
+    sets = [[]]
+    from tests.harness import qparams
+
+    for k in range(7):
+        s_in, zp_in = qparams(rng, "int8")
+        s_out, zp_out = qparams(rng, "int8", -2.0, 1.0)
+        if k == 6:  # outputs spread over most of the int8 range
+            (s_in, zp_in), (s_out, zp_out) = (0.01, -128), (0.04, -128)
+        x = net.input([1, 256], "int8", s_in, zp_in)
+        net.op("RSQRT", [x], [net.tensor([1, 256], "int8", s_out, zp_out)], f"RSQRT int8 {k}")
+        sets[0].append(np.maximum(np.arange(-128, 128), zp_in).astype(np.int8).reshape(1, 256))
+    check(net, sets)
+    m = engine.load(net.build())
+    bad = [np.full((1, 256), -128, np.int8) for _ in range(7)]
+    if any(np.int8(t["zero_point"][0]) > -128 for t in (net.tensors[i] for i in net.inputs)):
+        with pytest.raises(engine.InputError, match="RSQRT"):
+            m.run(bad)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float32", "int16"])
+def test_pack_on_data(dtype):
+    """PACK of computed tensors (MoveNet packs int32 indices), batch 1 and 2."""
+    net = Net()
+    for axis, n in ((1, 3), (-1, 2), (0, 2)):
+        xs = [net.input([1, 4, 3], dtype, *q(dtype)) for _ in range(n)]
+        oshape = [1, 4, 3]
+        oshape.insert(axis % 4, n)
+        net.op(
+            "PACK", xs, [net.tensor(oshape, dtype, *q(dtype))], f"PACK axis={axis}", axis=axis, values_count=n
+        )
+    check(net, run_sets(net, 20, (1, 2)))

@@ -26,24 +26,48 @@ MODELS = {  # model file: batch (LiteRT runs the SSD at batch 1 only)
 }
 
 
+def sweep_cases(tmp_path: Path) -> tuple[list[str], list[str], list[list[np.ndarray]]]:
+    """The one-op option sweeps of test_ops_conv.py (the same models and inputs, batch 3): worker
+    arguments, labels and the reference's outputs."""
+    from tests.harness import cached_reference, run_sets
+    from tests.test_ops_conv import SCHEMES, SWEEPS
+
+    args, labels, wanted = [], [], []
+    for kind, (build, seed) in SWEEPS.items():
+        for scheme in SCHEMES:
+            net = build(scheme)
+            model = net.build()
+            xs = run_sets(net, seed, batches=(1, 3))[1]
+            (tmp_path / f"{kind}_{scheme}.tflite").write_bytes(model)
+            np.savez(tmp_path / f"{kind}_{scheme}.npz", *xs)
+            args += [str(tmp_path / f"{kind}_{scheme}.tflite"), str(tmp_path / f"{kind}_{scheme}.npz")]
+            labels.append(f"{kind} {scheme}")
+            wanted.append(cached_reference(model, [xs])[0]["outputs"])
+    return args, labels, wanted
+
+
 def test_without_avx512_matches_reference(models_dir, tmp_path):
+    """The shared models and the conv / depthwise / FC option sweeps, compiled for a CPU without AVX-512."""
     import engine
 
     rng = np.random.default_rng(11)
-    args, wanted = [], []
+    args, labels, wanted = sweep_cases(tmp_path)
     for name, batch in MODELS.items():
         path = models_dir / name
         t = engine.load(path, warmup=False).inputs[0]
         x = rng.integers(0, 256, (batch, *t.shape[1:])).astype(np.uint8).view(t.dtype)
         np.save(tmp_path / f"{name}.npy", x)
         args += [str(path), str(tmp_path / f"{name}.npy")]
+        labels.append(name)
         wanted.append(reference_run(path, [x], preserve_all=False)["outputs"])
     env = dict(
         os.environ,
         NUMBA_CPU_NAME="haswell",
         NUMBA_CPU_FEATURES=avx2_feature_string(),
         NUMBA_CACHE_DIR=str(tmp_path / "numba"),  # kernels compiled for the other CPU stay apart
-        PYTHONPATH=str(Path(__file__).resolve().parents[1]),  # this checkout's engine, installed or not
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
     )
     worker = Path(__file__).with_name("portable_worker.py")
     out = tmp_path / "out.npz"
@@ -54,4 +78,4 @@ def test_without_avx512_matches_reference(models_dir, tmp_path):
     got = np.load(out)
     for k, outputs in enumerate(wanted):
         for j, want in enumerate(outputs):
-            assert np.array_equal(got[f"{k}_{j}"], want), f"{list(MODELS)[k]} output {j} differs"
+            assert np.array_equal(got[f"{k}_{j}"], want), f"{labels[k]} output {j} differs"

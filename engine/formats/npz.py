@@ -34,6 +34,7 @@ def graph_to_json(g: Graph) -> dict:
                 "scale": [float(s) for s in t.scale],
                 "zero_point": [int(z) for z in t.zero_point],
                 "quant_axis": t.quant_axis,
+                "variable": t.is_variable,
             }
             for t in g.tensors
         ],
@@ -44,6 +45,7 @@ def graph_to_json(g: Graph) -> dict:
                 "inputs": o.inputs,
                 "outputs": o.outputs,
                 "options": o.options,
+                "intermediates": o.intermediates,
             }
             for o in g.ops
         ],
@@ -210,6 +212,8 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
         zp = np.asarray([_int(z, where) for z in tj.get("zero_point", [])], np.int64)
         _check(scale.ndim == 1 and zp.shape == scale.shape, where, "scale and zero_point lengths differ")
         t = Tensor(i, str(tj["name"]), shape, dtype, None, scale, zp, _int(tj.get("quant_axis", 0), where))
+        t.is_variable = tj.get("variable", False)  # absent in files written before variables existed
+        _check(isinstance(t.is_variable, bool), where, "variable must be true or false")
         if tj.get("const"):
             key = f"t{i}"
             _check(key in arrays, where, f"constant array {key} missing")
@@ -243,6 +247,7 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
                 idx(oj["outputs"], where, False),
                 options,
                 int(oj.get("version", 1)),
+                idx(oj.get("intermediates", []), where, False),
             )
         )
     return Graph(
@@ -278,6 +283,8 @@ def validate_graph(g: Graph, source: str) -> None:
                 raise ModelFormatError(f"{source}: {op.where()} writes graph input {t.describe()}")
             if t.is_const:
                 raise ModelFormatError(f"{source}: {op.where()} writes constant {t.describe()}")
+            if t.is_variable:  # variables are state inputs an op updates in place, never outputs
+                raise ModelFormatError(f"{source}: {op.where()} writes {t.describe()} as an output")
             if i in producer:
                 raise ModelFormatError(
                     f"{source}: {op.where()} writes {t.describe()}, written by op {producer[i]}"

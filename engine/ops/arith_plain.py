@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph import Graph, Op
+from . import div_quantized
 from .broadcast import broadcast_shape
 from .common import Prepared, Shape, fail, require, tensors
 
@@ -24,7 +25,7 @@ TYPES = {
     "SUB": FLOAT_INT,
     "MUL": FLOAT_INT,
     "DIV": FLOAT_INT,
-    "FLOOR_DIV": FLOAT_INT,
+    "FLOOR_DIV": ("float32", "int8", "int16", "int32", "int64"),  # 8/16-bit: raw values, scales ignored
     "MAXIMUM": ("float32", "uint8", "int8", "int16", "int32", "int64"),
     "MINIMUM": ("float32", "uint8", "int8", "int16", "int32", "int64"),
 }
@@ -82,6 +83,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
     a, b, out = ins[0], ins[1], outs[0]
+    if op.type == "DIV" and a.dtype in ("uint8", "int8"):
+        return div_quantized.prepare(op, g, shapes, values)
     allowed = TYPES[op.type]
     require(op, a.dtype in allowed, f"{a.describe()}: type {a.dtype} not supported (supported: {allowed})")
     require(op, b.dtype == a.dtype and out.dtype == a.dtype, f"inputs and output must all be {a.dtype}")
@@ -97,7 +100,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         raise fail(op, f"{b.describe()}: division by zero")
     check_zero = int_div and values[1] is None
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x, y, o = inputs[0], inputs[1], outputs[0]
         if check_zero and not np.all(y):
             raise InputError(f"{op.where()}: division by zero")

@@ -58,7 +58,10 @@ def integer_axis(n_in: int, n_out: int, align: bool, half: bool):
 
 
 @kernel
-def _bilinear_float(src, out, ylo, yhi, fy, gy, xlo, xhi, fx, gx, n, h, w, c, half_up):
+def _bilinear_float(src, out, ys, xs, dims, half_up):
+    ylo, yhi, fy, gy = ys
+    xlo, xhi, fx, gx = xs
+    n, h, w, c = dims
     oh, ow = ylo.shape[0], xlo.shape[0]
     for t in prange(n * oh):
         b, y = t // oh, t % oh
@@ -83,7 +86,10 @@ def _bilinear_float(src, out, ylo, yhi, fy, gy, xlo, xhi, fx, gx, n, h, w, c, ha
 
 
 @kernel
-def _bilinear_int(src, out, ylo, yhi, fy, gy, xlo, xhi, fx, gx, n, h, w, c):
+def _bilinear_int(src, out, ys, xs, dims):
+    ylo, yhi, fy, gy = ys
+    xlo, xhi, fx, gx = xs
+    n, h, w, c = dims
     oh, ow = ylo.shape[0], xlo.shape[0]
     for t in prange(n * oh):
         b, y = t // oh, t % oh
@@ -112,7 +118,7 @@ def _bilinear_int(src, out, ylo, yhi, fy, gy, xlo, xhi, fx, gx, n, h, w, c):
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     shape, oh, ow, align, half = resize_geometry(op, g, shapes, values, TYPES)
-    n, h, w, c = shape
+    n, h, w, c = shape = tuple(int(d) for d in shape)
     dtype = tensors(op, g)[0][0].dtype
     out_shape = (n, oh, ow, c)
     work = n * oh * ow * c
@@ -121,14 +127,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)
 
-        def run(inputs: list, outputs: list) -> None:
-            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), *ys, *xs, n, h, w, c, half_up)
+        def run(inputs: list, outputs: list, scratch: list) -> None:
+            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape, half_up)
 
     else:
         ys, xs = integer_axis(h, oh, align, half), integer_axis(w, ow, align, half)
         fn = _bilinear_int.pick(work)
 
-        def run(inputs: list, outputs: list) -> None:
-            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), *ys, *xs, n, h, w, c)
+        def run(inputs: list, outputs: list, scratch: list) -> None:
+            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape)
 
     return Prepared([out_shape], run)

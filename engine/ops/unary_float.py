@@ -6,12 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
+from . import rsqrt_quantized
 from .common import Prepared, Shape, require, tensors
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
+    if op.type == "RSQRT" and src.dtype == "int8":
+        return rsqrt_quantized.prepare(op, g, shapes, values)
     require(
         op, src.dtype == "float32", f"{src.describe()}: type {src.dtype} not supported (supported: float32)"
     )
@@ -19,7 +22,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     one = np.float32(1.0)
     rsqrt = op.type == "RSQRT"
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         with np.errstate(all="ignore"):
             np.sqrt(inputs[0], out=outputs[0])
             if rsqrt:
