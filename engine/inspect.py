@@ -43,9 +43,10 @@ from .numerics.fixedpoint import (
     wrap_int32,
 )
 from .ops import kernel_for
-from .ops.common import conv_padding, fused_activation, per_tensor
+from .ops.common import fused_activation, per_tensor, window
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
 from .profiles import tflm
+from .stats import op_macs
 
 CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -108,19 +109,6 @@ def out_channels(op: Op, g: Graph) -> int:
     return int(filt.shape[3] if op.type == "DEPTHWISE_CONV_2D" else filt.shape[0])
 
 
-def macs(op: Op, g: Graph, shapes: dict) -> int:
-    """Multiply-accumulates of one run at the planned batch size (0 for ops that do none)."""
-    if op.type not in CONV_LIKE:
-        return 0
-    out = int(np.prod(shapes[op.outputs[0]], dtype=np.int64))
-    fshape = g.tensors[op.inputs[1]].shape
-    if op.type == "CONV_2D":
-        return out * int(np.prod(fshape[1:]))
-    if op.type == "DEPTHWISE_CONV_2D":
-        return out * int(fshape[1] * fshape[2])
-    return out * int(fshape[1])
-
-
 def requantizes_in_double(op: Op) -> bool:
     """LiteRT's reference FULLY_CONNECTED rounds double(acc) * M; TFLite Micro (and the convs) use (M0, shift)."""
     return op.type == "FULLY_CONNECTED"
@@ -170,7 +158,7 @@ def layer_rows(model: Model) -> list[dict]:
                 "inputs": [tensor_info(g, i, shapes, r) for i, r in zip(op.inputs, roles) if i >= 0],
                 "outputs": [tensor_info(g, i, shapes, "output") for i in op.outputs],
                 "multiplier": multiplier_info(op, g),
-                "macs": macs(op, g, shapes),
+                "macs": op_macs(g, op, shapes),
             }
         )
     return rows
@@ -349,10 +337,8 @@ def _conv_terms(
     b, oy, ox, oc = element
     _, h, wd, c = x.shape
     kh, kw = (w.shape[1], w.shape[2])
-    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
-    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
-    top = conv_padding(h, kh, sh, dh, out_shape[1])
-    left = conv_padding(wd, kw, sw, dw, out_shape[2])
+    win = window(op, h, wd, kh, kw)  # as the op's prepare reads it
+    sh, sw, dh, dw, top, left = win.sh, win.sw, win.dh, win.dw, win.top, win.left
     y0, x0 = oy * sh - top, ox * sw - left
     if op.type == "CONV_2D":
         channels = range(c)

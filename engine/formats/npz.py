@@ -13,8 +13,7 @@ import zipfile
 
 import numpy as np
 
-from ..budget import BudgetError, size_text
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, UnsupportedError
 from ..graph import DTYPES, Graph, Op, Tensor
 
 FORMAT_VERSION = 1
@@ -94,6 +93,10 @@ MAX_GRAPH_JSON = 64 << 20  # bytes of graph.json (the SSD's is about 60 KB)
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a larger claim is a forged header
 
 
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):.1f} MiB"
+
+
 class _Members:
     """The .npz members, read one at a time and only when graph.json asks for them: each member's
     declared size (zip header) and .npy header (dtype, shape) are checked before its data is
@@ -119,9 +122,9 @@ class _Members:
         total = sum(i.file_size for i in infos)
         if budget is not None and total > budget:
             big = max(infos, key=lambda i: i.file_size)
-            raise BudgetError(
-                f"{source}: its arrays declare {size_text(total)}, over the memory budget of "
-                f"{size_text(budget)} (largest: {big.filename!r}, {size_text(big.file_size)})"
+            raise UnsupportedError(  # engine/budget.py's rule, before anything is decompressed
+                f"{source}: its arrays declare {_mib(total)}, over the memory budget of "
+                f"{_mib(budget)} (largest: {big.filename!r}, {_mib(big.file_size)})"
             )
 
     def __contains__(self, key: str) -> bool:

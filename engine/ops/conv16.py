@@ -91,7 +91,7 @@ def prepare_conv16(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     fn = (depthwise16 if depthwise else conv16).pick(work // 16)
     extra = (dm,) if depthwise else ()
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         fn(ins[0], weights, b, mult, shift, outs[0], geo, *extra, lo, hi)
 
     return Prepared([out_shape], run)
@@ -115,7 +115,7 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
         out_shape = (rows, units)
     fn = fully_connected16.pick(rows * units * depth // 16)
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         fn(ins[0].reshape(rows, depth), weights, b, scale, outs[0].reshape(rows, units), lo, hi)
 
     return Prepared([out_shape], run)

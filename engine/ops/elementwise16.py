@@ -69,7 +69,7 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     ext, sa, sb = _plan(out_shape, shapes[0], shapes[1])
     fn = binary16.pick(int(np.prod(out_shape)))
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x, y = inputs[0].reshape(-1), inputs[1].reshape(-1)
         fn(x, y, outputs[0].reshape(-1), ext, sa, sb, mode, p, lo, hi)
 

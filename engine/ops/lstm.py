@@ -232,7 +232,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     out_shape = (*x_shape[:2], L.n_output)
     fn = lstm.pick(n_batch * max_time * 4 * L.n_cell * (L.n_input + L.n_output) // 16)
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         h = ins[STATE_OUT].reshape(-1)
         cell = ins[STATE_CELL].reshape(n_batch, L.n_cell)
         fn(ins[INPUT].reshape(-1), h, cell, outs[0].reshape(-1), mats, sc, tabs, max_time, time_major)
