@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -83,6 +84,7 @@ def model_ref(args):
         raise InputError("--compare-litert runs the reference kernels on a .tflite model, not an .npz")
     mirror = str(cache.mirror) if cache.mirror else None
     ref = ModelRef(name, sha, mirror, _preprocess(args, entry), args.batch, None, args.compare_litert)
+    ref = dataclasses.replace(ref, numerics=getattr(args, "numerics", "reference"))
     return ref, labels
 
 
@@ -123,7 +125,7 @@ def evaluate_data(args: argparse.Namespace) -> int:
             numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
         summary = evaluate_dataset(ref, ds, **run)
         summary["threads_per_worker"] = numba.get_num_threads()
-    summary = {"model": args.model, "model_sha256": ref.sha256, "data": str(args.data), **summary}
+    summary = {"model": args.model, "model_sha256": ref.sha256, "numerics": ref.numerics, "data": str(args.data), **summary}
     print(json.dumps(summary) if args.json else text(summary))
     ref_diff = summary.get("reference", {}).get("differing", 0)
     return 1 if ref_diff else 0

@@ -12,7 +12,8 @@ from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
-from .ops import kernel_for
+from .ops import kernel_for, variable_shapes
+from .profiles import admit
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
@@ -52,14 +53,24 @@ class Plan:
             if len(t.shape) == 0:
                 raise UnsupportedError(f"graph input {t.describe()} is a scalar")
             shapes[i] = (batch, *t.shape[1:])
+        # variable tensors (LSTM state), reset at the start of every run; the op that reads a variable
+        # first may size it for this batch (an LSTM keeps one state row per sequence)
+        self.variables = [t.index for t in g.tensors if t.is_variable and not t.is_const and t.shape]
+        unsized = set(self.variables)
         self.steps: list[Step] = []
         for op in g.ops:
+            if unsized.intersection(op.inputs):
+                sized = variable_shapes(op, g, [shapes.get(i) if i >= 0 else None for i in op.inputs])
+                for i in unsized.intersection(op.inputs):
+                    shapes[i] = tuple(sized.get(i, g.tensors[i].shape))
+                unsized.difference_update(op.inputs)
             for i in op.inputs:
                 if i >= 0 and i not in shapes:
                     raise ModelFormatError(
                         f"{op.where()}: input tensor {i} is used before any op produces it"
                     )
             prepare = kernel_for(op)
+            admit(op, g)  # the profile's runtime may refuse what the engine runs
             in_shapes = [shapes[i] if i >= 0 else None for i in op.inputs]
             in_values = [values.get(i) if i >= 0 else None for i in op.inputs]
             try:
@@ -86,10 +97,8 @@ class Plan:
                     ledger.add(_nbytes(g, i, shapes[i]), f"{op.where()} output {g.tensors[i].describe()}")
                 ledger.add(_scratch_bytes(prepared.scratch) + prepared.work, f"{op.where()} scratch")
                 outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
-                args = [[values.get(i) if i >= 0 else None for i in op.inputs], outs]
-                if prepared.scratch:
-                    args.append([np.zeros(shape, dtype) for shape, dtype in prepared.scratch])
-                prepared.run(*args)
+                scratch = [np.zeros(shape, dtype) for shape, dtype in prepared.scratch]
+                prepared.run([values.get(i) if i >= 0 else None for i in op.inputs], outs, scratch)
                 values.update(zip(op.outputs, outs))
                 continue
             step = Step(op.index, prepared.run, list(op.inputs), list(op.outputs), prepared.scratch)
@@ -108,10 +117,20 @@ class Plan:
         biggest = max(self.steps, key=lambda s: _scratch_bytes(s.scratch_spec) + s.work, default=None)
         if biggest is not None:
             ledger.add(arena, f"{g.ops[biggest.op_index].where()} scratch {_largest(biggest)}")
+        for i in self.variables:
+            ledger.add(math.prod(shapes[i]) * g.tensors[i].np_dtype.itemsize, f"state {g.tensors[i].describe()}")
         self.nbytes = ledger.total  # what this plan holds, constants included
         self.buffers = self._allocate(layout)
+        for i in self.variables:
+            self.buffers[i] = np.empty(shapes[i], g.tensors[i].np_dtype)
+        self._resets = [(self.buffers[i], self._reset_value(g.tensors[i])) for i in self.variables]
         self._allocate_scratch()
         self._bind()
+
+    @staticmethod
+    def _reset_value(t) -> int:
+        """What the reference's ResetVariableTensor writes: the zero point's byte for int8, else 0."""
+        return int(t.zero_point[0]) if t.dtype == "int8" and t.zero_point.size else 0
 
     def _bind(self) -> None:
         """Each step's argument lists, built once: a run only puts the feeds into their slots."""
@@ -122,7 +141,7 @@ class Plan:
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             self._feed_slots += [(i, ins, k) for k, i in enumerate(step.inputs) if i in inputs]
-            args = (ins, [arrays[i] for i in step.outputs]) + ((step.scratch,) if step.scratch else ())
+            args = (ins, [arrays[i] for i in step.outputs], step.scratch)
             self._calls.append((step.run, args))
         self._warm_calls = [(s.warmup or run, args) for s, (run, args) in zip(self.steps, self._calls)]
 
@@ -203,6 +222,8 @@ class Plan:
         """
         for i, ins, k in self._feed_slots:
             ins[k] = feeds[i]
+        for buf, value in self._resets:  # a run is stateless: state starts as after a reset
+            buf.fill(value)
         try:
             if timings is None and observe is None:
                 for run, args in self._warm_calls if warm else self._calls:

@@ -31,6 +31,7 @@ class Tensor:
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     zero_point: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     quant_axis: int = 0
+    is_variable: bool = False  # state an op updates in place (LSTM); reset at the start of every run
 
     @property
     def is_const(self) -> bool:
@@ -51,7 +52,8 @@ class Tensor:
         q = f" scale={self.scale[0]:.6g} zp={zp}" if self.scale.size == 1 else ""
         if self.scale.size > 1:
             q = f" per-channel({self.scale.size}, axis {self.quant_axis})"
-        return f"tensor {self.index} '{self.name}' {self.dtype}{list(self.shape)}{q}"
+        kind = " variable" if self.is_variable else ""
+        return f"tensor {self.index} '{self.name}'{kind} {self.dtype}{list(self.shape)}{q}"
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Op:
     outputs: list[int]
     options: dict = field(default_factory=dict)
     version: int = 1
+    intermediates: list[int] = field(default_factory=list)  # tensors whose quantization the op reads (LSTM)
 
     def where(self) -> str:
         return f"op {self.index} ({self.type})"
@@ -74,3 +77,4 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
     description: str = ""
+    numerics: str = "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare

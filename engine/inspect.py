@@ -16,6 +16,7 @@ layer's output tensor.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import profiles
 from .errors import EngineError, InputError
 from .graph import Graph, Op, Tensor
 from .interpreter import Interpreter
@@ -40,23 +42,26 @@ from .numerics.fixedpoint import (
     saturating_rounding_doubling_high_mul,
     wrap_int32,
 )
-from .ops.common import conv_padding, fused_activation, per_tensor
+from .ops import kernel_for
+from .ops.common import fused_activation, per_tensor, window
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
+from .profiles import tflm
+from .stats import op_macs
 
 CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 # ---- model resolution ----------------------------------------------------------------------------
-def resolve_model(spec: str) -> tuple[Model, Path, dict | None]:
+def resolve_model(spec: str, numerics: str = profiles.DEFAULT) -> tuple[Model, Path, dict | None]:
     """(model, its file, the registry's preprocess spec) for a .tflite/.npz path or a registry name."""
     if spec.lower().endswith((".tflite", ".npz")) or "/" in spec or os.sep in spec or Path(spec).is_file():
-        return load(spec), Path(spec), None
+        return load(spec, numerics=numerics), Path(spec), None
     from . import registry
 
     reg = registry.Registry.load()
     entry = reg.model(spec)
     path = registry.Cache(registry=reg).path(entry.file)  # cache, mirror, then download (sha256 checked)
-    return load(path), path, entry.preprocess
+    return load(path, numerics=numerics), path, entry.preprocess
 
 
 # ---- layer listing -------------------------------------------------------------------------------
@@ -104,19 +109,6 @@ def out_channels(op: Op, g: Graph) -> int:
     return int(filt.shape[3] if op.type == "DEPTHWISE_CONV_2D" else filt.shape[0])
 
 
-def macs(op: Op, g: Graph, shapes: dict) -> int:
-    """Multiply-accumulates of one run at the planned batch size (0 for ops that do none)."""
-    if op.type not in CONV_LIKE:
-        return 0
-    out = int(np.prod(shapes[op.outputs[0]], dtype=np.int64))
-    fshape = g.tensors[op.inputs[1]].shape
-    if op.type == "CONV_2D":
-        return out * int(np.prod(fshape[1:]))
-    if op.type == "DEPTHWISE_CONV_2D":
-        return out * int(fshape[1] * fshape[2])
-    return out * int(fshape[1])
-
-
 def requantizes_in_double(op: Op) -> bool:
     """LiteRT's reference FULLY_CONNECTED rounds double(acc) * M; TFLite Micro (and the convs) use (M0, shift)."""
     return op.type == "FULLY_CONNECTED"
@@ -133,7 +125,10 @@ def multiplier_info(op: Op, g: Graph) -> dict | None:
         return None
     channels = out_channels(op, g)
     try:
-        m0, shift = conv_multipliers(op, inp, filt, out, channels)
+        if op.type == "FULLY_CONNECTED":  # TFLite Micro's (M0, shift): double products (profiles/tflm.py)
+            m0, shift = tflm.fc_multipliers(float(inp.scale[0]), filt.scale, float(out.scale[0]), channels)
+        else:
+            m0, shift = conv_multipliers(op, inp, filt, out, channels)
     except EngineError as e:
         return {"error": str(e)}
     fs = np.broadcast_to(filt.scale.astype(np.float64), (channels,))
@@ -163,7 +158,7 @@ def layer_rows(model: Model) -> list[dict]:
                 "inputs": [tensor_info(g, i, shapes, r) for i, r in zip(op.inputs, roles) if i >= 0],
                 "outputs": [tensor_info(g, i, shapes, "output") for i in op.outputs],
                 "multiplier": multiplier_info(op, g),
-                "macs": macs(op, g, shapes),
+                "macs": op_macs(g, op, shapes),
             }
         )
     return rows
@@ -202,7 +197,9 @@ def _fmt_options(options: dict) -> str:
 
 def format_listing(model: Model, rows: list[dict]) -> str:
     g = model.graph
-    lines = [f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors)"]
+    lines = [
+        f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors, numerics={model.numerics!r})"
+    ]
     if g.description:
         lines.append(f"description: {g.description}")
     for label, idx in (("inputs", g.inputs), ("outputs", g.outputs)):
@@ -342,10 +339,8 @@ def _conv_terms(
     b, oy, ox, oc = element
     _, h, wd, c = x.shape
     kh, kw = (w.shape[1], w.shape[2])
-    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
-    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
-    top = conv_padding(h, kh, sh, dh, out_shape[1])
-    left = conv_padding(wd, kw, sw, dw, out_shape[2])
+    win = window(op, h, wd, kh, kw)  # as the op's prepare reads it
+    sh, sw, dh, dw, top, left = win.sh, win.sw, win.dh, win.dw, win.top, win.left
     y0, x0 = oy * sh - top, ox * sw - left
     if op.type == "CONV_2D":
         channels = range(c)
@@ -429,6 +424,12 @@ class ConvTrace:
     float_sum: float
     float_act: float
     float_q: int
+    numerics: str = profiles.DEFAULT  # the profile of the model the engine value comes from
+
+    @property
+    def own_final(self) -> int:
+        """The value the model's own profile computes: TFLite Micro's fixed-point FULLY_CONNECTED under tflm."""
+        return self.fixed_final if self.double and self.numerics == "tflm" else self.final
 
 
 def _conv_trace(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) -> ConvTrace:
@@ -442,7 +443,10 @@ def _conv_trace(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) ->
     zw = int(filter_zero_points(op, filt, channels)[o])
     s_w = float(filt.scale[o if filt.scale.size > 1 else 0])
     bias = int(bias_vector(op, bias_t, ins[2] if bias_t is not None else None, channels)[o])
-    m0_all, shift_all = conv_multipliers(op, inp, filt, out_t, channels)
+    if op.type == "FULLY_CONNECTED":  # its only fixed-point path is TFLite Micro's (double multipliers)
+        m0_all, shift_all = tflm.fc_multipliers(s_in, filt.scale, s_out, channels)
+    else:
+        m0_all, shift_all = conv_multipliers(op, inp, filt, out_t, channels)
     m0, shift = int(m0_all[o]), int(shift_all[o])
     lo, hi = fused_activation(op, out_t)
     products = [0 if xv is None else (xv - zx) * (wv - zw) for _, xv, wv in terms]
@@ -482,7 +486,7 @@ def _conv_trace(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) ->
         op, inp, filt, bias_t, out_t, list(ins[0].shape), list(ins[1].shape), list(out.shape), element, o,
         terms, field, products, s_in, zx, s_w, zw, s_out, zo, bias, s_bias, lo, hi, act, acc_exact, acc,
         acc_b, m0, shift, shifted, high, divided, fixed_final, real_m, double, product, scaled, with_zp,
-        final, int(out[element]), float_sum, float_act, float_q,
+        final, int(out[element]), float_sum, float_act, float_q, profiles.profile_of(g),
     )  # fmt: skip
 
 
@@ -576,9 +580,10 @@ def _trace_integer(t: ConvTrace) -> list[str]:
         lines.append(f"     (the exact (acc + bias) * M = {t.acc_b * t.real_m:.6f})")
     lines.append(_step(f"4. + output zero point {t.zo}", t.with_zp))
     lines.append(_step(f"5. clamp to [{t.lo}, {t.hi}] (fused activation {t.act})", t.final))
-    ok = t.final == t.engine
+    ok = t.own_final == t.engine
     lines.append(
-        f"result {t.out_t.dtype}: {t.final}   engine (keep_all run): {t.engine}   {'equal' if ok else 'MISMATCH'}"
+        f"result {t.out_t.dtype}: {t.own_final}   engine (keep_all run, numerics={t.numerics!r}): {t.engine}"
+        f"   {'equal' if ok else 'MISMATCH'}"
     )
     if t.double:
         lines += [
@@ -589,7 +594,7 @@ def _trace_integer(t: ConvTrace) -> list[str]:
         lines.append(_step(f"   d. + output zero point {t.zo}, clamp to [{t.lo}, {t.hi}]", t.fixed_final))
         if t.fixed_final != t.final:
             lines.append(
-                f"  TFLITE MICRO DIFFERS: it gives {t.fixed_final}, the reference (and the engine) {t.final}:"
+                f"  TFLITE MICRO DIFFERS: it gives {t.fixed_final}, the reference {t.final}:"
                 f" (acc + bias) * M = {t.product:.9g} lies next to a rounding boundary, and the fixed-point"
                 " path (M0 rounded to 31 bits, then two roundings, b and c) lands on its other side"
             )
@@ -631,9 +636,9 @@ def _trace_dict(t: ConvTrace, text: str) -> dict:
         "scaled": t.scaled,
         "plus_zero_point": t.with_zp,
         "clamp": [t.lo, t.hi],
-        "final": t.final,
+        "final": t.own_final,
         "engine": t.engine,
-        "equal": t.final == t.engine,
+        "equal": t.own_final == t.engine,
         "float_value": (t.final - t.zo) * t.s_out,
         "float_recomputed": t.float_act,
         "float_quantized": t.float_q,
@@ -712,8 +717,59 @@ def element_steps(
     ins = [it.get_tensor(i) if i >= 0 else None for i in op.inputs]
     quantized = all(g.tensors[i].quantized for i in op.inputs[:2] + op.outputs[:1])
     if op.type in CONV_LIKE and quantized and g.tensors[op.inputs[0]].dtype in ("int8", "uint8"):
-        return _conv_steps(op, g, ins, out, element, max_terms)
-    return _generic_steps(op, g, ins, out, element)
+        steps = _conv_steps(op, g, ins, out, element, max_terms)
+    else:
+        steps = _generic_steps(op, g, ins, out, element)
+    return _with_profiles(steps, model, op, ins, element)
+
+
+def layer_under_profiles(model: Model, op: Op, ins: list, element: tuple) -> dict[str, object]:
+    """The element as each numerics profile computes this layer from the same inputs (the layer alone,
+    prepared again per profile): {profile: value, or 'refused: why'}."""
+    g = model.graph
+    known = model.plan(ins[0].shape[0] if ins and ins[0] is not None and ins[0].ndim else 1).values
+    shapes = [None if a is None else tuple(a.shape) for a in ins]
+    values = [known.get(i) if i >= 0 else None for i in op.inputs]
+    found: dict[str, object] = {}
+    for name in profiles.PROFILES:
+        gp = dataclasses.replace(g, numerics=name)
+        try:
+            profiles.admit(op, gp)
+            prepared = kernel_for(op)(op, gp, shapes, values)
+        except EngineError as e:
+            found[name] = f"refused: {e}"
+            continue
+        outs = [np.zeros(s, g.tensors[i].np_dtype) for i, s in zip(op.outputs, prepared.out_shapes)]
+        scratch = [np.zeros(s, d) for s, d in prepared.scratch]
+        prepared.run(list(ins), outs, scratch)
+        found[name] = outs[0][element].item()
+    return found
+
+
+def _with_profiles(steps: dict, model: Model, op: Op, ins: list, element: tuple) -> dict:
+    """steps with every numerics profile's value of the element side by side, and whether they disagree."""
+    found = layer_under_profiles(model, op, ins, element)
+    computed = [v for v in found.values() if not (isinstance(v, str) and v.startswith("refused"))]
+    differ = len({repr(v) for v in computed}) > 1  # a profile that refuses the op disagrees with nothing
+    lines = [
+        "",
+        f"numerics profiles (this layer alone on the same inputs; the model runs {model.numerics!r}):",
+    ]
+    for name, v in found.items():
+        lines.append(f"  {name:<10} {profiles.PROFILES[name].runtime + ':':<30} {v}")
+    why = tflm.DIFFERENCES.get(op.type)
+    refusing = [n for n, v in found.items() if isinstance(v, str) and v.startswith("refused")]
+    if differ:
+        lines.append(f"  THE PROFILES DISAGREE on this element: {why or 'see the values above'}")
+    elif refusing:
+        lines.append(f"  {', '.join(refusing)} cannot run this op; the others agree on this element")
+    else:
+        lines.append(
+            "  the profiles agree on this element"
+            + (f" (they can differ on {op.type}: {why})" if why else "")
+        )
+    return {**steps, "numerics": model.numerics, "profiles": found, "profiles_differ": differ,
+            "text": steps["text"] + "\n" + "\n".join(lines)}  # fmt: skip
 
 
 # ---- LiteRT comparison ---------------------------------------------------------------------------
@@ -861,7 +917,7 @@ def _json_default(v):
 
 def run(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
-    model, path, spec = resolve_model(args.model)
+    model, path, spec = resolve_model(args.model, args.numerics)
     if args.element is not None and args.layer is None:
         raise InputError("--element needs --layer N")
     want_input = args.element is not None or args.compare_litert
@@ -889,6 +945,7 @@ def run(args: argparse.Namespace, out=None) -> int:
         if args.json:
             doc = {
                 "model": model.source,
+                "numerics": model.numerics,
                 "inputs": model.graph.inputs,
                 "outputs": model.graph.outputs,
                 "layers": rows_shown,
@@ -898,7 +955,7 @@ def run(args: argparse.Namespace, out=None) -> int:
         else:
             print(format_listing(model, rows_shown), file=out)
     if args.compare_litert:
-        result = compare_litert(model, path, inputs)
+        result = {**compare_litert(model, path, inputs), "numerics": model.numerics}
         if args.json:
             print(json.dumps(result, default=_json_default), file=out)
         else:
@@ -929,6 +986,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare every layer with LiteRT's reference kernels on the same input",
     )
     p.add_argument("--max-terms", type=int, default=16, help="accumulator terms shown (the largest ones)")
+    p.add_argument(
+        "--numerics",
+        choices=list(profiles.PROFILES),
+        default=profiles.DEFAULT,
+        help="the profile the model is prepared with (--element shows every profile's value side by side)",
+    )
     return p
 
 

@@ -8,7 +8,8 @@ Same constructor, method names and return structures, so a script written for Li
     it.invoke()
     y = it.get_tensor(it.get_output_details()[0]["index"])
 
-The numbers are those of TFLite's reference kernels, whatever op resolver is asked for.
+The numbers are those of TFLite's reference kernels, whatever op resolver is asked for, or, with
+`numerics="tflm"`, those of TFLite Micro (the one keyword LiteRT does not have; README, "Numerics profiles").
 Differences from LiteRT, all on purpose:
 - errors are engine errors (InputError, ModelFormatError, UnsupportedError), not ValueError/RuntimeError;
 - resize_tensor_input changes the batch dimension only;
@@ -27,6 +28,7 @@ from .budget import BudgetError
 from .errors import InputError, UnsupportedError
 from .executor import Plan
 from .model import Model, _kernel_lock, load
+from .signature import SignatureRunner, signature_defs
 
 
 def _shape_signatures(data: bytes | None) -> dict[int, tuple[int, ...]]:
@@ -58,20 +60,22 @@ class Interpreter:
         num_threads: int | None = None,
         experimental_op_resolver_type=None,
         experimental_preserve_all_tensors: bool = False,
+        numerics: str = "reference",
         **_ignored,  # LiteRT's other experimental_* switches: no meaning here
     ):
         if model_path is None and model_content is None:
             raise InputError("`model_path` or `model_content` must be specified")
         if model_content is not None:
             data = bytes(model_content)
-            model = load(data)
+            model = load(data, numerics=numerics)
         else:
-            model = load(model_path)
+            model = load(model_path, numerics=numerics)
             try:
                 data = Path(model_path).read_bytes()
             except OSError:
                 data = None
         self._setup(model, _shape_signatures(data), num_threads, experimental_preserve_all_tensors)
+        self._signature_defs = signature_defs(data)
 
     @classmethod
     def from_model(
@@ -100,6 +104,7 @@ class Interpreter:
         self._input_shapes = {i: (max(g.tensors[i].shape[0], 1), *g.tensors[i].shape[1:]) for i in g.inputs}
         self._plan: Plan | None = None
         self._inputs: dict[int, np.ndarray] = {}
+        self._signature_defs: dict = {}
 
     # ---- allocation and resizing -------------------------------------------------------------
     def allocate_tensors(self) -> None:
@@ -229,6 +234,11 @@ class Interpreter:
             if self._num_threads is not None:
                 numba.set_num_threads(previous)
 
+    def reset_all_variables(self) -> None:
+        """LiteRT's reset of variable tensors (LSTM state). Engine runs are stateless: every invoke()
+        already starts from reset state, where LiteRT would carry the state over from the last one."""
+        self._require_allocated("reset_all_variables")
+
     def _view(self, i: int) -> np.ndarray:
         """The live array of tensor i (no copy), or an InputError saying why there is none."""
         t = self._graph.tensors[i]
@@ -257,6 +267,28 @@ class Interpreter:
         """A function returning a live view of the tensor (LiteRT semantics: do not hold it across invoke)."""
         i = self._check_index(tensor_index)
         return lambda: self._view(i)
+
+    # ---- signatures ---------------------------------------------------------------------------
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        """{signature key: {"inputs": [names], "outputs": [names]}} (empty when the file has none)."""
+        return {
+            k: {"inputs": list(v["inputs"]), "outputs": list(v["outputs"])}
+            for k, v in self._signature_defs.items()
+        }
+
+    def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
+        """A callable running one SignatureDef: runner(name=array, ...) -> {output name: array}."""
+        defs = self._signature_defs
+        if signature_key is None:
+            if len(defs) != 1:
+                raise InputError(
+                    f"signature_key is None and the model has {len(defs)} SignatureDefs: None is only allowed "
+                    f"with exactly one ({', '.join(defs) or 'none here: use get_input_details() and set_tensor()'})"
+                )
+            signature_key = next(iter(defs))
+        if signature_key not in defs:
+            raise InputError(f"invalid signature_key {signature_key!r}; the model has {list(defs)}")
+        return SignatureRunner(self, signature_key, defs[signature_key])
 
     # ---- engine extras -----------------------------------------------------------------------
     @property

@@ -6,13 +6,14 @@ import contextlib
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from . import budget as memory
+from . import profiles
 from .atomic import atomic_path
 from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
@@ -66,10 +67,24 @@ def _info(g: Graph, i: int) -> TensorInfo:
 
 
 class Model:
-    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers)."""
+    """A prepared graph. run() is thread-safe (runs are serialized on the model's own buffers).
 
-    def __init__(self, graph: Graph, source: str = "<graph>", warmup: bool = True, memory_budget=None):
+    numerics: the profile (engine/profiles) whose arithmetic every op was prepared with, fixed for the
+    model's life; None keeps the graph's own (default "reference").
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        source: str = "<graph>",
+        warmup: bool = True,
+        memory_budget=None,
+        numerics: str | None = None,
+    ):
+        if numerics is not None and numerics != profiles.profile_of(graph):
+            graph = replace(graph, numerics=profiles.get(numerics).name)  # a copy: the caller's keeps its own
         self.graph = graph
+        self.numerics = profiles.get(profiles.profile_of(graph)).name
         self.source = source
         self.memory_budget = memory.resolve(memory_budget)  # bytes one plan may hold
         if not graph.inputs:  # nothing to run on: every result would be a constant
@@ -85,6 +100,11 @@ class Model:
             # zeros can be bad data (an integer divisor)
             with self._lock, _kernel_lock(), contextlib.suppress(InputError):
                 self.plan(1).run(feeds, warm=True)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.inputs)
+        outs = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.outputs)
+        return f"<engine.Model {self.source!r} numerics={self.numerics!r} inputs=[{ins}] outputs=[{outs}]>"
 
     def plan(self, batch: int, keep_all: bool = False) -> Plan:
         key = (batch, keep_all)
@@ -127,7 +147,7 @@ class Model:
         for t, a in zip(self.inputs, arrays):
             a = np.asarray(a)
             if a.dtype != t.dtype:
-                raise InputError(f"input '{t.name}': dtype {a.dtype}, model expects {t.dtype}")
+                a = _convert(a, t)
             if a.ndim != len(t.shape) or a.shape[1:] != t.shape[1:] or a.shape[0] < 1:
                 want = ["N", *t.shape[1:]]
                 raise InputError(f"input '{t.name}': shape {list(a.shape)}, model expects {want}")
@@ -219,21 +239,57 @@ class Model:
             save_npz(self.graph, tmp)
 
 
+def _convert(a: np.ndarray, t: TensorInfo) -> np.ndarray:
+    """Floats for a quantized input are quantized with its scale and zero point (as the CLI's --input)."""
+    want = np.dtype(t.dtype)
+    if a.dtype.kind == "f" and want.kind in "iu" and t.scale > 0:
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"input '{t.name}': contains NaN or infinity")
+        return t.quantize(a)
+    how = (
+        f"pass {want} values, or floats to be quantized"
+        if t.scale > 0
+        else f"the input is not quantized: pass {want} values (a.astype(np.{want}))"
+    )
+    raise InputError(f"input '{t.name}': dtype {a.dtype}, model expects {want}; {how}")
+
+
+def _is_registry_name(source) -> bool:
+    if not isinstance(source, str) or source.lower().endswith((".tflite", ".npz")) or "/" in source:
+        return False
+    return not Path(source).exists()
+
+
 def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     """Per-sample results side by side: along axis 0 (scalars become a vector)."""
     return np.concatenate([np.atleast_1d(a) for a in arrays])
 
 
-def load(source, warmup: bool = True, memory_budget: int | str | None = None) -> Model:
-    """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it.
+def load(
+    source,
+    warmup: bool = True,
+    memory_budget: int | str | None = None,
+    numerics: str = profiles.DEFAULT,
+    name: str | None = None,
+) -> Model:
+    """Load a model from a .tflite or .npz path (or their bytes), or a registry name ("ssd", "mnist":
+    fetched through the cache and the mirror), validate it and prepare it.
 
     warmup runs the model once on zeros so that every kernel is compiled before load returns.
     memory_budget: bytes (or '512M', '2G') one plan may hold, activations, scratch and constants
     together; default $ENGINE_MEMORY_BUDGET, else half the available memory. A model or a batch
     that needs more is refused before anything is allocated.
+    numerics: whose arithmetic to equal bit for bit: "reference" (LiteRT's reference kernels, the
+    default) or "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run).
     """
+    profiles.get(numerics)  # an unknown profile is refused before any work
+    if _is_registry_name(source):
+        from .registry import Cache
+
+        cache = Cache()
+        return cache.load_model(cache.registry.model(source), numerics=numerics, warmup=warmup)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), "<bytes>"
+        data, name = bytes(source), name or "<bytes>"
     else:
         path = Path(source)
         try:
@@ -252,6 +308,6 @@ def load(source, warmup: bool = True, memory_budget: int | str | None = None) ->
     validate_quantization(graph, name)
     validate_graph(graph, name)
     try:
-        return Model(graph, name, warmup, memory_budget)
+        return Model(graph, name, warmup, memory_budget, numerics)
     except EngineError as e:  # planning errors name the op; add the file once
         raise type(e)(f"{name}: {e}") from None

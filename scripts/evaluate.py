@@ -25,6 +25,11 @@ person: <data-dir>/person/person.bmp -> person, no_person.bmp -> no person, with
         TFLite Micro gives ([-113, 113] and [57, -57]). These BMPs hold int8 pixels stored as bytes
         (viewed as uint8 the image shows wrapped contrast), so they are fed with int8="reinterpret",
         the way TFLite Micro's test feeds them; camera images use the registry's x - 128.
+--numerics tflm: run every model as TFLite Micro computes it (engine.load(..., numerics="tflm")); a
+        model TFLite Micro cannot run (the uint8 SSD) is reported as refused.
+--compare reference,tflm: run each model in both profiles and report how many inputs' outputs differ and
+        how top-1 moves: MNIST's 10,000 test images (with accuracy), and each --tflite model on --random
+        random inputs (MLPerf Tiny: ad01, kws, vww, str_ww). Writes <out-dir>/compare.json.
 --compare-litert: also run TFLite's reference kernels (LiteRT BUILTIN_REF, batched via
         resize_tensor_input, in a subprocess; TFLite Micro for person_detect, which LiteRT cannot load)
         on the same input tensors and report every input whose outputs differ in any bit.
@@ -51,8 +56,10 @@ if (ROOT / "engine").is_dir() and str(ROOT) not in sys.path:  # run from a check
 import engine
 from engine import atomic, postprocess, registry
 from engine.dataset import read_idx
-from engine.errors import InputError
+from engine.errors import InputError, UnsupportedError
 from engine.preprocess import Preprocessor, apply_table
+from engine.profiles import PROFILES
+from engine.profiles.compare import compare_profiles, format_report
 from engine.run import guarded
 
 MNIST_REFERENCE_ACCURACY = 0.9880
@@ -99,7 +106,7 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
         raise InputError(f"{d}: {len(images)} images but {len(labels)} labels")
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
-    res = registry.resolve("mnist", cache=cache)
+    res = registry.resolve("mnist", cache=cache, numerics=args.numerics)
     m, entry = res.model, res.entry
     pre = Preprocessor(m.inputs[0], entry.preprocess)
     # the test images are already 28x28 8-bit: only the pixel map applies (the identity for this model)
@@ -128,7 +135,7 @@ def mnist(args, cache: registry.Cache, out_dir: Path) -> dict:
         "confusion": confusion.tolist(),
         "checks": {},
     }
-    if n == 10000:
+    if n == 10000 and args.numerics == "reference":
         report["checks"]["accuracy_equals_reference_98.80"] = bool(
             round(accuracy, 4) == MNIST_REFERENCE_ACCURACY
         )
@@ -211,7 +218,7 @@ def read_golden(path: Path) -> list[tuple[str, tuple[float, float, float, float]
 
 def ssd(args, cache: registry.Cache, out_dir: Path) -> dict:
     d = args.data_dir / "ssd"
-    res = registry.resolve("ssd_mobilenet_v1", cache=cache)
+    res = registry.resolve("ssd_mobilenet_v1", cache=cache, numerics=args.numerics)
     m, entry = res.model, res.entry
     pre = Preprocessor(m.inputs[0], entry.preprocess)
     img = pre.image(d / "table.jpg")
@@ -276,7 +283,7 @@ def ssd(args, cache: registry.Cache, out_dir: Path) -> dict:
 
 def person(args, cache: registry.Cache, out_dir: Path) -> dict:
     d = args.data_dir / "person"
-    res = registry.resolve("person_detect", cache=cache)
+    res = registry.resolve("person_detect", cache=cache, numerics=args.numerics)
     m, entry = res.model, res.entry
     spec = dict(entry.preprocess or {}, int8="reinterpret")  # these BMPs are int8 dumps (module docstring)
     pre = Preprocessor(m.inputs[0], spec)
@@ -328,13 +335,21 @@ def evaluate(args: argparse.Namespace) -> int:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if not args.data_dir.is_dir():
         raise InputError(f"data folder {args.data_dir} not found (--data-dir or $SHARED_DIR)")
-    cache = registry.Cache(mirror=args.mirror)
+    cache = registry.Cache(mirror=args.mirror, mirror_only=args.mirror is not None)
     out_dir = Path(args.out_dir)
     names = list(TASKS) if args.model == "all" else [args.model]
     report = {"engine": engine.__name__, "threads": numba.get_num_threads(), "data_dir": str(args.data_dir)}
+    report["numerics"] = args.numerics
+    if args.compare:
+        return compare(args, cache, out_dir, report)
     for name in names:
         t = time.perf_counter()
-        report[name] = TASKS[name](args, cache, out_dir)
+        try:
+            report[name] = TASKS[name](args, cache, out_dir)
+        except UnsupportedError as e:
+            if args.numerics == "reference":
+                raise
+            report[name] = {"refused": " ".join(str(e).split()), "checks": {}}  # TFLite Micro cannot run it
         report[name]["seconds"] = time.perf_counter() - t
         print(summary(name, report[name]))
     report["ok"] = all(all(report[n]["checks"].values()) for n in names)
@@ -344,9 +359,38 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def compare(args: argparse.Namespace, cache: registry.Cache, out_dir: Path, report: dict) -> int:
+    """--compare A,B: each model in both profiles over its data set (compare_profiles)."""
+    names = tuple(args.compare)
+    report["compare"] = {}
+    if args.model in ("mnist", "all"):
+        d = args.data_dir / "mnist"
+        images = read_idx(d / "t10k-images-idx3-ubyte.gz", 2051)[: args.limit or None, ..., None]
+        labels = read_idx(d / "t10k-labels-idx1-ubyte.gz", 2049)[: len(images)]
+        path = cache.path(registry.Registry.load().model("mnist").file)
+        batches = (images[s : s + args.batch] for s in range(0, len(images), args.batch))
+        report["compare"]["mnist"] = compare_profiles(path, batches, names, labels)
+    rng = np.random.default_rng(0)
+    for path in args.tflite:
+        m = engine.load(path)
+        batches = [
+            [rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, (1, *t.shape[1:])).astype(t.dtype)
+             for t in m.inputs]
+            for _ in range(args.random)
+        ]  # fmt: skip
+        report["compare"][Path(path).name] = compare_profiles(path, batches, names)
+    for name, r in report["compare"].items():
+        print(format_report(name, r))
+    atomic.write_text(out_dir / "compare.json", json.dumps(report, indent=2) + "\n")
+    print(f"report: {out_dir / 'compare.json'}")
+    return 0
+
+
 def summary(name: str, r: dict) -> str:
     lines = []
-    if name == "mnist":
+    if "refused" in r:
+        lines.append(f"{name}: refused: {r['refused']}")
+    elif name == "mnist":
         ips = f"{r['images_per_s']:.0f} images/s" if r["images_per_s"] else ""
         lines.append(
             f"mnist: top-1 {r['accuracy'] * 100:.2f} % ({r['correct']}/{r['images']}), {ips}, batch {r['batch']}"
@@ -409,6 +453,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare-litert", action="store_true", help="also run TFLite's reference kernels and compare"
     )
+    p.add_argument(
+        "--numerics",
+        choices=list(PROFILES),
+        default="reference",
+        help="whose arithmetic the engine reproduces (default reference; tflm: TFLite Micro)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="A,B",
+        type=lambda s: s.split(","),
+        help="compare two numerics profiles (e.g. reference,tflm) over MNIST and the --tflite models",
+    )
+    p.add_argument(
+        "--tflite", action="append", default=[], metavar="PATH", help="--compare: a model fed --random inputs"
+    )
+    p.add_argument(
+        "--random", type=int, default=1000, metavar="N", help="--compare: random inputs per --tflite model"
+    )
     p.add_argument("--out-dir", default="out/eval", metavar="DIR", help="where reports go (default out/eval)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     p.add_argument("--mirror", metavar="DIR", help="offline model folder (default $ENGINE_MODEL_MIRROR)")
@@ -421,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--limit must be at least 1")
     if args.batch is not None and args.batch < 1:
         p.error("--batch must be at least 1")
+    if args.compare and (len(args.compare) != 2 or not set(args.compare) <= set(PROFILES)):
+        p.error(f"--compare takes two profiles out of {', '.join(PROFILES)}, e.g. reference,tflm")
     args.batch = args.batch or (256 if args.data is None else 32)
     check_data_arguments(p, args)
     return guarded(evaluate, args, args.debug)

@@ -67,6 +67,7 @@ def run_reference(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all
             shapes = want
         for d, x in zip(in_details, inputs):
             it.set_tensor(d["index"], x)
+        it.reset_all_variables()  # every run starts from reset state (LSTM), like the stateless engine
         it.invoke()
         res = {"outputs": [it.get_tensor(d["index"]) for d in out_details], "tensors": {}}
         if preserve_all:
@@ -93,7 +94,8 @@ def run_micro(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bo
         if i not in consts:
             shape = sg.Tensors(i).ShapeAsNumpy() if not sg.Tensors(i).ShapeIsNone() else np.ones(1)
             act_bytes += int(np.prod(shape, dtype=np.int64)) * 8
-    arena = max(len(model_bytes) * 10, 4 * act_bytes + (1 << 20))
+    # capped: TFLite Micro takes the size as a C int (YOLOv8n's bound, 2.2 GiB, overflowed it: SIGSEGV)
+    arena = min(max(len(model_bytes) * 10, 4 * act_bytes + (1 << 20)), 1 << 30)
     config = (
         runtime.InterpreterConfig.kPreserveAllTensors
         if preserve_all

@@ -1,9 +1,9 @@
 """Build small .tflite flatbuffers for tests, from plain dicts.
 
     build_model(tensors=[dict(name=, shape=, dtype=, data=None, scale=None, zero_point=None,
-                              quantized_dimension=0)],
+                              quantized_dimension=0, variable=False)],
                 ops=[dict(op='CONV_2D' | custom code, inputs=[...], outputs=[...], options={...},
-                          custom_options=None, version=None)],
+                          custom_options=None, version=None, intermediates=None)],
                 inputs=[...], outputs=[...]) -> bytes
 
 Option keys are the snake_case names engine/formats/tflite.py reads back (snake case of the generated
@@ -250,6 +250,8 @@ def _tensor(b: flatbuffers.Builder, t: dict, buffer_index: int) -> int:
     tflite.TensorAddName(b, name)
     if quant is not None:
         tflite.TensorAddQuantization(b, quant)
+    if t.get("variable"):
+        tflite.TensorAddIsVariable(b, True)
     return tflite.TensorEnd(b)
 
 
@@ -330,6 +332,7 @@ def build_model(
         opt_type, opt = (0, 0) if name not in OPCODES else _options(b, name, dict(o.get("options") or {}))
         custom = o.get("custom_options")
         custom_vec = _byte_vector(b, bytes(custom), 1) if custom else None
+        mids = _vector(b, o["intermediates"], np.int32) if o.get("intermediates") else None
         tflite.OperatorStart(b)
         tflite.OperatorAddOpcodeIndex(b, idx)
         tflite.OperatorAddInputs(b, ins)
@@ -337,6 +340,8 @@ def build_model(
         if opt_type:
             tflite.OperatorAddBuiltinOptionsType(b, opt_type)
             tflite.OperatorAddBuiltinOptions(b, opt)
+        if mids is not None:
+            tflite.OperatorAddIntermediates(b, mids)
         if custom_vec is not None:
             tflite.OperatorAddCustomOptions(b, custom_vec)
             tflite.OperatorAddCustomOptionsFormat(b, tflite.CustomOptionsFormat.FLEXBUFFERS)
@@ -403,3 +408,131 @@ def detection_model() -> bytes:
         "custom_options": flexbuffer_options(options),
     }
     return build_model(tensors, [op], inputs=[0, 1], outputs=[3, 4, 5, 6])
+
+
+def lstm_model(
+    n_batch: int,
+    n_time: int,
+    n_input: int,
+    n_cell: int,
+    *,
+    time_major: bool = False,
+    cifg: bool = False,
+    peephole: bool = False,
+    layer_norm: bool = False,
+    n_output: int | None = None,
+    projection_bias: bool = True,
+    cell_clip: float = 0.0,
+    proj_clip: float = 0.0,
+    cell_log2: int = -12,
+    x_q: tuple[float, int] = (0.02, 3),
+    h_q: tuple[float, int] = (0.008, -1),
+    hidden_q: tuple[float, int] = (0.008, -1),
+    seed: int = 0,
+) -> bytes:
+    """An integer UNIDIRECTIONAL_SEQUENCE_LSTM alone, laid out as the converter writes one (24 inputs,
+    variable state, 5 intermediates): int8 input/output/state, int16 cell of scale 2^cell_log2.
+    n_output (not None) adds a projection from the n_cell hidden values to n_output outputs."""
+    rng = np.random.default_rng(seed)
+    n_out = n_output or n_cell
+    seq = [n_time, n_batch] if time_major else [n_batch, n_time]
+    x = {"name": "x", "shape": [*seq, n_input], "dtype": "int8", "scale": x_q[0], "zero_point": x_q[1]}
+    tensors: list[dict] = [x]
+
+    def add(t: dict) -> int:
+        tensors.append(t)
+        return len(tensors) - 1
+
+    def const(name, shape, dtype, lim, scale) -> int:
+        data = rng.integers(-lim, lim + 1, shape)
+        return add(
+            {
+                "name": name,
+                "shape": list(shape),
+                "dtype": dtype,
+                "data": data,
+                "scale": scale,
+                "zero_point": 0,
+            }
+        )
+
+    def scale(lo=-2.5, hi=-1.5) -> float:
+        return float(10 ** rng.uniform(lo, hi))
+
+    gates = ("input", "forget", "cell", "output")
+    skip = {"input"} if cifg else set()
+    ins = [0]
+    ins += [-1 if g in skip else const(f"w_x_{g}", (n_cell, n_input), "int8", 127, scale()) for g in gates]
+    ins += [-1 if g in skip else const(f"w_h_{g}", (n_cell, n_out), "int8", 127, scale()) for g in gates]
+    for g in ("input", "forget", "output"):
+        use = peephole and g not in skip
+        ins.append(const(f"w_c_{g}", (n_cell,), "int16", 3000, scale(-4, -3)) if use else -1)
+    for g in gates:
+        ins.append(-1 if g in skip else const(f"b_{g}", (n_cell,), "int32", 1 << 14, 1e-5))
+    if n_output:
+        ins.append(const("w_proj", (n_out, n_cell), "int8", 127, scale()))
+        ins.append(const("b_proj", (n_out,), "int32", 1 << 12, 1e-5) if projection_bias else -1)
+    else:
+        ins += [-1, -1]
+    ins.append(
+        add(
+            {
+                "name": "h",
+                "shape": [n_batch, n_out],
+                "dtype": "int8",
+                "scale": h_q[0],
+                "zero_point": h_q[1],
+                "variable": True,
+            }
+        )
+    )
+    ins.append(
+        add(
+            {
+                "name": "c",
+                "shape": [n_batch, n_cell],
+                "dtype": "int16",
+                "scale": 2.0**cell_log2,
+                "zero_point": 0,
+                "variable": True,
+            }
+        )
+    )
+    for g in gates:
+        use = layer_norm and g not in skip
+        ins.append(const(f"ln_{g}", (n_cell,), "int16", 32767, scale(-4.5, -4)) if use else -1)
+    if layer_norm:
+        mids = [
+            add(
+                {
+                    "name": f"{g}_intermediate",
+                    "shape": [0],
+                    "dtype": "int16",
+                    "scale": scale(-4, -3),
+                    "zero_point": 0,
+                }
+            )
+            for g in gates
+        ]
+    else:
+        mids = [add({"name": f"{g}_intermediate", "shape": [0], "dtype": "float32"}) for g in gates]
+    mids.append(
+        add(
+            {"name": "hidden", "shape": [0], "dtype": "int8", "scale": hidden_q[0], "zero_point": hidden_q[1]}
+        )
+    )
+    out = add({"name": "y", "shape": [*seq, n_out], "dtype": "int8", "scale": h_q[0], "zero_point": h_q[1]})
+    options = {
+        "fused_activation_function": "TANH",
+        "cell_clip": cell_clip,
+        "proj_clip": proj_clip,
+        "time_major": time_major,
+    }
+    op = {
+        "op": "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        "inputs": ins,
+        "outputs": [out],
+        "options": options,
+        "intermediates": mids,
+    }
+    return build_model(tensors, [op], inputs=[0], outputs=[out])

@@ -13,8 +13,7 @@ import zipfile
 
 import numpy as np
 
-from ..budget import BudgetError, size_text
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, UnsupportedError
 from ..graph import DTYPES, Graph, Op, Tensor
 
 FORMAT_VERSION = 1
@@ -35,6 +34,7 @@ def graph_to_json(g: Graph) -> dict:
                 "scale": [float(s) for s in t.scale],
                 "zero_point": [int(z) for z in t.zero_point],
                 "quant_axis": t.quant_axis,
+                "variable": t.is_variable,
             }
             for t in g.tensors
         ],
@@ -45,6 +45,7 @@ def graph_to_json(g: Graph) -> dict:
                 "inputs": o.inputs,
                 "outputs": o.outputs,
                 "options": o.options,
+                "intermediates": o.intermediates,
             }
             for o in g.ops
         ],
@@ -92,6 +93,10 @@ MAX_GRAPH_JSON = 64 << 20  # bytes of graph.json (the SSD's is about 60 KB)
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a larger claim is a forged header
 
 
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):.1f} MiB"
+
+
 class _Members:
     """The .npz members, read one at a time and only when graph.json asks for them: each member's
     declared size (zip header) and .npy header (dtype, shape) are checked before its data is
@@ -117,9 +122,9 @@ class _Members:
         total = sum(i.file_size for i in infos)
         if budget is not None and total > budget:
             big = max(infos, key=lambda i: i.file_size)
-            raise BudgetError(
-                f"{source}: its arrays declare {size_text(total)}, over the memory budget of "
-                f"{size_text(budget)} (largest: {big.filename!r}, {size_text(big.file_size)})"
+            raise UnsupportedError(  # engine/budget.py's rule, before anything is decompressed
+                f"{source}: its arrays declare {_mib(total)}, over the memory budget of "
+                f"{_mib(budget)} (largest: {big.filename!r}, {_mib(big.file_size)})"
             )
 
     def __contains__(self, key: str) -> bool:
@@ -158,11 +163,11 @@ class _Members:
         """Remember the dtype and shape graph.json gives each constant (checked again when built)."""
         tensors = meta.get("tensors") if isinstance(meta, dict) else None
         for i, tj in enumerate(tensors if isinstance(tensors, list) else []):
-            if not (isinstance(tj, dict) and tj.get("const") and tj.get("dtype") in DTYPES):
+            if not (isinstance(tj, dict) and tj.get("const") and str(tj.get("dtype")) in DTYPES):
                 continue
             shape = tj.get("shape")
             if isinstance(shape, list) and all(type(d) is int for d in shape):
-                self.expected[f"t{i}"] = (np.dtype(DTYPES[tj["dtype"]]), tuple(shape))
+                self.expected[f"t{i}"] = (np.dtype(DTYPES[str(tj["dtype"])]), tuple(shape))
 
 
 def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> Graph:
@@ -177,9 +182,9 @@ def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> G
         raise ModelFormatError(f"{source}: graph.json is nested too deeply") from None
     except ValueError as e:  # UnicodeDecodeError, JSONDecodeError, integers of thousands of digits
         raise ModelFormatError(f"{source}: graph.json is not valid JSON ({e})") from None
-    members.declare(meta)
     del members.infos["graph.json"]
     try:
+        members.declare(meta)
         return _graph_from_json(meta, members, source)
     except ModelFormatError:
         raise
@@ -207,6 +212,8 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
         zp = np.asarray([_int(z, where) for z in tj.get("zero_point", [])], np.int64)
         _check(scale.ndim == 1 and zp.shape == scale.shape, where, "scale and zero_point lengths differ")
         t = Tensor(i, str(tj["name"]), shape, dtype, None, scale, zp, _int(tj.get("quant_axis", 0), where))
+        t.is_variable = tj.get("variable", False)  # absent in files written before variables existed
+        _check(isinstance(t.is_variable, bool), where, "variable must be true or false")
         if tj.get("const"):
             key = f"t{i}"
             _check(key in arrays, where, f"constant array {key} missing")
@@ -240,6 +247,7 @@ def _graph_from_json(meta: dict, arrays: dict, source: str) -> Graph:
                 idx(oj["outputs"], where, False),
                 options,
                 int(oj.get("version", 1)),
+                idx(oj.get("intermediates", []), where, False),
             )
         )
     return Graph(
@@ -275,6 +283,8 @@ def validate_graph(g: Graph, source: str) -> None:
                 raise ModelFormatError(f"{source}: {op.where()} writes graph input {t.describe()}")
             if t.is_const:
                 raise ModelFormatError(f"{source}: {op.where()} writes constant {t.describe()}")
+            if t.is_variable:  # variables are state inputs an op updates in place, never outputs
+                raise ModelFormatError(f"{source}: {op.where()} writes {t.describe()} as an output")
             if i in producer:
                 raise ModelFormatError(
                     f"{source}: {op.where()} writes {t.describe()}, written by op {producer[i]}"

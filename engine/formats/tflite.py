@@ -86,7 +86,7 @@ def read_tensor(i: int, t, model, buf: bytes) -> Tensor:
     if not t.ShapeIsNone() and t.ShapeLength() == 0:
         shape = ()
     name = t.Name().decode("utf-8", "replace") if t.Name() else f"tensor_{i}"
-    tensor = Tensor(index=i, name=name, shape=shape, dtype=type_name)
+    tensor = Tensor(index=i, name=name, shape=shape, dtype=type_name, is_variable=bool(t.IsVariable()))
     q = t.Quantization()
     if q is not None and not q.ScaleIsNone() and q.ScaleLength() > 0:
         tensor.scale = q.ScaleAsNumpy().astype(np.float32)
@@ -181,7 +181,8 @@ def _import(buf: bytes) -> Graph:
             raise ModelFormatError(f"{where}: cannot read its options ({type(e).__name__}: {e})") from None
         ins = indices(o.InputsAsNumpy(), where + " inputs", True) if not o.InputsIsNone() else []
         outs = indices(o.OutputsAsNumpy(), where + " outputs") if not o.OutputsIsNone() else []
-        ops.append(Op(index=i, type=name, inputs=ins, outputs=outs, options=options, version=version))
+        mids = indices(o.IntermediatesAsNumpy(), where + " intermediates") if not o.IntermediatesIsNone() else []
+        ops.append(Op(i, name, ins, outs, options, version, mids))
     inputs = indices(sg.InputsAsNumpy(), "graph inputs") if not sg.InputsIsNone() else []
     outputs = indices(sg.OutputsAsNumpy(), "graph outputs") if not sg.OutputsIsNone() else []
     desc = model.Description().decode("utf-8", "replace") if model.Description() else ""

@@ -248,3 +248,25 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
             sums = acc[r * width : r * width + units]  # indexed from 0: see pad_input
             for u in range(units):
                 out[r0 + r, u] = requantize_double(sums[u] + bias[u], scale[u], out_zp, lo, hi)
+
+
+@kernel
+def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
+    """fully_connected() with the convolutions' fixed-point requantization instead of the double one:
+    out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp), the rule of TFLite Micro's
+    FULLY_CONNECTED (integer_ops/fully_connected.h). rq: a Requant whose params() table holds each
+    unit's bias, multiplier and shift; zeros: PX int64 zeros (no per-row offset here)."""
+    bsz, k = x.shape
+    kp = all_rows.shape[2]
+    width = blocks * OCB
+    for t in prange(-(-bsz // PX)):
+        thread = numba.get_thread_id()
+        rows, acc = all_rows[thread], accs[thread]
+        r0 = t * PX
+        n = min(PX, bsz - r0)
+        for r in range(n):
+            for j in range(k):
+                rows[r, j] = np.int16(x[r0 + r, j]) + delta
+            rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
+        gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
+        requantize_pixels(acc, width, zeros, rq, out[r0 : r0 + n])

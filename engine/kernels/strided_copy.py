@@ -19,7 +19,9 @@ MAX_RANK = 6
 BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def view_plan(out_shape, strides, offset: int) -> tuple[np.ndarray, np.ndarray, int]:
+def view_plan(
+    out_shape: tuple[int, ...], strides: list[int], offset: int
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(extents, input strides, offset) of the view, collapsed to MAX_RANK axes (padded in front)."""
     dims: list[list[int]] = []
     for n, s in zip(out_shape, strides):
@@ -103,7 +105,7 @@ def bits(a: np.ndarray) -> np.ndarray:
 class ViewCopy:
     """Copies one strided view of an input (given in elements of its flat array) to a contiguous output."""
 
-    def __init__(self, out_shape, strides, offset: int):
+    def __init__(self, out_shape: tuple[int, ...], strides: list[int], offset: int):
         self.ext, self.st, self.offset = view_plan(out_shape, strides, offset)
         tiled = self.st[5] != 1 and self.ext[4] > 1 and self.ext[5] > 1
         self.fn = (_copy_tiled if tiled else _copy).pick(int(np.prod(out_shape, dtype=np.int64)))
@@ -114,7 +116,7 @@ class ViewCopy:
             self.fn(bits(src), self.offset, self.ext, self.st, bits(out))
 
 
-def contiguous_strides(shape) -> list[int]:
+def contiguous_strides(shape: tuple[int, ...]) -> list[int]:
     """Element strides of a C-contiguous array of this shape."""
     strides = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):

@@ -60,6 +60,7 @@ MODULES = {
     "UNPACK": "unpack",
     "GATHER": "gather",
     "GATHER_ND": "gather",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
 }
 
 
@@ -94,11 +95,13 @@ ARITY = {
     "UNPACK": (1, 1, ANY),
     "GATHER": (2, 2, 1),
     "GATHER_ND": (2, 2, 1),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)
 
 
 def check_arity(op: Op) -> None:
+    """The one check of an op's input and output counts (and of its required inputs): ops rely on it."""
     fewest, most, n_out = ARITY.get(op.type, UNARY)
     outs_ok = len(op.outputs) >= 1 if n_out == ANY else len(op.outputs) == n_out
     if not fewest <= len(op.inputs) <= most or not outs_ok:
@@ -130,4 +133,13 @@ def kernel_for(op: Op):
     return module.prepare
 
 
-__all__ = ["MODULES", "Prepared", "kernel_for"]
+def variable_shapes(op: Op, g, shapes: list) -> dict[int, tuple[int, ...]]:
+    """Runtime shapes of the variable tensors op reads first, where its module sizes them (else {})."""
+    name = MODULES.get(op.type)
+    if name is None:
+        return {}
+    sizer = getattr(importlib.import_module(f".{name}", __name__), "variable_shapes", None)
+    return sizer(op, g, shapes) if sizer is not None else {}
+
+
+__all__ = ["MODULES", "Prepared", "kernel_for", "variable_shapes"]

@@ -74,7 +74,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     # floats: ARG_MIN is ARG_MAX of the negated values (in double); integers: a flag picks the comparison
     sign = np.float64(1 if op.type == "ARG_MAX" else -1) if src.dtype == "float32" else op.type == "ARG_MAX"
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x = inputs[0].reshape(-1)
         if x.dtype == np.bool_:
             x = x.view(np.uint8)

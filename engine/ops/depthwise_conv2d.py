@@ -23,6 +23,7 @@ from .common import (
     window,
 )
 from .conv2d import gemm_conv
+from .conv16 import prepare_conv16
 from .quant_params import (
     bias_vector,
     conv_multipliers,
@@ -33,6 +34,8 @@ from .quant_params import (
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_conv16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=3)
     require(op, len(shapes[0]) == 4, "input must be 4-D")
     n, h, w, c = shapes[0]

@@ -4,6 +4,8 @@ Unlike the convolutions, the reference FULLY_CONNECTED (uint8, int8 per-tensor a
 does not requantize with the fixed-point multiplier: it rounds double(acc) * (s_in * s_w / s_out),
 all in double, half away from zero. TFLite Micro uses the fixed-point multiplier instead, so the
 two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md: 2-5 in 300).
+With numerics="tflm" the layer requantizes as TFLite Micro does: multipliers s_in * s_w / s_out in
+double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels import conv as K
-from ..kernels import gemm
+from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
+from ..profiles import profile_of, tflm
 from .common import Prepared, fused_activation, require
+from .conv16 import prepare_fully_connected16
 from .quant_params import bias_vector, filter_zero_points, fold_zero_point, weighted_operands
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "int16":
+        return prepare_fully_connected16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=2, channel_axis=0)
     require(op, op.options.get("weights_format", 0) == 0, "shuffled weights format not supported")
     units, depth = shapes[1]
@@ -51,9 +57,24 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
     scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
 
-    fully_connected = K.fully_connected.pick(
-        (rows * units * depth) // 16
-    )  # MACs are cheaper than elementwise steps
+    work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
+    if profile_of(g) == "tflm":
+        require(
+            op,
+            filt.scale.size in (1, units),
+            f"{filt.describe()}: {filt.scale.size} scales for {units} units",
+        )
+        mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
+        rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
+        fixed = K.fully_connected_fixed.pick(work)
+        zeros = np.zeros(PX, np.int64)
+
+        def run_fixed(ins, outs, scratch):
+            x, y = ins[0].reshape(rows, depth), outs[0].reshape(rows, units)
+            fixed(x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y)
+
+        return Prepared([out_shape], run_fixed, scratch=scratch)
+    fully_connected = K.fully_connected.pick(work)
 
     def run(ins, outs, scratch):
         fully_connected(

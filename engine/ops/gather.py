@@ -38,7 +38,7 @@ def _common(op: Op, g: Graph):
     return params, indices
 
 
-def prepare_gather(op: Op, g: Graph, shapes, values) -> Prepared:
+def prepare_gather(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     _common(op, g)
     ps, ids = tuple(shapes[0]), tuple(shapes[1])
     rank = len(ps)
@@ -60,7 +60,7 @@ def prepare_gather(op: Op, g: Graph, shapes, values) -> Prepared:
         _check(op, bool(np.all((values[1] >= 0) & (values[1] < n))), True)
     known = values[1] is not None
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         idx = inputs[1].reshape(b, m)
         if not known:
             _check(op, bool(np.all((idx >= 0) & (idx < n))), False)
@@ -72,7 +72,9 @@ def prepare_gather(op: Op, g: Graph, shapes, values) -> Prepared:
     return Prepared([out_shape], run)
 
 
-def prepare_gather_nd(op: Op, g: Graph, shapes, values) -> Prepared:
+def prepare_gather_nd(
+    op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]
+) -> Prepared:
     _common(op, g)
     ps, ids = tuple(shapes[0]), tuple(shapes[1])
     require(op, len(ids) >= 1, "indices must have rank >= 1")
@@ -88,7 +90,7 @@ def prepare_gather_nd(op: Op, g: Graph, shapes, values) -> Prepared:
         _check(op, bool(np.all((v >= 0) & (v < limits))), True)
     known = values[1] is not None
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         idx = inputs[1].reshape(count, depth)
         if not known:
             _check(op, bool(np.all((idx >= 0) & (idx < limits))), False)

@@ -1,13 +1,13 @@
 """QUANTIZE (kernels/quantize.cc Prepare, Eval<kReference>).
 
-float32 -> int8/uint8, reference_ops::AffineQuantize as LiteRT builds it:
+float32 -> int8/uint8/int16, reference_ops::AffineQuantize as LiteRT builds it:
   out = clamp((int32_t) roundf(x / (float) scale) + zero_point)   (roundf: halves away from 0)
 the division in float32. A rounded value outside int32 converts to INT32_MIN on x86 (measured: 1e30
 quantizes to the type's minimum, or, with a negative zero point, wraps to its maximum); newer TFLite
 sources clamp in double instead, which saturates.
-int8/uint8 -> int8/uint8, reference_ops::Requantize:
+int8/uint8/int16 -> int8/uint8/int16, reference_ops::Requantize:
   out = clamp(MultiplyByQuantizedMultiplier(q - zp_in, m, shift) + zp_out)
-with m, shift = QuantizeMultiplier((double) s_in / (double) s_out); an 8-bit input makes it a table.
+with m, shift = QuantizeMultiplier((double) s_in / (double) s_out); a table of 256 or 65536 entries.
 (Its int8 <-> uint8 fast path, a flip of the top bit when the scales match and the zero points differ
 by 128, gives the same bytes.) Only per-tensor output quantization: quantize.cc checks it.
 """
@@ -18,10 +18,10 @@ import numpy as np
 from numba import njit, prange
 
 from ..graph import Graph, Op
-from ..kernels.lookup import PARALLEL_MIN, table_runner
+from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
-from ..numerics.gemmlowp import byte_values
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .int16 import lookup_runner, values_of
 
 
 @njit(cache=True)
@@ -43,14 +43,8 @@ def _affine_quantize_one(x, scale, zero_point, lo, hi):
     return min(max(wrap_int32(q + zero_point), lo), hi)
 
 
-@njit(cache=True)
+@kernel
 def _affine_quantize(x, out, scale, zero_point, lo, hi):
-    for i in range(x.size):
-        out[i] = _affine_quantize_one(x[i], scale, zero_point, lo, hi)
-
-
-@njit(parallel=True, cache=True)
-def _affine_quantize_parallel(x, out, scale, zero_point, lo, hi):
     n = x.size
     chunk = 1 << 16
     for c in prange((n + chunk - 1) // chunk):
@@ -59,11 +53,9 @@ def _affine_quantize_parallel(x, out, scale, zero_point, lo, hi):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
-    require_types(op, inp, ("float32", "uint8", "int8"))
-    require_types(op, out, ("uint8", "int8"))
+    (inp,), (out,) = tensors(op, g)
+    require_types(op, inp, ("float32", "uint8", "int8", "int16"))
+    require_types(op, out, ("uint8", "int8", "int16"))
     s_out, zp_out = per_tensor(op, out)
     require(op, s_out > 0, f"{out.describe()}: scale must be positive")
     info = np.iinfo(out.np_dtype)
@@ -71,16 +63,16 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     if inp.dtype == "float32":
         scale = np.float32(s_out)
         lo, hi = int(info.min), int(info.max)
+        affine_quantize = _affine_quantize.pick(int(np.prod(shape)) // 16)
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             x = np.ascontiguousarray(inputs[0]).reshape(-1)
-            kernel = _affine_quantize_parallel if x.size >= PARALLEL_MIN else _affine_quantize
-            kernel(x, outputs[0].reshape(-1), scale, zp_out, lo, hi)
+            affine_quantize(x, outputs[0].reshape(-1), scale, zp_out, lo, hi)
 
         return Prepared([shape], run)
     s_in, zp_in = per_tensor(op, inp)
     require(op, s_in > 0, f"{inp.describe()}: scale must be positive")
     m, shift = quantize_multiplier(s_in / s_out)
     require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
-    table = requantize_table(byte_values(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max))
-    return Prepared([shape], table_runner(table.astype(out.np_dtype)))
+    table = requantize_table(values_of(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max))
+    return Prepared([shape], lookup_runner(table.astype(out.np_dtype), inp.dtype, int(np.prod(shape))))

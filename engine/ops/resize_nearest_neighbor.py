@@ -20,7 +20,9 @@ from .common import Prepared, Shape, fail, require, tensors
 TYPES = ("uint8", "int8", "int16", "int32", "float32")  # the reference refuses int64
 
 
-def resize_geometry(op: Op, g: Graph, shapes, values, types) -> tuple[Shape, int, int, bool, bool]:
+def resize_geometry(
+    op: Op, g: Graph, shapes: list, values: list, types: tuple[str, ...]
+) -> tuple[Shape, int, int, bool, bool]:
     """Checks shared by both resize ops: (input shape, out height, out width, align_corners, half_pixel)."""
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
@@ -80,7 +82,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shape = (n, oh, ow, c)
     fn = _nearest.pick(n * oh * ow * c)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         fn(bits(inputs[0]), bits(outputs[0]), iy, ix, n, h, w, c)
 
     return Prepared([out_shape], run)
