@@ -404,6 +404,20 @@ def test_mul_huge_multiplier_matches_reference():
         check(net, [[x, np.ascontiguousarray(x.transpose(0, 2, 1))]])
 
 
+def test_mul_multiplier_too_large_matches_reference():
+    """MUL runs multipliers >= 2**30 as the compiled reference does (shift count modulo 32, int32
+    wrap): traffic_model has such MULs (shifts 91 and 102). Every pair of bytes, several shifts."""
+    from tests.harness import all_bytes
+
+    for scale, s_out in ((2.0**16, 1.0), (2.0**20, 1.0), (0.5, 2.0**-33), (0.02, 1e-35)):
+        for dtype, zp in (("int8", 0), ("uint8", 128)):
+            net = Net()
+            a = net.input([1, 256, 1], dtype, scale, zp)
+            b = net.input([1, 1, 256], dtype, scale, zp)
+            net.op("MUL", [a, b], [net.tensor([1, 256, 256], dtype, s_out, zp // 2)], f"MUL {scale} {s_out}")
+            check(net, [[all_bytes(dtype, [1, 256, 1]), all_bytes(dtype, [1, 1, 256])]])
+
+
 @pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
 def test_uint8_per_channel_filter_is_refused(op):
     shape = (2, 1, 1, 2) if op == "CONV_2D" else (1, 1, 1, 2)
