@@ -15,7 +15,7 @@ from ..numerics.gemmlowp import byte_values
 from ..profiles import profile_of
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
-from .common import Prepared, Shape, fused_activation, per_tensor
+from .common import Prepared, Shape, fused_activation, per_tensor, require
 from .elementwise16 import prepare_binary16
 
 
