@@ -512,6 +512,13 @@ def _tensor_items(args, setup: _Setup, items: list[Item]) -> list[tuple[str, np.
     )
 
 
+def _guess_task(model) -> str:
+    """The task read from the model's graph (engine.tasks), for callers such as engine/evaluation.py."""
+    from .tasks import detect_task
+
+    return detect_task(model.graph).kind
+
+
 def _takes_digit(entry, info) -> bool:
     if entry is not None:
         return entry.sample == "digit"

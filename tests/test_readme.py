@@ -2,7 +2,7 @@
 
 They run in a scratch folder holding the files the examples name (digit.png, table.jpg, photos/,
 model.tflite, ...: copies of the shared data, listed in FILES), with the offline mirror set as the
-README's Quickstart says, and `python` being this interpreter. Lines skipped on purpose are in SKIP
+README's Quickstart says, and `python` being this interpreter; Python blocks run after PRELUDE. Lines skipped on purpose are in SKIP
 with the reason; a line whose model the engine still refuses (exit 3, an op not supported yet) is
 skipped with the engine's message, so it turns on when the op lands.
 """
@@ -42,7 +42,9 @@ FILES = {
     "model.tflite": "models/mnist_uint8.tflite",
     "mnist_uint8.tflite": "models/mnist_uint8.tflite",
     "ad01_int8.tflite": "models/zoo/ad01_int8.tflite",
+    "kws.tflite": "models/zoo/kws_ref_model.tflite",
 }
+PRELUDE = "import engine\n"  # Python examples may assume it, as a reader at a prompt would have it
 
 
 def blocks(kind: str) -> list[str]:
@@ -125,7 +127,7 @@ def test_python_example(index, scratch):
     if "ai_edge_litert" in code and not HAVE_LITERT:
         pytest.skip("ai_edge_litert not installed")
     path = scratch[0] / f"example_{index}.py"
-    path.write_text(code)
+    path.write_text(PRELUDE + code)
     p = run([sys.executable, str(path)], scratch)
     if (msg := refused(p)) is not None:
         pytest.skip(f"the engine refuses this model until its ops land: {msg}")

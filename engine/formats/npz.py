@@ -163,11 +163,11 @@ class _Members:
         """Remember the dtype and shape graph.json gives each constant (checked again when built)."""
         tensors = meta.get("tensors") if isinstance(meta, dict) else None
         for i, tj in enumerate(tensors if isinstance(tensors, list) else []):
-            if not (isinstance(tj, dict) and tj.get("const") and tj.get("dtype") in DTYPES):
+            if not (isinstance(tj, dict) and tj.get("const") and str(tj.get("dtype")) in DTYPES):
                 continue
             shape = tj.get("shape")
             if isinstance(shape, list) and all(type(d) is int for d in shape):
-                self.expected[f"t{i}"] = (np.dtype(DTYPES[tj["dtype"]]), tuple(shape))
+                self.expected[f"t{i}"] = (np.dtype(DTYPES[str(tj["dtype"])]), tuple(shape))
 
 
 def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> Graph:
@@ -182,9 +182,9 @@ def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> G
         raise ModelFormatError(f"{source}: graph.json is nested too deeply") from None
     except ValueError as e:  # UnicodeDecodeError, JSONDecodeError, integers of thousands of digits
         raise ModelFormatError(f"{source}: graph.json is not valid JSON ({e})") from None
-    members.declare(meta)
     del members.infos["graph.json"]
     try:
+        members.declare(meta)
         return _graph_from_json(meta, members, source)
     except ModelFormatError:
         raise
