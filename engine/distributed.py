@@ -141,7 +141,10 @@ class DaskBackend:
 
     def start(self, ref: ModelRef) -> ModelFacts:
         """Load the model on every worker now (compiling once per machine), so timing starts warm."""
+        if not self.client.scheduler_info()["workers"]:  # a cluster still starting (jobqueue, Kubernetes)
+            self.client.wait_for_workers(1, timeout=600)
         workers = list(self.client.scheduler_info()["workers"])
+        self.workers = len(workers)
         futures = [
             self.client.submit(describe, ref, workers=[w], allow_other_workers=True, pure=False)
             for w in workers

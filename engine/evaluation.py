@@ -67,6 +67,7 @@ class ShardResult:
     worker: str = ""
     differing: list[int] | None = None  # items whose outputs differ from the reference kernels (compare)
     compare_s: float = 0.0
+    cpu_s: float = 0.0  # CPU seconds of the worker process reading and running the shard
 
     def rows(self) -> Iterable[tuple[int, bytes]]:
         """(index, raw bytes of every output of that item) in order."""
@@ -177,11 +178,11 @@ def process_shard(ref: ModelRef, shard: Shard) -> ShardResult:
     delay = float(os.environ.get(ENV_TEST_DELAY) or 0)
     if delay:
         time.sleep(delay)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     indices, x, failed = shard.read(m.reader)
     t1 = time.perf_counter()
     outputs, kept, bad = _run(m.model, x, indices, ref.batch, shard)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     result = ShardResult(
         shard.start,
         shard.stop,
@@ -191,6 +192,7 @@ def process_shard(ref: ModelRef, shard: Shard) -> ShardResult:
         t1 - t0,
         t2 - t1,
         f"{socket.gethostname()}:{os.getpid()}",
+        cpu_s=c2 - c0,
     )
     if ref.compare:
         result.differing = compare_reference(m.path, x[kept], outputs, result.indices) if len(kept) else []
@@ -326,10 +328,9 @@ def evaluate_dataset(
     from .results import ResultStore
 
     backend = backend or LocalBackend()
-    workers = getattr(backend, "workers", 1)
-    size = shard_size or default_shard_size(len(ds), workers)
     t_load = time.perf_counter()
     facts = backend.start(ref)
+    size = shard_size or default_shard_size(len(ds), getattr(backend, "workers", 1))
     if labels is not None:
         facts.labels = list(labels)
     load_s = time.perf_counter() - t_load
@@ -364,6 +365,7 @@ def evaluate_dataset(
                 "read": sum(r.read_s for r in ran),
                 "inference": sum(r.infer_s for r in ran),
                 "reference": sum(r.compare_s for r in ran),  # --compare-litert: inside "phase" too
+                "cpu": sum(r.cpu_s for r in ran),  # read + inference, all workers, their threads together
             },
             "shards": len(shards),
             "shard_size": shards[0].stop - shards[0].start if shards else 0,
@@ -376,6 +378,9 @@ def evaluate_dataset(
     )
     infer = summary["seconds"]["inference"]
     summary["inference_images_per_s_per_worker"] = n_ran / infer if infer > 0 else None
+    cpu = summary["seconds"]["cpu"]
+    # what one core does, whatever else the machine runs: the figure to size a cluster with
+    summary["images_per_cpu_s"] = n_ran / cpu if cpu > 0 else None
     return summary
 
 
@@ -390,9 +395,14 @@ def _bar(total: int, initial: int, desc: str):
 
 
 def predictions(outputs: list[np.ndarray], facts: ModelFacts) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Classifiers: (best class, its dequantized score) per item; else (None, None)."""
+    """Classifiers: (best class, its dequantized score) per item; detectors (boxes, classes, scores, count):
+    the best detection's class and score (-1 where nothing was detected); else (None, None)."""
     from .postprocess import dequantize
 
+    if facts.task == "detect" and len(outputs) == 4 and outputs[1].ndim == 2 and outputs[1].shape[1]:
+        found = outputs[3].reshape(len(outputs[3]), -1)[:, 0] > 0
+        pred = np.where(found, outputs[1][:, 0], -1).astype(np.int64)
+        return pred, np.where(found, outputs[2][:, 0], np.nan).astype(np.float32)
     if facts.task != "classify" or not outputs:
         return None, None
     out = outputs[0].reshape(len(outputs[0]), -1)

@@ -197,7 +197,9 @@ def _fmt_options(options: dict) -> str:
 
 def format_listing(model: Model, rows: list[dict]) -> str:
     g = model.graph
-    lines = [f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors, numerics={model.numerics!r})"]
+    lines = [
+        f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors, numerics={model.numerics!r})"
+    ]
     if g.description:
         lines.append(f"description: {g.description}")
     for label, idx in (("inputs", g.inputs), ("outputs", g.outputs)):
@@ -747,15 +749,25 @@ def layer_under_profiles(model: Model, op: Op, ins: list, element: tuple) -> dic
 def _with_profiles(steps: dict, model: Model, op: Op, ins: list, element: tuple) -> dict:
     """steps with every numerics profile's value of the element side by side, and whether they disagree."""
     found = layer_under_profiles(model, op, ins, element)
-    differ = len({repr(v) for v in found.values()}) > 1
-    lines = ["", f"numerics profiles (this layer alone on the same inputs; the model runs {model.numerics!r}):"]
+    computed = [v for v in found.values() if not (isinstance(v, str) and v.startswith("refused"))]
+    differ = len({repr(v) for v in computed}) > 1  # a profile that refuses the op disagrees with nothing
+    lines = [
+        "",
+        f"numerics profiles (this layer alone on the same inputs; the model runs {model.numerics!r}):",
+    ]
     for name, v in found.items():
         lines.append(f"  {name:<10} {profiles.PROFILES[name].runtime + ':':<30} {v}")
     why = tflm.DIFFERENCES.get(op.type)
+    refusing = [n for n, v in found.items() if isinstance(v, str) and v.startswith("refused")]
     if differ:
         lines.append(f"  THE PROFILES DISAGREE on this element: {why or 'see the values above'}")
+    elif refusing:
+        lines.append(f"  {', '.join(refusing)} cannot run this op; the others agree on this element")
     else:
-        lines.append("  the profiles agree on this element" + (f" (they can differ on {op.type}: {why})" if why else ""))
+        lines.append(
+            "  the profiles agree on this element"
+            + (f" (they can differ on {op.type}: {why})" if why else "")
+        )
     return {**steps, "numerics": model.numerics, "profiles": found, "profiles_differ": differ,
             "text": steps["text"] + "\n" + "\n".join(lines)}  # fmt: skip
 

@@ -86,11 +86,12 @@ class ResultStore:
         pa, pq = _pa()
         rows = {}
         for k, (i, raw) in enumerate(result.rows()):
+            found = pred is not None and pred[k] >= 0  # a detector that found nothing: null
             rows[i] = (
                 raw,
                 None,
-                None if pred is None else int(pred[k]),
-                None if score is None else float(score[k]),
+                int(pred[k]) if found else None,
+                float(score[k]) if found and score is not None else None,
             )
         for f in result.failed:
             rows[f.index] = (None, f.error, None, None)

@@ -127,6 +127,23 @@ def test_accuracy_top5_ties_and_per_class():
     assert r["per_class"]["six"]["top5"] == 0.0
 
 
+def test_predictions_of_a_classifier_and_a_detector():
+    from engine import TensorInfo
+    from engine.evaluation import ModelFacts, predictions
+
+    q = TensorInfo("p", 0, (1, 4), np.dtype(np.uint8), 1 / 256, 0)
+    pred, score = predictions(
+        [np.array([[1, 9, 9, 0], [0, 0, 0, 128]], np.uint8)], ModelFacts([q], None, "classify")
+    )
+    assert pred.tolist() == [1, 3] and score.tolist() == [9 / 256, 0.5]
+    boxes = np.zeros((2, 10, 4), np.float32)
+    classes = np.array([[17.0] + [0.0] * 9, [3.0] * 10], np.float32)
+    scores = np.array([[0.75] + [0.0] * 9, [0.0] * 10], np.float32)
+    count = np.array([1.0, 0.0], np.float32)
+    pred, score = predictions([boxes, classes, scores, count], ModelFacts([q] * 4, None, "detect"))
+    assert pred.tolist() == [17, -1] and score[0] == 0.75 and np.isnan(score[1])
+
+
 def test_in_process_digest_is_the_raw_outputs_in_order(ref, mnist_dir):
     """outputs_sha256 is sha256 over the raw outputs in dataset order: recomputed here from one model run."""
     ds = open_dataset(mnist_dir).limit(300)
@@ -297,12 +314,15 @@ def test_cli_any_model_file_on_an_existing_cluster(mnist_dir, models_dir, tmp_pa
 def _workers_of(pid: int) -> list:
     import psutil
 
-    kids = psutil.Process(pid).children(recursive=True)
-    return [
-        k
-        for k in kids
-        if "spawn_main" in " ".join(k.cmdline()) and "resource_tracker" not in " ".join(k.cmdline())
-    ]
+    workers = []
+    for k in psutil.Process(pid).children(recursive=True):
+        try:  # a child may exit between the listing and this read
+            line = " ".join(k.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            workers.append(k)
+    return workers
 
 
 def test_cli_worker_killed_mid_run_loses_nothing(ref, mnist_dir, models_dir, tmp_path):

@@ -68,7 +68,7 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
-    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: float32 multipliers, then subtract
+    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: rescaled inputs subtracted
         table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
         return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
     in1, in2, rescale_out = Rescale(-zp1, m1, sh1), Rescale(-zp2, sign * m2, sh2), Rescale(zpo, mo, sho)

@@ -53,12 +53,13 @@ def conv_multipliers(
 
 
 def check_shift(op: Op, shift: int, real: float, channel: int | None = None) -> None:
-    """Refuse a multiplier s_in * s_w / s_out >= 2**30 (left shift > 30): the reference shifts the
-    int32 accumulator left by that much, which overflows, and no output is then defined. FULLY_CONNECTED's
-    reference rescales in double and saturates: nothing to refuse there."""
-    if shift > 30 and op.type != "FULLY_CONNECTED":
+    """Refuse a multiplier s_in * s_w / s_out >= 2**31 (left shift > 31): the reference shifts the
+    int32 accumulator left by that much, which is undefined (measured: its outputs are neither the
+    saturated nor the wrapped values). Below it (measured at 2**30) the engine matches it.
+    FULLY_CONNECTED's reference rescales in double and saturates: nothing to refuse there."""
+    if shift > 31 and op.type != "FULLY_CONNECTED":
         where = "" if channel is None else f"channel {channel}: "
-        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**30)")
+        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**31)")
 
 
 def filter_zero_points(op: Op, filt: Tensor, channels: int) -> np.ndarray:
