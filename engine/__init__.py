@@ -3,6 +3,7 @@
 from .errors import EngineError, FetchError, ImageError, InputError, ModelFormatError, UnsupportedError
 from .interpreter import Interpreter
 from .model import Model, TensorInfo, load
+from .registry import model_file
 
 __all__ = [
     "EngineError",
@@ -15,4 +16,5 @@ __all__ = [
     "TensorInfo",
     "UnsupportedError",
     "load",
+    "model_file",
 ]

@@ -97,10 +97,8 @@ class Plan:
                     ledger.add(_nbytes(g, i, shapes[i]), f"{op.where()} output {g.tensors[i].describe()}")
                 ledger.add(_scratch_bytes(prepared.scratch) + prepared.work, f"{op.where()} scratch")
                 outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
-                args = [[values.get(i) if i >= 0 else None for i in op.inputs], outs]
-                if prepared.scratch:
-                    args.append([np.zeros(shape, dtype) for shape, dtype in prepared.scratch])
-                prepared.run(*args)
+                scratch = [np.zeros(shape, dtype) for shape, dtype in prepared.scratch]
+                prepared.run([values.get(i) if i >= 0 else None for i in op.inputs], outs, scratch)
                 values.update(zip(op.outputs, outs))
                 continue
             step = Step(op.index, prepared.run, list(op.inputs), list(op.outputs), prepared.scratch)
@@ -143,7 +141,7 @@ class Plan:
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             self._feed_slots += [(i, ins, k) for k, i in enumerate(step.inputs) if i in inputs]
-            args = (ins, [arrays[i] for i in step.outputs]) + ((step.scratch,) if step.scratch else ())
+            args = (ins, [arrays[i] for i in step.outputs], step.scratch)
             self._calls.append((step.run, args))
         self._warm_calls = [(s.warmup or run, args) for s, (run, args) in zip(self.steps, self._calls)]
 

@@ -43,9 +43,10 @@ from .numerics.fixedpoint import (
     wrap_int32,
 )
 from .ops import kernel_for
-from .ops.common import conv_padding, fused_activation, per_tensor
+from .ops.common import fused_activation, per_tensor, window
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
 from .profiles import tflm
+from .stats import op_macs
 
 CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -108,19 +109,6 @@ def out_channels(op: Op, g: Graph) -> int:
     return int(filt.shape[3] if op.type == "DEPTHWISE_CONV_2D" else filt.shape[0])
 
 
-def macs(op: Op, g: Graph, shapes: dict) -> int:
-    """Multiply-accumulates of one run at the planned batch size (0 for ops that do none)."""
-    if op.type not in CONV_LIKE:
-        return 0
-    out = int(np.prod(shapes[op.outputs[0]], dtype=np.int64))
-    fshape = g.tensors[op.inputs[1]].shape
-    if op.type == "CONV_2D":
-        return out * int(np.prod(fshape[1:]))
-    if op.type == "DEPTHWISE_CONV_2D":
-        return out * int(fshape[1] * fshape[2])
-    return out * int(fshape[1])
-
-
 def requantizes_in_double(op: Op) -> bool:
     """LiteRT's reference FULLY_CONNECTED rounds double(acc) * M; TFLite Micro (and the convs) use (M0, shift)."""
     return op.type == "FULLY_CONNECTED"
@@ -170,7 +158,7 @@ def layer_rows(model: Model) -> list[dict]:
                 "inputs": [tensor_info(g, i, shapes, r) for i, r in zip(op.inputs, roles) if i >= 0],
                 "outputs": [tensor_info(g, i, shapes, "output") for i in op.outputs],
                 "multiplier": multiplier_info(op, g),
-                "macs": macs(op, g, shapes),
+                "macs": op_macs(g, op, shapes),
             }
         )
     return rows
@@ -209,7 +197,9 @@ def _fmt_options(options: dict) -> str:
 
 def format_listing(model: Model, rows: list[dict]) -> str:
     g = model.graph
-    lines = [f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors, numerics={model.numerics!r})"]
+    lines = [
+        f"model: {model.source}  ({len(g.ops)} ops, {len(g.tensors)} tensors, numerics={model.numerics!r})"
+    ]
     if g.description:
         lines.append(f"description: {g.description}")
     for label, idx in (("inputs", g.inputs), ("outputs", g.outputs)):
@@ -349,10 +339,8 @@ def _conv_terms(
     b, oy, ox, oc = element
     _, h, wd, c = x.shape
     kh, kw = (w.shape[1], w.shape[2])
-    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
-    dh, dw = int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1))
-    top = conv_padding(h, kh, sh, dh, out_shape[1])
-    left = conv_padding(wd, kw, sw, dw, out_shape[2])
+    win = window(op, h, wd, kh, kw)  # as the op's prepare reads it
+    sh, sw, dh, dw, top, left = win.sh, win.sw, win.dh, win.dw, win.top, win.left
     y0, x0 = oy * sh - top, ox * sw - left
     if op.type == "CONV_2D":
         channels = range(c)
@@ -753,7 +741,7 @@ def layer_under_profiles(model: Model, op: Op, ins: list, element: tuple) -> dic
             continue
         outs = [np.zeros(s, g.tensors[i].np_dtype) for i, s in zip(op.outputs, prepared.out_shapes)]
         scratch = [np.zeros(s, d) for s, d in prepared.scratch]
-        prepared.run(list(ins), outs, *([scratch] if scratch else []))
+        prepared.run(list(ins), outs, scratch)
         found[name] = outs[0][element].item()
     return found
 
@@ -761,15 +749,25 @@ def layer_under_profiles(model: Model, op: Op, ins: list, element: tuple) -> dic
 def _with_profiles(steps: dict, model: Model, op: Op, ins: list, element: tuple) -> dict:
     """steps with every numerics profile's value of the element side by side, and whether they disagree."""
     found = layer_under_profiles(model, op, ins, element)
-    differ = len({repr(v) for v in found.values()}) > 1
-    lines = ["", f"numerics profiles (this layer alone on the same inputs; the model runs {model.numerics!r}):"]
+    computed = [v for v in found.values() if not (isinstance(v, str) and v.startswith("refused"))]
+    differ = len({repr(v) for v in computed}) > 1  # a profile that refuses the op disagrees with nothing
+    lines = [
+        "",
+        f"numerics profiles (this layer alone on the same inputs; the model runs {model.numerics!r}):",
+    ]
     for name, v in found.items():
         lines.append(f"  {name:<10} {profiles.PROFILES[name].runtime + ':':<30} {v}")
     why = tflm.DIFFERENCES.get(op.type)
+    refusing = [n for n, v in found.items() if isinstance(v, str) and v.startswith("refused")]
     if differ:
         lines.append(f"  THE PROFILES DISAGREE on this element: {why or 'see the values above'}")
+    elif refusing:
+        lines.append(f"  {', '.join(refusing)} cannot run this op; the others agree on this element")
     else:
-        lines.append("  the profiles agree on this element" + (f" (they can differ on {op.type}: {why})" if why else ""))
+        lines.append(
+            "  the profiles agree on this element"
+            + (f" (they can differ on {op.type}: {why})" if why else "")
+        )
     return {**steps, "numerics": model.numerics, "profiles": found, "profiles_differ": differ,
             "text": steps["text"] + "\n" + "\n".join(lines)}  # fmt: skip
 

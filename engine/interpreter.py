@@ -28,6 +28,7 @@ from .budget import BudgetError
 from .errors import InputError, UnsupportedError
 from .executor import Plan
 from .model import Model, _kernel_lock, load
+from .signature import SignatureRunner, signature_defs
 
 
 def _shape_signatures(data: bytes | None) -> dict[int, tuple[int, ...]]:
@@ -74,6 +75,7 @@ class Interpreter:
             except OSError:
                 data = None
         self._setup(model, _shape_signatures(data), num_threads, experimental_preserve_all_tensors)
+        self._signature_defs = signature_defs(data)
 
     @classmethod
     def from_model(
@@ -102,6 +104,7 @@ class Interpreter:
         self._input_shapes = {i: (max(g.tensors[i].shape[0], 1), *g.tensors[i].shape[1:]) for i in g.inputs}
         self._plan: Plan | None = None
         self._inputs: dict[int, np.ndarray] = {}
+        self._signature_defs: dict = {}
 
     # ---- allocation and resizing -------------------------------------------------------------
     def allocate_tensors(self) -> None:
@@ -264,6 +267,28 @@ class Interpreter:
         """A function returning a live view of the tensor (LiteRT semantics: do not hold it across invoke)."""
         i = self._check_index(tensor_index)
         return lambda: self._view(i)
+
+    # ---- signatures ---------------------------------------------------------------------------
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        """{signature key: {"inputs": [names], "outputs": [names]}} (empty when the file has none)."""
+        return {
+            k: {"inputs": list(v["inputs"]), "outputs": list(v["outputs"])}
+            for k, v in self._signature_defs.items()
+        }
+
+    def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
+        """A callable running one SignatureDef: runner(name=array, ...) -> {output name: array}."""
+        defs = self._signature_defs
+        if signature_key is None:
+            if len(defs) != 1:
+                raise InputError(
+                    f"signature_key is None and the model has {len(defs)} SignatureDefs: None is only allowed "
+                    f"with exactly one ({', '.join(defs) or 'none here: use get_input_details() and set_tensor()'})"
+                )
+            signature_key = next(iter(defs))
+        if signature_key not in defs:
+            raise InputError(f"invalid signature_key {signature_key!r}; the model has {list(defs)}")
+        return SignatureRunner(self, signature_key, defs[signature_key])
 
     # ---- engine extras -----------------------------------------------------------------------
     @property

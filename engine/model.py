@@ -147,7 +147,7 @@ class Model:
         for t, a in zip(self.inputs, arrays):
             a = np.asarray(a)
             if a.dtype != t.dtype:
-                raise InputError(f"input '{t.name}': dtype {a.dtype}, model expects {t.dtype}")
+                a = _convert(a, t)
             if a.ndim != len(t.shape) or a.shape[1:] != t.shape[1:] or a.shape[0] < 1:
                 want = ["N", *t.shape[1:]]
                 raise InputError(f"input '{t.name}': shape {list(a.shape)}, model expects {want}")
@@ -239,15 +239,41 @@ class Model:
             save_npz(self.graph, tmp)
 
 
+def _convert(a: np.ndarray, t: TensorInfo) -> np.ndarray:
+    """Floats for a quantized input are quantized with its scale and zero point (as the CLI's --input)."""
+    want = np.dtype(t.dtype)
+    if a.dtype.kind == "f" and want.kind in "iu" and t.scale > 0:
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"input '{t.name}': contains NaN or infinity")
+        return t.quantize(a)
+    how = (
+        f"pass {want} values, or floats to be quantized"
+        if t.scale > 0
+        else f"the input is not quantized: pass {want} values (a.astype(np.{want}))"
+    )
+    raise InputError(f"input '{t.name}': dtype {a.dtype}, model expects {want}; {how}")
+
+
+def _is_registry_name(source) -> bool:
+    if not isinstance(source, str) or source.lower().endswith((".tflite", ".npz")) or "/" in source:
+        return False
+    return not Path(source).exists()
+
+
 def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     """Per-sample results side by side: along axis 0 (scalars become a vector)."""
     return np.concatenate([np.atleast_1d(a) for a in arrays])
 
 
 def load(
-    source, warmup: bool = True, memory_budget: int | str | None = None, numerics: str = profiles.DEFAULT
+    source,
+    warmup: bool = True,
+    memory_budget: int | str | None = None,
+    numerics: str = profiles.DEFAULT,
+    name: str | None = None,
 ) -> Model:
-    """Load a model from a .tflite or .npz path (or their bytes), validate it and prepare it.
+    """Load a model from a .tflite or .npz path (or their bytes), or a registry name ("ssd", "mnist":
+    fetched through the cache and the mirror), validate it and prepare it.
 
     warmup runs the model once on zeros so that every kernel is compiled before load returns.
     memory_budget: bytes (or '512M', '2G') one plan may hold, activations, scratch and constants
@@ -257,8 +283,13 @@ def load(
     default) or "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run).
     """
     profiles.get(numerics)  # an unknown profile is refused before any work
+    if _is_registry_name(source):
+        from .registry import Cache
+
+        cache = Cache()
+        return cache.load_model(cache.registry.model(source), numerics=numerics, warmup=warmup)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), "<bytes>"
+        data, name = bytes(source), name or "<bytes>"
     else:
         path = Path(source)
         try:

@@ -36,7 +36,7 @@ class Detection:
     class_id: int
     score: float
     box: tuple[float, float, float, float]  # (x0, y0, x1, y1) in original image pixels, not clipped
-    box_normalized: tuple[float, float, float, float]  # (ymin, xmin, ymax, xmax) as the model gives them
+    box_normalized: tuple[float, float, float, float]  # (x0, y0, x1, y1) / image size, as box
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -127,7 +127,7 @@ def detections(
                     c,
                     s,
                     (xmin * w, ymin * h, xmax * w, ymax * h),
-                    (ymin, xmin, ymax, xmax),
+                    (xmin, ymin, xmax, ymax),
                 )
             )
         found.sort(key=lambda d: -d.score)  # the op already sorts; keep it true for any model
@@ -168,14 +168,27 @@ def image_format(path: str | os.PathLike) -> str:
 
 
 def _label_box(
-    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, color, font, width: int, height: int
-):
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    color,
+    font,
+    width: int,
+    height: int,
+    above: bool = True,
+) -> float:
+    """A filled label box with its text at xy: above the point (a box's caption, when it fits) or
+    below it (above=False: lines stacked downwards). Returns the y just under the box."""
     l, t, r, b = draw.textbbox((0, 0), text, font=font)
     tw, th = r - l + 4, b - t + 4
     x = min(max(0.0, xy[0]), max(0.0, width - tw))
-    y = xy[1] - th if xy[1] - th >= 0 else min(max(0.0, xy[1]), max(0.0, height - th))
+    if above and xy[1] - th >= 0:
+        y = xy[1] - th
+    else:
+        y = min(max(0.0, xy[1]), max(0.0, height - th))
     draw.rectangle((x, y, x + tw, y + th), fill=color)
     draw.text((x + 2 - l, y + 2 - t), text, fill=(0, 0, 0), font=font)
+    return y + th
 
 
 def draw_detections(image: Image.Image, found: list[Detection]) -> Image.Image:
@@ -204,11 +217,11 @@ def draw_predictions(image: Image.Image, preds: list[Prediction]) -> Image.Image
     draw = ImageDraw.Draw(img)
     font = _font(max(11, round(min(img.size) / 16)))
     y = 0.0
-    for p in preds:
-        text = f"{p.label} {p.score:.3f}"
-        _label_box(draw, (0, y), text, (255, 255, 255), font, img.width, img.height)
-        _, t, _, b = draw.textbbox((0, 0), text, font=font)
-        y += b - t + 6
+    for p in preds:  # one line under the other, best first (each placed below y, never above it)
+        y = _label_box(
+            draw, (0, y), f"{p.label} {p.score:.3f}", (255, 255, 255), font, img.width, img.height, False
+        )
+        y += 2
     return img
 
 

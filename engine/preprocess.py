@@ -65,6 +65,7 @@ class Spec:
     std: tuple[float, ...] = (1.0,)
     int8: str = "shift"
     background: tuple[int, int, int] = (0, 0, 0)
+    letterbox: int | None = None  # gray value: resize keeping the aspect ratio, pad with it (YOLO)
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -80,11 +81,13 @@ class Spec:
             raise InputError(f"mean {self.mean}: must be finite")
         if len(self.background) != 3 or any(not 0 <= int(b) <= 255 for b in self.background):
             raise InputError(f"background {self.background}: expected three values in 0..255")
+        if self.letterbox is not None and not 0 <= self.letterbox <= 255:
+            raise InputError(f"letterbox {self.letterbox}: expected a gray value in 0..255")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Spec:
         d = dict(d or {})
-        unknown = set(d) - {"kind", "resize", "mean", "std", "int8", "background"}
+        unknown = set(d) - {"kind", "resize", "mean", "std", "int8", "background", "letterbox"}
         if unknown:
             raise InputError(f"preprocess spec: unknown key(s) {sorted(unknown)}")
 
@@ -98,6 +101,8 @@ class Spec:
             kw["std"] = floats(d["std"])
         if "background" in d:
             kw["background"] = tuple(int(x) for x in d["background"])
+        if d.get("letterbox") is not None:
+            kw["letterbox"] = int(d["letterbox"])
         return cls(**kw)
 
     def to_dict(self) -> dict:
@@ -108,6 +113,8 @@ class Spec:
             d["int8"] = self.int8
         if self.background != (0, 0, 0):
             d["background"] = list(self.background)
+        if self.letterbox is not None:
+            d["letterbox"] = self.letterbox
         return d
 
 
@@ -207,11 +214,35 @@ def to_8bit(img: Image.Image, channels: int, background: tuple[int, int, int] = 
     elif img.has_transparency_data:
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (*(int(b) for b in background), 255))
+        _warn_if_invisible(rgba, background)
         img = Image.alpha_composite(bg, rgba).convert("RGB")
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
     want = "L" if channels == 1 else "RGB"
     return img if img.mode == want else img.convert(want)
+
+
+def _warn_if_invisible(rgba: Image.Image, background: tuple[int, int, int]) -> None:
+    """Dark strokes on a transparent background vanish on black (and light ones on white): say so."""
+    a = np.asarray(rgba, np.float32)
+    alpha = a[..., 3]
+    ink = alpha > 127
+    if ink.all() or not ink.any():
+        return
+    ink_luma = float((a[..., :3][ink] @ np.float32([0.299, 0.587, 0.114])).mean())
+    bg_luma = float(np.float32(background) @ np.float32([0.299, 0.587, 0.114]))
+    if abs(ink_luma - bg_luma) < 48:
+        warnings.warn(
+            f"a transparent image whose opaque part (mean gray {ink_luma:.0f}) is close to the background it "
+            f"is composited on ({bg_luma:.0f}): the model sees an almost uniform picture; save it without "
+            "transparency (e.g. light strokes on black for MNIST)",
+            ImageWarning,
+            stacklevel=3,
+        )
+
+
+class ImageWarning(UserWarning):
+    """An image was read, but probably not as its author meant it."""
 
 
 def resize(img: Image.Image, size_wh: tuple[int, int], method: str = "bilinear") -> Image.Image:
@@ -317,10 +348,14 @@ class Preprocessor:
         return to_8bit(open_image(src), self.channels, self.spec.background)
 
     def pixels(self, img: Image.Image) -> np.ndarray:
-        """An 8-bit image -> resized uint8 pixels [H, W, C] (or [H, W])."""
-        img = resize(
-            to_8bit(img, self.channels, self.spec.background), (self.width, self.height), self.spec.resize
-        )
+        """An 8-bit image -> resized (or letterboxed) uint8 pixels [H, W, C] (or [H, W])."""
+        img = to_8bit(img, self.channels, self.spec.background)
+        if self.spec.letterbox is not None:
+            from .yolo import letterbox
+
+            img = letterbox(img, (self.width, self.height), self.spec.letterbox, RESAMPLE[self.spec.resize])
+        else:
+            img = resize(img, (self.width, self.height), self.spec.resize)
         a = np.asarray(img, np.uint8)
         if self._channel_axis and a.ndim == 2:
             a = a[:, :, None]

@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import atomic
-from .errors import EngineError, FetchError
+from .errors import EngineError, FetchError, ModelFormatError
 from .formats.npz import save_npz
 
 ENV_HOME = "ENGINE_HOME"
@@ -46,7 +46,7 @@ ENV_REGISTRY = "ENGINE_REGISTRY"
 ENV_OFFLINE = "ENGINE_OFFLINE"
 TIMEOUT_S = 60.0
 MAX_DOWNLOAD_BYTES = 1 << 30
-TASKS = ("classify", "detect", "regress")
+TASKS = ("classify", "detect", "segment", "pose", "regress")
 _PKG = Path(__file__).resolve().parent
 
 
@@ -112,6 +112,18 @@ class ModelEntry:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
 
+def _relative_name(name: str) -> bool:
+    """A registry file name: 'x.tflite' or 'zoo/x.tflite' (the mirror's layout), never leaving the folder."""
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
+
+
+class UnknownModelError(FetchError):
+    """A model name the registry does not know: a usage error (exit 2), with the closest names."""
+
+    exit_code = 2
+
+
 def _bad(source: str, msg: str) -> FetchError:
     return FetchError(f"model registry {source}: {msg}")
 
@@ -163,8 +175,8 @@ class Registry:
                 raise _bad(source, f"file {name!r}: sha256 must be 64 hex digits")
             if not isinstance(f.get("member"), (str, type(None))):
                 raise _bad(source, f"file {name!r}: member must be a string")
-            if Path(name).name != name or name in ("", ".", ".."):
-                raise _bad(source, f"file {name!r}: must be a plain file name")
+            if not _relative_name(name):
+                raise _bad(source, f"file {name!r}: must be a plain file name or folder/name (no '..')")
             self.files[name] = FileEntry(name, f["url"], sha, f.get("member"), f.get("license"))
         self.models: dict[str, ModelEntry] = {}
         self._alias: dict[str, str] = {}
@@ -240,8 +252,29 @@ class Registry:
     def model(self, name: str | None = None) -> ModelEntry:
         key = self.default if name is None else name
         if key not in self._alias:
-            raise FetchError(f"unknown model {key!r}: the registry has {', '.join(self.names())}")
+            raise UnknownModelError(self._unknown(key))
         return self.models[self._alias[key]]
+
+    def _unknown(self, key: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(key.lower(), list(self._alias), n=3, cutoff=0.5)
+        close += [k for k in self._alias if key and key.lower() in k.lower() and k not in close]
+        names = list(dict.fromkeys(self._alias[k] for k in close))  # closest first, each model once
+        hint = f"did you mean {' or '.join(names)}? " if names else ""
+        aliases = ", ".join(f"{a} = {n}" for a, n in self._alias.items() if a != n)
+        return (
+            f"unknown model {key!r}: {hint}the registry has {', '.join(self.names())}"
+            + (f" (aliases: {aliases})" if aliases else "")
+            + "; a model file needs a .tflite/.npz name or a path (python -m engine.run --list-models)"
+        )
+
+    def by_sha256(self, sha: str) -> ModelEntry | None:
+        """The registry model whose file has this sha256 (a known model given as a file), or None."""
+        for entry in self.models.values():
+            if self.files[entry.file].sha256 == sha:
+                return entry
+        return None
 
 
 # ---------------------------------------------------------------- the network (tests monkeypatch this)
@@ -274,10 +307,13 @@ class Cache:
         mirror: str | os.PathLike | None = None,
         timeout: float = TIMEOUT_S,
         offline: bool | None = None,
+        mirror_only: bool = False,
     ):
+        """mirror_only: a file missing from the mirror is an error, not a download (the CLI's --mirror)."""
         self.registry = registry or Registry.load()
         self.home = home(home_dir)
         self.mirror = mirror_dir(mirror)
+        self.mirror_only = mirror_only and self.mirror is not None
         self.timeout = timeout
         self.offline = bool(os.environ.get(ENV_OFFLINE)) if offline is None else offline
 
@@ -311,12 +347,28 @@ class Cache:
             p = self._from_mirror(entry)
             if p is not None:
                 return p
+            if self.mirror_only:
+                raise FetchError(
+                    f"{name}: not in the mirror {self.mirror} (--mirror: nothing is downloaded); "
+                    f"copy it there from {entry.url}, or leave out --mirror to download it"
+                )
         if self.offline:
             where = f"the cache ({self.models_dir})" + (
                 f" or the mirror ({self.mirror})" if self.mirror else ""
             )
             raise FetchError(f"{name}: not in {where}, and ${ENV_OFFLINE} forbids downloading {entry.url}")
-        return self._download(entry)
+        try:
+            return self._download(entry)
+        except FetchError as e:
+            raise FetchError(f"{name}: download failed ({e}); {self._fix_hint()}") from None
+
+    def _fix_hint(self) -> str:
+        if self.mirror is not None:
+            return f"the mirror {self.mirror} does not hold it either: copy the file there"
+        return (
+            f"offline, point ${ENV_MIRROR} (or --mirror DIR) at a folder holding the model files "
+            f"(files under their registry names), or copy the file into {self.models_dir}"
+        )
 
     def _file(self, name: str) -> FileEntry:
         if name not in self.registry.files:
@@ -344,7 +396,9 @@ class Cache:
     def _download(self, entry: FileEntry) -> Path:
         try:
             self.models_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".download", dir=self.models_dir)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{Path(entry.name).name}.", suffix=".download", dir=self.models_dir
+            )
         except OSError as e:
             raise FetchError(
                 f"cache folder {self.models_dir}: cannot write there ({e.strerror or e}); set ${ENV_HOME}"
@@ -361,6 +415,7 @@ class Cache:
                     f"{entry.url}: sha256 {got} does not match the registry's {entry.sha256}; download discarded"
                 )
             atomic_target = self.models_dir / entry.name
+            atomic_target.parent.mkdir(parents=True, exist_ok=True)
             atomic.plain_mode(tmp)
             os.replace(tmp, atomic_target)
             return atomic_target
@@ -433,23 +488,29 @@ class Cache:
         if entry.labels is not None:
             return list(entry.labels)
         if entry.labels_file:
-            text = self.path(entry.labels_file).read_text(encoding="utf-8")
-            return [line.strip() for line in text.splitlines()]
+            return read_labels(self.path(entry.labels_file))
         return None
 
-    def load_model(self, entry: ModelEntry, numerics: str = "reference"):
+    def load_model(self, entry: ModelEntry, numerics: str = "reference", warmup: bool = True):
         """engine.load() of a registry model, from its sha256-verified .tflite.
 
         The .npz export ($ENGINE_HOME/npz) is written once beside it, with the .tflite's sha256 and
         the engine version inside (graph.json "provenance"), but it is never what gets loaded: a cache
         file can be edited together with the sidecar that vouches for it, the verified .tflite cannot,
         and importing the .tflite costs what reading the export does (SSD: 0.10 s and 0.09 s).
+        A fetch error names the model and the fix.
         """
+        try:
+            return self._load_model(entry, numerics, warmup)
+        except FetchError as e:
+            raise type(e)(f"model {entry.name}: {e}") from None
+
+    def _load_model(self, entry: ModelEntry, numerics: str, warmup: bool):
         from . import load
 
         src = self.path(entry.file)
         sha = self.registry.files[entry.file].sha256
-        model = load(src, numerics=numerics)
+        model = load(src, numerics=numerics, warmup=warmup)
         npz = self.npz_dir / f"{Path(entry.file).stem}.{sha[:16]}.{_exporter_fingerprint()}.npz"
         provenance = {"source": entry.file, "source_sha256": sha, "engine": _engine_version()}
         if _export_provenance(npz) != provenance:
@@ -508,6 +569,23 @@ class Resolved:
     entry: ModelEntry | None
     labels: list[str] | None
     source: str
+    labels_from: str | None = None  # where the labels came from, for messages
+
+
+def _file_labels(path: Path, data: bytes) -> tuple[list[str] | None, str | None]:
+    """Labels a model file brings: its appended archive, else an Ultralytics *metadata.yaml beside it."""
+    from . import labels as lab
+
+    found, where = lab.from_model_bytes(data)
+    if found:
+        return found, where
+    stem = path.stem
+    for yaml in sorted(path.parent.glob("*metadata.yaml")):
+        prefix = yaml.name[: -len("metadata.yaml")].rstrip("_-")
+        if not prefix or stem.startswith(prefix):
+            with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+                return lab.from_file(yaml), str(yaml)
+    return None, None
 
 
 def is_model_path(value: str, registry: Registry | None = None) -> bool:
@@ -523,27 +601,50 @@ def resolve(
     mirror: str | os.PathLike | None = None,
     cache: Cache | None = None,
     labels_path: str | os.PathLike | None = None,
+    warmup: bool = True,
     numerics: str = "reference",
 ) -> Resolved:
     """A registry name (or alias; None = the default) or a .tflite/.npz path -> loaded model."""
-    from . import load
-
     cache = cache or Cache(mirror=mirror)
     if name_or_path is not None and is_model_path(name_or_path, cache.registry):
-        model = load(name_or_path, numerics=numerics)
-        labels = read_labels(labels_path) if labels_path else None
-        return Resolved(model, Path(name_or_path).name, None, labels, str(name_or_path))
+        return _resolve_file(Path(name_or_path), cache, labels_path, warmup, numerics)
     entry = cache.registry.model(name_or_path)
-    model = cache.load_model(entry, numerics=numerics)
-    labels = read_labels(labels_path) if labels_path else cache.labels(entry)
-    return Resolved(model, entry.name, entry, labels, entry.file)
+    model = cache.load_model(entry, numerics=numerics, warmup=warmup)
+    if labels_path:
+        return Resolved(model, entry.name, entry, read_labels(labels_path), entry.file, str(labels_path))
+    return Resolved(model, entry.name, entry, cache.labels(entry), entry.file, "the registry")
+
+
+def _resolve_file(path: Path, cache: Cache, labels_path, warmup: bool, numerics: str) -> Resolved:
+    """A model file: a file the registry knows (same sha256) gets its entry: labels, task, preprocessing."""
+    from . import load
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelFormatError(f"{path}: cannot read ({e.strerror})") from None
+    model = load(data, warmup=warmup, numerics=numerics, name=str(path))
+    entry = cache.registry.by_sha256(hashlib.sha256(data).hexdigest())
+    if labels_path:
+        labels, where = read_labels(labels_path), str(labels_path)
+    elif entry is not None and (entry.labels is not None or entry.labels_file):
+        labels, where = cache.labels(entry), f"the registry ({entry.name}, same sha256)"
+    else:
+        labels, where = _file_labels(path, data)
+    return Resolved(model, path.name, entry, labels, str(path), where)
 
 
 def read_labels(path: str | os.PathLike) -> list[str]:
+    """One label per line (trailing empty lines dropped), or the `names:` of a .yaml file."""
+    from . import labels as lab
+
     try:
-        return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as e:
+        found = lab.from_file(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise FetchError(f"{path}: cannot read labels ({e})") from None
+    while found and not found[-1]:
+        found.pop()
+    return found
 
 
 def model_file(name: str | None = None, *, mirror: str | os.PathLike | None = None) -> Path:

@@ -11,13 +11,13 @@ def op_macs(g: Graph, op: Op, shapes: dict[int, tuple]) -> int:
     """Multiply-accumulates of one op at the given tensor shapes (0 for ops without a MAC loop)."""
     if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         return 0
-    out = shapes[op.outputs[0]]
+    out = int(np.prod(shapes[op.outputs[0]], dtype=np.int64))
     filt = g.tensors[op.inputs[1]].shape
     if op.type == "CONV_2D":
-        return int(np.prod(out, dtype=np.int64)) * filt[1] * filt[2] * filt[3]
+        return out * int(filt[1] * filt[2] * filt[3])
     if op.type == "DEPTHWISE_CONV_2D":
-        return int(np.prod(out, dtype=np.int64)) * filt[1] * filt[2]
-    return int(np.prod(out, dtype=np.int64)) * filt[1]
+        return out * int(filt[1] * filt[2])
+    return out * int(filt[1])
 
 
 def model_macs(model, batch: int = 1) -> int:

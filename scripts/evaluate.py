@@ -335,7 +335,7 @@ def evaluate(args: argparse.Namespace) -> int:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if not args.data_dir.is_dir():
         raise InputError(f"data folder {args.data_dir} not found (--data-dir or $SHARED_DIR)")
-    cache = registry.Cache(mirror=args.mirror)
+    cache = registry.Cache(mirror=args.mirror, mirror_only=args.mirror is not None)
     out_dir = Path(args.out_dir)
     names = list(TASKS) if args.model == "all" else [args.model]
     report = {"engine": engine.__name__, "threads": numba.get_num_threads(), "data_dir": str(args.data_dir)}

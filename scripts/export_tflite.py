@@ -29,7 +29,7 @@ def export(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     src = args.model
     if not registry.is_model_path(src) or not Path(src).exists():
-        cache = registry.Cache(mirror=args.mirror)
+        cache = registry.Cache(mirror=args.mirror, mirror_only=args.mirror is not None)
         if cache.registry.has(src):
             src = str(cache.path(cache.registry.model(src).file))
     m = engine.load(src)

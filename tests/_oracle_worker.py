@@ -94,7 +94,8 @@ def run_micro(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bo
         if i not in consts:
             shape = sg.Tensors(i).ShapeAsNumpy() if not sg.Tensors(i).ShapeIsNone() else np.ones(1)
             act_bytes += int(np.prod(shape, dtype=np.int64)) * 8
-    arena = max(len(model_bytes) * 10, 4 * act_bytes + (1 << 20))
+    # capped: TFLite Micro takes the size as a C int (YOLOv8n's bound, 2.2 GiB, overflowed it: SIGSEGV)
+    arena = min(max(len(model_bytes) * 10, 4 * act_bytes + (1 << 20)), 1 << 30)
     config = (
         runtime.InterpreterConfig.kPreserveAllTensors
         if preserve_all

@@ -55,6 +55,18 @@ def kernel_build(request, monkeypatch):
 
     picks = force_build(monkeypatch, request.param)
     yield request.param
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.passed:  # skipped (no oracle) or failed: nothing to add
+        return
     assert picks, "no kernel was picked: the test does not exercise a kernel build"
     wrong = [name for name, parallel in picks if parallel != (request.param == "parallel")]
     assert not wrong, f"kernels not in their {request.param} build: {wrong}"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps the call phase's report on the item (kernel_build's teardown reads it)."""
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report

@@ -314,12 +314,15 @@ def test_cli_any_model_file_on_an_existing_cluster(mnist_dir, models_dir, tmp_pa
 def _workers_of(pid: int) -> list:
     import psutil
 
-    kids = psutil.Process(pid).children(recursive=True)
-    return [
-        k
-        for k in kids
-        if "spawn_main" in " ".join(k.cmdline()) and "resource_tracker" not in " ".join(k.cmdline())
-    ]
+    workers = []
+    for k in psutil.Process(pid).children(recursive=True):
+        try:  # a child may exit between the listing and this read
+            line = " ".join(k.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            workers.append(k)
+    return workers
 
 
 def test_cli_worker_killed_mid_run_loses_nothing(ref, mnist_dir, models_dir, tmp_path):

@@ -28,11 +28,12 @@ def reference_tile(x, x_off, x_stride, w2d_runs, runs, x_run, k):
 
 
 def tile_kernels():
-    kernels = [("portable", gemm._tile_portable, np.int16, 2)]
+    kernels = [("gemm_s16_4x16c2_portable", gemm.gemm_s16_4x16c2_portable, np.int16, 2)]
     if gemm._MADD:
-        kernels.append(("simd int16", gemm._tile_simd, np.int16, 2))
+        kernels.append(("tile (s16)", gemm.tile, np.int16, 2))
     if gemm.VNNI:
-        kernels.append(("simd uint8", gemm._tile_simd, np.uint8, 4))
+        kernels.append(("gemm_u8s8_4x32c4_vnni", gemm.gemm_u8s8_4x32c4_vnni, np.uint8, 4))
+        kernels.append(("tile (u8s8)", gemm.tile, np.uint8, 4))
     return kernels
 
 

@@ -24,7 +24,7 @@ import pytest
 import engine
 from tests.fuzz_worker import small_model_bytes
 from tests.harness import Net, check
-from tests.oracle import reference_run
+from tests.oracle import reference_run, reference_run_many
 from tests.test_detection_postprocess import BASE as PP_OPTS
 from tests.test_detection_postprocess import assert_same, one_op_model
 from tests.tflite_builder import build_model
@@ -359,29 +359,63 @@ def weighted_model(op: str, dtype: str, w_scales: list, shape=(2, 1, 1, 2)) -> b
             "quantized_dimension": 3 if op == "DEPTHWISE_CONV_2D" else 0,
         },
         {"name": "out", "shape": [1, 2, 2, 2], "dtype": dtype, "scale": [1.0], "zero_point": [zp]},
+        {
+            "name": "bias",
+            "shape": [2],
+            "dtype": "int32",
+            "data": np.int32([3, -2]),
+            "scale": [float(w) for w in w_scales],
+            "zero_point": [0] * len(w_scales),
+        },
     ]
     options = {"padding": "SAME", "stride_h": 1, "stride_w": 1}
     if op == "DEPTHWISE_CONV_2D":
         options["depth_multiplier"] = 1
-    return build_model(tensors, [{"op": op, "inputs": [0, 1], "outputs": [2], "options": options}], [0], [2])
+    return build_model(
+        tensors, [{"op": op, "inputs": [0, 1, 3], "outputs": [2], "options": options}], [0], [2]
+    )
 
 
 @pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
 def test_multiplier_too_large_is_refused(op):
+    """At 2**31 the engine wrote the zero point where the reference's (undefined) left shift gives
+    other values; up to 2**30 both agree: refused from 2**31 on, naming op and channel."""
     shape = (2, 1, 1, 2) if op == "CONV_2D" else (1, 1, 1, 2)
     with pytest.raises(engine.UnsupportedError, match=rf"{op}.*channel 1: multiplier .* too large"):
         engine.load(weighted_model(op, "int8", [0.5, 2.0**31], shape))
     with pytest.raises(engine.UnsupportedError, match=rf"{op}.*multiplier .* too large"):
         engine.load(weighted_model(op, "uint8", [2.0**31], shape))
-    engine.load(weighted_model(op, "int8", [0.5, 2.0**29], shape))  # large, but defined
+    model = weighted_model(op, "int8", [0.5, 2.0**30], shape)  # large, but defined: as the reference
+    x = np.random.default_rng(4).integers(-128, 128, (4, 1, 2, 2, 2)).astype(np.int8)
+    refs = reference_run_many(model, [[xi] for xi in x])
+    m = engine.load(model)
+    for xi, ref in zip(x, refs):
+        assert np.array_equal(m.run(xi)[0], ref["outputs"][0])
 
 
-def test_mul_multiplier_too_large_is_refused():
-    net = Net()
-    a, b = net.input([1, 4], "int8", 2.0**16, 0), net.input([1, 4], "int8", 2.0**16, 0)
-    net.op("MUL", [a, b], [net.tensor([1, 4], "int8", 1.0, 0)], "MUL")
-    with pytest.raises(engine.UnsupportedError, match=r"MUL.*multiplier .* too large"):
-        engine.load(net.build())
+def test_mul_huge_multiplier_matches_reference():
+    """MUL needs no refusal: with multipliers far above 2**31 its table equals the reference on every
+    pair of bytes (a zoo model, traffic_model, has one: s1 * s2 / s_out = 3e30)."""
+    for s1, so, zps in ((2.0**16, 1.0, (0, 0, 0)), (0.5, 1e-12, (3, -5, 7)), (1.0, 2.0**-40, (1, 2, -3))):
+        net = Net()
+        a, b = net.input([1, 256, 256], "int8", s1, zps[0]), net.input([1, 256, 256], "int8", s1, zps[1])
+        net.op("MUL", [a, b], [net.tensor([1, 256, 256], "int8", so, zps[2])], f"MUL {s1} {so}")
+        x = np.broadcast_to(np.arange(-128, 128, dtype=np.int8)[:, None], (256, 256))[None].copy()
+        check(net, [[x, np.ascontiguousarray(x.transpose(0, 2, 1))]])
+
+
+def test_mul_multiplier_too_large_matches_reference():
+    """MUL runs multipliers >= 2**30 as the compiled reference does (shift count modulo 32, int32
+    wrap): traffic_model has such MULs (shifts 91 and 102). Every pair of bytes, several shifts."""
+    from tests.harness import all_bytes
+
+    for scale, s_out in ((2.0**16, 1.0), (2.0**20, 1.0), (0.5, 2.0**-33), (0.02, 1e-35)):
+        for dtype, zp in (("int8", 0), ("uint8", 128)):
+            net = Net()
+            a = net.input([1, 256, 1], dtype, scale, zp)
+            b = net.input([1, 1, 256], dtype, scale, zp)
+            net.op("MUL", [a, b], [net.tensor([1, 256, 256], dtype, s_out, zp // 2)], f"MUL {scale} {s_out}")
+            check(net, [[all_bytes(dtype, [1, 256, 1]), all_bytes(dtype, [1, 1, 256])]])
 
 
 @pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])

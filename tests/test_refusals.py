@@ -175,12 +175,6 @@ CASES = {
         "out of range",
         "refuses",
     ),
-    "strided slice new_axis_mask": (
-        lambda: _unary("STRIDED_SLICE", [1, 4], [1, 1, 4], extra=[[0, 0], [1, 4], [1, 1]], new_axis_mask=2),
-        UnsupportedError,
-        "new_axis_mask",
-        "runs",
-    ),
     "FC input depth not the weights'": (
         case_fc_depth_mismatch,
         UnsupportedError,

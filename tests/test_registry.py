@@ -152,7 +152,7 @@ def test_registry_found_through_env_and_package(tmp_path, monkeypatch):
     [
         (lambda d: d["files"]["m.tflite"].update(sha256="abc"), "64 hex"),
         (lambda d: d["models"]["m"].update(file="missing.tflite"), "not in 'files'"),
-        (lambda d: d["models"]["m"].update(task="segment"), "task"),
+        (lambda d: d["models"]["m"].update(task="dance"), "task"),
         (lambda d: d["models"]["det"].update(aliases=["m"]), "twice"),
         (lambda d: d.update(default="nope"), "default"),
         (lambda d: d["models"]["m"].update(preprocess={"kind": "zscore"}), "kind"),
@@ -391,7 +391,11 @@ def test_resolve_names_paths_and_aliases(models_dir, tmp_path, monkeypatch):
     res = registry.resolve("hello_world", mirror=models_dir)
     assert res.entry.name == "hello_world" and res.entry.task == "regress"
     res = registry.resolve(str(models_dir / "hello_world_int8.tflite"))
-    assert res.entry is None and res.name == "hello_world_int8.tflite"
+    # a file the registry knows (same sha256) brings its entry: task, labels, preprocessing
+    assert res.entry.name == "hello_world" and res.name == "hello_world_int8.tflite"
+    other = tmp_path / "other.tflite"
+    other.write_bytes((models_dir / "hello_world_int8.tflite").read_bytes() + b"\0" * 16)  # another sha256
+    assert registry.resolve(str(other)).entry is None
     labels = tmp_path / "l.txt"
     labels.write_text("low\nhigh\n")
     assert registry.resolve(str(models_dir / "hello_world_int8.tflite"), labels_path=labels).labels == [
@@ -404,3 +408,61 @@ def test_resolve_names_paths_and_aliases(models_dir, tmp_path, monkeypatch):
     assert registry.resolve("hello_world", mirror=models_dir).entry is not None
     with pytest.raises(FetchError, match="unknown model"):
         registry.resolve("no_such_model", mirror=models_dir)
+
+
+def test_files_in_a_mirror_subfolder(site, tmp_path, calls):
+    # the zoo's files live in the mirror's zoo/ folder: the registry names them "zoo/<file>"
+    data = {
+        "files": {"zoo/m.tflite": {"url": (site["dir"] / "m.tflite").as_uri(), "sha256": sha(site["model"])}},
+        "models": {"z": {"file": "zoo/m.tflite"}},
+    }
+    zreg = Registry(data, "<zoo>")
+    mirror = tmp_path / "mirror"
+    (mirror / "zoo").mkdir(parents=True)
+    (mirror / "zoo" / "m.tflite").write_bytes(site["model"])
+    assert Cache(zreg, mirror=mirror).path("zoo/m.tflite") == mirror / "zoo" / "m.tflite"
+    assert calls == []
+    got = Cache(zreg).path("zoo/m.tflite")  # no mirror: downloaded into the cache's zoo/ folder
+    assert got == Cache(zreg).models_dir / "zoo" / "m.tflite" and got.read_bytes() == site["model"]
+    assert len(calls) == 1
+    for bad in ("/abs/m.tflite", "zoo/../../m.tflite", "zoo//m.tflite", "zoo\\m.tflite"):
+        with pytest.raises(FetchError, match="plain file name or folder/name"):
+            Registry({"files": {bad: data["files"]["zoo/m.tflite"]}, "models": {"z": {"file": bad}}}, "<bad>")
+
+
+def test_mirror_only_does_not_download(site, tmp_path, calls):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with pytest.raises(FetchError, match=r"m\.tflite: not in the mirror .*nothing is downloaded"):
+        Cache(make_registry(site), mirror=mirror, mirror_only=True).path("m.tflite")
+    assert calls == []
+
+
+def test_download_failure_names_the_model_and_the_fix(site, monkeypatch):
+    def fail(url, timeout):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(registry, "open_url", fail)
+    cache = Cache(make_registry(site))
+    with pytest.raises(
+        FetchError, match=r"model m: m\.tflite: download failed .*ENGINE_MODEL_MIRROR.*--mirror"
+    ):
+        cache.load_model(cache.registry.model("m"))
+
+
+def test_shipped_zoo_entries(models_dir):
+    reg = Registry.load()
+    cache = Cache(reg, mirror=models_dir)
+    for name, task in [
+        ("yolov8n", "detect"),
+        ("deeplabv3", "segment"),
+        ("movenet", "pose"),
+        ("traffic", "detect"),
+    ]:
+        e = reg.model(name)
+        assert e.task == task and e.file.startswith("zoo/") and reg.files[e.file].url.startswith("https://")
+    assert cache.labels(reg.model("yolov8n"))[16] == "dog"  # from the Ultralytics metadata.yaml
+    assert cache.labels(reg.model("deeplabv3"))[3] == "bird"
+    assert len(cache.labels(reg.model("mobilenet_v2"))) == 1001
+    assert reg.model("yolov8n").preprocess["letterbox"] == 114
+    assert "int16x8_mixed.tflite" not in str(reg.files)  # no public origin: mirror-only, not in the registry

@@ -431,6 +431,12 @@ def refused_cases() -> dict[str, Net]:
     x = net.input([1, 16], "int8", 0.1, 2)
     net.op("LOGISTIC", [x], [net.tensor([1, 16], "int8", 1 / 256, 0)], "LOGISTIC")
     cases["LOGISTIC int8 output zero point 0"] = net
+    net = Net()
+    x = net.input([1, 4], "int8", 0.1, 2)
+    w = net.const(np.ones((3, 4), np.int8), "int8", 0.01, 0)
+    b = net.const(np.zeros(3, np.int32), "int32", 0.002, 0)  # s_in * s_w = 0.001
+    net.op("FULLY_CONNECTED", [x, w, b], [net.tensor([1, 3], "int8", 0.03, 0)], "FC")
+    cases["FULLY_CONNECTED bias scale off by 3 % of the output scale"] = net
     return cases
 
 
@@ -560,3 +566,169 @@ def test_inspect_generic_op_profiles(tmp_path, capsys):
     assert steps["profiles_differ"] and "gemmlowp's fixed-point logistic" in steps["text"]
     same = ins.element_steps(m, 0, (0, int(k) + 1), [xs])
     assert not same["profiles_differ"] and "the profiles agree" in same["text"]
+
+
+def test_zoo_ops_equal():
+    """The ops the zoo models brought (resize, transpose, split, unpack, gather, arg max, min/max, div):
+    the same arithmetic in both runtimes."""
+    net = Net()
+    for op, opts in (
+        ("RESIZE_NEAREST_NEIGHBOR", {}),
+        ("RESIZE_NEAREST_NEIGHBOR", {"half_pixel_centers": True}),
+        ("RESIZE_NEAREST_NEIGHBOR", {"align_corners": True}),
+        ("RESIZE_BILINEAR", {}),
+        ("RESIZE_BILINEAR", {"half_pixel_centers": True}),
+        ("RESIZE_BILINEAR", {"align_corners": True}),
+    ):
+        x = net.input([1, 4, 5, 3], "int8", 0.1, 3)
+        size = net.const(np.int32([8, 10]), "int32")
+        net.op(op, [x, size], [net.tensor([1, 8, 10, 3], "int8", 0.1, 3)], f"{op} {opts}", **opts)
+    x = net.input([1, 3, 4, 2], "int8", 0.1, 3)
+    perm = net.const(np.int32([0, 3, 1, 2]), "int32")
+    net.op("TRANSPOSE", [x, perm], [net.tensor([1, 2, 3, 4], "int8", 0.1, 3)], "TRANSPOSE")
+    x = net.input([1, 4, 6], "int8", 0.1, 3)
+    parts = [net.tensor([1, 4, 3], "int8", 0.1, 3) for _ in range(2)]
+    net.ops.append({"op": "SPLIT", "inputs": [net.const(np.int32(2), "int32"), x], "outputs": parts, "options": {"num_splits": 2}})  # fmt: skip
+    x = net.input([1, 3, 4], "int8", 0.1, 3)
+    rows = [net.tensor([1, 4], "int8", 0.1, 3) for _ in range(3)]
+    net.ops.append({"op": "UNPACK", "inputs": [x], "outputs": rows, "options": {"num": 3, "axis": 1}})
+    net.outputs += parts + rows
+    net.labels += ["SPLIT 0", "SPLIT 1", "UNPACK 0", "UNPACK 1", "UNPACK 2"]
+    x = net.input([1, 6, 4], "int8", 0.1, 3)
+    idx = net.const(np.int32([5, 0, 2]), "int32")
+    net.op("GATHER", [x, idx], [net.tensor([1, 3, 4], "int8", 0.1, 3)], "GATHER", axis=1)
+    x = net.input([1, 5, 40], "int8", 0.1, 3)
+    axis = net.const(np.int32([2]), "int32")
+    net.op("ARG_MAX", [x, axis], [net.tensor([1, 5], "int32")], "ARG_MAX", output_type="INT32")
+    for op in ("MAXIMUM", "MINIMUM", "DIV"):
+        a, out_q = net.input([1, 40], "int8", 0.1, 3), ((0.05, 0) if op == "DIV" else (0.1, 3))
+        if op == "DIV":  # a constant divisor that is never its zero point
+            b = net.const(np.arange(1, 41, dtype=np.int8).reshape(1, 40) * 3 - 100, "int8", 0.2, -128)
+        else:  # MAXIMUM/MINIMUM compare raw values: one quantization throughout
+            b = net.input([1, 40], "int8", 0.1, 3)
+        net.op(op, [a, b], [net.tensor([1, 40], "int8", *out_q)], op)
+    check_tflm(net, random_sets(net, 60), differs=False)
+
+
+def test_rsqrt_equal():
+    rng = np.random.default_rng(61)
+    net, xs = Net(), []
+    for _ in range(10):
+        s, z = float(F32(10 ** rng.uniform(-3, 0))), int(rng.integers(-128, 0))
+        so, zo = float(F32(10 ** rng.uniform(-3, 0))), int(rng.integers(-128, 128))
+        x = net.input([1, 256], "int8", s, z)
+        net.op("RSQRT", [x], [net.tensor([1, 256], "int8", so, zo)], f"RSQRT in=({s}, {z}) out=({so}, {zo})")
+        xs.append(np.clip(np.arange(256) - 128, z, 127).astype(np.int8).reshape(1, 256))  # defined at >= zp
+    check_tflm(net, [xs], differs=False)
+
+
+# --- the keyword everywhere -------------------------------------------------------------------------------------
+
+
+def test_profile_on_every_entry_point(shared, capsys):
+    """engine.load / Interpreter / python -m engine.run take numerics=, repr and JSON show it, and an
+    unknown profile is an InputError naming the known ones."""
+    import json
+
+    from engine import run as cli
+
+    path = shared / "models/zoo/ad01_int8.tflite"
+    m = engine.load(path, numerics="tflm")
+    assert m.numerics == "tflm" and "numerics='tflm'" in repr(m)
+    assert "numerics='reference'" in repr(engine.load(path))
+    x = np.random.default_rng(70).integers(-128, 128, (1, 640)).astype(np.int8)
+    it = engine.Interpreter(model_path=str(path), numerics="tflm")
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    got = it.get_tensor(it.get_output_details()[0]["index"])
+    assert np.array_equal(got, micro_run_many(path, [[x]])[0]["outputs"][0]) and np.array_equal(
+        got, m.run(x)[0]
+    )
+    with pytest.raises(engine.InputError, match="reference, tflm"):
+        engine.load(path, numerics="tflite-micro")
+    assert cli.main(["--model", "hello_world", "--numerics", "tflm", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["numerics"] == "tflm"
+    assert cli.main(["--model", "ssd", "--numerics", "tflm"]) == 3  # UnsupportedError's exit code
+    assert "TFLite Micro cannot run it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fully_connected_16x8(per_channel):
+    """int16 activations, int8 weights, int64 bias: TFLite Micro rescales the int64 sum in fixed point."""
+    rng = np.random.default_rng(80 + per_channel)
+    net = Net()
+    for n, (rows, depth, units) in enumerate([(1, 64, 10), (3, 17, 33), (2, 250, 7)]):
+        s_in = float(F32(10 ** rng.uniform(-4, -3)))
+        scales = [float(F32(10 ** rng.uniform(-3, -1))) for _ in range(units if per_channel else 1)]
+        w = rng.integers(-127, 128, size=(units, depth)).astype(np.int8)
+        net.tensors.append(
+            {"name": f"w{n}", "shape": [units, depth], "dtype": "int8", "data": w, "scale": scales,
+             "zero_point": [0] * len(scales), "quantized_dimension": 0}
+        )  # fmt: skip
+        wi = len(net.tensors) - 1
+        net.tensors.append(
+            {"name": f"b{n}", "shape": [units], "dtype": "int64", "data": rng.integers(-50000, 50000, units),
+             "scale": [float(F32(s_in) * F32(s)) for s in scales], "zero_point": [0] * len(scales)}
+        )  # fmt: skip
+        bi = len(net.tensors) - 1
+        s_out = float(F32(s_in * float(np.mean(scales)) * 8000 * np.sqrt(depth) / 40))
+        x = net.input([1, rows, depth], "int16", s_in, 0)
+        y = net.tensor([rows, units], "int16", s_out, 0)
+        net.op("FULLY_CONNECTED", [x, wi, bi], [y], f"FC16 {rows}x{depth}->{units}")
+    check_tflm(net, random_sets(net, 82, 10), differs=True)
+
+
+# --- int16 (16x8) elementwise ops --------------------------------------------------------------------------------
+
+
+def _int16_sets(net: Net, seed: int, n: int = 3) -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [
+        [rng.integers(-32768, 32768, (1, *net.tensors[i]["shape"][1:])).astype(np.int16) for i in net.inputs]
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_16x8(op):
+    """MUL: s1 * s2 / s_out in double. ADD/SUB with power-of-two scales: the reference shifts
+    (pot_scale_int16), TFLite Micro always takes the general rescale path."""
+    rng = np.random.default_rng(90)
+    net = Net()
+    scales = [
+        (float(F32(10 ** rng.uniform(-5, -3))), float(F32(10 ** rng.uniform(-5, -3)))) for _ in range(6)
+    ]
+    triples = [(s1, s2, float(F32(s1 * s2 * 3e4 if op == "MUL" else max(s1, s2) * 1.5))) for s1, s2 in scales]
+    if op != "MUL":
+        triples += [(2**-10, 2**-12, 2**-10), (2**-11, 2**-11, 2**-11), (2**-12, 2**-10, 2**-10)]
+    for s1, s2, so in triples:
+        a, b = net.input([1, 500], "int16", s1, 0), net.input([1, 500], "int16", s2, 0)
+        net.op(op, [a, b], [net.tensor([1, 500], "int16", so, 0)], f"{op} int16 scales {s1:g} {s2:g} {so:g}")
+    check_tflm(net, _int16_sets(net, 91), differs=True)
+
+
+def test_unary_16x8_equal():
+    net = Net()
+    for op in ("LOGISTIC", "TANH"):
+        for s in (2**-12, 1e-4, 3e-4, 2**-10):
+            x = net.input([1, 2000], "int16", s, 0)
+            net.op(op, [x], [net.tensor([1, 2000], "int16", 2**-15, 0)], f"{op} int16 s={s}")
+    for s in (1e-3, 3e-4):
+        x = net.input([1, 4, 50], "int16", s, 0)
+        net.op(
+            "SOFTMAX", [x], [net.tensor([1, 4, 50], "int16", 1 / 32768, 0)], f"SOFTMAX int16 s={s}", beta=1.0
+        )
+    x = net.input([1, 500], "int16", 1e-3, 0)
+    net.op("RELU", [x], [net.tensor([1, 500], "int16", 7e-4, 0)], "RELU int16")
+    x = net.input([1, 6, 6, 4], "int16", 1e-3, 0)
+    pool = {"filter_height": 3, "filter_width": 3, "stride_h": 3, "stride_w": 3, "padding": "VALID"}
+    net.op(
+        "AVERAGE_POOL_2D", [x], [net.tensor([1, 2, 2, 4], "int16", 1e-3, 0)], "AVERAGE_POOL_2D int16", **pool
+    )
+    x = net.input([1, 6, 6, 4], "int16", 1e-3, 0)
+    axes = net.const(np.int32([1, 2]), "int32")
+    net.op("MEAN", [x, axes], [net.tensor([1, 1, 1, 4], "int16", 7e-4, 0)], "MEAN int16", keep_dims=True)
+    x = net.input([1, 500], "int16", 1e-3, 0)
+    net.op("QUANTIZE", [x], [net.tensor([1, 500], "int8", 0.03, 3)], "QUANTIZE int16 -> int8")
+    check_tflm(net, _int16_sets(net, 92), differs=False)

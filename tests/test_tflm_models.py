@@ -19,11 +19,15 @@ from tests.oracle import OracleError, micro_run_many
 
 pytestmark = pytest.mark.usefixtures("tflm")
 N_RANDOM = 20
-MODELS = sorted(
-    str(p.relative_to(shared_dir() / "models"))
-    for pattern in ("*.tflite", "zoo/*.tflite")
-    for p in (shared_dir() / "models").glob(pattern)
-)
+SLOW = {"zoo/yolov8n_full_integer_quant.tflite"}  # TFLite Micro takes 30 s per YOLOv8n inference
+MODELS = [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+    for name in sorted(
+        str(p.relative_to(shared_dir() / "models"))
+        for pattern in ("*.tflite", "zoo/*.tflite")
+        for p in (shared_dir() / "models").glob(pattern)
+    )
+]
 
 
 def model_inputs(path) -> list[tuple[tuple[int, ...], np.dtype]]:

@@ -13,8 +13,7 @@ import zipfile
 
 import numpy as np
 
-from ..budget import BudgetError, size_text
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, UnsupportedError
 from ..graph import DTYPES, Graph, Op, Tensor
 
 FORMAT_VERSION = 1
@@ -94,6 +93,10 @@ MAX_GRAPH_JSON = 64 << 20  # bytes of graph.json (the SSD's is about 60 KB)
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a larger claim is a forged header
 
 
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):.1f} MiB"
+
+
 class _Members:
     """The .npz members, read one at a time and only when graph.json asks for them: each member's
     declared size (zip header) and .npy header (dtype, shape) are checked before its data is
@@ -119,9 +122,9 @@ class _Members:
         total = sum(i.file_size for i in infos)
         if budget is not None and total > budget:
             big = max(infos, key=lambda i: i.file_size)
-            raise BudgetError(
-                f"{source}: its arrays declare {size_text(total)}, over the memory budget of "
-                f"{size_text(budget)} (largest: {big.filename!r}, {size_text(big.file_size)})"
+            raise UnsupportedError(  # engine/budget.py's rule, before anything is decompressed
+                f"{source}: its arrays declare {_mib(total)}, over the memory budget of "
+                f"{_mib(budget)} (largest: {big.filename!r}, {_mib(big.file_size)})"
             )
 
     def __contains__(self, key: str) -> bool:
@@ -160,11 +163,11 @@ class _Members:
         """Remember the dtype and shape graph.json gives each constant (checked again when built)."""
         tensors = meta.get("tensors") if isinstance(meta, dict) else None
         for i, tj in enumerate(tensors if isinstance(tensors, list) else []):
-            if not (isinstance(tj, dict) and tj.get("const") and tj.get("dtype") in DTYPES):
+            if not (isinstance(tj, dict) and tj.get("const") and str(tj.get("dtype")) in DTYPES):
                 continue
             shape = tj.get("shape")
             if isinstance(shape, list) and all(type(d) is int for d in shape):
-                self.expected[f"t{i}"] = (np.dtype(DTYPES[tj["dtype"]]), tuple(shape))
+                self.expected[f"t{i}"] = (np.dtype(DTYPES[str(tj["dtype"])]), tuple(shape))
 
 
 def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> Graph:
@@ -179,9 +182,9 @@ def load_npz(data: bytes, source: str = "<npz>", budget: int | None = None) -> G
         raise ModelFormatError(f"{source}: graph.json is nested too deeply") from None
     except ValueError as e:  # UnicodeDecodeError, JSONDecodeError, integers of thousands of digits
         raise ModelFormatError(f"{source}: graph.json is not valid JSON ({e})") from None
-    members.declare(meta)
     del members.infos["graph.json"]
     try:
+        members.declare(meta)
         return _graph_from_json(meta, members, source)
     except ModelFormatError:
         raise

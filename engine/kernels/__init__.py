@@ -1,2 +1,3 @@
 """Numba / LLVM IR kernels the ops call: GEMM micro-kernels, requantization, convolution, depthwise, fully
-connected, the lookup-table gather, and the serial/parallel builds (kernel.py)."""
+connected, the lookup-table gathers, the serial/parallel builds (kernel.py), and the one reader of the
+CPU's features (cpu.py)."""

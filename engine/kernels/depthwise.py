@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -19,13 +18,13 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import cpu
 from .irtools import element_ptr, operand
 from .kernel import kernel
-from .requantize import requantize_pixels
+from .requantize import LANES, requantize_pixels
 
-LANES = 16  # channels per step
-DPX = 8  # pixels per step
-SIMD = bool(llvm.get_host_cpu_features().get("avx512bw"))
+DPX = 8  # pixels per step; LANES channels
+SIMD = cpu.AVX512BW
 
 
 class Taps(NamedTuple):
@@ -44,7 +43,7 @@ class Taps(NamedTuple):
 
 
 @intrinsic
-def _tile(typingctx, x, w, acc, at):
+def dwconv_u8s16_8x16_avx512(typingctx, x, w, acc, at):
     """acc[acc_off + p*acc_pixel + j] = sum over ky < kh, kx < kw of
     x[x_off + p*x_pixel + ky*x_row + kx*x_tap + j] * w[w_off + (ky*kw + kx)*w_tap + j]
     for the DPX pixels p and 16 channels j (at: Taps). x: uint8; w: int16; acc: int32."""
@@ -79,7 +78,7 @@ def _tile(typingctx, x, w, acc, at):
 
 
 @njit(cache=True)
-def _tile_portable(x, w, acc, at):
+def dwconv_u8s16_8x16_portable(x, w, acc, at):
     for p in range(DPX):
         for j in range(LANES):
             s = 0
@@ -90,7 +89,8 @@ def _tile_portable(x, w, acc, at):
             acc[at.acc_off + p * at.acc_pixel + j] = s
 
 
-tile = _tile if SIMD else _tile_portable
+# XNNPACK's naming: input and weight types, pixels x channels, instruction set
+tile = dwconv_u8s16_8x16_avx512 if SIMD else dwconv_u8s16_8x16_portable
 
 
 @kernel

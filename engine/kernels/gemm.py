@@ -20,27 +20,26 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import cpu
 from .irtools import data_ptr, empty_codegen, operand
 from .requantize import BIAS, VectorIR
 
-_FEATURES = llvm.get_host_cpu_features()
-if _FEATURES.get("avx512bw"):
+if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
-elif _FEATURES.get("avx2"):
+elif cpu.AVX2:
     VEC, _MADD = 16, "llvm.x86.avx2.pmadd.wd"
 else:  # portable fallback: same layout, plain loops
     VEC, _MADD = 16, None
 OCB = VEC  # output channels per packed block: two vectors of VEC/2 int32 lanes
 PX = 4  # pixels per tile
 # uint8 x int8 products (vpdpbusd); a module flag so that tests can run the int16 path too
-VNNI = bool(_MADD and _FEATURES.get("avx512vnni"))
+VNNI = bool(_MADD and cpu.VNNI)
 FUSED = VEC == 32  # tile_requantize: AVX-512 (the requantization works on 16 int32 lanes)
 
 
@@ -147,16 +146,18 @@ def _mac_loop(context, builder, px, x, w, at, start):
     return [[builder.load(q) for q in pixel] for pixel in accs]
 
 
-def _make_tile(px: int):
-    """The micro-kernel for tiles of px pixels, the sums stored to acc."""
+def _tile_definition(px: int, x_type):
+    """The micro-kernel for tiles of px pixels of x_type (uint8: u8s8; int16: s16), the sums stored to
+    acc (an intrinsic's definition)."""
 
-    @intrinsic
     def tile(typingctx, x, w, at, accumulate, acc, acc_off, acc_stride):
         """For the px pixels p and the OCB channels j of one packed block (at: Runs),
             acc[acc_off + p*acc_stride + j] (+)= sum over runs r, k < group*ksteps of
                 x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
         starting from acc's values if accumulate, else from zero. The sums stay in registers
         across runs (a convolution's filter rows), so acc is written once."""
+        if x.dtype != x_type:
+            return None
         i = types.intp
         sig = types.void(x, w, at, types.boolean, acc, i, i)
 
@@ -192,8 +193,14 @@ def _make_tile(px: int):
     return tile
 
 
-@intrinsic
-def tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
+def _tile_requantize_definition(x_type):
+    """tile_requantize's definition for x of x_type."""
+    return lambda typingctx, x, w, at, ep, offsets, out, rq: (
+        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq) if x.dtype == x_type else None
+    )
+
+
+def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
     """The micro-kernel (as tile, over all of k; at: Runs) with requantization fused (ep: Epilogue; rq:
     requantize.Requant): the PX pixels' sums for channels ch .. ch + channels - 1 (channels <= OCB) go
     from registers to
@@ -260,13 +267,10 @@ def tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
     return sig, codegen
 
 
-_tile_simd = _make_tile(PX)
-_tile_simd_one = _make_tile(1)
-
-
 @njit(cache=True)
 def _portable(px, x, w, at, accumulate, acc, acc_off, acc_stride):
-    """The int16 micro-kernel in plain loops, for CPUs without AVX2."""
+    """The int16 micro-kernel in plain loops, for CPUs without AVX2 (OCB = 16 there; the tests also
+    run it on this CPU's OCB)."""
     for p in range(px):
         for j in range(OCB):
             s = acc[acc_off + p * acc_stride + j] if accumulate else 0
@@ -278,17 +282,47 @@ def _portable(px, x, w, at, accumulate, acc, acc_off, acc_stride):
 
 
 @njit(cache=True)
-def _tile_portable(x, w, at, accumulate, acc, acc_off, acc_stride):
+def gemm_s16_4x16c2_portable(x, w, at, accumulate, acc, acc_off, acc_stride):
     _portable(PX, x, w, at, accumulate, acc, acc_off, acc_stride)
 
 
 @njit(cache=True)
-def _tile_portable_one(x, w, at, accumulate, acc, acc_off, acc_stride):
+def gemm_s16_1x16c2_portable(x, w, at, accumulate, acc, acc_off, acc_stride):
     _portable(1, x, w, at, accumulate, acc, acc_off, acc_stride)
 
 
-tile = _tile_simd if _MADD else _tile_portable
-tile_one = _tile_simd_one if _MADD else _tile_portable_one
+# The micro-kernels by name, as XNNPACK names its own: operand types (x then w), pixels x channels,
+# k values per 32-bit lane, instruction set. u8s8 needs VNNI, the requantizing ones AVX-512.
+U8, S16 = types.uint8, types.int16
+gemm_u8s8_4x32c4_vnni = intrinsic(_tile_definition(PX, U8))
+gemm_u8s8_1x32c4_vnni = intrinsic(_tile_definition(1, U8))
+gemm_requantize_u8s8_4x32c4_vnni = intrinsic(_tile_requantize_definition(U8))
+gemm_requantize_s16_4x32c2_avx512 = intrinsic(_tile_requantize_definition(S16))
+if VEC == 32:
+    gemm_s16_4x32c2_avx512 = intrinsic(_tile_definition(PX, S16))
+    gemm_s16_1x32c2_avx512 = intrinsic(_tile_definition(1, S16))
+elif _MADD:
+    gemm_s16_4x16c2_avx2 = intrinsic(_tile_definition(PX, S16))
+    gemm_s16_1x16c2_avx2 = intrinsic(_tile_definition(1, S16))
+
+
+def _by_x_type(u8_definition, s16_definition):
+    """The definition of an intrinsic that is u8_definition's for uint8 x, s16_definition's else."""
+
+    def definition(typingctx, x, w, at, a, b, c, d):
+        chosen = u8_definition if x.dtype == U8 else s16_definition
+        return chosen(typingctx, x, w, at, a, b, c, d)
+
+    return definition
+
+
+# what the convolutions call: the variant for their data's type, chosen when Numba types the call
+tile_requantize = intrinsic(_by_x_type(_tile_requantize_definition(U8), _tile_requantize_definition(S16)))
+if _MADD:
+    tile = intrinsic(_by_x_type(_tile_definition(PX, U8), _tile_definition(PX, S16)))
+    tile_one = intrinsic(_by_x_type(_tile_definition(1, U8), _tile_definition(1, S16)))
+else:
+    tile, tile_one = gemm_s16_4x16c2_portable, gemm_s16_1x16c2_portable
 
 
 @njit(inline="always", cache=True)

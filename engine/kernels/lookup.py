@@ -1,25 +1,22 @@
-"""The gather of the 8-bit lookup-table ops: out = table[raw input byte], elementwise, any shape.
+"""The gathers of the 8-bit lookup-table ops: out = table[raw input byte] (one input), or
+table[byte(a) * 256 + byte(b)] (two inputs, with broadcasting), elementwise.
 
-The tables themselves are computed at prepare (engine/numerics/gemmlowp.py: byte_values, lut_populate).
+The tables themselves are computed at prepare (engine/numerics/gemmlowp.py: byte_values, lut_populate;
+the binary ops' modules). A lookup costs about a sixteenth of an elementary step: the builds are picked
+for size // 16 (kernel.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-# below this many elements a parallel region costs more than it saves (and far more on a busy machine)
-PARALLEL_MIN = 1 << 20
-
-
-@njit(cache=True)
-def _lookup(x, out, table):
-    for i in range(x.size):
-        out[i] = table[x[i]]
+from .kernel import kernel
 
 
-@njit(parallel=True, cache=True)
-def _lookup_parallel(x, out, table):
+@kernel
+def gather(x, out, table):
+    """out[i] = table[x[i]], in chunks of 64 Ki elements."""
     n = x.size
     chunk = 1 << 16
     for c in prange((n + chunk - 1) // chunk):
@@ -27,12 +24,42 @@ def _lookup_parallel(x, out, table):
             out[i] = table[x[i]]
 
 
-def table_runner(table: np.ndarray):
-    """run(inputs, outputs): outputs[0] = table[raw byte of inputs[0]], elementwise, any shape."""
+def table_runner(table: np.ndarray, size: int):
+    """run(inputs, outputs, scratch): outputs[0] = table[raw byte of inputs[0]], elementwise, any
+    shape of `size` elements."""
     table = np.ascontiguousarray(table)
+    lookup = gather.pick(size // 16)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x = np.ascontiguousarray(inputs[0]).reshape(-1).view(np.uint8)
-        (_lookup_parallel if x.size >= PARALLEL_MIN else _lookup)(x, outputs[0].reshape(-1), table)
+        lookup(x, outputs[0].reshape(-1), table)
 
     return run
+
+
+@kernel
+def gather2_flat(a, b, out, table):
+    """out[i] = table[a[i] * 256 + b[i]]: a and b of one shape."""
+    for i in prange(out.size):
+        out[i] = table[np.int64(a[i]) * 256 + np.int64(b[i])]
+
+
+@kernel
+def gather2_nd(a, b, out, table, ext, sa, sb):
+    """out = table[a * 256 + b] over the 6-D extents ext, a and b read with strides sa and sb (0 where
+    they broadcast)."""
+    n0, n1, n2, n3, n4, n5 = ext[0], ext[1], ext[2], ext[3], ext[4], ext[5]
+    for t in prange(n0 * n1 * n2):
+        i0 = t // (n1 * n2)
+        i1 = (t // n2) % n1
+        i2 = t % n2
+        o = t * n3 * n4 * n5
+        pa0 = i0 * sa[0] + i1 * sa[1] + i2 * sa[2]
+        pb0 = i0 * sb[0] + i1 * sb[1] + i2 * sb[2]
+        for i3 in range(n3):
+            for i4 in range(n4):
+                pa = pa0 + i3 * sa[3] + i4 * sa[4]
+                pb = pb0 + i3 * sb[3] + i4 * sb[4]
+                for i5 in range(n5):
+                    out[o] = table[np.int64(a[pa + i5 * sa[5]]) * 256 + np.int64(b[pb + i5 * sb[5]])]
+                    o += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -21,10 +20,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier
+from . import cpu
 from .irtools import Operand, element_ptr, empty_codegen, operand, row_ptr
 
-LANES = 16
-SIMD = bool(llvm.get_host_cpu_features().get("avx512f"))
+LANES = 16  # int32 lanes of a 512-bit vector
+SIMD = cpu.AVX512F
 BIAS, MULT, LEFT, RIGHT, MASK, HALF, SHIFT = range(7)  # rows of a params() table
 
 

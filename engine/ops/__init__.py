@@ -101,6 +101,7 @@ UNARY = (1, 1, 1)
 
 
 def check_arity(op: Op) -> None:
+    """The one check of an op's input and output counts (and of its required inputs): ops rely on it."""
     fewest, most, n_out = ARITY.get(op.type, UNARY)
     outs_ok = len(op.outputs) >= 1 if n_out == ANY else len(op.outputs) == n_out
     if not fewest <= len(op.inputs) <= most or not outs_ok:

@@ -10,35 +10,47 @@ The real multipliers are computed in double from the float32 scales:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
+from ..numerics.gemmlowp import byte_values
 from ..profiles import profile_of, tflm
 from . import arith_plain
-from .broadcast import binary_table_runner, broadcast_shape, byte_values
-from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .broadcast import binary_8bit, binary_table_runner
+from .common import Prepared, Shape, fused_activation, per_tensor, require
 from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
 
 
+class Rescale(NamedTuple):
+    """(q + offset) scaled by MultiplyByQuantizedMultiplierSmallerThanOneExp(multiplier, shift)."""
+
+    offset: int
+    multiplier: int
+    shift: int
+
+
 @njit(cache=True)
-def add_table(v1, v2, off1, m1, sh1, off2, m2, sh2, left_shift, m_out, sh_out, zp_out, lo, hi):
-    """table[i, j] = the reference's output for raw bytes i (input 1) and j (input 2)."""
+def add_table(v1, v2, in1, in2, out, lo, hi, left_shift):
+    """table[i, j] = the reference's output for raw bytes i (input 1) and j (input 2): each input
+    rescaled (in1, in2), the sum rescaled by out, whose offset is the output zero point."""
     n1, n2 = v1.shape[0], v2.shape[0]
     x1 = np.empty(n1, np.int64)
     x2 = np.empty(n2, np.int64)
     for i in range(n1):
-        x1[i] = mul_lt1((v1[i] + off1) * (1 << left_shift), m1, sh1)
+        x1[i] = mul_lt1((v1[i] + in1.offset) * (1 << left_shift), in1.multiplier, in1.shift)
     for j in range(n2):
-        x2[j] = mul_lt1((v2[j] + off2) * (1 << left_shift), m2, sh2)
+        x2[j] = mul_lt1((v2[j] + in2.offset) * (1 << left_shift), in2.multiplier, in2.shift)
     table = np.empty((n1, n2), np.int64)
     for i in range(n1):
         for j in range(n2):
-            r = mul_lt1(x1[i] + x2[j], m_out, sh_out) + zp_out
+            r = mul_lt1(x1[i] + x2[j], out.multiplier, out.shift) + out.offset
             table[i, j] = min(max(r, lo), hi)
     return table
 
@@ -47,18 +59,8 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     """ADD (sign 1) and SUB (sign -1: the reference runs the add kernel with input 2's multiplier negated)."""
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_binary16(op, g, shapes)
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
-    a, b, out = ins[0], ins[1], outs[0]
-    require_types(op, a, ("uint8", "int8"))
-    require(op, b.dtype == a.dtype and out.dtype == a.dtype, f"inputs and output must all be {a.dtype}")
-    require_types(op, b, (a.dtype,))
-    require_types(op, out, (a.dtype,))
-    s1, zp1 = per_tensor(op, a)
-    s2, zp2 = per_tensor(op, b)
-    so, zpo = per_tensor(op, out)
-    require(op, s1 > 0 and s2 > 0 and so > 0, "scales must be positive")
-    out_shape = broadcast_shape(op, shapes[0], shapes[1])
+    a, b, out, out_shape = binary_8bit(op, g, shapes)
+    (s1, zp1), (s2, zp2), (so, zpo) = (per_tensor(op, t) for t in (a, b, out))
     twice = 2.0 * max(s1, s2)  # float32 * 2 is exact; the divisions below are in double
     real_out = twice / (float(1 << LEFT_SHIFT) * so)
     require(op, real_out < 1.0, f"output scale {so:g} too small for input scales {s1:g}, {s2:g}")
@@ -66,25 +68,12 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
-    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: float32 multipliers, then subtract
+    if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: rescaled inputs subtracted
         table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
         return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
-    table = add_table(
-        byte_values(a.dtype),
-        byte_values(b.dtype),
-        -zp1,
-        m1,
-        sh1,
-        -zp2,
-        sign * m2,
-        sh2,
-        LEFT_SHIFT,
-        mo,
-        sho,
-        zpo,
-        lo,
-        hi,
-    ).astype(out.np_dtype)
+    in1, in2, rescale_out = Rescale(-zp1, m1, sh1), Rescale(-zp2, sign * m2, sh2), Rescale(zpo, mo, sho)
+    values1, values2 = byte_values(a.dtype), byte_values(b.dtype)
+    table = add_table(values1, values2, in1, in2, rescale_out, lo, hi, LEFT_SHIFT).astype(out.np_dtype)
     return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
 
 

@@ -50,6 +50,20 @@ def _arg_int(x, out, outer, n, inner, is_max):
         out[t] = k
 
 
+@kernel
+def _arg_bytes(x, out, rows, n, flip):
+    """8-bit rows (contiguous, n <= 256): the maximum of the keys (value << 8) | (255 - index) is the
+    first largest value; a branch-free reduction. flip maps values to an order-preserving byte (0x80
+    for int8) and reverses it for ARG_MIN (0xFF)."""
+    for r in prange(rows):
+        base = np.uint64(r * n)
+        best = np.int32(-1)
+        for j in range(n):
+            v = np.int32(x[base + np.uint64(j)] ^ flip)
+            best = max(best, (v << 8) | (255 - j))
+        out[r] = 255 - (best & 255)
+
+
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
@@ -74,7 +88,16 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     # floats: ARG_MIN is ARG_MAX of the negated values (in double); integers: a flag picks the comparison
     sign = np.float64(1 if op.type == "ARG_MAX" else -1) if src.dtype == "float32" else op.type == "ARG_MAX"
 
-    def run(inputs: list, outputs: list) -> None:
+    if src.dtype in ("uint8", "int8") and inner == 1 and n <= 256:
+        flip = np.uint8((0x80 if src.dtype == "int8" else 0) ^ (0 if op.type == "ARG_MAX" else 0xFF))
+        fn = _arg_bytes.pick(outer * n)
+
+        def run(inputs: list, outputs: list, scratch: list) -> None:
+            fn(inputs[0].reshape(-1).view(np.uint8), outputs[0].reshape(-1), outer, n, flip)
+
+        return Prepared([out_shape], run)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x = inputs[0].reshape(-1)
         if x.dtype == np.bool_:
             x = x.view(np.uint8)

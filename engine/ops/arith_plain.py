@@ -100,7 +100,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         raise fail(op, f"{b.describe()}: division by zero")
     check_zero = int_div and values[1] is None
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x, y, o = inputs[0], inputs[1], outputs[0]
         if check_zero and not np.all(y):
             raise InputError(f"{op.where()}: division by zero")

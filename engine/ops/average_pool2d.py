@@ -7,17 +7,19 @@ form only, which is the same thing since its sums are never negative.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape
-from .max_pool2d import pool_geometry
+from .common import Prepared, Shape, pool_geometry
 
 
 @kernel
-def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+def _avg_pool(x, out, pool, accs):
+    """pool: common.Pool; accs [threads, C]: each thread's sums, from the plan."""
+    fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     for t in prange(n * oh):
@@ -26,7 +28,7 @@ def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
         y0 = oy * sh - ph
         ys = max(0, -y0)
         ye = min(fh, h - y0)
-        acc = np.empty(c, np.int32)
+        acc = accs[numba.get_thread_id()]
         for ox in range(ow):
             x0 = ox * sw - pw
             xs = max(0, -x0)
@@ -52,10 +54,11 @@ def _avg_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    out_shape, (fh, fw, sh, sw, ph, pw), act_min, act_max = pool_geometry(op, g, shapes)
-    pool = _avg_pool.pick(int(np.prod(out_shape)) * fh * fw)
+    out_shape, pool = pool_geometry(op, g, shapes)
+    avg_pool = _avg_pool.pick(int(np.prod(out_shape)) * pool.fh * pool.fw)
 
-    def run(inputs: list, outputs: list) -> None:
-        pool(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, act_min, act_max)
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        avg_pool(inputs[0], outputs[0], pool, scratch[0])
 
-    return Prepared([out_shape], run)
+    # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
+    return Prepared([out_shape], run, scratch=[((numba.config.NUMBA_NUM_THREADS, out_shape[3]), np.int32)])

@@ -8,11 +8,10 @@ is the kernel, bit for bit), run() gathers table[a_byte, b_byte] over the broadc
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from ..graph import Op
-from ..kernels.kernel import kernel
-from .common import Shape, fail
+from ..graph import Graph, Op, Tensor
+from ..kernels.lookup import gather2_flat, gather2_nd
+from .common import Shape, fail, per_tensor, require, require_types, tensors
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
 
@@ -65,44 +64,14 @@ def _plan(out: Shape, s1: Shape, s2: Shape) -> tuple[np.ndarray, np.ndarray, np.
     return ext, sa, sb
 
 
-@kernel
-def _gather_flat(a, b, out, table):
-    for i in prange(out.size):
-        out[i] = table[np.int64(a[i]) * 256 + np.int64(b[i])]
-
-
-@kernel
-def _gather_nd(a, b, out, table, ext, sa, sb):
-    n0, n1, n2, n3, n4, n5 = ext[0], ext[1], ext[2], ext[3], ext[4], ext[5]
-    for t in prange(n0 * n1 * n2):
-        i0 = t // (n1 * n2)
-        i1 = (t // n2) % n1
-        i2 = t % n2
-        o = t * n3 * n4 * n5
-        pa0 = i0 * sa[0] + i1 * sa[1] + i2 * sa[2]
-        pb0 = i0 * sb[0] + i1 * sb[1] + i2 * sb[2]
-        for i3 in range(n3):
-            for i4 in range(n4):
-                pa = pa0 + i3 * sa[3] + i4 * sa[4]
-                pb = pb0 + i3 * sb[3] + i4 * sb[4]
-                for i5 in range(n5):
-                    out[o] = table[np.int64(a[pa + i5 * sa[5]]) * 256 + np.int64(b[pb + i5 * sb[5]])]
-                    o += 1
-
-
-def byte_values(dtype: str) -> np.ndarray:
-    """The value each raw byte 0..255 stands for in an 8-bit tensor of this type."""
-    return np.arange(256, dtype=np.uint8).view(np.int8 if dtype == "int8" else np.uint8).astype(np.int64)
-
-
 def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray):
-    """run(inputs, outputs) computing outputs[0] = table[byte(a), byte(b)] with broadcasting."""
+    """run(inputs, outputs, scratch) computing outputs[0] = table[byte(a), byte(b)] with broadcasting."""
     table = np.ascontiguousarray(table.reshape(-1))
     size = int(np.prod(out_shape))
     if tuple(s1) == tuple(s2):
-        gather_flat = _gather_flat.pick(size)
+        gather_flat = gather2_flat.pick(size)
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             gather_flat(
                 inputs[0].reshape(-1).view(np.uint8),
                 inputs[1].reshape(-1).view(np.uint8),
@@ -112,9 +81,9 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
 
         return run
     ext, sa, sb = _plan(out_shape, s1, s2)
-    gather_nd = _gather_nd.pick(size)
+    gather_nd = gather2_nd.pick(size)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         gather_nd(
             inputs[0].reshape(-1).view(np.uint8),
             inputs[1].reshape(-1).view(np.uint8),
@@ -126,3 +95,16 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
         )
 
     return run
+
+
+def binary_8bit(op: Op, g: Graph, shapes: list) -> tuple[Tensor, Tensor, Tensor, Shape]:
+    """The checked inputs and output of ADD, SUB or MUL on 8-bit per-tensor data of one type (positive
+    scales), and the broadcast output shape."""
+    (a, b), (out,) = tensors(op, g)
+    require_types(op, a, ("uint8", "int8"))
+    require(op, b.dtype == a.dtype and out.dtype == a.dtype, f"inputs and output must all be {a.dtype}")
+    require_types(op, b, (a.dtype,))
+    require_types(op, out, (a.dtype,))
+    scales = [per_tensor(op, t)[0] for t in (a, b, out)]
+    require(op, min(scales) > 0, "scales must be positive")
+    return a, b, out, broadcast_shape(op, shapes[0], shapes[1])

@@ -34,18 +34,18 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     shape = tuple(shapes[0])
     if src.dtype == "float32" and dst.dtype not in ("float32", "bool"):
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             with np.errstate(invalid="ignore"):
                 float_to_int(inputs[0], outputs[0])
 
     elif dst.dtype == "bool":
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             np.not_equal(inputs[0], 0, out=outputs[0])
 
     else:
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             np.copyto(outputs[0], inputs[0], casting="unsafe")
 
     return Prepared([shape], run)

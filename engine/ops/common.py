@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
 
 from ..errors import UnsupportedError
 from ..graph import Graph, Op, Tensor
@@ -17,14 +20,15 @@ class Prepared:
     """What an op's prepare() returns.
 
     out_shapes: the shape of each output for the input shapes prepare() was given
-    (batch included). run(inputs, outputs) computes: inputs are the arrays of
+    (batch included). run(inputs, outputs, scratch) computes: inputs are the arrays of
     op.inputs (None where an optional input is omitted, constants included),
     outputs are preallocated arrays of the output tensors' dtypes and out_shapes,
-    written in place. run() does no validation: prepare() has done it all.
+    written in place. run() does no validation (prepare() has done it all) and allocates
+    nothing: its working memory is scratch.
 
-    scratch: (shape, dtype) of working arrays the op needs only while it runs; the planner
-    backs them with one arena shared by all steps and passes them as run(inputs, outputs,
-    scratch). Their content is undefined at entry.
+    scratch: (shape, dtype) of the working arrays the op needs while it runs; the planner
+    backs them with one arena shared by all steps and passes them to run() in this order
+    (an empty list when there are none). Their content is undefined at entry.
 
     work: bytes the run allocates itself at most (kernels with data-dependent work arrays), counted
     against the model's memory budget.
@@ -144,10 +148,48 @@ def unary_8bit(
 ) -> tuple[Tensor, Tensor, tuple[float, int], tuple[float, int]]:
     """The input and output of a one-in one-out op on 8-bit (or `types`) per-tensor data of one type,
     checked, with their (scale, zero point)."""
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
+    (inp,), (out,) = tensors(op, g)
     require_types(op, inp, types)
     require(op, out.dtype == inp.dtype, f"output type {out.dtype} must be the input type {inp.dtype}")
     require_types(op, out, (inp.dtype,))
     return inp, out, per_tensor(op, inp), per_tensor(op, out)
+
+
+class Pool(NamedTuple):
+    """A pooling window (filter fh x fw, strides, the padding before) and the fused activation's clamp:
+    the pooling kernels' parameters, as one argument."""
+
+    fh: int
+    fw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    act_min: int
+    act_max: int
+
+
+def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[Shape, Pool]:
+    """Validate a pooling op (MAX_POOL_2D, AVERAGE_POOL_2D); returns (output shape, Pool)."""
+    (src,), (dst,) = tensors(op, g)
+    require_types(op, src, ("uint8", "int8", "int16"))
+    require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
+    require_types(op, dst, (src.dtype,))
+    shape = shapes[0]
+    require(op, len(shape) == 4, f"input must be 4-D NHWC, got shape {list(shape)}")
+    fh, fw = int_option(op, "filter_height", 0), int_option(op, "filter_width", 0)
+    sh, sw = int_option(op, "stride_h", 0), int_option(op, "stride_w", 0)
+    require(
+        op, fh > 0 and fw > 0 and sh > 0 and sw > 0, f"filter {fh}x{fw} and strides {sh}x{sw} must be > 0"
+    )
+    n, h, w, c = shape
+    win = window(op, h, w, fh, fw, dilated=False)
+    # every window must hold at least one input element (the reference fails otherwise)
+    for size, f, s, p, out in ((h, fh, sh, win.top, win.oh), (w, fw, sw, win.left, win.ow)):
+        origin = np.arange(out) * s - p
+        lo = np.maximum(0, -origin)
+        hi = np.minimum(f, size - origin)
+        require(op, bool(np.all(hi > lo)), "a pooling window lies entirely in the padding")
+    # the reference pools raw values: input and output quantization are assumed equal (DCHECK only)
+    act_min, act_max = fused_activation(op, dst)
+    return (n, win.oh, win.ow, c), Pool(fh, fw, sh, sw, win.top, win.left, act_min, act_max)

@@ -39,9 +39,7 @@ def requantize_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.n
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(
-        op, len(ins) >= 1 and all(t is not None for t in ins) and len(outs) == 1, "needs inputs and 1 output"
-    )
+    require(op, None not in ins, "an input is omitted")
     dst = outs[0]
     require(
         op, op.options.get("fused_activation_function", "NONE") == "NONE", "fused activation must be NONE"
@@ -86,7 +84,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     bounds = np.cumsum([0] + [s[axis] * inner for s in shapes]).tolist()
     lookups = [_lookup.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         out2d = outputs[0].reshape(outer, -1)
         for k, x in enumerate(inputs):
             x2d = x.reshape(outer, -1)

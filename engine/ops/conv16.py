@@ -16,6 +16,7 @@ import numpy as np
 
 from ..graph import Graph, Op, Tensor
 from ..kernels.int16 import conv16, depthwise16, fully_connected16
+from ..profiles import profile_of, tflm
 from .common import (
     Prepared,
     fused_activation,
@@ -91,7 +92,7 @@ def prepare_conv16(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     fn = (depthwise16 if depthwise else conv16).pick(work // 16)
     extra = (dm,) if depthwise else ()
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         fn(ins[0], weights, b, mult, shift, outs[0], geo, *extra, lo, hi)
 
     return Prepared([out_shape], run)
@@ -113,10 +114,28 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
         out_shape = (*shapes[0][:-1], units)
     else:
         out_shape = (rows, units)
+    if profile_of(g) == "tflm":  # TFLite Micro: the convolutions' int64 rescale, multipliers in double
+        return _fully_connected16_fixed(inp, filt, out, values, (rows, depth, units), b, (lo, hi), out_shape)
     fn = fully_connected16.pick(rows * units * depth // 16)
 
-    def run(ins, outs):
+    def run(ins, outs, scratch):
         fn(ins[0].reshape(rows, depth), weights, b, scale, outs[0].reshape(rows, units), lo, hi)
+
+    return Prepared([out_shape], run)
+
+
+def _fully_connected16_fixed(inp, filt, out, values, dims, b, clamp, out_shape) -> Prepared:
+    """TFLite Micro's 16x8 FULLY_CONNECTED (integer_ops/fully_connected.h): MultiplyByQuantizedMultiplier
+    on the int64 sum, as the convolutions; run as a 1x1 convolution over the rows."""
+    rows, depth, units = dims
+    mult, shift = (a.astype(np.int64) for a in tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units))
+    weights = _weights(np.ascontiguousarray(values[1].T).reshape(1, 1, depth, units), depth)
+    geo = np.array([1, 1, 1, 1, 0, 0], np.int64)
+    fn = conv16.pick(rows * units * depth // 16)
+
+    def run(ins, outs, scratch):
+        x, y = ins[0].reshape(1, rows, 1, depth), outs[0].reshape(1, rows, 1, units)
+        fn(x, weights, b, mult, shift, y, geo, *clamp)
 
     return Prepared([out_shape], run)
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, per_tensor, require_types, tensors
 from .int16 import lookup_runner, values_of
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
+    (inp,), (out,) = tensors(op, g)
     require_types(op, inp, ("uint8", "int8", "int16"))
     require_types(op, out, ("float32",))
     scale, zero_point = per_tensor(op, inp)

@@ -457,10 +457,7 @@ class DetectionOptions:
 
 def _checked_tensors(op: Op, g: Graph) -> tuple[Tensor, Tensor, Tensor]:
     """The box encodings, class predictions and anchors, their types checked (and the outputs')."""
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 3 and all(t is not None for t in ins), "takes 3 inputs (boxes, scores, anchors)")
-    require(op, len(outs) == 4, "has 4 outputs (boxes, classes, scores, num_detections)")
-    box_t, cls_t, anc_t = ins
+    (box_t, cls_t, anc_t), outs = tensors(op, g)
     require_types(op, box_t, ("float32", *QUANTIZED))
     require_types(op, cls_t, ("float32", *QUANTIZED))
     if box_t.dtype == "float32":

@@ -20,8 +20,8 @@ from ..errors import InputError
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import quantize_multiplier, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
-from ..numerics.gemmlowp import count_leading_zeros_u32, get_reciprocal
-from .broadcast import binary_table_runner, broadcast_shape, byte_values
+from ..numerics.gemmlowp import byte_values, count_leading_zeros_u32, get_reciprocal
+from .broadcast import binary_table_runner, broadcast_shape
 from .common import Prepared, Shape, fail, fused_activation, per_tensor, require, require_types, tensors
 
 
@@ -82,9 +82,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     if values[1] is not None:
         return Prepared([out_shape], gather)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         if np.any(inputs[1] == zero):
             raise InputError(f"{op.where()}: division by zero (a divisor equal to its zero point)")
-        gather(inputs, outputs)
+        gather(inputs, outputs, scratch)
 
     return Prepared([out_shape], run)

@@ -17,6 +17,7 @@ import numpy as np
 from ..graph import Graph, Op
 from ..kernels.int16 import GENERAL, LEFT_SHIFT, MUL, POT, binary16
 from ..numerics.fixedpoint import quantize_multiplier
+from ..profiles import profile_of
 from .broadcast import _plan, broadcast_shape
 from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
 from .int16 import checked_log2
@@ -31,10 +32,11 @@ def _operands(op: Op, g: Graph):
     return [per_tensor(op, t) for t in (a, b, out)], out
 
 
-def _add_sub_params(op: Op, q: list, sign: int, broadcast: bool) -> tuple[int, np.ndarray]:
+def _add_sub_params(op: Op, q: list, sign: int, broadcast: bool, pot: bool = True) -> tuple[int, np.ndarray]:
+    """pot=False: the general path whatever the scales (TFLite Micro has no power-of-two path)."""
     (s1, zp1), (s2, zp2), (so, zpo) = q
     require(op, zp1 == 0 and zp2 == 0 and zpo == 0, "int16 zero points must be 0")
-    if op.options.get("pot_scale_int16", True):
+    if pot and op.options.get("pot_scale_int16", True):
         logs = [checked_log2(s) for s in (s1, s2, so)]
         if all(pot for pot, _ in logs):
             e1, e2 = logs[0][1] - logs[2][1], logs[1][1] - logs[2][1]
@@ -58,18 +60,19 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
         from .mul import real_multiplier
 
         (s1, zp1), (s2, zp2), (so, zpo) = q
-        m, shift = quantize_multiplier(real_multiplier(s1, s2, so))
+        tflm = profile_of(g) == "tflm"  # TFLite Micro: s1 * s2 / s_out in double (mul_common.cc), as 8-bit
+        m, shift = quantize_multiplier(float(s1) * float(s2) / float(so) if tflm else real_multiplier(s1, s2, so))
         shift = shift & 31 if shift > 0 else shift  # the compiled reference's left shift, as mul.py
         mode, p = MUL, np.array([zp1, zp2, m, shift, zpo], np.int64)
     else:
         broadcast = tuple(shapes[0]) != tuple(shapes[1])
-        mode, p = _add_sub_params(op, q, -1 if op.type == "SUB" else 1, broadcast)
+        mode, p = _add_sub_params(op, q, -1 if op.type == "SUB" else 1, broadcast, profile_of(g) != "tflm")
     lo, hi = fused_activation(op, out)
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
     ext, sa, sb = _plan(out_shape, shapes[0], shapes[1])
     fn = binary16.pick(int(np.prod(out_shape)))
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x, y = inputs[0].reshape(-1), inputs[1].reshape(-1)
         fn(x, y, outputs[0].reshape(-1), ext, sa, sb, mode, p, lo, hi)
 

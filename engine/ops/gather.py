@@ -60,7 +60,7 @@ def prepare_gather(op: Op, g: Graph, shapes: list[Shape | None], values: list[np
         _check(op, bool(np.all((values[1] >= 0) & (values[1] < n))), True)
     known = values[1] is not None
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         idx = inputs[1].reshape(b, m)
         if not known:
             _check(op, bool(np.all((idx >= 0) & (idx < n))), False)
@@ -90,7 +90,7 @@ def prepare_gather_nd(
         _check(op, bool(np.all((v >= 0) & (v < limits))), True)
     known = values[1] is not None
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         idx = inputs[1].reshape(count, depth)
         if not known:
             _check(op, bool(np.all((idx >= 0) & (idx < limits))), False)

@@ -121,4 +121,4 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         int(info.min),
         int(info.max),
     )
-    return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype)))
+    return Prepared([tuple(shapes[0])], table_runner(table.astype(out.np_dtype), int(np.prod(shapes[0]))))

@@ -55,11 +55,11 @@ INT16_VALUES = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int64)
 
 
 def table16_runner(table: np.ndarray, size: int):
-    """run(inputs, outputs): outputs[0] = table[raw 16 bits of inputs[0]], elementwise."""
+    """run(inputs, outputs, scratch): outputs[0] = table[raw 16 bits of inputs[0]], elementwise."""
     table = np.ascontiguousarray(table)
     lookup = lookup16.pick(size)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x = np.ascontiguousarray(inputs[0]).reshape(-1).view(np.uint16)
         lookup(x, outputs[0].reshape(-1), table)
 
@@ -145,7 +145,7 @@ def values_of(dtype: str) -> np.ndarray:
 
 def lookup_runner(table: np.ndarray, dtype: str, size: int):
     """The table gather for an input of this type (256 or 65536 entries)."""
-    return table16_runner(table, size) if dtype == "int16" else table_runner(table)
+    return table16_runner(table, size) if dtype == "int16" else table_runner(table, size)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:

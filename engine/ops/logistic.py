@@ -29,8 +29,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return prepare_sigmoid_like(op, g, shapes)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, np.float32(s_out) == np.float32(1.0 / 256), f"{out.describe()}: output scale must be 1/256")
-    if profile_of(g) == "tflm":  # TFLite Micro: gemmlowp fixed point; requires the output zero point -128
-        require(op, zp_out == -128, f"{out.describe()}: output zero point must be -128 (TFLite Micro)")
-        return Prepared([tuple(shapes[0])], table_runner(tflm.activation_table("LOGISTIC", s_in, zp_in)))
+    if profile_of(g) == "tflm":  # TFLite Micro: gemmlowp fixed point (its zero point -128: profiles/tflm.py)
+        return Prepared(
+            [tuple(shapes[0])],
+            table_runner(tflm.activation_table("LOGISTIC", s_in, zp_in), int(np.prod(shapes[0]))),
+        )
     table = lut_populate(_sigmoid, s_in, zp_in, s_out, zp_out, inp.dtype)
-    return Prepared([tuple(shapes[0])], table_runner(table))
+    return Prepared([tuple(shapes[0])], table_runner(table, int(np.prod(shapes[0]))))

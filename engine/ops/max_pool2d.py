@@ -1,63 +1,20 @@
-"""MAX_POOL_2D (kernels/pooling.cc, reference_ops / reference_integer_ops MaxPool), uint8 and int8.
-
-Also holds the pooling geometry shared with AVERAGE_POOL_2D.
-"""
+"""MAX_POOL_2D (kernels/pooling.cc, reference_ops / reference_integer_ops MaxPool), uint8 and int8."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import (
-    Prepared,
-    Shape,
-    conv_output_size,
-    conv_padding,
-    fused_activation,
-    int_option,
-    require,
-    require_types,
-    tensors,
-)
-
-
-def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[tuple, tuple, int, int]:
-    """Validate a pooling op; returns (output shape, (fh, fw, sh, sw, ph, pw), act_min, act_max)."""
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    src, dst = ins[0], outs[0]
-    require_types(op, src, ("uint8", "int8", "int16"))
-    require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
-    require_types(op, dst, (src.dtype,))
-    shape = shapes[0]
-    require(op, len(shape) == 4, f"input must be 4-D NHWC, got shape {list(shape)}")
-    o = op.options
-    fh, fw = int_option(op, "filter_height", 0), int_option(op, "filter_width", 0)
-    sh, sw = int_option(op, "stride_h", 0), int_option(op, "stride_w", 0)
-    require(
-        op, fh > 0 and fw > 0 and sh > 0 and sw > 0, f"filter {fh}x{fw} and strides {sh}x{sw} must be > 0"
-    )
-    padding = o.get("padding", "SAME")
-    n, h, w, c = shape
-    oh = conv_output_size(op, h, fh, sh, 1, padding)
-    ow = conv_output_size(op, w, fw, sw, 1, padding)
-    ph = conv_padding(h, fh, sh, 1, oh)
-    pw = conv_padding(w, fw, sw, 1, ow)
-    # every window must hold at least one input element (the reference fails otherwise)
-    for size, f, s, p, out in ((h, fh, sh, ph, oh), (w, fw, sw, pw, ow)):
-        origin = np.arange(out) * s - p
-        lo = np.maximum(0, -origin)
-        hi = np.minimum(f, size - origin)
-        require(op, bool(np.all(hi > lo)), "a pooling window lies entirely in the padding")
-    # the reference pools raw values: input and output quantization are assumed equal (DCHECK only)
-    act_min, act_max = fused_activation(op, dst)
-    return (n, oh, ow, c), (fh, fw, sh, sw, ph, pw), act_min, act_max
+from .common import Prepared, Shape, pool_geometry
 
 
 @kernel
-def _max_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+def _max_pool(x, out, pool, accs):
+    """pool: common.Pool; accs [threads, C]: each thread's maxima, from the plan."""
+    fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     for t in prange(n * oh):
@@ -66,7 +23,7 @@ def _max_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
         y0 = oy * sh - ph
         ys = max(0, -y0)
         ye = min(fh, h - y0)
-        acc = np.empty(c, np.int32)
+        acc = accs[numba.get_thread_id()]
         for ox in range(ow):
             x0 = ox * sw - pw
             xs = max(0, -x0)
@@ -83,10 +40,11 @@ def _max_pool(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    out_shape, (fh, fw, sh, sw, ph, pw), act_min, act_max = pool_geometry(op, g, shapes)
-    pool = _max_pool.pick(int(np.prod(out_shape)) * fh * fw)
+    out_shape, pool = pool_geometry(op, g, shapes)
+    max_pool = _max_pool.pick(int(np.prod(out_shape)) * pool.fh * pool.fw)
 
-    def run(inputs: list, outputs: list) -> None:
-        pool(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, act_min, act_max)
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        max_pool(inputs[0], outputs[0], pool, scratch[0])
 
-    return Prepared([out_shape], run)
+    # each thread's maxima (numba.get_thread_id() is below NUMBA_NUM_THREADS)
+    return Prepared([out_shape], run, scratch=[((numba.config.NUMBA_NUM_THREADS, out_shape[3]), np.int32)])

@@ -9,6 +9,7 @@ with n the number of reduced elements and the sum accumulated in int32.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -19,11 +20,13 @@ from .common import Prepared, Shape, fail, per_tensor, require, require_types, t
 
 
 @kernel
-def _mean_block(x, out, offset, m, shift, zp_out, lo, hi):
-    """x viewed as (outer, reduced, inner), axes contiguous: sum the middle axis, then requantize."""
+def _mean_block(x, out, offset, m, shift, zp_out, lo, hi, accs):
+    """x viewed as (outer, reduced, inner), axes contiguous: sum the middle axis, then requantize.
+    accs [threads, inner]: each thread's sums, from the plan."""
     n_outer, n_red, n_inner = x.shape
     for o in prange(n_outer):
-        acc = np.zeros(n_inner, np.int32)  # int32 like the reference's temp_sum
+        acc = accs[numba.get_thread_id()]
+        acc[:] = 0  # int32 like the reference's temp_sum
         for r in range(n_red):
             for i in range(n_inner):
                 acc[i] += np.int32(x[o, r, i])
@@ -61,7 +64,6 @@ def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes input and axes, 1 output")
     src, axes_t, dst = ins[0], ins[1], outs[0]
     require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
@@ -84,7 +86,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     info = np.iinfo(dst.np_dtype)
     if not axes:  # ReduceIsCopy
 
-        def run_copy(inputs: list, outputs: list) -> None:
+        def run_copy(inputs: list, outputs: list, scratch: list) -> None:
             np.copyto(outputs[0], inputs[0].reshape(out_shape))
 
         return Prepared([out_shape], run_copy)
@@ -101,25 +103,20 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         )
 
         mean_block = _mean_block.pick(int(np.prod(in_shape, dtype=np.int64)))
+        # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
+        accs = ((numba.config.NUMBA_NUM_THREADS, block[2]), np.int32)
 
-        def run_block(inputs: list, outputs: list) -> None:
-            mean_block(
-                inputs[0].reshape(block),
-                outputs[0].reshape(block[0], block[2]),
-                offset,
-                m,
-                shift,
-                zp_out,
-                lo,
-                hi,
-            )
+        def run_block(inputs: list, outputs: list, scratch: list) -> None:
+            x, out = inputs[0].reshape(block), outputs[0].reshape(block[0], block[2])
+            mean_block(x, out, offset, m, shift, zp_out, lo, hi, scratch[0])
 
-        return Prepared([out_shape], run_block)
-    sums = np.empty(tuple(1 if d in axes else s for d, s in enumerate(in_shape)), np.int32)
-    finish = _finish.pick(sums.size)
+        return Prepared([out_shape], run_block, scratch=[accs])
+    sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
+    finish = _finish.pick(int(np.prod(sums_shape)))
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        sums = scratch[0]
         np.sum(inputs[0], axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
         finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
 
-    return Prepared([out_shape], run)
+    return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])

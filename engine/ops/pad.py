@@ -17,10 +17,6 @@ TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(
-        op, len(ins) in (2, 3) and ins[0] is not None and ins[1] is not None, "takes input, paddings[, value]"
-    )
-    require(op, len(outs) == 1, "has 1 output")
     src, pads_t, dst = ins[0], ins[1], outs[0]
     const_t = ins[2] if len(ins) == 3 else None
     require(op, src.dtype in TYPES, f"{src.describe()}: type {src.dtype} not supported")
@@ -60,7 +56,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     inner = tuple(slice(int(a), int(a) + n) for n, (a, _) in zip(in_shape, pads.tolist()))
     fill = np.asarray(pad_value).astype(dst.np_dtype)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         out = outputs[0]
         out[...] = fill
         out[inner] = inputs[0]

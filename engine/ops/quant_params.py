@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..numerics.fixedpoint import quantize_multiplier, wrap_int32_array
+from ..numerics import multipliers
+from ..numerics.fixedpoint import wrap_int32_array
 from .common import fail, per_tensor, require, require_types, tensors
 
 
@@ -29,14 +30,9 @@ def weighted_operands(op: Op, g: Graph, values: list, rank: int, channel_axis: i
 def conv_multipliers(
     op: Op, inp: Tensor, filt: Tensor, out: Tensor, channels: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel (multiplier, shift) for CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED.
-
-    uint8 per-tensor models use GetQuantizedConvolutionMultipler, whose scale product is taken in
-    float32 before widening to double; int8 models use PopulateConvolutionQuantizationParams, whose
-    per-channel product is in double. The two differ in the last bit for some scales.
-    """
-    s_in, s_out = np.float32(inp.scale[0]), np.float32(out.scale[0])
-    fs = filt.scale.astype(np.float32)
+    """Per-output-channel (multiplier, shift) for CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
+    (numerics.multipliers): uint8 models take the scale product in float32, int8 ones in double."""
+    fs = filt.scale
     require(
         op, fs.size in (1, channels), f"{filt.describe()}: {fs.size} scales for {channels} output channels"
     )
@@ -44,28 +40,26 @@ def conv_multipliers(
     require(
         op, not (inp.dtype == "uint8" and fs.size > 1), f"{filt.describe()}: uint8 filters must be per tensor"
     )
-    if inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED"):
-        real = float(np.float32(s_in * fs[0])) / float(s_out)
-        m, s = quantize_multiplier(real)
-        check_shift(op, s, real)
-        return np.full(channels, m, np.int32), np.full(channels, s, np.int32)
-    # int32 arrays: LLVM then knows the products fit vpmuldq, twice as fast as 64-bit multiplies
-    mult = np.empty(channels, np.int32)
-    shift = np.empty(channels, np.int32)
-    for c in range(channels):
-        real = float(s_in) * float(fs[c if fs.size > 1 else 0]) / float(s_out)
-        mult[c], shift[c] = quantize_multiplier(real)
-        check_shift(op, int(shift[c]), real, c)
+    float32_product = inp.dtype == "uint8" or (fs.size == 1 and op.type == "FULLY_CONNECTED")
+    mult, shift, real = multipliers.conv_multipliers(
+        inp.scale[0], fs, out.scale[0], channels, float32_product
+    )
+    if float32_product:
+        check_shift(op, int(shift[0]), float(real[0]))
+    else:
+        for c in range(channels):
+            check_shift(op, int(shift[c]), float(real[c]), c)
     return mult, shift
 
 
 def check_shift(op: Op, shift: int, real: float, channel: int | None = None) -> None:
-    """Refuse a multiplier s_in * s_w / s_out >= 2**30 (left shift > 30): the reference shifts the
-    int32 accumulator left by that much, which overflows, and no output is then defined. FULLY_CONNECTED's
-    reference rescales in double and saturates: nothing to refuse there."""
-    if shift > 30 and op.type != "FULLY_CONNECTED":
+    """Refuse a multiplier s_in * s_w / s_out >= 2**31 (left shift > 31): the reference shifts the
+    int32 accumulator left by that much, which is undefined (measured: its outputs are neither the
+    saturated nor the wrapped values). Below it (measured at 2**30) the engine matches it.
+    FULLY_CONNECTED's reference rescales in double and saturates: nothing to refuse there."""
+    if shift > 31 and op.type != "FULLY_CONNECTED":
         where = "" if channel is None else f"channel {channel}: "
-        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**30)")
+        raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**31)")
 
 
 def filter_zero_points(op: Op, filt: Tensor, channels: int) -> np.ndarray:

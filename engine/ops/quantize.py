@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..graph import Graph, Op
-from ..kernels.lookup import PARALLEL_MIN
+from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 from .int16 import lookup_runner, values_of
@@ -43,14 +43,8 @@ def _affine_quantize_one(x, scale, zero_point, lo, hi):
     return min(max(wrap_int32(q + zero_point), lo), hi)
 
 
-@njit(cache=True)
+@kernel
 def _affine_quantize(x, out, scale, zero_point, lo, hi):
-    for i in range(x.size):
-        out[i] = _affine_quantize_one(x[i], scale, zero_point, lo, hi)
-
-
-@njit(parallel=True, cache=True)
-def _affine_quantize_parallel(x, out, scale, zero_point, lo, hi):
     n = x.size
     chunk = 1 << 16
     for c in prange((n + chunk - 1) // chunk):
@@ -59,9 +53,7 @@ def _affine_quantize_parallel(x, out, scale, zero_point, lo, hi):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    inp, out = ins[0], outs[0]
+    (inp,), (out,) = tensors(op, g)
     require_types(op, inp, ("float32", "uint8", "int8", "int16"))
     require_types(op, out, ("uint8", "int8", "int16"))
     s_out, zp_out = per_tensor(op, out)
@@ -71,11 +63,11 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     if inp.dtype == "float32":
         scale = np.float32(s_out)
         lo, hi = int(info.min), int(info.max)
+        affine_quantize = _affine_quantize.pick(int(np.prod(shape)) // 16)
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             x = np.ascontiguousarray(inputs[0]).reshape(-1)
-            kernel = _affine_quantize_parallel if x.size >= PARALLEL_MIN else _affine_quantize
-            kernel(x, outputs[0].reshape(-1), scale, zp_out, lo, hi)
+            affine_quantize(x, outputs[0].reshape(-1), scale, zp_out, lo, hi)
 
         return Prepared([shape], run)
     s_in, zp_in = per_tensor(op, inp)

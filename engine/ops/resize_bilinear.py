@@ -127,14 +127,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape, half_up)
 
     else:
         ys, xs = integer_axis(h, oh, align, half), integer_axis(w, ow, align, half)
         fn = _bilinear_int.pick(work)
 
-        def run(inputs: list, outputs: list) -> None:
+        def run(inputs: list, outputs: list, scratch: list) -> None:
             fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape)
 
     return Prepared([out_shape], run)

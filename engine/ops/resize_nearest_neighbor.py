@@ -82,7 +82,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shape = (n, oh, ow, c)
     fn = _nearest.pick(n * oh * ow * c)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         fn(bits(inputs[0]), bits(outputs[0]), iy, ix, n, h, w, c)
 
     return Prepared([out_shape], run)

@@ -80,12 +80,12 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     f32 = np.float32
     m, shift = quantize_multiplier(1.0 / float(f32(np.sqrt(f32(s_in))) * f32(s_out)))
     table = rsqrt_table(byte_values("int8"), zp_in, m, shift, zp_out).astype(np.int8)
-    gather = table_runner(table)
+    gather = table_runner(table, int(np.prod(shapes[0])))
     lowest = np.int8(zp_in)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         if np.any(inputs[0] < lowest):
             raise InputError(f"{op.where()}: RSQRT of a negative value (an input below its zero point)")
-        gather(inputs, outputs)
+        gather(inputs, outputs, scratch)
 
     return Prepared([tuple(shapes[0])], run)

@@ -12,13 +12,11 @@ from .common import Prepared, Shape, require, tensors
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
-    ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
-    dst = outs[0]
+    _, (dst,) = tensors(op, g)
     require(op, dst.dtype in ("int32", "int64"), f"{dst.describe()}: output must be int32 or int64")
     value = np.array(shapes[0], dtype=dst.np_dtype)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         outputs[0][...] = value
 
     return Prepared([(len(shapes[0]),)], run)

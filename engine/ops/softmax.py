@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..graph import Graph, Op
-from ..kernels.lookup import PARALLEL_MIN
+from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal
@@ -71,8 +71,8 @@ def _softmax_rows(x, out, r0, r1, depth, table, qmin, qmax):
                 out[base + c] = qmin
 
 
-@njit(parallel=True, cache=True)
-def _softmax_parallel(x, out, rows, depth, table, qmin, qmax):
+@kernel
+def _softmax(x, out, rows, depth, table, qmin, qmax):
     chunk = max(1, (1 << 16) // depth)
     for c in prange((rows + chunk - 1) // chunk):
         _softmax_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, qmin, qmax)
@@ -109,11 +109,18 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     depth = shape[-1]
     rows = int(np.prod(shape[:-1], dtype=np.int64))
 
-    def run(inputs: list, outputs: list) -> None:
-        x = np.ascontiguousarray(inputs[0]).reshape(-1)
-        if rows * depth >= PARALLEL_MIN:
-            _softmax_parallel(x, outputs[0].reshape(-1), rows, depth, table, qmin, qmax)
-        elif rows * depth:
-            _softmax_rows(x, outputs[0].reshape(-1), 0, rows, depth, table, qmin, qmax)
+    softmax = _softmax.pick(rows * depth // 16)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        if rows * depth:
+            softmax(
+                np.ascontiguousarray(inputs[0]).reshape(-1),
+                outputs[0].reshape(-1),
+                rows,
+                depth,
+                table,
+                qmin,
+                qmax,
+            )
 
     return Prepared([shape], run)

@@ -59,7 +59,7 @@ def prepare_softmax16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     fn = softmax16.pick(rows * depth)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         fn(inputs[0].reshape(-1), outputs[0].reshape(-1), rows, depth, m, shift, exp_lut, inv_lut)
 
     return Prepared([shape], run)

@@ -58,7 +58,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shapes = [shape[:axis] + (s,) + shape[axis + 1 :] for s in sizes]
     copies = [ViewCopy(o, strides, b * strides[axis]) for o, b in zip(out_shapes, starts)]
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         x = inputs[d_in]
         for copy, out in zip(copies, outputs):
             copy(x, out)

@@ -10,7 +10,6 @@ from .common import Prepared, Shape, fail, require, tensors
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(op, len(ins) == 1 and ins[0] is not None and len(outs) == 1, "takes 1 input and 1 output")
     require(op, outs[0].dtype == ins[0].dtype, "output type differs from input type")
     in_shape = tuple(shapes[0])
     rank = len(in_shape)
@@ -30,7 +29,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         drop = {d for d, n in enumerate(in_shape) if n == 1}
     out_shape = tuple(n for d, n in enumerate(in_shape) if d not in drop)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         np.copyto(outputs[0], inputs[0].reshape(out_shape))
 
     return Prepared([out_shape], run)

@@ -121,11 +121,6 @@ def slice_plan(op: Op, shape: Shape, begin, end, strides, o: dict) -> tuple[Shap
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
-    require(
-        op,
-        len(ins) in (3, 4) and None not in ins[:3] and len(outs) == 1,
-        "takes input, begin, end[, strides]",
-    )
     src, dst = ins[0], outs[0]
     require(op, src.dtype in TYPES, f"{src.describe()}: type {src.dtype} not supported")
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
@@ -145,7 +140,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shape, out_strides, offset = slice_plan(op, in_shape, begin, end, strides, op.options)
     copy = ViewCopy(out_shape, out_strides, offset)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         copy(inputs[0], outputs[0])
 
     return Prepared([out_shape], run)

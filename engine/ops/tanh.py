@@ -29,6 +29,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     # |tanh| <= 1: a scale this small would overflow the reference's float -> int32 conversion
     require(op, s_out >= 2.0**-30, f"{out.describe()}: output scale too small")
     if profile_of(g) == "tflm":  # TFLite Micro: gemmlowp fixed point, output read as 1/128, zero point 0
-        return Prepared([tuple(shapes[0])], table_runner(tflm.activation_table("TANH", s_in, zp_in)))
+        return Prepared(
+            [tuple(shapes[0])],
+            table_runner(tflm.activation_table("TANH", s_in, zp_in), int(np.prod(shapes[0]))),
+        )
     table = lut_populate(_tanh, s_in, zp_in, s_out, zp_out, inp.dtype)
-    return Prepared([tuple(shapes[0])], table_runner(table))
+    return Prepared([tuple(shapes[0])], table_runner(table, int(np.prod(shapes[0]))))

@@ -30,7 +30,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shape = tuple(shape[p] for p in perm)
     copy = ViewCopy(out_shape, [strides[p] for p in perm], 0)
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         copy(inputs[0], outputs[0])
 
     return Prepared([out_shape], run)

@@ -22,7 +22,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     one = np.float32(1.0)
     rsqrt = op.type == "RSQRT"
 
-    def run(inputs: list, outputs: list) -> None:
+    def run(inputs: list, outputs: list, scratch: list) -> None:
         with np.errstate(all="ignore"):
             np.sqrt(inputs[0], out=outputs[0])
             if rsqrt:

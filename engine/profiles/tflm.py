@@ -64,6 +64,14 @@ def refusal(op: Op, g: Graph) -> str | None:
                 return (
                     f"{t.describe()}: int8 CONCATENATION inputs must share the output's scale and zero point"
                 )
+    if op.type == "LOGISTIC" and g.tensors[op.outputs[0]].dtype == "int8":
+        out = g.tensors[op.outputs[0]]
+        if out.quantized and out.zero_point[0] != -128:
+            return f"{out.describe()}: int8 LOGISTIC output zero point must be -128 (logistic_common.cc)"
+    if op.type == "FULLY_CONNECTED" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        reason = _fc_bias_scale(*(g.tensors[i] for i in (*op.inputs[:3], op.outputs[0])))
+        if reason:
+            return reason
     if op.type == "SOFTMAX" and g.tensors[op.outputs[0]].dtype == "int8":
         out = g.tensors[op.outputs[0]]
         if out.quantized and (np.float32(out.scale[0]) != np.float32(1 / 256) or out.zero_point[0] != -128):
@@ -78,6 +86,17 @@ def refusal(op: Op, g: Graph) -> str | None:
             # past the end of its outputs, and counts every class as a detection
             return "fast NMS with max_classes_per_detection > 1 (its kernel writes those slots out of bounds)"
     return None
+
+
+def _fc_bias_scale(inp, filt, bias, out) -> str | None:
+    """GetQuantizedConvolutionMultipler's check on a per-tensor FULLY_CONNECTED: the bias scale within
+    2 % of an output step of s_in * s_w."""
+    if not (inp.quantized and filt.scale.size == 1 and bias.quantized and out.quantized):
+        return None
+    diff = abs(float(inp.scale[0]) * float(filt.scale[0]) - float(bias.scale[0]))
+    if diff / float(out.scale[0]) <= 0.02:
+        return None
+    return f"{bias.describe()}: bias scale differs from s_in * s_w by more than 2 % of the output scale"
 
 
 # --- TFLite Micro's arithmetic where its kernels differ from the reference's ---------------------------
@@ -216,8 +235,10 @@ DIFFERENCES = {
     "FULLY_CONNECTED": "the reference rescales in double, round(double(acc) * s_in*s_w/s_out); TFLite Micro uses "
     "the fixed-point M0, shift (MultiplyByQuantizedMultiplier, two roundings)",
     "MUL": "the multiplier s1*s2/s_out is computed in float32 by the reference, in double by TFLite Micro",
+    "ADD": "int16 with power-of-two scales: the reference shifts (pot_scale_int16); TFLite Micro always takes "
+    "the general rescale path",
     "SUB": "the reference runs ADD with input 2's multiplier negated; TFLite Micro rescales both inputs and "
-    "subtracts (a negative tie rounds the other way)",
+    "subtracts (a negative tie rounds the other way); int16 power-of-two scales as ADD",
     "RELU": "the multiplier s_in/s_out is divided in float32 by the reference, in double by TFLite Micro",
     "RELU6": "the reference requantizes to the output scale, then clamps; TFLite Micro clamps the raw input to "
     "[zp_in, round(6/s_in) + zp_in] and ignores the output quantization",
