@@ -17,7 +17,7 @@ import pytest
 
 import engine
 from engine.errors import ModelFormatError, UnsupportedError
-from tests.harness import Net
+from tests.harness import Net, check
 from tests.oracle import OracleError, reference_run_many, require
 
 Q8 = (0.05, 3)
@@ -233,3 +233,104 @@ def test_refusal(name):
     except OracleError:
         got = "refuses"
     assert got == reference, f"the reference {got} this graph"
+
+
+# Issue 15: three graphs a structural fuzz found the engine ran while the reference refuses them, and
+# their neighbours the reference runs (which the engine must keep running, bit-exact).
+
+
+def _padv2(pads_dtype="int32", out_q=Q8, const_q=Q8, dtype="int8") -> Net:
+    net = Net()
+    x = net.input([1, 4], dtype, *Q8)
+    pads = net.const(np.array([[0, 0], [1, 1]]), pads_dtype)
+    value = net.const(np.array([3]), dtype, *const_q)
+    net.op("PADV2", [x, pads, value], [net.tensor([1, 6], dtype, *out_q)], "padv2")
+    return net
+
+
+def _fc_bias(bias_scale: float | None, dtype="int8", w_scale=(0.01,)) -> Net:
+    """FULLY_CONNECTED, s_in * s_w = 0.0005 (per-tensor), output scale 0.1: the reference's bound on
+    |s_in * s_w - s_bias| is 0.02 * 0.1 = 0.002. bias_scale None: a bias with no quantization."""
+    net = Net()
+    x = net.input([1, 16], dtype, *Q8)
+    w = {"name": "w", "shape": [4, 16], "dtype": dtype, "data": np.ones((4, 16)), "scale": list(w_scale)}
+    w.update(zero_point=[0] * len(w_scale), quantized_dimension=0)
+    net.tensors.append(w)
+    b = net.const(np.arange(4) - 2, "int32", *((bias_scale, 0) if bias_scale is not None else ()))
+    net.op("FULLY_CONNECTED", [x, len(net.tensors) - 2, b], [net.tensor([1, 4], dtype, 0.1, 0)], "fc")
+    return net
+
+
+def _conv_bias(op: str, dtype: str, bias_scale: float) -> Net:
+    net = Net()
+    _conv(
+        net,
+        [1, 4, 4, 2],
+        [3, 1, 1, 2] if op == "CONV_2D" else [1, 1, 1, 2],
+        dtype=dtype,
+        op=op,
+        wzp=128 if dtype == "uint8" else 0,
+        **({"depth_multiplier": 1} if op != "CONV_2D" else {}),
+    )
+    net.tensors[2]["scale"] = [bias_scale]  # the bias (0.01 * 0.05 = 0.0005 would be right)
+    return net
+
+
+ISSUE15_REFUSED = {
+    # name: (build, engine error, words in the message); the reference refuses each (asserted)
+    "padv2 float32 paddings": (lambda: _padv2("float32"), UnsupportedError, "paddings of type float32"),
+    "padv2 output unquantized": (
+        lambda: _padv2(out_q=(None, None)),
+        UnsupportedError,
+        "must share the output's scale and zero point",
+    ),
+    "fc bias scale off": (lambda: _fc_bias(0.05), UnsupportedError, "input scale * weight scale"),
+    "fc bias scale just off": (lambda: _fc_bias(0.0005 + 0.0021), UnsupportedError, "<= 0.02"),
+    "fc uint8 bias scale off": (lambda: _fc_bias(0.003, "uint8"), UnsupportedError, "bias scale"),
+    "conv uint8 bias scale off": (
+        lambda: _conv_bias("CONV_2D", "uint8", 0.5),
+        UnsupportedError,
+        "input scale * weight scale",
+    ),
+    "depthwise uint8 bias scale off": (
+        lambda: _conv_bias("DEPTHWISE_CONV_2D", "uint8", 0.5),
+        UnsupportedError,
+        "input scale * weight scale",
+    ),
+}
+
+ISSUE15_RUN = {
+    # the reference runs these: the checks above must not refuse them, and the results are bit-exact
+    "padv2 int64 paddings": lambda: _padv2("int64"),
+    "padv2 int16 paddings": lambda: _padv2("int16"),
+    "padv2 output and value unquantized": lambda: _padv2(out_q=(None, None), const_q=(None, None)),
+    "fc bias scale within 0.02": lambda: _fc_bias(0.0005 + 0.0019),
+    # no quantization reads as scale 0: |0.0005 - 0| / 0.1 = 0.005 is within the bound
+    "fc bias unquantized": lambda: _fc_bias(None),
+    # per-channel filters: the reference skips the check (kernel_util.cc, a TODO there)
+    "fc per-channel bias scale off": lambda: _fc_bias(0.5, w_scale=(0.01, 0.02, 0.01, 0.02)),
+    # int8 convolutions: PopulateConvolutionQuantizationParams checks the bias scale for uint8 only
+    "conv int8 bias scale off": lambda: _conv_bias("CONV_2D", "int8", 0.5),
+    "depthwise int8 bias scale off": lambda: _conv_bias("DEPTHWISE_CONV_2D", "int8", 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(ISSUE15_REFUSED))
+def test_issue15_refusal_where_the_reference_refuses(name):
+    build, error, words = ISSUE15_REFUSED[name]
+    net = build()
+    model = net.build()
+    with pytest.raises(error) as e:
+        engine.load(model)
+    msg = str(e.value)
+    assert type(e.value) is error and "op 0 (" in msg and "tensor " in msg and words in msg, msg
+    require("reference")
+    with pytest.raises(OracleError):
+        reference_run_many(model, [net.random_inputs(np.random.default_rng(1), 1)])
+
+
+@pytest.mark.parametrize("name", list(ISSUE15_RUN))
+def test_issue15_no_refusal_where_the_reference_runs(name):
+    require("reference")
+    net = ISSUE15_RUN[name]()
+    check(net, [net.random_inputs(np.random.default_rng(2), 1)])

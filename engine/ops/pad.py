@@ -13,6 +13,7 @@ from .common import Prepared, Shape, fail, require, tensors
 
 MAX_RANK = 6
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
+PADDING_TYPES = ("int8", "int16", "int32", "int64", "bool")  # the reference's; it refuses float32, uint8
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -22,6 +23,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, src.dtype in TYPES, f"{src.describe()}: type {src.dtype} not supported")
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require(op, values[1] is not None, f"{pads_t.describe()}: paddings must be known before running")
+    require(
+        op, pads_t.dtype in PADDING_TYPES, f"{pads_t.describe()}: paddings of type {pads_t.dtype} not supported"
+    )
     in_shape = tuple(shapes[0])
     rank = len(in_shape)
     require(op, 1 <= rank <= MAX_RANK, f"rank {rank} not supported (1 to {MAX_RANK})")
@@ -36,14 +40,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             "the pad value must be a constant scalar",
         )
         require(op, const_t.dtype == src.dtype, f"{const_t.describe()}: type differs from the input's")
-        if quantized:
-            same = (
-                const_t.quantized
-                and np.float32(const_t.scale[0]) == np.float32(dst.scale[0])
-                and int(const_t.zero_point[0]) == int(dst.zero_point[0])
-            )
-            if not same:
-                raise fail(op, f"{const_t.describe()} must share the output's scale and zero point")
+        # the reference compares the legacy (scale, zero point) of both, (0, 0) where a tensor has no
+        # quantization: an unquantized output beside a quantized pad value is refused too
+        if src.dtype in ("uint8", "int8", "int16") and _legacy_params(const_t) != _legacy_params(dst):
+            raise fail(op, f"{const_t.describe()} must share the output's scale and zero point")
         pad_value = np.asarray(values[2]).reshape(-1)[0]
     elif quantized:
         zp = int(dst.zero_point[0])
@@ -62,3 +62,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         out[inner] = inputs[0]
 
     return Prepared([out_shape], run)
+
+
+def _legacy_params(t) -> tuple[float, int]:
+    """A tensor's per-tensor (scale, zero point) as the reference reads them: (0, 0) when unquantized."""
+    if not t.quantized:
+        return 0.0, 0
+    return float(np.float32(t.scale[0])), int(t.zero_point[0])

@@ -24,7 +24,10 @@ def weighted_operands(op: Op, g: Graph, values: list, rank: int, channel_axis: i
         require(
             op, filt.quant_axis == channel_axis, f"{filt.describe()}: per-channel axis must be {channel_axis}"
         )
-    return inp, filt, (rest[0] if rest else None), out, per_tensor(op, inp)[1], per_tensor(op, out)[1]
+    in_zp, out_zp = per_tensor(op, inp)[1], per_tensor(op, out)[1]
+    bias = rest[0] if rest else None
+    check_bias_scale(op, inp, filt, bias, out)
+    return inp, filt, bias, out, in_zp, out_zp
 
 
 def conv_multipliers(
@@ -60,6 +63,25 @@ def check_shift(op: Op, shift: int, real: float, channel: int | None = None) -> 
     if shift > 31 and op.type != "FULLY_CONNECTED":
         where = "" if channel is None else f"channel {channel}: "
         raise fail(op, f"{where}multiplier s_in * s_w / s_out = {real:g} is too large (>= 2**31)")
+
+
+def check_bias_scale(op: Op, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor) -> None:
+    """Refuse a bias whose scale is not s_in * s_w, as the reference's Prepare does
+    (kernel_util.cc GetQuantizedConvolutionMultipler: |s_in * s_w - s_bias| / s_out <= 0.02, in double
+    from the float32 scales). It checks only per-tensor filters, and for the convolutions only uint8
+    inputs (PopulateConvolutionQuantizationParams); a bias without quantization counts as scale 0."""
+    if bias is None or filt.scale.size != 1:
+        return
+    if op.type != "FULLY_CONNECTED" and inp.dtype != "uint8":
+        return
+    product = float(inp.scale[0]) * float(filt.scale[0])
+    bias_scale = float(bias.scale[0]) if bias.quantized else 0.0
+    if not abs(product - bias_scale) / float(out.scale[0]) <= 0.02:
+        raise fail(
+            op,
+            f"{bias.describe()}: bias scale {bias_scale:g} is not input scale * weight scale = {product:g}"
+            " (|difference| / output scale must be <= 0.02)",
+        )
 
 
 def filter_zero_points(op: Op, filt: Tensor, channels: int) -> np.ndarray:
