@@ -67,10 +67,10 @@ def real_inputs(name: str, specs) -> list[list[np.ndarray]]:
     Micro's own test does), photos for image models (int8: pixel - 128)."""
     data = shared_dir() / "data"
     (shape, dtype), *_ = specs
-    if name == "mnist_uint8.tflite":
+    if name in ("mnist_uint8.tflite", "zoo/keras_lstm_mnist_ptq.tflite"):
         with gzip.open(data / "mnist/t10k-images-idx3-ubyte.gz") as f:
-            images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28, 1)
-        return [[img] for img in images[:20]]
+            images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, *shape)
+        return [[img.astype(dtype)] for img in images[:20]]
     if name == "person_detect_int8.tflite":
         return [
             [

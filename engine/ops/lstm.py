@@ -209,14 +209,10 @@ def variable_shapes(op: Op, g: Graph, shapes: list) -> dict[int, tuple[int, ...]
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
-    # TFLite Micro runs its own integer LSTM (micro/kernels/lstm_eval.cc: each gate a FULLY_CONNECTED,
-    # int16 LUT sigmoid/tanh); measured on keras_lstm_mnist_ptq it differs from this one on 23 of 560
-    # values. Not reproduced yet: refused rather than computed with the reference's arithmetic.
-    require(
-        op,
-        profile_of(g) != "tflm",
-        "numerics='tflm': the engine does not reproduce TFLite Micro's integer LSTM yet (use numerics='reference')",
-    )
+    if profile_of(g) == "tflm":  # TFLite Micro's own integer LSTM (lstm_tflm.py)
+        from .lstm_tflm import prepare as prepare_tflm
+
+        return prepare_tflm(op, g, shapes, values)
     _check_supported(op, g)
     L = Layout(op, g)
     x_shape = shapes[INPUT]
