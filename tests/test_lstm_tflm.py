@@ -14,13 +14,29 @@ from tests.tflite_builder import lstm_model
 pytestmark = pytest.mark.usefixtures("tflm")
 
 CASES = {
-    "one": dict(n_batch=1, n_time=3, n_input=4, n_cell=5),
-    "batch": dict(n_batch=3, n_time=4, n_input=6, n_cell=8, seed=1),
-    "time_major": dict(n_batch=2, n_time=5, n_input=3, n_cell=4, time_major=True, seed=2),
-    "cell_2^-11_clip": dict(n_batch=2, n_time=6, n_input=5, n_cell=7, cell_log2=-11, cell_clip=0.5, seed=3),
-    "cell_2^-15": dict(n_batch=1, n_time=6, n_input=5, n_cell=7, cell_log2=-15, seed=4),
-    "cell_2^-9": dict(n_batch=1, n_time=6, n_input=5, n_cell=7, cell_log2=-9, seed=5),
-    "hidden_scale": dict(n_batch=2, n_time=4, n_input=4, n_cell=6, hidden_q=(0.03, 5), h_q=(0.01, 2), seed=6),
+    "one": {"n_batch": 1, "n_time": 3, "n_input": 4, "n_cell": 5},
+    "batch": {"n_batch": 3, "n_time": 4, "n_input": 6, "n_cell": 8, "seed": 1},
+    "time_major": {"n_batch": 2, "n_time": 5, "n_input": 3, "n_cell": 4, "time_major": True, "seed": 2},
+    "cell_2^-11_clip": {
+        "n_batch": 2,
+        "n_time": 6,
+        "n_input": 5,
+        "n_cell": 7,
+        "cell_log2": -11,
+        "cell_clip": 0.5,
+        "seed": 3,
+    },
+    "cell_2^-15": {"n_batch": 1, "n_time": 6, "n_input": 5, "n_cell": 7, "cell_log2": -15, "seed": 4},
+    "cell_2^-9": {"n_batch": 1, "n_time": 6, "n_input": 5, "n_cell": 7, "cell_log2": -9, "seed": 5},
+    "hidden_scale": {
+        "n_batch": 2,
+        "n_time": 4,
+        "n_input": 4,
+        "n_cell": 6,
+        "hidden_q": (0.03, 5),
+        "h_q": (0.01, 2),
+        "seed": 6,
+    },
 }
 
 
