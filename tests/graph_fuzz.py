@@ -445,6 +445,15 @@ def build_split(g: G, t: T) -> T | None:
     return keep
 
 
+def build_leaky_relu(g: G, t: T) -> T | None:
+    if t.dtype not in ("uint8", "int8"):
+        return None
+    alpha = float(F32(g.rng.uniform(-0.5, 1.5)))
+    s_out = float(F32(t.scale * 10 ** g.rng.uniform(-1, 1)))
+    out = g.act(list(t.shape), t.dtype, s_out, g.zp(t.dtype))
+    return g.op("LEAKY_RELU", [t.index], out, f"alpha={alpha:.3g}", alpha=alpha)
+
+
 # op -> builder; a builder returns None where the op does not apply to its input
 OPS: dict[str, Callable[[G, T], T | None]] = {
     "CONV_2D": build_conv2d,
@@ -462,6 +471,7 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "RELU": _requantizing_unary("RELU"),
     "RELU6": _requantizing_unary("RELU6"),
     "HARD_SWISH": _requantizing_unary("HARD_SWISH"),
+    "LEAKY_RELU": build_leaky_relu,
     "PAD": _pad("PAD"),
     "PADV2": _pad("PADV2"),
     "RESHAPE": build_reshape,

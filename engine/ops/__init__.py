@@ -61,6 +61,7 @@ MODULES = {
     "GATHER": "gather",
     "GATHER_ND": "gather",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
+    "LEAKY_RELU": "leaky_relu",
 }
 
 

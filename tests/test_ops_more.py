@@ -1,0 +1,36 @@
+"""More elementwise and activation ops of issue 10 against TFLite's reference kernels, bit for bit:
+one model per op holding its variants side by side, batch 1 and batch > 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.harness import Net, check, run_sets
+
+pytestmark = pytest.mark.usefixtures("litert")
+
+# (input scale, zp), (output scale, zp) per type: in and out differ so both multipliers matter
+LEAKY_Q = {
+    "uint8": [((0.05, 130), (0.04, 100)), ((0.1, 3), (0.3, 250))],
+    "int8": [((0.05, -2), (0.04, 10)), ((0.02, 100), (0.07, -128))],
+    "int16": [((0.001, 0), (0.0008, 0)), ((0.01, 0), (0.02, 0))],
+}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "float32"])
+def test_leaky_relu(dtype):
+    net = Net()
+    alphas = (0.2, 0.01, 1.5, -0.3, 0.0)
+    for k, alpha in enumerate(alphas):
+        shape = [1, 3, 4, 5] if k % 2 else [1, 40]
+        if dtype == "float32":
+            qi = qo = (None, None)
+        else:
+            qi, qo = LEAKY_Q[dtype][k % 2]
+        x = net.input(shape, dtype, *qi)
+        net.op("LEAKY_RELU", [x], [net.tensor(shape, dtype, *qo)], f"LEAKY_RELU alpha={alpha}", alpha=alpha)
+    sets = run_sets(net, 21, (1, 4))
+    if dtype == "float32":
+        sets = [[x * np.float32(5) for x in xs] for xs in sets]
+    check(net, sets)
