@@ -34,3 +34,28 @@ def test_leaky_relu(dtype):
     if dtype == "float32":
         sets = [[x * np.float32(5) for x in xs] for xs in sets]
     check(net, sets)
+
+
+# --- SQUARED_DIFFERENCE ---------------------------------------------------------------------------
+
+SQDIFF_SHAPES = [([1, 4, 5], [1, 4, 5]), ([1, 4, 5], [5]), ([1, 1, 3, 1], [1, 2, 1, 4]), ([1, 3], [])]
+SQDIFF_Q = [((0.05, -2), (0.05, 7), (0.02, -128)), ((0.1, 30), (0.03, -50), (0.5, -100))]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
+def test_squared_difference(dtype):
+    net = Net()
+    for k, (s1, s2) in enumerate(SQDIFF_SHAPES):
+        q1, q2, qo = SQDIFF_Q[k % 2] if dtype == "int8" else ((None, None),) * 3
+        a = net.input(s1, dtype, *q1)
+        if len(s2) == len(s1):
+            b = net.input(s2, dtype, *q2)
+        else:  # lower rank: a constant (graph inputs change their first dimension with the batch)
+            data = (np.arange(int(np.prod(s2))) * 37 % 200 - 100).astype(dtype).reshape(s2)
+            b = net.const(data, dtype, *q2)
+        out = list(np.broadcast_shapes(tuple(s1), tuple(s2)))
+        net.op("SQUARED_DIFFERENCE", [a, b], [net.tensor(out, dtype, *qo)], f"SQDIFF {s1} {s2}")
+    sets = run_sets(net, 22, (1, 3))
+    if dtype == "float32":
+        sets = [[x * np.float32(10) for x in xs] for xs in sets]
+    check(net, sets)

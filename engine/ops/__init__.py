@@ -62,6 +62,7 @@ MODULES = {
     "GATHER_ND": "gather",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
     "LEAKY_RELU": "leaky_relu",
+    "SQUARED_DIFFERENCE": "squared_difference",
 }
 
 
@@ -96,6 +97,7 @@ ARITY = {
     "UNPACK": (1, 1, ANY),
     "GATHER": (2, 2, 1),
     "GATHER_ND": (2, 2, 1),
+    "SQUARED_DIFFERENCE": (2, 2, 1),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)
