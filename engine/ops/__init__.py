@@ -63,6 +63,7 @@ MODULES = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
     "LEAKY_RELU": "leaky_relu",
     "SQUARED_DIFFERENCE": "squared_difference",
+    "EXP": "exp",
 }
 
 
