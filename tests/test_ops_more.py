@@ -81,3 +81,40 @@ def test_exp_int8():  # uint8: the reference refuses it; int16 (its interpolated
         x = net.input([1, 4, 64], "int8", *qi)
         net.op("EXP", [x], [net.tensor([1, 4, 64], "int8", *qo)], f"EXP {qi} {qo}")
     check(net, run_sets(net, 24, (1, 2)))
+
+
+# --- REDUCE_MAX -----------------------------------------------------------------------------------
+
+RQ = {"uint8": (0.05, 3), "int8": (0.05, -2), "int16": (0.01, 0)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "int8", "int16", "int32"])
+def test_reduce_max(dtype):
+    net = Net()
+    q = RQ.get(dtype, (None, None))
+    cases = [  # shape, axes, keep_dims
+        ([1, 4, 5, 6], [1, 2], True),
+        ([1, 4, 5, 6], [1, 2], False),
+        ([1, 4, 5, 6], [-1], False),
+        ([1, 4, 5, 6], [3, 1, -1], True),
+        ([1, 3, 7], [0], False),
+        ([1, 3, 7], [0, 2], True),
+        ([1, 8], [1, 1], False),
+    ]
+    for shape, axes, keep in cases:
+        x = net.input(shape, dtype, *q)
+        ax = {a % len(shape) for a in axes}
+        out = (
+            [1 if d in ax else n for d, n in enumerate(shape)]
+            if keep
+            else [n for d, n in enumerate(shape) if d not in ax]
+        )
+        ins = [x, net.const(np.array(axes, np.int32).reshape(len(axes)), "int32")]
+        net.op(
+            "REDUCE_MAX",
+            ins,
+            [net.tensor(out, dtype, *q)],
+            f"REDUCE_MAX {shape} {axes} {keep}",
+            keep_dims=keep,
+        )
+    check(net, run_sets(net, 25, (1, 3)))
