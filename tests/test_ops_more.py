@@ -118,3 +118,30 @@ def test_reduce_max(dtype):
             keep_dims=keep,
         )
     check(net, run_sets(net, 25, (1, 3)))
+
+
+# --- PRELU ----------------------------------------------------------------------------------------
+
+PRELU_Q = {"uint8": ((0.05, 130), (0.01, 120), (0.04, 100)), "int8": ((0.05, -2), (0.01, 5), (0.03, 10))}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "float32"])
+def test_prelu(dtype):
+    net = Net()
+    qi, qa, qo = PRELU_Q.get(dtype, ((None, None),) * 3)
+    rng = np.random.default_rng(26)
+    for shape, a_shape in (
+        ([1, 4, 5, 6], [1, 1, 6]),
+        ([1, 4, 5, 6], [6]),
+        ([1, 3, 8], [1, 3, 8]),
+        ([1, 7], [1]),
+    ):
+        x = net.input(shape, dtype, *qi)
+        if dtype == "float32":
+            data = rng.uniform(-2, 2, a_shape).astype(np.float32)
+        else:
+            info = np.iinfo(dtype)
+            data = rng.integers(info.min, int(info.max) + 1, a_shape).astype(dtype)
+        al = net.const(data, dtype, *qa)
+        net.op("PRELU", [x, al], [net.tensor(shape, dtype, *qo)], f"PRELU {shape} alpha {a_shape}")
+    check(net, run_sets(net, 27, (1, 3)))

@@ -65,6 +65,7 @@ MODULES = {
     "SQUARED_DIFFERENCE": "squared_difference",
     "EXP": "exp",
     "REDUCE_MAX": "reduce_max",
+    "PRELU": "prelu",
 }
 
 
@@ -101,6 +102,7 @@ ARITY = {
     "GATHER_ND": (2, 2, 1),
     "SQUARED_DIFFERENCE": (2, 2, 1),
     "REDUCE_MAX": (2, 2, 1),
+    "PRELU": (2, 2, 1),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)
