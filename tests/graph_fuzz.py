@@ -445,6 +445,27 @@ def build_split(g: G, t: T) -> T | None:
     return keep
 
 
+def build_leaky_relu(g: G, t: T) -> T | None:
+    if t.dtype not in ("uint8", "int8"):
+        return None
+    alpha = float(F32(g.rng.uniform(-0.5, 1.5)))
+    s_out = float(F32(t.scale * 10 ** g.rng.uniform(-1, 1)))
+    out = g.act(list(t.shape), t.dtype, s_out, g.zp(t.dtype))
+    return g.op("LEAKY_RELU", [t.index], out, f"alpha={alpha:.3g}", alpha=alpha)
+
+
+def build_squared_difference(g: G, t: T) -> T | None:
+    if t.dtype != "int8":
+        return None
+    s2, z2 = g.scale(), g.zp(t.dtype)
+    other, text = _broadcast_operand(g, t, t.dtype, s2, z2)
+    # the reference needs (2 * max input scale)^2 / (2^14 * output scale) < 1
+    s_out = float(F32(max(t.scale, s2) ** 2 * 10 ** g.rng.uniform(1, 3)))
+    a, b = (t.index, other) if g.coin() else (other, t.index)
+    out_shape = list(np.broadcast_shapes(tuple(t.shape), tuple(g.net.tensors[other]["shape"])))
+    return g.op("SQUARED_DIFFERENCE", [a, b], g.act(out_shape, t.dtype, s_out, g.zp(t.dtype)), text)
+
+
 # op -> builder; a builder returns None where the op does not apply to its input
 OPS: dict[str, Callable[[G, T], T | None]] = {
     "CONV_2D": build_conv2d,
@@ -462,6 +483,8 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "RELU": _requantizing_unary("RELU"),
     "RELU6": _requantizing_unary("RELU6"),
     "HARD_SWISH": _requantizing_unary("HARD_SWISH"),
+    "LEAKY_RELU": build_leaky_relu,
+    "SQUARED_DIFFERENCE": build_squared_difference,
     "PAD": _pad("PAD"),
     "PADV2": _pad("PADV2"),
     "RESHAPE": build_reshape,

@@ -276,6 +276,16 @@ def _conv_bias(op: str, dtype: str, bias_scale: float) -> Net:
     return net
 
 
+def _fc16_bias_off() -> Net:
+    """16x8 FULLY_CONNECTED (int64 bias) whose bias scale is 0.5, not 0.05 * 0.01."""
+    net = Net()
+    x = net.input([1, 16], "int16", 0.05, 0)
+    w = net.const(np.ones((4, 16)), "int8", 0.01, 0)
+    b = net.const(np.arange(4) - 2, "int64", 0.5, 0)
+    net.op("FULLY_CONNECTED", [x, w, b], [net.tensor([1, 4], "int16", 0.1, 0)], "fc")
+    return net
+
+
 ISSUE15_REFUSED = {
     # name: (build, engine error, words in the message); the reference refuses each (asserted)
     "padv2 float32 paddings": (lambda: _padv2("float32"), UnsupportedError, "paddings of type float32"),
@@ -287,6 +297,7 @@ ISSUE15_REFUSED = {
     "fc bias scale off": (lambda: _fc_bias(0.05), UnsupportedError, "input scale * weight scale"),
     "fc bias scale just off": (lambda: _fc_bias(0.0005 + 0.0021), UnsupportedError, "<= 0.02"),
     "fc uint8 bias scale off": (lambda: _fc_bias(0.003, "uint8"), UnsupportedError, "bias scale"),
+    "fc int16 bias scale off": (_fc16_bias_off, UnsupportedError, "input scale * weight scale"),
     "conv uint8 bias scale off": (
         lambda: _conv_bias("CONV_2D", "uint8", 0.5),
         UnsupportedError,

@@ -61,6 +61,11 @@ MODULES = {
     "GATHER": "gather",
     "GATHER_ND": "gather",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm",
+    "LEAKY_RELU": "leaky_relu",
+    "SQUARED_DIFFERENCE": "squared_difference",
+    "EXP": "exp",
+    "REDUCE_MAX": "reduce_max",
+    "PRELU": "prelu",
 }
 
 
@@ -95,6 +100,9 @@ ARITY = {
     "UNPACK": (1, 1, ANY),
     "GATHER": (2, 2, 1),
     "GATHER_ND": (2, 2, 1),
+    "SQUARED_DIFFERENCE": (2, 2, 1),
+    "REDUCE_MAX": (2, 2, 1),
+    "PRELU": (2, 2, 1),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)

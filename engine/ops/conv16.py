@@ -27,7 +27,7 @@ from .common import (
     tensors,
     window,
 )
-from .quant_params import conv_multipliers, filter_zero_points
+from .quant_params import check_bias_scale, conv_multipliers, filter_zero_points
 
 
 def _operands(op: Op, g: Graph, values: list, rank: int, axis: int):
@@ -42,6 +42,7 @@ def _operands(op: Op, g: Graph, values: list, rank: int, axis: int):
     require(op, per_tensor(op, inp)[1] == 0 and per_tensor(op, out)[1] == 0, "int16 zero points must be 0")
     if filt.scale.size > 1:
         require(op, filt.quant_axis == axis, f"{filt.describe()}: per-channel axis must be {axis}")
+    check_bias_scale(op, inp, filt, bias, out)  # per-tensor FULLY_CONNECTED only, as the reference
     return inp, filt, bias, out
 
 
