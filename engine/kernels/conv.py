@@ -224,13 +224,23 @@ def requantize_double(acc, scale, out_zp, lo, hi):
     return min(max(np.int64(r) + out_zp, lo), hi)
 
 
+@njit(cache=True, inline="always")
+def _load_rows(x, r0, n, delta, rows):
+    """Rows r0 .. r0 + n of x, shifted by delta into the GEMM's operand type, into rows[:n]."""
+    k = x.shape[1]
+    for r in range(n):
+        for j in range(k):
+            rows[r, j] = np.int16(x[r0 + r, j]) + delta
+        rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
+
+
 @kernel
 def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, accs, out):
     """x: [B, K] int8/uint8, taken as x + delta into the GEMM's operand type (all_rows'); w: packed
     by gemm.pack_weights; scale: float64 per unit; out: [B, U]. PX rows per task. all_rows
     [threads, PX, kp] (kp: K rounded up to the k group) and accs [threads, PX * width]: each
     thread's scratch, from the plan (see conv2d)."""
-    bsz, k = x.shape
+    bsz = x.shape[0]
     units = out.shape[1]
     kp = all_rows.shape[2]
     width = blocks * OCB
@@ -239,10 +249,7 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
         rows, acc = all_rows[thread], accs[thread]
         r0 = t * PX
         n = min(PX, bsz - r0)
-        for r in range(n):
-            for j in range(k):
-                rows[r, j] = np.int16(x[r0 + r, j]) + delta
-            rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
+        _load_rows(x, r0, n, delta, rows)
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
             sums = acc[r * width : r * width + units]  # indexed from 0: see pad_input
@@ -256,7 +263,7 @@ def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
     out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp), the rule of TFLite Micro's
     FULLY_CONNECTED (integer_ops/fully_connected.h). rq: a Requant whose params() table holds each
     unit's bias, multiplier and shift; zeros: PX int64 zeros (no per-row offset here)."""
-    bsz, k = x.shape
+    bsz = x.shape[0]
     kp = all_rows.shape[2]
     width = blocks * OCB
     for t in prange(-(-bsz // PX)):
@@ -264,9 +271,6 @@ def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
         rows, acc = all_rows[thread], accs[thread]
         r0 = t * PX
         n = min(PX, bsz - r0)
-        for r in range(n):
-            for j in range(k):
-                rows[r, j] = np.int16(x[r0 + r, j]) + delta
-            rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
+        _load_rows(x, r0, n, delta, rows)
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         requantize_pixels(acc, width, zeros, rq, out[r0 : r0 + n])
