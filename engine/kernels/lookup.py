@@ -30,11 +30,20 @@ def table_runner(table: np.ndarray, size: int):
     table = np.ascontiguousarray(table)
     lookup = gather.pick(size // 16)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        x = np.ascontiguousarray(inputs[0]).reshape(-1).view(np.uint8)
-        lookup(x, outputs[0].reshape(-1), table)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(lookup, (flat(inputs[0], np.uint8), flat(outputs[0]), table))]
 
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        for fn, args in bind(inputs, outputs, scratch):
+            fn(*args)
+
+    run.bind = bind  # the planner binds the call once (ops/common.py Prepared.bind)
     return run
+
+
+def flat(a: np.ndarray, dtype=None) -> np.ndarray:
+    """a as one axis of dtype (default its own), never a copy: a bound call keeps the array it was given."""
+    return a.reshape(-1, copy=False).view(dtype or a.dtype)  # raises rather than copy
 
 
 @kernel

@@ -14,7 +14,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape, fail, require, tensors
+from .common import Prepared, Shape, bound, fail, require, tensors, view
 
 PLAIN_TYPES = ("int8", "int16", "int32", "int64", "float32", "bool")
 
@@ -84,14 +84,13 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     bounds = np.cumsum([0] + [s[axis] * inner for s in shapes]).tolist()
     lookups = [_lookup.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        out2d = outputs[0].reshape(outer, -1)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        out2d = view(outputs[0], (outer, -1))
+        calls = []
         for k, x in enumerate(inputs):
-            x2d = x.reshape(outer, -1)
-            view = out2d[:, bounds[k] : bounds[k + 1]]
-            if tables[k] is None:
-                view[...] = x2d
-            else:
-                lookups[k](x2d, view, tables[k])
+            x2d, part = view(x, (outer, -1)), out2d[:, bounds[k] : bounds[k + 1]]
+            copy = (np.copyto, (part, x2d))
+            calls.append(copy if tables[k] is None else (lookups[k], (x2d, part, tables[k])))
+        return calls
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

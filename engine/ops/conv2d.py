@@ -13,8 +13,10 @@ from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from .common import (
     Prepared,
+    bound,
     fused_activation,
     require,
+    view,
     window,
 )
 from .conv16 import prepare_conv16
@@ -134,12 +136,13 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     if not in_place:
         scratch.append(((n, win.hp, win.wp, c), ops.data_type))
 
-    def run(ins, outs, scratch):
+    def bind(ins, outs, scratch):
         if in_place:
-            flat = ins[0].reshape(-1)
-        else:
-            flat = scratch[3].reshape(-1)
-            pad_input(ins[0].reshape(-1), flat, padding)
-        conv(flat, packed, geo, plan, rq, scratch[0], scratch[1], scratch[2], outs[0])
+            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], outs[0]))]
+        flat = view(scratch[3])
+        return [
+            (pad_input, (view(ins[0]), flat, padding)),
+            (conv, (flat, packed, geo, plan, rq, *scratch[:3], outs[0])),
+        ]
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=scratch)
+    return bound([(n, oh, ow, oc)], bind, scratch)

@@ -17,9 +17,11 @@ from ..kernels import depthwise as D
 from ..kernels import requantize
 from .common import (
     Prepared,
+    bound,
     fused_activation,
     int_option,
     require,
+    view,
     window,
 )
 from .conv2d import gemm_conv
@@ -76,11 +78,13 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     offsets = np.zeros(ow, np.int32)  # none: the zero point is in the bias
     slack = (D.DPX * win.sw + 1) * cp + 64  # a step's pixels beyond the last row's end
 
-    def run(ins, outs, scratch):
+    def bind(ins, outs, scratch):
         flat = scratch[0]
-        pad_input(ins[0].reshape(-1), flat, padding)
-        depthwise_conv2d(flat, taps, geo, rq, chunks, scratch[1], offsets, outs[0])
+        return [
+            (pad_input, (view(ins[0]), flat, padding)),
+            (depthwise_conv2d, (flat, taps, geo, rq, chunks, scratch[1], offsets, outs[0])),
+        ]
 
     # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
     sums = ((numba.config.NUMBA_NUM_THREADS, -(-ow // D.DPX) * D.DPX * cp), np.int32)
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.uint8), sums])
+    return bound([(n, oh, ow, oc)], bind, [((padded_size + slack,), np.uint8), sums])

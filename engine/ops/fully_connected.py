@@ -18,7 +18,7 @@ from ..kernels import conv as K
 from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import profile_of, tflm
-from .common import Prepared, fused_activation, require
+from .common import Prepared, bound, fused_activation, require, view
 from .conv16 import prepare_fully_connected16
 from .quant_params import bias_vector, filter_zero_points, fold_zero_point, weighted_operands
 
@@ -69,27 +69,16 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         fixed = K.fully_connected_fixed.pick(work)
         zeros = np.zeros(PX, np.int64)
 
-        def run_fixed(ins, outs, scratch):
-            x, y = ins[0].reshape(rows, depth), outs[0].reshape(rows, units)
-            fixed(x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y)
+        def bind_fixed(ins, outs, scratch):
+            x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
+            return [(fixed, (x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y))]
 
-        return Prepared([out_shape], run_fixed, scratch=scratch)
+        return bound([out_shape], bind_fixed, scratch)
     fully_connected = K.fully_connected.pick(work)
 
-    def run(ins, outs, scratch):
-        fully_connected(
-            ins[0].reshape(rows, depth),
-            delta,
-            weights,
-            blocks,
-            bias_q,
-            scale,
-            out_zp,
-            lo,
-            hi,
-            scratch[0],
-            scratch[1],
-            outs[0].reshape(rows, units),
-        )
+    def bind(ins, outs, scratch):
+        x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
+        args = (x, delta, weights, blocks, bias_q, scale, out_zp, lo, hi, *scratch[:2], y)
+        return [(fully_connected, args)]
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)

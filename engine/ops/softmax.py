@@ -27,7 +27,7 @@ from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal
-from .common import Prepared, Shape, require, unary_8bit
+from .common import Prepared, Shape, bound, require, unary_8bit, view
 from .softmax16 import prepare_softmax16
 
 SCALED_DIFF_INTEGER_BITS = 5
@@ -111,16 +111,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
     softmax = _softmax.pick(rows * depth // 16)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        if rows * depth:
-            softmax(
-                np.ascontiguousarray(inputs[0]).reshape(-1),
-                outputs[0].reshape(-1),
-                rows,
-                depth,
-                table,
-                qmin,
-                qmax,
-            )
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        if not rows * depth:
+            return []
+        return [(softmax, (view(inputs[0]), view(outputs[0]), rows, depth, table, qmin, qmax))]
 
-    return Prepared([shape], run)
+    return bound([shape], bind)
