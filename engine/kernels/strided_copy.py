@@ -99,7 +99,7 @@ def _copy_tiled(src, offset, ext, st, out):
 
 def bits(a: np.ndarray) -> np.ndarray:
     """The flat array as unsigned integers of its item size (a view, no copy)."""
-    return a.reshape(-1).view(BITS[a.dtype.itemsize])
+    return a.reshape(-1, copy=False).view(BITS[a.dtype.itemsize])  # raises rather than copy
 
 
 class ViewCopy:
@@ -112,8 +112,12 @@ class ViewCopy:
         self.empty = int(np.prod(out_shape, dtype=np.int64)) == 0
 
     def __call__(self, src: np.ndarray, out: np.ndarray) -> None:
-        if not self.empty:
-            self.fn(bits(src), self.offset, self.ext, self.st, bits(out))
+        for fn, args in self.calls(src, out):
+            fn(*args)
+
+    def calls(self, src: np.ndarray, out: np.ndarray) -> list:
+        """The kernel call copying src to out, as (kernel, args) for a bound plan (ops/common.py bound)."""
+        return [] if self.empty else [(self.fn, (bits(src), self.offset, self.ext, self.st, bits(out)))]
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> list[int]:

@@ -53,14 +53,21 @@ class Prepared:
             self.bind = getattr(self.run, "bind", None)
 
 
-def bound(out_shapes: list[Shape], bind: Callable[..., list], scratch: list | None = None) -> Prepared:
-    """A Prepared whose run is the kernel calls bind(inputs, outputs, scratch) returns (see Prepared)."""
+def runner(bind: Callable[..., list]) -> Callable[..., None]:
+    """run(inputs, outputs, scratch) making the kernel calls bind(inputs, outputs, scratch) returns; it
+    carries bind, which the planner calls once per plan instead (see Prepared)."""
 
     def run(inputs: list, outputs: list, scratch: list) -> None:
         for fn, args in bind(inputs, outputs, scratch):
             fn(*args)
 
-    return Prepared(out_shapes, run, scratch or [], bind=bind)
+    run.bind = bind
+    return run
+
+
+def bound(out_shapes: list[Shape], bind: Callable[..., list], scratch: list | None = None) -> Prepared:
+    """A Prepared whose run is the kernel calls bind(inputs, outputs, scratch) returns (see Prepared)."""
+    return Prepared(out_shapes, runner(bind), scratch or [], bind=bind)
 
 
 def view(a: np.ndarray, shape=-1) -> np.ndarray:

@@ -21,7 +21,7 @@ from ..graph import Graph, Op
 from ..kernels.int16 import lookup16
 from ..kernels.lookup import flat, table_runner
 from ..numerics.gemmlowp import byte_values
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, per_tensor, require, require_types, runner, tensors
 
 # sigmoid(i / 24) in 0.16 fixed point (common.h sigmoid_table_uint16; hand-tuned values, not a formula)
 # fmt: off
@@ -62,12 +62,7 @@ def table16_runner(table: np.ndarray, size: int):
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         return [(lookup, (flat(inputs[0], np.uint16), flat(outputs[0]), table))]
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        for fn, args in bind(inputs, outputs, scratch):
-            fn(*args)
-
-    run.bind = bind  # the planner binds the call once (ops/common.py Prepared.bind)
-    return run
+    return runner(bind)
 
 
 def checked_log2(x: float) -> tuple[bool, int]:
