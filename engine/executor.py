@@ -269,9 +269,13 @@ class Plan:
 
 
 def _entry_point(fn, args: tuple):
-    """The compiled function behind a Numba dispatcher for exactly these arguments, else fn itself."""
+    """The compiled function behind a Numba dispatcher for these arguments (which it has just run), else
+    fn itself."""
     if not isinstance(fn, Dispatcher):
         return fn
+    compiled = list(fn.overloads.values())
+    if len(compiled) == 1:  # the one these arguments were dispatched to (as the dispatcher calls it)
+        return compiled[0].entry_point
     try:
         key = tuple(fn.typeof_pyval(a) for a in args)
     except Exception:  # noqa: BLE001 (an argument Numba cannot type: keep the dispatcher)

@@ -31,6 +31,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         out = outputs[0]
-        return [(np.copyto, (out[(slice(None),) * axis + (k,)], x)) for k, x in enumerate(inputs)]
+        at = [(slice(None),) * axis + (slice(k, k + 1),) for k in range(len(inputs))]  # views, even of 1-D
+        return [(np.copyto, (out[a], np.expand_dims(x, axis))) for a, x in zip(at, inputs)]
 
     return bound([out_shape], bind)
