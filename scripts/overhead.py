@@ -6,13 +6,14 @@
 Per-op overhead: a chain of N RELUs on an int8 [1, 4] tensor (each op a table lookup of 4 bytes),
 (time of N ops - time of 1 op) / (N - 1), medians of interleaved repetitions in this process.
 Load to first result: a fresh Python process imports the engine, loads the model (kernels from
-Numba's on-disk cache: the model runs once here first) and runs it once; wall seconds from the
-interpreter's start. On a shared machine both figures move with the load: compare runs taken together.
+Numba's on-disk cache, bytecode from .pyc files: a first process fills both) and runs it once;
+wall seconds from the interpreter's start. On a shared machine both figures move with the load: compare runs taken together.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -61,10 +62,12 @@ def per_op_overhead(n: int, rounds: int) -> tuple[float, float]:
 def load_to_first_result(model: str, repeat: int) -> float:
     """Median wall seconds of `repeat` fresh processes (after one that fills the caches)."""
     code = FRESH.format(model=model)
+    # bytecode cached as an installed package has it (an environment may turn the .pyc files off)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     runs = []
     for _ in range(repeat + 1):
         out = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
         )
         runs.append(float(out.stdout.split()[-1]))
     return statistics.median(runs[1:])
