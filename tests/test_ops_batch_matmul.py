@@ -170,3 +170,42 @@ def test_batch_matmul_type_refusals():
     net.op("BATCH_MATMUL", [x, r], [y], "bmm")
     with pytest.raises(UnsupportedError, match="zero points"):
         engine.load(net.build())
+
+
+# --- numerics="tflm": TFLite Micro's BATCH_MATMUL -------------------------------------------------------
+
+
+@pytest.mark.usefixtures("tflm")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_matmul_tflm(dtype):
+    """The same kernels in TFLite Micro: with these scales both profiles equal it."""
+    from tests.test_tflm import check_tflm
+
+    net = bmm_net(dtype, 1)
+    check_tflm(net, input_sets(net, 70), differs=False)
+
+
+# scales whose product rounds differently in float32 (the reference) and in double (TFLite Micro)
+PINNED = {
+    "int8": (0.0032666463, 0.002081147, 0.000821627, np.arange(-128, 128)),
+    "int16": (0.005564003, 0.052286703, 10.433246, np.random.default_rng(2).integers(-32768, 32768, 256)),
+}
+
+
+@pytest.mark.usefixtures("tflm")
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_batch_matmul_tflm_multiplier_in_double(dtype):
+    """Every product of 256 x 256 values through scales chosen so that the float32 and the double scale
+    products give different multipliers: the reference profile equals the reference (test above) and
+    differs from TFLite Micro, numerics='tflm' equals TFLite Micro."""
+    from tests.test_tflm import check_tflm
+
+    s_l, s_r, s_out, values = PINNED[dtype]
+    net = Net()
+    x = net.input([1, 256, 1], dtype, s_l, 0)
+    r = net.const(values.reshape(1, 256).astype(dtype), dtype, s_r, 0)
+    y = net.tensor([1, 256, 256], dtype, s_out, 0)
+    net.op("BATCH_MATMUL", [x, r], [y], f"bmm {dtype} pinned")
+    sets = [[values.reshape(1, 256, 1).astype(dtype)]]
+    check_tflm(net, sets, differs=True)
+    check(net, sets)  # and the reference profile is the reference's arithmetic

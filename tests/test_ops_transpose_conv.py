@@ -144,3 +144,28 @@ def test_transpose_conv_refusals(change, message):
     with pytest.raises(UnsupportedError, match=message) as info:
         engine.load(net.build())
     assert "TRANSPOSE_CONV" in str(info.value)
+
+
+# --- numerics="tflm": TFLite Micro runs the same reference functions --------------------------------------
+
+
+@pytest.mark.usefixtures("tflm")
+@pytest.mark.parametrize("scheme", ["int8_per_tensor", "int8_per_channel", "int16", "float32"])
+def test_transpose_conv_tflm(scheme):
+    from tests.test_tflm import check_tflm
+
+    net = tconv_net(scheme, 1, seed=9)
+    check_tflm(net, run_sets(net, 80, batches=(1, 1)), differs=False)
+
+
+@pytest.mark.usefixtures("tflm")
+def test_transpose_conv_uint8_refused_like_tflite_micro():
+    from tests.oracle import OracleError, micro_run
+
+    net = _one("uint8")
+    model = net.build()
+    with pytest.raises(OracleError):
+        micro_run(model, net.random_inputs(np.random.default_rng(0), 1))
+    with pytest.raises(UnsupportedError, match="TRANSPOSE_CONV.*uint8|uint8.*TRANSPOSE_CONV"):
+        engine.load(model, numerics="tflm")
+    engine.load(model)  # the reference runs it

@@ -9,6 +9,7 @@ lhs / rhs, the batch axes (ranks 2 to 5) broadcast where one side has 1.
 - int16 (zero points 0): the same with int64 sums and the int64 MultiplyByQuantizedMultiplier
   (BatchMatMul<int16_t, int64_t>).
 A constant int8 rhs without batch axes runs as FULLY_CONNECTED's GEMM (kernels/conv.py).
+TFLite Micro (batch_matmul.cc there) runs the same kernels but takes the scale product in double.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..kernels import gemm, requantize
 from ..kernels import transpose_conv as K
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..numerics import multipliers
+from ..profiles import profile_of, tflm
 from .common import Prepared, require, tensors
 from .quant_params import check_shift, fold_zero_point
 
@@ -58,8 +60,9 @@ def _batch_offsets(out_batch: tuple, batch: tuple, matrix: int) -> np.ndarray:
     return np.ascontiguousarray((idx * strides[:, None]).sum(axis=0).astype(np.int64))
 
 
-def _quantized(op: Op, lhs, rhs, out):
-    """(zp_l, zp_r, (multiplier, shift, zp_out, lo, hi)) of the int8 / int16 kernels."""
+def _quantized(op: Op, lhs, rhs, out, micro: bool):
+    """(zp_l, zp_r, (multiplier, shift, zp_out, lo, hi)) of the int8 / int16 kernels; micro: TFLite
+    Micro's multiplier, whose scale product is in double (measured: the reference's is float32)."""
     for t in (lhs, rhs, out):
         require(op, t.quantized and t.scale.size == 1, f"{t.describe()}: must be quantized per tensor")
     zps = [int(t.zero_point[0]) for t in (lhs, rhs, out)]
@@ -67,6 +70,8 @@ def _quantized(op: Op, lhs, rhs, out):
         require(op, zps == [0, 0, 0], "int16 zero points must be 0")
     mult, shift, real = multipliers.conv_multipliers(lhs.scale[0], rhs.scale, out.scale[0], 1, True)
     check_shift(op, int(shift[0]), float(real[0]))
+    if micro:
+        mult, shift = tflm.fc_multipliers(lhs.scale[0], rhs.scale, out.scale[0], 1)
     info = np.iinfo(out.np_dtype)
     return (
         zps[0],
@@ -90,7 +95,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     require(op, out.dtype == lhs.dtype, f"{out.describe()}: output type {out.dtype} (expected {lhs.dtype})")
     out_shape, lb, rb, m, k, n = _shapes(op, shapes)
     adj_x, adj_y = bool(op.options.get("adj_x", False)), bool(op.options.get("adj_y", False))
-    quant = _quantized(op, lhs, rhs, out) if lhs.dtype != "float32" else None
+    quant = _quantized(op, lhs, rhs, out, profile_of(g) == "tflm") if lhs.dtype != "float32" else None
     if (
         quant is not None
         and lhs.dtype == "int8"

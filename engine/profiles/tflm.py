@@ -235,6 +235,8 @@ DIFFERENCES = {
     "FULLY_CONNECTED": "the reference rescales in double, round(double(acc) * s_in*s_w/s_out); TFLite Micro uses "
     "the fixed-point M0, shift (MultiplyByQuantizedMultiplier, two roundings)",
     "MUL": "the multiplier s1*s2/s_out is computed in float32 by the reference, in double by TFLite Micro",
+    "BATCH_MATMUL": "the product s_lhs*s_rhs of its multiplier is taken in float32 by the reference, in double by "
+    "TFLite Micro",
     "ADD": "int16 with power-of-two scales: the reference shifts (pot_scale_int16); TFLite Micro always takes "
     "the general rescale path",
     "SUB": "the reference runs ADD with input 2's multiplier negated; TFLite Micro rescales both inputs and "
