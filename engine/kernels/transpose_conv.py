@@ -95,10 +95,15 @@ def tconv_col2im(cols, width, geo, col_bias, rq, all_acc, zeros, out):
         requantize_pixels(acc, oc, zeros, rq, out[b, oy])
 
 
+GROUP = 8  # output pixels of one row summed together: each weight vector is loaded once for them
+
+
 @njit(inline="always", cache=True)
-def _gather(x, w, b, oy, ox, geo, acc):
-    """acc[o] += the products landing on output (b, oy, ox), in the reference's order: input rows
-    ascending (taps ky descending), then pixels, then input channels. w [kh, kw, ic, oc]."""
+def _gather(x, w, b, oy, r, q0, count, geo, acc):
+    """acc[p, o] += the products landing on output (b, oy, r + (q0 + p) * sw), p < count, in the
+    reference's order for each: input rows ascending (taps ky descending), then pixels (kx
+    descending), then input channels. Outputs of one residue r mod sw take the same taps kx, from
+    consecutive input pixels. w [kh, kw, ic, oc]; acc [GROUP * oc] flat."""
     h, wd, kh, kw, sh, sw, top, left, _, _ = geo
     ic, oc = w.shape[2], w.shape[3]
     for ky in range(kh - 1, -1, -1):
@@ -106,14 +111,18 @@ def _gather(x, w, b, oy, ox, geo, acc):
         if iy < 0:
             continue
         for kx in range(kw - 1, -1, -1):
-            ix = _source(ox, left, kx, sw, wd)
-            if ix < 0:
+            t = r + left - kx
+            if t % sw != 0:
                 continue
+            ix0 = t // sw + q0  # the input pixel of output p = 0
+            first, last = max(0, -ix0), min(count, wd - ix0)
             for c in range(ic):
-                v = x[b, iy, ix, c]
                 taps = w[ky, kx, c]
-                for o in range(oc):
-                    acc[o] += v * taps[o]
+                for p in range(first, last):
+                    v = x[b, iy, ix0 + p, c]
+                    row = acc[p * oc : (p + 1) * oc]
+                    for o in range(oc):
+                        row[o] += v * taps[o]
 
 
 @kernel
@@ -121,31 +130,41 @@ def tconv_float(x, w, bias, has_bias, lo, hi, geo, all_acc, out):
     """float32: the sums in the reference's order, then + bias (when there is one), then the clamp
     of the fused activation as ActivationFunctionWithMinMax."""
     n, oh, ow, oc = out.shape
+    sw = geo.sw
     for task in prange(n * oh):
         b, oy = task // oh, task % oh
         acc = all_acc[numba.get_thread_id()]
-        for ox in range(ow):
-            acc[:] = 0
-            _gather(x, w, b, oy, ox, geo, acc)
-            for o in range(oc):
-                v = acc[o] + bias[o] if has_bias else acc[o]
-                v = lo if v < lo else v  # noqa: FURB136 (std::max/min: a NaN stays NaN)
-                out[b, oy, ox, o] = hi if hi < v else v  # noqa: FURB136
+        for r in range(min(sw, ow)):
+            for q0 in range(0, -(-(ow - r) // sw), GROUP):
+                count = min(GROUP, -(-(ow - r) // sw) - q0)
+                acc[:] = 0
+                _gather(x, w, b, oy, r, q0, count, geo, acc)
+                for p in range(count):
+                    ox = r + (q0 + p) * sw
+                    for o in range(oc):
+                        v = acc[p * oc + o] + bias[o] if has_bias else acc[p * oc + o]
+                        v = lo if v < lo else v  # noqa: FURB136 (std::max/min: a NaN stays NaN)
+                        out[b, oy, ox, o] = hi if hi < v else v  # noqa: FURB136
 
 
 @kernel
 def tconv_int16(x, w, bias, mult, shift, lo, hi, geo, all_acc, out):
     """int16 x int8: int64 sums, + the int64 bias, MultiplyByQuantizedMultiplier(int64), clamp."""
     n, oh, ow, oc = out.shape
+    sw = geo.sw
     for task in prange(n * oh):
         b, oy = task // oh, task % oh
         acc = all_acc[numba.get_thread_id()]
-        for ox in range(ow):
-            acc[:] = 0
-            _gather(x, w, b, oy, ox, geo, acc)
-            for o in range(oc):
-                v = mbqm64(acc[o] + bias[o], mult[o], shift[o])
-                out[b, oy, ox, o] = min(max(v, lo), hi)
+        for r in range(min(sw, ow)):
+            for q0 in range(0, -(-(ow - r) // sw), GROUP):
+                count = min(GROUP, -(-(ow - r) // sw) - q0)
+                acc[:] = 0
+                _gather(x, w, b, oy, r, q0, count, geo, acc)
+                for p in range(count):
+                    ox = r + (q0 + p) * sw
+                    for o in range(oc):
+                        v = mbqm64(acc[p * oc + o] + bias[o], mult[o], shift[o])
+                        out[b, oy, ox, o] = min(max(v, lo), hi)
 
 
 # --- BATCH_MATMUL --------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def _prepare_float(op, filt, bias, w, bias_value, out_shape, geo) -> Prepared:
     def run(ins, outs, scratch):
         fn(ins[2], weights, b, has_bias, lo, hi, geo, scratch[0], outs[0])
 
-    return Prepared([out_shape], run, scratch=[((threads, out_shape[3]), np.float32)])
+    return Prepared([out_shape], run, scratch=[((threads, K.GROUP * out_shape[3]), np.float32)])
 
 
 def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepared:
@@ -132,7 +132,7 @@ def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepa
     def run(ins, outs, scratch):
         fn(ins[2], weights, b, mult, shift, lo, hi, geo, scratch[0], outs[0])
 
-    return Prepared([out_shape], run, scratch=[((threads, oc), np.int64)])
+    return Prepared([out_shape], run, scratch=[((threads, K.GROUP * oc), np.int64)])
 
 
 def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepared:
