@@ -209,3 +209,14 @@ def test_batch_matmul_tflm_multiplier_in_double(dtype):
     sets = [[values.reshape(1, 256, 1).astype(dtype)]]
     check_tflm(net, sets, differs=True)
     check(net, sets)  # and the reference profile is the reference's arithmetic
+
+
+def test_batch_matmul_macs():
+    from engine.stats import model_macs
+
+    net = Net()
+    x = net.input([1, 2, 5, 3], "float32")  # adj_x: m = 3, k = 5
+    r = net.const(np.ones((2, 5, 4), np.float32), "float32")
+    y = net.tensor([1, 2, 3, 4], "float32")
+    net.op("BATCH_MATMUL", [x, r], [y], "bmm", adj_x=True)
+    assert model_macs(engine.load(net.build())) == 2 * 3 * 4 * 5

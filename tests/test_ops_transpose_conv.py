@@ -169,3 +169,11 @@ def test_transpose_conv_uint8_refused_like_tflite_micro():
     with pytest.raises(UnsupportedError, match="TRANSPOSE_CONV.*uint8|uint8.*TRANSPOSE_CONV"):
         engine.load(model, numerics="tflm")
     engine.load(model)  # the reference runs it
+
+
+def test_transpose_conv_macs():
+    """engine.inspect / stats count every input value times every tap of every output channel."""
+    from engine.stats import model_macs
+
+    m = engine.load(_one("int8_per_channel").build())  # input [1, 4, 5, 3], weights [5, 3, 3, 3]
+    assert model_macs(m) == 4 * 5 * 3 * 5 * 3 * 3 and model_macs(m, batch=2) == 2 * model_macs(m)
