@@ -220,3 +220,25 @@ def test_batch_matmul_macs():
     y = net.tensor([1, 2, 3, 4], "float32")
     net.op("BATCH_MATMUL", [x, r], [y], "bmm", adj_x=True)
     assert model_macs(engine.load(net.build())) == 2 * 3 * 4 * 5
+
+
+@pytest.mark.parametrize("const", [False, True])
+def test_batch_matmul_int8_to_int32(const):
+    """int8 x int8 -> int32 (the reference's EvalInt8Int32): the sums of the stored values, zero points
+    ignored; wrapping int32 sums with a deep k. TFLite Micro refuses an int32 output, so does tflm."""
+    rng = np.random.default_rng(11 + const)
+    net = Net()
+    for n, (lb, m, k, nn, adj_x, adj_y) in enumerate(
+        [((3,), 4, 5, 6, False, False), ((3, 2), 2, 70000, 3, True, True)]
+    ):
+        x = net.input([*lb, *((k, m) if adj_x else (m, k))], "int8", 0.1, 5)
+        rshape = [*lb, *((nn, k) if adj_y else (k, nn))]
+        if const:
+            r = net.const(rng.integers(-128, 128, rshape).astype(np.int8), "int8", 0.2, -3)
+        else:
+            r = net.input(rshape, "int8", 0.2, -3)
+        y = net.tensor([*lb, m, nn], "int32", 0.02, 0)
+        net.op("BATCH_MATMUL", [x, r], [y], f"int32 out {n}", adj_x=adj_x, adj_y=adj_y)
+    check(net, input_sets(net, 12))
+    with pytest.raises(UnsupportedError, match="int32 output"):
+        engine.load(net.build(), numerics="tflm")

@@ -213,11 +213,14 @@ def matmul_float(lhs, rhs, mm, all_acc, out):
         out[t * n : (t + 1) * n] = acc
 
 
+RESCALE8, RESCALE16, RAW32 = 0, 1, 2  # matmul_int modes
+
+
 @kernel
-def matmul_int(lhs, rhs, mm, zl, zr, rq, wide, all_acc, out):
-    """int8 (int32 sums) or int16 (int64 sums, wide): sum (l - zl)(r - zr), then
-    MultiplyByQuantizedMultiplier (its int64 form for int16) + zero point, clamped.
-    rq: (multiplier, shift, out_zp, lo, hi)."""
+def matmul_int(lhs, rhs, mm, zl, zr, rq, mode, all_acc, out):
+    """sum (l - zl)(r - zr) in int32 (RESCALE8, RAW32) or int64 (RESCALE16), then
+    MultiplyByQuantizedMultiplier (its int64 form for RESCALE16) + zero point, clamped, or (RAW32)
+    the int32 sum itself. rq: (multiplier, shift, out_zp, lo, hi)."""
     m, k, n, li, lk, lhs_at, rhs_at = mm
     mult, shift, out_zp, lo, hi = rq
     for t in prange(lhs_at.size * m):
@@ -232,7 +235,10 @@ def matmul_int(lhs, rhs, mm, zl, zr, rq, wide, all_acc, out):
                 acc[j] += a * (r[j] - zr)
         row = out[t * n : (t + 1) * n]
         for j in range(n):
-            if wide:
+            if mode == RAW32:
+                row[j] = acc[j]
+                continue
+            if mode == RESCALE16:
                 v = mbqm64(np.int64(acc[j]), mult, shift)
             else:
                 v = _mbqm32(acc[j], mult, shift)

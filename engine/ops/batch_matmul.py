@@ -8,6 +8,7 @@ lhs / rhs, the batch axes (ranks 2 to 5) broadcast where one side has 1.
   with s_l * s_r (in float32, GetQuantizedConvolutionMultipler) / s_out, + zp_out; no activation.
 - int16 (zero points 0): the same with int64 sums and the int64 MultiplyByQuantizedMultiplier
   (BatchMatMul<int16_t, int64_t>).
+- int8 x int8 -> int32 (EvalInt8Int32): the int32 sums of the stored values, zero points ignored.
 A constant int8 rhs without batch axes runs as FULLY_CONNECTED's GEMM (kernels/conv.py).
 TFLite Micro (batch_matmul.cc there) runs the same kernels but takes the scale product in double.
 """
@@ -82,48 +83,48 @@ def _quantized(op: Op, lhs, rhs, out, micro: bool):
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     (lhs, rhs), (out,) = tensors(op, g)
-    require(
-        op, lhs.dtype in ("float32", "int8", "int16"), f"{lhs.describe()}: type {lhs.dtype} not supported"
-    )
+    types = ("float32", "int8", "int16")
+    require(op, lhs.dtype in types, f"{lhs.describe()}: type {lhs.dtype} not supported")
     hybrid = lhs.dtype == "float32" and rhs.dtype == "int8"
-    require(
-        op,
-        not hybrid,
-        f"{rhs.describe()}: hybrid float32 x int8 (weights dequantized on the fly) not supported",
-    )
+    require(op, not hybrid, f"{rhs.describe()}: hybrid float32 x int8 (dequantized on the fly) not supported")
     require(op, rhs.dtype == lhs.dtype, f"{rhs.describe()}: type {rhs.dtype} differs from lhs {lhs.dtype}")
-    require(op, out.dtype == lhs.dtype, f"{out.describe()}: output type {out.dtype} (expected {lhs.dtype})")
+    raw = lhs.dtype == "int8" and out.dtype == "int32"  # the reference's EvalInt8Int32
+    want = "int32" if raw else lhs.dtype
+    require(op, out.dtype == want, f"{out.describe()}: output type {out.dtype} (expected {lhs.dtype})")
     out_shape, lb, rb, m, k, n = _shapes(op, shapes)
     adj_x, adj_y = bool(op.options.get("adj_x", False)), bool(op.options.get("adj_y", False))
-    quant = _quantized(op, lhs, rhs, out, profile_of(g) == "tflm") if lhs.dtype != "float32" else None
-    if (
-        quant is not None
-        and lhs.dtype == "int8"
-        and values[1] is not None
-        and not adj_x
-        and all(d == 1 for d in rb)
-    ):
+    quant = None
+    if raw:  # the int32 sums of the stored values: zero points ignored (measured)
+        quant = 0, 0, (np.int64(0), np.int64(0), np.int64(0), 0, 0)
+    elif lhs.dtype != "float32":
+        quant = _quantized(op, lhs, rhs, out, profile_of(g) == "tflm")
+    if lhs.dtype == "int8" and not raw and values[1] is not None and not adj_x and all(d == 1 for d in rb):
         return _prepare_fc(values[1], adj_y, out_shape, (m, k, n), quant)
     mm = K.MatMul(
-        m,
-        k,
-        n,
-        *((1, m) if adj_x else (k, 1)),
-        _batch_offsets(out_shape[:-2], lb, m * k),
-        _batch_offsets(out_shape[:-2], rb, k * n),
-    )
+        m, k, n, *((1, m) if adj_x else (k, 1)),
+        _batch_offsets(out_shape[:-2], lb, m * k), _batch_offsets(out_shape[:-2], rb, k * n),
+    )  # fmt: skip
+    mode = None if quant is None else K.RAW32 if raw else K.RESCALE16 if lhs.dtype == "int16" else K.RESCALE8
+    return _prepare_loops(mm, quant, mode, (shapes[1], rhs.np_dtype, values[1], adj_y), out_shape)
+
+
+def _prepare_loops(mm: K.MatMul, quant, mode, rhs_info, out_shape) -> Prepared:
+    """The kernels of kernels/transpose_conv.py: rhs as [.., k, n] (adj_y: transposed at prepare if
+    constant, else into scratch at each run)."""
+    rhs_shape, rhs_type, rhs_value, adj_y = rhs_info
+    k, n = mm.k, mm.n
     rhs_kn = None
-    if values[1] is not None:  # [.., k, n] once, at prepare
-        r = np.asarray(values[1])
+    if rhs_value is not None:
+        r = np.asarray(rhs_value)
         rhs_kn = np.ascontiguousarray(np.swapaxes(r, -1, -2) if adj_y else r).reshape(-1)
-    rows = int(np.prod(out_shape[:-1]))
-    work = rows * k * n // 16
+    work = int(np.prod(out_shape[:-1])) * k * n // 16
     threads = numba.config.NUMBA_NUM_THREADS
-    acc_type = np.float32 if quant is None else np.int64 if lhs.dtype == "int16" else np.int32
+    acc_type = np.float32 if quant is None else np.int64 if mode == K.RESCALE16 else np.int32
     scratch = [((threads, n), acc_type)]
-    swap = K.swap_last.pick(int(np.prod(shapes[1])))
+    size = int(np.prod(rhs_shape))
+    swap = K.swap_last.pick(size)
     if adj_y and rhs_kn is None:
-        scratch.append(((int(np.prod(shapes[1])),), rhs.np_dtype))
+        scratch.append(((size,), rhs_type))
     if quant is None:
         fn = K.matmul_float.pick(work)
 
@@ -132,10 +133,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     else:
         zl, zr, rq = quant
         fn = K.matmul_int.pick(work)
-        wide = lhs.dtype == "int16"
 
         def compute(x, r, s, y):
-            fn(x, r, mm, zl, zr, rq, wide, s[0], y)
+            fn(x, r, mm, zl, zr, rq, mode, s[0], y)
 
     def run(ins, outs, scratch):
         r = rhs_kn

@@ -72,6 +72,8 @@ def refusal(op: Op, g: Graph) -> str | None:
         reason = _fc_bias_scale(*(g.tensors[i] for i in (*op.inputs[:3], op.outputs[0])))
         if reason:
             return reason
+    if op.type == "BATCH_MATMUL" and g.tensors[op.outputs[0]].dtype != g.tensors[op.inputs[0]].dtype:
+        return "BATCH_MATMUL with an int32 output ('LHS input must match output type. INT32 output not supported')"
     if op.type == "SOFTMAX" and g.tensors[op.outputs[0]].dtype == "int8":
         out = g.tensors[op.outputs[0]]
         if out.quantized and (np.float32(out.scale[0]) != np.float32(1 / 256) or out.zero_point[0] != -128):
