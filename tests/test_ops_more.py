@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.harness import Net, check, run_sets
+import engine
+from tests.harness import Net, cached_reference, check, run_sets
 
 pytestmark = pytest.mark.usefixtures("litert")
 
@@ -145,3 +146,58 @@ def test_prelu(dtype):
         al = net.const(data, dtype, *qa)
         net.op("PRELU", [x, al], [net.tensor(shape, dtype, *qo)], f"PRELU {shape} alpha {a_shape}")
     check(net, run_sets(net, 27, (1, 3)))
+
+
+# --- SUM ------------------------------------------------------------------------------------------
+
+SUM_CASES = [  # shape, axes, keep_dims
+    ([1, 4, 5, 6], [1, 2], True),
+    ([1, 4, 5, 6], [1, 2], False),
+    ([1, 4, 5, 6], [-1], False),
+    ([1, 4, 5, 6], [3, 1, -1], True),
+    ([1, 4, 5, 6], [2, 0], False),
+    ([1, 3, 7], [0], False),
+    ([1, 3, 7], [0, 2, 1], True),
+    ([1, 8], [1, 1], False),
+]
+# (input, output) quantization: differing, and one quantization in and out (rescaled all the same)
+SUM_Q = {
+    "uint8": [((0.05, 3), (0.4, 100)), ((0.02, 130), (0.5, 10)), ((0.05, 3), (0.05, 3))],
+    "int8": [((0.05, -2), (0.3, 7)), ((0.01, 100), (1.0, -128)), ((0.05, -2), (0.05, -2))],
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "int8", "int32", "int64"])
+def test_sum(dtype):
+    net = Net()
+    for shape, axes, keep in SUM_CASES:
+        for qi, qo in SUM_Q.get(dtype, [((None, None), (None, None))]):
+            x = net.input(shape, dtype, *qi)
+            ax = {a % len(shape) for a in axes}
+            out = (
+                [1 if d in ax else n for d, n in enumerate(shape)]
+                if keep
+                else [n for d, n in enumerate(shape) if d not in ax]
+            )
+            ins = [x, net.const(np.array(axes, np.int32).reshape(len(axes)), "int32")]
+            net.op("SUM", ins, [net.tensor(out, dtype, *qo)], f"SUM {shape} {axes} {keep} {qi} {qo}", keep_dims=keep)
+    sets = run_sets(net, 28, (1, 3))
+    if dtype == "float32":
+        sets[0][0][0, 0, 0, :3] = [-0.0, 1e30, -1e30]
+    check(net, sets)
+
+
+def test_sum_float_all_axes():
+    """Every axis reduced: ReduceAllDims starts from the first element (a -0.0 alone stays -0.0),
+    on enough elements that a split across threads would change the float32 sum."""
+    net = Net()
+    for shape in ([1, 64, 70], [1, 1], [1, 3]):
+        x = net.input(shape, "float32")
+        axes = net.const(np.arange(len(shape), dtype=np.int32), "int32")
+        net.op("SUM", [x, axes], [net.tensor([], "float32")], f"SUM all {shape}", keep_dims=False)
+    sets = run_sets(net, 29, (1, 2))
+    sets[0][1][:] = -0.0
+    check(net, sets)
+    ref = cached_reference(net.build(), sets)[0]["outputs"][1]  # check() compares -0.0 == 0.0
+    got = engine.load(net.build()).run(list(sets[0]))[1]
+    assert np.signbit(ref) and np.signbit(got)

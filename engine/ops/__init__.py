@@ -66,6 +66,7 @@ MODULES = {
     "EXP": "exp",
     "REDUCE_MAX": "reduce_max",
     "PRELU": "prelu",
+    "SUM": "reduce_sum",
 }
 
 
@@ -103,6 +104,7 @@ ARITY = {
     "SQUARED_DIFFERENCE": (2, 2, 1),
     "REDUCE_MAX": (2, 2, 1),
     "PRELU": (2, 2, 1),
+    "SUM": (2, 2, 1),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)

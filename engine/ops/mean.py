@@ -62,38 +62,37 @@ def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
     return (m << k) // n, shift - k
 
 
-def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+def reduce_geometry(
+    op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]
+) -> tuple[Shape, list[int], Shape]:
+    """The reduce ops' shared checks (MEAN, SUM, REDUCE_MAX): constant int32 axes, a non-empty input;
+    returns (input shape, resolved axes, output shape under keep_dims)."""
     ins, outs = tensors(op, g)
     src, axes_t, dst = ins[0], ins[1], outs[0]
-    require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
-    require_types(op, dst, (src.dtype,))
     require(op, axes_t.dtype == "int32", f"{axes_t.describe()}: axes must be int32")
     require(op, values[1] is not None, f"{axes_t.describe()}: axes must be known before running")
-    s_in, zp_in = per_tensor(op, src)
-    s_out, zp_out = per_tensor(op, dst)
-    require(op, s_in > 0 and s_out > 0, "scales must be positive")
     in_shape = tuple(shapes[0])
-    rank = len(in_shape)
-    axes = resolve_axes(op, np.asarray(values[1]), rank)
-    keep = bool(op.options.get("keep_dims", False))
-    if keep:
+    axes = resolve_axes(op, np.asarray(values[1]), len(in_shape))
+    require(op, int(np.prod(in_shape, dtype=np.int64)) > 0, "empty input not supported")
+    if op.options.get("keep_dims", False):
         out_shape = tuple(1 if d in axes else n for d, n in enumerate(in_shape))
     else:
         out_shape = tuple(n for d, n in enumerate(in_shape) if d not in axes)
-    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
-    require(op, n > 0 and int(np.prod(in_shape, dtype=np.int64)) > 0, "empty input not supported")
-    info = np.iinfo(dst.np_dtype)
-    if not axes:  # ReduceIsCopy
+    return in_shape, axes, out_shape
 
-        def run_copy(inputs: list, outputs: list, scratch: list) -> None:
-            np.copyto(outputs[0], inputs[0].reshape(out_shape))
 
-        return Prepared([out_shape], run_copy)
-    m, shift = mean_multiplier(s_in, s_out, n)
-    offset = zp_in * n
-    reduce_axes = tuple(axes)
+def requantized_sum(
+    in_shape: Shape, axes: list[int], out_shape: Shape, mult: tuple[int, int], zps: tuple[int, int], dtype
+) -> Prepared:
+    """QuantizedMeanOrSum's arithmetic: the int32 sum over axes less zp_in * n, rescaled by mult =
+    (multiplier, shift) (MEAN folds 1/n into it, SUM does not), plus zp_out, saturated to dtype."""
+    m, shift = mult
+    zp_in, zp_out = zps
+    info = np.iinfo(dtype)
     lo, hi = int(info.min), int(info.max)
+    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    offset = zp_in * n
     first, last = min(axes), max(axes)
     if last - first + 1 == len(axes):  # one contiguous block of axes (the spatial [1, 2] case)
         block = (
@@ -113,6 +112,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return Prepared([out_shape], run_block, scratch=[accs])
     sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
     finish = _finish.pick(int(np.prod(sums_shape)))
+    reduce_axes = tuple(axes)
 
     def run(inputs: list, outputs: list, scratch: list) -> None:
         sums = scratch[0]
@@ -120,3 +120,23 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
 
     return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    src, dst = ins[0], outs[0]
+    require_types(op, src, ("uint8", "int8", "int16"))
+    require_types(op, dst, (src.dtype,))
+    in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
+    s_in, zp_in = per_tensor(op, src)
+    s_out, zp_out = per_tensor(op, dst)
+    require(op, s_in > 0 and s_out > 0, "scales must be positive")
+    if not axes:  # ReduceIsCopy
+
+        def run_copy(inputs: list, outputs: list, scratch: list) -> None:
+            np.copyto(outputs[0], inputs[0].reshape(out_shape))
+
+        return Prepared([out_shape], run_copy)
+    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    mult = mean_multiplier(s_in, s_out, n)
+    return requantized_sum(in_shape, axes, out_shape, mult, (zp_in, zp_out), dst.np_dtype)

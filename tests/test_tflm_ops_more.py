@@ -1,0 +1,76 @@
+"""numerics="tflm" against TFLite Micro on the ops and types of issue 10's last gaps (SUM,
+L2_NORMALIZATION, the int16 elementwise ops): one-op graphs at batch 1, bit for bit, with the
+reference profile differing exactly where the two runtimes' kernels differ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from tests.harness import Net
+from tests.oracle import OracleError, micro_run_many
+from tests.test_tflm import check_tflm, random_sets
+
+pytestmark = pytest.mark.usefixtures("tflm")
+
+
+def _sum_net(dtype: str, qs) -> Net:
+    net = Net()
+    for shape, axes, keep in (
+        ([1, 4, 5, 6], [1, 2], True),
+        ([1, 4, 5, 6], [3, -3], False),
+        ([1, 9], [0, 1], False),
+    ):
+        for qi, qo in qs:
+            x = net.input(shape, dtype, *qi)
+            ax = {a % len(shape) for a in axes}
+            out = (
+                [1 if d in ax else n for d, n in enumerate(shape)]
+                if keep
+                else [n for d, n in enumerate(shape) if d not in ax]
+            )
+            ins = [x, net.const(np.array(axes, np.int32), "int32")]
+            net.op("SUM", ins, [net.tensor(out, dtype, *qo)], f"SUM {shape} {axes} {qi} {qo}", keep_dims=keep)
+    return net
+
+
+def test_sum_int8():
+    """int8: TFLite Micro sums the int8 values; LiteRT's reference reads them as uint8 bytes."""
+    net = _sum_net("int8", [((0.05, -2), (0.3, 7)), ((0.01, 100), (1.0, -128)), ((0.05, -2), (0.05, -2))])
+    check_tflm(net, random_sets(net, 50), differs=True)
+
+
+def test_sum_float32():
+    """float32: TFLite Micro starts every sum from 0, also when every axis is reduced (the reference's
+    ReduceAllDims starts from the first element: a [1, 9] of -0.0 sums to -0.0 there, +0.0 in TFLM)."""
+    net = _sum_net("float32", [((None, None), (None, None))])
+    sets = random_sets(net, 51)
+    sets[0][2][:] = -0.0
+    check_tflm(net, sets, differs=False)  # equal values (-0.0 == 0.0)
+    want = micro_run_many(net.build(), sets[:1])[0]["outputs"][2]
+    tflm = engine.load(net.build(), numerics="tflm").run(list(sets[0]))[2]
+    ref = engine.load(net.build()).run(list(sets[0]))[2]
+    assert not np.signbit(want) and not np.signbit(tflm) and np.signbit(ref)
+
+
+def test_sum_int16():
+    """int16: TFLite Micro rescales the int16 sums (the reference profile refuses int16 SUM)."""
+    net = _sum_net("int16", [((0.01, 0), (0.3, 0)), ((0.002, 0), (0.002, 0))])
+    model = net.build()
+    sets = random_sets(net, 52)
+    wants = micro_run_many(model, sets)
+    m = engine.load(model, numerics="tflm")
+    for xs, want in zip(sets, wants):
+        for label, got, w in zip(net.labels, m.run(list(xs)), want["outputs"]):
+            assert np.array_equal(got, w), label
+    with pytest.raises(engine.UnsupportedError, match="SUM"):
+        engine.load(model)
+
+
+def test_sum_int32_refused():
+    net = _sum_net("int32", [((None, None), (None, None))])
+    with pytest.raises(OracleError):
+        micro_run_many(net.build(), random_sets(net, 53, 1))
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(net.build(), numerics="tflm")
