@@ -8,6 +8,7 @@ import pytest
 
 import engine
 from tests.harness import Net, cached_reference, check, run_sets
+from tests.oracle import OracleError, reference_run_many
 
 pytestmark = pytest.mark.usefixtures("litert")
 
@@ -201,3 +202,47 @@ def test_sum_float_all_axes():
     ref = cached_reference(net.build(), sets)[0]["outputs"][1]  # check() compares -0.0 == 0.0
     got = engine.load(net.build()).run(list(sets[0]))[1]
     assert np.signbit(ref) and np.signbit(got)
+
+
+# --- L2_NORMALIZATION -----------------------------------------------------------------------------
+
+L2_IN = {"uint8": [(0.05, 128), (0.1, 3)], "int8": [(0.05, -3), (0.02, 100)]}
+L2_OUT = {"uint8": (1 / 128, 128), "int8": (1 / 128, 0)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "int8"])
+def test_l2_normalization(dtype):
+    net = Net()
+    for k, shape in enumerate(([1, 4, 5, 16], [1, 300], [1, 3, 1], [1, 2, 3, 4, 5], [1])):
+        qi = L2_IN[dtype][k % 2] if dtype in L2_IN else (None, None)
+        qo = L2_OUT.get(dtype, (None, None))
+        x = net.input(shape, dtype, *qi)
+        net.op("L2_NORMALIZATION", [x], [net.tensor(shape, dtype, *qo)], f"L2_NORMALIZATION {shape} {qi}")
+    sets = run_sets(net, 30, (1, 3))
+    if dtype != "float32":  # rows at the zero point (sum 0) and one step from it (sum 1)
+        zp = L2_IN[dtype][0][1]
+        sets[0][0][0, 0, 0] = zp
+        sets[0][0][0, 0, 1] = zp
+        sets[0][0][0, 0, 1, 3] = zp + 1
+    else:
+        sets[0][0][0, 0, 0] = 0
+        sets[0][0][0, 0, 1] = 1e-8
+    check(net, sets)
+
+
+def both_refuse(net: Net, match: str) -> None:
+    """The reference fails to prepare or run the graph, and the engine refuses it at load."""
+    with pytest.raises(OracleError):
+        reference_run_many(net.build(), run_sets(net, 31, (1,)))
+    with pytest.raises(engine.UnsupportedError, match=match):
+        engine.load(net.build())
+
+
+@pytest.mark.parametrize(
+    "dtype, qo", [("int8", (1 / 128, 5)), ("int8", (1 / 64, 0)), ("uint8", (1 / 128, 0)), ("int16", (1 / 32768, 0))]
+)
+def test_l2_normalization_refused(dtype, qo):
+    net = Net()
+    x = net.input([1, 8], dtype, 0.05, 0)
+    net.op("L2_NORMALIZATION", [x], [net.tensor([1, 8], dtype, *qo)], "L2")
+    both_refuse(net, "L2_NORMALIZATION")

@@ -74,3 +74,35 @@ def test_sum_int32_refused():
         micro_run_many(net.build(), random_sets(net, 53, 1))
     with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
         engine.load(net.build(), numerics="tflm")
+
+
+def test_l2_normalization():
+    """int8 and float32: TFLite Micro's arithmetic is the reference's (an output scale other than 1/128
+    is the reference's refusal only: TFLM writes the same bytes)."""
+    for dtype, qo in (("int8", (1 / 128, 0)), ("float32", (None, None))):
+        net = Net()
+        for k, shape in enumerate(([1, 4, 5, 16], [1, 300], [1, 3, 1])):
+            qi = ((0.05, -3), (0.02, 100))[k % 2] if dtype == "int8" else (None, None)
+            x = net.input(shape, dtype, *qi)
+            net.op("L2_NORMALIZATION", [x], [net.tensor(shape, dtype, *qo)], f"L2 {shape} {qi}")
+        check_tflm(net, random_sets(net, 54), differs=False)
+    net = Net()
+    x = net.input([1, 16], "int8", 0.05, -3)
+    net.op("L2_NORMALIZATION", [x], [net.tensor([1, 16], "int8", 0.5, 7)], "L2 output 0.5, 7")
+    sets = random_sets(net, 55)
+    want = micro_run_many(net.build(), sets)
+    m = engine.load(net.build(), numerics="tflm")
+    assert all(np.array_equal(m.run(xs[0])[0], w["outputs"][0]) for xs, w in zip(sets, want))
+    with pytest.raises(engine.UnsupportedError, match="1/128"):
+        engine.load(net.build())
+
+
+def test_l2_normalization_rank_5_refused():
+    net = Net()
+    x = net.input([1, 2, 2, 2, 4], "int8", 0.05, 0)
+    net.op("L2_NORMALIZATION", [x], [net.tensor([1, 2, 2, 2, 4], "int8", 1 / 128, 0)], "L2 5-D")
+    with pytest.raises(OracleError):
+        micro_run_many(net.build(), random_sets(net, 56, 1))
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(net.build(), numerics="tflm")
+    engine.load(net.build())

@@ -67,6 +67,7 @@ MODULES = {
     "REDUCE_MAX": "reduce_max",
     "PRELU": "prelu",
     "SUM": "reduce_sum",
+    "L2_NORMALIZATION": "l2_normalization",
 }
 
 

@@ -55,6 +55,8 @@ def refusal(op: Op, g: Graph) -> str | None:
     types = INPUT_TYPES.get(op.type)
     if types and g.tensors[op.inputs[0]].dtype not in types:
         return f"{g.tensors[op.inputs[0]].dtype} {op.type} (its kernel takes {', '.join(types)})"
+    if op.type == "L2_NORMALIZATION" and len(g.tensors[op.inputs[0]].shape) > 4:
+        return "L2_NORMALIZATION of rank above 4 (l2norm.cc: NumDimensions(input) <= 4)"
     if op.type not in UINT8_OPS and any(t.dtype == "uint8" for t in data):
         t = next(t for t in data if t.dtype == "uint8")
         return f"{t.describe()}: its {op.type} kernel takes no uint8 tensors (TFLite Micro runs int8, int16, float32)"
