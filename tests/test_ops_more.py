@@ -77,12 +77,24 @@ def test_exp_float32():
     check(net, sets)
 
 
-def test_exp_int8():  # uint8: the reference refuses it; int16 (its interpolated table): not yet here
+def test_exp_int8():  # uint8: the reference refuses it
     net = Net()
     for qi, qo in (((0.02, -10), (0.05, -128)), ((0.05, 100), (1.0, -100))):
         x = net.input([1, 4, 64], "int8", *qi)
         net.op("EXP", [x], [net.tensor([1, 4, 64], "int8", *qo)], f"EXP {qi} {qo}")
     check(net, run_sets(net, 24, (1, 2)))
+
+
+def test_exp_int16():
+    """The interpolated 513-entry table, over every int16 input; scales whose exp overflows float32
+    at the top of the range (table entries at +inf) included."""
+    net = Net()
+    for qi, qo in ((1e-4, 1e-4), (3e-4, 0.01), (1 / 4096, 1 / 2048), (0.01, 1.0), (0.002, 3e-5)):
+        x = net.input([1, 256, 256], "int16", qi, 0)
+        net.op("EXP", [x], [net.tensor([1, 256, 256], "int16", qo, 0)], f"EXP int16 {qi} {qo}")
+    every = np.arange(-32768, 32768, dtype=np.int16).reshape(1, 256, 256)
+    sets = [[every] * 5, [np.concatenate([every, every[:, ::-1]])] * 5]
+    check(net, sets)
 
 
 # --- REDUCE_MAX -----------------------------------------------------------------------------------
@@ -246,3 +258,63 @@ def test_l2_normalization_refused(dtype, qo):
     x = net.input([1, 8], dtype, 0.05, 0)
     net.op("L2_NORMALIZATION", [x], [net.tensor([1, 8], dtype, *qo)], "L2")
     both_refuse(net, "L2_NORMALIZATION")
+
+
+# --- type gaps: int16 CONCATENATION of differing scales -------------------------------------------
+
+
+def test_concatenation_int16_differing_scales():
+    """The reference copies int16 raw whatever the scales (zero points 0 required)."""
+    net = Net()
+    for axis, shapes in ((3, ([1, 2, 3, 4], [1, 2, 3, 5])), (1, ([1, 2, 3], [1, 4, 3], [1, 1, 3]))):
+        ins = [net.input(s, "int16", 0.001 * (k + 1), 0) for k, s in enumerate(shapes)]
+        out = list(shapes[0])
+        out[axis] = sum(s[axis] for s in shapes)
+        net.op("CONCATENATION", ins, [net.tensor(out, "int16", 0.0025, 0)], f"CONCAT int16 axis {axis}", axis=axis)
+    check(net, run_sets(net, 32, (1, 3)))
+    bad = Net()
+    ins = [bad.input([1, 4], "int16", 0.001, 0), bad.input([1, 4], "int16", 0.002, 3)]
+    bad.op("CONCATENATION", ins, [bad.tensor([1, 8], "int16", 0.001, 0)], "CONCAT int16 zp 3", axis=1)
+    both_refuse(bad, "zero point 0")
+
+
+# --- type gaps: SQRT int8/int16, RSQRT int16 ------------------------------------------------------
+
+SQRT_Q = {  # (input, output) per case; the last int8 case overflows int32 (x86's INT32_MIN, then wraps)
+    "int8": [((0.05, -3), (0.02, 5)), ((0.5, 100), (0.01, -128)), ((0.1, -128), (1e-12, -3))],
+    "int16": [((0.001, 0), (0.0008, 0)), ((0.5, 0), (0.001, 0)), ((1e-5, 0), (1e-4, 0))],
+}
+
+
+@pytest.mark.parametrize("op", ["SQRT", "RSQRT"])
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_sqrt_rsqrt_quantized(op, dtype):
+    """Every input value at or above the zero point (the domain), batch 1 and 3."""
+    net = Net()
+    for qi, qo in SQRT_Q[dtype]:
+        x = net.input([1, 2, 128] if dtype == "int8" else [1, 128, 256], dtype, *qi)
+        net.op(op, [x], [net.tensor(net.tensors[x]["shape"], dtype, *qo)], f"{op} {qi} {qo}")
+    rng = np.random.default_rng(33)
+    sets = []
+    for batch in (1, 3):
+        xs = []
+        for qi, _ in SQRT_Q[dtype]:
+            shape = (batch, *net.tensors[net.inputs[len(xs)]]["shape"][1:])
+            hi = int(np.iinfo(dtype).max)
+            every = np.arange(qi[1], hi + 1)
+            xs.append(np.resize(np.concatenate([every, rng.integers(qi[1], hi + 1, int(np.prod(shape)))]), shape).astype(dtype))
+        sets.append(xs)
+    check(net, sets)
+
+
+@pytest.mark.parametrize("op, dtype", [("SQRT", "int8"), ("SQRT", "int16"), ("RSQRT", "int16")])
+def test_sqrt_rsqrt_quantized_negative_input(op, dtype):
+    net = Net()
+    x = net.input([1, 4], dtype, 0.05, 0)
+    net.op(op, [x], [net.tensor([1, 4], dtype, 0.05, 0)], op)
+    bad = [np.array([[1, 2, -1, 3]], dtype)]
+    with pytest.raises(OracleError):
+        reference_run_many(net.build(), [bad])
+    m = engine.load(net.build())
+    with pytest.raises(engine.InputError, match="negative"):
+        m.run(bad[0])

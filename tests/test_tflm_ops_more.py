@@ -106,3 +106,42 @@ def test_l2_normalization_rank_5_refused():
     with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
         engine.load(net.build(), numerics="tflm")
     engine.load(net.build())
+
+
+@pytest.mark.parametrize(
+    "op, dtype, q",
+    [
+        ("EXP", "int8", ((0.02, -10), (0.05, -128))),
+        ("EXP", "int16", ((1e-4, 0), (1e-4, 0))),
+        ("SQRT", "int8", ((0.05, -3), (0.02, 5))),
+        ("SQRT", "int16", ((0.001, 0), (0.001, 0))),
+    ],
+)
+def test_unary_types_tflite_micro_lacks(op, dtype, q):
+    net = Net()
+    x = net.input([1, 8], dtype, *q[0])
+    net.op(op, [x], [net.tensor([1, 8], dtype, *q[1])], f"{op} {dtype}")
+    xs = [np.arange(8, dtype=dtype).reshape(1, 8) + np.array(q[0][1], dtype)]
+    with pytest.raises(OracleError):
+        micro_run_many(net.build(), [xs])
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(net.build(), numerics="tflm")
+    engine.load(net.build()).run(xs[0])  # the reference profile runs it
+
+
+def test_concatenation_int16_differing_scales():
+    net = Net()
+    ins = [net.input([1, 3, 4], "int16", 0.001, 0), net.input([1, 3, 2], "int16", 0.003, 0)]
+    net.op("CONCATENATION", ins, [net.tensor([1, 3, 6], "int16", 0.002, 0)], "CONCAT int16", axis=2)
+    check_tflm(net, random_sets(net, 57), differs=False)
+
+
+def test_rsqrt_int16_refused():
+    """The TFLite Micro build runs RSQRT int16 (its published source refuses it) with an integer formula the
+    engine does not reproduce bit for bit: numerics='tflm' refuses it; the reference profile runs it."""
+    net = Net()
+    x = net.input([1, 8], "int16", 0.001, 0)
+    net.op("RSQRT", [x], [net.tensor([1, 8], "int16", 0.001, 0)], "RSQRT int16")
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(net.build(), numerics="tflm")
+    engine.load(net.build())
