@@ -136,10 +136,14 @@ def test_reduce_max(dtype):
 
 # --- PRELU ----------------------------------------------------------------------------------------
 
-PRELU_Q = {"uint8": ((0.05, 130), (0.01, 120), (0.04, 100)), "int8": ((0.05, -2), (0.01, 5), (0.03, 10))}
+PRELU_Q = {
+    "uint8": ((0.05, 130), (0.01, 120), (0.04, 100)),
+    "int8": ((0.05, -2), (0.01, 5), (0.03, 10)),
+    "int16": ((0.001, 0), (0.01, 3), (0.0008, 0)),  # alphas int8
+}
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "float32"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "float32"])
 def test_prelu(dtype):
     net = Net()
     qi, qa, qo = PRELU_Q.get(dtype, ((None, None),) * 3)
@@ -154,9 +158,10 @@ def test_prelu(dtype):
         if dtype == "float32":
             data = rng.uniform(-2, 2, a_shape).astype(np.float32)
         else:
-            info = np.iinfo(dtype)
-            data = rng.integers(info.min, int(info.max) + 1, a_shape).astype(dtype)
-        al = net.const(data, dtype, *qa)
+            a_type = "int8" if dtype == "int16" else dtype
+            info = np.iinfo(a_type)
+            data = rng.integers(info.min, int(info.max) + 1, a_shape).astype(a_type)
+        al = net.const(data, "int8" if dtype == "int16" else dtype, *qa)
         net.op("PRELU", [x, al], [net.tensor(shape, dtype, *qo)], f"PRELU {shape} alpha {a_shape}")
     check(net, run_sets(net, 27, (1, 3)))
 
@@ -318,3 +323,32 @@ def test_sqrt_rsqrt_quantized_negative_input(op, dtype):
     m = engine.load(net.build())
     with pytest.raises(engine.InputError, match="negative"):
         m.run(bad[0])
+
+
+def test_prelu_int16_alpha_refused():
+    """An int16 PRELU with int16 alphas: the reference reads them as int8 bytes; the engine refuses it."""
+    net = Net()
+    x = net.input([1, 4], "int16", 0.001, 0)
+    al = net.const(np.array([1, 2, 3, 4], np.int16), "int16", 0.01, 0)
+    net.op("PRELU", [x, al], [net.tensor([1, 4], "int16", 0.001, 0)], "PRELU int16 alpha")
+    with pytest.raises(engine.UnsupportedError, match="int8 alphas"):
+        engine.load(net.build())
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_prelu_multipliers_in_float32(dtype):
+    """Scales where float32 and double multipliers differ (TFLite Micro's double: test_tflm_ops_more):
+    the reference's float32 ones, over every (input, alpha) pair (int16: every 16th negative input)."""
+    from tests.test_tflm_ops_more import PRELU_CASES
+
+    net = Net()
+    if dtype == "int8":
+        x = np.repeat(np.arange(-128, 128), 256).astype(np.int8).reshape(1, 256, 256)
+    else:
+        x = np.repeat(np.arange(-32768, 0, 16), 256).astype(np.int16).reshape(1, 2048, 256)
+    alpha = np.broadcast_to(np.arange(-128, 128, dtype=np.int8), x.shape).copy()
+    for qi, qa, qo in PRELU_CASES[dtype]:
+        xi = net.input(list(x.shape), dtype, *qi)
+        ai = net.input(list(x.shape), "int8", *qa)
+        net.op("PRELU", [xi, ai], [net.tensor(list(x.shape), dtype, *qo)], f"PRELU {qi} {qa} {qo}")
+    check(net, [[x, alpha] * 3])

@@ -145,3 +145,36 @@ def test_rsqrt_int16_refused():
     with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
         engine.load(net.build(), numerics="tflm")
     engine.load(net.build())
+
+
+# (input, alpha, output) quantizations where float32 and double multipliers give different outputs
+# (found by evaluating both formulas; the oracle decides which one TFLite Micro computes)
+PRELU_CASES = {
+    "int8": [
+        ((0.0465322881937027, -85), (0.00964802224189043, 4), (0.009040876291692257, -121)),
+        ((0.01961659826338291, 17), (0.006625412963330746, 107), (0.0720609724521637, -39)),
+        ((0.05613632872700691, 18), (0.035347577184438705, 119), (0.01724565215408802, -74)),
+    ],
+    "int16": [
+        ((0.0010559497168287635, 0), (0.7102170586585999, 82), (0.0019423130434006453, 0)),
+        ((0.0006582612404599786, 0), (0.04454316571354866, 93), (0.0011353198206052184, 0)),
+        ((0.0004040077037643641, 0), (0.02293473109602928, -30), (0.0018538875738158822, 0)),
+    ],
+}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_prelu(dtype):
+    """TFLite Micro divides PRELU's multipliers in double, the reference in float32: every (input, alpha)
+    pair of int8 (int16: every 16th negative input) through TFLite Micro and both profiles."""
+    net = Net()
+    if dtype == "int8":
+        x = np.repeat(np.arange(-128, 128), 256).astype(np.int8).reshape(1, 256, 256)
+    else:
+        x = np.repeat(np.arange(-32768, 0, 16), 256).astype(np.int16).reshape(1, 2048, 256)
+    alpha = np.broadcast_to(np.arange(-128, 128, dtype=np.int8), x.shape).copy()
+    for qi, qa, qo in PRELU_CASES[dtype]:
+        xi = net.input(list(x.shape), dtype, *qi)
+        ai = net.input(list(x.shape), "int8", *qa)
+        net.op("PRELU", [xi, ai], [net.tensor(list(x.shape), dtype, *qo)], f"PRELU {qi} {qa} {qo}")
+    check_tflm(net, [[x, alpha] * 3], differs=True)
