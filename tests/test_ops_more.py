@@ -352,3 +352,40 @@ def test_prelu_multipliers_in_float32(dtype):
         ai = net.input(list(x.shape), "int8", *qa)
         net.op("PRELU", [xi, ai], [net.tensor(list(x.shape), dtype, *qo)], f"PRELU {qi} {qa} {qo}")
     check(net, [[x, alpha] * 3])
+
+
+# --- type gaps: DIV int16 -------------------------------------------------------------------------
+
+
+def test_div_int16():
+    """Random dividends over the full range against divisors of every magnitude (never the zero point),
+    random scales and zero points, fused activations, broadcasting either operand."""
+    from tests.harness import qparams
+
+    rng = np.random.default_rng(34)
+    net = Net()
+    cases = [([1, 64, 64], [1, 64, 64]), ([1, 64, 64], [64]), ([1, 1, 64], [1, 64, 1]), ([1, 3], [])]
+    divisors = []  # positions in net.inputs of the divisor inputs
+    for k, act in enumerate(["NONE", "RELU", "RELU6", "RELU_N1_TO_1", "NONE", "NONE", "NONE", "NONE"]):
+        s1, s2 = cases[k % 4]
+        (q1, z1), (q2, z2), (qo, zo) = (qparams(rng, "int16", -4, -1) for _ in range(3))
+        a = net.input(s1, "int16", q1, z1)
+        if len(s2) == len(s1):
+            b = net.input(s2, "int16", q2, z2)
+            divisors.append(len(net.inputs) - 1)
+        else:
+            d = rng.integers(-32768, 32768, s2)
+            d[d == z2] = z2 + 1
+            b = net.const(d.astype(np.int16), "int16", q2, z2)
+        out = list(np.broadcast_shapes(tuple(s1), tuple(s2)))
+        y = net.tensor(out, "int16", qo, zo)
+        net.op("DIV", [a, b], [y], f"DIV int16 {k} {act}", fused_activation_function=act)
+    sets = run_sets(net, 35, (1, 3))
+    for xs in sets:  # divisors: no zero point; magnitudes from 1 to 32767
+        for k in divisors:
+            zp = net.tensors[net.inputs[k]]["zero_point"][0]
+            mag = np.exp(rng.uniform(0, np.log(32767), xs[k].shape)).astype(np.int64)
+            v = np.clip(zp + np.where(rng.random(xs[k].shape) < 0.5, -mag, mag), -32768, 32767)
+            v[v == zp] = zp + 1 if zp < 32767 else zp - 1
+            xs[k] = v.astype(np.int16)
+    check(net, sets)

@@ -178,3 +178,15 @@ def test_prelu(dtype):
         ai = net.input(list(x.shape), "int8", *qa)
         net.op("PRELU", [xi, ai], [net.tensor(list(x.shape), dtype, *qo)], f"PRELU {qi} {qa} {qo}")
     check_tflm(net, [[x, alpha] * 3], differs=True)
+
+
+def test_div_int16_refused():
+    net = Net()
+    a, b = net.input([1, 4], "int16", 0.001, 0), net.input([1, 4], "int16", 0.002, 0)
+    net.op("DIV", [a, b], [net.tensor([1, 4], "int16", 0.001, 0)], "DIV int16")
+    xs = [np.array([[1, 2, 3, 4]], np.int16), np.array([[5, 6, 7, 8]], np.int16)]
+    with pytest.raises(OracleError):
+        micro_run_many(net.build(), [xs])
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(net.build(), numerics="tflm")
+    engine.load(net.build()).run(xs)
