@@ -198,7 +198,13 @@ def test_sum(dtype):
                 else [n for d, n in enumerate(shape) if d not in ax]
             )
             ins = [x, net.const(np.array(axes, np.int32).reshape(len(axes)), "int32")]
-            net.op("SUM", ins, [net.tensor(out, dtype, *qo)], f"SUM {shape} {axes} {keep} {qi} {qo}", keep_dims=keep)
+            net.op(
+                "SUM",
+                ins,
+                [net.tensor(out, dtype, *qo)],
+                f"SUM {shape} {axes} {keep} {qi} {qo}",
+                keep_dims=keep,
+            )
     sets = run_sets(net, 28, (1, 3))
     if dtype == "float32":
         sets[0][0][0, 0, 0, :3] = [-0.0, 1e30, -1e30]
@@ -256,7 +262,8 @@ def both_refuse(net: Net, match: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "dtype, qo", [("int8", (1 / 128, 5)), ("int8", (1 / 64, 0)), ("uint8", (1 / 128, 0)), ("int16", (1 / 32768, 0))]
+    "dtype, qo",
+    [("int8", (1 / 128, 5)), ("int8", (1 / 64, 0)), ("uint8", (1 / 128, 0)), ("int16", (1 / 32768, 0))],
 )
 def test_l2_normalization_refused(dtype, qo):
     net = Net()
@@ -275,7 +282,13 @@ def test_concatenation_int16_differing_scales():
         ins = [net.input(s, "int16", 0.001 * (k + 1), 0) for k, s in enumerate(shapes)]
         out = list(shapes[0])
         out[axis] = sum(s[axis] for s in shapes)
-        net.op("CONCATENATION", ins, [net.tensor(out, "int16", 0.0025, 0)], f"CONCAT int16 axis {axis}", axis=axis)
+        net.op(
+            "CONCATENATION",
+            ins,
+            [net.tensor(out, "int16", 0.0025, 0)],
+            f"CONCAT int16 axis {axis}",
+            axis=axis,
+        )
     check(net, run_sets(net, 32, (1, 3)))
     bad = Net()
     ins = [bad.input([1, 4], "int16", 0.001, 0), bad.input([1, 4], "int16", 0.002, 3)]
@@ -307,7 +320,11 @@ def test_sqrt_rsqrt_quantized(op, dtype):
             shape = (batch, *net.tensors[net.inputs[len(xs)]]["shape"][1:])
             hi = int(np.iinfo(dtype).max)
             every = np.arange(qi[1], hi + 1)
-            xs.append(np.resize(np.concatenate([every, rng.integers(qi[1], hi + 1, int(np.prod(shape)))]), shape).astype(dtype))
+            xs.append(
+                np.resize(
+                    np.concatenate([every, rng.integers(qi[1], hi + 1, int(np.prod(shape)))]), shape
+                ).astype(dtype)
+            )
         sets.append(xs)
     check(net, sets)
 
@@ -389,3 +406,29 @@ def test_div_int16():
             v[v == zp] = zp + 1 if zp < 32767 else zp - 1
             xs[k] = v.astype(np.int16)
     check(net, sets)
+
+
+# --- float32 activations --------------------------------------------------------------------------
+
+SPECIAL = [0.0, -0.0, 1e-30, -1e-30, 2.9999998, -3.0, -3.0000002, 6.0, 6.0000005, 16.619047, 16.61905, -9.0,
+           -9.000001, 88.8, -104.0, 3e38, -3e38]  # fmt: skip
+
+
+@pytest.mark.parametrize("op", ["RELU", "RELU6", "LOGISTIC", "TANH", "HARD_SWISH", "SOFTMAX"])
+def test_float_activations(op):
+    net = Net()
+    for shape in ([1, 40, 30], [1, 7], [1, 2, 3, 1]):
+        x = net.input(shape, "float32")
+        opts = {"beta": 0.7} if op == "SOFTMAX" else {}
+        net.op(op, [x], [net.tensor(shape, "float32")], f"{op} {shape}", **opts)
+    if op == "SOFTMAX":
+        x = net.input([1, 5, 9], "float32")
+        net.op(op, [x], [net.tensor([1, 5, 9], "float32")], f"{op} beta 1", beta=1.0)
+    sets = run_sets(net, 36, (1, 3))
+    sets = [[x * np.float32(8) for x in xs] for xs in sets]
+    sets[0][0].reshape(-1)[: len(SPECIAL)] = np.array(SPECIAL, np.float32)
+    check(net, sets)
+    if op != "SOFTMAX":  # signs of zero: check() compares -0.0 == 0.0
+        ref = cached_reference(net.build(), sets)[0]["outputs"][0].reshape(-1)[:4]
+        got = engine.load(net.build()).run(list(sets[0]))[0].reshape(-1)[:4]
+        assert np.array_equal(np.signbit(ref), np.signbit(got))

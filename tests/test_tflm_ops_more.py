@@ -190,3 +190,23 @@ def test_div_int16_refused():
     with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
         engine.load(net.build(), numerics="tflm")
     engine.load(net.build()).run(xs)
+
+
+@pytest.mark.parametrize("op", ["RELU", "RELU6", "LOGISTIC", "TANH", "HARD_SWISH", "SOFTMAX"])
+def test_float_activations(op):
+    """TFLite Micro's float32 kernels compute as the reference's."""
+    net = Net()
+    for shape in ([1, 40, 30], [1, 7]):
+        x = net.input(shape, "float32")
+        net.op(
+            op,
+            [x],
+            [net.tensor(shape, "float32")],
+            f"{op} {shape}",
+            **({"beta": 0.7} if op == "SOFTMAX" else {}),
+        )
+    sets = [[x * np.float32(8) for x in xs] for xs in random_sets(net, 60)]
+    sets[0][0].reshape(-1)[:8] = np.array(
+        [0.0, -0.0, -3.0, 6.0, 16.61905, -9.000001, 88.8, -104.0], np.float32
+    )
+    check_tflm(net, sets, differs=False)
