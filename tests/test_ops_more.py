@@ -432,3 +432,34 @@ def test_float_activations(op):
         ref = cached_reference(net.build(), sets)[0]["outputs"][0].reshape(-1)[:4]
         got = engine.load(net.build()).run(list(sets[0]))[0].reshape(-1)[:4]
         assert np.array_equal(np.signbit(ref), np.signbit(got))
+
+
+# --- float32 pooling ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["MAX_POOL_2D", "AVERAGE_POOL_2D"])
+def test_float_pooling(op):
+    net = Net()
+    cases = [  # input, filter, stride, padding, activation
+        ([1, 9, 11, 5], (3, 3), (2, 2), "SAME", "NONE"),
+        ([1, 9, 11, 5], (3, 2), (1, 2), "VALID", "RELU"),
+        ([1, 8, 8, 3], (8, 8), (1, 1), "VALID", "RELU6"),
+        ([1, 7, 6, 4], (4, 5), (3, 2), "SAME", "RELU_N1_TO_1"),
+    ]
+    for shape, (fh, fw), (sh, sw), pad, act in cases:
+        x = net.input(shape, "float32")
+        oh = (shape[1] + sh - 1) // sh if pad == "SAME" else (shape[1] - fh) // sh + 1
+        ow = (shape[2] + sw - 1) // sw if pad == "SAME" else (shape[2] - fw) // sw + 1
+        opts = {"filter_height": fh, "filter_width": fw, "stride_h": sh, "stride_w": sw, "padding": pad}
+        y = net.tensor([1, oh, ow, shape[3]], "float32")
+        net.op(
+            op,
+            [x],
+            [y],
+            f"{op} {shape} {fh}x{fw} /{sh}x{sw} {pad} {act}",
+            fused_activation_function=act,
+            **opts,
+        )
+    sets = [[x * np.float32(3) for x in xs] for xs in run_sets(net, 37, (1, 3))]
+    sets[0][0].reshape(-1)[:4] = [-0.0, 3e38, 3e38, -3e38]
+    check(net, sets)

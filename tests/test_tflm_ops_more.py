@@ -210,3 +210,19 @@ def test_float_activations(op):
         [0.0, -0.0, -3.0, 6.0, 16.61905, -9.000001, 88.8, -104.0], np.float32
     )
     check_tflm(net, sets, differs=False)
+
+
+@pytest.mark.parametrize("op", ["MAX_POOL_2D", "AVERAGE_POOL_2D"])
+def test_float_pooling(op):
+    net = Net()
+    x = net.input([1, 9, 11, 5], "float32")
+    opts = {"filter_height": 3, "filter_width": 2, "stride_h": 2, "stride_w": 1, "padding": "SAME"}
+    net.op(
+        op,
+        [x],
+        [net.tensor([1, 5, 11, 5], "float32")],
+        f"{op} float",
+        fused_activation_function="RELU6",
+        **opts,
+    )
+    check_tflm(net, [[x * np.float32(4) for x in xs] for xs in random_sets(net, 61)], differs=False)

@@ -172,7 +172,7 @@ class Pool(NamedTuple):
 def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[Shape, Pool]:
     """Validate a pooling op (MAX_POOL_2D, AVERAGE_POOL_2D); returns (output shape, Pool)."""
     (src,), (dst,) = tensors(op, g)
-    require_types(op, src, ("uint8", "int8", "int16"))
+    require_types(op, src, ("uint8", "int8", "int16", "float32"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require_types(op, dst, (src.dtype,))
     shape = shapes[0]
@@ -191,5 +191,5 @@ def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[Shape, 
         hi = np.minimum(f, size - origin)
         require(op, bool(np.all(hi > lo)), "a pooling window lies entirely in the padding")
     # the reference pools raw values: input and output quantization are assumed equal (DCHECK only)
-    act_min, act_max = fused_activation(op, dst)
+    act_min, act_max = fused_activation(op, dst) if dst.dtype != "float32" else (0, 0)  # float: pool_float
     return (n, win.oh, win.ow, c), Pool(fh, fw, sh, sw, win.top, win.left, act_min, act_max)
