@@ -463,3 +463,30 @@ def test_float_pooling(op):
     sets = [[x * np.float32(3) for x in xs] for xs in run_sets(net, 37, (1, 3))]
     sets[0][0].reshape(-1)[:4] = [-0.0, 3e38, 3e38, -3e38]
     check(net, sets)
+
+
+# --- MEAN on float32 / int32 / int64 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+def test_mean_plain_types(dtype):
+    net = Net()
+    for shape, axes, keep in SUM_CASES:
+        x = net.input(shape, dtype)
+        ax = {a % len(shape) for a in axes}
+        out = (
+            [1 if d in ax else n for d, n in enumerate(shape)]
+            if keep
+            else [n for d, n in enumerate(shape) if d not in ax]
+        )
+        ins = [x, net.const(np.array(axes, np.int32).reshape(len(axes)), "int32")]
+        net.op("MEAN", ins, [net.tensor(out, dtype)], f"MEAN {shape} {axes} {keep}", keep_dims=keep)
+    x = net.input([1, 64, 70], dtype)
+    net.op("MEAN", [x, net.const(np.array([0, 1, 2], np.int32), "int32")], [net.tensor([], dtype)], "MEAN all")
+    sets = run_sets(net, 38, (1, 3))
+    if dtype == "float32":
+        sets = [[v * np.float32(1000) for v in xs] for xs in sets]
+        sets[0][0][0, 0, 0, :3] = [-0.0, 3e38, 3e38]
+    elif dtype == "int64":  # large values: the int64 sum wraps
+        sets = [[v * np.int64(1 << 31) for v in xs] for xs in sets]
+    check(net, sets)

@@ -226,3 +226,39 @@ def test_float_pooling(op):
         **opts,
     )
     check_tflm(net, [[x * np.float32(4) for x in xs] for xs in random_sets(net, 61)], differs=False)
+
+
+def test_mean_float32():
+    net = Net()
+    for shape, axes, keep in (
+        ([1, 4, 5, 6], [1, 2], True),
+        ([1, 4, 5, 6], [3, -3], False),
+        ([1, 9], [0, 1], False),
+    ):
+        x = net.input(shape, "float32")
+        ax = {a % len(shape) for a in axes}
+        out = (
+            [1 if d in ax else n for d, n in enumerate(shape)]
+            if keep
+            else [n for d, n in enumerate(shape) if d not in ax]
+        )
+        net.op(
+            "MEAN",
+            [x, net.const(np.array(axes, np.int32), "int32")],
+            [net.tensor(out, "float32")],
+            f"MEAN {axes}",
+            keep_dims=keep,
+        )
+    check_tflm(net, [[x * np.float32(100) for x in xs] for xs in random_sets(net, 62)], differs=False)
+
+
+def test_mean_int32_refused():
+    net = Net()
+    x = net.input([1, 4, 5], "int32")
+    net.op(
+        "MEAN", [x, net.const(np.array([1], np.int32), "int32")], [net.tensor([1, 5], "int32")], "MEAN int32"
+    )
+    with pytest.raises(OracleError):
+        micro_run_many(net.build(), random_sets(net, 63, 1))
+    with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
+        engine.load(net.build(), numerics="tflm")

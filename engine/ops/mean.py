@@ -1,4 +1,8 @@
-"""MEAN on uint8/int8 (kernels/reduce.cc EvalMean with BUILTIN_REF -> reference_ops::QuantizedMeanOrSum).
+"""MEAN (kernels/reduce.cc EvalMean with BUILTIN_REF), and the reduce ops' shared helpers.
+
+float32, int32, int64: reference_ops::Mean: each output's inputs summed in row-major order from 0
+(float32 in float32; int32 and int64 in int64), divided by their count (float32 division; C's
+truncating integer division). uint8/int8/int16: reference_ops::QuantizedMeanOrSum:
 
 The reference kernel takes the integer path for every axis set (the spatial [1, 2] case included):
   m, shift = QuantizeMultiplier(double(s_in) / double(s_out))           (Prepare)
@@ -40,6 +44,70 @@ def _finish(sums, out, offset, m, shift, zp_out, lo, hi):
     for i in prange(sums.size):
         r = multiply_by_quantized_multiplier(wrap_int32(np.int64(sums[i]) - offset), m, shift) + zp_out
         out[i] = min(max(r, lo), hi)
+
+
+@kernel
+def _sum_rows(x, out, zero, from_first):
+    """out[o] = sum of row x[o] in order, accumulated in zero's type (the output type, or int64 that
+    the store into an 8/16/32-bit output wraps back); from_first: start from x[o, 0] (ReduceAllDims)."""
+    n_outer, n_red = x.shape
+    for o in prange(n_outer):
+        acc = zero
+        start = 0
+        if from_first:
+            acc = x[o, 0]
+            start = 1
+        for r in range(start, n_red):
+            acc = acc + x[o, r]
+        out[o] = acc
+
+
+@kernel
+def _divide_float(sums, out, n):
+    for i in prange(sums.size):
+        out[i] = sums[i] / n
+
+
+@kernel
+def _divide_int(sums, out, n):
+    """C's integer division (truncation toward zero), then the store into the output type."""
+    for i in prange(sums.size):
+        q = abs(sums[i]) // n
+        out[i] = -q if sums[i] < 0 else q
+
+
+def raw_sum(
+    in_shape: Shape, axes: list[int], out_shape: Shape, dtype: str, from_first: bool, divisor: int = 0
+) -> Prepared:
+    """The reference's ReduceGeneric / ReduceSumImpl on raw values: each output accumulates its inputs in
+    row-major order from 0 (from the first one with from_first, when every axis is reduced), float32 in
+    float32, integers in int64; divisor > 0: the sums then divided by it (reference_ops::Mean)."""
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    perm = tuple(kept + sorted(axes))  # each output's inputs in row-major order, last and contiguous
+    n_red = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    n_out = int(np.prod([in_shape[d] for d in kept], dtype=np.int64))
+    floating = dtype == "float32"
+    zero = np.float32(0) if floating else np.int64(0)
+    from_first = from_first and len(axes) == len(in_shape)
+    sum_rows = _sum_rows.pick(n_out * n_red)
+    moving = perm != tuple(range(len(in_shape)))
+    scratch = [(tuple(in_shape[d] for d in perm), np.dtype(dtype).type)] if moving else []
+    if divisor:
+        scratch.append(((n_out,), np.float32 if floating else np.int64))
+        divide = (_divide_float if floating else _divide_int).pick(n_out)
+        n = np.float32(divisor) if floating else np.int64(divisor)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        x = inputs[0]
+        if moving:
+            np.copyto(scratch[0], x.transpose(perm))
+            x = scratch[0]
+        target = scratch[-1] if divisor else outputs[0].reshape(-1)
+        sum_rows(x.reshape(n_out, n_red), target, zero, from_first)
+        if divisor:
+            divide(target, outputs[0].reshape(-1), n)
+
+    return Prepared([out_shape], run, scratch=scratch)
 
 
 def resolve_axes(op: Op, axes: np.ndarray, rank: int) -> list[int]:
@@ -125,9 +193,12 @@ def requantized_sum(
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
-    require_types(op, src, ("uint8", "int8", "int16"))
+    require_types(op, src, ("uint8", "int8", "int16", "float32", "int32", "int64"))
     require_types(op, dst, (src.dtype,))
     in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
+    if src.dtype in ("float32", "int32", "int64"):  # reference_ops::Mean: sums (int64 for int32), / n
+        n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+        return raw_sum(in_shape, axes, out_shape, src.dtype, from_first=False, divisor=n)
     s_in, zp_in = per_tensor(op, src)
     s_out, zp_out = per_tensor(op, dst)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")

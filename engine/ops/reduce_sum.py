@@ -19,56 +19,14 @@ own types (no zero point rule), float32 always from 0; int32/int64 are refused (
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from ..graph import Graph, Op
-from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import quantize_multiplier
 from ..profiles import profile_of
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
-from .mean import reduce_geometry, requantized_sum
+from .mean import raw_sum, reduce_geometry, requantized_sum
 
 TYPES = ("float32", "int32", "int64", "uint8", "int8", "int16")
-
-
-@kernel
-def _sum_rows(x, out, zero, from_first):
-    """out[o] = sum of row x[o] in order, accumulated in zero's type (the output type, or int64 that
-    the store into an 8/16/32-bit output wraps back); from_first: start from x[o, 0] (ReduceAllDims)."""
-    n_outer, n_red = x.shape
-    for o in prange(n_outer):
-        acc = zero
-        start = 0
-        if from_first:
-            acc = x[o, 0]
-            start = 1
-        for r in range(start, n_red):
-            acc = acc + x[o, r]
-        out[o] = acc
-
-
-def _raw_sum(in_shape: Shape, axes: list[int], out_shape: Shape, dtype: str, from_first: bool) -> Prepared:
-    kept = [d for d in range(len(in_shape)) if d not in axes]
-    perm = tuple(kept + sorted(axes))  # each output's inputs in row-major order, last and contiguous
-    n_red = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
-    n_out = int(np.prod([in_shape[d] for d in kept], dtype=np.int64))
-    zero = np.float32(0) if dtype == "float32" else np.int64(0)
-    from_first = from_first and len(axes) == len(in_shape)
-    sum_rows = _sum_rows.pick(n_out * n_red)
-    if perm == tuple(range(len(in_shape))):
-
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            sum_rows(inputs[0].reshape(n_out, n_red), outputs[0].reshape(-1), zero, from_first)
-
-        return Prepared([out_shape], run)
-    moved = tuple(in_shape[d] for d in perm)
-
-    def run_moved(inputs: list, outputs: list, scratch: list) -> None:
-        t = scratch[0]
-        np.copyto(t, inputs[0].transpose(perm))
-        sum_rows(t.reshape(n_out, n_red), outputs[0].reshape(-1), zero, from_first)
-
-    return Prepared([out_shape], run_moved, scratch=[(moved, np.dtype(dtype).type)])
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -78,7 +36,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
     micro = profile_of(g) == "tflm"
     if src.dtype not in ("uint8", "int8", "int16"):
-        return _raw_sum(in_shape, axes, out_shape, src.dtype, from_first=not micro)
+        return raw_sum(in_shape, axes, out_shape, src.dtype, from_first=not micro)
     (s_in, zp_in), (s_out, zp_out) = per_tensor(op, src), per_tensor(op, dst)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     if src.dtype == "int16" and not micro:

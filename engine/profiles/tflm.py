@@ -45,6 +45,7 @@ INPUT_TYPES = {
     # it (1 of 32768 inputs differs at s_in = s_out = 0.001; its source of August 2026 refuses int16)
     "RSQRT": ("float32", "int8"),
     "DIV": ("float32", "int32", "int8"),  # div.cc
+    "MEAN": ("float32", "int8", "int16"),  # reduce_common.cc EvalMeanHelper
 }
 
 
