@@ -490,3 +490,48 @@ def test_mean_plain_types(dtype):
     elif dtype == "int64":  # large values: the int64 sum wraps
         sets = [[v * np.int64(1 << 31) for v in xs] for xs in sets]
     check(net, sets)
+
+
+# --- float32 convolutions -------------------------------------------------------------------------
+
+
+def _float_conv_net(rng) -> Net:
+    net = Net()
+    cases = [  # op, input, filter, options
+        ("CONV_2D", [1, 9, 10, 6], [5, 3, 3, 6], {"padding": "SAME", "stride_h": 1, "stride_w": 1}),
+        ("CONV_2D", [1, 9, 10, 6], [4, 3, 2, 6], {"padding": "VALID", "stride_h": 2, "stride_w": 1}),
+        ("CONV_2D", [1, 9, 10, 6], [4, 3, 3, 3], {"padding": "SAME", "stride_h": 1, "stride_w": 2}),  # 2 groups
+        ("CONV_2D", [1, 12, 11, 4], [3, 3, 3, 4], {"padding": "SAME", "dilation_h_factor": 2, "dilation_w_factor": 3}),
+        ("DEPTHWISE_CONV_2D", [1, 9, 10, 4], [1, 3, 3, 8], {"padding": "SAME", "depth_multiplier": 2}),
+        ("DEPTHWISE_CONV_2D", [1, 9, 10, 4], [1, 2, 3, 4], {"padding": "VALID", "stride_h": 2, "stride_w": 2}),
+    ]
+    acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1", "NONE", "RELU6"]
+    for (op, x_shape, w_shape, opts), act in zip(cases, acts):
+        x = net.input(x_shape, "float32")
+        w = net.const(rng.standard_normal(w_shape).astype(np.float32), "float32")
+        oc = w_shape[0] if op == "CONV_2D" else w_shape[3]
+        ins = [x, w, net.const(rng.standard_normal(oc).astype(np.float32), "float32")]
+        opts = {"stride_h": 1, "stride_w": 1, **opts}
+        sh, sw = opts["stride_h"], opts["stride_w"]
+        dh, dw = opts.get("dilation_h_factor", 1), opts.get("dilation_w_factor", 1)
+        eh, ew = (w_shape[1] - 1) * dh + 1, (w_shape[2] - 1) * dw + 1
+        if opts["padding"] == "SAME":
+            oh, ow = -(-x_shape[1] // sh), -(-x_shape[2] // sw)
+        else:
+            oh, ow = (x_shape[1] - eh) // sh + 1, (x_shape[2] - ew) // sw + 1
+        net.op(op, ins, [net.tensor([1, oh, ow, oc], "float32")], f"{op} {w_shape} {opts} {act}",
+               fused_activation_function=act, **opts)  # fmt: skip
+    for keep, x_shape in ((False, [1, 40]), (True, [1, 3, 40])):
+        x = net.input(x_shape, "float32")
+        w = net.const(rng.standard_normal((7, 40)).astype(np.float32), "float32")
+        out = [*x_shape[:-1], 7] if keep else [int(np.prod(x_shape)) // 40, 7]
+        ins = [x, w] + ([net.const(rng.standard_normal(7).astype(np.float32), "float32")] if keep else [-1])
+        net.op("FULLY_CONNECTED", ins, [net.tensor(out, "float32")], f"FC keep={keep}", keep_num_dims=keep)
+    return net
+
+
+def test_float_convolutions():
+    """Products rounded before each add, in the reference's loop order: any fused multiply-add or other
+    order would show on these sums of hundreds of random products."""
+    net = _float_conv_net(np.random.default_rng(39))
+    check(net, run_sets(net, 40, (1, 3)))

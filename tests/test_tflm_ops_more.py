@@ -262,3 +262,31 @@ def test_mean_int32_refused():
         micro_run_many(net.build(), random_sets(net, 63, 1))
     with pytest.raises(engine.UnsupportedError, match="TFLite Micro"):
         engine.load(net.build(), numerics="tflm")
+
+
+def test_float_convolutions():
+    from tests.test_ops_more import _float_conv_net
+
+    net = _float_conv_net(np.random.default_rng(39))
+    for o in net.ops:  # TFLite Micro reads depth_multiplier 0 literally (refused: below)
+        if o["op"] == "DEPTHWISE_CONV_2D":
+            o["options"].setdefault("depth_multiplier", 1)
+    check_tflm(net, random_sets(net, 64), differs=False)
+
+
+def test_depth_multiplier_zero_refused():
+    net = Net()
+    x = net.input([1, 4, 4, 3], "float32")
+    w = net.const(np.ones((1, 2, 2, 3), np.float32), "float32")
+    net.op(
+        "DEPTHWISE_CONV_2D",
+        [x, w, -1],
+        [net.tensor([1, 3, 3, 3], "float32")],
+        "DW",
+        padding="VALID",
+        stride_h=1,
+        stride_w=1,
+    )
+    with pytest.raises(engine.UnsupportedError, match="depth_multiplier 0"):
+        engine.load(net.build(), numerics="tflm")
+    engine.load(net.build())

@@ -82,6 +82,22 @@ def fused_activation(op: Op, out: Tensor) -> tuple[int, int]:
     return activation_range(act, scale, zp, out.np_dtype)
 
 
+FLOAT_ACTIVATIONS = {
+    "NONE": (-np.inf, np.inf),
+    "RELU": (0.0, np.inf),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+}
+
+
+def float_activation(op: Op) -> np.ndarray:
+    """[lo, hi] (float32) of the op's fused activation on float data (CalculateActivationRange)."""
+    act = op.options.get("fused_activation_function", "NONE")
+    if act not in FLOAT_ACTIVATIONS:
+        raise fail(op, f"fused activation {act} not supported")
+    return np.array(FLOAT_ACTIVATIONS[act], np.float32)
+
+
 def conv_output_size(op: Op, size: int, filt: int, stride: int, dilation: int, padding: str) -> int:
     """Output extent and the TFLite padding rule (ComputeOutSize)."""
     eff = (filt - 1) * dilation + 1

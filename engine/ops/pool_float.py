@@ -10,7 +10,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape, fail, pool_geometry
+from .common import Prepared, Shape, float_activation, pool_geometry
 
 ACTIVATIONS = {
     "NONE": (-np.inf, np.inf),
@@ -55,10 +55,7 @@ def _pool_float(x, out, pool, bounds, average):
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     out_shape, pool = pool_geometry(op, g, shapes)
-    act = op.options.get("fused_activation_function", "NONE")
-    if act not in ACTIVATIONS:
-        raise fail(op, f"fused activation {act} not supported")
-    bounds = np.array(ACTIVATIONS[act], np.float32)
+    bounds = float_activation(op)
     average = op.type == "AVERAGE_POOL_2D"
     pool_float = _pool_float.pick(int(np.prod(out_shape)) * pool.fh * pool.fw)
 

@@ -64,6 +64,8 @@ def refusal(op: Op, g: Graph) -> str | None:
     types = INPUT_TYPES.get(op.type)
     if types and g.tensors[op.inputs[0]].dtype not in types:
         return f"{g.tensors[op.inputs[0]].dtype} {op.type} (its kernel takes {', '.join(types)})"
+    if op.type == "DEPTHWISE_CONV_2D" and op.options.get("depth_multiplier", 1) == 0:
+        return "depth_multiplier 0 (its kernel loops over the option as written: no output is computed)"
     if op.type == "L2_NORMALIZATION" and len(g.tensors[op.inputs[0]].shape) > 4:
         return "L2_NORMALIZATION of rank above 4 (l2norm.cc: NumDimensions(input) <= 4)"
     if op.type not in UINT8_OPS and any(t.dtype == "uint8" for t in data):
