@@ -77,3 +77,21 @@ def test_blank_cells_are_refused(op, dtype):
     else:
         with pytest.raises(OracleError):
             reference_run_many(c.net.build(), c.input_sets(50, (1,)))
+
+
+@pytest.mark.parametrize("dtype", COLUMNS)
+def test_npz_export_carries_every_cell(dtype, tmp_path):
+    """Every "yes" cell's graph written as .npz (scripts/export_tflite.py's format) loads and runs with the
+    same results as the .tflite (whose results equal the reference: test_yes_cells_equal_the_reference)."""
+    from engine.formats.npz import save_npz
+    from engine.formats.tflite import import_tflite
+
+    ops = sorted(op for (op, t), yes in table().items() if t == dtype and yes)
+    combined = merge([cell(op, dtype) for op in ops])
+    model = combined.net.build()
+    path = tmp_path / "cells.npz"
+    save_npz(import_tflite(model, "cells"), path)
+    a, b = engine.load(model), engine.load(path)
+    for xs in combined.input_sets(70, (2,)):
+        for label, x, y in zip(combined.net.labels, a.run(list(xs)), b.run(list(xs))):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), label
