@@ -231,7 +231,7 @@ def _binary(name: str):
     return build
 
 
-def build_mean(g: G, t: T) -> T | None:
+def build_mean(g: G, t: T, name: str = "MEAN") -> T | None:
     if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
         return None
     axes = [a for a in range(1, len(t.shape)) if g.coin()] or [len(t.shape) - 1]
@@ -243,7 +243,7 @@ def build_mean(g: G, t: T) -> T | None:
     )
     axes_t = g.net.const(np.array(axes, np.int32), "int32")
     out = g.act(shape, t.dtype, t.scale * float(10 ** g.rng.uniform(-1, 0.5)), g.zp(t.dtype))
-    return g.op("MEAN", [t.index, axes_t], out, f"axes={axes} keep={keep}", keep_dims=keep)
+    return g.op(name, [t.index, axes_t], out, f"axes={axes} keep={keep}", keep_dims=keep)
 
 
 def _fixed_output(name: str, scale: float, zps: dict):
@@ -492,6 +492,8 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "SUB": _binary("SUB"),
     "MUL": _binary("MUL"),
     "MEAN": build_mean,
+    "SUM": lambda g, t: build_mean(g, t, "SUM"),
+    "L2_NORMALIZATION": _fixed_output("L2_NORMALIZATION", 1 / 128, {"int8": 0, "uint8": 128}),
     "SOFTMAX": _fixed_output("SOFTMAX", 1 / 256, {"int8": -128, "uint8": 0}),
     "LOGISTIC": _fixed_output("LOGISTIC", 1 / 256, {"int8": -128, "uint8": 0}),
     "TANH": _fixed_output("TANH", 1 / 128, {"int8": 0, "uint8": 128}),

@@ -68,6 +68,8 @@ MODULES = {
     "PRELU": "prelu",
     "TRANSPOSE_CONV": "transpose_conv",
     "BATCH_MATMUL": "batch_matmul",
+    "SUM": "reduce_sum",
+    "L2_NORMALIZATION": "l2_normalization",
 }
 
 
@@ -107,6 +109,7 @@ ARITY = {
     "PRELU": (2, 2, 1),
     "TRANSPOSE_CONV": (3, 4, 1),
     "BATCH_MATMUL": (2, 2, 1),
+    "SUM": (2, 2, 1),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)
