@@ -26,9 +26,24 @@ CASES = {  # name: (registry model, batch, LiteRT batch)
     "person_b1": ("person_detect", 1, None),  # LiteRT refuses this model
     "micro_speech_b1": ("micro_speech", 1, 1),
 }
+# --zoo: every model of the shared mirror (and its zoo/) that the engine and LiteRT both run
+ZOO_BATCHES = (1, 64)
+ZOO_THREADS = (1, 2)
+CONTENTION_MODEL = "ssd_mobilenet_v1_coco_uint8.tflite"  # the model issue 13 measured the collapse on
 # the reference kernels are slow: skip them where one run takes seconds
 REFERENCE_OK = {"mnist_b1", "ssd_b1", "micro_speech_b1", "person_b1"}
 LITERT_KINDS = ("litert_xnnpack", "litert_builtin", "litert_reference")
+
+
+def mirror_models(root: Path | None = None) -> dict[str, Path]:
+    """Every .tflite of the model mirror ($ENGINE_MODEL_MIRROR, else ../shared/models) and its zoo/
+    folder, by file stem (a zoo/ name prefixed 'zoo/')."""
+    import os
+
+    root = Path(root or os.environ.get("ENGINE_MODEL_MIRROR") or ROOT.parent / "shared" / "models")
+    found = {p.stem: p for p in sorted(root.glob("*.tflite"))}
+    found.update({f"zoo/{p.stem}": p for p in sorted((root / "zoo").glob("*.tflite"))})
+    return found
 
 
 def case_input(model, batch: int, seed: int = 0) -> np.ndarray:
@@ -39,12 +54,14 @@ def case_input(model, batch: int, seed: int = 0) -> np.ndarray:
     return rng.integers(info.min, info.max + 1, (batch, *t.shape[1:])).astype(t.dtype)
 
 
-def check_outputs(name: str, path, model, x: np.ndarray) -> None:
-    """The engine's outputs on x equal the oracle's (image by image where the oracle cannot batch)."""
+def check_outputs(name: str, path, model, x: np.ndarray, lite_batch: int | None | str = "case") -> None:
+    """The engine's outputs on x equal the oracle's (image by image where the oracle cannot batch).
+    lite_batch: the batch the oracle runs (None: TFLite Micro); by default the case's (CASES)."""
     from tests import oracle
 
     got = model.run(x)
-    _, _, lite_batch = CASES[name]
+    if lite_batch == "case":
+        _, _, lite_batch = CASES[name]
     if lite_batch is None:  # TFLite Micro runs the batch stored in the model: one image at a time
         wants = [oracle.micro_run(path, [x[i : i + 1]]) for i in range(len(x))]
     elif lite_batch == len(x):

@@ -1,0 +1,150 @@
+"""The one place that decides how the engine's threads run: how many, and how they wait.
+
+engine/__init__.py imports this module first, so that it acts before Numba is imported and before
+Numba's threading layer (OpenMP, libgomp) loads; both read their settings from the environment once.
+
+How many: by default the cores this process may use (`usable_cores`: its CPU affinity, capped by a
+cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us` quota, rounded down, at least 1), never more; the
+environment's NUMBA_NUM_THREADS, where set, wins. `set_num_threads` changes it later (per calling
+thread, as Numba's own), within that pool.
+
+How they wait: every parallel kernel ends in a barrier, about a hundred per SSD inference. libgomp's
+threads spin there before they sleep, by default 300,000 pause instructions (about 20 ms on the AMD
+EPYC here): alone that keeps the second thread awake between kernels (fast), but two engine
+processes on the same cores, or one beside a busy process, then burn each other's time slices
+spinning for a thread that is not running, and an image took 400-600 ms instead of 5. Passive
+waiting (OMP_WAIT_POLICY=PASSIVE, no spin) costs 2x alone: each kernel then wakes a sleeping thread.
+SPIN_COUNT bounds the spin to about 70 us (GOMP_SPINCOUNT, measured in docs/contention.md): enough
+to bridge the gap between two kernels of one run, far less than a time slice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+SPIN_COUNT = 1000  # libgomp spins before a waiting thread sleeps (docs/contention.md)
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def _cgroup_quota_v2(rel: str, root: Path) -> float | None:
+    """The tightest cpu.max quota (in CPUs) on the cgroup v2 path rel and its ancestors."""
+    best = None
+    parts = [p for p in rel.strip("/").split("/") if p]
+    for depth in range(len(parts), -1, -1):
+        f = root.joinpath(*parts[:depth], "cpu.max")
+        try:
+            quota, period = f.read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        if quota != "max" and int(period) > 0:
+            cpus = int(quota) / int(period)
+            best = cpus if best is None else min(best, cpus)
+    return best
+
+
+def _cgroup_quota_v1(rel: str, mount: Path) -> float | None:
+    """The tightest cfs_quota_us / cfs_period_us (in CPUs) on the cgroup v1 path rel and its ancestors."""
+    best = None
+    parts = [p for p in rel.strip("/").split("/") if p]
+    for depth in range(len(parts), -1, -1):
+        d = mount.joinpath(*parts[:depth])
+        try:
+            quota = int((d / "cpu.cfs_quota_us").read_text())
+            period = int((d / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        if quota > 0 and period > 0:
+            best = quota / period if best is None else min(best, quota / period)
+    return best
+
+
+def cgroup_cpu_limit(proc_cgroup: str | None = None, root: Path = CGROUP) -> float | None:
+    """CPUs this process's cgroup may use (a quota of 1.5 -> 1.5), or None where no quota is set."""
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            return None
+    limits = []
+    for line in proc_cgroup.splitlines():
+        _, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # cgroup v2 (unified hierarchy)
+            limits.append(_cgroup_quota_v2(rel, root))
+        elif "cpu" in controllers.split(","):
+            for name in (controllers, "cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                if (root / name).is_dir():
+                    limits.append(_cgroup_quota_v1(rel, root / name))
+                    break
+    limits = [x for x in limits if x is not None]
+    return min(limits) if limits else None
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by its cgroup's CPU quota (rounded
+    down: a 1.5-CPU quota runs one thread, never more threads than the quota), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        cores = min(cores, math.floor(quota))
+    return max(1, cores)
+
+
+def _libgomp_loaded() -> bool:
+    try:
+        return "libgomp" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+
+
+def configure() -> None:
+    """Set the thread count and the wait policy where nobody chose them, before Numba reads them."""
+    env = os.environ
+    if "numba" not in sys.modules:
+        env.setdefault("NUMBA_NUM_THREADS", str(usable_cores()))
+    if "GOMP_SPINCOUNT" not in env and "OMP_WAIT_POLICY" not in env:
+        env["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    if "numba" in sys.modules:  # imported before the engine: its pool is sized, limit the default
+        import numba
+
+        numba.set_num_threads(min(usable_cores(), numba.config.NUMBA_NUM_THREADS))
+
+
+def spin_bounded() -> bool:
+    """True where libgomp runs with this module's bounded spin (False: it was loaded before the
+    engine, by another library, or the environment chose its own wait policy)."""
+    return os.environ.get("GOMP_SPINCOUNT") == str(SPIN_COUNT) and not _PRELOADED
+
+
+def set_num_threads(n: int) -> None:
+    """Run the engine's kernels on n threads, from the calling thread on (Numba's setting is per
+    thread). At most NUMBA_NUM_THREADS (by default the cores this process may use)."""
+    import numba
+
+    from .errors import InputError
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"set_num_threads: the thread count should be an integer >= 1, got {n!r}")
+    limit = numba.config.NUMBA_NUM_THREADS
+    if n > limit:
+        raise InputError(
+            f"set_num_threads({n}): at most {limit} threads here (the cores this process may use;"
+            " set NUMBA_NUM_THREADS before importing the engine to allow more)"
+        )
+    numba.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The thread count the calling thread's runs use."""
+    import numba
+
+    return numba.get_num_threads()
+
+
+_PRELOADED = _libgomp_loaded()
+configure()
