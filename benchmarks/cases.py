@@ -25,6 +25,14 @@ CASES = {  # name: (registry model, batch, LiteRT batch)
     "ssd_b8": ("ssd_mobilenet_v1", 8, 1),
     "person_b1": ("person_detect", 1, None),  # LiteRT refuses this model
     "micro_speech_b1": ("micro_speech", 1, 1),
+    # the zoo's families (issue 13): int8 per-channel MobileNets, ResNet, MLPerf Tiny
+    "mobilenet_v2_b1": ("mobilenet_v2", 1, 1),
+    "mobilenet_v1_025_b1": ("mobilenet_v1_025", 1, 1),
+    "resnet8_b1": ("resnet8_cifar10", 1, 1),
+    "vww_b1": ("vww", 1, 1),
+    "kws_b1": ("kws", 1, 1),
+    "ad01_b1": ("ad01", 1, 1),
+    "str_ww_b1": ("str_ww", 1, 1),
 }
 # --zoo: every model of the shared mirror (and its zoo/) that the engine and LiteRT both run
 ZOO_BATCHES = (1, 64)

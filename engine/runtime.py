@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 SPIN_COUNT = 1000  # libgomp spins before a waiting thread sleeps (docs/contention.md)
@@ -144,6 +145,63 @@ def get_num_threads() -> int:
     import numba
 
     return numba.get_num_threads()
+
+
+# A run this many times slower than its plan's best (at any thread count) twice in a row: the cores
+# are taken (other processes' threads, or ours waiting on each other). Runs then go single-threaded,
+# where no thread waits for another that is not running, for PACE_BACKOFF[0] runs, doubling up to
+# PACE_BACKOFF[1] while the probe after each back-off is slow again.
+PACE_SLOW = 3.0
+PACE_BACKOFF = (16, 256)
+PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
+
+
+class Pace:
+    """Times a plan's runs; backs off to one thread while the cores are taken (docs/contention.md).
+
+    Costs two clock reads per run; Numba's thread count is only read and set while backing off (it is
+    per calling thread, so each backed-off run sets it and puts it back)."""
+
+    __slots__ = ("backoff", "best", "left", "restore", "slow", "t0")
+
+    def __init__(self) -> None:
+        self.best = math.inf
+        self.slow = 0  # slow runs in a row
+        self.left = 0  # single-threaded runs left in this back-off
+        self.backoff = PACE_BACKOFF[0]
+        self.restore = 0
+        self.t0 = 0.0
+
+    def __enter__(self) -> Pace:  # noqa: PYI034 (Python 3.10 has no typing.Self)
+        if self.left:
+            self.left -= 1
+            import numba
+
+            n = numba.get_num_threads()
+            if n > 1:
+                numba.set_num_threads(1)
+                self.restore = n
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        dt = time.perf_counter() - self.t0
+        if self.restore:
+            import numba
+
+            numba.set_num_threads(self.restore)
+            self.restore = 0
+            return
+        if exc[0] is not None or not PACE_ON:
+            return
+        self.best = min(self.best, dt)
+        if dt <= PACE_SLOW * self.best:
+            self.slow, self.backoff = 0, PACE_BACKOFF[0]
+            return
+        self.slow += 1
+        if self.slow >= 2:
+            self.left, self.slow = self.backoff, 0
+            self.backoff = min(2 * self.backoff, PACE_BACKOFF[1])
 
 
 _PRELOADED = _libgomp_loaded()
