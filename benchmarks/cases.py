@@ -62,14 +62,12 @@ def case_input(model, batch: int, seed: int = 0) -> np.ndarray:
     return rng.integers(info.min, info.max + 1, (batch, *t.shape[1:])).astype(t.dtype)
 
 
-def check_outputs(name: str, path, model, x: np.ndarray, lite_batch: int | None | str = "case") -> None:
-    """The engine's outputs on x equal the oracle's (image by image where the oracle cannot batch).
-    lite_batch: the batch the oracle runs (None: TFLite Micro); by default the case's (CASES)."""
+def check_outputs(name: str, path, model, x: np.ndarray) -> None:
+    """The engine's outputs on x equal the oracle's (image by image where the oracle cannot batch)."""
     from tests import oracle
 
     got = model.run(x)
-    if lite_batch == "case":
-        _, _, lite_batch = CASES[name]
+    _, _, lite_batch = CASES[name]
     if lite_batch is None:  # TFLite Micro runs the batch stored in the model: one image at a time
         wants = [oracle.micro_run(path, [x[i : i + 1]]) for i in range(len(x))]
     elif lite_batch == len(x):
