@@ -15,7 +15,9 @@ processes on the same cores, or one beside a busy process, then burn each other'
 spinning for a thread that is not running, and an image took 400-600 ms instead of 5. Passive
 waiting (OMP_WAIT_POLICY=PASSIVE, no spin) costs 2x alone: each kernel then wakes a sleeping thread.
 SPIN_COUNT bounds the spin to about 70 us (GOMP_SPINCOUNT, measured in docs/contention.md): enough
-to bridge the gap between two kernels of one run, far less than a time slice.
+to bridge most gaps between two kernels of one run, far less than a time slice. Where the cores are
+taken all the same, `Pace` (each plan's) sends runs that come out 3x slower than the plan's best to
+one thread for a while, where no thread waits for another.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def get_num_threads() -> int:
 # are taken (other processes' threads, or ours waiting on each other). Runs then go single-threaded,
 # where no thread waits for another that is not running, for PACE_BACKOFF[0] runs, doubling up to
 # PACE_BACKOFF[1] while the probe after each back-off is slow again.
-PACE_SLOW = 3.0
+PACE_SLOW = float(os.environ.get("ENGINE_PACE_SLOW") or 3.0)
 PACE_BACKOFF = (16, 256)
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
