@@ -81,6 +81,9 @@ def local_cluster(workers: int, threads: int | None = None, numba_cache: str | N
     env = worker_environment(threads, numba_cache_dir(numba_cache))
     saved = {k: os.environ.get(k) for k in env}
     pre = dict(dask.config.get(PRE_SPAWN, default={}) or {}, **env)
+    # Dask prefers a variable already in this process's environment over its config, and the engine
+    # set NUMBA_NUM_THREADS here at import (engine/runtime.py): the workers' values go in too
+    os.environ.update(env)
     try:
         with dask.config.set({PRE_SPAWN: pre}):
             cluster = LocalCluster(
