@@ -15,6 +15,7 @@ from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
+from .runtime import Pace
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
@@ -39,6 +40,7 @@ class Plan:
     def __init__(self, g: Graph, batch: int, keep_all: bool = False, budget: int | None = None):
         self.graph = g
         self.batch = batch
+        self.pace = Pace()
         ledger = Ledger(budget, f"the plan for batch {batch}")
         for t in g.tensors:
             if t.is_const:
@@ -246,8 +248,9 @@ class Plan:
         if warm or timings is not None or observe is not None:
             self._run_steps(timings, observe, warm)
         else:
-            for fn, args in self._calls:
-                fn(*args)
+            with self.pace:  # backs off to one thread while the cores are taken (engine/runtime.py)
+                for fn, args in self._calls:
+                    fn(*args)
             if not self._resolved:
                 self._resolve()
         return self._arrays

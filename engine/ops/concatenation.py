@@ -5,6 +5,8 @@ ConcatenationWithScaling does it, in float32: round(q * (s_in * (1/s_out)) + (-z
 std::round (half away from zero), clamped to [0, 255]. A uint8 input has 256 possible values, so
 prepare() tabulates that function and run() only looks it up. int8 has no rescaling kernel: the
 reference refuses int8 inputs whose quantization differs from the output's, and so does this op.
+int16 inputs are copied raw whatever their scales (only zero points 0 are required), as the reference
+and TFLite Micro do.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
+from ..kernels.strided_copy import bits, copy_rows
 from .common import Prepared, Shape, bound, fail, require, tensors, view
 
 PLAIN_TYPES = ("int8", "int16", "int32", "int64", "float32", "bool")
@@ -75,6 +78,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             same = np.float32(s_in) == np.float32(s_out) and zp_in == zp_out
             if same:
                 continue
+            if dtype == "int16":  # copied raw whatever the scales (reference_ops::Concatenation); zp 0 only
+                require(op, zp_in == 0, f"{t.describe()}: int16 tensors must have zero point 0")
+                continue
             if dtype != "uint8":
                 raise fail(op, f"{t.describe()}: {dtype} inputs must share the output's scale and zero point")
             tables[k] = requantize_table(s_in, zp_in, s_out, zp_out)
@@ -83,14 +89,19 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     # column range of each input in the (outer, axis * inner) view of the output
     bounds = np.cumsum([0] + [s[axis] * inner for s in shapes]).tolist()
     lookups = [_lookup.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
+    copies = [copy_rows.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
+    total = bounds[-1]
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         out2d = view(outputs[0], (outer, -1))
         calls = []
         for k, x in enumerate(inputs):
-            x2d, part = view(x, (outer, -1)), out2d[:, bounds[k] : bounds[k + 1]]
-            copy = (np.copyto, (part, x2d))
-            calls.append(copy if tables[k] is None else (lookups[k], (x2d, part, tables[k])))
+            if tables[k] is None:
+                width = bounds[k + 1] - bounds[k]
+                calls.append((copies[k], (bits(x), bits(outputs[0]), outer, width, total, bounds[k])))
+                continue
+            x2d = view(x, (outer, -1))
+            calls.append((lookups[k], (x2d, out2d[:, bounds[k] : bounds[k + 1]], tables[k])))
         return calls
 
     return bound([out_shape], bind)

@@ -11,8 +11,10 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
+from . import conv_float
 from .common import (
     Prepared,
+    Window,
     bound,
     fused_activation,
     require,
@@ -28,8 +30,12 @@ from .quant_params import (
     weighted_operands,
 )
 
+ROW_PIXELS = 512  # the longest row _pointwise_rows makes
+
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return conv_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_conv16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=0)
@@ -106,6 +112,8 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     the GEMM's sum, a per-pixel term (the kernel adds it when d != 0), and a per-channel constant
     that joins the bias. Padding holds u_zp, which so adds nothing, as in the reference.
     """
+    out_shape = (in_shape[0], win.oh, win.ow, weights.shape[0])
+    in_shape, win = _pointwise_rows(in_shape, weights.shape, win)
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
@@ -137,12 +145,34 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
         scratch.append(((n, win.hp, win.wp, c), ops.data_type))
 
     def bind(ins, outs, scratch):
+        out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
         if in_place:
-            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], outs[0]))]
+            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], out))]
         flat = view(scratch[3])
         return [
             (pad_input, (view(ins[0]), flat, padding)),
-            (conv, (flat, packed, geo, plan, rq, *scratch[:3], outs[0])),
+            (conv, (flat, packed, geo, plan, rq, *scratch[:3], out)),
         ]
 
-    return bound([(n, oh, ow, oc)], bind, scratch)
+    return bound([out_shape], bind, scratch)
+
+
+def _pointwise_rows(in_shape, w_shape, win) -> tuple[tuple, Window]:
+    """A 1x1 convolution with unit strides and no padding maps each pixel to itself, so any rows will do:
+    the GEMM tiles PX pixels of one row, and rows whose width is no multiple of PX (7, 14, 25, or
+    a 1-D model's width 1) compute pixels they discard. Its n*h*w pixels then become R rows of L (L a
+    multiple of PX dividing them, or all of them when few), the input and output read as [1, R, L, .]."""
+    n, h, w, c = in_shape
+    _, kh, kw, _ = w_shape
+    pointwise = (kh, kw, win.sh, win.sw, win.hp, win.wp) == (1, 1, 1, 1, h, w)
+    if not pointwise or win.ow % PX == 0:
+        return in_shape, win
+    pixels = n * h * w
+    widths = [v for v in range(PX, ROW_PIXELS + 1, PX) if pixels % v == 0]
+    if pixels <= ROW_PIXELS:
+        widths = [pixels]
+    if not widths:
+        return in_shape, win
+    cols = widths[-1]
+    rows = pixels // cols
+    return (1, rows, cols, c), Window(1, 1, 1, 1, rows, cols, 0, 0, rows, cols)

@@ -15,8 +15,10 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import depthwise as D
 from ..kernels import requantize
+from . import conv_float
 from .common import (
     Prepared,
+    Window,
     bound,
     fused_activation,
     int_option,
@@ -36,6 +38,8 @@ from .quant_params import (
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return conv_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_conv16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=3)
@@ -59,6 +63,10 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         return gemm_conv(
             shapes[0], inp.dtype, in_zp, filters, bias_q, mult, shift, out_zp, fused_activation(op, out), win
         )
+    out_shape = (n, oh, ow, oc)
+    if w == 1 and kw == 1 and win.wp == 1 and h > 1:  # a 1-D model's column: run it as a row (_as_row)
+        h, w, kh, kw, win, weights = 1, h, 1, kh, _as_row(win), weights.reshape(1, kh, oc)
+        oh, ow = win.oh, win.ow
     # uint8 input u (see kernels/depthwise.py), channels padded to whole vectors
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
     cp = -(-oc // D.LANES) * D.LANES
@@ -80,11 +88,18 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     def bind(ins, outs, scratch):
         flat = scratch[0]
+        out = view(outs[0], (n, oh, ow, oc))
         return [
             (pad_input, (view(ins[0]), flat, padding)),
-            (depthwise_conv2d, (flat, taps, geo, rq, chunks, scratch[1], offsets, outs[0])),
+            (depthwise_conv2d, (flat, taps, geo, rq, chunks, scratch[1], offsets, out)),
         ]
 
     # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
     sums = ((numba.config.NUMBA_NUM_THREADS, -(-ow // D.DPX) * D.DPX * cp), np.int32)
-    return bound([(n, oh, ow, oc)], bind, [((padded_size + slack,), np.uint8), sums])
+    return bound([out_shape], bind, [((padded_size + slack,), np.uint8), sums])
+
+
+def _as_row(win: Window) -> Window:
+    """The window of an [N, H, 1, C] input under a [kh, 1] filter, as the same data seen as [N, 1, H, C]
+    under [1, kh]: the kernel steps DPX pixels along a row, and a column of width 1 would use one of them."""
+    return Window(win.sw, win.sh, win.dw, win.dh, win.ow, win.oh, win.left, win.top, win.wp, win.hp)
