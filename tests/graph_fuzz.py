@@ -466,6 +466,21 @@ def build_squared_difference(g: G, t: T) -> T | None:
     return g.op("SQUARED_DIFFERENCE", [a, b], g.act(out_shape, t.dtype, s_out, g.zp(t.dtype)), text)
 
 
+def build_batch_matmul(g: G, t: T) -> T | None:
+    """t times a constant int8 rhs [k, n] (adj_y: [n, k]); adj_x transposes t's last two axes (rank 3+:
+    never the batch axis)."""
+    if t.dtype != "int8" or len(t.shape) < 2:
+        return None
+    adj_x, adj_y = len(t.shape) > 2 and g.coin(), g.coin()
+    m, k = (t.shape[-1], t.shape[-2]) if adj_x else (t.shape[-2], t.shape[-1])
+    n = int(g.rng.integers(1, 20))
+    s_r, z_r = g.scale(-3, -1), g.zp("int8")
+    data = g.rng.integers(-128, 128, size=(n, k) if adj_y else (k, n)).astype(np.int8)
+    r = g.net.const(data, "int8", s_r, z_r)
+    out = g.act([*t.shape[:-2], m, n], "int8", g.out_scale(t.scale, s_r, k), g.zp("int8"))
+    return g.op("BATCH_MATMUL", [t.index, r], out, f"k={k} n={n} adj_x={adj_x} adj_y={adj_y}", adj_x=adj_x, adj_y=adj_y)
+
+
 # op -> builder; a builder returns None where the op does not apply to its input
 OPS: dict[str, Callable[[G, T], T | None]] = {
     "CONV_2D": build_conv2d,
@@ -503,6 +518,7 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "GATHER": build_gather,
     "ARG_MAX": build_arg_max,
     "SPLIT": build_split,
+    "BATCH_MATMUL": build_batch_matmul,
 }
 
 

@@ -90,6 +90,8 @@ def refusal(op: Op, g: Graph) -> str | None:
         reason = _fc_bias_scale(*(g.tensors[i] for i in (*op.inputs[:3], op.outputs[0])))
         if reason:
             return reason
+    if op.type == "BATCH_MATMUL" and g.tensors[op.outputs[0]].dtype != g.tensors[op.inputs[0]].dtype:
+        return "BATCH_MATMUL with an int32 output ('LHS input must match output type. INT32 output not supported')"
     if op.type == "SOFTMAX" and g.tensors[op.outputs[0]].dtype == "int8":
         out = g.tensors[op.outputs[0]]
         if out.quantized and (np.float32(out.scale[0]) != np.float32(1 / 256) or out.zero_point[0] != -128):
@@ -253,6 +255,8 @@ DIFFERENCES = {
     "FULLY_CONNECTED": "the reference rescales in double, round(double(acc) * s_in*s_w/s_out); TFLite Micro uses "
     "the fixed-point M0, shift (MultiplyByQuantizedMultiplier, two roundings)",
     "MUL": "the multiplier s1*s2/s_out is computed in float32 by the reference, in double by TFLite Micro",
+    "BATCH_MATMUL": "the product s_lhs*s_rhs of its multiplier is taken in float32 by the reference, in double by "
+    "TFLite Micro",
     "ADD": "int16 with power-of-two scales: the reference shifts (pot_scale_int16); TFLite Micro always takes "
     "the general rescale path",
     "SUB": "the reference runs ADD with input 2's multiplier negated; TFLite Micro rescales both inputs and "
