@@ -59,6 +59,11 @@ def delegated(op: Op, g: Graph) -> bool:
 def runtime_refusal(op: Op, g: Graph) -> str | None:
     """What LiteRT's default interpreter cannot run (the profile refuses the model, with this reason):
     each case measured against ai-edge-litert 2.3 in tests/test_litert_conv.py."""
+    for i in (*op.inputs, *op.outputs):
+        t = g.tensors[i] if i >= 0 else None
+        if t is not None and t.scale.size > 1 and not 0 <= t.quant_axis < max(len(t.shape), 1):
+            # InterpreterBuilder's ParseQuantization refuses the model (person_detect's biases say 3)
+            return f"{t.describe()}: quantized_dimension {t.quant_axis} outside its {len(t.shape)} dimensions"
     fn = RUNTIME_RULES.get(op.type)
     return fn(op, g) if fn else None
 
