@@ -27,6 +27,7 @@ from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal
+from . import activations_float
 from .common import Prepared, Shape, require, unary_8bit
 from .softmax16 import prepare_softmax16
 
@@ -79,6 +80,8 @@ def _softmax(x, out, rows, depth, table, qmin, qmax):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return activations_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_softmax16(op, g, shapes)
     _, out, (s_in, _), (s_out, zp_out) = unary_8bit(op, g)
