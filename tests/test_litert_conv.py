@@ -307,3 +307,22 @@ def test_int16x8_fully_connected_sums_in_int32_and_rounds_as_ruy():
     model = net.build()
     check_litert(model, sets)
     assert compare_litert(model, sets, numerics="reference").differing > 0
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("scheme", ["uint8", "int8_per_tensor", "int8_per_channel", "int16"])
+def test_transpose_conv(scheme, batch):
+    """test_ops_transpose_conv's sweep: XNNPACK takes TRANSPOSE_CONV (fp32 rule) unless a stride exceeds
+    the kernel (the 1x1 kernel at strides 2x3 here: the builtin kernel, the reference's rounding); int16
+    is never delegated. The partition is checked op by op."""
+    from tests.test_ops_transpose_conv import tconv_net
+
+    net = tconv_net(scheme, batch)
+    model = net.build()
+    g = engine.load(model, numerics="litert").graph
+    if scheme != "int16":
+        assert [litert.delegated(op, g) for op in g.ops].count(False) == 2
+    sets = run_sets(net, 31, batches=(batch, batch))
+    check_litert(model, sets)
+    if scheme != "int16":
+        assert compare_litert(model, sets, numerics="reference").differing > 0

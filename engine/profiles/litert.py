@@ -154,6 +154,27 @@ def _weighted(op: Op, g: Graph) -> str | None:
     return activation_refusal(op)
 
 
+@rule("TRANSPOSE_CONV")
+def _transpose_conv(op: Op, g: Graph) -> str | None:
+    """VisitTransposeConvNode: inputs (output_shape, weights [oc, kh, kw, ic], data, bias?)."""
+    filt, inp, out = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]], g.tensors[op.outputs[0]]
+    if inp.dtype not in ("uint8", "int8"):
+        return f"{inp.describe()}: XNNPACK's TRANSPOSE_CONV takes uint8 or int8 data here"
+    for t, channel_ok in ((inp, False), (filt, True), (out, False)):
+        reason = datatype_refusal(t, channel_ok)
+        if reason:
+            return reason
+    if not filt.is_const:
+        return f"{filt.describe()}: dynamic weights"
+    if _scales(filt).size > 1 and filt.quant_axis != 0:
+        return f"{filt.describe()}: per-channel on dimension {filt.quant_axis} (XNNPACK: 0)"
+    kh, kw = filt.shape[1], filt.shape[2]
+    sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+    if sh > kh or sw > kw:
+        return f"strides {sh}x{sw} larger than the {kh}x{kw} kernel"
+    return activation_refusal(op)
+
+
 @runtime_rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 def _weighted_fails(op: Op, g: Graph) -> str | None:
     inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
