@@ -135,6 +135,8 @@ def requantization_scale(s_in: float, s_w: np.ndarray, s_out: float) -> np.ndarr
 @rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 def _weighted(op: Op, g: Graph) -> str | None:
     inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if inp.dtype == "float32" and filt.dtype == "float32":
+        return activation_refusal(op)  # delegated (measured); the profile refuses it (_weighted_fails)
     if inp.dtype not in ("uint8", "int8"):
         return f"{inp.describe()}: XNNPACK's {op.type} takes uint8 or int8 data here"
     for t, channel_ok in ((inp, False), (filt, True), (out, False)):
@@ -178,6 +180,11 @@ def _transpose_conv(op: Op, g: Graph) -> str | None:
 @runtime_rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 def _weighted_fails(op: Op, g: Graph) -> str | None:
     inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if inp.dtype == "float32" and delegated(op, g):
+        return (
+            f"float32 {op.type} runs in XNNPACK's float kernels, whose summation order (and fused"
+            " multiply-adds) this profile does not reproduce: it would not be bit-exact"
+        )
     if inp.dtype not in ("int8", "uint8"):
         return None
     if not _has(op, 2) and op.type == "CONV_2D":  # tflite/kernels/conv.cc: has_bias
