@@ -14,6 +14,7 @@ from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
+from .runtime import Pace
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
@@ -37,6 +38,7 @@ class Plan:
     def __init__(self, g: Graph, batch: int, keep_all: bool = False, budget: int | None = None):
         self.graph = g
         self.batch = batch
+        self.pace = Pace()
         ledger = Ledger(budget, f"the plan for batch {batch}")
         for t in g.tensors:
             if t.is_const:
@@ -225,9 +227,13 @@ class Plan:
         for buf, value in self._resets:  # a run is stateless: state starts as after a reset
             buf.fill(value)
         try:
-            if timings is None and observe is None:
-                for run, args in self._warm_calls if warm else self._calls:
+            if warm:
+                for run, args in self._warm_calls:
                     run(*args)
+            elif timings is None and observe is None:
+                with self.pace:  # backs off to one thread while the cores are taken (engine/runtime.py)
+                    for run, args in self._calls:
+                        run(*args)
             else:
                 for step, (run, args) in zip(self.steps, self._calls):
                     t0 = time.perf_counter()

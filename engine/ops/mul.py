@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from ..graph import Graph, Op
+from ..kernels import binary8
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..numerics.gemmlowp import byte_values
 from ..profiles import profile_of
@@ -58,6 +59,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         require(op, shift <= 30, too_large)
     lo, hi = fused_activation(op, out)
     table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
-    return Prepared(
-        [out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table.astype(out.np_dtype))
-    )
+    table = table.astype(out.np_dtype)
+    if tuple(shapes[0]) == tuple(shapes[1]) and binary8.vmul_supported(shift):  # computed, 16 at a time
+        q = binary8.mul_requant(-zp1, -zp2, m, shift, zpo, lo, hi)
+        vmul = binary8.vmul_flat.pick(int(np.prod(out_shape)) // 4)
+        flat_table = table.reshape(-1)
+
+        def run(inputs: list, outputs: list, scratch: list) -> None:
+            vmul(inputs[0].reshape(-1), inputs[1].reshape(-1), outputs[0].reshape(-1), flat_table, q)
+
+        return Prepared([out_shape], run)
+    return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
