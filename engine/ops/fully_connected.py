@@ -5,7 +5,9 @@ does not requantize with the fixed-point multiplier: it rounds double(acc) * (s_
 all in double, half away from zero. TFLite Micro uses the fixed-point multiplier instead, so the
 two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md: 2-5 in 300).
 With numerics="tflm" the layer requantizes as TFLite Micro does: multipliers s_in * s_w / s_out in
-double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare.
+double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare. With
+numerics="litert", XNNPACK's fp32 rule where its delegate takes the layer, else ruy's rounding of the
+reference's multipliers (LiteRT's optimized kernel; profiles/litert.py).
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels import conv as K
-from ..kernels import gemm, requantize
+from ..kernels import fc_litert, gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
-from ..profiles import profile_of, tflm
+from ..profiles import litert, profile_of, tflm
 from . import conv_float
 from .common import Prepared, bound, fused_activation, require, view
 from .conv16 import prepare_fully_connected16
-from .quant_params import bias_vector, filter_zero_points, fold_zero_point, weighted_operands
+from .quant_params import (
+    bias_vector,
+    conv_multipliers,
+    filter_zero_points,
+    fold_zero_point,
+    weighted_operands,
+)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -61,6 +69,11 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
 
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
+    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert"
+    if rule != "reference":
+        gemm_args = (delta, blocks, out_zp, lo, hi)
+        dims = (rows, depth, units)
+        return _litert(op, (inp, filt, out), dims, bias_q, weights, gemm_args, out_shape, scratch, rule)
     if profile_of(g) == "tflm":
         require(
             op,
@@ -83,5 +96,28 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
         args = (x, delta, weights, blocks, bias_q, scale, out_zp, lo, hi, *scratch[:2], y)
         return [(fully_connected, args)]
+
+    return bound([out_shape], bind, scratch)
+
+
+def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scratch, rule: str) -> Prepared:
+    """numerics="litert": XNNPACK's fp32 rule (delegated) or ruy's rounding of the reference's multipliers
+    (LiteRT's optimized kernel), on the same GEMM (kernels/fc_litert.py)."""
+    inp, filt, out = tensors3
+    rows, depth, units = dims
+    delta, blocks, out_zp, lo, hi = gemm_args
+    require(op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units")
+    if rule == "fp32":  # XNNPACK
+        table = requantize.params_fp32(bias_q, litert.fp32_scales(inp, filt, out, units))
+        fn = fc_litert.fully_connected_fp32.pick(rows * units * depth // 16)
+    else:  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
+        mult, shift = conv_multipliers(op, inp, filt, out, units)
+        table = requantize.params(bias_q, mult, shift)
+        fn = fc_litert.fully_connected_ruy.pick(rows * units * depth // 16)
+    zeros = np.zeros(PX, np.int64)
+
+    def bind(ins, outs, scratch):
+        x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
+        return [(fn, (x, delta, weights, blocks, table, out_zp, lo, hi, zeros, scratch[0], scratch[1], y))]
 
     return bound([out_shape], bind, scratch)
