@@ -1,0 +1,79 @@
+"""numerics="litert": XNNPACK's arithmetic for the element-wise ops its delegate takes, as
+256 x 256 (binary) or 256-entry (unary) tables built once at prepare, and the delegate's checks
+that decide whether an op runs there or in LiteRT's builtin kernels.
+
+x86 LiteRT 2.3 (XNNPACK's scalar/AVX parameter setup, src/microparams-init.c):
+- ADD / SUB: the integer "add" micro-kernel. Scales a_out = s_a / s_out, b_out = s_b / s_out in
+  float32 (SUB negates b_out); shift = 20 - exponent(max(|a_out|, |b_out|)); multipliers
+  lrintf(|x_out| * 2**shift) with the sign of x_out; then
+  out = clamp(((2**(shift-1) - m_a z_a - m_b z_b + m_a a + m_b b) >> shift) + z_out).
+  The delegate takes it when both ratios lie in [2**-10, 2**8).
+- MUL: (a - z_a)(b - z_b) in int32, times the float32 scale (s_a * s_b) / s_out (float32 operations),
+  rounded half to even, plus z_out. The delegate takes it when that scale lies in [2**-16, 2**8).
+- Fused activations become a clamp on the quantized output with the bounds the reference computes
+  (measured equal on RELU, RELU6, RELU_N1_TO_1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32 = np.float32
+ADD_RATIO = (2.0**-10, 2.0**8)  # [lo, hi): XNNPACK asserts it, the delegate refuses outside
+MUL_RATIO = (2.0**-16, 2.0**8)
+
+
+def _byte_values(dtype: str) -> np.ndarray:
+    return np.arange(256, dtype=np.uint8).view(np.int8 if dtype == "int8" else np.uint8).astype(np.int64)
+
+
+def add_ratios(s1: float, s2: float, so: float) -> tuple[float, float]:
+    """s_a / s_out and s_b / s_out as XNNPACK computes them (float32 divisions)."""
+    return float(F32(s1) / F32(so)), float(F32(s2) / F32(so))
+
+
+def add_delegated(s1: float, s2: float, so: float) -> bool:
+    """Whether XNNPACK takes this quantized ADD/SUB (its scale-ratio checks)."""
+    return all(ADD_RATIO[0] <= r < ADD_RATIO[1] for r in add_ratios(s1, s2, so))
+
+
+def add_params(s1: float, s2: float, so: float, sign: int) -> tuple[int, int, int]:
+    """(m_a, m_b, shift) of XNNPACK's quantized add (sign -1: subtract)."""
+    ra, rb = add_ratios(s1, s2, so)
+    exponent = int(np.frexp(F32(max(ra, rb)))[1]) - 1  # the float32 exponent field, unbiased
+    shift = 20 - exponent
+    ma = int(np.rint(F32(ra) * F32(2.0**shift)))  # exact power-of-two scaling, then lrintf
+    mb = int(np.rint(F32(rb) * F32(2.0**shift)))
+    return ma, sign * mb, shift
+
+
+def add_table(
+    dtypes: tuple[str, str], zps: tuple[int, int, int], params: tuple[int, int, int], lo: int, hi: int
+) -> np.ndarray:
+    """table[i, j]: XNNPACK's add of raw bytes i (input 1) and j (input 2), clamped to [lo, hi]."""
+    (ma, mb, shift), (za, zb, zo) = params, zps
+    a = _byte_values(dtypes[0])[:, None]
+    b = _byte_values(dtypes[1])[None, :]
+    bias = (1 << (shift - 1)) - ma * za - mb * zb
+    acc = (bias + a * ma + b * mb).astype(np.int32)  # int32 in XNNPACK: wraps exactly as there
+    return np.clip((acc.astype(np.int64) >> shift) + zo, lo, hi)
+
+
+def mul_scale(s1: float, s2: float, so: float) -> np.float32:
+    """(s_a * s_b) / s_out in float32, XNNPACK's order of operations."""
+    return F32(F32(F32(s1) * F32(s2)) / F32(so))
+
+
+def mul_delegated(s1: float, s2: float, so: float) -> bool:
+    return MUL_RATIO[0] <= float(mul_scale(s1, s2, so)) < MUL_RATIO[1]
+
+
+def mul_table(
+    dtypes: tuple[str, str], zps: tuple[int, int, int], scale: np.float32, lo: int, hi: int
+) -> np.ndarray:
+    """table[i, j]: XNNPACK's fp32-requantized product of raw bytes i and j, clamped to [lo, hi]."""
+    za, zb, zo = zps
+    a = _byte_values(dtypes[0])[:, None] - za
+    b = _byte_values(dtypes[1])[None, :] - zb
+    prod = (a * b).astype(F32) * scale  # float32 product, then round half to even
+    return np.clip(np.rint(prod).astype(np.int64) + zo, lo, hi)
