@@ -77,3 +77,23 @@ def mul_table(
     b = _byte_values(dtypes[1])[None, :] - zb
     prod = (a * b).astype(F32) * scale  # float32 product, then round half to even
     return np.clip(np.rint(prod).astype(np.int64) + zo, lo, hi)
+
+
+CVT_RATIO = (2.0**-8, 2.0**7)  # [lo, hi], both ends included (XNNPACK's qs8/qu8 convert)
+
+
+def cvt_delegated(t_in: str, t_out: str, s_in: float, s_out: float) -> bool:
+    """Whether XNNPACK takes a QUANTIZE from t_in to t_out (8-bit requantization, one type)."""
+    if t_in != t_out or t_in not in ("int8", "uint8"):
+        return False
+    return CVT_RATIO[0] <= float(F32(s_in) / F32(s_out)) <= CVT_RATIO[1]
+
+
+def cvt_table(dtype: str, q_in: tuple[float, int], q_out: tuple[float, int]) -> np.ndarray:
+    """XNNPACK's 8-bit convert: multiplier lrintf(256 * s_in / s_out) (float32), then
+    out = clamp((((q - zp_in) * multiplier + 128) >> 8) + zp_out) per raw byte."""
+    (s_in, zp_in), (s_out, zp_out) = q_in, q_out
+    multiplier = int(np.rint(F32(256) * F32(F32(s_in) / F32(s_out))))
+    info = np.iinfo(dtype)
+    q = _byte_values(dtype)
+    return np.clip((((q - zp_in) * multiplier + 128) >> 8) + zp_out, int(info.min), int(info.max))
