@@ -16,6 +16,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from ..profiles import profile_of
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
 
 
@@ -40,6 +41,22 @@ def _finish(sums, out, offset, m, shift, zp_out, lo, hi):
     for i in prange(sums.size):
         r = multiply_by_quantized_multiplier(wrap_int32(np.int64(sums[i]) - offset), m, shift) + zp_out
         out[i] = min(max(r, lo), hi)
+
+
+@kernel
+def _finish_xnn(sums, out, scale, bias, lo, hi):
+    """XNNPACK's int32 -> 8-bit convert of the raw sums: nearbyint(float(sum) * scale + bias)."""
+    for i in prange(sums.size):
+        v = np.float32(np.float32(sums[i]) * scale) + bias
+        out[i] = min(max(np.int64(np.rint(v)), lo), hi)
+
+
+def xnn_mean_params(s_in: float, s_out: float, zp_in: int, zp_out: int, n: int) -> tuple:
+    """(scale, bias) of XNNPACK's quantized mean (numerics="litert"): scale = f32(s_in / s_out) *
+    f32(1 / n) and bias = zp_out - (n * zp_in) * scale, every step in float32."""
+    f32 = np.float32
+    scale = f32(f32(f32(s_in) / f32(s_out)) * f32(f32(1.0) / f32(n)))
+    return scale, f32(f32(zp_out) - f32(f32(n * zp_in) * scale))
 
 
 def resolve_axes(op: Op, axes: np.ndarray, rank: int) -> list[int]:
@@ -90,6 +107,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             np.copyto(outputs[0], inputs[0].reshape(out_shape))
 
         return Prepared([out_shape], run_copy)
+    if profile_of(g) == "litert" and src.dtype in ("int8", "uint8"):  # XNNPACK's mean
+        return _prepare_xnn(in_shape, out_shape, tuple(axes), xnn_mean_params(s_in, s_out, zp_in, zp_out, n), info)
     m, shift = mean_multiplier(s_in, s_out, n)
     offset = zp_in * n
     reduce_axes = tuple(axes)
@@ -118,5 +137,20 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         sums = scratch[0]
         np.sum(inputs[0], axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
         finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
+
+    return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])
+
+
+def _prepare_xnn(in_shape: Shape, out_shape: Shape, axes: tuple, params: tuple, info) -> Prepared:
+    """Raw int32 sums over the axes, then XNNPACK's float32 rescale of each."""
+    sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
+    finish = _finish_xnn.pick(int(np.prod(sums_shape)))
+    scale, bias = params
+    lo, hi = int(info.min), int(info.max)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        sums = scratch[0]
+        np.sum(inputs[0], axis=axes, dtype=np.int32, out=sums, keepdims=True)
+        finish(sums.reshape(-1), outputs[0].reshape(-1), scale, bias, lo, hi)
 
     return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])
