@@ -9,7 +9,9 @@ Same constructor, method names and return structures, so a script written for Li
     y = it.get_tensor(it.get_output_details()[0]["index"])
 
 The numbers are those of TFLite's reference kernels, whatever op resolver is asked for, or, with
-`numerics="tflm"`, those of TFLite Micro (the one keyword LiteRT does not have; README, "Numerics profiles").
+`numerics="tflm"`, those of TFLite Micro, or with `numerics="litert"` those of LiteRT's default
+interpreter on x86 (XNNPACK + optimized builtin kernels: what the same script computed under LiteRT).
+`numerics` is the one keyword LiteRT does not have (README, "Numerics profiles").
 Differences from LiteRT, all on purpose:
 - errors are engine errors (InputError, ModelFormatError, UnsupportedError), not ValueError/RuntimeError;
 - resize_tensor_input changes the batch dimension only;

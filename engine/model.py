@@ -280,7 +280,9 @@ def load(
     together; default $ENGINE_MEMORY_BUDGET, else half the available memory. A model or a batch
     that needs more is refused before anything is allocated.
     numerics: whose arithmetic to equal bit for bit: "reference" (LiteRT's reference kernels, the
-    default) or "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run).
+    default), "tflm" (TFLite Micro, which also refuses what TFLite Micro cannot run) or "litert"
+    (LiteRT's default interpreter on x86: XNNPACK for the ops its delegate takes, the optimized
+    builtin kernels for the rest).
     """
     profiles.get(numerics)  # an unknown profile is refused before any work
     if _is_registry_name(source):

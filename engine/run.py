@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--numerics",
         choices=list(profiles.PROFILES),
         default=profiles.DEFAULT,
-        help="whose arithmetic to equal bit for bit: reference (LiteRT's reference kernels, default) or "
-        "tflm (TFLite Micro, the microcontroller runtime; refuses what it cannot run)",
+        help="whose arithmetic to equal bit for bit: reference (LiteRT's reference kernels, default), "
+        "tflm (TFLite Micro, the microcontroller runtime; refuses what it cannot run) or litert (LiteRT's "
+        "default interpreter on x86: XNNPACK + optimized builtin kernels)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument(

@@ -26,7 +26,8 @@ person: <data-dir>/person/person.bmp -> person, no_person.bmp -> no person, with
         (viewed as uint8 the image shows wrapped contrast), so they are fed with int8="reinterpret",
         the way TFLite Micro's test feeds them; camera images use the registry's x - 128.
 --numerics tflm: run every model as TFLite Micro computes it (engine.load(..., numerics="tflm")); a
-        model TFLite Micro cannot run (the uint8 SSD) is reported as refused.
+        model TFLite Micro cannot run (the uint8 SSD) is reported as refused. --numerics litert: as LiteRT's
+        default interpreter computes it on x86 (XNNPACK delegate + optimized builtin kernels).
 --compare reference,tflm: run each model in both profiles and report how many inputs' outputs differ and
         how top-1 moves: MNIST's 10,000 test images (with accuracy), and each --tflite model on --random
         random inputs (MLPerf Tiny: ad01, kws, vww, str_ww). Writes <out-dir>/compare.json.
@@ -457,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         "--numerics",
         choices=list(PROFILES),
         default="reference",
-        help="whose arithmetic the engine reproduces (default reference; tflm: TFLite Micro)",
+        help="whose arithmetic the engine reproduces (default reference; tflm: TFLite Micro; litert: "
+        "LiteRT's default interpreter, XNNPACK + optimized builtin kernels, on x86)",
     )
     p.add_argument(
         "--compare",

@@ -1,10 +1,12 @@
-"""Run a .tflite model in LiteRT (reference kernels) or TFLite Micro; spawned by tests/oracle.py.
+"""Run a .tflite model in LiteRT (reference kernels, or its default interpreter: XNNPACK + optimized
+builtin kernels) or TFLite Micro; spawned by tests/oracle.py.
 
     python _oracle_worker.py JOB_DIR
 
 JOB_DIR holds model.tflite, job.json (engine, preserve_all, runs: [[input keys]]) and inputs.npz. Writes
-result.npz (out_<run>_<k>, t_<run>_<tensor index>) and result.json (tensor names), or error.json with
-the message of a Python-level failure (exit 3). A crash inside the interpreter kills this process only.
+result.npz (out_<run>_<k>, t_<run>_<tensor index>) and result.json (tensor names; for the default
+interpreter, "delegated": the model's op indices the XNNPACK delegate took), or error.json with the
+message of a Python-level failure (exit 3). A crash inside the interpreter kills this process only.
 """
 
 from __future__ import annotations
@@ -41,18 +43,50 @@ def _read(get):
         return None
 
 
-def run_reference(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bool) -> list[dict]:
+def delegate_partitions(it, n_ops: int) -> tuple[list[int], set[int]]:
+    """The model's op indices that the delegate replaced, and the tensors inside its partitions (never
+    written: the delegate computes them in its own memory). The interpreter lists the model's nodes,
+    then one DELEGATE node per partition whose inputs and outputs bound it: a partition is the ops
+    found walking back from its outputs to its inputs."""
+    details = it._get_ops_details()
+    producer = {}
+    for d in details[:n_ops]:
+        for t in d["outputs"]:
+            producer[int(t)] = d
+    replaced, inside = set(), set()
+    for d in details[n_ops:]:
+        if d["op_name"] != "DELEGATE":
+            continue
+        bound, outs = {int(t) for t in d["inputs"]}, {int(t) for t in d["outputs"]}
+        stack = list(outs)
+        while stack:
+            t = stack.pop()
+            op = producer.get(t)
+            if t in bound or op is None or op["index"] in replaced:
+                continue
+            replaced.add(op["index"])
+            inside.update(int(o) for o in op["outputs"] if int(o) not in outs)
+            stack.extend(int(i) for i in op["inputs"] if i >= 0)
+    return sorted(replaced), inside
+
+
+def run_reference(
+    model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bool, default: bool = False
+) -> list[dict]:
+    """LiteRT's reference kernels, or (default=True) its default interpreter: the XNNPACK delegate
+    applied (OpResolverType.AUTO), its optimized builtin kernels for the ops the delegate leaves."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     it = Interpreter(
         model_content=model_bytes,
         num_threads=1,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        experimental_op_resolver_type=OpResolverType.AUTO if default else OpResolverType.BUILTIN_REF,
         experimental_preserve_all_tensors=preserve_all,
     )
     in_details = it.get_input_details()
     out_details = it.get_output_details()
     names, consts = model_tensor_info(model_bytes) if preserve_all else ([], set())
+    delegated, inside = [], set()
     shapes = None
     results = []
     for inputs in runs:
@@ -65,20 +99,29 @@ def run_reference(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all
                     it.resize_tensor_input(d["index"], list(shape), strict=False)
             it.allocate_tensors()
             shapes = want
+            if default:  # the delegate re-partitions after a resize
+                delegated, inside = delegate_partitions(it, _op_count(model_bytes))
         for d, x in zip(in_details, inputs):
             it.set_tensor(d["index"], x)
         it.reset_all_variables()  # every run starts from reset state (LSTM), like the stateless engine
         it.invoke()
         res = {"outputs": [it.get_tensor(d["index"]) for d in out_details], "tensors": {}}
+        res["delegated"] = delegated
         if preserve_all:
             for i in range(len(names)):
-                if i in consts:
+                if i in consts or i in inside:
                     continue
                 value = _read(lambda i=i: it.get_tensor(i))
                 if value is not None:
                     res["tensors"][i] = value
         results.append(res)
     return results
+
+
+def _op_count(model_bytes: bytes) -> int:
+    import tflite
+
+    return tflite.Model.GetRootAs(model_bytes, 0).Subgraphs(0).OperatorsLength()
 
 
 def run_micro(model_bytes: bytes, runs: list[list[np.ndarray]], preserve_all: bool) -> list[dict]:
@@ -130,8 +173,11 @@ def main() -> int:
         model_bytes = (job_dir / "model.tflite").read_bytes()
         with np.load(job_dir / "inputs.npz") as z:
             runs = [[z[key] for key in keys] for keys in job["runs"]]
-        engine = run_reference if job["engine"] == "reference" else run_micro
-        results = engine(model_bytes, runs, bool(job["preserve_all"]))
+        kind, preserve_all = job["engine"], bool(job["preserve_all"])
+        if kind == "micro":
+            results = run_micro(model_bytes, runs, preserve_all)
+        else:
+            results = run_reference(model_bytes, runs, preserve_all, default=kind == "litert")
         arrays = {}
         names, _ = model_tensor_info(model_bytes) if job["preserve_all"] else ([], set())
         for r, res in enumerate(results):
@@ -141,6 +187,7 @@ def main() -> int:
                 arrays[f"t_{r}_{i}"] = value
         np.savez(job_dir / "result.npz", **arrays)
         meta = {"n_outputs": [len(res["outputs"]) for res in results], "names": names}
+        meta["delegated"] = [res.get("delegated", []) for res in results]
         (job_dir / "result.json").write_text(json.dumps(meta))
     except Exception as e:  # noqa: BLE001 - every failure goes back to the parent with its message
         (job_dir / "error.json").write_text(

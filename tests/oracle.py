@@ -1,14 +1,22 @@
-"""The oracle: TFLite's reference kernels (LiteRT BUILTIN_REF) and TFLite Micro, each in a subprocess.
+"""The oracles: TFLite's reference kernels (LiteRT BUILTIN_REF), LiteRT's default interpreter (XNNPACK
+delegate + optimized builtin kernels, OpResolverType.AUTO) and TFLite Micro, each in a subprocess.
 
     reference_run(model, inputs, preserve_all=True) -> dict(outputs=[arrays], tensors={name: array})
     reference_run_many(model, [inputs, ...], preserve_all=False) -> [dict(outputs=, tensors=), ...]
+    litert_run(model, inputs, preserve_all=True) -> dict(outputs=, tensors=, delegated=[op indices])
+    litert_run_many(model, [inputs, ...], preserve_all=False) -> [dict(outputs=, tensors=, delegated=), ...]
     micro_run(model, inputs) -> [arrays]
     micro_run_many(model, [inputs, ...], preserve_all=False) -> [dict(outputs=, tensors=), ...]
 
 `model` is .tflite bytes or a path; `inputs` a list of arrays, one per model input (a single array is
 taken as the only input). The reference interpreter resizes its inputs to the given shapes (batch > 1).
 `tensors` holds every non-constant tensor of subgraph 0 the interpreter could return, keyed by name.
-A worker that dies on a signal (BUILTIN_REF can abort) raises OracleCrashed; a failure the interpreter
+The default interpreter's `tensors` leave out those inside a delegated partition (the delegate computes
+them in its own memory: LiteRT's copies are never written); a partition's inputs and outputs, and every
+tensor of an op the delegate left to the builtin kernels, are there. With preserve_all, LiteRT gives every
+delegated op a partition of its own (measured), so every tensor is readable then; compare the outputs of a
+preserve_all=False run too, where the delegate sees whole partitions as it does in normal use. `delegated` lists the indices of
+the model's ops the XNNPACK delegate took. A worker that dies on a signal (BUILTIN_REF can abort) raises OracleCrashed; a failure the interpreter
 reports (e.g. a kernel refusing to prepare) raises OracleError with its message.
 """
 
@@ -26,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 WORKER = Path(__file__).with_name("_oracle_worker.py")
-PACKAGES = {"reference": "ai_edge_litert", "micro": "tflite_micro"}
+PACKAGES = {"reference": "ai_edge_litert", "litert": "ai_edge_litert", "micro": "tflite_micro"}
 
 
 def available(kind: str = "reference") -> bool:
-    """Whether the package the oracle `kind` ("reference" or "micro") runs on is installed."""
+    """Whether the package the oracle `kind` ("reference", "litert" or "micro") runs on is installed."""
     return importlib.util.find_spec(PACKAGES[kind]) is not None
 
 
@@ -103,6 +111,7 @@ def _run(engine: str, model, runs: list, preserve_all: bool) -> list[dict]:
             raise OracleCrashed(f"{engine} oracle process died ({how})\n{log}")
         meta = json.loads((d / "result.json").read_text())
         names = meta["names"]
+        delegated = meta.get("delegated") or [[] for _ in meta["n_outputs"]]
         results = []
         with np.load(d / "result.npz") as z:
             files = set(z.files)
@@ -113,7 +122,7 @@ def _run(engine: str, model, runs: list, preserve_all: bool) -> list[dict]:
                     key = f"t_{r}_{i}"
                     if key in files:
                         tensors[name] = z[key]
-                results.append({"outputs": outputs, "tensors": tensors})
+                results.append({"outputs": outputs, "tensors": tensors, "delegated": delegated[r]})
     return results
 
 
@@ -125,6 +134,16 @@ def reference_run(model, inputs, preserve_all: bool = True) -> dict:
 def reference_run_many(model, runs: list, preserve_all: bool = False) -> list[dict]:
     """Several input sets through one interpreter in one subprocess (inputs may change batch size)."""
     return _run("reference", model, list(runs), preserve_all)
+
+
+def litert_run(model, inputs, preserve_all: bool = True) -> dict:
+    """One run of LiteRT's default interpreter (XNNPACK applied): dict(outputs=, tensors=, delegated=)."""
+    return _run("litert", model, [inputs], preserve_all)[0]
+
+
+def litert_run_many(model, runs: list, preserve_all: bool = False) -> list[dict]:
+    """Several input sets through one default interpreter in one subprocess (inputs may change batch size)."""
+    return _run("litert", model, list(runs), preserve_all)
 
 
 def micro_run(model, inputs) -> list[np.ndarray]:

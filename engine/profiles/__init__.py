@@ -7,6 +7,10 @@ and is a property of the prepared model: the Graph the model prepares carries it
 and a run never branches on it. An op that does not look at it computes the reference arithmetic,
 every profile's starting point.
 
+Profiles: "reference" (LiteRT's reference kernels, the default), "tflm" (TFLite Micro; tflm.py) and
+"litert" (LiteRT's default interpreter on x86: the ops its XNNPACK delegate takes, by litert.delegated(),
+in XNNPACK's arithmetic, the others in LiteRT's optimized builtin kernels'; litert.py).
+
 Adding a profile: one Profile in PROFILES (its name, the runtime it equals, and the rules by which
 that runtime refuses a model), then, in the prepare() of each op whose kernel differs in that
 runtime, a branch on profile_of(g) made once at prepare.
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError, UnsupportedError
 from ..graph import Graph, Op
-from . import tflm
+from . import litert, tflm
 
 DEFAULT = "reference"
 
@@ -43,6 +47,12 @@ PROFILES = {
         "TFLite Micro",
         "the tflite-micro package's interpreter (reference kernels, the microcontroller runtime)",
         tflm.refusal,
+    ),
+    "litert": Profile(
+        "litert",
+        "LiteRT's default interpreter on x86 (XNNPACK delegate + optimized builtin kernels)",
+        "ai_edge_litert Interpreter with OpResolverType.AUTO (XNNPACK applied)",
+        litert.runtime_refusal,
     ),
 }
 

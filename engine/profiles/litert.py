@@ -1,0 +1,152 @@
+"""numerics="litert": LiteRT's default interpreter on x86 (ai-edge-litert 2.3), its XNNPACK delegate's
+partitioning reproduced at prepare.
+
+The default interpreter (OpResolverType.AUTO) hands every op its XNNPACK delegate accepts to XNNPACK
+and runs the others with LiteRT's optimized builtin kernels; the two round differently, so each op's
+prepare() asks here, once, which of the two computes it:
+
+    delegated(op, g) -> bool          whether XNNPACK takes op
+    refusal(op, g) -> str | None      why XNNPACK leaves op to the builtin kernels (None: it takes it)
+
+RULES holds one rule per op type (the Visit*Node checks of tensorflow/lite/delegates/xnnpack/
+xnnpack_delegate.cc, each threshold pinned by a one-op graph against LiteRT in the tests); an op type
+without a rule is not delegated. A rule returns the reason the delegate refuses the op, or None.
+`runtime_refusal` is what LiteRT's default interpreter cannot run at all (the profile refuses it).
+
+The arithmetic (XNNPACK's "fp32" requantization, ruy's rounding on x86) is the x86 build's: ARM builds
+of LiteRT round differently, and this profile does not follow them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..graph import Graph, Op, Tensor
+
+Rule = Callable[[Op, Graph], "str | None"]
+RULES: dict[str, Rule] = {}
+
+# fused activations XNNPACK turns into an output range (ConvertActivationToOutputRange)
+RANGE_ACTIVATIONS = {"NONE", "RELU", "RELU_N1_TO_1", "RELU6"}
+
+
+def rule(*op_types: str) -> Callable[[Rule], Rule]:
+    """Register a delegation rule for op types."""
+
+    def register(fn: Rule) -> Rule:
+        for t in op_types:
+            RULES[t] = fn
+        return fn
+
+    return register
+
+
+def refusal(op: Op, g: Graph) -> str | None:
+    """Why the XNNPACK delegate leaves op to LiteRT's builtin kernels, or None when it takes op."""
+    fn = RULES.get(op.type)
+    if fn is None:
+        return f"the XNNPACK delegate does not take {op.type}"
+    return fn(op, g)
+
+
+def delegated(op: Op, g: Graph) -> bool:
+    """Whether LiteRT's default interpreter runs op in the XNNPACK delegate."""
+    return refusal(op, g) is None
+
+
+def runtime_refusal(op: Op, g: Graph) -> str | None:
+    """What LiteRT's default interpreter cannot run (the profile refuses the model, with this reason)."""
+    if op.type == "DEPTHWISE_CONV_2D":
+        data = g.tensors[op.inputs[0]]
+        if data.dtype in ("int8", "uint8") and not _has(op, 2):
+            # the delegate refuses it, and the optimized builtin kernel then dies (SIGSEGV, measured)
+            return "a quantized DEPTHWISE_CONV_2D without bias crashes LiteRT's default interpreter (SIGSEGV)"
+    return None
+
+
+# --- tensor checks shared by the rules (GetXNNPackDatatype and friends) ------------------------------------
+
+
+def _has(op: Op, k: int) -> bool:
+    return len(op.inputs) > k and op.inputs[k] >= 0
+
+
+def _scales(t: Tensor) -> np.ndarray:
+    return np.asarray(t.scale, np.float32).reshape(-1)
+
+
+def datatype_refusal(t: Tensor, per_channel_ok: bool = False) -> str | None:
+    """Why XNNPACK has no datatype for a quantized tensor (GetXNNPackDatatype), or None. Activations
+    must be per tensor; filters (per_channel_ok) may be per channel, with zero points 0."""
+    if t.dtype not in ("uint8", "int8"):
+        return f"{t.describe()}: XNNPACK takes uint8 and int8 quantized tensors here"
+    if not t.quantized:
+        return f"{t.describe()}: not quantized"
+    s = _scales(t)
+    if not np.all(np.isfinite(s) & (s > 0)) or np.any(s < np.finfo(np.float32).tiny):
+        return f"{t.describe()}: a scale that is not a normal positive float"
+    if s.size == 1:
+        return None
+    if t.dtype == "uint8":
+        return f"{t.describe()}: uint8 must be quantized per tensor"
+    if not per_channel_ok:
+        return f"{t.describe()}: per-channel quantized activations"
+    if np.any(np.asarray(t.zero_point) != 0):
+        return f"{t.describe()}: per-channel zero points must be 0"
+    return None
+
+
+def activation_refusal(op: Op) -> str | None:
+    act = op.options.get("fused_activation_function", "NONE")
+    if act not in RANGE_ACTIVATIONS:
+        return f"fused activation {act} (XNNPACK takes none, RELU, RELU_N1_TO_1, RELU6)"
+    return None
+
+
+def requantization_scale(s_in: float, s_w: np.ndarray, s_out: float) -> np.ndarray:
+    """XNNPACK's per-channel requantization scale: float32 s_in * s_w[c] / s_out, in that order."""
+    return (np.float32(s_in) * np.asarray(s_w, np.float32)) / np.float32(s_out)
+
+
+# --- the convolution family --------------------------------------------------------------------------------
+
+
+@rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+def _weighted(op: Op, g: Graph) -> str | None:
+    inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if inp.dtype not in ("uint8", "int8"):
+        return f"{inp.describe()}: XNNPACK's {op.type} takes uint8 or int8 data here"
+    for t, channel_ok in ((inp, False), (filt, True), (out, False)):
+        reason = datatype_refusal(t, channel_ok)
+        if reason:
+            return reason
+    if not filt.is_const:
+        return f"{filt.describe()}: dynamic weights"
+    has_bias = _has(op, 2)
+    if not has_bias and op.type != "FULLY_CONNECTED":
+        return f"{op.type} without bias"
+    axis = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}[op.type]
+    if _scales(filt).size > 1 and filt.quant_axis != axis:
+        return f"{filt.describe()}: per-channel on dimension {filt.quant_axis} (XNNPACK: {axis})"
+    if op.type == "FULLY_CONNECTED" and filt.dtype == "int8" and np.any(np.asarray(filt.zero_point) != 0):
+        return f"{filt.describe()}: int8 weights with a non-zero zero point"
+    reason = activation_refusal(op)
+    if reason:
+        return reason
+    scale = requantization_scale(_scales(inp)[0], _scales(filt), _scales(out)[0])
+    if np.any(scale >= 256.0):
+        return f"requantization scale s_in * s_w / s_out = {float(scale.max()):g} >= 256"
+    return None
+
+
+__all__ = [
+    "RULES",
+    "datatype_refusal",
+    "delegated",
+    "refusal",
+    "requantization_scale",
+    "rule",
+    "runtime_refusal",
+]
