@@ -19,7 +19,7 @@ from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
 from ..numerics.gemmlowp import byte_values
-from ..profiles import litert_xnn, profile_of, tflm
+from ..profiles import litert, litert_xnn, profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
@@ -71,7 +71,7 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: rescaled inputs subtracted
         table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
         return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
-    if profile_of(g) == "litert" and litert_xnn.add_delegated(s1, s2, so):  # XNNPACK's integer add
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's integer add
         params = litert_xnn.add_params(s1, s2, so, sign)
         table = litert_xnn.add_table((a.dtype, b.dtype), (zp1, zp2, zpo), params, lo, hi).astype(out.np_dtype)
         return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))

@@ -16,7 +16,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
-from ..profiles import profile_of
+from ..profiles import litert, profile_of
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
 
 
@@ -107,7 +107,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             np.copyto(outputs[0], inputs[0].reshape(out_shape))
 
         return Prepared([out_shape], run_copy)
-    if profile_of(g) == "litert" and src.dtype in ("int8", "uint8"):  # XNNPACK's mean
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's mean
         return _prepare_xnn(in_shape, out_shape, tuple(axes), xnn_mean_params(s_in, s_out, zp_in, zp_out, n), info)
     m, shift = mean_multiplier(s_in, s_out, n)
     offset = zp_in * n

@@ -12,7 +12,7 @@ from numba import njit
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..numerics.gemmlowp import byte_values
-from ..profiles import litert_xnn, profile_of
+from ..profiles import litert, litert_xnn, profile_of
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
@@ -57,7 +57,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         too_large = f"multiplier s1 * s2 / s_out = {real_multiplier(s1, s2, so):g} is too large (>= 2**30)"
         require(op, shift <= 30, too_large)
     lo, hi = fused_activation(op, out)
-    if profile_of(g) == "litert" and litert_xnn.mul_delegated(s1, s2, so):  # XNNPACK: fp32 requantization
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK: fp32 requantization
         scale = litert_xnn.mul_scale(s1, s2, so)
         table = litert_xnn.mul_table((a.dtype, b.dtype), (zp1, zp2, zpo), scale, lo, hi)
     else:

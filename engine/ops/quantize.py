@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
-from ..profiles import litert_xnn, profile_of
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 from .int16 import lookup_runner, values_of
 
@@ -82,7 +82,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         scale = np.float32(s_out)
         lo, hi = int(info.min), int(info.max)
         affine_quantize = _affine_quantize.pick(int(np.prod(shape)) // 16)
-        if profile_of(g) == "litert" and out.dtype in ("int8", "uint8"):  # XNNPACK's convert
+        if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's convert
             inv, xnn_quantize = np.float32(1.0) / scale, _xnn_quantize.pick(int(np.prod(shape)) // 16)
 
             def run_xnn(inputs: list, outputs: list, scratch: list) -> None:
@@ -98,7 +98,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return Prepared([shape], run)
     s_in, zp_in = per_tensor(op, inp)
     require(op, s_in > 0, f"{inp.describe()}: scale must be positive")
-    if profile_of(g) == "litert" and litert_xnn.cvt_delegated(inp.dtype, out.dtype, s_in, s_out):
+    if profile_of(g) == "litert" and litert.delegated(op, g):
         table = litert_xnn.cvt_table(inp.dtype, (s_in, zp_in), (s_out, zp_out))
         return Prepared([shape], lookup_runner(table.astype(out.np_dtype), inp.dtype, int(np.prod(shape))))
     m, shift = quantize_multiplier(s_in / s_out)

@@ -22,7 +22,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from ..profiles import profile_of
+from ..profiles import litert, profile_of
 from .common import Prepared, Shape, tensors
 from .resize_nearest_neighbor import resize_geometry
 
@@ -169,7 +169,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     dtype = tensors(op, g)[0][0].dtype
     out_shape = (n, oh, ow, c)
     work = n * oh * ow * c
-    if profile_of(g) == "litert" and dtype in ("uint8", "int8"):  # XNNPACK takes 8-bit resizes
+    if profile_of(g) == "litert" and dtype in ("uint8", "int8") and litert.delegated(op, g):  # XNNPACK takes 8-bit resizes
         ys, xs = xnn_axis(h, oh, align, half), xnn_axis(w, ow, align, half)
         fn = _bilinear_xnn.pick(work)
 

@@ -150,3 +150,8 @@ __all__ = [
     "rule",
     "runtime_refusal",
 ]
+
+
+from . import litert_xnn  # the other ops' rules (litert2), registered once the helpers above exist
+
+litert_xnn.register()

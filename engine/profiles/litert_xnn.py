@@ -97,3 +97,131 @@ def cvt_table(dtype: str, q_in: tuple[float, int], q_out: tuple[float, int]) -> 
     info = np.iinfo(dtype)
     q = _byte_values(dtype)
     return np.clip((((q - zp_in) * multiplier + 128) >> 8) + zp_out, int(info.min), int(info.max))
+
+
+# --- the delegate's partitioning for the ops other than the convolution family (litert.RULES) ---------------
+# Each rule was pinned on one-op graphs against LiteRT 2.3's default interpreter (tests/test_litert_ops.py):
+# which types it takes, and the scale thresholds above.
+
+EIGHT_BIT = ("int8", "uint8")
+FLOAT_OR_8BIT = ("float32", "int8", "uint8")
+
+
+def _t(g, i: int):
+    return g.tensors[i]
+
+
+def _io_refusal(op, g, types: tuple[str, ...]) -> str | None:
+    """Every data input and output of one of `types`, 8-bit ones quantized per tensor."""
+    from .litert import datatype_refusal
+
+    for i in [*op.inputs, *op.outputs]:
+        if i < 0:
+            continue
+        t = _t(g, i)
+        if t.is_const and t.dtype == "int32" and i not in op.outputs:
+            continue  # shape, axes, paddings, sizes, split axis
+        if t.dtype not in types:
+            return f"{t.describe()}: the XNNPACK delegate takes {op.type} on {', '.join(types)} only"
+        if t.dtype in EIGHT_BIT:
+            reason = datatype_refusal(t)
+            if reason:
+                return reason
+    return None
+
+
+def _scale(g, i: int) -> float:
+    return float(np.asarray(_t(g, i).scale, np.float32).reshape(-1)[0])
+
+
+def _rule_binary(op, g) -> str | None:
+    from .litert import activation_refusal
+
+    reason = _io_refusal(op, g, FLOAT_OR_8BIT) or activation_refusal(op)
+    if reason or _t(g, op.inputs[0]).dtype == "float32":
+        return reason
+    s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, op.outputs[0])
+    if op.type == "MUL":
+        if not mul_delegated(s1, s2, so):
+            return f"s1 * s2 / s_out = {float(mul_scale(s1, s2, so)):g} outside [2**-16, 2**8)"
+    elif not add_delegated(s1, s2, so):
+        return f"input/output scale ratios {add_ratios(s1, s2, so)} outside [2**-10, 2**8)"
+    return None
+
+
+def _rule_quantize(op, g) -> str | None:
+    t_in, t_out = _t(g, op.inputs[0]), _t(g, op.outputs[0])
+    if t_in.dtype == "float32":
+        return _io_refusal(op, g, FLOAT_OR_8BIT)
+    reason = _io_refusal(op, g, EIGHT_BIT)
+    if reason:
+        return reason
+    if not cvt_delegated(t_in.dtype, t_out.dtype, _scale(g, op.inputs[0]), _scale(g, op.outputs[0])):
+        return "an 8-bit requantization between two types, or with s_in / s_out outside [2**-8, 2**7]"
+    return None
+
+
+def _rule_dequantize(op, g) -> str | None:
+    if _t(g, op.inputs[0]).dtype not in EIGHT_BIT:
+        return "DEQUANTIZE from a type other than int8/uint8"
+    return _io_refusal(op, g, FLOAT_OR_8BIT)
+
+
+def _rule_concatenation(op, g) -> str | None:
+    reason = _io_refusal(op, g, FLOAT_OR_8BIT)
+    if reason:
+        return reason
+    out = _t(g, op.outputs[0])
+    if out.dtype == "uint8":
+        q = (_scale(g, op.outputs[0]), int(np.asarray(out.zero_point).reshape(-1)[0]))
+        for i in op.inputs:
+            t = _t(g, i)
+            if (_scale(g, i), int(np.asarray(t.zero_point).reshape(-1)[0])) != q:
+                return "uint8 inputs quantized unlike the output"
+    return None
+
+
+def _rule_strided_slice(op, g) -> str | None:
+    reason = _io_refusal(op, g, FLOAT_OR_8BIT)
+    if reason:
+        return reason
+    strides = _t(g, op.inputs[3]).data
+    if strides is None or np.any(np.asarray(strides) != 1):
+        return "strides other than 1"
+    if any(op.options.get(k, 0) for k in ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask", "offset")):
+        return "ellipsis, new-axis or shrink masks"
+    return None
+
+
+def _rule_split(op, g) -> str | None:
+    if not 2 <= len(op.outputs) <= 4:
+        return f"{len(op.outputs)} outputs (XNNPACK splits into 2 to 4)"
+    return _io_refusal(op, g, FLOAT_OR_8BIT)
+
+
+def _typed(types: tuple[str, ...]):
+    def rule_fn(op, g) -> str | None:
+        return _io_refusal(op, g, types)
+
+    return rule_fn
+
+
+def register() -> None:
+    """Add the rules of this module's op types to litert.RULES."""
+    from .litert import RULES
+
+    for name in ("ADD", "SUB", "MUL"):
+        RULES[name] = _rule_binary
+    RULES["QUANTIZE"] = _rule_quantize
+    RULES["DEQUANTIZE"] = _rule_dequantize
+    RULES["CONCATENATION"] = _rule_concatenation
+    RULES["STRIDED_SLICE"] = _rule_strided_slice
+    RULES["SPLIT"] = _rule_split
+    for name in ("RESHAPE", "PAD", "TRANSPOSE", "MAX_POOL_2D", "REDUCE_MAX", "MEAN", "RESIZE_BILINEAR"):
+        RULES[name] = _typed(FLOAT_OR_8BIT)
+    for name in ("LOGISTIC", "TANH"):
+        RULES[name] = _typed(FLOAT_OR_8BIT)
+    for name in ("AVERAGE_POOL_2D", "RELU", "RELU6", "HARD_SWISH", "SQRT", "RSQRT", "EXP", "DIV"):
+        RULES[name] = _typed(("float32",))
+    for name in ("MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"):
+        RULES[name] = _typed(("float32",))
