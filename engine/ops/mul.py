@@ -12,7 +12,7 @@ from numba import njit
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..numerics.gemmlowp import byte_values
-from ..profiles import litert, litert_xnn, profile_of
+from ..profiles import litert, litert_builtin, litert_xnn, profile_of
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
@@ -62,6 +62,16 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         table = litert_xnn.mul_table((a.dtype, b.dtype), (zp1, zp2, zpo), scale, lo, hi)
     else:
         table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
+    if profile_of(g) == "litert" and not litert.delegated(op, g):  # LiteRT's builtin MUL (NEON blocks)
+        info = np.iinfo(out.np_dtype)
+        bounds = (lo, hi, int(info.min), int(info.max))
+        neon = litert_builtin.mul_table(
+            byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, bounds
+        )
+        run = litert_builtin.blocks_runner(
+            out_shape, shapes, neon.astype(out.np_dtype), table.astype(out.np_dtype), a.dtype
+        )
+        return Prepared([out_shape], run)
     return Prepared(
         [out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table.astype(out.np_dtype))
     )

@@ -1,0 +1,114 @@
+"""numerics="litert": LiteRT's optimized builtin kernels for the 8-bit ADD/SUB/MUL the XNNPACK delegate leaves
+to them (scales outside its ranges), as x86 LiteRT 2.3 builds them: their NEON code compiled through
+NEON_2_SSE (optimized_ops / optimized_integer_ops AddElementwise, MulElementwise), blocks of `BLOCK[dtype]`
+elements, and the scalar reference loop for the tail of each element-wise call.
+
+Per element of a NEON block:
+- MUL: p = (a - z_a)(b - z_b); p <<= max(shift, 0) (a count of 32 or more gives 0, as NEON's vshl);
+  p = vqrdmulh(p, m) (rounds half up, saturates); p = RoundingDivideByPOT(p, max(-shift, 0));
+  out = saturate8(wrap16(saturate16(p) + z_out)) (the offset add wraps in int16 lanes), clamped.
+- ADD/SUB: x_i = vqrdmulh((q_i - z_i) << (20 + shift_i), m_i); s = x_1 + x_2;
+  s = RoundingDivideByPOT(vqrdmulh(s, m_out), -shift_out); out = saturate8(wrap16(s) + z_out) (int16 lanes
+  wrap on the narrowing and the offset add), clamped.
+The tail runs the reference's scalar arithmetic (the engine's reference tables).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+BLOCK = {"int8": 16, "uint8": 8}  # elements per NEON iteration (MulElementwise/AddElementwise)
+
+
+@njit(inline="always", cache=True)
+def _vqrdmulh(a, b):
+    """NEON's saturating rounding doubling high multiply: (2ab + 2**31) >> 32, rounding half up."""
+    if a == -(1 << 31) and b == -(1 << 31):
+        return (1 << 31) - 1
+    return (2 * a * b + (1 << 31)) >> 32
+
+
+@njit(inline="always", cache=True)
+def _rdivpot(x, e):
+    mask = (1 << e) - 1
+    rem = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if rem > threshold else 0)
+
+
+@njit(inline="always", cache=True)
+def _wrap32(x):
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+@njit(inline="always", cache=True)
+def _wrap16(x):
+    return ((x + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+@njit(inline="always", cache=True)
+def _shl32(x, n):
+    """NEON vshlq_s32 by a non-negative count: wraps in int32; 32 or more gives 0."""
+    return 0 if n >= 32 else _wrap32(x << n)
+
+
+@njit(cache=True)
+def mul_table(v1, v2, off1, off2, m, shift, zp_out, bounds):
+    lo, hi, qmin, qmax = bounds
+    left, right = max(shift, 0), max(-shift, 0)
+    table = np.empty((v1.shape[0], v2.shape[0]), np.int64)
+    for i in range(v1.shape[0]):
+        for j in range(v2.shape[0]):
+            p = _shl32((v1[i] + off1) * (v2[j] + off2), left)
+            p = _rdivpot(_vqrdmulh(p, m), right)
+            p = _wrap16(min(max(p, -32768), 32767) + zp_out)  # vqmovn_s32, then vaddq_s16 wraps
+            p = min(max(p, qmin), qmax)
+            table[i, j] = min(max(p, lo), hi)
+    return table
+
+
+@njit(inline="always", cache=True)
+def _vshl(x, n):
+    """vshlq_s32 by a signed count: left (wrapping, 0 from 32 on) or arithmetic right (truncating)."""
+    return _shl32(x, n) if n >= 0 else x >> min(-n, 31)
+
+
+@njit(cache=True)
+def add_table(v1, v2, in1, in2, out, bounds):
+    """in_i = (offset, multiplier, left_shift <= 0), out = (offset, multiplier, left_shift <= 0)."""
+    lo, hi, qmin, qmax = bounds
+    table = np.empty((v1.shape[0], v2.shape[0]), np.int64)
+    x2 = np.empty(v2.shape[0], np.int64)
+    for j in range(v2.shape[0]):
+        x2[j] = _vqrdmulh(_vshl(v2[j] + in2[0], 20 + in2[2]), in2[1])
+    for i in range(v1.shape[0]):
+        x1 = _vqrdmulh(_vshl(v1[i] + in1[0], 20 + in1[2]), in1[1])
+        for j in range(v2.shape[0]):
+            s = _rdivpot(_vqrdmulh(_wrap32(x1 + x2[j]), out[1]), -out[2])
+            p = _wrap16(_wrap16(s) + out[0])  # vmovn_s32 truncates, vaddq_s16 wraps
+            p = min(max(p, qmin), qmax)
+            table[i, j] = min(max(p, lo), hi)
+    return table
+
+
+def blocks_runner(out_shape, shapes, neon: np.ndarray, scalar: np.ndarray, dtype: str):
+    """run() of a builtin element-wise kernel: the NEON table on whole blocks, the scalar (reference) table on
+    the tail of the flat element-wise loop. Broadcast operands go through the NEON table everywhere (LiteRT's
+    broadcast dispatch splits them into runs whose tails the profile does not follow)."""
+    from ..ops.broadcast import binary_table_runner
+
+    run_neon = binary_table_runner(out_shape, shapes[0], shapes[1], neon)
+    size = int(np.prod(out_shape))
+    start = size - size % BLOCK[dtype]
+    if tuple(shapes[0]) != tuple(shapes[1]) or start == size:
+        return run_neon
+    scalar = np.ascontiguousarray(scalar)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        run_neon(inputs, outputs, scratch)
+        a = inputs[0].reshape(-1)[start:].view(np.uint8)
+        b = inputs[1].reshape(-1)[start:].view(np.uint8)
+        outputs[0].reshape(-1)[start:] = scalar[a, b]
+
+    return run
