@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine.kernels.cpu import AVX512F
 from engine.profiles import litert_xnn
 from tests.harness import F32, Net, all_bytes, qparams
 from tests.litert_check import check_litert
@@ -279,3 +280,49 @@ def test_same_as_reference(dtype):
     net.op("CONCATENATION", [x1, x2], [net.tensor([1, 9, 11, 16], dtype, s, z)], "CONCATENATION", axis=3)
     xs += [rng.integers(0, 256, shape).astype(np.uint8).view(dtype) for _ in range(2)]
     _check(net, [xs], reference_differs=False)
+
+
+# --- float32 ops XNNPACK computes approximately ------------------------------------------------------------
+
+
+@pytest.mark.skipif(not AVX512F, reason="the AVX-512 kernel of XNNPACK's sqrt is the one reproduced")
+def test_sqrt_rsqrt_float():
+    """XNNPACK's SQRT and RSQRT (VRSQRT14PS and one Newton-Raphson step, MoveNet's float tail has a SQRT)
+    differ from std::sqrt on about a third of the inputs: zeros, denormals, huge and tiny values, a length
+    that leaves a tail, batch 2. DIV, ADD, MUL, SUB, MAXIMUM, SQUARED_DIFFERENCE in float32 are exact in
+    both."""
+    rng = np.random.default_rng(18)
+    net = Net()
+    for op in ("SQRT", "RSQRT"):
+        x = net.input([1, 4099], "float32")
+        net.op(op, [x], [net.tensor([1, 4099], "float32")], op)
+    for op in ("DIV", "ADD", "MUL", "SUB", "MAXIMUM", "SQUARED_DIFFERENCE"):
+        a, b = net.input([1, 999], "float32"), net.input([1, 999], "float32")
+        net.op(op, [a, b], [net.tensor([1, 999], "float32")], op)
+    sets = []
+    for batch in (1, 2):
+        xs = []
+        # RSQRT of zero or a denormal is NaN in LiteRT (a flushed 0 times inf): not compared
+        for special in ([0.0, 1e-40, 3e38, 1e-38, 1.0, 4.0], [3e38, 2e-38, 1.0, 4.0, 1e-37, 7.0]):
+            v = np.abs(rng.standard_normal((batch, 4099)) * 10.0 ** rng.integers(-30, 30, (batch, 4099)))
+            v = np.maximum(v.astype(np.float32), np.float32(2e-38))
+            v[:, :6] = special
+            xs.append(v)
+        xs += [(rng.standard_normal((batch, 999)) * 5 + 0.1).astype(np.float32) for _ in range(12)]
+        sets.append(xs)
+    check_litert(net.build(), sets)
+    assert _reference_differs(net, sets) > 0
+
+
+def test_float_denormals_and_unbounded_range():
+    """XNNPACK's float32 kernels run with denormals-are-zero and flush-to-zero, and an activation NONE is an
+    infinite output range (the reference clamps to +-FLT_MAX): DIV, MUL, ADD, SUB on denormal inputs and
+    results, and a division by a flushed -0."""
+    net, xs = Net(), []
+    a_vals = np.array([[1e-30, 1e-40, 2e-38, 1.5e-38, 3.0, 1e-20, 5.0, -1e-39]], np.float32)
+    b_vals = np.array([[1e10, 1.0, 1.0, -1e-38, 1e-20, 1e-20, 2.0, 2e-3]], np.float32)
+    for op in ("DIV", "MUL", "ADD", "SUB"):
+        a, b = net.input([1, 8], "float32"), net.input([1, 8], "float32")
+        net.op(op, [a, b], [net.tensor([1, 8], "float32")], op)
+        xs += [a_vals, b_vals]
+    _check(net, [xs], reference_differs=True)

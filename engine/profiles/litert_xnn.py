@@ -17,6 +17,7 @@ x86 LiteRT 2.3 (XNNPACK's scalar/AVX parameter setup, src/microparams-init.c):
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 F32 = np.float32
 ADD_RATIO = (2.0**-10, 2.0**8)  # [lo, hi): XNNPACK asserts it, the delegate refuses outside
@@ -225,3 +226,40 @@ def register() -> None:
         RULES[name] = _typed(("float32",))
     for name in ("MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"):
         RULES[name] = _typed(("float32",))
+
+
+# --- XNNPACK's float32 kernels run with denormals-are-zero and flush-to-zero (measured) ----------------------
+
+TINY = np.float32(1.1754944e-38)  # the smallest normal float32
+
+
+@njit(cache=True)
+def _flush_copy(src, dst):
+    for i in range(src.size):
+        v = src[i]
+        dst[i] = np.float32(0.0) * v if abs(v) < TINY else v
+
+
+@njit(cache=True)
+def _flush(x):
+    for i in range(x.size):
+        if abs(x[i]) < TINY:
+            x[i] = np.float32(0.0) * x[i]
+
+
+def flush_denormals(prepared, shapes: list) -> object:
+    """A float32 binary op's Prepared as XNNPACK runs it: denormal inputs read as zero (into scratch
+    copies), denormal results written as zero."""
+    from dataclasses import replace
+
+    run0, n0 = prepared.run, len(prepared.scratch)
+    extra = [(tuple(int(d) for d in s), np.float32) for s in shapes[:2]]
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        a, b = scratch[n0], scratch[n0 + 1]
+        _flush_copy(np.ascontiguousarray(inputs[0]).reshape(-1), a.reshape(-1))
+        _flush_copy(np.ascontiguousarray(inputs[1]).reshape(-1), b.reshape(-1))
+        run0([a, b], outputs, scratch[:n0])
+        _flush(outputs[0].reshape(-1))
+
+    return replace(prepared, run=run, scratch=[*prepared.scratch, *extra])
