@@ -7,6 +7,7 @@ by the litert tests: every tensor the default interpreter exposes, and the deleg
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +30,33 @@ def _graph(m):
     return m.graph
 
 
-def compare_litert(model: bytes, input_sets: list[list[np.ndarray]]) -> Comparison:
-    """Run every input set through the engine (numerics="litert") and LiteRT's default interpreter;
-    compare each tensor the interpreter exposes (outputs of delegate partitions and of builtin ops)."""
-    refs = litert_run_many(model, input_sets, preserve_all=True)  # one partition per op: every tensor
-    finals = litert_run_many(model, input_sets, preserve_all=False)  # whole partitions, as in normal use
-    m = engine.load(model, numerics="litert")
+_CACHE: dict[str, tuple[list[dict], list[dict]]] = {}
+
+
+def litert_oracle(model: bytes, input_sets: list[list[np.ndarray]]) -> tuple[list[dict], list[dict]]:
+    """The default interpreter's runs with every tensor (preserve_all: one partition per op) and with
+    whole partitions (outputs only), memoized on the model and inputs (the kernel-build variants of a
+    test compare with one oracle run)."""
+    h = hashlib.sha256(model)
+    for xs in input_sets:
+        for x in xs:
+            h.update(repr((x.dtype.str, x.shape)).encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+    key = h.hexdigest()
+    if key not in _CACHE:
+        _CACHE[key] = (
+            litert_run_many(model, input_sets, preserve_all=True),
+            litert_run_many(model, input_sets, preserve_all=False),
+        )
+    return _CACHE[key]
+
+
+def compare_litert(model: bytes, input_sets: list[list[np.ndarray]], numerics: str = "litert") -> Comparison:
+    """Run every input set through the engine (numerics="litert", or another profile to show that it
+    differs) and LiteRT's default interpreter; compare each tensor the interpreter exposes, and the
+    final outputs of a run with whole partitions."""
+    refs, finals = litert_oracle(model, input_sets)
+    m = engine.load(model, numerics=numerics)
     res = Comparison()
     g = _graph(m)
     taken = set(finals[0]["delegated"])
@@ -44,7 +66,8 @@ def compare_litert(model: bytes, input_sets: list[list[np.ndarray]]) -> Comparis
             res.partition.append((op.index, op.type, mine, op.index in taken, litert.refusal(op, g)))
     inputs = {g.tensors[i].name for i in g.inputs}
     for k, (xs, ref, final) in enumerate(zip(input_sets, refs, finals)):
-        got = m.run(list(xs) if len(xs) > 1 else xs[0], keep_all=True)
+        x = list(xs) if len(xs) > 1 else xs[0]
+        got = m.run(x, keep_all=True)
         for name, want in ref["tensors"].items():
             if name in inputs or name not in got:
                 continue
@@ -56,7 +79,7 @@ def compare_litert(model: bytes, input_sets: list[list[np.ndarray]]) -> Comparis
             res.differing += d
             if d:
                 res.mismatches.append((k, name, d, want.size))
-        for j, (have, want) in enumerate(zip(m.run(list(xs) if len(xs) > 1 else xs[0]), final["outputs"])):
+        for j, (have, want) in enumerate(zip(m.run(x), final["outputs"])):
             d = int(np.count_nonzero(have != want))
             res.tensors += 1
             res.elements += want.size

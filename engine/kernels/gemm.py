@@ -28,7 +28,7 @@ from numba.extending import intrinsic
 
 from . import cpu
 from .irtools import data_ptr, empty_codegen, operand
-from .requantize import BIAS, VectorIR
+from .requantize import BIAS, VectorIR, rule_of
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -222,6 +222,7 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         zero = ir.Constant(vi32, [0] * (VEC // 2))
         sums = _mac_loop(context, builder, PX, x_, w_, at_, [[zero, zero]] * PX)
         v = VectorIR(builder)
+        rule = rule_of(signature.args[6])
         i32 = v.i32
         zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
         offs = data_ptr(context, builder, offsets_)
@@ -249,7 +250,7 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
             params = v.params(context, rq_.table, builder.add(ep.ch, ir.Constant(intp, 16 * k)), mask)
             for p in range(PX):
                 r = v.requantize(
-                    builder.add(builder.add(sums[p][k], offsets[p]), params[BIAS]), params, zp, lo, hi
+                    builder.add(builder.add(sums[p][k], offsets[p]), params[BIAS]), params, zp, lo, hi, rule
                 )
                 at = builder.add(
                     ep.out_off,

@@ -7,6 +7,14 @@ only the doubling high multiply takes 64-bit products (vpmuldq on the even and t
 blended back). What depends on the channel alone is computed once at prepare (params()).
 Exactness rests on M >= 0 (quantize_multiplier gives 0 or [2**30, 2**31)), so the high multiply
 never saturates, and on right shifts <= 31 (quantize_multiplier's floor is -31).
+
+Two more rules for numerics="litert" (LiteRT's default interpreter on x86), each its own named tuple so
+that the kernels compile one specialization per rule (chosen at prepare, no branch at run time):
+- RequantRuy: ruy's x86 rounding (LiteRT's optimized CONV_2D / FULLY_CONNECTED): the same doubling high
+  multiply, then (q + 2**(right-1)) >> right, half rounded up instead of away from zero;
+- RequantFp32: XNNPACK's "fp32" rule: float32(acc + bias) * scale[c] (float32), clamped to
+  [lo - zp, hi - zp], rounded half to even, plus zp. Its table (params_fp32) holds the scale's bits in
+  the MULT row.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier
 from . import cpu
@@ -37,6 +45,49 @@ class Requant(NamedTuple):
     hi: int
 
 
+class RequantRuy(NamedTuple):
+    """A Requant rounded as ruy does on x86 (half up after the high multiply); the same params() table."""
+
+    table: np.ndarray
+    out_zp: int
+    lo: int
+    hi: int
+
+
+class RequantFp32(NamedTuple):
+    """XNNPACK's fp32 requantization: table from params_fp32() (bias, float32 scale per channel)."""
+
+    table: np.ndarray
+    out_zp: int
+    lo: int
+    hi: int
+
+
+RULES = {Requant: "reference", RequantRuy: "ruy", RequantFp32: "fp32"}
+
+
+def rule_of(rq_type) -> str:
+    """The rounding rule of a Requant-like Numba type (its named tuple class)."""
+    return RULES[rq_type.instance_class]
+
+
+def params_fp32(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The table RequantFp32 reads: the bias row, and each channel's float32 scale's bits as MULT."""
+    channels = bias.size
+    table = np.zeros((7, channels), np.int32)
+    table[BIAS] = bias.astype(np.int64).astype(np.uint32).view(np.int32)
+    table[MULT] = np.broadcast_to(np.asarray(scale, np.float32), (channels,)).view(np.int32)
+    return table
+
+
+def make(rule: str, bias: np.ndarray, mult, shift, scale, out_zp: int, lo: int, hi: int):
+    """The requantization of a rule ("reference", "ruy" or "fp32"; see the module's docstring): the
+    fixed-point ones from (mult, shift), fp32 from the float32 scales."""
+    if rule == "fp32":
+        return RequantFp32(params_fp32(bias, scale), out_zp, lo, hi)
+    return (RequantRuy if rule == "ruy" else Requant)(params(bias, mult, shift), out_zp, lo, hi)
+
+
 def params(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """The int32 table [7, channels] the kernels requantize with: bias, multiplier, left shift,
     right shift, the right shift's remainder mask and half of it, and the signed shift itself."""
@@ -51,6 +102,39 @@ def params(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
 def requantize(acc, multiplier, shift, out_zp, lo, hi):
     v = multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zp
     return min(max(v, lo), hi)
+
+
+def requantize_one(v, rq, ch):
+    """v (int32 sum without the bias) requantized for channel ch by rq's rule (any Requant tuple)."""
+    raise NotImplementedError  # njit only: the overload below picks the rule by rq's type
+
+
+@njit(inline="always", cache=True)
+def _ruy(v, table, ch, out_zp, lo, hi):
+    x = np.int32(np.int64(np.int32(v + table[BIAS, ch])) << np.int64(table[LEFT, ch]))  # wraps, as vpsllvd
+    q = (np.int64(x) * np.int64(table[MULT, ch]) + (np.int64(1) << 30)) >> 31
+    right = np.int64(table[RIGHT, ch])
+    if right > 0:
+        q = (q + (np.int64(1) << (right - 1))) >> right
+    return min(max(q + out_zp, lo), hi)
+
+
+@njit(inline="always", cache=True)
+def _fp32(v, table, ch, out_zp, lo, hi):
+    scale = table[MULT].view(np.float32)[ch]
+    f = np.float32(np.int32(v + table[BIAS, ch])) * scale
+    f = min(max(f, np.float32(lo - out_zp)), np.float32(hi - out_zp))
+    return np.int64(np.rint(f)) + out_zp
+
+
+@overload(requantize_one, jit_options={"cache": True})
+def _requantize_one(v, rq, ch):
+    rule = rule_of(rq)
+    if rule == "ruy":
+        return lambda v, rq, ch: _ruy(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
+    if rule == "fp32":
+        return lambda v, rq, ch: _fp32(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
+    return lambda v, rq, ch: _requantize_scalar(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
 
 
 class VectorIR:
@@ -100,9 +184,12 @@ class VectorIR:
     def store8(self, v, ptr, mask):
         self.b.call(self._store, [self.b.trunc(v, self.v8), ptr, ir.Constant(self.i32, 1), mask])
 
-    def requantize(self, x, p, zp, lo, hi):
+    def requantize(self, x, p, zp, lo, hi, rule: str = "reference"):
         """x: int32 sums with the bias added; p: the params() rows by name (vectors); zp, lo, hi:
-        vectors. Returns clamp(MultiplyByQuantizedMultiplier(x) + zp) in int32 lanes."""
+        vectors. Returns clamp(MultiplyByQuantizedMultiplier(x) + zp) in int32 lanes; rule "ruy"
+        rounds the right shift half up, "fp32" is XNNPACK's float rule (p[MULT]: the scales' bits)."""
+        if rule == "fp32":
+            return self.requantize_fp32(x, p, zp, lo, hi)
         b, v64 = self.b, self.v64
         x = b.call(self._sllv, [x, p[LEFT]])
 
@@ -125,14 +212,26 @@ class VectorIR:
         q = b.shuffle_vector(
             even_q, odd_q, ir.Constant(self.v32, [k if k % 2 == 0 else LANES + k for k in range(LANES)])
         )
-        # RoundingDivideByPOT: (q >> right) + ((q & mask) > half + (q < 0))
-        threshold = b.sub(p[HALF], b.ashr(q, self.splat(31)))
+        # RoundingDivideByPOT: (q >> right) + ((q & mask) > half + (q < 0)); ruy: > half
+        threshold = p[HALF] if rule == "ruy" else b.sub(p[HALF], b.ashr(q, self.splat(31)))
         up = b.icmp_signed(">", b.and_(q, p[MASK]), threshold)
         shifted = b.ashr(q, p[RIGHT])
         r = b.select(up, b.add(shifted, self.splat(1)), shifted)
         # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
         r = self.smin(self.smax(r, b.sub(lo, zp)), b.sub(hi, zp))
         return b.add(r, zp)
+
+    def requantize_fp32(self, x, p, zp, lo, hi):
+        """XNNPACK's fp32 rule: float32(x) * scale, clamped to [lo - zp, hi - zp], rounded half to even
+        (vrndscaleps under the default rounding mode, as its cvtps2dq), plus zp."""
+        b = self.b
+        vf = ir.VectorType(ir.FloatType(), LANES)
+        f = b.fmul(b.sitofp(x, vf), b.bitcast(p[MULT], vf))
+        f_lo, f_hi = b.sitofp(b.sub(lo, zp), vf), b.sitofp(b.sub(hi, zp), vf)
+        f = b.select(b.fcmp_ordered("<", f, f_lo), f_lo, f)
+        f = b.select(b.fcmp_ordered(">", f, f_hi), f_hi, f)
+        rint = cgutils.get_or_insert_function(b.module, ir.FunctionType(vf, [vf]), "llvm.nearbyint.v16f32")
+        return b.add(b.fptosi(b.call(rint, [f]), self.v32), zp)
 
     def smax(self, u, w):
         return self.b.select(self.b.icmp_signed(">", u, w), u, w)
@@ -164,7 +263,8 @@ def _requantize16(typingctx, acc, acc_start, offset, rq, ch_start, count, out, o
         p = v.params(context, rq_.table, ch_start_, mask)
         x = v.load(element_ptr(context, builder, acc_, acc_start_, v.v32), mask)
         x = builder.add(builder.add(x, v.broadcast(offset_)), p[BIAS])
-        r = v.requantize(x, p, v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi))
+        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        r = v.requantize(x, p, zp, lo, hi, rule_of(signature.args[3]))
         v.store8(r, element_ptr(context, builder, out_, out_start_, v.v8), mask)
         return context.get_dummy_value()
 
@@ -182,13 +282,10 @@ def requantize_pixels(acc, width, offsets, rq, out):
     channel o), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
     pixels, oc = out.shape
     flat = out.reshape(-1)
-    table, out_zp, lo, hi = rq
     for p in range(pixels):
         if not SIMD:
             for o in range(oc):
-                flat[p * oc + o] = _requantize_scalar(
-                    acc[p * width + o] + offsets[p], table, o, out_zp, lo, hi
-                )
+                flat[p * oc + o] = requantize_one(acc[p * width + o] + offsets[p], rq, o)
             continue
         for o in range(0, oc, LANES):
             count = min(LANES, oc - o)

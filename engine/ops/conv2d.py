@@ -18,6 +18,8 @@ from .common import (
     window,
 )
 from .conv16 import prepare_conv16
+from .conv_litert import fp32_scale
+from .conv_litert import rule as litert_rule
 from .quant_params import (
     bias_vector,
     conv_multipliers,
@@ -40,8 +42,10 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
+    rule = litert_rule(op, g)  # "reference" unless numerics="litert" (conv_litert.py)
+    scale = fp32_scale(inp, filt, out, oc) if rule == "fp32" else None
     return gemm_conv(
-        shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win
+        shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win, rule, scale
     )
 
 
@@ -91,7 +95,9 @@ def _runs(weights: np.ndarray, win, group: int) -> tuple[int, int, int, int, np.
     return calls, per_call, x_run, run_len, packed
 
 
-def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win) -> Prepared:
+def gemm_conv(
+    in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win, rule="reference", scale=None
+) -> Prepared:
     """A convolution on the GEMM, from int16 weights [oc, kh, kw, c] with the filter zero point
     already subtracted. No im2col: the GEMM reads the padded input in place, a filter row at a
     time. DEPTHWISE_CONV_2D on a one-channel input is this too.
@@ -103,6 +109,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
         sum u w8  +  d sum u  -  u_zp sum w'
     the GEMM's sum, a per-pixel term (the kernel adds it when d != 0), and a per-channel constant
     that joins the bias. Padding holds u_zp, which so adds nothing, as in the reference.
+    rule, scale: the requantization (requantize.make; scale: fp32's float32 scales).
     """
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
@@ -115,7 +122,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, cla
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
     plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks)
-    rq = requantize.Requant(requantize.params(ops.bias, mult, shift), out_zp, *clamp)
+    rq = requantize.make(rule, ops.bias, mult, shift, scale, out_zp, *clamp)
     # uint8 data without padding: the GEMM reads the input itself
     in_place = ops.data_type == np.uint8 and ops.delta == 0 and (win.hp, win.wp) == (h, w)
     pad_input = K.pad_input.pick(n * h * w * c)

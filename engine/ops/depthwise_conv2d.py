@@ -24,6 +24,8 @@ from .common import (
 )
 from .conv2d import gemm_conv
 from .conv16 import prepare_conv16
+from .conv_litert import fp32_scale
+from .conv_litert import rule as litert_rule
 from .quant_params import (
     bias_vector,
     conv_multipliers,
@@ -52,10 +54,13 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
+    rule = litert_rule(op, g)  # "reference" unless numerics="litert" (conv_litert.py)
+    scale = fp32_scale(inp, filt, out, oc) if rule == "fp32" else None
+    lo, hi = fused_activation(op, out)
     if c == 1:  # each output channel filters the one input channel: an ordinary convolution
         filters = weights.transpose(2, 0, 1)[..., None]
         return gemm_conv(
-            shapes[0], inp.dtype, in_zp, filters, bias_q, mult, shift, out_zp, fused_activation(op, out), win
+            shapes[0], inp.dtype, in_zp, filters, bias_q, mult, shift, out_zp, (lo, hi), win, rule, scale
         )
     # uint8 input u (see kernels/depthwise.py), channels padded to whole vectors
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
@@ -64,7 +69,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     taps[:, :, :oc] = weights
     taps = taps.reshape(-1)  # flat: the kernel indexes it by offsets
     bias_q = fold_zero_point(bias_q, u_zp, weights, axis=(0, 1))
-    rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, *fused_activation(op, out))
+    rq = requantize.make(rule, bias_q, mult, shift, scale, out_zp, lo, hi)
     pad_input = K.pad_input.pick(n * h * w * oc)
     padding = K.Padding(
         n, h, w, c, np.int16(u_zp - in_zp), np.int16(u_zp), win.top, win.left, dm, win.hp, win.wp, cp

@@ -5,7 +5,9 @@ does not requantize with the fixed-point multiplier: it rounds double(acc) * (s_
 all in double, half away from zero. TFLite Micro uses the fixed-point multiplier instead, so the
 two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md: 2-5 in 300).
 With numerics="tflm" the layer requantizes as TFLite Micro does: multipliers s_in * s_w / s_out in
-double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare.
+double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare. With
+numerics="litert", XNNPACK's fp32 rule where its delegate takes the layer, else ruy's rounding of the
+reference's multipliers (LiteRT's optimized kernel; conv_litert.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import profile_of, tflm
 from .common import Prepared, fused_activation, require
 from .conv16 import prepare_fully_connected16
-from .quant_params import bias_vector, filter_zero_points, fold_zero_point, weighted_operands
+from .conv_litert import fp32_scale
+from .conv_litert import rule as litert_rule
+from .quant_params import (
+    bias_vector,
+    conv_multipliers,
+    filter_zero_points,
+    fold_zero_point,
+    weighted_operands,
+)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -58,14 +68,21 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
 
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
-    if profile_of(g) == "tflm":
+    rule = litert_rule(op, g)  # "reference" unless numerics="litert"
+    if profile_of(g) == "tflm" or rule != "reference":
         require(
             op,
             filt.scale.size in (1, units),
             f"{filt.describe()}: {filt.scale.size} scales for {units} units",
         )
-        mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
-        rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
+        if rule == "fp32":  # XNNPACK
+            rq = requantize.make(rule, bias_q, None, None, fp32_scale(inp, filt, out, units), out_zp, lo, hi)
+        elif rule == "ruy":  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
+            mult, shift = conv_multipliers(op, inp, filt, out, units)
+            rq = requantize.make(rule, bias_q, mult, shift, None, out_zp, lo, hi)
+        else:
+            mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
+            rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
         fixed = K.fully_connected_fixed.pick(work)
         zeros = np.zeros(PX, np.int64)
 

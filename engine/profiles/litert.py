@@ -57,13 +57,24 @@ def delegated(op: Op, g: Graph) -> bool:
 
 
 def runtime_refusal(op: Op, g: Graph) -> str | None:
-    """What LiteRT's default interpreter cannot run (the profile refuses the model, with this reason)."""
-    if op.type == "DEPTHWISE_CONV_2D":
-        data = g.tensors[op.inputs[0]]
-        if data.dtype in ("int8", "uint8") and not _has(op, 2):
-            # the delegate refuses it, and the optimized builtin kernel then dies (SIGSEGV, measured)
-            return "a quantized DEPTHWISE_CONV_2D without bias crashes LiteRT's default interpreter (SIGSEGV)"
-    return None
+    """What LiteRT's default interpreter cannot run (the profile refuses the model, with this reason):
+    each case measured against ai-edge-litert 2.3 in tests/test_litert_conv.py."""
+    fn = RUNTIME_RULES.get(op.type)
+    return fn(op, g) if fn else None
+
+
+RUNTIME_RULES: dict[str, Rule] = {}
+
+
+def runtime_rule(*op_types: str) -> Callable[[Rule], Rule]:
+    """Register what makes LiteRT's default interpreter fail on an op type (not a delegation choice)."""
+
+    def register(fn: Rule) -> Rule:
+        for t in op_types:
+            RUNTIME_RULES[t] = fn
+        return fn
+
+    return register
 
 
 # --- tensor checks shared by the rules (GetXNNPackDatatype and friends) ------------------------------------
@@ -79,11 +90,14 @@ def _scales(t: Tensor) -> np.ndarray:
 
 def datatype_refusal(t: Tensor, per_channel_ok: bool = False) -> str | None:
     """Why XNNPACK has no datatype for a quantized tensor (GetXNNPackDatatype), or None. Activations
-    must be per tensor; filters (per_channel_ok) may be per channel, with zero points 0."""
+    must be per tensor; filters (per_channel_ok) may be per channel, with zero points 0; a uint8 tensor
+    must say quantized_dimension 0 even when per tensor (measured on a DEPTHWISE_CONV_2D filter)."""
     if t.dtype not in ("uint8", "int8"):
         return f"{t.describe()}: XNNPACK takes uint8 and int8 quantized tensors here"
     if not t.quantized:
         return f"{t.describe()}: not quantized"
+    if t.dtype == "uint8" and t.quant_axis != 0:
+        return f"{t.describe()}: uint8 with quantized_dimension {t.quant_axis} (XNNPACK: 0)"
     s = _scales(t)
     if not np.all(np.isfinite(s) & (s > 0)) or np.any(s < np.finfo(np.float32).tiny):
         return f"{t.describe()}: a scale that is not a normal positive float"
@@ -132,23 +146,45 @@ def _weighted(op: Op, g: Graph) -> str | None:
         return f"{filt.describe()}: per-channel on dimension {filt.quant_axis} (XNNPACK: {axis})"
     if op.type == "FULLY_CONNECTED" and filt.dtype == "int8" and np.any(np.asarray(filt.zero_point) != 0):
         return f"{filt.describe()}: int8 weights with a non-zero zero point"
-    reason = activation_refusal(op)
-    if reason:
-        return reason
+    return activation_refusal(op)
+
+
+@runtime_rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+def _weighted_fails(op: Op, g: Graph) -> str | None:
+    inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if inp.dtype not in ("int8", "uint8"):
+        return None
+    if not _has(op, 2) and op.type == "CONV_2D":  # tflite/kernels/conv.cc: has_bias
+        return "a quantized CONV_2D without bias (LiteRT's conv.cc requires one: it fails to prepare)"
+    if not _has(op, 2) and op.type == "DEPTHWISE_CONV_2D":
+        # the delegate refuses it, and the optimized builtin kernel then dies (SIGSEGV, measured)
+        return "a quantized DEPTHWISE_CONV_2D without bias crashes LiteRT's default interpreter (SIGSEGV)"
+    if not delegated(op, g) or not (inp.quantized and filt.quantized and out.quantized):
+        return None
     scale = requantization_scale(_scales(inp)[0], _scales(filt), _scales(out)[0])
-    if np.any(scale >= 256.0):
-        return f"requantization scale s_in * s_w / s_out = {float(scale.max()):g} >= 256"
+    if np.any(scale >= 256.0):  # the delegate takes it, then XNNPACK refuses to create the operator
+        return (
+            f"requantization scale s_in * s_w / s_out = {float(scale.max()):g} >= 256: XNNPACK fails to"
+            " create the operator and LiteRT's default interpreter fails to prepare"
+        )
+    if _has(op, 2) and _scales(filt).size > 1 and _scales(g.tensors[op.inputs[2]]).size != _scales(filt).size:
+        # XNNPACK defines the bias per channel when the filter is: the delegate fails to prepare
+        return (
+            f"{g.tensors[op.inputs[2]].describe()}: per-tensor bias of a per-channel filter (XNNPACK fails)"
+        )
     return None
 
 
 __all__ = [
     "RULES",
+    "RUNTIME_RULES",
     "datatype_refusal",
     "delegated",
     "refusal",
     "requantization_scale",
     "rule",
     "runtime_refusal",
+    "runtime_rule",
 ]
 
 

@@ -1,0 +1,255 @@
+"""numerics="litert": CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED against LiteRT's default interpreter
+(OpResolverType.AUTO, x86), one-op graphs, every tensor and the delegate's partition (tests/litert_check.py).
+
+- delegated (XNNPACK): the fp32 rule, float32(acc) * float32(s_in * s_w / s_out), half to even: every
+  option of the reference sweeps (padding, strides, dilations, activations, uint8 / int8 per tensor /
+  per channel, batch 1 and 3) and crafted power-of-two scales where every odd accumulator is a tie;
+- refused by the delegate: LiteRT's optimized builtin kernels (ruy's half-up rounding for CONV_2D and
+  FULLY_CONNECTED, the reference rule for DEPTHWISE_CONV_2D), one graph on each side of each check.
+Each crafted case also shows that the reference profile differs from LiteRT there (the test can fail).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import engine
+from engine.errors import UnsupportedError
+from engine.profiles import litert
+from tests.harness import F32, Net, run_sets
+from tests.litert_check import check_litert, compare_litert
+from tests.oracle import OracleError, litert_run_many, require
+from tests.test_ops_conv import ACTIVATIONS, SCHEMES, bias_tensor, conv_net, fc_net, io_types, weights
+
+
+@pytest.fixture(autouse=True)
+def _oracle():
+    require("litert")
+
+
+@pytest.fixture(params=["vnni", "int16"])
+def gemm_path(request, monkeypatch):
+    """Both GEMM forms (test_ops_conv's fixture): uint8 x int8 with VNNI, and the int16 one."""
+    from engine.kernels import gemm
+
+    if request.param == "int16":
+        monkeypatch.setattr(gemm, "VNNI", False)
+    elif not gemm.VNNI:
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    return request.param
+
+
+def depthwise_net(scheme: str) -> Net:
+    """test_ops_conv's depthwise variants, each with a bias (LiteRT's default interpreter dies on a
+    quantized depthwise without one)."""
+    rng = np.random.default_rng(60 + SCHEMES.index(scheme))
+    net = Net()
+    variants = itertools.product(
+        ["SAME", "VALID"], [(1, 1), (2, 2)], [(1, 1), (2, 3)], [(3, 3), (5, 5), (2, 3)], [1, 2, 3]
+    )
+    for n, (pad, (sh, sw), (dh, dw), (kh, kw), dm) in enumerate(variants):
+        if pad == "VALID" and ((kh - 1) * dh + 1 > 10 or (kw - 1) * dw + 1 > 12):
+            continue
+        dtype, s_in, zp_in = io_types(scheme, rng)
+        c_in = [1, 5, 8, 17][n % 4]
+        c_out = c_in * dm
+        x = net.input([1, 10, 12, c_in], dtype, s_in, zp_in)
+        w, bias_scales, s_out = weights(net, rng, scheme, (1, kh, kw, c_out), 3, s_in, kh * kw)
+        info = np.iinfo(dtype)
+        out = net.tensor([1, 1, 1, c_out], dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
+        net.op(
+            "DEPTHWISE_CONV_2D",
+            [x, w, bias_tensor(net, rng, bias_scales, c_out)],
+            [out],
+            f"dw {kh}x{kw} {pad} s{sh}{sw} d{dh}{dw} c{c_in} m{dm}",
+            padding=pad,
+            stride_h=sh,
+            stride_w=sw,
+            dilation_h_factor=dh,
+            dilation_w_factor=dw,
+            depth_multiplier=dm,
+            fused_activation_function=ACTIVATIONS[n % 4],
+        )
+    return net
+
+
+SWEEPS = {"conv": (conv_net, 10), "depthwise": (depthwise_net, 11), "fc": (fc_net, 12)}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("sweep", list(SWEEPS))
+def test_option_sweeps(sweep, scheme, gemm_path, kernel_build):
+    """Every option of the reference sweeps, all delegated (FULLY_CONNECTED without bias too)."""
+    make, seed = SWEEPS[sweep]
+    net = make(scheme)
+    model = net.build()
+    res = check_litert(model, run_sets(net, seed, batches=(1, 3)))
+    assert res.tensors >= 2 * len(net.ops)
+
+
+# --- crafted one-op graphs ---------------------------------------------------------------------------------
+
+
+def one_op(
+    op: str,
+    dtype: str = "int8",
+    s_in: float = 0.5,
+    s_w=0.25,
+    s_out: float = 0.5,
+    bias: bool = True,
+    act: str = "NONE",
+    batch: int = 1,
+    qdim: int | None = None,
+) -> Net:
+    """A single CONV_2D (3x3, 6 -> 5 channels), DEPTHWISE_CONV_2D (3x3, 6 channels, multiplier 1) or
+    FULLY_CONNECTED (54 -> 16) on an input [batch, 5, 5, 6] (FC: [batch, 54]) with full-range weights.
+    Powers of two for the scales make s_in * s_w / s_out exact, so that ties are common. qdim: the
+    filter's quantized_dimension (default: the channel axis for int8, 0 for uint8, as converters write)."""
+    rng = np.random.default_rng(abs(hash((op, dtype, s_in, str(s_w), s_out, bias, act))) % 2**32)
+    net = Net()
+    zp_in = 3 if dtype == "int8" else 131
+    shape = [batch, 54] if op == "FULLY_CONNECTED" else [batch, 5, 5, 6]
+    x = net.input(shape, dtype, s_in, zp_in)
+    wshape = {"CONV_2D": (5, 3, 3, 6), "DEPTHWISE_CONV_2D": (1, 3, 3, 6), "FULLY_CONNECTED": (16, 54)}[op]
+    axis = 3 if op == "DEPTHWISE_CONV_2D" else 0
+    channels = wshape[axis]
+    w_zp = 0 if dtype == "int8" else 120
+    # weights in {-1, 0, 1} (+ zero point): small accumulators, outputs inside the range, many ties
+    w = (w_zp + rng.choice([-1, 0, 1], size=wshape, p=[0.15, 0.7, 0.15])).astype(dtype)
+    scales = [float(s_w)] if np.isscalar(s_w) else [float(s_w[c % len(s_w)]) for c in range(channels)]
+    t = {"name": "w", "shape": list(wshape), "dtype": dtype, "data": w, "scale": scales}
+    t["zero_point"] = [w_zp] * len(scales)
+    t["quantized_dimension"] = (axis if dtype == "int8" else 0) if qdim is None else qdim
+    net.tensors.append(t)
+    inputs = [x, len(net.tensors) - 1]
+    if bias:
+        b = rng.integers(-40, 40, size=channels).astype(np.int32)
+        bias_scales = [float(F32(s_in) * F32(s)) for s in scales]
+        net.tensors.append(
+            {"name": "b", "shape": [channels], "dtype": "int32", "data": b, "scale": bias_scales}
+            | {"zero_point": [0] * len(scales)}
+        )
+        inputs.append(len(net.tensors) - 1)
+    zp_out = -5 if dtype == "int8" else 128
+    if op == "FULLY_CONNECTED":
+        out = net.tensor([batch, channels], dtype, s_out, zp_out)
+        net.op(op, inputs, [out], op, fused_activation_function=act)
+    else:
+        out = net.tensor([batch, 3, 3, channels], dtype, s_out, zp_out)
+        opts = {"padding": "VALID", "stride_h": 1, "stride_w": 1, "fused_activation_function": act}
+        if op == "DEPTHWISE_CONV_2D":
+            opts["depth_multiplier"] = 1
+        net.op(op, inputs, [out], op, **opts)
+    return net
+
+
+def _compare(net: Net, seed: int = 0, batches=(1, 1, 1)) -> tuple[int, int, int]:
+    """(elements compared, differing under "litert", differing under "reference"), asserting the
+    partition and that "litert" equals LiteRT."""
+    model = net.build()
+    sets = [net.random_inputs(np.random.default_rng(seed), b) for b in batches]
+    res = check_litert(model, sets)
+    ref = compare_litert(model, sets, numerics="reference")
+    return res.elements, res.differing, ref.differing
+
+
+OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("op", OPS)
+def test_ties_round_half_to_even(op, dtype):
+    """s_in * s_w / s_out = 1/2 and 1/4: every odd accumulator (or one in four) is a tie; XNNPACK rounds
+    it to even, the reference away from zero."""
+    for s_w in (0.25, 0.125):
+        net = one_op(op, dtype, s_in=0.5, s_w=s_w, s_out=0.25)
+        assert _delegated(net)
+        _, _, ref_differs = _compare(net, batches=(3, 3))
+        assert ref_differs > 0, f"{op} {dtype} s_w={s_w}: the reference agrees with XNNPACK: no tie was hit"
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_per_channel_ties_and_batch(op):
+    scales = [0.25, 0.125, 0.0625, 0.5, 0.03125, 0.25]
+    net = one_op(op, "int8", s_in=0.5, s_w=scales, s_out=0.25, batch=3)
+    _, _, ref_differs = _compare(net, batches=(3, 3))
+    assert ref_differs > 0
+
+
+@pytest.mark.parametrize("act", ["RELU", "RELU6", "RELU_N1_TO_1"])
+@pytest.mark.parametrize("op", OPS)
+def test_activations_clamp_in_float(op, act):
+    _compare(one_op(op, "int8", s_in=0.5, s_w=0.25, s_out=0.0625, act=act))
+
+
+# --- the delegate's checks, each on both sides ---------------------------------------------------------------
+
+
+def _delegated(net: Net) -> bool:
+    g = engine.load(net.build(), numerics="litert").graph
+    return litert.delegated(g.ops[0], g)
+
+
+def _refused_by_both(net: Net, match: str) -> None:
+    """LiteRT's default interpreter fails on the model, and numerics="litert" refuses it too."""
+    with pytest.raises(OracleError):
+        litert_run_many(net.build(), [net.random_inputs(np.random.default_rng(0), 1)])
+    with pytest.raises(UnsupportedError, match=match):
+        engine.load(net.build(), numerics="litert")
+
+
+BELOW_256 = float(np.nextafter(F32(256.0), F32(0)))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("op", OPS)
+def test_requantization_scale_256(op, dtype):
+    """s_in * s_w / s_out just below 256 (float32): XNNPACK runs it; at 256 the delegate takes the op
+    but XNNPACK refuses to create it, and LiteRT's default interpreter fails to prepare the model."""
+    if op == "DEPTHWISE_CONV_2D" and dtype == "uint8":
+        pytest.skip("see test_uint8_quantized_dimension: the same check on the builtin side")
+    below = one_op(op, dtype, s_in=1.0, s_w=BELOW_256, s_out=1.0)
+    assert _delegated(below)
+    _compare(below)
+    _refused_by_both(one_op(op, dtype, s_in=1.0, s_w=256.0, s_out=1.0), ">= 256")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_conv_without_bias_is_refused(dtype):
+    """LiteRT's CONV_2D requires a bias on quantized data (conv.cc: has_bias); its DEPTHWISE_CONV_2D
+    dies without one (SIGSEGV: not run here, see test_litert.py)."""
+    _refused_by_both(one_op("CONV_2D", dtype, bias=False), "without bias")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_fully_connected_without_bias_is_delegated(dtype):
+    net = one_op("FULLY_CONNECTED", dtype, s_in=0.5, s_w=0.125, s_out=0.25, bias=False)
+    assert _delegated(net)
+    _compare(net)
+
+
+def test_per_tensor_bias_of_per_channel_filter_is_refused():
+    net = one_op("CONV_2D", "int8", s_w=[0.25, 0.125, 0.5, 0.25, 0.0625])
+    net.tensors[2]["scale"], net.tensors[2]["zero_point"] = [0.125], [0]
+    _refused_by_both(net, "per-tensor bias")
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_uint8_quantized_dimension(op):
+    """A uint8 filter that says quantized_dimension != 0 (per tensor all the same): the delegate refuses
+    it, LiteRT's optimized builtin kernel runs it: CONV_2D and FULLY_CONNECTED through ruy (the final
+    right shift rounded half up: s = 1/4 is multiplier 2**30, shift -1, so negative ties differ from the
+    reference), DEPTHWISE_CONV_2D with the reference's rounding; scale 256 is no limit there. With
+    quantized_dimension 0 the same op is delegated."""
+    assert _delegated(one_op(op, "uint8", s_in=0.5, s_w=0.125, s_out=0.25, qdim=0))
+    net = one_op(op, "uint8", s_in=0.5, s_w=0.125, s_out=0.25, qdim=1)
+    assert not _delegated(net)
+    _, _, ref_differs = _compare(net, batches=(1, 3))
+    if op != "DEPTHWISE_CONV_2D":
+        assert ref_differs > 0, "ruy's rounding never differed from the reference's here"
+    big = one_op(op, "uint8", s_in=1.0, s_w=1000.0, s_out=1.0, qdim=1)
+    assert not _delegated(big)
+    _compare(big)
