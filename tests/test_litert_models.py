@@ -33,9 +33,7 @@ ZOO = [
     "int16x8_mixed",
     "yolov8n_full_integer_quant",
 ]
-PENDING = {
-    "int16x8_mixed": "builtin int16 ADD: 1 element of 9,600 in 1 of 20 inputs, not yet reproduced",
-}
+PENDING: dict[str, str] = {}
 SLOW = {"ssd_mobilenet_v1_coco_uint8", "deeplabv3_mnv2_dm05_pascal_quant", "yolov8n_full_integer_quant"}
 
 

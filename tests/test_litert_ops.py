@@ -326,3 +326,21 @@ def test_float_denormals_and_unbounded_range():
         net.op(op, [a, b], [net.tensor([1, 8], "float32")], op)
         xs += [a_vals, b_vals]
     _check(net, [xs], reference_differs=True)
+
+
+def test_builtin_int16_add():
+    """int16 ADD (never delegated) in LiteRT's optimized kernel: blocks of 16 where each input's shift is folded
+    into the left shift (one rounding less than the reference), the reference loop on the tail; int16x8_mixed's
+    scales, a pair of inputs on which the two differ at every position (lengths 23 and 40: 16 + 7, 32 + 8), and
+    2**18 random pairs."""
+    rng = np.random.default_rng(19)
+    net, xs = Net(), []
+    s1, s2, so = 2.2342127e-05, 4.0711442e-05, 4.061477e-05
+    for n in (1 << 18, 23, 40):
+        a, b = net.input([1, n], "int16", s1, 0), net.input([1, n], "int16", s2, 0)
+        net.op("ADD", [a, b], [net.tensor([1, n], "int16", so, 0)], f"add {n}")
+        if n > 100:
+            xs += [rng.integers(-32768, 32768, (1, n)).astype(np.int16) for _ in range(2)]
+        else:
+            xs += [np.full((1, n), 24380, np.int16), np.full((1, n), 10544, np.int16)]
+    _check(net, [xs], reference_differs=True)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernels.int16 import GENERAL, _apply16
+from ..numerics.fixedpoint import rounding_divide_by_pot
+
 BLOCK = {"int8": 16, "uint8": 8}  # elements per NEON iteration (MulElementwise/AddElementwise)
 
 
@@ -112,3 +115,24 @@ def blocks_runner(out_shape, shapes, neon: np.ndarray, scalar: np.ndarray, dtype
         outputs[0].reshape(-1)[start:] = scalar[a, b]
 
     return run
+
+
+INT16_BLOCK = 16  # the builtin int16 ADD's NEON iteration
+
+
+@njit(cache=True)
+def add16(x, y, out, p, lo, hi):
+    """LiteRT's builtin int16 ADD on equal shapes (general scales): NEON blocks of 16, where each input's
+    shift is folded into the left shift, x_i = vqrdmulh((q_i - zp_i) << (15 + shift_i), m_i), then the
+    reference's scalar loop on the tail. p: the reference's GENERAL parameters (engine/kernels/int16.py)."""
+    n = x.size
+    start = n - n % INT16_BLOCK
+    for i in range(n):
+        a, b = np.int64(x[i]), np.int64(y[i])
+        if i < start:
+            xa = _vqrdmulh(_vshl(a - p[0], 15 + p[2]), p[1])
+            xb = _vqrdmulh(_vshl(b - p[3], 15 + p[5]), p[4])
+            r = rounding_divide_by_pot(_vqrdmulh(_wrap32(xa + p[9] * xb), p[6]), -p[7]) + p[8]
+        else:
+            r = _apply16(GENERAL, a, b, p)
+        out[i] = min(max(r, lo), hi)
