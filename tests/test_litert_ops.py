@@ -344,3 +344,24 @@ def test_builtin_int16_add():
         else:
             xs += [np.full((1, n), 24380, np.int16), np.full((1, n), 10544, np.int16)]
     _check(net, [xs], reference_differs=True)
+
+
+def test_inspect_shows_litert_beside_the_others():
+    """engine.inspect --layer N --element ... computes the element under every profile: on a MUL element where
+    XNNPACK's float32 rescale and the reference's fixed point round apart, the litert value is LiteRT's and
+    the text says where LiteRT runs the op and how."""
+    from engine.inspect import element_steps
+
+    net = Net()
+    a, b = net.input([1, 256, 256], "int8", 0.0123, 3), net.input([1, 256, 256], "int8", 0.0456, -7)
+    net.op("MUL", [a, b], [net.tensor([1, 256, 256], "int8", 0.0021, 5)], "mul")
+    model = net.build()
+    xs = list(_grid("int8"))
+    want = litert_run_many(model, [xs])[0]["outputs"][0]
+    ref = engine.load(model).run(xs)[0]
+    where = np.argwhere(ref != want)
+    assert len(where), "no element where the reference and LiteRT's default interpreter differ"
+    element = tuple(int(v) for v in where[0])
+    steps = element_steps(engine.load(model), 0, element, xs)
+    assert steps["profiles"]["litert"] == int(want[element]) != steps["profiles"]["reference"]
+    assert steps["profiles_differ"] and "litert: XNNPACK takes it" in steps["text"]

@@ -263,3 +263,33 @@ def flush_denormals(prepared, shapes: list) -> object:
         _flush(outputs[0].reshape(-1))
 
     return replace(prepared, run=run, scratch=[*prepared.scratch, *extra])
+
+
+# --- what engine.inspect says about an op under "litert" ------------------------------------------------------
+
+DIFFERENCES = {
+    "ADD": "XNNPACK: one integer rounding, (bias + a*m_a + b*m_b) >> shift, shift = 20 - exponent(max ratio), "
+    "m_x = lrintf(s_x/s_out * 2^shift); the builtin kernel (scales outside [2^-10, 2^8)): NEON blocks with "
+    "wrapping int16 lanes; the reference: three fixed-point roundings",
+    "SUB": "XNNPACK: ADD's integer rounding with m_b negated; outside its range the reference's",
+    "MUL": "XNNPACK: (a - z_a)(b - z_b) times float32 (s_a*s_b)/s_out, half to even; the builtin kernel (scales "
+    "outside [2^-16, 2^8)): NEON blocks (a shift of 32+ gives 0, wrapping int16 lanes)",
+    "MEAN": "XNNPACK: nearbyint(float(sum) * f32(s_in/s_out) * f32(1/n) + (z_out - n z_in s')) in float32",
+    "QUANTIZE": "XNNPACK: float input x * f32(1/s) half to even; 8-bit ((q - z_in) * lrintf(256 s_in/s_out) + 128) >> 8",
+    "RESIZE_BILINEAR": "XNNPACK: float32 source positions, 11-bit weights, (acc + 2^21) >> 22",
+    "SOFTMAX": "LiteRT's optimized kernel: a float32 expf table and float32 sums (the reference: fixed point)",
+    "SQRT": "XNNPACK: VRSQRT14PS and one Newton-Raphson step, denormals as zero",
+    "RSQRT": "XNNPACK: VRSQRT14PS and one Newton-Raphson step, denormals as zero",
+}
+
+
+def describe(op, g) -> str | None:
+    """Where LiteRT's default interpreter runs op and how it differs from the reference, or None."""
+    from .litert import refusal
+
+    why = DIFFERENCES.get(op.type)
+    if why is None:
+        return None
+    reason = refusal(op, g)
+    where = "XNNPACK takes it" if reason is None else f"LiteRT's builtin kernel runs it ({reason})"
+    return f"{where}; {why}"
