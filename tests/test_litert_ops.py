@@ -365,3 +365,19 @@ def test_inspect_shows_litert_beside_the_others():
     steps = element_steps(engine.load(model), 0, element, xs)
     assert steps["profiles"]["litert"] == int(want[element]) != steps["profiles"]["reference"]
     assert steps["profiles_differ"] and "litert: XNNPACK takes it" in steps["text"]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_leaky_relu(dtype):
+    """8-bit LEAKY_RELU: XNNPACK (lrintf(256 * ratio) per side, ((q - z) * m + 128) >> 8) where its ranges take
+    it; the builtin kernel (the reference's) for a zero slope, a tiny negative ratio or s_in / s_out > 2**7."""
+    rng = np.random.default_rng(21 + (dtype == "uint8"))
+    net, xs = Net(), []
+    for alpha in (0.1, 0.0, -0.5, 1.7, 0.001, 0.3):
+        for k in range(3):
+            (s, z), (so, zo) = qparams(rng, dtype, -2, 0), qparams(rng, dtype, -2, 0)
+            so = s * 300 if k == 2 else so
+            x = net.input([1, 256], dtype, s, z)
+            net.op("LEAKY_RELU", [x], [net.tensor([1, 256], dtype, so, zo)], f"{alpha} {k}", alpha=alpha)
+            xs.append(all_bytes(dtype, [1, 256]))
+    _check(net, [xs], reference_differs=True)

@@ -100,6 +100,28 @@ def cvt_table(dtype: str, q_in: tuple[float, int], q_out: tuple[float, int]) -> 
     return np.clip((((q - zp_in) * multiplier + 128) >> 8) + zp_out, int(info.min), int(info.max))
 
 
+def lrelu_multipliers(s_in: float, s_out: float, alpha: float) -> tuple[int, int] | None:
+    """XNNPACK's 8-bit leaky ReLU multipliers (lrintf(256 * ratio) for each side), or None where its checks
+    refuse the op (input/output ratio outside [2**-8, 2**7], |negative ratio| outside [2**-8, 2**7])."""
+    pos = F32(F32(s_in) / F32(s_out))
+    neg = F32(pos * F32(alpha))
+    if not (2.0**-8 <= pos <= 2.0**7 and -127.99609375 <= neg <= 2.0**7 and abs(neg) >= 2.0**-8):
+        return None
+    m_neg = int(np.rint(F32(256) * neg))
+    return (int(np.rint(F32(256) * pos)), m_neg) if m_neg != 0 else None
+
+
+def lrelu_table(dtype: str, zps: tuple[int, int], multipliers: tuple[int, int]) -> np.ndarray:
+    """XNNPACK's 8-bit leaky ReLU per raw byte: ((q - z_in) * m + 128) >> 8 (m by the sign of q - z_in,
+    mulhrs in int16 lanes), plus z_out, saturated."""
+    (zi, zo), (m_pos, m_neg) = zps, multipliers
+    d = _byte_values(dtype) - zi
+    m = np.where(d > 0, m_pos, m_neg)
+    info = np.iinfo(dtype)
+    r = np.clip(((d * m + 128) >> 8) + zo, -32768, 32767)  # the int16 saturating add
+    return np.clip(r, int(info.min), int(info.max))
+
+
 # --- the delegate's partitioning for the ops other than the convolution family (litert.RULES) ---------------
 # Each rule was pinned on one-op graphs against LiteRT 2.3's default interpreter (tests/test_litert_ops.py):
 # which types it takes, and the scale thresholds above.
@@ -200,6 +222,18 @@ def _rule_split(op, g) -> str | None:
     return _io_refusal(op, g, FLOAT_OR_8BIT)
 
 
+def _rule_leaky_relu(op, g) -> str | None:
+    reason = _io_refusal(op, g, FLOAT_OR_8BIT)
+    if reason:
+        return reason
+    alpha = float(op.options.get("alpha", 0.0))
+    if _t(g, op.inputs[0]).dtype == "float32":
+        return None if alpha != 0.0 else "a zero slope"
+    if lrelu_multipliers(_scale(g, op.inputs[0]), _scale(g, op.outputs[0]), alpha) is None:
+        return "a scale ratio or slope outside XNNPACK's leaky ReLU ranges"
+    return None
+
+
 def _typed(types: tuple[str, ...]):
     def rule_fn(op, g) -> str | None:
         return _io_refusal(op, g, types)
@@ -218,6 +252,7 @@ def register() -> None:
     RULES["CONCATENATION"] = _rule_concatenation
     RULES["STRIDED_SLICE"] = _rule_strided_slice
     RULES["SPLIT"] = _rule_split
+    RULES["LEAKY_RELU"] = _rule_leaky_relu
     for name in ("RESHAPE", "PAD", "TRANSPOSE", "MAX_POOL_2D", "REDUCE_MAX", "MEAN", "RESIZE_BILINEAR"):
         RULES[name] = _typed(FLOAT_OR_8BIT)
     for name in ("LOGISTIC", "TANH"):
