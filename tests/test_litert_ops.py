@@ -381,3 +381,22 @@ def test_leaky_relu(dtype):
             net.op("LEAKY_RELU", [x], [net.tensor([1, 256], dtype, so, zo)], f"{alpha} {k}", alpha=alpha)
             xs.append(all_bytes(dtype, [1, 256]))
     _check(net, [xs], reference_differs=True)
+
+
+def test_builtin_requantize():
+    """QUANTIZE between 8-bit types that XNNPACK leaves (two types, or s_in / s_out outside [2**-8, 2**7]):
+    LiteRT's optimized Requantize, vqrdmulh and a rounding shift that rounds half up (the reference: half
+    away from zero), in blocks of 16 with the reference on the tail; lengths with and without a tail."""
+    rng = np.random.default_rng(22)
+    net, xs = Net(), []
+    for dt, odt in (("int8", "int8"), ("uint8", "uint8"), ("uint8", "int8"), ("int8", "uint8")):
+        for ratio in (0.003, 0.0025, 150.0, 0.37):
+            for n in (256, 263, 23):
+                (s, z), zo = qparams(rng, dt, -2, 0), qparams(rng, odt)[1]
+                x = net.input([1, n], dt, s, z)
+                out = net.tensor([1, n], odt, float(F32(s) / F32(ratio)), zo)
+                net.op("QUANTIZE", [x], [out], f"{dt}->{odt} {ratio} {n}")
+                xs.append(
+                    np.resize(np.random.default_rng(n).permutation(256).astype(np.uint8), n).view(dt)[None]
+                )
+    _check(net, [xs], reference_differs=True)

@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
-from ..profiles import litert, litert_xnn, profile_of
+from ..profiles import litert, litert_builtin, litert_xnn, profile_of
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 from .int16 import lookup_runner, values_of
 
@@ -104,4 +104,12 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     m, shift = quantize_multiplier(s_in / s_out)
     require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
     table = requantize_table(values_of(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max))
+    if profile_of(g) == "litert" and inp.dtype != "int16" and out.dtype != "int16":  # builtin: NEON blocks
+        neon = litert_builtin.requantize_table(
+            values_of(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max)
+        )
+        run = litert_builtin.unary_blocks_runner(
+            neon.astype(out.np_dtype), table.astype(out.np_dtype), int(np.prod(shape))
+        )
+        return Prepared([shape], run)
     return Prepared([shape], lookup_runner(table.astype(out.np_dtype), inp.dtype, int(np.prod(shape))))

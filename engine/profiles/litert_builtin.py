@@ -136,3 +136,36 @@ def add16(x, y, out, p, lo, hi):
         else:
             r = _apply16(GENERAL, a, b, p)
         out[i] = min(max(r, lo), hi)
+
+
+@njit(cache=True)
+def requantize_table(values, zp_in, m, shift, zp_out, qmin, qmax):
+    """LiteRT's builtin 8-bit requantization (QUANTIZE the delegate leaves) in its NEON blocks:
+    vqrdmulh((q - zp_in) << max(shift, 0), m), then a rounding right shift that rounds half up (vrshl),
+    plus zp_out, saturated; per raw byte."""
+    right = max(-shift, 0)
+    table = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        r = _vqrdmulh(_shl32(values[i] - zp_in, max(shift, 0)), m)
+        if right > 0:
+            r = (r + (1 << (right - 1))) >> right
+        table[i] = min(max(r + zp_out, qmin), qmax)
+    return table
+
+
+def unary_blocks_runner(neon: np.ndarray, scalar: np.ndarray, size: int, block: int = 16):
+    """run() of a builtin 8-bit element-wise kernel: the NEON table on whole blocks, the scalar one on the tail."""
+    from ..ops.int16 import lookup_runner
+
+    run_neon = lookup_runner(neon, "uint8", size)
+    start = size - size % block
+    if start == size:
+        return run_neon
+    scalar = np.ascontiguousarray(scalar)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        run_neon(inputs, outputs, scratch)
+        tail = inputs[0].reshape(-1)[start:].view(np.uint8)
+        outputs[0].reshape(-1)[start:] = scalar[tail]
+
+    return run
