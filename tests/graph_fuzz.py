@@ -231,7 +231,7 @@ def _binary(name: str):
     return build
 
 
-def build_mean(g: G, t: T) -> T | None:
+def build_mean(g: G, t: T, name: str = "MEAN") -> T | None:
     if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
         return None
     axes = [a for a in range(1, len(t.shape)) if g.coin()] or [len(t.shape) - 1]
@@ -243,7 +243,7 @@ def build_mean(g: G, t: T) -> T | None:
     )
     axes_t = g.net.const(np.array(axes, np.int32), "int32")
     out = g.act(shape, t.dtype, t.scale * float(10 ** g.rng.uniform(-1, 0.5)), g.zp(t.dtype))
-    return g.op("MEAN", [t.index, axes_t], out, f"axes={axes} keep={keep}", keep_dims=keep)
+    return g.op(name, [t.index, axes_t], out, f"axes={axes} keep={keep}", keep_dims=keep)
 
 
 def _fixed_output(name: str, scale: float, zps: dict):
@@ -466,6 +466,21 @@ def build_squared_difference(g: G, t: T) -> T | None:
     return g.op("SQUARED_DIFFERENCE", [a, b], g.act(out_shape, t.dtype, s_out, g.zp(t.dtype)), text)
 
 
+def build_batch_matmul(g: G, t: T) -> T | None:
+    """t times a constant int8 rhs [k, n] (adj_y: [n, k]); adj_x transposes t's last two axes (rank 3+:
+    never the batch axis)."""
+    if t.dtype != "int8":
+        return None
+    adj_x, adj_y = len(t.shape) > 2 and g.coin(), g.coin()
+    m, k = (t.shape[-1], t.shape[-2]) if adj_x else (t.shape[-2], t.shape[-1])
+    n = int(g.rng.integers(1, 20))
+    s_r, z_r = g.scale(-3, -1), g.zp("int8")
+    data = g.rng.integers(-128, 128, size=(n, k) if adj_y else (k, n)).astype(np.int8)
+    r = g.net.const(data, "int8", s_r, z_r)
+    out = g.act([*t.shape[:-2], m, n], "int8", g.out_scale(t.scale, s_r, k), g.zp("int8"))
+    return g.op("BATCH_MATMUL", [t.index, r], out, f"k={k} n={n} adj_x={adj_x} adj_y={adj_y}", adj_x=adj_x, adj_y=adj_y)
+
+
 # op -> builder; a builder returns None where the op does not apply to its input
 OPS: dict[str, Callable[[G, T], T | None]] = {
     "CONV_2D": build_conv2d,
@@ -477,6 +492,8 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "SUB": _binary("SUB"),
     "MUL": _binary("MUL"),
     "MEAN": build_mean,
+    "SUM": lambda g, t: build_mean(g, t, "SUM"),
+    "L2_NORMALIZATION": _fixed_output("L2_NORMALIZATION", 1 / 128, {"int8": 0, "uint8": 128}),
     "SOFTMAX": _fixed_output("SOFTMAX", 1 / 256, {"int8": -128, "uint8": 0}),
     "LOGISTIC": _fixed_output("LOGISTIC", 1 / 256, {"int8": -128, "uint8": 0}),
     "TANH": _fixed_output("TANH", 1 / 128, {"int8": 0, "uint8": 128}),
@@ -501,6 +518,7 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "GATHER": build_gather,
     "ARG_MAX": build_arg_max,
     "SPLIT": build_split,
+    "BATCH_MATMUL": build_batch_matmul,
 }
 
 

@@ -146,3 +146,51 @@ def lut_populate(transform, s_in: float, zp_in: int, s_out: float, zp_out: int, 
         quantized = int(rescaled + f32(zp_out))
         table[raw] = min(max(quantized, int(info.min)), int(info.max))
     return table.astype(dtype)
+
+
+# --- 16-bit interpolated lookup tables ------------------------------------------------------------
+
+
+def _roundf(x: np.float32) -> np.float32:
+    """TfLiteRound on a float32 (roundf: halves away from zero; infinities stay)."""
+    return x if not np.isfinite(x) else np.float32(round_half_away(float(x)))
+
+
+def _clamp16(x: np.float32) -> int:
+    """static_cast<int16_t>(std::min(std::max(x, -32768.f), 32767.f)): NaN passes both (their comparisons
+    are false) and converts to 0 on x86 (cvttss2si's 0x80000000, its low 16 bits)."""
+    return 0 if np.isnan(x) else int(min(max(x, np.float32(-32768)), np.float32(32767)))
+
+
+def lut_populate16(transform, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """LUTPopulate<int16_t> (common.h LUTPopulateInt16<float>): 513 samples of transform (float32 -> float32)
+    over the input range, each corrected by half its midpoint interpolation error, in float32 throughout."""
+    f32 = np.float32
+    lo16, hi16 = -32768, 32767
+    input_min, input_max = f32(s_in) * f32(lo16 - zp_in), f32(s_in) * f32(hi16 - zp_in)
+    output_min, output_max = f32(s_out) * f32(lo16 - zp_out), f32(s_out) * f32(hi16 - zp_out)
+    steps = 512
+    step = (input_max - input_min) / f32(steps)
+    half_step = step / f32(2)
+    scaling_inv = f32(65536) / (output_max - output_min)
+    lut = np.empty(steps + 1, np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):  # exp overflows to inf; inf - inf is NaN as in C
+        for i in range(steps):
+            val = f32(transform(input_min + f32(i) * step))
+            val_mid = f32(transform(input_min + f32(i) * step + half_step))
+            val_next = f32(transform(input_min + f32(i + 1) * step))
+            sample = _roundf(val * scaling_inv)
+            mid_interp = _roundf((val_next * scaling_inv + _roundf(val * scaling_inv)) / f32(2))
+            mid_err = mid_interp - _roundf(val_mid * scaling_inv)
+            lut[i] = _clamp16(sample - _roundf(mid_err / f32(2)))
+        lut[steps] = _clamp16(_roundf(f32(transform(input_max)) * scaling_inv))
+    return lut
+
+
+def lut_lookup16_all(lut: np.ndarray) -> np.ndarray:
+    """LUTLookup (int16, interpolated) of every int16 value, indexed by its raw 16 bits: base
+    lut[256 + (v >> 7)] plus (slope * (v & 127) + 64) >> 7, the slope and the sum wrapped to int16."""
+    v = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int64)
+    index = 256 + (v >> 7)
+    slope = (lut[index + 1] - lut[index]).astype(np.int16).astype(np.int64)
+    return (lut[index] + ((slope * (v & 0x7F) + 64) >> 7)).astype(np.int16)

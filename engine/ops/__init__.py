@@ -66,6 +66,10 @@ MODULES = {
     "EXP": "exp",
     "REDUCE_MAX": "reduce_max",
     "PRELU": "prelu",
+    "TRANSPOSE_CONV": "transpose_conv",
+    "BATCH_MATMUL": "batch_matmul",
+    "SUM": "reduce_sum",
+    "L2_NORMALIZATION": "l2_normalization",
 }
 
 
@@ -103,6 +107,9 @@ ARITY = {
     "SQUARED_DIFFERENCE": (2, 2, 1),
     "REDUCE_MAX": (2, 2, 1),
     "PRELU": (2, 2, 1),
+    "TRANSPOSE_CONV": (3, 4, 1),
+    "BATCH_MATMUL": (2, 2, 1),
+    "SUM": (2, 2, 1),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 24, 1),  # optional inputs in the middle: checked at prepare
 }
 UNARY = (1, 1, 1)

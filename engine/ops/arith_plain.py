@@ -25,8 +25,8 @@ TYPES = {
     "ADD": FLOAT_INT,
     "SUB": FLOAT_INT,
     "MUL": FLOAT_INT,
-    "DIV": FLOAT_INT,
-    "FLOOR_DIV": ("float32", "int8", "int16", "int32", "int64"),  # 8/16-bit: raw values, scales ignored
+    "DIV": ("float32", "int32"),  # int64: the reference refuses it
+    "FLOOR_DIV": ("float32", "int8", "int16", "int32"),  # 8/16-bit: raw values, scales ignored; no int64
     "MAXIMUM": ("float32", "uint8", "int8", "int16", "int32", "int64"),
     "MINIMUM": ("float32", "uint8", "int8", "int16", "int32", "int64"),
 }
@@ -84,7 +84,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     ins, outs = tensors(op, g)
     require(op, len(ins) == 2 and None not in ins and len(outs) == 1, "takes 2 inputs and 1 output")
     a, b, out = ins[0], ins[1], outs[0]
-    if op.type == "DIV" and a.dtype in ("uint8", "int8"):
+    if op.type == "DIV" and a.dtype in ("uint8", "int8", "int16"):
         return div_quantized.prepare(op, g, shapes, values)
     allowed = TYPES[op.type]
     require(op, a.dtype in allowed, f"{a.describe()}: type {a.dtype} not supported (supported: {allowed})")

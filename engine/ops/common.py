@@ -82,6 +82,22 @@ def fused_activation(op: Op, out: Tensor) -> tuple[int, int]:
     return activation_range(act, scale, zp, out.np_dtype)
 
 
+FLOAT_ACTIVATIONS = {
+    "NONE": (-np.inf, np.inf),
+    "RELU": (0.0, np.inf),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+}
+
+
+def float_activation(op: Op) -> np.ndarray:
+    """[lo, hi] (float32) of the op's fused activation on float data (CalculateActivationRange)."""
+    act = op.options.get("fused_activation_function", "NONE")
+    if act not in FLOAT_ACTIVATIONS:
+        raise fail(op, f"fused activation {act} not supported")
+    return np.array(FLOAT_ACTIVATIONS[act], np.float32)
+
+
 def conv_output_size(op: Op, size: int, filt: int, stride: int, dilation: int, padding: str) -> int:
     """Output extent and the TFLite padding rule (ComputeOutSize)."""
     eff = (filt - 1) * dilation + 1
@@ -172,7 +188,7 @@ class Pool(NamedTuple):
 def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[Shape, Pool]:
     """Validate a pooling op (MAX_POOL_2D, AVERAGE_POOL_2D); returns (output shape, Pool)."""
     (src,), (dst,) = tensors(op, g)
-    require_types(op, src, ("uint8", "int8", "int16"))
+    require_types(op, src, ("uint8", "int8", "int16", "float32"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
     require_types(op, dst, (src.dtype,))
     shape = shapes[0]
@@ -191,5 +207,5 @@ def pool_geometry(op: Op, g: Graph, shapes: list[Shape | None]) -> tuple[Shape, 
         hi = np.minimum(f, size - origin)
         require(op, bool(np.all(hi > lo)), "a pooling window lies entirely in the padding")
     # the reference pools raw values: input and output quantization are assumed equal (DCHECK only)
-    act_min, act_max = fused_activation(op, dst)
+    act_min, act_max = fused_activation(op, dst) if dst.dtype != "float32" else (0, 0)  # float: pool_float
     return (n, win.oh, win.ow, c), Pool(fh, fw, sh, sw, win.top, win.left, act_min, act_max)

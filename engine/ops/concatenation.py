@@ -5,6 +5,8 @@ ConcatenationWithScaling does it, in float32: round(q * (s_in * (1/s_out)) + (-z
 std::round (half away from zero), clamped to [0, 255]. A uint8 input has 256 possible values, so
 prepare() tabulates that function and run() only looks it up. int8 has no rescaling kernel: the
 reference refuses int8 inputs whose quantization differs from the output's, and so does this op.
+int16 inputs are copied raw whatever their scales (only zero points 0 are required), as the reference
+and TFLite Micro do.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             s_in, zp_in = float(t.scale[0]), int(t.zero_point[0])
             same = np.float32(s_in) == np.float32(s_out) and zp_in == zp_out
             if same:
+                continue
+            if dtype == "int16":  # copied raw whatever the scales (reference_ops::Concatenation); zp 0 only
+                require(op, zp_in == 0, f"{t.describe()}: int16 tensors must have zero point 0")
                 continue
             if dtype != "uint8":
                 raise fail(op, f"{t.describe()}: {dtype} inputs must share the output's scale and zero point")

@@ -15,6 +15,7 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import depthwise as D
 from ..kernels import requantize
+from . import conv_float
 from .common import (
     Prepared,
     fused_activation,
@@ -36,6 +37,8 @@ from .quant_params import (
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return conv_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_conv16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=3)

@@ -20,6 +20,7 @@ from ..kernels import conv as K
 from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import profile_of, tflm
+from . import conv_float
 from .common import Prepared, fused_activation, require
 from .conv16 import prepare_fully_connected16
 from .conv_litert import fp32_scale
@@ -34,6 +35,8 @@ from .quant_params import (
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return conv_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_fully_connected16(op, g, shapes, values)
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=2, channel_axis=0)

@@ -22,6 +22,7 @@ from ..kernels.lookup import table_runner
 from ..numerics.fixedpoint import quantize_multiplier
 from ..numerics.gemmlowp import byte_values
 from ..profiles import profile_of
+from . import activations_float
 from .common import Prepared, Shape, require, unary_8bit
 
 
@@ -96,6 +97,8 @@ def int16_multiplier(real: float) -> tuple[int, int]:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return activations_float.prepare(op, g, shapes, values)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     f32 = np.float32

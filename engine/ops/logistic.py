@@ -15,6 +15,7 @@ from ..graph import Graph, Op
 from ..kernels.lookup import table_runner
 from ..numerics.gemmlowp import libm, lut_populate
 from ..profiles import profile_of, tflm
+from . import activations_float
 from .common import Prepared, Shape, require, unary_8bit
 from .int16 import prepare_sigmoid_like
 
@@ -25,6 +26,8 @@ def _sigmoid(x: np.float32) -> np.float32:
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return activations_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_sigmoid_like(op, g, shapes)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g)

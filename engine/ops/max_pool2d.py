@@ -8,6 +8,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
+from . import pool_float
 from .common import Prepared, Shape, pool_geometry
 
 
@@ -40,6 +41,8 @@ def _max_pool(x, out, pool, accs):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return pool_float.prepare(op, g, shapes, values)
     out_shape, pool = pool_geometry(op, g, shapes)
     max_pool = _max_pool.pick(int(np.prod(out_shape)) * pool.fh * pool.fw)
 

@@ -1,4 +1,8 @@
-"""MEAN on uint8/int8 (kernels/reduce.cc EvalMean with BUILTIN_REF -> reference_ops::QuantizedMeanOrSum).
+"""MEAN (kernels/reduce.cc EvalMean with BUILTIN_REF), and the reduce ops' shared helpers.
+
+float32, int32, int64: reference_ops::Mean: each output's inputs summed in row-major order from 0
+(float32 in float32; int32 and int64 in int64), divided by their count (float32 division; C's
+truncating integer division). uint8/int8/int16: reference_ops::QuantizedMeanOrSum:
 
 The reference kernel takes the integer path for every axis set (the spatial [1, 2] case included):
   m, shift = QuantizeMultiplier(double(s_in) / double(s_out))           (Prepare)
@@ -44,6 +48,70 @@ def _finish(sums, out, offset, m, shift, zp_out, lo, hi):
 
 
 @kernel
+def _sum_rows(x, out, zero, from_first):
+    """out[o] = sum of row x[o] in order, accumulated in zero's type (the output type, or int64 that
+    the store into an 8/16/32-bit output wraps back); from_first: start from x[o, 0] (ReduceAllDims)."""
+    n_outer, n_red = x.shape
+    for o in prange(n_outer):
+        acc = zero
+        start = 0
+        if from_first:
+            acc = x[o, 0]
+            start = 1
+        for r in range(start, n_red):
+            acc = acc + x[o, r]
+        out[o] = acc
+
+
+@kernel
+def _divide_float(sums, out, n):
+    for i in prange(sums.size):
+        out[i] = sums[i] / n
+
+
+@kernel
+def _divide_int(sums, out, n):
+    """C's integer division (truncation toward zero), then the store into the output type."""
+    for i in prange(sums.size):
+        q = abs(sums[i]) // n
+        out[i] = -q if sums[i] < 0 else q
+
+
+def raw_sum(
+    in_shape: Shape, axes: list[int], out_shape: Shape, dtype: str, from_first: bool, divisor: int = 0
+) -> Prepared:
+    """The reference's ReduceGeneric / ReduceSumImpl on raw values: each output accumulates its inputs in
+    row-major order from 0 (from the first one with from_first, when every axis is reduced), float32 in
+    float32, integers in int64; divisor > 0: the sums then divided by it (reference_ops::Mean)."""
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    perm = tuple(kept + sorted(axes))  # each output's inputs in row-major order, last and contiguous
+    n_red = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    n_out = int(np.prod([in_shape[d] for d in kept], dtype=np.int64))
+    floating = dtype == "float32"
+    zero = np.float32(0) if floating else np.int64(0)
+    from_first = from_first and len(axes) == len(in_shape)
+    sum_rows = _sum_rows.pick(n_out * n_red)
+    moving = perm != tuple(range(len(in_shape)))
+    scratch = [(tuple(in_shape[d] for d in perm), np.dtype(dtype).type)] if moving else []
+    if divisor:
+        scratch.append(((n_out,), np.float32 if floating else np.int64))
+        divide = (_divide_float if floating else _divide_int).pick(n_out)
+        n = np.float32(divisor) if floating else np.int64(divisor)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        x = inputs[0]
+        if moving:
+            np.copyto(scratch[0], x.transpose(perm))
+            x = scratch[0]
+        target = scratch[-1] if divisor else outputs[0].reshape(-1)
+        sum_rows(x.reshape(n_out, n_red), target, zero, from_first)
+        if divisor:
+            divide(target, outputs[0].reshape(-1), n)
+
+    return Prepared([out_shape], run, scratch=scratch)
+
+
+@kernel
 def _finish_xnn(sums, out, scale, bias, lo, hi):
     """XNNPACK's int32 -> 8-bit convert of the raw sums: nearbyint(float(sum) * scale + bias)."""
     for i in prange(sums.size):
@@ -79,40 +147,37 @@ def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
     return (m << k) // n, shift - k
 
 
-def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+def reduce_geometry(
+    op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]
+) -> tuple[Shape, list[int], Shape]:
+    """The reduce ops' shared checks (MEAN, SUM, REDUCE_MAX): constant int32 axes, a non-empty input;
+    returns (input shape, resolved axes, output shape under keep_dims)."""
     ins, outs = tensors(op, g)
     src, axes_t, dst = ins[0], ins[1], outs[0]
-    require_types(op, src, ("uint8", "int8", "int16"))
     require(op, dst.dtype == src.dtype, f"output type {dst.dtype} differs from input type {src.dtype}")
-    require_types(op, dst, (src.dtype,))
     require(op, axes_t.dtype == "int32", f"{axes_t.describe()}: axes must be int32")
     require(op, values[1] is not None, f"{axes_t.describe()}: axes must be known before running")
-    s_in, zp_in = per_tensor(op, src)
-    s_out, zp_out = per_tensor(op, dst)
-    require(op, s_in > 0 and s_out > 0, "scales must be positive")
     in_shape = tuple(shapes[0])
-    rank = len(in_shape)
-    axes = resolve_axes(op, np.asarray(values[1]), rank)
-    keep = bool(op.options.get("keep_dims", False))
-    if keep:
+    axes = resolve_axes(op, np.asarray(values[1]), len(in_shape))
+    require(op, int(np.prod(in_shape, dtype=np.int64)) > 0, "empty input not supported")
+    if op.options.get("keep_dims", False):
         out_shape = tuple(1 if d in axes else n for d, n in enumerate(in_shape))
     else:
         out_shape = tuple(n for d, n in enumerate(in_shape) if d not in axes)
-    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
-    require(op, n > 0 and int(np.prod(in_shape, dtype=np.int64)) > 0, "empty input not supported")
-    info = np.iinfo(dst.np_dtype)
-    if not axes:  # ReduceIsCopy
+    return in_shape, axes, out_shape
 
-        def run_copy(inputs: list, outputs: list, scratch: list) -> None:
-            np.copyto(outputs[0], inputs[0].reshape(out_shape))
 
-        return Prepared([out_shape], run_copy)
-    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's mean
-        return _prepare_xnn(in_shape, out_shape, tuple(axes), xnn_mean_params(s_in, s_out, zp_in, zp_out, n), info)
-    m, shift = mean_multiplier(s_in, s_out, n)
-    offset = zp_in * n
-    reduce_axes = tuple(axes)
+def requantized_sum(
+    in_shape: Shape, axes: list[int], out_shape: Shape, mult: tuple[int, int], zps: tuple[int, int], dtype
+) -> Prepared:
+    """QuantizedMeanOrSum's arithmetic: the int32 sum over axes less zp_in * n, rescaled by mult =
+    (multiplier, shift) (MEAN folds 1/n into it, SUM does not), plus zp_out, saturated to dtype."""
+    m, shift = mult
+    zp_in, zp_out = zps
+    info = np.iinfo(dtype)
     lo, hi = int(info.min), int(info.max)
+    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    offset = zp_in * n
     first, last = min(axes), max(axes)
     if last - first + 1 == len(axes):  # one contiguous block of axes (the spatial [1, 2] case)
         block = (
@@ -132,6 +197,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return Prepared([out_shape], run_block, scratch=[accs])
     sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
     finish = _finish.pick(int(np.prod(sums_shape)))
+    reduce_axes = tuple(axes)
 
     def run(inputs: list, outputs: list, scratch: list) -> None:
         sums = scratch[0]
@@ -139,6 +205,34 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
 
     return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])
+
+
+def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    ins, outs = tensors(op, g)
+    src, dst = ins[0], outs[0]
+    require_types(op, src, ("uint8", "int8", "int16", "float32", "int32", "int64"))
+    require_types(op, dst, (src.dtype,))
+    in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
+    if src.dtype in ("float32", "int32", "int64"):  # reference_ops::Mean: sums (int64 for int32), / n
+        n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+        return raw_sum(in_shape, axes, out_shape, src.dtype, from_first=False, divisor=n)
+    s_in, zp_in = per_tensor(op, src)
+    s_out, zp_out = per_tensor(op, dst)
+    require(op, s_in > 0 and s_out > 0, "scales must be positive")
+    if not axes:  # ReduceIsCopy
+
+        def run_copy(inputs: list, outputs: list, scratch: list) -> None:
+            np.copyto(outputs[0], inputs[0].reshape(out_shape))
+
+        return Prepared([out_shape], run_copy)
+    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's mean
+        info = np.iinfo(dst.np_dtype)
+        return _prepare_xnn(
+            in_shape, out_shape, tuple(axes), xnn_mean_params(s_in, s_out, zp_in, zp_out, n), info
+        )
+    mult = mean_multiplier(s_in, s_out, n)
+    return requantized_sum(in_shape, axes, out_shape, mult, (zp_in, zp_out), dst.np_dtype)
 
 
 def _prepare_xnn(in_shape: Shape, out_shape: Shape, axes: tuple, params: tuple, info) -> Prepared:

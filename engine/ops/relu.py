@@ -18,6 +18,7 @@ from numba import njit
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
 from ..profiles import profile_of, tflm
+from . import activations_float
 from .common import Prepared, Shape, require, unary_8bit
 from .int16 import lookup_runner, values_of
 
@@ -32,6 +33,8 @@ def relu_table(values, zp_in, m, shift, zp_out, lo, hi):
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return activations_float.prepare(op, g, shapes, values)
     inp, out, (s_in, zp_in), (s_out, zp_out) = unary_8bit(op, g, ("uint8", "int8", "int16"))
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     size = int(np.prod(shapes[0]))

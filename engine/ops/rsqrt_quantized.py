@@ -14,7 +14,6 @@ from numba import njit
 
 from ..errors import InputError
 from ..graph import Graph, Op
-from ..kernels.lookup import table_runner
 from ..numerics.fixedpoint import (
     INT32_MAX,
     multiply_by_quantized_multiplier,
@@ -23,8 +22,9 @@ from ..numerics.fixedpoint import (
     wrap_int32,
 )
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
-from ..numerics.gemmlowp import byte_values, count_leading_zeros_u32, saturating_shift_left
+from ..numerics.gemmlowp import count_leading_zeros_u32, saturating_shift_left
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .int16 import lookup_runner, values_of
 
 SHIFT = 20  # kShift: keeps the intermediate an integer
 
@@ -55,17 +55,26 @@ def inv_sqrt_multiplier(x):
 
 
 @njit(cache=True)
-def rsqrt_table(values, zp_in, m, shift, zp_out):
+def any_below(x, lowest):
+    """Whether some element of x (flat) is below lowest: the reference's per-element domain check."""
+    for i in range(x.size):
+        if x.flat[i] < lowest:
+            return True
+    return False
+
+
+@njit(cache=True)
+def rsqrt_table(values, zp_in, m, shift, zp_out, lo, hi):
     table = np.empty(values.shape[0], np.int64)
     for i in range(values.shape[0]):
         v = values[i] - zp_in
         if v <= 0:
-            table[i] = 127  # v == 0 by definition; v < 0 never reaches the table (refused when running)
+            table[i] = hi  # v == 0 by definition; v < 0 never reaches the table (refused when running)
             continue
         inv, inv_shift = inv_sqrt_multiplier(v)
         data = multiply_by_quantized_multiplier(np.int64(1), inv, inv_shift + SHIFT)
         out = multiply_by_quantized_multiplier(data, m, shift - SHIFT) + zp_out
-        table[i] = min(max(out, -128), 127)
+        table[i] = min(max(out, lo), hi)
     return table
 
 
@@ -73,18 +82,19 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     ins, outs = tensors(op, g)
     src, dst = ins[0], outs[0]
     require_types(op, src, ("int8",))
-    require_types(op, dst, ("int8",))
+    require_types(op, dst, (src.dtype,))
     s_in, zp_in = per_tensor(op, src)
     s_out, zp_out = per_tensor(op, dst)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     f32 = np.float32
     m, shift = quantize_multiplier(1.0 / float(f32(np.sqrt(f32(s_in))) * f32(s_out)))
-    table = rsqrt_table(byte_values("int8"), zp_in, m, shift, zp_out).astype(np.int8)
-    gather = table_runner(table, int(np.prod(shapes[0])))
-    lowest = np.int8(zp_in)
+    info = np.iinfo(src.dtype)
+    table = rsqrt_table(values_of(src.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max))
+    gather = lookup_runner(table.astype(src.dtype), src.dtype, int(np.prod(shapes[0])))
+    lowest = np.dtype(src.dtype).type(zp_in)
 
     def run(inputs: list, outputs: list, scratch: list) -> None:
-        if np.any(inputs[0] < lowest):
+        if any_below(inputs[0], lowest):
             raise InputError(f"{op.where()}: RSQRT of a negative value (an input below its zero point)")
         gather(inputs, outputs, scratch)
 

@@ -28,6 +28,7 @@ from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divid
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal, libm
 from ..profiles import profile_of
+from . import activations_float
 from .common import Prepared, Shape, require, unary_8bit
 from .softmax16 import prepare_softmax16
 
@@ -137,6 +138,8 @@ def _prepare_lut(shape, s_in: float, beta: float, out, s_out: float, zp_out: int
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
+    if g.tensors[op.inputs[0]].dtype == "float32":
+        return activations_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_softmax16(op, g, shapes)
     _, out, (s_in, _), (s_out, zp_out) = unary_8bit(op, g)

@@ -1,5 +1,6 @@
 """SQRT and RSQRT on float32 (kernels/elementwise.cc): std::sqrt, and 1.f / std::sqrt(x) (a float32
-division after the correctly rounded square root, not a reciprocal-square-root approximation)."""
+division after the correctly rounded square root, not a reciprocal-square-root approximation).
+Quantized: RSQRT int8 in rsqrt_quantized.py, SQRT int8/int16 and RSQRT int16 in sqrt_quantized.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from ..graph import Graph, Op
 from ..kernels.cpu import AVX512F
 from ..profiles import litert, profile_of
-from . import rsqrt_quantized
+from . import rsqrt_quantized, sqrt_quantized
 from .common import Prepared, Shape, require, tensors
 
 
@@ -17,6 +18,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     src, dst = ins[0], outs[0]
     if op.type == "RSQRT" and src.dtype == "int8":
         return rsqrt_quantized.prepare(op, g, shapes, values)
+    if src.dtype in ("int8", "int16"):  # SQRT int8/int16, RSQRT int16
+        return sqrt_quantized.prepare(op, g, shapes, values)
     require(
         op, src.dtype == "float32", f"{src.describe()}: type {src.dtype} not supported (supported: float32)"
     )

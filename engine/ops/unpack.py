@@ -8,7 +8,7 @@ from ..graph import Graph, Op
 from ..kernels.strided_copy import ViewCopy, contiguous_strides
 from .common import Prepared, Shape, require, tensors
 
-TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
+TYPES = ("uint8", "int8", "int16", "int32", "float32", "bool")  # int64: the reference refuses it
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
