@@ -32,6 +32,7 @@ import numpy as np
 from . import profiles
 from .errors import EngineError, InputError
 from .graph import Graph, Op, Tensor
+from .inspect_litert import litert_steps
 from .interpreter import Interpreter
 from .kernels import conv as conv_kernels
 from .model import Model, load
@@ -425,10 +426,13 @@ class ConvTrace:
     float_act: float
     float_q: int
     numerics: str = profiles.DEFAULT  # the profile of the model the engine value comes from
+    litert_final: int | None = None  # LiteRT's default interpreter's value (inspect_litert.py)
 
     @property
     def own_final(self) -> int:
         """The value the model's own profile computes: TFLite Micro's fixed-point FULLY_CONNECTED under tflm."""
+        if self.numerics == "litert" and self.litert_final is not None:
+            return self.litert_final
         return self.fixed_final if self.double and self.numerics == "tflm" else self.final
 
 
@@ -656,8 +660,10 @@ def _trace_dict(t: ConvTrace, text: str) -> dict:
 
 def _conv_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple, max_terms: int) -> dict:
     t = _conv_trace(op, g, ins, out, element)
-    lines = _trace_header(t) + _trace_terms(t, max_terms) + _trace_integer(t) + _trace_float(t)
-    return _trace_dict(t, "\n".join(lines))
+    litert_lines, litert_final = litert_steps(t, g)
+    t = dataclasses.replace(t, litert_final=litert_final)
+    lines = _trace_header(t) + _trace_terms(t, max_terms) + _trace_integer(t) + litert_lines + _trace_float(t)
+    return {**_trace_dict(t, "\n".join(lines)), "litert": litert_final}
 
 
 def _generic_steps(op: Op, g: Graph, ins: list, out: np.ndarray, element: tuple) -> dict:

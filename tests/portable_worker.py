@@ -5,6 +5,8 @@ caller sets NUMBA_CPU_NAME / NUMBA_CPU_FEATURES so that Numba compiles for that 
 int16 GEMM on AVX2, the unfused requantization, the portable depthwise kernel.
 
     python tests/portable_worker.py OUT.npz MODEL INPUT.npy|INPUTS.npz [MODEL INPUT ...]
+
+$PORTABLE_NUMERICS names the profile the models are loaded with (default: the reference).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def avx2_feature_string() -> str:
 
 if __name__ == "__main__":
     llvm.get_host_cpu_features = without_avx512
+    import os
+
     import numpy as np
 
     import engine
@@ -40,7 +44,7 @@ if __name__ == "__main__":
     out, pairs = sys.argv[1], sys.argv[2:]
     results = {}
     for k in range(0, len(pairs), 2):
-        model = engine.load(pairs[k])
+        model = engine.load(pairs[k], numerics=os.environ.get("PORTABLE_NUMERICS", "reference"))
         if pairs[k + 1].endswith(".npz"):  # one array per model input
             with np.load(pairs[k + 1]) as z:
                 x = [z[f"arr_{i}"] for i in range(len(z.files))]

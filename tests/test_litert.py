@@ -71,3 +71,40 @@ def test_oracle_exposes_partition_boundaries():
         0,
         1,
     ]
+
+
+def test_inspect_shows_litert_arithmetic(tmp_path, capsys):
+    """A delegated CONV_2D with s = 1/2: an element on a tie, where XNNPACK rounds to even and the
+    reference away from zero. inspect shows the fp32 steps, LiteRT's value (its own interpreter's) beside
+    the other profiles', and says they disagree."""
+    import json
+
+    from engine import inspect as ins
+    from tests.test_litert_conv import one_op
+
+    require("litert")
+    path = tmp_path / "conv.tflite"
+    path.write_bytes(one_op("CONV_2D", "int8", s_in=0.5, s_w=0.25, s_out=0.25).build())
+    x = np.random.default_rng(0).integers(-128, 128, (1, 5, 5, 6)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    ref, lit = engine.load(path).run(x)[0], engine.load(path, numerics="litert").run(x)[0]
+    want = litert_run(path.read_bytes(), [x])["outputs"][0]
+    assert (lit == want).all()
+    element = tuple(int(i) for i in np.argwhere(ref != lit)[0])
+    args = [
+        str(path),
+        "--layer",
+        "0",
+        "--element",
+        ",".join(map(str, element)),
+        "--input",
+        str(tmp_path / "x.npy"),
+    ]
+    assert ins.main([*args, "--numerics", "litert", "--json"]) == 0
+    steps = json.loads(capsys.readouterr().out)
+    assert steps["profiles"]["litert"] == steps["litert"] == int(want[element]) == steps["engine"]
+    assert steps["profiles"]["reference"] == int(ref[element]) != steps["litert"] and steps["profiles_differ"]
+    assert ins.main(args) == 0
+    text = capsys.readouterr().out
+    assert "XNNPACK delegate takes this layer" in text and "round half to even" in text
+    assert "LITERT DIFFERS from the reference kernels" in text

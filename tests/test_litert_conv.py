@@ -253,3 +253,76 @@ def test_uint8_quantized_dimension(op):
     big = one_op(op, "uint8", s_in=1.0, s_w=1000.0, s_out=1.0, qdim=1)
     assert not _delegated(big)
     _compare(big)
+
+
+# --- int16 activations (16x8): the delegate takes none; LiteRT's builtin kernels are the reference's ---------
+
+
+@pytest.mark.parametrize("case", ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
+def test_int16x8_runs_the_builtin_reference_arithmetic(case, monkeypatch):
+    """test_int16's 16x8 sweeps (per channel and per tensor, int64 / no bias, strides, dilations,
+    activations, int64 sums), each checked against the default interpreter instead of the reference."""
+    import tests.test_int16 as t16
+
+    results = []
+
+    def check(net, sets, model=None):
+        model = model or net.build()
+        g = engine.load(model, numerics="litert").graph
+        assert not any(litert.delegated(op, g) for op in g.ops)
+        results.append(check_litert(model, sets))
+
+    monkeypatch.setattr(t16, "check", check)
+    if case == "FULLY_CONNECTED":
+        t16.test_fully_connected_int16()
+    else:
+        t16.test_conv_int16(case)
+    assert results and results[0].elements > 0
+
+
+def test_int16x8_fully_connected_sums_in_int32_and_rounds_as_ruy():
+    """LiteRT's optimized 16x8 FULLY_CONNECTED (per tensor and per channel): s = 1/4 (multiplier 2**30,
+    shift -1) with weights in {-1, 0, 1}: negative ties rounded half up; 700 products of +-32767 * 127:
+    sums past 2**31 wrap in int32. The reference profile (int64 sums, double rescale) differs on both."""
+    rng = np.random.default_rng(1)
+    net = Net()
+    for per_channel in (False, True):
+        for depth in (16, 700):
+            x = net.input([4, depth], "int16", 0.5, 0)
+            if depth == 16:
+                w, s_w, s_out = rng.choice([-1, 0, 1], size=(8, depth)).astype(np.int8), 0.125, 0.25
+            else:
+                w, s_w, s_out = np.full((8, depth), 127, np.int8), 2.0**-20, 2.0**-14
+                w[::2] = -127
+            wt = net.tensor(w.shape, "int8", data=w)
+            n = 8 if per_channel else 1
+            net.tensors[wt].update(scale=[s_w] * n, zero_point=[0] * n, quantized_dimension=0)
+            y = net.tensor([4, 8], "int16", s_out, 0)
+            net.op("FULLY_CONNECTED", [x, wt, -1], [y], f"16x8 FC per_channel={per_channel} depth={depth}")
+    sets = []
+    for _ in range(3):
+        small = [rng.integers(-300, 300, (4, 16)).astype(np.int16)]
+        big = [(np.full((4, 700), 32767) * rng.choice([-1, 1], (4, 1))).astype(np.int16)]
+        sets.append((small + big) * 2)
+    model = net.build()
+    check_litert(model, sets)
+    assert compare_litert(model, sets, numerics="reference").differing > 0
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("scheme", ["uint8", "int8_per_tensor", "int8_per_channel", "int16"])
+def test_transpose_conv(scheme, batch):
+    """test_ops_transpose_conv's sweep: XNNPACK takes TRANSPOSE_CONV (fp32 rule) unless a stride exceeds
+    the kernel (the 1x1 kernel at strides 2x3 here: the builtin kernel, the reference's rounding); int16
+    is never delegated. The partition is checked op by op."""
+    from tests.test_ops_transpose_conv import tconv_net
+
+    net = tconv_net(scheme, batch)
+    model = net.build()
+    g = engine.load(model, numerics="litert").graph
+    if scheme != "int16":
+        assert [litert.delegated(op, g) for op in g.ops].count(False) == 2
+    sets = run_sets(net, 31, batches=(batch, batch))
+    check_litert(model, sets)
+    if scheme != "int16":
+        assert compare_litert(model, sets, numerics="reference").differing > 0

@@ -43,6 +43,7 @@ FILES = {
     "mnist_uint8.tflite": "models/mnist_uint8.tflite",
     "ad01_int8.tflite": "models/zoo/ad01_int8.tflite",
     "kws.tflite": "models/zoo/kws_ref_model.tflite",
+    "vww_96_int8.tflite": "models/zoo/vww_96_int8.tflite",
 }
 PRELUDE = "import engine\n"  # Python examples may assume it, as a reader at a prompt would have it
 

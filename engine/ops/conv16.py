@@ -4,7 +4,9 @@ reference_integer_ops::ConvPerChannel / DepthwiseConvPerChannel / FullyConnected
 zero points 0 for the activations and the weights, products summed in int64 with an int64 bias, then
   convolutions: MultiplyByQuantizedMultiplier(int64 acc, m, shift): m rounded to 16 bits,
                 (acc * m16 + 2^(14 - shift)) >> (15 - shift), one rounding, truncated to int32;
-  FULLY_CONNECTED: round(double(acc) * s_in * s_w / s_out), half away from zero, as its 8-bit kernel.
+  FULLY_CONNECTED: round(double(acc) * s_in * s_w / s_out), half away from zero, as its 8-bit kernel;
+                   numerics="litert": LiteRT's optimized kernel, an int32 sum and ruy's rounding
+                   (kernels/litert16.py).
 Multipliers per output channel as for int8 (PopulateConvolutionQuantizationParams, in double).
 Biases must be int64: the reference reads an int32 bias as int64 in CONV_2D and FULLY_CONNECTED
 (saturated garbage, measured) and refuses it in DEPTHWISE_CONV_2D; its CONV_2D also needs a bias.
@@ -15,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
+from ..kernels import requantize
 from ..kernels.int16 import conv16, depthwise16, fully_connected16
+from ..kernels.litert16 import fully_connected16_ruy
 from ..profiles import profile_of, tflm
 from .common import (
     Prepared,
@@ -117,6 +121,15 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
         out_shape = (rows, units)
     if profile_of(g) == "tflm":  # TFLite Micro: the convolutions' int64 rescale, multipliers in double
         return _fully_connected16_fixed(inp, filt, out, values, (rows, depth, units), b, (lo, hi), out_shape)
+    if profile_of(g) == "litert":  # LiteRT's optimized kernel through ruy: int32 sums, half-up rounding
+        _, mult, shift, _, _ = _constants(op, inp, filt, bias, out, values, units)
+        rq = requantize.make("ruy", b, mult, shift, None, 0, lo, hi)
+        ruy = fully_connected16_ruy.pick(rows * units * depth // 16)
+
+        def run_ruy(ins, outs, scratch):
+            ruy(ins[0].reshape(rows, depth), weights, rq, outs[0].reshape(rows, units))
+
+        return Prepared([out_shape], run_ruy)
     fn = fully_connected16.pick(rows * units * depth // 16)
 
     def run(ins, outs, scratch):

@@ -5,8 +5,9 @@ default interpreter (x86) applies to an op, chosen once at prepare (kernels/requ
   rounded half to even, with scale = float32 s_in * s_w[c] / s_out (in that order: XNNPACK's
   convolution-nhwc.c / fully-connected-nc.c);
 - it does not: LiteRT's optimized builtin kernels. CONV_2D and FULLY_CONNECTED multiply through ruy,
-  whose x86 kernels round the right shift half up ("ruy"); DEPTHWISE_CONV_2D keeps the reference's
-  MultiplyByQuantizedMultiplier ("reference"). The multipliers are the reference's (Prepare is shared).
+  whose x86 kernels round the right shift half up ("ruy"); DEPTHWISE_CONV_2D and TRANSPOSE_CONV keep the
+  reference's MultiplyByQuantizedMultiplier ("reference"). The multipliers are the reference's (Prepare is
+  shared).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def rule(op: Op, g: Graph) -> str:
         return "reference"
     if litert.delegated(op, g):
         return "fp32"
-    return "reference" if op.type == "DEPTHWISE_CONV_2D" else "ruy"
+    return "ruy" if op.type in ("CONV_2D", "FULLY_CONNECTED") else "reference"
 
 
 def fp32_scale(inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels import conv as K
-from ..kernels import gemm, requantize
+from ..kernels import fc_litert, gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import profile_of, tflm
 from . import conv_float
@@ -72,20 +72,18 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
     rule = litert_rule(op, g)  # "reference" unless numerics="litert"
-    if profile_of(g) == "tflm" or rule != "reference":
+    if rule != "reference":
+        gemm_args = (delta, blocks, out_zp, lo, hi)
+        dims = (rows, depth, units)
+        return _litert(op, (inp, filt, out), dims, bias_q, weights, gemm_args, out_shape, scratch, rule)
+    if profile_of(g) == "tflm":
         require(
             op,
             filt.scale.size in (1, units),
             f"{filt.describe()}: {filt.scale.size} scales for {units} units",
         )
-        if rule == "fp32":  # XNNPACK
-            rq = requantize.make(rule, bias_q, None, None, fp32_scale(inp, filt, out, units), out_zp, lo, hi)
-        elif rule == "ruy":  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
-            mult, shift = conv_multipliers(op, inp, filt, out, units)
-            rq = requantize.make(rule, bias_q, mult, shift, None, out_zp, lo, hi)
-        else:
-            mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
-            rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
+        mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
+        rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
         fixed = K.fully_connected_fixed.pick(work)
         zeros = np.zeros(PX, np.int64)
 
@@ -111,5 +109,28 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
             scratch[1],
             outs[0].reshape(rows, units),
         )
+
+    return Prepared([out_shape], run, scratch=scratch)
+
+
+def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scratch, rule: str) -> Prepared:
+    """numerics="litert": XNNPACK's fp32 rule (delegated) or ruy's rounding of the reference's multipliers
+    (LiteRT's optimized kernel), on the same GEMM (kernels/fc_litert.py)."""
+    inp, filt, out = tensors3
+    rows, depth, units = dims
+    delta, blocks, out_zp, lo, hi = gemm_args
+    require(op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units")
+    if rule == "fp32":  # XNNPACK
+        table = requantize.params_fp32(bias_q, fp32_scale(inp, filt, out, units))
+        fn = fc_litert.fully_connected_fp32.pick(rows * units * depth // 16)
+    else:  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
+        mult, shift = conv_multipliers(op, inp, filt, out, units)
+        table = requantize.params(bias_q, mult, shift)
+        fn = fc_litert.fully_connected_ruy.pick(rows * units * depth // 16)
+    zeros = np.zeros(PX, np.int64)
+
+    def run(ins, outs, scratch):
+        x, y = ins[0].reshape(rows, depth), outs[0].reshape(rows, units)
+        fn(x, delta, weights, blocks, table, out_zp, lo, hi, zeros, scratch[0], scratch[1], y)
 
     return Prepared([out_shape], run, scratch=scratch)

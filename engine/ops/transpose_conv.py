@@ -24,6 +24,8 @@ from ..kernels import transpose_conv as K
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..numerics.fixedpoint import wrap_int32_array
 from .common import Prepared, conv_output_size, conv_padding, fused_activation, int_option, require, tensors
+from .conv_litert import fp32_scale
+from .conv_litert import rule as litert_rule
 from .quant_params import bias_vector, check_bias_scale, conv_multipliers, filter_zero_points
 
 FLOAT_BOUNDS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -88,7 +90,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, filt.quant_axis == 0, f"{filt.describe()}: per-channel axis must be 0")
     if inp.dtype == "int16":
         return _prepare16(op, inp, filt, bias, out, values[1], bias_value, out_shape, geo)
-    return _prepare8(op, inp, filt, bias, out, values[1], bias_value, out_shape, geo)
+    rule = litert_rule(op, g)  # "reference" unless numerics="litert" (conv_litert.py)
+    return _prepare8(op, inp, filt, bias, out, values[1], bias_value, out_shape, geo, rule)
 
 
 def _prepare_float(op, filt, bias, w, bias_value, out_shape, geo) -> Prepared:
@@ -135,8 +138,9 @@ def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepa
     return Prepared([out_shape], run, scratch=[((threads, K.GROUP * oc), np.int64)])
 
 
-def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepared:
-    """uint8 / int8: a GEMM over the input pixels, then the col2im gather and requantization."""
+def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo, rule="reference") -> Prepared:
+    """uint8 / int8: a GEMM over the input pixels, then the col2im gather and requantization (rule:
+    requantize.make's; "fp32" where LiteRT's XNNPACK delegate takes the op)."""
     n, oh, ow, oc = out_shape
     ic = w.shape[3]
     if inp.dtype == "int8" and bias is not None:
@@ -163,7 +167,8 @@ def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepar
     packed = pack_weights(cols_w, group)
     blocks = padded_channels(len(cols_w)) // OCB
     width = blocks * OCB
-    rq = requantize.Requant(requantize.params(bias_q, mult, shift), int(out.zero_point[0]), lo, hi)
+    scale = fp32_scale(inp, filt, out, oc) if rule == "fp32" else None
+    rq = requantize.make(rule, bias_q, mult, shift, scale, int(out.zero_point[0]), lo, hi)
     pixels = n * geo.h * geo.w
     gemm_fn = K.tconv_gemm.pick(pixels * len(cols_w) * ic // 16)
     col2im = K.tconv_col2im.pick(n * oh * ow * oc * geo.kh * geo.kw // max(geo.sh * geo.sw, 1))

@@ -50,7 +50,7 @@ PROFILES = {
     ),
     "litert": Profile(
         "litert",
-        "LiteRT's default interpreter on x86 (XNNPACK delegate + optimized builtin kernels)",
+        "LiteRT's default interpreter (x86)",
         "ai_edge_litert Interpreter with OpResolverType.AUTO (XNNPACK applied)",
         litert.runtime_refusal,
     ),

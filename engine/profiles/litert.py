@@ -59,6 +59,11 @@ def delegated(op: Op, g: Graph) -> bool:
 def runtime_refusal(op: Op, g: Graph) -> str | None:
     """What LiteRT's default interpreter cannot run (the profile refuses the model, with this reason):
     each case measured against ai-edge-litert 2.3 in tests/test_litert_conv.py."""
+    for i in (*op.inputs, *op.outputs):
+        t = g.tensors[i] if i >= 0 else None
+        if t is not None and t.scale.size > 1 and not 0 <= t.quant_axis < max(len(t.shape), 1):
+            # InterpreterBuilder's ParseQuantization refuses the model (person_detect's biases say 3)
+            return f"{t.describe()}: quantized_dimension {t.quant_axis} outside its {len(t.shape)} dimensions"
     fn = RUNTIME_RULES.get(op.type)
     return fn(op, g) if fn else None
 
@@ -146,6 +151,27 @@ def _weighted(op: Op, g: Graph) -> str | None:
         return f"{filt.describe()}: per-channel on dimension {filt.quant_axis} (XNNPACK: {axis})"
     if op.type == "FULLY_CONNECTED" and filt.dtype == "int8" and np.any(np.asarray(filt.zero_point) != 0):
         return f"{filt.describe()}: int8 weights with a non-zero zero point"
+    return activation_refusal(op)
+
+
+@rule("TRANSPOSE_CONV")
+def _transpose_conv(op: Op, g: Graph) -> str | None:
+    """VisitTransposeConvNode: inputs (output_shape, weights [oc, kh, kw, ic], data, bias?)."""
+    filt, inp, out = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]], g.tensors[op.outputs[0]]
+    if inp.dtype not in ("uint8", "int8"):
+        return f"{inp.describe()}: XNNPACK's TRANSPOSE_CONV takes uint8 or int8 data here"
+    for t, channel_ok in ((inp, False), (filt, True), (out, False)):
+        reason = datatype_refusal(t, channel_ok)
+        if reason:
+            return reason
+    if not filt.is_const:
+        return f"{filt.describe()}: dynamic weights"
+    if _scales(filt).size > 1 and filt.quant_axis != 0:
+        return f"{filt.describe()}: per-channel on dimension {filt.quant_axis} (XNNPACK: 0)"
+    kh, kw = filt.shape[1], filt.shape[2]
+    sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+    if sh > kh or sw > kw:
+        return f"strides {sh}x{sw} larger than the {kh}x{kw} kernel"
     return activation_refusal(op)
 
 
