@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine.errors import UnsupportedError
 from engine.kernels.cpu import AVX512F
 from engine.profiles import litert_xnn
 from tests.harness import F32, Net, all_bytes, qparams
@@ -400,3 +401,24 @@ def test_builtin_requantize():
                     np.resize(np.random.default_rng(n).permutation(256).astype(np.uint8), n).view(dt)[None]
                 )
     _check(net, [xs], reference_differs=True)
+
+
+@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH", "EXP", "AVERAGE_POOL_2D", "MEAN"])
+def test_unreproduced_float_ops_are_refused(op):
+    """float32 ops XNNPACK computes with its own approximations or summation order (about half of random
+    inputs differ from the reference, measured): "litert" refuses them, naming the op, instead of computing
+    the reference's values; the reference profile runs them."""
+    net = Net()
+    x = net.input([1, 4, 4, 8], "float32")
+    if op == "MEAN":
+        axes = net.const(np.array([3], np.int32), "int32")
+        net.op(op, [x, axes], [net.tensor([1, 4, 4], "float32")], op)
+    elif op == "AVERAGE_POOL_2D":
+        pool = {"filter_height": 2, "filter_width": 2, "stride_h": 2, "stride_w": 2, "padding": "VALID"}
+        net.op(op, [x], [net.tensor([1, 2, 2, 8], "float32")], op, **pool)
+    else:
+        net.op(op, [x], [net.tensor([1, 4, 4, 8], "float32")], op)
+    model = net.build()
+    with pytest.raises(UnsupportedError, match=f"does not reproduce XNNPACK's float32 {op}"):
+        engine.load(model, numerics="litert")
+    engine.load(model)

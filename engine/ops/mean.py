@@ -20,7 +20,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
-from ..profiles import litert, profile_of
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
 
 
@@ -214,6 +214,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require_types(op, dst, (src.dtype,))
     in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
     if src.dtype in ("float32", "int32", "int64"):  # reference_ops::Mean: sums (int64 for int32), / n
+        litert_xnn.require_reproduced(op, g)
         n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
         return raw_sum(in_shape, axes, out_shape, src.dtype, from_first=False, divisor=n)
     s_in, zp_in = per_tensor(op, src)

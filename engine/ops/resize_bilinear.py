@@ -22,7 +22,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from ..profiles import litert, profile_of
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, tensors
 from .resize_nearest_neighbor import resize_geometry
 
@@ -177,6 +177,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape)
 
     elif dtype in ("float32", "uint8"):
+        litert_xnn.require_reproduced(op, g)
         ys, xs = float_axis(h, oh, align, half), float_axis(w, ow, align, half)
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)

@@ -328,3 +328,28 @@ def describe(op, g) -> str | None:
     reason = refusal(op, g)
     where = "XNNPACK takes it" if reason is None else f"LiteRT's builtin kernel runs it ({reason})"
     return f"{where}; {why}"
+
+
+# float32 ops XNNPACK takes and computes with its own approximations, which the profile does not reproduce
+# (measured: about half of random inputs differ from the reference's libm results; the float pools and means
+# sum in another order); refused, never silently
+# computed the reference's way
+UNREPRODUCED_FLOAT = {"LOGISTIC", "TANH", "HARD_SWISH", "EXP", "RESIZE_BILINEAR", "AVERAGE_POOL_2D", "MEAN"}
+
+
+def require_reproduced(op, g) -> None:
+    """Under numerics="litert", refuse a float32 op XNNPACK would compute with an arithmetic not reproduced here."""
+    from ..errors import UnsupportedError
+    from . import profile_of
+    from .litert import delegated
+
+    if (
+        op.type in UNREPRODUCED_FLOAT
+        and profile_of(g) == "litert"
+        and g.tensors[op.inputs[0]].dtype == "float32"
+        and delegated(op, g)
+    ):
+        raise UnsupportedError(
+            f"{op.where()}: numerics='litert' does not reproduce XNNPACK's float32 {op.type} (its own "
+            "approximation or summation order); the reference and tflm profiles run it"
+        )
