@@ -25,10 +25,33 @@ CASES = {  # name: (registry model, batch, LiteRT batch)
     "ssd_b8": ("ssd_mobilenet_v1", 8, 1),
     "person_b1": ("person_detect", 1, None),  # LiteRT refuses this model
     "micro_speech_b1": ("micro_speech", 1, 1),
+    # the zoo's families (issue 13): int8 per-channel MobileNets, ResNet, MLPerf Tiny
+    "mobilenet_v2_b1": ("mobilenet_v2", 1, 1),
+    "mobilenet_v1_025_b1": ("mobilenet_v1_025", 1, 1),
+    "resnet8_b1": ("resnet8_cifar10", 1, 1),
+    "vww_b1": ("vww", 1, 1),
+    "kws_b1": ("kws", 1, 1),
+    "ad01_b1": ("ad01", 1, 1),
+    "str_ww_b1": ("str_ww", 1, 1),
 }
+# --zoo: every model of the shared mirror (and its zoo/) that the engine and LiteRT both run
+ZOO_BATCHES = (1, 64)
+ZOO_THREADS = (1, 2)
+CONTENTION_MODEL = "ssd_mobilenet_v1_coco_uint8.tflite"  # the model issue 13 measured the collapse on
 # the reference kernels are slow: skip them where one run takes seconds
 REFERENCE_OK = {"mnist_b1", "ssd_b1", "micro_speech_b1", "person_b1"}
 LITERT_KINDS = ("litert_xnnpack", "litert_builtin", "litert_reference")
+
+
+def mirror_models(root: Path | None = None) -> dict[str, Path]:
+    """Every .tflite of the model mirror ($ENGINE_MODEL_MIRROR, else ../shared/models) and its zoo/
+    folder, by file stem (a zoo/ name prefixed 'zoo/')."""
+    import os
+
+    root = Path(root or os.environ.get("ENGINE_MODEL_MIRROR") or ROOT.parent / "shared" / "models")
+    found = {p.stem: p for p in sorted(root.glob("*.tflite"))}
+    found.update({f"zoo/{p.stem}": p for p in sorted((root / "zoo").glob("*.tflite"))})
+    return found
 
 
 def case_input(model, batch: int, seed: int = 0) -> np.ndarray:

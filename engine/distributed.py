@@ -24,6 +24,7 @@ from pathlib import Path
 from .errors import EngineError
 from .evaluation import ModelFacts, ModelRef, ShardResult, describe, process_shard
 from .results import INSTALL_HINT
+from .runtime import usable_cores
 
 PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 
@@ -34,13 +35,6 @@ def require_dask():
     except ImportError:
         raise EngineError(f"--workers and --scheduler need Dask distributed: {INSTALL_HINT}") from None
     return distributed
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def default_threads(workers: int) -> int:
@@ -87,6 +81,9 @@ def local_cluster(workers: int, threads: int | None = None, numba_cache: str | N
     env = worker_environment(threads, numba_cache_dir(numba_cache))
     saved = {k: os.environ.get(k) for k in env}
     pre = dict(dask.config.get(PRE_SPAWN, default={}) or {}, **env)
+    # Dask prefers a variable already in this process's environment over its config, and the engine
+    # set NUMBA_NUM_THREADS here at import (engine/runtime.py): the workers' values go in too
+    os.environ.update(env)
     try:
         with dask.config.set({PRE_SPAWN: pre}):
             cluster = LocalCluster(

@@ -24,16 +24,21 @@ from .graph import Graph
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
 _WORKQUEUE_LOCK = threading.Lock()
+_NO_LOCK = contextlib.nullcontext()
+_LAYER_LOCK: list = []  # the lock for the threading layer, once one is running (it never changes)
 
 
 def _kernel_lock():
     """Numba's fallback 'workqueue' threading layer aborts the process when two threads launch
     parallel kernels at once (OpenMP and TBB do not): serialize all runs when it is the layer."""
+    if _LAYER_LOCK:
+        return _LAYER_LOCK[0]
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet
-        layer = "unknown"
-    return contextlib.nullcontext() if layer in ("omp", "tbb") else _WORKQUEUE_LOCK
+        return _WORKQUEUE_LOCK
+    _LAYER_LOCK.append(_NO_LOCK if layer in ("omp", "tbb") else _WORKQUEUE_LOCK)
+    return _LAYER_LOCK[0]
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class Model:
             raise UnsupportedError("the graph has no inputs")
         self.inputs = [_info(graph, i) for i in graph.inputs]
         self.outputs = [_info(graph, i) for i in graph.outputs]
+        # what _feeds accepts without a second look: one integer input of the exact dtype and shape
+        first = self.inputs[0]
+        self._exact = (np.dtype(first.dtype), first.shape[1:], len(first.shape), first.index)
         self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
         self._lock = threading.Lock()
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
@@ -130,6 +138,10 @@ class Model:
                 del self._plans[key]
 
     def _feeds(self, x) -> tuple[int, dict[int, np.ndarray]]:
+        if type(x) is np.ndarray and len(self.inputs) == 1 and x.dtype.kind in "iu":
+            dtype, tail, ndim, index = self._exact
+            if x.dtype is dtype and x.ndim == ndim and x.shape[1:] == tail and x.shape[0] >= 1:
+                return x.shape[0], {index: x}  # the plan copies it into its own buffer
         if isinstance(x, dict):
             by_name = {t.name: t for t in self.inputs}
             unknown = set(x) - set(by_name)
@@ -198,7 +210,7 @@ class Model:
         if keep_all:
             g = self.graph
             return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
-        return [np.array(arrays[t.index]) for t in self.outputs]
+        return [arrays[t.index].copy() for t in self.outputs]
 
     def _run_per_sample(self, feeds: dict, batch: int, keep_all: bool, observe=None):
         """Each sample through the batch-1 plan; results concatenated along their first axis."""

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "int8 (reinterpret: TFLite Micro's test BMPs such as person.bmp store int8 pixels)",
     )
     p.add_argument("--batch", type=_positive(int), metavar="N", help="images per run (default: up to 32)")
-    p.add_argument("--threads", type=_positive(int), metavar="N", help="Numba threads (default: all cores)")
+    p.add_argument("--threads", type=_positive(int), metavar="N", help="threads (default: the cores this process may use, README: Threads)")
     p.add_argument(
         "--top-k", type=_positive(int), default=1, metavar="K", help="classes shown per image (default 1)"
     )

@@ -3,6 +3,8 @@
     python scripts/bench.py                 # full report: table, out/bench.json, out/bench.png
     python scripts/bench.py --quick         # a few iterations (CI smoke)
     python scripts/bench.py --threads 1 2 --cases mnist_b1 ssd_b1
+    python scripts/bench.py --zoo           # issue 13: every mirror model, the contention cases (long)
+    python scripts/bench.py --readme out/bench.json   # regenerate README.md's speed table from it
 
 The cases are benchmarks/cases.py's (the pytest-benchmark suite runs the same ones); each case's
 outputs are compared with the oracle once before it is timed. Figures are per image.
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import engine
+from benchmarks import zoo
 from benchmarks.cases import (  # the case list shared with benchmarks/test_bench.py
     CASES,
     LITERT_KINDS,
@@ -37,6 +40,7 @@ from benchmarks.cases import (  # the case list shared with benchmarks/test_benc
     case_input,
     check_outputs,
     litert_runner,
+    mirror_models,
     nominal_mhz,
 )
 from engine.atomic import atomic_path, write_bytes
@@ -179,6 +183,26 @@ def chart(results: list[dict], path: Path) -> None:
         fig.savefig(tmp, dpi=110, format="png")
 
 
+def zoo_main(args) -> int:
+    """--zoo: the engine against XNNPACK on every mirror model, then the contention cases."""
+    models = mirror_models()
+    if args.models:
+        unknown = sorted(set(args.models) - set(models))
+        if unknown:
+            raise SystemExit(f"--models: not in the mirror: {', '.join(unknown)} (known: {', '.join(models)})")
+        models = {k: models[k] for k in args.models}
+    rounds, seconds, contention = args.rounds, args.seconds, (args.contention_rounds, 2.0)
+    if args.quick:
+        rounds, seconds, contention = 2, 0.01, (min(args.contention_rounds, 1), 0.3)
+    report = zoo.run_zoo(models, rounds, seconds, contention)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_bytes(args.out / "bench.json", json.dumps(report, indent=1).encode())
+    zoo.chart(report, args.out / "bench.png")
+    print(zoo.readme_table(report))
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'} in {report['wall_s']:.0f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -188,7 +212,17 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke mode: 2 rounds, tiny measurements")
     ap.add_argument("--out", type=Path, default=Path("out"))
     ap.add_argument("--no-load-time", action="store_true")
+    ap.add_argument("--zoo", action="store_true", help="every mirror model both run, and the contention cases")
+    ap.add_argument("--models", nargs="+", help="--zoo: only these (file stems, zoo/ ones as zoo/NAME)")
+    ap.add_argument("--contention-rounds", type=int, default=5, help="--zoo: rounds of the contention cases")
+    ap.add_argument("--readme", type=Path, metavar="BENCH_JSON", help="regenerate README.md's table from it")
     args = ap.parse_args(argv)
+    if args.readme:
+        zoo.update_readme(ROOT / "README.md", json.loads(args.readme.read_text()))
+        print("README.md: speed table regenerated")
+        return 0
+    if args.zoo:
+        return zoo_main(args)
     if args.quick:
         args.rounds, args.seconds = 2, 0.01
     results = []

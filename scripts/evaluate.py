@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         help="default: $SHARED_DIR/data or ../shared/data",
     )
     p.add_argument("--batch", type=int, metavar="N", help="images per run (default: MNIST 256, --data 32)")
-    p.add_argument("--threads", type=int, metavar="N", help="Numba threads (default: all cores)")
+    p.add_argument("--threads", type=int, metavar="N", help="threads (default: the cores this process may use, README: Threads)")
     p.add_argument(
         "--compare-litert", action="store_true", help="also run TFLite's reference kernels and compare"
     )

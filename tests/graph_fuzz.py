@@ -469,7 +469,7 @@ def build_squared_difference(g: G, t: T) -> T | None:
 def build_batch_matmul(g: G, t: T) -> T | None:
     """t times a constant int8 rhs [k, n] (adj_y: [n, k]); adj_x transposes t's last two axes (rank 3+:
     never the batch axis)."""
-    if t.dtype != "int8":
+    if t.dtype != "int8" or len(t.shape) < 2:
         return None
     adj_x, adj_y = len(t.shape) > 2 and g.coin(), g.coin()
     m, k = (t.shape[-1], t.shape[-2]) if adj_x else (t.shape[-2], t.shape[-1])

@@ -25,7 +25,7 @@ def test_one_case_list():
     from benchmarks import test_bench
 
     assert bench.CASES is cases.CASES is test_bench.CASES
-    assert len(cases.CASES) == 6
+    assert len(cases.CASES) == 13
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,59 @@ def test_bench_script_quick_mode(tmp_path):
     assert {"engine", "litert_reference"} <= set(runners)
     assert all(np.isfinite(r["ms_per_image_median"]) for r in runners.values())
     assert report["clock_mhz"]["source"]
+
+
+def test_zoo_mode_writes_every_setting_and_the_readme_table(tmp_path):
+    """bench.py --zoo --quick on one model: both thread counts, batch 1 and 64, ratios against XNNPACK,
+    and the README table generated from the JSON between its markers."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = ["--zoo", "--quick", "--models", "mnist_uint8", "--out", str(tmp_path)]
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/bench.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    got = {(r["threads"], r["batch"]): r for r in report["results"]}
+    assert set(got) == {(t, b) for t in cases.ZOO_THREADS for b in cases.ZOO_BATCHES}
+    for r in got.values():
+        assert r["litert_batch"] == str(r["batch"])  # LiteRT resizes MNIST
+        assert r["engine_time_ratio"] > 0 and set(r["runners"]) == {"engine", "litert_xnnpack"}
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    from benchmarks import zoo
+
+    report["contention"] = {
+        "model": "m.tflite",
+        "rounds": [
+            {
+                "round": 0,
+                "case": "two",
+                "ms_per_image": {"engine": [9.0, 11.0], "litert_xnnpack": [14.0, 15.0]},
+                "engine_time_ratio": 11 / 15,
+            }
+        ],
+    }
+    table = zoo.readme_table(report)
+    assert (
+        report["machine"]["cpu"] in table
+        and "| mnist_uint8 | " in table
+        and "two processes together" in table
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{zoo.README_START}\nold\n{zoo.README_END}\nafter\n")
+    zoo.update_readme(readme, report)
+    text = readme.read_text()
+    assert "old" not in text and text.endswith(f"{zoo.README_END}\nafter\n") and "| mnist_uint8 | " in text
+
+
+@pytest.mark.parametrize("kind, runner", [("two", "engine"), ("busy", "litert_xnnpack")])
+def test_contention_case_times_each_process(models_dir, kind, runner):
+    """The contention harness starts every process of a case together and returns each one's median."""
+    from benchmarks.contention import run_case
+
+    ms = run_case(kind, runner, models_dir / "mnist_uint8.tflite", 0.2)
+    assert len(ms) == (2 if kind == "two" else 1) and all(0 < v < 1e4 for v in ms)

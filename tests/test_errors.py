@@ -541,9 +541,16 @@ def test_malformed_custom_options():
     assert "op 1" in msg, msg
 
 
-def test_float_model_is_refused_at_load():
-    """A float32 CONV_2D model: refused by load() with an UnsupportedError, never half-run."""
-    msg = load_error(build_model(**conv_spec("float32")), UnsupportedError)
+def test_float_model_runs_and_hybrid_is_refused_at_load():
+    """A float32 CONV_2D model runs (the reference's float kernel); one with int8 weights on a float
+    input (a hybrid kernel) is refused by load() with an UnsupportedError, never half-run."""
+    spec = conv_spec("float32")
+    x = np.random.default_rng(2).normal(size=(1, 5, 5, 1)).astype(np.float32)
+    want = reference_run(build_model(**spec), [x], preserve_all=False)["outputs"][0]
+    np.testing.assert_array_equal(engine.load(build_model(**spec)).run(x)[0], want)
+    hybrid = {"dtype": "int8", "data": np.ones((2, 3, 3, 1)), "scale": [0.01], "zero_point": [0]}
+    spec["tensors"][1] = dict(spec["tensors"][1], **hybrid)
+    msg = load_error(build_model(**spec), UnsupportedError)
     assert "op 0 (CONV_2D)" in msg and "float32" in msg
 
 

@@ -13,5 +13,6 @@ AVX2 = bool(FEATURES.get("avx2"))
 AVX512F = bool(FEATURES.get("avx512f"))  # 16 int32 lanes: the vector requantization
 AVX512BW = bool(FEATURES.get("avx512bw"))  # 512-bit byte and word operations: the GEMM, depthwise
 VNNI = AVX512BW and bool(FEATURES.get("avx512vnni"))  # vpdpbusd / vpdpwssd
+VBMI = AVX512BW and bool(FEATURES.get("avx512vbmi"))  # vpermi2b: 256-entry byte tables in registers
 # the instruction set the GEMM and depthwise kernels are built for (their names end with it)
 ISA = "avx512" if AVX512BW else "avx2" if AVX2 else "portable"

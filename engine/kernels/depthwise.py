@@ -19,9 +19,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cpu
-from .irtools import element_ptr, operand
+from .irtools import data_ptr, element_ptr, empty_codegen, operand
 from .kernel import kernel
-from .requantize import LANES, requantize_pixels
+from .requantize import BIAS, LANES, VectorIR, requantize_pixels
 
 DPX = 8  # pixels per step; LANES channels
 SIMD = cpu.AVX512BW
@@ -42,6 +42,29 @@ class Taps(NamedTuple):
     acc_pixel: int
 
 
+def _dw_sums(context, builder, x_, w_, at_):
+    """The DPX x 16 sums of one depthwise step (at_: the Taps, by name), as DPX int32 vectors."""
+    i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+    v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
+    intp = at_.x_off.type
+    zero = ir.Constant(v32, [0] * LANES)
+    accs = [cgutils.alloca_once_value(builder, zero) for _ in range(DPX)]
+    with cgutils.for_range(builder, at_.kh) as ky:
+        row_x = builder.add(at_.x_off, builder.mul(ky.index, at_.x_row))
+        row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
+        with cgutils.for_range(builder, at_.kw) as kx:
+            tap_x = builder.add(row_x, builder.mul(kx.index, at_.x_tap))
+            tap_w = builder.add(row_w, builder.mul(kx.index, at_.w_tap))
+            wv = builder.load(element_ptr(context, builder, w_, tap_w, v16), align=2)
+            w32 = builder.sext(wv, v32)
+            for p in range(DPX):
+                at = builder.add(tap_x, builder.mul(at_.x_pixel, ir.Constant(intp, p)))
+                xv = builder.zext(builder.load(element_ptr(context, builder, x_, at, v8), align=1), v32)
+                # both factors fit 16 bits with room to spare: LLVM selects vpmaddwd (vpdpwssd)
+                builder.store(builder.add(builder.load(accs[p]), builder.mul(xv, w32)), accs[p])
+    return [builder.load(a) for a in accs]
+
+
 @intrinsic
 def dwconv_u8s16_8x16_avx512(typingctx, x, w, acc, at):
     """acc[acc_off + p*acc_pixel + j] = sum over ky < kh, kx < kw of
@@ -51,27 +74,56 @@ def dwconv_u8s16_8x16_avx512(typingctx, x, w, acc, at):
 
     def codegen(context, builder, signature, args):
         x_, w_, acc_, at_ = (operand(context, builder, signature, args, k) for k in range(4))
-        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-        v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
+        v32 = ir.VectorType(ir.IntType(32), LANES)
         intp = at_.x_off.type
-        zero = ir.Constant(v32, [0] * LANES)
-        accs = [cgutils.alloca_once_value(builder, zero) for _ in range(DPX)]
-        with cgutils.for_range(builder, at_.kh) as ky:
-            row_x = builder.add(at_.x_off, builder.mul(ky.index, at_.x_row))
-            row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
-            with cgutils.for_range(builder, at_.kw) as kx:
-                tap_x = builder.add(row_x, builder.mul(kx.index, at_.x_tap))
-                tap_w = builder.add(row_w, builder.mul(kx.index, at_.w_tap))
-                wv = builder.load(element_ptr(context, builder, w_, tap_w, v16), align=2)
-                w32 = builder.sext(wv, v32)
-                for p in range(DPX):
-                    at = builder.add(tap_x, builder.mul(at_.x_pixel, ir.Constant(intp, p)))
-                    xv = builder.zext(builder.load(element_ptr(context, builder, x_, at, v8), align=1), v32)
-                    # both factors fit 16 bits with room to spare: LLVM selects vpmaddwd (vpdpwssd)
-                    builder.store(builder.add(builder.load(accs[p]), builder.mul(xv, w32)), accs[p])
+        sums = _dw_sums(context, builder, x_, w_, at_)
         for p in range(DPX):
             at = builder.add(at_.acc_off, builder.mul(at_.acc_pixel, ir.Constant(intp, p)))
-            builder.store(builder.load(accs[p]), element_ptr(context, builder, acc_, at, v32), align=4)
+            builder.store(sums[p], element_ptr(context, builder, acc_, at, v32), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+class DwOut(NamedTuple):
+    """Where a fused depthwise step's outputs go: channels ch .. ch + channels - 1 (channels <= 16) of
+    its first `pixels` pixels, out_pixel apart from out_off."""
+
+    ch: int
+    channels: int
+    pixels: int
+    out_off: int
+    out_pixel: int
+
+
+@intrinsic
+def dwconv_requantize_u8s16_8x16_avx512(typingctx, x, w, at, ep, out, rq):
+    """The step of dwconv_u8s16_8x16_avx512 with the requantization fused (ep: DwOut; rq:
+    requantize.Requant): out[out_off + p*out_pixel + j] = requantize(sum) for j < channels and
+    p < pixels; the sums never leave the registers, the channels' parameters load once."""
+    sig = types.void(x, w, at, ep, out, rq)
+    if not SIMD:
+        return sig, empty_codegen
+
+    def codegen(context, builder, signature, args):
+        x_, w_, at_, ep_, out_, rq_ = (operand(context, builder, signature, args, k) for k in range(6))
+        intp = at_.x_off.type
+        sums = _dw_sums(context, builder, x_, w_, at_)
+        v = VectorIR(builder)
+        mask = v.lanes_below(ep_.channels)
+        params = v.params(context, rq_.table, ep_.ch, mask)
+        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        outp = data_ptr(context, builder, out_)
+        none = ir.Constant(v.vmask, [0] * LANES)
+        for p in range(DPX):
+            r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi)
+            at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
+            inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
+            v.store8(
+                r,
+                builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()),
+                builder.select(inside, mask, none),
+            )
         return context.get_dummy_value()
 
     return sig, codegen
@@ -111,6 +163,9 @@ def depthwise_conv2d(xf, w, geo, rq, chunks, accs, offsets, out):
             b = i // oh
             oy = i % oh
             base = ((b * hp + oy * sh) * wp) * cp
+            if SIMD:  # requantized in registers, straight to out
+                _fused_row(xf, w, geo, rq, base, out, b, oy)
+                continue
             for cb in range(0, cp, LANES):
                 for t in range(0, ow, DPX):
                     at = Taps(
@@ -127,3 +182,17 @@ def depthwise_conv2d(xf, w, geo, rq, chunks, accs, offsets, out):
                     )
                     tile(xf, w, acc, at)
             requantize_pixels(acc, cp, offsets, rq, out[b, oy])
+
+
+@njit(inline="always", cache=True)
+def _fused_row(xf, w, geo, rq, base, out, b, oy):
+    """One output row of depthwise_conv2d, requantized in the step (dwconv_requantize_...)."""
+    _, wp, cp, kh, kw, _, sw, dh, dw = geo
+    oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
+    flat = out.reshape(-1)
+    row = (b * oh + oy) * ow * oc
+    for cb in range(0, oc, LANES):
+        for t in range(0, ow, DPX):
+            at = Taps(base + t * sw * cp + cb, sw * cp, dh * wp * cp, dw * cp, cb, cp, kh, kw, 0, 0)
+            ep = DwOut(cb, min(LANES, oc - cb), min(DPX, ow - t), row + t * oc + cb, oc)
+            dwconv_requantize_u8s16_8x16_avx512(xf, w, at, ep, flat, rq)

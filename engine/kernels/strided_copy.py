@@ -43,26 +43,38 @@ def view_plan(
     )
 
 
+ROWS = 256  # rows of the last axis per task of _copy
+
+
 @kernel
 def _copy(src, offset, ext, st, out):
+    """Tasks of ROWS rows (last axis runs) each: the outer indices are decoded once per task, not per
+    row (five 64-bit divisions cost more than a 16-byte row), and each row is copied by an explicit
+    loop on unsigned indices, not a slice assignment (whose set-up dominates short rows)."""
     n0, n1, n2, n3, n4, n5 = ext[0], ext[1], ext[2], ext[3], ext[4], ext[5]
-    s5 = st[5]
-    for t in prange(n0 * n1 * n2 * n3 * n4):
-        i4 = t % n4
-        r = t // n4
-        i3 = r % n3
-        r //= n3
+    s4, s5 = st[4], st[5]
+    nb = (n4 + ROWS - 1) // ROWS
+    for u in prange(n0 * n1 * n2 * n3 * nb):
+        lo4 = (u % nb) * ROWS
+        hi4 = min(n4, lo4 + ROWS)
+        t = u // nb
+        i3 = t % n3
+        r = t // n3
         i2 = r % n2
         r //= n2
         i1 = r % n1
         i0 = r // n1
-        p = offset + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3] + i4 * st[4]
-        o = t * n5
-        if s5 == 1:
-            out[o : o + n5] = src[p : p + n5]
-        else:
-            for i5 in range(n5):
-                out[o + i5] = src[p + i5 * s5]
+        p0 = offset + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3]
+        o0 = t * n4 * n5
+        for i4 in range(lo4, hi4):
+            p = np.uint64(p0 + i4 * s4)  # (unsigned: see _copy_tiled; a negative s5 wraps to the same index)
+            o = np.uint64(o0 + i4 * n5)
+            if s5 == 1:
+                for k in range(n5):
+                    out[o + np.uint64(k)] = src[p + np.uint64(k)]
+            else:
+                for k in range(n5):
+                    out[o + np.uint64(k)] = src[p + np.uint64(k) * np.uint64(s5)]
 
 
 TILE = 32
@@ -99,7 +111,7 @@ def _copy_tiled(src, offset, ext, st, out):
 
 def bits(a: np.ndarray) -> np.ndarray:
     """The flat array as unsigned integers of its item size (a view, no copy)."""
-    return a.reshape(-1).view(BITS[a.dtype.itemsize])
+    return a.reshape(-1, copy=False).view(BITS[a.dtype.itemsize])  # raises rather than copy
 
 
 class ViewCopy:
@@ -112,8 +124,12 @@ class ViewCopy:
         self.empty = int(np.prod(out_shape, dtype=np.int64)) == 0
 
     def __call__(self, src: np.ndarray, out: np.ndarray) -> None:
-        if not self.empty:
-            self.fn(bits(src), self.offset, self.ext, self.st, bits(out))
+        for fn, args in self.calls(src, out):
+            fn(*args)
+
+    def calls(self, src: np.ndarray, out: np.ndarray) -> list:
+        """The kernel call copying src to out, as (kernel, args) for a bound plan (ops/common.py bound)."""
+        return [] if self.empty else [(self.fn, (bits(src), self.offset, self.ext, self.st, bits(out)))]
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> list[int]:
@@ -122,3 +138,16 @@ def contiguous_strides(shape: tuple[int, ...]) -> list[int]:
     for d in range(len(shape) - 2, -1, -1):
         strides[d] = strides[d + 1] * int(shape[d + 1])
     return strides
+
+
+@kernel
+def copy_rows(x, out, rows, width, out_width, col):
+    """out[r * out_width + col + j] = x[r * width + j] for r < rows, j < width (flat arrays): one input
+    of a concatenation into its columns of the output, ROWS rows per task, each row an explicit loop
+    (numpy's strided assignment pays a set-up per row, more than a short row's copy)."""
+    for u in prange((rows + ROWS - 1) // ROWS):
+        for r in range(u * ROWS, min(rows, (u + 1) * ROWS)):
+            o = np.uint64(r * out_width + col)
+            p = np.uint64(r * width)
+            for j in range(width):
+                out[o + np.uint64(j)] = x[p + np.uint64(j)]

@@ -13,7 +13,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape, require, tensors
+from .common import Prepared, Shape, bound, require, tensors, view
 
 TYPES = ("uint8", "int8", "int32", "float32", "bool")  # the reference refuses int16 and int64
 TYPE_CODES = {2: "int32", 4: "int64"}  # TensorType codes in ArgMaxOptions.output_type
@@ -92,15 +92,15 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         flip = np.uint8((0x80 if src.dtype == "int8" else 0) ^ (0 if op.type == "ARG_MAX" else 0xFF))
         fn = _arg_bytes.pick(outer * n)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            fn(inputs[0].reshape(-1).view(np.uint8), outputs[0].reshape(-1), outer, n, flip)
+        def bind_bytes(inputs: list, outputs: list, scratch: list) -> list:
+            return [(fn, (view(inputs[0]).view(np.uint8), view(outputs[0]), outer, n, flip))]
 
-        return Prepared([out_shape], run)
+        return bound([out_shape], bind_bytes)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        x = inputs[0].reshape(-1)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        x = view(inputs[0])
         if x.dtype == np.bool_:
             x = x.view(np.uint8)
-        fn(x, outputs[0].reshape(-1), outer, n, inner, sign)
+        return [(fn, (x, view(outputs[0]), outer, n, inner, sign))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..graph import Graph, Op, Tensor
 from ..kernels.lookup import gather2_flat, gather2_nd
-from .common import Shape, fail, per_tensor, require, require_types, tensors
+from .common import Shape, fail, per_tensor, require, require_types, runner, tensors, view
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
 
@@ -71,30 +71,19 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
     if tuple(s1) == tuple(s2):
         gather_flat = gather2_flat.pick(size)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            gather_flat(
-                inputs[0].reshape(-1).view(np.uint8),
-                inputs[1].reshape(-1).view(np.uint8),
-                outputs[0].reshape(-1),
-                table,
-            )
+        def bind_flat(inputs: list, outputs: list, scratch: list) -> list:
+            a, b = view(inputs[0]).view(np.uint8), view(inputs[1]).view(np.uint8)
+            return [(gather_flat, (a, b, view(outputs[0]), table))]
 
-        return run
+        return runner(bind_flat)
     ext, sa, sb = _plan(out_shape, s1, s2)
     gather_nd = gather2_nd.pick(size)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        gather_nd(
-            inputs[0].reshape(-1).view(np.uint8),
-            inputs[1].reshape(-1).view(np.uint8),
-            outputs[0].reshape(-1),
-            table,
-            ext,
-            sa,
-            sb,
-        )
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        a, b = view(inputs[0]).view(np.uint8), view(inputs[1]).view(np.uint8)
+        return [(gather_nd, (a, b, view(outputs[0]), table, ext, sa, sb))]
 
-    return run
+    return runner(bind)
 
 
 def binary_8bit(op: Op, g: Graph, shapes: list) -> tuple[Tensor, Tensor, Tensor, Shape]:

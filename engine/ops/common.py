@@ -35,6 +35,10 @@ class Prepared:
 
     warmup: called instead of run by the load-time warm-up, where a run's work depends on the data
     (NMS): it compiles the same kernels without the data-dependent part.
+
+    bind(inputs, outputs, scratch) -> [(kernel, args)]: where a run is a fixed sequence of kernel calls,
+    the planner binds them once to the plan's arrays (every view and reshape made then) and a run
+    only makes the calls (see bound()).
     """
 
     out_shapes: list[Shape]
@@ -42,6 +46,33 @@ class Prepared:
     scratch: list[tuple[Shape, type]] = field(default_factory=list)
     work: int = 0
     warmup: Callable[..., None] | None = None
+    bind: Callable[..., list] | None = None
+
+    def __post_init__(self) -> None:
+        if self.bind is None:  # a shared runner (kernels/lookup.py) carries its bind on its run
+            self.bind = getattr(self.run, "bind", None)
+
+
+def runner(bind: Callable[..., list]) -> Callable[..., None]:
+    """run(inputs, outputs, scratch) making the kernel calls bind(inputs, outputs, scratch) returns; it
+    carries bind, which the planner calls once per plan instead (see Prepared)."""
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        for fn, args in bind(inputs, outputs, scratch):
+            fn(*args)
+
+    run.bind = bind
+    return run
+
+
+def bound(out_shapes: list[Shape], bind: Callable[..., list], scratch: list | None = None) -> Prepared:
+    """A Prepared whose run is the kernel calls bind(inputs, outputs, scratch) returns (see Prepared)."""
+    return Prepared(out_shapes, runner(bind), scratch or [], bind=bind)
+
+
+def view(a: np.ndarray, shape=-1) -> np.ndarray:
+    """a reshaped without a copy (a bound call must read and write the plan's own arrays)."""
+    return a.reshape(shape, copy=False)  # raises rather than copy
 
 
 def fail(op: Op, msg: str) -> UnsupportedError:

@@ -16,7 +16,8 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape, fail, require, tensors
+from ..kernels.strided_copy import bits, copy_rows
+from .common import Prepared, Shape, bound, fail, require, tensors, view
 
 PLAIN_TYPES = ("int8", "int16", "int32", "int64", "float32", "bool")
 
@@ -88,15 +89,19 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     # column range of each input in the (outer, axis * inner) view of the output
     bounds = np.cumsum([0] + [s[axis] * inner for s in shapes]).tolist()
     lookups = [_lookup.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
+    copies = [copy_rows.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
+    total = bounds[-1]
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        out2d = outputs[0].reshape(outer, -1)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        out2d = view(outputs[0], (outer, -1))
+        calls = []
         for k, x in enumerate(inputs):
-            x2d = x.reshape(outer, -1)
-            view = out2d[:, bounds[k] : bounds[k + 1]]
             if tables[k] is None:
-                view[...] = x2d
-            else:
-                lookups[k](x2d, view, tables[k])
+                width = bounds[k + 1] - bounds[k]
+                calls.append((copies[k], (bits(x), bits(outputs[0]), outer, width, total, bounds[k])))
+                continue
+            x2d = view(x, (outer, -1))
+            calls.append((lookups[k], (x2d, out2d[:, bounds[k] : bounds[k + 1]], tables[k])))
+        return calls
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -23,12 +23,14 @@ from ..kernels.litert16 import fully_connected16_ruy
 from ..profiles import profile_of, tflm
 from .common import (
     Prepared,
+    bound,
     fused_activation,
     int_option,
     per_tensor,
     require,
     require_types,
     tensors,
+    view,
     window,
 )
 from .quant_params import check_bias_scale, conv_multipliers, filter_zero_points
@@ -97,10 +99,10 @@ def prepare_conv16(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     fn = (depthwise16 if depthwise else conv16).pick(work // 16)
     extra = (dm,) if depthwise else ()
 
-    def run(ins, outs, scratch):
-        fn(ins[0], weights, b, mult, shift, outs[0], geo, *extra, lo, hi)
+    def bind(ins, outs, scratch):
+        return [(fn, (ins[0], weights, b, mult, shift, outs[0], geo, *extra, lo, hi))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
 
 
 def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -132,10 +134,10 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
         return Prepared([out_shape], run_ruy)
     fn = fully_connected16.pick(rows * units * depth // 16)
 
-    def run(ins, outs, scratch):
-        fn(ins[0].reshape(rows, depth), weights, b, scale, outs[0].reshape(rows, units), lo, hi)
+    def bind(ins, outs, scratch):
+        return [(fn, (view(ins[0], (rows, depth)), weights, b, scale, view(outs[0], (rows, units)), lo, hi))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
 
 
 def _fully_connected16_fixed(inp, filt, out, values, dims, b, clamp, out_shape) -> Prepared:
@@ -147,11 +149,11 @@ def _fully_connected16_fixed(inp, filt, out, values, dims, b, clamp, out_shape) 
     geo = np.array([1, 1, 1, 1, 0, 0], np.int64)
     fn = conv16.pick(rows * units * depth // 16)
 
-    def run(ins, outs, scratch):
-        x, y = ins[0].reshape(1, rows, 1, depth), outs[0].reshape(1, rows, 1, units)
-        fn(x, weights, b, mult, shift, y, geo, *clamp)
+    def bind(ins, outs, scratch):
+        x, y = view(ins[0], (1, rows, 1, depth)), view(outs[0], (1, rows, 1, units))
+        return [(fn, (x, weights, b, mult, shift, y, geo, *clamp))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:

@@ -14,8 +14,11 @@ from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from . import conv_float
 from .common import (
     Prepared,
+    Window,
+    bound,
     fused_activation,
     require,
+    view,
     window,
 )
 from .conv16 import prepare_conv16
@@ -28,6 +31,8 @@ from .quant_params import (
     fold_zero_point,
     weighted_operands,
 )
+
+ROW_PIXELS = 512  # the longest row _pointwise_rows makes
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -114,6 +119,8 @@ def gemm_conv(
     that joins the bias. Padding holds u_zp, which so adds nothing, as in the reference.
     rule, scale: the requantization (requantize.make; scale: fp32's float32 scales).
     """
+    out_shape = (in_shape[0], win.oh, win.ow, weights.shape[0])
+    in_shape, win = _pointwise_rows(in_shape, weights.shape, win)
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
@@ -144,12 +151,35 @@ def gemm_conv(
     if not in_place:
         scratch.append(((n, win.hp, win.wp, c), ops.data_type))
 
-    def run(ins, outs, scratch):
+    def bind(ins, outs, scratch):
+        out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
         if in_place:
-            flat = ins[0].reshape(-1)
-        else:
-            flat = scratch[3].reshape(-1)
-            pad_input(ins[0].reshape(-1), flat, padding)
-        conv(flat, packed, geo, plan, rq, scratch[0], scratch[1], scratch[2], outs[0])
+            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], out))]
+        flat = view(scratch[3])
+        return [
+            (pad_input, (view(ins[0]), flat, padding)),
+            (conv, (flat, packed, geo, plan, rq, *scratch[:3], out)),
+        ]
 
-    return Prepared([(n, oh, ow, oc)], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)
+
+
+def _pointwise_rows(in_shape, w_shape, win) -> tuple[tuple, Window]:
+    """A 1x1 convolution with unit strides and no padding maps each pixel to itself, so any rows will do:
+    the GEMM tiles PX pixels of one row, and rows whose width is no multiple of PX (7, 14, 25, or
+    a 1-D model's width 1) compute pixels they discard. Its n*h*w pixels then become R rows of L (L a
+    multiple of PX dividing them, or all of them when few), the input and output read as [1, R, L, .]."""
+    n, h, w, c = in_shape
+    _, kh, kw, _ = w_shape
+    pointwise = (kh, kw, win.sh, win.sw, win.hp, win.wp) == (1, 1, 1, 1, h, w)
+    if not pointwise or win.ow % PX == 0:
+        return in_shape, win
+    pixels = n * h * w
+    widths = [v for v in range(PX, ROW_PIXELS + 1, PX) if pixels % v == 0]
+    if pixels <= ROW_PIXELS:
+        widths = [pixels]
+    if not widths:
+        return in_shape, win
+    cols = widths[-1]
+    rows = pixels // cols
+    return (1, rows, cols, c), Window(1, 1, 1, 1, rows, cols, 0, 0, rows, cols)

@@ -18,9 +18,12 @@ from ..kernels import requantize
 from . import conv_float
 from .common import (
     Prepared,
+    Window,
+    bound,
     fused_activation,
     int_option,
     require,
+    view,
     window,
 )
 from .conv2d import gemm_conv
@@ -65,6 +68,10 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         return gemm_conv(
             shapes[0], inp.dtype, in_zp, filters, bias_q, mult, shift, out_zp, (lo, hi), win, rule, scale
         )
+    out_shape = (n, oh, ow, oc)
+    if w == 1 and kw == 1 and win.wp == 1 and h > 1:  # a 1-D model's column: run it as a row (_as_row)
+        h, w, kh, kw, win, weights = 1, h, 1, kh, _as_row(win), weights.reshape(1, kh, oc)
+        oh, ow = win.oh, win.ow
     # uint8 input u (see kernels/depthwise.py), channels padded to whole vectors
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
     cp = -(-oc // D.LANES) * D.LANES
@@ -84,11 +91,20 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     offsets = np.zeros(ow, np.int32)  # none: the zero point is in the bias
     slack = (D.DPX * win.sw + 1) * cp + 64  # a step's pixels beyond the last row's end
 
-    def run(ins, outs, scratch):
+    def bind(ins, outs, scratch):
         flat = scratch[0]
-        pad_input(ins[0].reshape(-1), flat, padding)
-        depthwise_conv2d(flat, taps, geo, rq, chunks, scratch[1], offsets, outs[0])
+        out = view(outs[0], (n, oh, ow, oc))
+        return [
+            (pad_input, (view(ins[0]), flat, padding)),
+            (depthwise_conv2d, (flat, taps, geo, rq, chunks, scratch[1], offsets, out)),
+        ]
 
     # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
     sums = ((numba.config.NUMBA_NUM_THREADS, -(-ow // D.DPX) * D.DPX * cp), np.int32)
-    return Prepared([(n, oh, ow, oc)], run, scratch=[((padded_size + slack,), np.uint8), sums])
+    return bound([out_shape], bind, [((padded_size + slack,), np.uint8), sums])
+
+
+def _as_row(win: Window) -> Window:
+    """The window of an [N, H, 1, C] input under a [kh, 1] filter, as the same data seen as [N, 1, H, C]
+    under [1, kh]: the kernel steps DPX pixels along a row, and a column of width 1 would use one of them."""
+    return Window(win.sw, win.sh, win.dw, win.dh, win.ow, win.oh, win.left, win.top, win.wp, win.hp)

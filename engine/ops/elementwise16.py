@@ -19,7 +19,17 @@ from ..kernels.int16 import GENERAL, LEFT_SHIFT, MUL, POT, binary16
 from ..numerics.fixedpoint import quantize_multiplier
 from ..profiles import profile_of
 from .broadcast import _plan, broadcast_shape
-from .common import Prepared, Shape, fused_activation, per_tensor, require, require_types, tensors
+from .common import (
+    Prepared,
+    Shape,
+    bound,
+    fused_activation,
+    per_tensor,
+    require,
+    require_types,
+    tensors,
+    view,
+)
 from .int16 import checked_log2
 
 
@@ -86,11 +96,11 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
 
         return Prepared([out_shape], run_builtin)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        x, y = inputs[0].reshape(-1), inputs[1].reshape(-1)
-        fn(x, y, outputs[0].reshape(-1), ext, sa, sb, mode, p, lo, hi)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        x, y = view(inputs[0]), view(inputs[1])
+        return [(fn, (x, y, view(outputs[0]), ext, sa, sb, mode, p, lo, hi))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:

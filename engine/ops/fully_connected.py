@@ -21,7 +21,7 @@ from ..kernels import fc_litert, gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import profile_of, tflm
 from . import conv_float
-from .common import Prepared, fused_activation, require
+from .common import Prepared, bound, fused_activation, require, view
 from .conv16 import prepare_fully_connected16
 from .conv_litert import fp32_scale
 from .conv_litert import rule as litert_rule
@@ -87,30 +87,19 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         fixed = K.fully_connected_fixed.pick(work)
         zeros = np.zeros(PX, np.int64)
 
-        def run_fixed(ins, outs, scratch):
-            x, y = ins[0].reshape(rows, depth), outs[0].reshape(rows, units)
-            fixed(x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y)
+        def bind_fixed(ins, outs, scratch):
+            x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
+            return [(fixed, (x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y))]
 
-        return Prepared([out_shape], run_fixed, scratch=scratch)
+        return bound([out_shape], bind_fixed, scratch)
     fully_connected = K.fully_connected.pick(work)
 
-    def run(ins, outs, scratch):
-        fully_connected(
-            ins[0].reshape(rows, depth),
-            delta,
-            weights,
-            blocks,
-            bias_q,
-            scale,
-            out_zp,
-            lo,
-            hi,
-            scratch[0],
-            scratch[1],
-            outs[0].reshape(rows, units),
-        )
+    def bind(ins, outs, scratch):
+        x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
+        args = (x, delta, weights, blocks, bias_q, scale, out_zp, lo, hi, *scratch[:2], y)
+        return [(fully_connected, args)]
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)
 
 
 def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scratch, rule: str) -> Prepared:
@@ -119,7 +108,9 @@ def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scrat
     inp, filt, out = tensors3
     rows, depth, units = dims
     delta, blocks, out_zp, lo, hi = gemm_args
-    require(op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units")
+    require(
+        op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units"
+    )
     if rule == "fp32":  # XNNPACK
         table = requantize.params_fp32(bias_q, fp32_scale(inp, filt, out, units))
         fn = fc_litert.fully_connected_fp32.pick(rows * units * depth // 16)

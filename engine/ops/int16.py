@@ -19,9 +19,9 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels.int16 import lookup16
-from ..kernels.lookup import table_runner
+from ..kernels.lookup import flat, table_runner
 from ..numerics.gemmlowp import byte_values
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, per_tensor, require, require_types, runner, tensors
 
 # sigmoid(i / 24) in 0.16 fixed point (common.h sigmoid_table_uint16; hand-tuned values, not a formula)
 # fmt: off
@@ -59,11 +59,10 @@ def table16_runner(table: np.ndarray, size: int):
     table = np.ascontiguousarray(table)
     lookup = lookup16.pick(size)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        x = np.ascontiguousarray(inputs[0]).reshape(-1).view(np.uint16)
-        lookup(x, outputs[0].reshape(-1), table)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(lookup, (flat(inputs[0], np.uint16), flat(outputs[0]), table))]
 
-    return run
+    return runner(bind)
 
 
 def checked_log2(x: float) -> tuple[bool, int]:

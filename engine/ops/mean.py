@@ -13,6 +13,8 @@ with n the number of reduced elements and the sum accumulated in int32.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import prange
@@ -21,7 +23,7 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..profiles import litert, litert_xnn, profile_of
-from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, bound, fail, per_tensor, require, require_types, tensors, view
 
 
 @kernel
@@ -190,21 +192,24 @@ def requantized_sum(
         # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
         accs = ((numba.config.NUMBA_NUM_THREADS, block[2]), np.int32)
 
-        def run_block(inputs: list, outputs: list, scratch: list) -> None:
-            x, out = inputs[0].reshape(block), outputs[0].reshape(block[0], block[2])
-            mean_block(x, out, offset, m, shift, zp_out, lo, hi, scratch[0])
+        def bind_block(inputs: list, outputs: list, scratch: list) -> list:
+            x, out = view(inputs[0], block), view(outputs[0], (block[0], block[2]))
+            return [(mean_block, (x, out, offset, m, shift, zp_out, lo, hi, scratch[0]))]
 
-        return Prepared([out_shape], run_block, scratch=[accs])
+        return bound([out_shape], bind_block, [accs])
     sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
     finish = _finish.pick(int(np.prod(sums_shape)))
     reduce_axes = tuple(axes)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
         sums = scratch[0]
-        np.sum(inputs[0], axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
-        finish(sums.reshape(-1), outputs[0].reshape(-1), offset, m, shift, zp_out, lo, hi)
+        total = functools.partial(np.sum, axis=reduce_axes, dtype=np.int32, out=sums, keepdims=True)
+        return [
+            (total, (inputs[0],)),
+            (finish, (view(sums), view(outputs[0]), offset, m, shift, zp_out, lo, hi)),
+        ]
 
-    return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])
+    return bound([out_shape], bind, [(sums_shape, np.int32)])
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -222,10 +227,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     if not axes:  # ReduceIsCopy
 
-        def run_copy(inputs: list, outputs: list, scratch: list) -> None:
-            np.copyto(outputs[0], inputs[0].reshape(out_shape))
+        def bind_copy(inputs: list, outputs: list, scratch: list) -> list:
+            return [(np.copyto, (outputs[0], view(inputs[0], out_shape)))]
 
-        return Prepared([out_shape], run_copy)
+        return bound([out_shape], bind_copy)
     n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
     if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's mean
         info = np.iinfo(dst.np_dtype)

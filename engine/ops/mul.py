@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from ..graph import Graph, Op
+from ..kernels import binary8
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of
@@ -59,19 +60,28 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     lo, hi = fused_activation(op, out)
     if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK: fp32 requantization
         scale = litert_xnn.mul_scale(s1, s2, so)
-        table = litert_xnn.mul_table((a.dtype, b.dtype), (zp1, zp2, zpo), scale, lo, hi)
-    else:
-        table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
-    if profile_of(g) == "litert" and not litert.delegated(op, g):  # LiteRT's builtin MUL (NEON blocks)
+        xnn = litert_xnn.mul_table((a.dtype, b.dtype), (zp1, zp2, zpo), scale, lo, hi).astype(out.np_dtype)
+        return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], xnn))
+    if profile_of(g) == "litert":  # LiteRT's builtin MUL (NEON blocks, the reference's tail)
         info = np.iinfo(out.np_dtype)
         bounds = (lo, hi, int(info.min), int(info.max))
         neon = litert_builtin.mul_table(
             byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, bounds
         )
+        ref = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
         run = litert_builtin.blocks_runner(
-            out_shape, shapes, neon.astype(out.np_dtype), table.astype(out.np_dtype), a.dtype
+            out_shape, shapes, neon.astype(out.np_dtype), ref.astype(out.np_dtype), a.dtype
         )
         return Prepared([out_shape], run)
-    return Prepared(
-        [out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table.astype(out.np_dtype))
-    )
+    table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
+    table = table.astype(out.np_dtype)
+    if tuple(shapes[0]) == tuple(shapes[1]) and binary8.vmul_supported(shift):  # computed, 16 at a time
+        q = binary8.mul_requant(-zp1, -zp2, m, shift, zpo, lo, hi)
+        vmul = binary8.vmul_flat.pick(int(np.prod(out_shape)) // 4)
+        flat_table = table.reshape(-1)
+
+        def run(inputs: list, outputs: list, scratch: list) -> None:
+            vmul(inputs[0].reshape(-1), inputs[1].reshape(-1), outputs[0].reshape(-1), flat_table, q)
+
+        return Prepared([out_shape], run)
+    return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
-from .common import Prepared, Shape, fail, require, tensors
+from .common import Prepared, Shape, bound, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
@@ -29,9 +29,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     axis = axis + rank if axis < 0 else axis
     out_shape = in_shape[:axis] + (len(ins),) + in_shape[axis:]
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
         out = outputs[0]
-        for k, x in enumerate(inputs):
-            out[(slice(None),) * axis + (k,)] = x
+        at = [(slice(None),) * axis + (slice(k, k + 1),) for k in range(len(inputs))]  # views, even of 1-D
+        return [(np.copyto, (out[a], np.expand_dims(x, axis))) for a, x in zip(at, inputs)]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

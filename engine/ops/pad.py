@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
-from .common import Prepared, Shape, fail, require, tensors
+from .common import Prepared, Shape, bound, fail, require, tensors
 
 MAX_RANK = 6
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
@@ -56,12 +56,11 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     inner = tuple(slice(int(a), int(a) + n) for n, (a, _) in zip(in_shape, pads.tolist()))
     fill = np.asarray(pad_value).astype(dst.np_dtype)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
         out = outputs[0]
-        out[...] = fill
-        out[inner] = inputs[0]
+        return [(np.copyto, (out, fill)), (np.copyto, (out[inner], inputs[0]))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
 
 
 def _legacy_params(t) -> tuple[float, int]:

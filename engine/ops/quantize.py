@@ -21,7 +21,7 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, bound, per_tensor, require, require_types, tensors, view
 from .int16 import lookup_runner, values_of
 
 
@@ -91,11 +91,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
             return Prepared([shape], run_xnn)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            x = np.ascontiguousarray(inputs[0]).reshape(-1)
-            affine_quantize(x, outputs[0].reshape(-1), scale, zp_out, lo, hi)
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(affine_quantize, (view(inputs[0]), view(outputs[0]), scale, zp_out, lo, hi))]
 
-        return Prepared([shape], run)
+        return bound([shape], bind)
     s_in, zp_in = per_tensor(op, inp)
     require(op, s_in > 0, f"{inp.describe()}: scale must be positive")
     if profile_of(g) == "litert" and litert.delegated(op, g):

@@ -23,7 +23,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..profiles import litert, litert_xnn, profile_of
-from .common import Prepared, Shape, tensors
+from .common import Prepared, Shape, bound, tensors, view
 from .resize_nearest_neighbor import resize_geometry
 
 TYPES = ("uint8", "int8", "int16", "float32")
@@ -173,8 +173,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         ys, xs = xnn_axis(h, oh, align, half), xnn_axis(w, ow, align, half)
         fn = _bilinear_xnn.pick(work)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape)
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(fn, (view(inputs[0]), view(outputs[0]), ys, xs, shape))]
 
     elif dtype in ("float32", "uint8"):
         litert_xnn.require_reproduced(op, g)
@@ -182,14 +182,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape, half_up)
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(fn, (view(inputs[0]), view(outputs[0]), ys, xs, shape, half_up))]
 
     else:
         ys, xs = integer_axis(h, oh, align, half), integer_axis(w, ow, align, half)
         fn = _bilinear_int.pick(work)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            fn(inputs[0].reshape(-1), outputs[0].reshape(-1), ys, xs, shape)
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(fn, (view(inputs[0]), view(outputs[0]), ys, xs, shape))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -15,7 +15,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..kernels.strided_copy import bits
-from .common import Prepared, Shape, fail, require, tensors
+from .common import Prepared, Shape, bound, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "float32")  # the reference refuses int64
 
@@ -82,7 +82,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shape = (n, oh, ow, c)
     fn = _nearest.pick(n * oh * ow * c)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        fn(bits(inputs[0]), bits(outputs[0]), iy, ix, n, h, w, c)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(fn, (bits(inputs[0]), bits(outputs[0]), iy, ix, n, h, w, c))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

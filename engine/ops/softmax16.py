@@ -17,7 +17,7 @@ import numpy as np
 from ..graph import Graph, Op
 from ..kernels.int16 import softmax16
 from ..numerics.fixedpoint import quantize_multiplier, round_half_away
-from .common import Prepared, Shape, require
+from .common import Prepared, Shape, bound, require, view
 from .int16 import unary16
 
 
@@ -59,10 +59,10 @@ def prepare_softmax16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     fn = softmax16.pick(rows * depth)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        fn(inputs[0].reshape(-1), outputs[0].reshape(-1), rows, depth, m, shift, exp_lut, inv_lut)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(fn, (view(inputs[0]), view(outputs[0]), rows, depth, m, shift, exp_lut, inv_lut))]
 
-    return Prepared([shape], run)
+    return bound([shape], bind)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels.strided_copy import ViewCopy, contiguous_strides
-from .common import Prepared, Shape, fail, require, tensors
+from .common import Prepared, Shape, bound, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
@@ -58,9 +58,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shapes = [shape[:axis] + (s,) + shape[axis + 1 :] for s in sizes]
     copies = [ViewCopy(o, strides, b * strides[axis]) for o, b in zip(out_shapes, starts)]
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        x = inputs[d_in]
-        for copy, out in zip(copies, outputs):
-            copy(x, out)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [call for copy, out in zip(copies, outputs) for call in copy.calls(inputs[d_in], out)]
 
-    return Prepared(out_shapes, run)
+    return bound(out_shapes, bind)

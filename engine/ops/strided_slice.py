@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels.strided_copy import ViewCopy, contiguous_strides
-from .common import Prepared, Shape, fail, require, tensors
+from .common import Prepared, Shape, bound, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
@@ -140,7 +140,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_shape, out_strides, offset = slice_plan(op, in_shape, begin, end, strides, op.options)
     copy = ViewCopy(out_shape, out_strides, offset)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        copy(inputs[0], outputs[0])
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return copy.calls(inputs[0], outputs[0])
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels.strided_copy import ViewCopy, contiguous_strides
-from .common import Prepared, Shape, require, tensors
+from .common import Prepared, Shape, bound, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "float32", "bool")  # int64: the reference refuses it
 
@@ -30,8 +30,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     out_strides = strides[:axis] + strides[axis + 1 :]
     copies = [ViewCopy(out_shape, out_strides, k * strides[axis]) for k in range(num)]
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        for copy, out in zip(copies, outputs):
-            copy(inputs[0], out)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [call for copy, out in zip(copies, outputs) for call in copy.calls(inputs[0], out)]
 
-    return Prepared([out_shape] * num, run)
+    return bound([out_shape] * num, bind)

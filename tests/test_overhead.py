@@ -1,0 +1,69 @@
+"""A run's per-op overhead (issue 13): bound kernel calls, compiled entry points, the plan's own input.
+
+Timing is scripts/overhead.py's business (figures, never timed tests); these check the mechanism.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import numpy as np
+import pytest
+from numba.core.dispatcher import Dispatcher
+
+import engine
+from engine.ops.common import view
+from tests.tflite_builder import build_model
+
+
+def relu_chain(n: int, size: int = 4) -> bytes:
+    """n RELUs in a row on an int8 [1, size] tensor: the cheapest ops there are."""
+    q = {"scale": [0.1], "zero_point": [-3]}
+    tensors = [dict(name=f"t{i}", shape=[1, size], dtype="int8", **q) for i in range(n + 1)]
+    ops = [{"op": "RELU", "inputs": [i], "outputs": [i + 1]} for i in range(n)]
+    return build_model(tensors=tensors, ops=ops, inputs=[0], outputs=[n])
+
+
+@pytest.mark.parametrize("name", ["mnist", "micro_speech"])
+def test_runs_call_compiled_kernels_directly(name):
+    """After the first run, every call of these models' plans is a kernel's compiled entry point (or a
+    NumPy function): no dispatcher types the arguments again, no closure of an op runs."""
+    m = engine.load(name)
+    x = np.zeros((1, *m.inputs[0].shape[1:]), m.inputs[0].dtype)
+    m.run(x)
+    calls = m.plan(1)._calls
+    assert calls
+    for fn, _ in calls:
+        assert not isinstance(fn, (Dispatcher, types.FunctionType, functools.partial)), f"{fn} runs Python"
+
+
+def test_each_run_reads_its_own_input():
+    """The plan copies each input into its own buffer: the bound calls see every new input, and the caller's
+    array is neither kept nor written."""
+    m = engine.load(relu_chain(3))
+    x = np.arange(-8, 8, dtype=np.int8).reshape(4, 4)
+    want = [m.run(x[k : k + 1])[0] for k in range(4)]  # batch 1, four different inputs
+    assert len({w.tobytes() for w in want}) == 4
+    again = [m.run(np.ascontiguousarray(x[k : k + 1]))[0] for k in range(4)]
+    assert all((a == w).all() for a, w in zip(again, want))
+    before = x.copy()
+    (batch,) = m.run(x)
+    assert (batch == np.concatenate(want)).all() and (x == before).all()
+    x[0, 0] = 100  # the caller's array changes after the run: nothing the plan holds sees it
+    assert (m.run(before[:1])[0] == want[0]).all()
+
+
+def test_chain_matches_the_reference_arithmetic():
+    """The chain's result is one RELU's (a RELU of a RELU on one scale changes nothing more)."""
+    one, many = engine.load(relu_chain(1)), engine.load(relu_chain(50))
+    x = np.arange(-128, 128, dtype=np.int8).reshape(64, 4)
+    assert (one.run(x)[0] == many.run(x)[0]).all()
+    assert (one.run(x)[0] == np.maximum(x, -3)).all()  # zero point -3: RELU clamps below it
+
+
+def test_view_never_copies():
+    a = np.arange(12, dtype=np.int8).reshape(3, 4)
+    assert np.shares_memory(view(a), a) and view(a, (4, 3)).shape == (4, 3)
+    with pytest.raises(ValueError):
+        view(a[:, :3])  # a bound call would write a copy, never the plan's array

@@ -1,0 +1,183 @@
+"""engine/runtime.py: the default thread count (affinity, cgroup quota), engine.set_num_threads, and the
+bounded spin of libgomp's waiting threads set before Numba loads it (issue 13)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine import runtime
+from engine.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cgroup_v2(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    return tmp_path
+
+
+def test_cgroup_v2_quota_is_the_tightest_on_the_path(tmp_path):
+    root = _cgroup_v2(
+        tmp_path, {"cpu.max": "max 100000\n", "a/cpu.max": "300000 100000\n", "a/b/cpu.max": "max 100000\n"}
+    )
+    assert runtime.cgroup_cpu_limit("0::/a/b\n", root) == 3.0
+    assert runtime.cgroup_cpu_limit("0::/\n", root) is None  # "max": no quota
+    root2 = _cgroup_v2(tmp_path / "two", {"x/cpu.max": "150000 100000\n"})
+    assert runtime.cgroup_cpu_limit("0::/x\n", root2) == 1.5
+
+
+def test_cgroup_v1_quota(tmp_path):
+    d = tmp_path / "cpu,cpuacct" / "docker" / "c1"
+    d.mkdir(parents=True)
+    (d / "cpu.cfs_quota_us").write_text("50000\n")
+    (d / "cpu.cfs_period_us").write_text("100000\n")
+    top = tmp_path / "cpu,cpuacct"
+    (top / "cpu.cfs_quota_us").write_text("-1\n")  # the root: no quota
+    (top / "cpu.cfs_period_us").write_text("100000\n")
+    text = "12:memory:/docker/c1\n4:cpu,cpuacct:/docker/c1\n0::/\n"
+    assert runtime.cgroup_cpu_limit(text, tmp_path) == 0.5
+    assert runtime.cgroup_cpu_limit("4:cpu,cpuacct:/\n", tmp_path) is None
+
+
+def test_usable_cores_never_exceeds_affinity_or_quota(monkeypatch):
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda: None)
+    assert runtime.usable_cores() == 4
+    monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda: 2.5)
+    assert runtime.usable_cores() == 2  # rounded down: never more threads than the quota
+    monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda: 0.5)
+    assert runtime.usable_cores() == 1
+    monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda: 16.0)
+    assert runtime.usable_cores() == 4
+
+
+def test_set_num_threads_validates_and_sets():
+    import numba
+
+    before = engine.get_num_threads()
+    try:
+        engine.set_num_threads(1)
+        assert engine.get_num_threads() == numba.get_num_threads() == 1
+    finally:
+        engine.set_num_threads(before)
+    limit = numba.config.NUMBA_NUM_THREADS
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(InputError, match="set_num_threads"):
+            engine.set_num_threads(bad)
+    with pytest.raises(InputError, match=f"at most {limit}"):
+        engine.set_num_threads(limit + 1)
+
+
+def _fresh(code: str, **env) -> str:
+    e = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMBA_NUM_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    }
+    e.update(env, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=e, capture_output=True, text=True, timeout=300, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_a_fresh_process_gets_the_default_and_the_bounded_spin():
+    """Imported first, the engine sizes Numba's pool to the usable cores and bounds libgomp's spin;
+    the environment's own choices win."""
+    code = (
+        "import os, engine, numba; from engine import runtime; "
+        "print(numba.config.NUMBA_NUM_THREADS, engine.usable_cores(), os.environ.get('GOMP_SPINCOUNT'),"
+        " runtime.spin_bounded())"
+    )
+    pool, usable, spin, bounded = _fresh(code).split()
+    assert pool == usable and spin == str(runtime.SPIN_COUNT) and bounded == "True"
+    pool, _, spin, bounded = _fresh(code, NUMBA_NUM_THREADS="1", OMP_WAIT_POLICY="ACTIVE").split()
+    assert (pool, spin, bounded) == ("1", "None", "False")
+
+
+def test_the_spin_reaches_libgomp():
+    """libgomp reads GOMP_SPINCOUNT when it loads: the engine's value is in the process's environment
+    before Numba's OpenMP layer starts (at the first kernel, or here get_num_threads)."""
+    code = (
+        "import engine, numba, os; numba.get_num_threads(); "
+        "print(numba.threading_layer(), os.environ['GOMP_SPINCOUNT'], "
+        "'libgomp' in open('/proc/self/maps').read())"
+    )
+    layer, spin, loaded = _fresh(code).split()
+    if layer != "omp":
+        pytest.skip(f"Numba runs the {layer} threading layer here")
+    assert spin == str(runtime.SPIN_COUNT) and loaded == "True"
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _runs(pace, clock, seconds, seen):
+    import numba
+
+    for s in seconds:
+        with pace:
+            seen.append(numba.get_num_threads())
+            clock.now += s
+
+
+def test_pace_backs_off_to_one_thread_while_the_cores_are_taken(monkeypatch):
+    """Two runs in a row over PACE_SLOW x the best: the next PACE_BACKOFF[0] runs use one thread (and
+    the caller's thread count is back after each), then the full count again; a probe that is slow
+    twice again backs off for twice as long; a fast run resets the back-off."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread here")
+    clock = _Clock()
+    monkeypatch.setattr(runtime.time, "perf_counter", clock)
+    monkeypatch.setattr(runtime, "PACE_ON", True)
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        pace, seen = runtime.Pace(), []
+        k = runtime.PACE_BACKOFF[0]
+        _runs(pace, clock, [1.0, 1.1, 5.0, 1.0], seen)  # one slow run: no back-off
+        assert seen == [2, 2, 2, 2] and pace.left == 0
+        seen.clear()
+        _runs(pace, clock, [5.0, 5.0] + [1.0] * k + [5.0, 5.0], seen)
+        assert seen == [2, 2] + [1] * k + [2, 2] and numba.get_num_threads() == 2
+        assert pace.left == 2 * k  # the probe was slow again: twice as long
+        seen.clear()
+        _runs(pace, clock, [1.0] * (2 * k) + [1.0], seen)
+        assert seen == [1] * (2 * k) + [2] and pace.backoff == k  # a fast probe: back to the start
+        seen.clear()
+        monkeypatch.setattr(runtime, "PACE_ON", False)  # ENGINE_PACE=0
+        _runs(pace, clock, [9.0] * 4, seen)
+        assert seen == [2] * 4
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_a_model_runs_through_the_pace(models_dir):
+    """Model.run times every run in its plan's Pace; results are the same at one thread and two."""
+    import numpy as np
+
+    m = engine.load(models_dir / "mnist_uint8.tflite")
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.uint8)
+    (want,) = m.run(x)
+    pace = m.plan(4).pace
+    assert pace.best < 1.0
+    pace.left = 3  # as after two slow runs
+    for _ in range(3):
+        (got,) = m.run(x)
+        assert np.array_equal(got, want)
+    assert pace.left == 0
