@@ -11,14 +11,13 @@ import numpy as np
 
 from .graph import Graph
 from .numerics.fixedpoint import wrap_int32
-from .ops.conv_litert import rule as litert_rule
 from .profiles import litert
 
 
 def litert_steps(t, g: Graph) -> tuple[list[str], int]:
     """(lines, LiteRT's value) for a ConvTrace t of a layer of graph g (whatever profile g was loaded with)."""
     gl = dataclasses.replace(g, numerics="litert")
-    rule = litert_rule(t.op, gl)
+    rule = litert.conv_rule(t.op, gl)
     why = litert.refusal(t.op, gl)
     lines = ["", "LiteRT's default interpreter (numerics='litert', x86):"]
     if rule == "fp32":

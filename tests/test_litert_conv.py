@@ -326,3 +326,33 @@ def test_transpose_conv(scheme, batch):
     check_litert(model, sets)
     if scheme != "int16":
         assert compare_litert(model, sets, numerics="reference").differing > 0
+
+
+def test_float_convolutions_are_refused():
+    """LiteRT delegates float32 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED to XNNPACK, whose float
+    kernels sum in their own order (the reference profile's loops differ on most elements, measured): the
+    profile refuses them rather than be inexact."""
+    rng = np.random.default_rng(0)
+    for op, wshape, xshape in (
+        ("CONV_2D", (16, 3, 3, 8), [1, 9, 9, 8]),
+        ("DEPTHWISE_CONV_2D", (1, 3, 3, 8), [1, 9, 9, 8]),
+        ("FULLY_CONNECTED", (40, 300), [1, 300]),
+    ):
+        net = Net()
+        x = net.input(xshape, "float32")
+        w = net.const(rng.normal(size=wshape).astype(np.float32), "float32")
+        b = net.const(
+            rng.normal(size=wshape[0] if op != "DEPTHWISE_CONV_2D" else 8).astype(np.float32), "float32"
+        )
+        channels = wshape[0] if op != "DEPTHWISE_CONV_2D" else 8
+        y = net.tensor([1, channels] if op == "FULLY_CONNECTED" else [1, 9, 9, channels], "float32")
+        opts = {} if op == "FULLY_CONNECTED" else {"padding": "SAME", "stride_h": 1, "stride_w": 1}
+        if op == "DEPTHWISE_CONV_2D":
+            opts["depth_multiplier"] = 1
+        net.op(op, [x, w, b], [y], op, **opts)
+        model = net.build()
+        xs = [rng.normal(size=xshape).astype(np.float32)]
+        assert litert_run_many(model, [xs])[0]["delegated"] == [0]
+        assert compare_litert(model, [xs], numerics="reference").differing > 0
+        with pytest.raises(UnsupportedError, match="float kernels"):
+            engine.load(model, numerics="litert")

@@ -21,7 +21,7 @@ from numba.extending import intrinsic
 from . import cpu
 from .irtools import data_ptr, element_ptr, empty_codegen, operand
 from .kernel import kernel
-from .requantize import BIAS, LANES, VectorIR, requantize_pixels
+from .requantize import BIAS, LANES, VectorIR, requantize_pixels, rule_of
 
 DPX = 8  # pixels per step; LANES channels
 SIMD = cpu.AVX512BW
@@ -116,7 +116,7 @@ def dwconv_requantize_u8s16_8x16_avx512(typingctx, x, w, at, ep, out, rq):
         outp = data_ptr(context, builder, out_)
         none = ir.Constant(v.vmask, [0] * LANES)
         for p in range(DPX):
-            r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi)
+            r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi, rule_of(signature.args[5]))
             at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
             inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
             v.store8(

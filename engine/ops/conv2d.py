@@ -11,6 +11,7 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
+from ..profiles import litert
 from . import conv_float
 from .common import (
     Prepared,
@@ -22,8 +23,6 @@ from .common import (
     window,
 )
 from .conv16 import prepare_conv16
-from .conv_litert import fp32_scale
-from .conv_litert import rule as litert_rule
 from .quant_params import (
     bias_vector,
     conv_multipliers,
@@ -50,8 +49,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
-    rule = litert_rule(op, g)  # "reference" unless numerics="litert" (conv_litert.py)
-    scale = fp32_scale(inp, filt, out, oc) if rule == "fp32" else None
+    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
+    scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
     return gemm_conv(
         shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win, rule, scale
     )

@@ -15,6 +15,7 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import depthwise as D
 from ..kernels import requantize
+from ..profiles import litert
 from . import conv_float
 from .common import (
     Prepared,
@@ -28,8 +29,6 @@ from .common import (
 )
 from .conv2d import gemm_conv
 from .conv16 import prepare_conv16
-from .conv_litert import fp32_scale
-from .conv_litert import rule as litert_rule
 from .quant_params import (
     bias_vector,
     conv_multipliers,
@@ -60,8 +59,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
-    rule = litert_rule(op, g)  # "reference" unless numerics="litert" (conv_litert.py)
-    scale = fp32_scale(inp, filt, out, oc) if rule == "fp32" else None
+    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
+    scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
     lo, hi = fused_activation(op, out)
     if c == 1:  # each output channel filters the one input channel: an ordinary convolution
         filters = weights.transpose(2, 0, 1)[..., None]

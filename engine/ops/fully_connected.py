@@ -7,7 +7,7 @@ two disagree on rare accumulators that sit next to a rounding boundary (NOTES.md
 With numerics="tflm" the layer requantizes as TFLite Micro does: multipliers s_in * s_w / s_out in
 double (per tensor too) and MultiplyByQuantizedMultiplier, picked here at prepare. With
 numerics="litert", XNNPACK's fp32 rule where its delegate takes the layer, else ruy's rounding of the
-reference's multipliers (LiteRT's optimized kernel; conv_litert.py).
+reference's multipliers (LiteRT's optimized kernel; profiles/litert.py).
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import fc_litert, gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
-from ..profiles import profile_of, tflm
+from ..profiles import litert, profile_of, tflm
 from . import conv_float
 from .common import Prepared, bound, fused_activation, require, view
 from .conv16 import prepare_fully_connected16
-from .conv_litert import fp32_scale
-from .conv_litert import rule as litert_rule
 from .quant_params import (
     bias_vector,
     conv_multipliers,
@@ -71,7 +69,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
 
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
-    rule = litert_rule(op, g)  # "reference" unless numerics="litert"
+    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert"
     if rule != "reference":
         gemm_args = (delta, blocks, out_zp, lo, hi)
         dims = (rows, depth, units)
@@ -108,11 +106,9 @@ def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scrat
     inp, filt, out = tensors3
     rows, depth, units = dims
     delta, blocks, out_zp, lo, hi = gemm_args
-    require(
-        op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units"
-    )
+    require(op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units")
     if rule == "fp32":  # XNNPACK
-        table = requantize.params_fp32(bias_q, fp32_scale(inp, filt, out, units))
+        table = requantize.params_fp32(bias_q, litert.fp32_scales(inp, filt, out, units))
         fn = fc_litert.fully_connected_fp32.pick(rows * units * depth // 16)
     else:  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
         mult, shift = conv_multipliers(op, inp, filt, out, units)
@@ -120,8 +116,8 @@ def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scrat
         fn = fc_litert.fully_connected_ruy.pick(rows * units * depth // 16)
     zeros = np.zeros(PX, np.int64)
 
-    def run(ins, outs, scratch):
-        x, y = ins[0].reshape(rows, depth), outs[0].reshape(rows, units)
-        fn(x, delta, weights, blocks, table, out_zp, lo, hi, zeros, scratch[0], scratch[1], y)
+    def bind(ins, outs, scratch):
+        x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
+        return [(fn, (x, delta, weights, blocks, table, out_zp, lo, hi, zeros, scratch[0], scratch[1], y))]
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)

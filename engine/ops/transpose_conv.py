@@ -23,9 +23,8 @@ from ..kernels import gemm, requantize
 from ..kernels import transpose_conv as K
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..numerics.fixedpoint import wrap_int32_array
+from ..profiles import litert
 from .common import Prepared, conv_output_size, conv_padding, fused_activation, int_option, require, tensors
-from .conv_litert import fp32_scale
-from .conv_litert import rule as litert_rule
 from .quant_params import bias_vector, check_bias_scale, conv_multipliers, filter_zero_points
 
 FLOAT_BOUNDS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -90,7 +89,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, filt.quant_axis == 0, f"{filt.describe()}: per-channel axis must be 0")
     if inp.dtype == "int16":
         return _prepare16(op, inp, filt, bias, out, values[1], bias_value, out_shape, geo)
-    rule = litert_rule(op, g)  # "reference" unless numerics="litert" (conv_litert.py)
+    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
     return _prepare8(op, inp, filt, bias, out, values[1], bias_value, out_shape, geo, rule)
 
 
@@ -167,7 +166,7 @@ def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo, rule="ref
     packed = pack_weights(cols_w, group)
     blocks = padded_channels(len(cols_w)) // OCB
     width = blocks * OCB
-    scale = fp32_scale(inp, filt, out, oc) if rule == "fp32" else None
+    scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
     rq = requantize.make(rule, bias_q, mult, shift, scale, int(out.zero_point[0]), lo, hi)
     pixels = n * geo.h * geo.w
     gemm_fn = K.tconv_gemm.pick(pixels * len(cols_w) * ic // 16)

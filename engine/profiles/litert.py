@@ -135,6 +135,8 @@ def requantization_scale(s_in: float, s_w: np.ndarray, s_out: float) -> np.ndarr
 @rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 def _weighted(op: Op, g: Graph) -> str | None:
     inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if inp.dtype == "float32" and filt.dtype == "float32":
+        return activation_refusal(op)  # delegated (measured); the profile refuses it (_weighted_fails)
     if inp.dtype not in ("uint8", "int8"):
         return f"{inp.describe()}: XNNPACK's {op.type} takes uint8 or int8 data here"
     for t, channel_ok in ((inp, False), (filt, True), (out, False)):
@@ -178,6 +180,11 @@ def _transpose_conv(op: Op, g: Graph) -> str | None:
 @runtime_rule("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 def _weighted_fails(op: Op, g: Graph) -> str | None:
     inp, filt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if inp.dtype == "float32" and delegated(op, g):
+        return (
+            f"float32 {op.type} runs in XNNPACK's float kernels, whose summation order (and fused"
+            " multiply-adds) this profile does not reproduce: it would not be bit-exact"
+        )
     if inp.dtype not in ("int8", "uint8"):
         return None
     if not _has(op, 2) and op.type == "CONV_2D":  # tflite/kernels/conv.cc: has_bias
@@ -201,11 +208,39 @@ def _weighted_fails(op: Op, g: Graph) -> str | None:
     return None
 
 
+# --- the convolution family's requantization rule (ops: conv2d, depthwise_conv2d, fully_connected,
+# transpose_conv, conv16), chosen once at prepare ------------------------------------------------------------
+
+
+def conv_rule(op: Op, g: Graph) -> str:
+    """The requantization rule (kernels/requantize.make) LiteRT's default interpreter applies to a
+    convolution-family op under the graph's profile ("reference" unless numerics="litert"):
+    - the XNNPACK delegate takes the op: "fp32", float32(acc) * scale[c], clamped, rounded half to even,
+      scale = float32 s_in * s_w[c] / s_out in that order (XNNPACK's convolution-nhwc.c);
+    - it does not: LiteRT's optimized builtin kernels. CONV_2D and FULLY_CONNECTED multiply through ruy,
+      whose x86 kernels round the final right shift half up ("ruy"); DEPTHWISE_CONV_2D and TRANSPOSE_CONV
+      keep the reference's MultiplyByQuantizedMultiplier ("reference"). The multipliers are the
+      reference's (Prepare is shared)."""
+    if getattr(g, "numerics", "reference") != "litert":
+        return "reference"
+    if delegated(op, g):
+        return "fp32"
+    return "ruy" if op.type in ("CONV_2D", "FULLY_CONNECTED") else "reference"
+
+
+def fp32_scales(inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> np.ndarray:
+    """XNNPACK's per-channel float32 scales (a per-tensor filter's one scale repeated)."""
+    s = requantization_scale(inp.scale[0], filt.scale, out.scale[0])
+    return np.ascontiguousarray(np.broadcast_to(s, (channels,)), np.float32)
+
+
 __all__ = [
     "RULES",
     "RUNTIME_RULES",
+    "conv_rule",
     "datatype_refusal",
     "delegated",
+    "fp32_scales",
     "refusal",
     "requantization_scale",
     "rule",
