@@ -46,7 +46,7 @@ from .numerics.fixedpoint import (
 from .ops import kernel_for
 from .ops.common import fused_activation, per_tensor, window
 from .ops.quant_params import bias_vector, conv_multipliers, filter_zero_points
-from .profiles import tflm
+from .profiles import litert_xnn, tflm
 from .stats import op_macs
 
 CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -774,6 +774,9 @@ def _with_profiles(steps: dict, model: Model, op: Op, ins: list, element: tuple)
             "  the profiles agree on this element"
             + (f" (they can differ on {op.type}: {why})" if why else "")
         )
+    litert_why = litert_xnn.describe(op, model.graph)
+    if litert_why:
+        lines.append(f"  litert: {litert_why}")
     return {**steps, "numerics": model.numerics, "profiles": found, "profiles_differ": differ,
             "text": steps["text"] + "\n" + "\n".join(lines)}  # fmt: skip
 

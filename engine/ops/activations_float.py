@@ -16,6 +16,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
+from ..profiles import litert_xnn
 from .common import Prepared, Shape, require, tensors
 
 LOGISTIC_UPPER = np.float32(16.619047164916992188)
@@ -67,6 +68,7 @@ def _softmax(x, out, beta):
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     _, (dst,) = tensors(op, g)
     require(op, dst.dtype == "float32", f"{dst.describe()}: output must be float32")
+    litert_xnn.require_reproduced(op, g)
     shape = tuple(shapes[0])
     size = int(np.prod(shape, dtype=np.int64))
     if op.type == "SOFTMAX":

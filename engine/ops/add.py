@@ -19,7 +19,7 @@ from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
 from ..numerics.gemmlowp import byte_values
-from ..profiles import profile_of, tflm
+from ..profiles import litert, litert_builtin, litert_xnn, profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
@@ -71,9 +71,19 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
     if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: rescaled inputs subtracted
         table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
         return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's integer add
+        params = litert_xnn.add_params(s1, s2, so, sign)
+        table = litert_xnn.add_table((a.dtype, b.dtype), (zp1, zp2, zpo), params, lo, hi).astype(out.np_dtype)
+        return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
     in1, in2, rescale_out = Rescale(-zp1, m1, sh1), Rescale(-zp2, sign * m2, sh2), Rescale(zpo, mo, sho)
     values1, values2 = byte_values(a.dtype), byte_values(b.dtype)
     table = add_table(values1, values2, in1, in2, rescale_out, lo, hi, LEFT_SHIFT).astype(out.np_dtype)
+    if profile_of(g) == "litert" and sign > 0:  # builtin ADD: NEON blocks, a scalar tail (builtin SUB: scalar)
+        info = np.iinfo(out.np_dtype)
+        bounds = (lo, hi, int(info.min), int(info.max))
+        neon = litert_builtin.add_table(values1, values2, tuple(in1), tuple(in2), tuple(rescale_out), bounds)
+        run = litert_builtin.blocks_runner(out_shape, shapes, neon.astype(out.np_dtype), table, a.dtype)
+        return Prepared([out_shape], run)
     return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph import Graph, Op
+from ..profiles import litert, litert_xnn, profile_of
 from . import div_quantized
 from .broadcast import broadcast_shape
 from .common import Prepared, Shape, fail, require, tensors
@@ -94,6 +95,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     dtype = out.np_dtype
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
     bounds = _bounds(op, dtype)
+    xnn = dtype == np.float32 and profile_of(g) == "litert" and litert.delegated(op, g)
+    if xnn and bounds is not None:  # XNNPACK's output range: an unbounded side is infinite, not +-FLT_MAX
+        info = np.finfo(dtype)
+        bounds = tuple(dtype.type(v * np.inf) if abs(v) == info.max else v for v in bounds)
     compute = _compute(op.type, dtype)
     int_div = op.type in ("DIV", "FLOOR_DIV") and dtype.kind != "f"
     if int_div and values[1] is not None and not np.all(values[1]):
@@ -109,4 +114,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             if bounds is not None:
                 np.clip(o, bounds[0], bounds[1], out=o)
 
-    return Prepared([out_shape], run)
+    prepared = Prepared([out_shape], run)
+    if xnn:
+        return litert_xnn.flush_denormals(prepared, shapes)  # XNNPACK: denormals are zero
+    return prepared

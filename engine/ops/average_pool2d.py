@@ -13,6 +13,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
+from ..profiles import litert_xnn
 from . import pool_float
 from .common import Prepared, Shape, bound, pool_geometry
 
@@ -56,6 +57,7 @@ def _avg_pool(x, out, pool, accs):
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     if g.tensors[op.inputs[0]].dtype == "float32":
+        litert_xnn.require_reproduced(op, g)
         return pool_float.prepare(op, g, shapes, values)
     out_shape, pool = pool_geometry(op, g, shapes)
     avg_pool = _avg_pool.pick(int(np.prod(out_shape)) * pool.fh * pool.fw)

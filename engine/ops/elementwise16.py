@@ -71,7 +71,9 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
 
         (s1, zp1), (s2, zp2), (so, zpo) = q
         tflm = profile_of(g) == "tflm"  # TFLite Micro: s1 * s2 / s_out in double (mul_common.cc), as 8-bit
-        m, shift = quantize_multiplier(float(s1) * float(s2) / float(so) if tflm else real_multiplier(s1, s2, so))
+        m, shift = quantize_multiplier(
+            float(s1) * float(s2) / float(so) if tflm else real_multiplier(s1, s2, so)
+        )
         shift = shift & 31 if shift > 0 else shift  # the compiled reference's left shift, as mul.py
         mode, p = MUL, np.array([zp1, zp2, m, shift, zpo], np.int64)
     else:
@@ -81,6 +83,18 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
     ext, sa, sb = _plan(out_shape, shapes[0], shapes[1])
     fn = binary16.pick(int(np.prod(out_shape)))
+    if (
+        profile_of(g) == "litert"
+        and op.type == "ADD"
+        and mode == GENERAL
+        and tuple(shapes[0]) == tuple(shapes[1])
+    ):
+        from ..profiles.litert_builtin import add16  # LiteRT's builtin int16 ADD: NEON blocks, a scalar tail
+
+        def run_builtin(inputs: list, outputs: list, scratch: list) -> None:
+            add16(inputs[0].reshape(-1), inputs[1].reshape(-1), outputs[0].reshape(-1), p, lo, hi)
+
+        return Prepared([out_shape], run_builtin)
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         x, y = view(inputs[0]), view(inputs[1])

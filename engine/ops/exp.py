@@ -17,6 +17,7 @@ from numba import njit
 from ..graph import Graph, Op
 from ..kernels.lookup import table_runner
 from ..numerics.gemmlowp import libm, lut_lookup16_all, lut_populate, lut_populate16
+from ..profiles import litert_xnn
 from .common import Prepared, Shape, require, tensors, unary_8bit
 from .int16 import table16_runner
 
@@ -36,6 +37,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     shape = tuple(shapes[0])
     if src.dtype == "float32":
         require(op, dst.dtype == "float32", f"{dst.describe()}: output must be float32")
+        litert_xnn.require_reproduced(op, g)
 
         def run(inputs: list, outputs: list, scratch: list) -> None:
             exp_float(inputs[0].reshape(-1), outputs[0].reshape(-1))

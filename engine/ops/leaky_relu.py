@@ -15,6 +15,7 @@ from numba import njit
 
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, require, tensors, unary_8bit
 from .int16 import lookup_runner, values_of
 
@@ -49,6 +50,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
     if inp.dtype == "int16":
         require(op, zp_in == 0 and zp_out == 0, "int16 zero points must be 0")
+    if profile_of(g) == "litert" and inp.dtype != "int16" and litert.delegated(op, g):  # XNNPACK
+        mult = litert_xnn.lrelu_multipliers(s_in, s_out, float(alpha))
+        table = litert_xnn.lrelu_table(inp.dtype, (zp_in, zp_out), mult)
+        return Prepared([shape], lookup_runner(table.astype(out.np_dtype), inp.dtype, int(np.prod(shape))))
     f_in, f_out = np.float32(s_in), np.float32(s_out)
     m_al, sh_al = quantize_multiplier(float(f_in * alpha / f_out))
     m_id, sh_id = quantize_multiplier(float(f_in / f_out))

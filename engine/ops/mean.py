@@ -22,6 +22,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, bound, fail, per_tensor, require, require_types, tensors, view
 
 
@@ -110,6 +111,22 @@ def raw_sum(
             divide(target, outputs[0].reshape(-1), n)
 
     return Prepared([out_shape], run, scratch=scratch)
+
+
+@kernel
+def _finish_xnn(sums, out, scale, bias, lo, hi):
+    """XNNPACK's int32 -> 8-bit convert of the raw sums: nearbyint(float(sum) * scale + bias)."""
+    for i in prange(sums.size):
+        v = np.float32(np.float32(sums[i]) * scale) + bias
+        out[i] = min(max(np.int64(np.rint(v)), lo), hi)
+
+
+def xnn_mean_params(s_in: float, s_out: float, zp_in: int, zp_out: int, n: int) -> tuple:
+    """(scale, bias) of XNNPACK's quantized mean (numerics="litert"): scale = f32(s_in / s_out) *
+    f32(1 / n) and bias = zp_out - (n * zp_in) * scale, every step in float32."""
+    f32 = np.float32
+    scale = f32(f32(f32(s_in) / f32(s_out)) * f32(f32(1.0) / f32(n)))
+    return scale, f32(f32(zp_out) - f32(f32(n * zp_in) * scale))
 
 
 def resolve_axes(op: Op, axes: np.ndarray, rank: int) -> list[int]:
@@ -202,6 +219,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require_types(op, dst, (src.dtype,))
     in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
     if src.dtype in ("float32", "int32", "int64"):  # reference_ops::Mean: sums (int64 for int32), / n
+        litert_xnn.require_reproduced(op, g)
         n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
         return raw_sum(in_shape, axes, out_shape, src.dtype, from_first=False, divisor=n)
     s_in, zp_in = per_tensor(op, src)
@@ -214,5 +232,25 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
         return bound([out_shape], bind_copy)
     n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's mean
+        info = np.iinfo(dst.np_dtype)
+        return _prepare_xnn(
+            in_shape, out_shape, tuple(axes), xnn_mean_params(s_in, s_out, zp_in, zp_out, n), info
+        )
     mult = mean_multiplier(s_in, s_out, n)
     return requantized_sum(in_shape, axes, out_shape, mult, (zp_in, zp_out), dst.np_dtype)
+
+
+def _prepare_xnn(in_shape: Shape, out_shape: Shape, axes: tuple, params: tuple, info) -> Prepared:
+    """Raw int32 sums over the axes, then XNNPACK's float32 rescale of each."""
+    sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
+    finish = _finish_xnn.pick(int(np.prod(sums_shape)))
+    scale, bias = params
+    lo, hi = int(info.min), int(info.max)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        sums = scratch[0]
+        np.sum(inputs[0], axis=axes, dtype=np.int32, out=sums, keepdims=True)
+        finish(sums.reshape(-1), outputs[0].reshape(-1), scale, bias, lo, hi)
+
+    return Prepared([out_shape], run, scratch=[(sums_shape, np.int32)])

@@ -13,7 +13,7 @@ from ..graph import Graph, Op
 from ..kernels import binary8
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..numerics.gemmlowp import byte_values
-from ..profiles import profile_of
+from ..profiles import litert, litert_builtin, litert_xnn, profile_of
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
@@ -58,6 +58,21 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         too_large = f"multiplier s1 * s2 / s_out = {real_multiplier(s1, s2, so):g} is too large (>= 2**30)"
         require(op, shift <= 30, too_large)
     lo, hi = fused_activation(op, out)
+    if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK: fp32 requantization
+        scale = litert_xnn.mul_scale(s1, s2, so)
+        xnn = litert_xnn.mul_table((a.dtype, b.dtype), (zp1, zp2, zpo), scale, lo, hi).astype(out.np_dtype)
+        return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], xnn))
+    if profile_of(g) == "litert":  # LiteRT's builtin MUL (NEON blocks, the reference's tail)
+        info = np.iinfo(out.np_dtype)
+        bounds = (lo, hi, int(info.min), int(info.max))
+        neon = litert_builtin.mul_table(
+            byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, bounds
+        )
+        ref = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
+        run = litert_builtin.blocks_runner(
+            out_shape, shapes, neon.astype(out.np_dtype), ref.astype(out.np_dtype), a.dtype
+        )
+        return Prepared([out_shape], run)
     table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
     table = table.astype(out.np_dtype)
     if tuple(shapes[0]) == tuple(shapes[1]) and binary8.vmul_supported(shift):  # computed, 16 at a time

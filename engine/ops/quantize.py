@@ -20,6 +20,7 @@ from numba import njit, prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from ..profiles import litert, litert_builtin, litert_xnn, profile_of
 from .common import Prepared, Shape, bound, per_tensor, require, require_types, tensors, view
 from .int16 import lookup_runner, values_of
 
@@ -52,6 +53,23 @@ def _affine_quantize(x, out, scale, zero_point, lo, hi):
             out[i] = _affine_quantize_one(x[i], scale, zero_point, lo, hi)
 
 
+@kernel
+def _xnn_quantize(x, out, inv_scale, zero_point, lo, hi):
+    """XNNPACK's f32 -> 8-bit convert (numerics="litert"): x * float32(1 / scale), capped at 32767
+    (NaN too), converted half to even (below -2**31: INT32_MIN), saturated to int16, plus the zero
+    point saturated to int16, then to the output type."""
+    n = x.size
+    chunk = 1 << 16
+    for c in prange((n + chunk - 1) // chunk):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            v = np.float32(x[i]) * inv_scale
+            if not v <= np.float32(32767.0):
+                v = np.float32(32767.0)
+            r = np.int64(np.rint(v)) if v >= -2147483648.0 else np.int64(INT32_MIN)
+            r = min(max(min(max(r, -32768), 32767) + zero_point, -32768), 32767)
+            out[i] = min(max(r, lo), hi)
+
+
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     (inp,), (out,) = tensors(op, g)
     require_types(op, inp, ("float32", "uint8", "int8", "int16"))
@@ -64,6 +82,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         scale = np.float32(s_out)
         lo, hi = int(info.min), int(info.max)
         affine_quantize = _affine_quantize.pick(int(np.prod(shape)) // 16)
+        if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's convert
+            inv, xnn_quantize = np.float32(1.0) / scale, _xnn_quantize.pick(int(np.prod(shape)) // 16)
+
+            def run_xnn(inputs: list, outputs: list, scratch: list) -> None:
+                x = np.ascontiguousarray(inputs[0]).reshape(-1)
+                xnn_quantize(x, outputs[0].reshape(-1), inv, zp_out, lo, hi)
+
+            return Prepared([shape], run_xnn)
 
         def bind(inputs: list, outputs: list, scratch: list) -> list:
             return [(affine_quantize, (view(inputs[0]), view(outputs[0]), scale, zp_out, lo, hi))]
@@ -71,7 +97,18 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return bound([shape], bind)
     s_in, zp_in = per_tensor(op, inp)
     require(op, s_in > 0, f"{inp.describe()}: scale must be positive")
+    if profile_of(g) == "litert" and litert.delegated(op, g):
+        table = litert_xnn.cvt_table(inp.dtype, (s_in, zp_in), (s_out, zp_out))
+        return Prepared([shape], lookup_runner(table.astype(out.np_dtype), inp.dtype, int(np.prod(shape))))
     m, shift = quantize_multiplier(s_in / s_out)
     require(op, shift <= 30, f"input scale {s_in:g} too large for output scale {s_out:g}")
     table = requantize_table(values_of(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max))
+    if profile_of(g) == "litert" and inp.dtype != "int16" and out.dtype != "int16":  # builtin: NEON blocks
+        neon = litert_builtin.requantize_table(
+            values_of(inp.dtype), zp_in, m, shift, zp_out, int(info.min), int(info.max)
+        )
+        run = litert_builtin.unary_blocks_runner(
+            neon.astype(out.np_dtype), table.astype(out.np_dtype), int(np.prod(shape))
+        )
+        return Prepared([shape], run)
     return Prepared([shape], lookup_runner(table.astype(out.np_dtype), inp.dtype, int(np.prod(shape))))

@@ -22,6 +22,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, bound, tensors, view
 from .resize_nearest_neighbor import resize_geometry
 
@@ -116,13 +117,67 @@ def _bilinear_int(src, out, ys, xs, dims):
             o += c
 
 
+def xnn_axis(n_in: int, n_out: int, align: bool, half: bool):
+    """(lower, upper, weight of upper in 1/2048) per output position, as XNNPACK's indirection
+    setup computes them in float32 (numerics="litert": src/indirection.c, resize_bilinear2d_hwc_q11)."""
+    f32 = np.float32
+    adj = int(align and n_out != 1)
+    scale = f32(n_in - adj) / f32(n_out - adj)
+    pos = np.arange(n_out, dtype=np.float32)
+    if align or not half:  # TensorFlow's legacy mapping
+        v = np.minimum(pos * scale, f32(n_in - 1))
+    else:
+        offset = f32(f32(0.5) * scale - f32(0.5))
+        v = np.minimum(np.maximum((pos * scale).astype(f32) + offset, f32(0)), f32(n_in - 1))
+    lo = v.astype(np.int64)  # truncation of a non-negative float
+    hi = np.minimum(lo + 1, n_in - 1)
+    alpha = np.rint((v - lo.astype(np.float32)) * f32(2048)).astype(np.int64)
+    return lo, hi, alpha
+
+
+@kernel
+def _bilinear_xnn(src, out, ys, xs, dims):
+    """XNNPACK's 8-bit ibilinear micro-kernel: two 11-bit interpolations, (acc + 2**21) >> 22."""
+    ylo, yhi, ay = ys
+    xlo, xhi, ax = xs
+    n, h, w, c = dims
+    oh, ow = ylo.shape[0], xlo.shape[0]
+    for t in prange(n * oh):
+        b, y = t // oh, t % oh
+        r0 = (b * h + ylo[y]) * w
+        r1 = (b * h + yhi[y]) * w
+        o = t * ow * c
+        av = ay[y]
+        for x in range(ow):
+            p00, p10 = np.uint64((r0 + xlo[x]) * c), np.uint64((r1 + xlo[x]) * c)
+            p01, p11 = np.uint64((r0 + xhi[x]) * c), np.uint64((r1 + xhi[x]) * c)
+            ah = ax[x]
+            uo = np.uint64(o)
+            for k in range(c):
+                u = np.uint64(k)
+                tl, tr = np.int64(src[p00 + u]), np.int64(src[p01 + u])
+                bl, br = np.int64(src[p10 + u]), np.int64(src[p11 + u])
+                top = (tl << 11) + (tr - tl) * ah
+                bot = (bl << 11) + (br - bl) * ah
+                out[uo + u] = ((top << 11) + (bot - top) * av + (1 << 21)) >> 22
+            o += c
+
+
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     shape, oh, ow, align, half = resize_geometry(op, g, shapes, values, TYPES)
     n, h, w, c = shape = tuple(int(d) for d in shape)
     dtype = tensors(op, g)[0][0].dtype
     out_shape = (n, oh, ow, c)
     work = n * oh * ow * c
-    if dtype in ("float32", "uint8"):
+    if profile_of(g) == "litert" and dtype in ("uint8", "int8") and litert.delegated(op, g):  # XNNPACK takes 8-bit resizes
+        ys, xs = xnn_axis(h, oh, align, half), xnn_axis(w, ow, align, half)
+        fn = _bilinear_xnn.pick(work)
+
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(fn, (view(inputs[0]), view(outputs[0]), ys, xs, shape))]
+
+    elif dtype in ("float32", "uint8"):
+        litert_xnn.require_reproduced(op, g)
         ys, xs = float_axis(h, oh, align, half), float_axis(w, ow, align, half)
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)

@@ -26,7 +26,8 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
-from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal
+from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal, libm
+from ..profiles import profile_of
 from . import activations_float
 from .common import Prepared, Shape, bound, require, unary_8bit, view
 from .softmax16 import prepare_softmax16
@@ -79,6 +80,63 @@ def _softmax(x, out, rows, depth, table, qmin, qmax):
         _softmax_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, qmin, qmax)
 
 
+@njit(cache=True)
+def _softmax_lut_rows(x, out, r0, r1, depth, table, params):
+    """LiteRT's optimized 8-bit softmax (numerics="litert"): a float32 table of expf(-s_in * beta * d),
+    the row sum in float32, 1 / (sum * s_out), and each probability rounded (int8: half away from zero;
+    uint8: + 0.5 truncated) plus the output zero point."""
+    inv_scale, zp, qmin, qmax, uint8_out = params
+    for r in range(r0, r1):
+        base = r * depth
+        m = np.int64(x[base])
+        for c in range(1, depth):
+            m = max(m, np.int64(x[base + c]))
+        total = np.float32(0.0)
+        for c in range(depth):
+            total = np.float32(total + table[m - np.int64(x[base + c])])
+        inv = np.float32(np.float32(1.0) / np.float32(total * inv_scale))
+        for c in range(depth):
+            p = np.float32(table[m - np.int64(x[base + c])] * inv)
+            q = (
+                np.int64(np.float32(p + np.float32(0.5)))
+                if uint8_out
+                else np.int64(np.floor(abs(p) + 0.5)) * (1 if p >= 0 else -1)
+            )
+            out[base + c] = min(max(q + zp, qmin), qmax)
+
+
+@kernel
+def _softmax_lut(x, out, rows, depth, table, params):
+    chunk = max(1, (1 << 16) // depth)
+    for c in prange((rows + chunk - 1) // chunk):
+        _softmax_lut_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, params)
+
+
+def _prepare_lut(shape, s_in: float, beta: float, out, s_out: float, zp_out: int) -> Prepared:
+    """PopulateSoftmaxLookupTable + optimized_ops::Softmax (LiteRT's builtin kernel for 8-bit softmax)."""
+    f32 = np.float32
+    scale = f32(-f32(s_in) * f32(beta))
+    table = np.array([libm().expf(scale * f32(d)) for d in range(256)], np.float32)  # d = max - x
+    info = np.iinfo(out.np_dtype)
+    params = (f32(s_out), zp_out, int(info.min), int(info.max), out.dtype == "uint8")
+    depth = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    softmax = _softmax_lut.pick(rows * depth // 16)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        if rows * depth:
+            softmax(
+                np.ascontiguousarray(inputs[0]).reshape(-1),
+                outputs[0].reshape(-1),
+                rows,
+                depth,
+                table,
+                params,
+            )
+
+    return Prepared([shape], run)
+
+
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     if g.tensors[op.inputs[0]].dtype == "float32":
         return activations_float.prepare(op, g, shapes, values)
@@ -100,6 +158,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(
         op, real > 1.0, f"beta {beta:g} * input scale {s_in:g} too small (QuantizeMultiplierGreaterThanOne)"
     )
+    if profile_of(g) == "litert":  # LiteRT's builtin (optimized) kernel: XNNPACK leaves 8-bit softmax
+        return _prepare_lut(shape, s_in, beta, out, s_out, zp_out)
     multiplier, left_shift = quantize_multiplier(real)
     radius = math.floor(
         ((1 << SCALED_DIFF_INTEGER_BITS) - 1)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op
+from ..kernels.cpu import AVX512F
+from ..profiles import litert, profile_of
 from . import rsqrt_quantized, sqrt_quantized
 from .common import Prepared, Shape, require, tensors
 
@@ -24,6 +26,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     require(op, dst.dtype == "float32", f"{dst.describe()}: output must be float32")
     one = np.float32(1.0)
     rsqrt = op.type == "RSQRT"
+    if profile_of(g) == "litert" and litert.delegated(op, g):
+        return _prepare_xnn_sqrt(op, shapes, rsqrt)
 
     def run(inputs: list, outputs: list, scratch: list) -> None:
         with np.errstate(all="ignore"):
@@ -32,3 +36,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
                 np.divide(one, outputs[0], out=outputs[0])
 
     return Prepared([tuple(shapes[0])], run)
+
+
+def _prepare_xnn_sqrt(op: Op, shapes: list[Shape | None], rsqrt: bool) -> Prepared:
+    """XNNPACK's float32 SQRT/RSQRT (engine/kernels/xnn_sqrt.py): its AVX-512 kernels, which LiteRT runs here."""
+    require(op, AVX512F, f"numerics='litert' reproduces XNNPACK's float32 {op.type} on AVX-512 CPUs only")
+    from ..kernels.xnn_sqrt import LANES, xnn_sqrt
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        xnn_sqrt(np.ascontiguousarray(inputs[0]).reshape(-1), outputs[0].reshape(-1), scratch[0], rsqrt)
+
+    return Prepared([tuple(shapes[0])], run, scratch=[((2, LANES), np.float32)])

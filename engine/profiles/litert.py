@@ -247,3 +247,8 @@ __all__ = [
     "runtime_refusal",
     "runtime_rule",
 ]
+
+
+from . import litert_xnn  # the other ops' rules (litert2), registered once the helpers above exist
+
+litert_xnn.register()
