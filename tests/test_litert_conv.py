@@ -309,6 +309,38 @@ def test_int16x8_fully_connected_sums_in_int32_and_rounds_as_ruy():
     assert compare_litert(model, sets, numerics="reference").differing > 0
 
 
+@pytest.mark.parametrize("how", ["quantized_bias_type INT64", "int64 bias"])
+def test_int16x8_fully_connected_int64_bias_type_runs_the_reference(how):
+    """LiteRT's optimized 16x8 FULLY_CONNECTED leaves ruy for the reference kernel (int64 sums,
+    MultiplyByQuantizedMultiplier) when the options say quantized_bias_type INT64 or the bias is int64
+    (fully_connected.cc, EvalQuantized; zoo/int16x8_mixed's dense layers): the ruy graphs of the test
+    above (negative ties, sums past 2**31), which ruy's arithmetic would get wrong, equal the reference."""
+    rng = np.random.default_rng(1)
+    net = Net()
+    for depth in (16, 700):
+        x = net.input([4, depth], "int16", 0.5, 0)
+        if depth == 16:
+            w, s_w, s_out = rng.choice([-1, 0, 1], size=(8, depth)).astype(np.int8), 0.125, 0.25
+        else:
+            w, s_w, s_out = np.full((8, depth), 127, np.int8), 2.0**-20, 2.0**-14
+            w[::2] = -127
+        wt = net.tensor(w.shape, "int8", s_w, 0, data=w)
+        y = net.tensor([4, 8], "int16", s_out, 0)
+        if how == "int64 bias":
+            b = net.tensor([8], "int64", 0.5 * s_w, 0, data=np.arange(-4, 4, dtype=np.int64))
+            net.op("FULLY_CONNECTED", [x, wt, b], [y], f"16x8 FC int64 bias depth={depth}")
+        else:
+            net.op("FULLY_CONNECTED", [x, wt, -1], [y], f"16x8 FC depth={depth}", quantized_bias_type="INT64")
+    sets = []
+    for _ in range(3):
+        small = [rng.integers(-300, 300, (4, 16)).astype(np.int16)]
+        big = [(np.full((4, 700), 32767) * rng.choice([-1, 1], (4, 1))).astype(np.int16)]
+        sets.append(small + big)
+    model = net.build()
+    check_litert(model, sets)
+    assert compare_litert(model, sets, numerics="reference").differing == 0
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("scheme", ["uint8", "int8_per_tensor", "int8_per_channel", "int16"])
 def test_transpose_conv(scheme, batch):

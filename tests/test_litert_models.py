@@ -28,9 +28,7 @@ SLOW = {  # over 30 s here (the engine's and LiteRT's runs of every tensor)
     "zoo/movenet_single_pose_lightning_ptq.tflite",
 }
 # measured first differences, 20 random inputs: ops of the other half of issue 16 (not convolutions)
-PENDING = {  # measured 12:50 (litert2): 4 elements in 2 of 20 inputs, an int16 (16x8) FULLY_CONNECTED
-    "zoo/int16x8_mixed.tflite": "FULLY_CONNECTED 16x8 (dense_1, dense_2)",
-}
+PENDING: dict[str, str] = {}
 REFUSED = {"person_detect_int8.tflite": "quantized_dimension 3 outside its 1 dimensions"}
 
 

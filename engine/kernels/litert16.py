@@ -1,6 +1,8 @@
 """LiteRT's optimized 16x8 FULLY_CONNECTED on x86 (numerics="litert"): the products summed in int32, which
 wraps (measured: sums beyond 2**31 come out wrapped, not saturated), the bias added in int32, then ruy's
-rescale (requantize.RequantRuy: the reference's multipliers, the final right shift rounded half up)."""
+rescale (requantize.RequantRuy: the reference's multipliers, the final right shift rounded half up).
+LiteRT takes this path only without an int64 bias and without quantized_bias_type INT64 in the options
+(else its reference kernel: int64 sums); ops/conv16.py decides."""
 
 from __future__ import annotations
 

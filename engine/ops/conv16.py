@@ -5,8 +5,9 @@ zero points 0 for the activations and the weights, products summed in int64 with
   convolutions: MultiplyByQuantizedMultiplier(int64 acc, m, shift): m rounded to 16 bits,
                 (acc * m16 + 2^(14 - shift)) >> (15 - shift), one rounding, truncated to int32;
   FULLY_CONNECTED: round(double(acc) * s_in * s_w / s_out), half away from zero, as its 8-bit kernel;
-                   numerics="litert": LiteRT's optimized kernel, an int32 sum and ruy's rounding
-                   (kernels/litert16.py).
+                   numerics="litert": LiteRT's optimized kernel runs ruy (an int32 sum and ruy's
+                   rounding, kernels/litert16.py) only with no bias and quantized_bias_type not INT64;
+                   otherwise the reference kernel, as above (fully_connected.cc, EvalQuantized).
 Multipliers per output channel as for int8 (PopulateConvolutionQuantizationParams, in double).
 Biases must be int64: the reference reads an int32 bias as int64 in CONV_2D and FULLY_CONNECTED
 (saturated garbage, measured) and refuses it in DEPTHWISE_CONV_2D; its CONV_2D also needs a bias.
@@ -34,6 +35,8 @@ from .common import (
     window,
 )
 from .quant_params import check_bias_scale, conv_multipliers, filter_zero_points
+
+_TENSOR_TYPE_INT64 = 4  # schema TensorType INT64, as FullyConnectedOptions.quantized_bias_type holds it
 
 
 def _operands(op: Op, g: Graph, values: list, rank: int, axis: int):
@@ -123,21 +126,28 @@ def prepare_fully_connected16(op: Op, g: Graph, shapes: list, values: list) -> P
         out_shape = (rows, units)
     if profile_of(g) == "tflm":  # TFLite Micro: the convolutions' int64 rescale, multipliers in double
         return _fully_connected16_fixed(inp, filt, out, values, (rows, depth, units), b, (lo, hi), out_shape)
-    if profile_of(g) == "litert":  # LiteRT's optimized kernel through ruy: int32 sums, half-up rounding
+    if profile_of(g) == "litert" and _takes_ruy(op, bias):
         _, mult, shift, _, _ = _constants(op, inp, filt, bias, out, values, units)
         rq = requantize.make("ruy", b, mult, shift, None, 0, lo, hi)
         ruy = fully_connected16_ruy.pick(rows * units * depth // 16)
 
-        def run_ruy(ins, outs, scratch):
-            ruy(ins[0].reshape(rows, depth), weights, rq, outs[0].reshape(rows, units))
+        def bind_ruy(ins, outs, scratch):
+            return [(ruy, (view(ins[0], (rows, depth)), weights, rq, view(outs[0], (rows, units))))]
 
-        return Prepared([out_shape], run_ruy)
+        return bound([out_shape], bind_ruy)
     fn = fully_connected16.pick(rows * units * depth // 16)
 
     def bind(ins, outs, scratch):
         return [(fn, (view(ins[0], (rows, depth)), weights, b, scale, view(outs[0], (rows, units)), lo, hi))]
 
     return bound([out_shape], bind)
+
+
+def _takes_ruy(op: Op, bias: Tensor | None) -> bool:
+    """Whether LiteRT's optimized 16x8 FULLY_CONNECTED (fully_connected.cc, EvalQuantized) runs ruy
+    (int32 sums, half-up rounding) rather than the reference kernel: only with no int64 bias and no
+    quantized_bias_type INT64 in the options (int8 filters are symmetric here, int16 zero points 0)."""
+    return bias is None and op.options.get("quantized_bias_type", 0) != _TENSOR_TYPE_INT64
 
 
 def _fully_connected16_fixed(inp, filt, out, values, dims, b, clamp, out_shape) -> Prepared:
