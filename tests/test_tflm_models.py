@@ -158,3 +158,14 @@ def test_evaluate_compare_and_numerics(tmp_path):
     assert evaluate.main(["--numerics", "tflm", "--model", "ssd", "--no-plots", "--out-dir", str(out)]) == 0
     doc = json.loads((out / "evaluation.json").read_text())
     assert doc["numerics"] == "tflm" and "TFLite Micro cannot run it" in doc["ssd"]["refused"]
+
+
+def test_yolov8n_outputs_equal_tflite_micro():
+    """The default run's share of YOLOv8n against TFLite Micro: 2 random inputs, every tensor (the slow
+    test above takes 23 inputs)."""
+    path = shared_dir() / "models/zoo/yolov8n_full_integer_quant.tflite"
+    sets = random_inputs(model_inputs(path), 2, 7)
+    refs = micro_run_many(path, sets, preserve_all=True)
+    m = engine.load(path, numerics="tflm")
+    for xs, ref in zip(sets, refs):
+        assert_every_tensor_equal(m, xs, [ref])
