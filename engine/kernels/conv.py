@@ -52,7 +52,8 @@ class Geometry(NamedTuple):
 
 class GemmPlan(NamedTuple):
     """How conv2d drives the GEMM (see conv2d): `calls` calls of `per_call` runs x_run apart, each run
-    run_len values; fused: requantize in the micro-kernel; d and sum_lane: the window-sum term."""
+    run_len values; fused: requantize in the micro-kernel; d and sum_lane: the window-sum term; chunks:
+    the parallel loop's iterations; groups: each output row's blocks in that many tasks (fused only)."""
 
     blocks: int
     calls: int
@@ -63,6 +64,7 @@ class GemmPlan(NamedTuple):
     d: int
     sum_lane: int
     chunks: int
+    groups: int
 
 
 @kernel
@@ -122,19 +124,22 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
     d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
     The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
     a column of ones there), else window_sum does.
-    fused: requantize in the micro-kernel (tile_requantize; one call only).
+    fused: requantize in the micro-kernel (tile_requantize; one call only). A task is one output row's
+    blocks, or a group of them (groups > 1: rows too few to share among the threads; fused only, and
+    no sum lane then, as a group's offsets would come from another's block).
     accs [threads, rows * width], all_offsets [threads, rows], edges [threads, extent]: each
     thread's scratch (see gemm_conv), from the plan: allocating here costs more than small tasks.
     geo: Geometry; gemm: GemmPlan; rq: requantize.Requant.
     """
     hp, wp, c, kh, kw, sh, sw, dh, dw = geo
-    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks = gemm
+    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups = gemm
     n, oh, ow, oc = out.shape
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
     block_size = run_len * OCB
     extent = edges.shape[1]
-    tasks = n * oh
+    per_group = -(-blocks // groups)
+    tasks = n * oh * groups
     chunks = min(tasks, chunks)
     flat = out.reshape(-1)
     for chunk in prange(chunks):
@@ -142,8 +147,9 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
         acc, offsets, edge = accs[thread], all_offsets[thread], edges[thread]
         offsets[:] = 0
         for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            b = i // oh
-            oy = i % oh
+            b = i // (oh * groups)
+            oy = i // groups % oh
+            first = i % groups * per_group  # this task's blocks: first .. first + per_group - 1
             if d != 0 and sum_lane < 0:
                 for ox in range(ow):
                     start = ((b * hp + oy * sh) * wp + ox * sw) * c
@@ -151,7 +157,7 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
             if fused:
                 row = (b * oh + oy) * ow
                 base = ((b * hp + oy * sh) * wp) * c
-                for blk in range(blocks - 1, -1, -1):  # the block with the sum lane first
+                for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
                     ch = blk * OCB
                     lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
                     for t in range(0, ow, PX):

@@ -69,8 +69,9 @@ class _Operands(NamedTuple):
     bias: np.ndarray
 
 
-def _operands(in_dtype: str, in_zp: int, weights: np.ndarray, bias: np.ndarray) -> _Operands:
-    """uint8 x int8 on VNNI where the weights span at most 256 values, else int16 x int16."""
+def _operands(in_dtype: str, in_zp: int, weights: np.ndarray, bias: np.ndarray, lane: bool = True) -> _Operands:
+    """uint8 x int8 on VNNI where the weights span at most 256 values, else int16 x int16. lane: a
+    spare lane may sum each window (else the kernel sums them)."""
     oc, kh, kw, c = weights.shape
     u_zp = in_zp + (128 if in_dtype == "int8" else 0)
     d = None
@@ -81,7 +82,7 @@ def _operands(in_dtype: str, in_zp: int, weights: np.ndarray, bias: np.ndarray) 
     bias = fold_zero_point(bias, u_zp, weights, axis=(1, 2, 3))
     weights = weights - d
     sum_lane = -1
-    if d != 0 and oc % OCB:  # a spare lane of the last block: a column of ones sums each window
+    if d != 0 and oc % OCB and lane:  # a spare lane of the last block: a column of ones sums each window
         sum_lane = oc
         weights = np.concatenate([weights, np.ones((1, kh, kw, c), weights.dtype)])
     return _Operands(np.uint8, 4, u_zp - in_zp, u_zp, d, sum_lane, weights, bias)
@@ -119,18 +120,21 @@ def gemm_conv(
     rule, scale: the requantization (requantize.make; scale: fp32's float32 scales).
     """
     out_shape = (in_shape[0], win.oh, win.ow, weights.shape[0])
-    in_shape, win = _pointwise_rows(in_shape, weights.shape, win)
+    threads = numba.config.NUMBA_NUM_THREADS  # the pool: numba.get_thread_id() is below it
+    in_shape, win = _pointwise_rows(in_shape, weights.shape, win, threads)
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
     blocks = padded_channels(oc) // OCB
-    ops = _operands(in_dtype, in_zp, weights, bias)
+    one_call = win.dw == 1 or kh == 1  # (_runs)
+    groups = _channel_groups(n * oh, blocks, threads) if gemm.FUSED and one_call else 1
+    ops = _operands(in_dtype, in_zp, weights, bias, lane=groups == 1)
     calls, per_call, x_run, run_len, packed = _runs(ops.weights, win, ops.group)
-    conv = K.conv2d.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
-    chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
+    conv = K.conv2d.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
+    chunks = 32 * threads  # bound for both builds (the executor may run either)
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
-    plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks)
+    plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups)
     rq = requantize.make(rule, ops.bias, mult, shift, scale, out_zp, *clamp)
     # uint8 data without padding: the GEMM reads the input itself
     in_place = ops.data_type == np.uint8 and ops.delta == 0 and (win.hp, win.wp) == (h, w)
@@ -139,7 +143,6 @@ def gemm_conv(
         n, h, w, c, np.int16(ops.delta), np.int16(ops.fill), win.top, win.left, 1, win.hp, win.wp, c
     )
     # each thread's accumulators, offsets and copy of a tile's input near the end (see K.conv2d)
-    threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
     rows = -(-ow // PX) * PX
     extent = (PX - 1) * win.sw * c + (per_call - 1) * x_run + run_len  # what one call reads
     scratch = [
@@ -163,11 +166,20 @@ def gemm_conv(
     return bound([out_shape], bind, scratch)
 
 
-def _pointwise_rows(in_shape, w_shape, win) -> tuple[tuple, Window]:
+def _channel_groups(rows: int, blocks: int, threads: int) -> int:
+    """Tasks per output row (see K.conv2d): its channel blocks in groups where the rows alone are too few
+    to keep every thread busy (a pointwise convolution on 7x7 or 14x14 pixels is one row)."""
+    want = -(-4 * threads // rows) if rows < 4 * threads else 1
+    per_group = -(-blocks // max(1, min(blocks, want)))
+    return -(-blocks // per_group)
+
+
+def _pointwise_rows(in_shape, w_shape, win, threads: int) -> tuple[tuple, Window]:
     """A 1x1 convolution with unit strides and no padding maps each pixel to itself, so any rows will do:
     the GEMM tiles PX pixels of one row, and rows whose width is no multiple of PX (7, 14, 25, or
     a 1-D model's width 1) compute pixels they discard. Its n*h*w pixels then become R rows of L (L a
-    multiple of PX dividing them, or all of them when few), the input and output read as [1, R, L, .]."""
+    multiple of PX dividing them, or all of them when few), the input and output read as [1, R, L, .]:
+    2 rows per thread at least where such an L of 4 tiles or more gives them."""
     n, h, w, c = in_shape
     _, kh, kw, _ = w_shape
     pointwise = (kh, kw, win.sh, win.sw, win.hp, win.wp) == (1, 1, 1, 1, h, w)
@@ -175,7 +187,11 @@ def _pointwise_rows(in_shape, w_shape, win) -> tuple[tuple, Window]:
         return in_shape, win
     pixels = n * h * w
     widths = [v for v in range(PX, ROW_PIXELS + 1, PX) if pixels % v == 0]
-    if pixels <= ROW_PIXELS:
+    # rows enough for the threads to share (K.conv2d splits over rows), of 4 tiles at least
+    shared = [v for v in widths if pixels // v >= 2 * threads and v >= 4 * PX]
+    if shared:
+        widths = shared
+    elif pixels <= ROW_PIXELS:
         widths = [pixels]
     if not widths:
         return in_shape, win
