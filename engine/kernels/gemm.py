@@ -87,7 +87,8 @@ class Epilogue(NamedTuple):
 
 def _mac_loop(context, builder, px, x, w, at, start):
     """The multiply-accumulate loops of a tile (x, w: operand(); at: the Runs, by name): returns the
-    px x 2 sums, begun from `start` ([px][2] vectors)."""
+    px x 2 sums, begun from `start` ([px][2] vectors; [px][1]: the block's lower half only, its first
+    VEC/2 channels)."""
     xoff, xstride, woff, ksteps, runs, xrun, wrun = (
         at.x_off,
         at.x_stride,
@@ -134,14 +135,14 @@ def _mac_loop(context, builder, px, x, w, at, start):
                     builder.bitcast(builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()),
                     align=1,
                 )
-                for v in range(2)
+                for v in range(len(start[0]))
             ]
             at = builder.mul(kk, const(group))
             for p in range(px):
                 lane = builder.load(builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1)
                 one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
                 xs = builder.shuffle_vector(one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2)))
-                for v in range(2):
+                for v in range(len(wv)):
                     builder.store(multiply_add(builder.load(accs[p][v]), xs, wv[v]), accs[p][v])
     return [[builder.load(q) for q in pixel] for pixel in accs]
 
@@ -220,7 +221,17 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         intp = at_.x_off.type
         vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
         zero = ir.Constant(vi32, [0] * (VEC // 2))
-        sums = _mac_loop(context, builder, PX, x_, w_, at_, [[zero, zero]] * PX)
+        # a block of 16 channels or fewer (oc <= 16, or the last block's rest): its lower half only
+        slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
+        both = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
+        with builder.if_else(both) as (upper_too, lower_only):
+            for halves, branch in ((2, upper_too), (1, lower_only)):
+                with branch:
+                    done = _mac_loop(context, builder, PX, x_, w_, at_, [[zero] * halves] * PX)
+                    for p in range(PX):
+                        for k in range(halves):
+                            builder.store(done[p][k], slots[p][k])
+        sums = [[builder.load(q) for q in pixel] for pixel in slots]
         v = VectorIR(builder)
         rule = rule_of(signature.args[6])
         i32 = v.i32
