@@ -230,6 +230,20 @@ def requantize_double(acc, scale, out_zp, lo, hi):
     return min(max(np.int64(r) + out_zp, lo), hi)
 
 
+@njit(inline="always", cache=True)
+def requantize_double_row(sums, bias, scale, out_zp, lo, hi, out):
+    """out[u] = requantize_double(sums[u] + bias[u], scale[u], out_zp, lo, hi) for every u, in a loop
+    that vectorizes: clamped to [lo, hi] - out_zp in double before the conversion (the same result:
+    the clamp is monotonic and lo, hi lie inside int32's range)."""
+    f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
+    for u in range(out.size):
+        v = np.float64(np.int64(sums[u]) + bias[u]) * scale[u]
+        a = np.abs(v)
+        whole = np.floor(a)
+        r = np.copysign(whole + (1.0 if a - whole >= 0.5 else 0.0), v)  # half away from zero, exact
+        out[u] = np.int32(min(max(r, f_lo), f_hi)) + out_zp
+
+
 @njit(cache=True, inline="always")
 def _load_rows(x, r0, n, delta, rows):
     """Rows r0 .. r0 + n of x, shifted by delta into the GEMM's operand type, into rows[:n]."""
@@ -258,9 +272,7 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
         _load_rows(x, r0, n, delta, rows)
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
-            sums = acc[r * width : r * width + units]  # indexed from 0: see pad_input
-            for u in range(units):
-                out[r0 + r, u] = requantize_double(sums[u] + bias[u], scale[u], out_zp, lo, hi)
+            requantize_double_row(acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r])
 
 
 @kernel
