@@ -8,24 +8,26 @@ cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us` quota, rounded down, at least 1), n
 environment's NUMBA_NUM_THREADS, where set, wins. `set_num_threads` changes it later (per calling
 thread, as Numba's own), within that pool.
 
-How they wait: every parallel kernel ends in a barrier, about a hundred per SSD inference. libgomp's
-threads spin there before they sleep, by default 300,000 pause instructions (about 20 ms on the AMD
-EPYC here): alone that keeps the second thread awake between kernels (fast), but two engine
-processes on the same cores, or one beside a busy process, then burn each other's time slices
-spinning for a thread that is not running, and an image took 400-600 ms instead of 5. Passive
-waiting (OMP_WAIT_POLICY=PASSIVE, no spin) costs 2x alone: each kernel then wakes a sleeping thread.
-SPIN_COUNT bounds the spin to about 70 us (GOMP_SPINCOUNT, measured in docs/contention.md): enough
-to bridge most gaps between two kernels of one run, far less than a time slice. Where the cores are
-taken all the same, `Pace` (each plan's) sends runs that come out 3x slower than the plan's best to
-one thread for a while, where no thread waits for another.
+How they wait: every parallel kernel is a fork and a join, up to a hundred per inference. With
+Numba's OpenMP layer (libgomp) a waiting thread spins, then sleeps: libgomp's default spin (about
+20 ms here) keeps the second thread awake between kernels, but two engine processes on the same cores,
+or one beside a busy process, then burn each other's time slices spinning for a thread that is not
+running (400-600 ms an image instead of 5); a short spin sleeps at most kernels and pays a wake-up
+(tens of microseconds in a VM) at the next. Numba's TBB layer does not have that trade: its idle
+threads spin yielding the core (sched_yield) to whoever waits for it, and the thread that starts a
+kernel works through its tasks instead of waiting on a thread that is not running. So the engine runs
+on TBB (the `tbb` wheel, a dependency; `use_tbb`), and where TBB cannot load, on libgomp with the spin
+bounded to SPIN_COUNT (docs/contention.md). Where the cores are taken all the same, `Pace` (each
+plan's) sends runs that come out 3x slower than the plan's best to one thread for a while.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import sys
-import time
+import sysconfig
 from pathlib import Path
 
 SPIN_COUNT = 1000  # libgomp spins before a waiting thread sleeps (docs/contention.md)
@@ -105,11 +107,38 @@ def _libgomp_loaded() -> bool:
         return False
 
 
+TBB_LIBRARY = "libtbb.so.12"  # the interface Numba's TBB layer links against
+
+
+def use_tbb() -> bool:
+    """Load TBB's library for Numba's TBB layer: pip installs it in the environment's lib/, which the
+    loader does not search (Numba's extension carries no RPATH), so it is loaded here by path, into the
+    global namespace, where the extension's dependency then finds it. False where it is not installed."""
+    dirs = {
+        Path(sys.prefix) / "lib",
+        Path(sys.base_prefix) / "lib",
+        Path(sysconfig.get_config_var("LIBDIR") or ""),
+    }
+    for path in [d / TBB_LIBRARY for d in dirs if d.parts] + [Path(TBB_LIBRARY)]:
+        if path.parts[:-1] and not path.exists():
+            continue
+        try:
+            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        return True
+    return False
+
+
 def configure() -> None:
-    """Set the thread count and the wait policy where nobody chose them, before Numba reads them."""
+    """Set the thread count, the threading layer and the wait policy where nobody chose them, before
+    Numba reads them."""
     env = os.environ
     if "numba" not in sys.modules:
         env.setdefault("NUMBA_NUM_THREADS", str(usable_cores()))
+        # (inherited "tbb", e.g. in a worker process, needs the library loaded again)
+        if env.get("NUMBA_THREADING_LAYER", "default") in ("default", "tbb") and use_tbb():
+            env["NUMBA_THREADING_LAYER"] = "tbb"
     if "GOMP_SPINCOUNT" not in env and "OMP_WAIT_POLICY" not in env:
         env["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
     if "numba" in sys.modules:  # imported before the engine: its pool is sized, limit the default
@@ -149,55 +178,56 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
-# A run this many times slower than its plan's best (at any thread count) twice in a row: the cores
-# are taken (other processes' threads, or ours waiting on each other). Runs then go single-threaded,
-# where no thread waits for another that is not running, for PACE_BACKOFF[0] runs, doubling up to
-# PACE_BACKOFF[1] while the probe after each back-off is slow again.
+def threads_now() -> int:
+    """The calling thread's thread count, as numba.get_num_threads() without its checks (0.2 us
+    instead of 1.5: the executor reads it every run). Numba's pool is launched by engine.kernels."""
+    global _get_num_threads
+    if _get_num_threads is None:
+        import numba
+        from numba.np.ufunc import parallel
+
+        numba.get_num_threads()  # launches the pool: the raw getter reads it
+        _get_num_threads = getattr(parallel, "_get_num_threads", numba.get_num_threads)
+    return _get_num_threads()
+
+
+_get_num_threads = None
+
+# A run this many times slower than its plan's best twice in a row: the cores are taken (other
+# processes' threads, or ours waiting on each other). Runs then go single-threaded (each kernel's
+# serial build), where no thread waits for another that is not running, for PACE_BACKOFF[0] runs,
+# doubling up to PACE_BACKOFF[1] while the probe after each back-off is slow again.
 PACE_SLOW = float(os.environ.get("ENGINE_PACE_SLOW") or 3.0)
 PACE_BACKOFF = (16, 256)
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
 
 class Pace:
-    """Times a plan's runs; backs off to one thread while the cores are taken (docs/contention.md).
+    """Times a plan's threaded runs; sends runs to one thread while the cores are taken
+    (docs/contention.md). The executor asks `backing_off()` before a threaded run and reports its
+    time with `done()`; single-threaded runs are not timed."""
 
-    Costs about 1.6 us per run (measured under load); Numba's thread count is only read and set while
-    backing off (it is per calling thread, so each backed-off run sets it and puts it back)."""
-
-    __slots__ = ("backoff", "best", "left", "restore", "slow", "t0")
+    __slots__ = ("backoff", "best", "left", "slow")
 
     def __init__(self) -> None:
         self.best = math.inf
         self.slow = 0  # slow runs in a row
         self.left = 0  # single-threaded runs left in this back-off
         self.backoff = PACE_BACKOFF[0]
-        self.restore = 0
-        self.t0 = 0.0
 
-    def __enter__(self) -> Pace:  # noqa: PYI034 (Python 3.10 has no typing.Self)
+    def backing_off(self) -> bool:
+        """True: this run goes single-threaded (one of the back-off's runs)."""
         if self.left:
             self.left -= 1
-            import numba
+            return True
+        return False
 
-            n = numba.get_num_threads()
-            if n > 1:
-                numba.set_num_threads(1)
-                self.restore = n
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        dt = time.perf_counter() - self.t0
-        if self.restore:
-            import numba
-
-            numba.set_num_threads(self.restore)
-            self.restore = 0
+    def done(self, seconds: float) -> None:
+        """A threaded run took `seconds`."""
+        if not PACE_ON:
             return
-        if exc[0] is not None or not PACE_ON:
-            return
-        self.best = min(self.best, dt)
-        if dt <= PACE_SLOW * self.best:
+        self.best = min(self.best, seconds)
+        if seconds <= PACE_SLOW * self.best:
             self.slow, self.backoff = 0, PACE_BACKOFF[0]
             return
         self.slow += 1

@@ -117,54 +117,37 @@ def test_the_spin_reaches_libgomp():
     assert spin == str(runtime.SPIN_COUNT) and loaded == "True"
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def _runs(pace, clock, seconds, seen):
-    import numba
-
+def _runs(pace, seconds, seen):
+    """Runs that take `seconds` each, as the executor drives the pace; seen: 1 for each run sent to
+    one thread, 2 for each threaded run."""
     for s in seconds:
-        with pace:
-            seen.append(numba.get_num_threads())
-            clock.now += s
+        if pace.backing_off():
+            seen.append(1)
+            continue
+        seen.append(2)
+        pace.done(s)
 
 
 def test_pace_backs_off_to_one_thread_while_the_cores_are_taken(monkeypatch):
-    """Two runs in a row over PACE_SLOW x the best: the next PACE_BACKOFF[0] runs use one thread (and
-    the caller's thread count is back after each), then the full count again; a probe that is slow
-    twice again backs off for twice as long; a fast run resets the back-off."""
-    import numba
-
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread here")
-    clock = _Clock()
-    monkeypatch.setattr(runtime.time, "perf_counter", clock)
+    """Two runs in a row over PACE_SLOW x the best: the next PACE_BACKOFF[0] runs use one thread, then
+    the full count again; a probe that is slow twice again backs off for twice as long; a fast run
+    resets the back-off."""
     monkeypatch.setattr(runtime, "PACE_ON", True)
-    before = numba.get_num_threads()
-    numba.set_num_threads(2)
-    try:
-        pace, seen = runtime.Pace(), []
-        k = runtime.PACE_BACKOFF[0]
-        _runs(pace, clock, [1.0, 1.1, 5.0, 1.0], seen)  # one slow run: no back-off
-        assert seen == [2, 2, 2, 2] and pace.left == 0
-        seen.clear()
-        _runs(pace, clock, [5.0, 5.0] + [1.0] * k + [5.0, 5.0], seen)
-        assert seen == [2, 2] + [1] * k + [2, 2] and numba.get_num_threads() == 2
-        assert pace.left == 2 * k  # the probe was slow again: twice as long
-        seen.clear()
-        _runs(pace, clock, [1.0] * (2 * k) + [1.0], seen)
-        assert seen == [1] * (2 * k) + [2] and pace.backoff == k  # a fast probe: back to the start
-        seen.clear()
-        monkeypatch.setattr(runtime, "PACE_ON", False)  # ENGINE_PACE=0
-        _runs(pace, clock, [9.0] * 4, seen)
-        assert seen == [2] * 4
-    finally:
-        numba.set_num_threads(before)
+    pace, seen = runtime.Pace(), []
+    k = runtime.PACE_BACKOFF[0]
+    _runs(pace, [1.0, 1.1, 5.0, 1.0], seen)  # one slow run: no back-off
+    assert seen == [2, 2, 2, 2] and pace.left == 0
+    seen.clear()
+    _runs(pace, [5.0, 5.0] + [1.0] * k + [5.0, 5.0], seen)
+    assert seen == [2, 2] + [1] * k + [2, 2]
+    assert pace.left == 2 * k  # the probe was slow again: twice as long
+    seen.clear()
+    _runs(pace, [1.0] * (2 * k) + [1.0], seen)
+    assert seen == [1] * (2 * k) + [2] and pace.backoff == k  # a fast probe: back to the start
+    seen.clear()
+    monkeypatch.setattr(runtime, "PACE_ON", False)  # ENGINE_PACE=0
+    _runs(pace, [9.0] * 4, seen)
+    assert seen == [2] * 4
 
 
 def test_a_model_runs_through_the_pace(models_dir):
@@ -174,10 +157,12 @@ def test_a_model_runs_through_the_pace(models_dir):
     m = engine.load(models_dir / "mnist_uint8.tflite")
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.uint8)
     (want,) = m.run(x)
+    for _ in range(3):  # the first runs time the serial builds (executor.CALIBRATION_RUNS)
+        m.run(x)
     pace = m.plan(4).pace
-    assert pace.best < 1.0
+    assert pace.best < 1.0 or engine.get_num_threads() == 1
     pace.left = 3  # as after two slow runs
     for _ in range(3):
         (got,) = m.run(x)
         assert np.array_equal(got, want)
-    assert pace.left == 0
+    assert pace.left == (0 if engine.get_num_threads() > 1 else 3)  # one thread never backs off
