@@ -26,10 +26,21 @@ SHAPES = [
 ]
 
 
-def split_net(scheme: str) -> Net:
+# blocks of 16 channels or fewer, which multiply their lower half only (gemm._tile_requantize): oc 16,
+# 8 and 80 (a last block of 16) with rows enough for one group, so that uint8 filters with a zero point
+# keep their sum lane, at 16 (the upper half: both halves run) or below
+HALVES = [
+    (12, 12, 5, 16, 3, 3, 1, 1, "SAME"),
+    (16, 10, 3, 8, 3, 3, 2, 1, "SAME"),
+    (12, 12, 4, 80, 3, 3, 1, 1, "SAME"),
+    (12, 16, 24, 16, 1, 1, 1, 1, "VALID"),
+]
+
+
+def split_net(scheme: str, shapes=SHAPES) -> Net:
     rng = np.random.default_rng(90 + SCHEMES.index(scheme))
     net = Net()
-    for n, (h, w, c_in, c_out, kh, kw, stride, dw, pad) in enumerate(SHAPES):
+    for n, (h, w, c_in, c_out, kh, kw, stride, dw, pad) in enumerate(shapes):
         dtype, s_in, zp_in = io_types(scheme, rng)
         x = net.input([1, h, w, c_in], dtype, s_in, zp_in)
         wt, bias_scales, s_out = weights(net, rng, scheme, (c_out, kh, kw, c_in), 0, s_in, kh * kw * c_in)
@@ -54,6 +65,12 @@ def split_net(scheme: str) -> Net:
 def test_conv_split_over_channel_groups(scheme, kernel_build):
     net = split_net(scheme)
     check(net, run_sets(net, 91, batches=(1, 2)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conv_blocks_of_16_channels_or_fewer(scheme, kernel_build):
+    net = split_net(scheme, HALVES)
+    check(net, run_sets(net, 92, batches=(1, 2)))
 
 
 def test_split_plan():

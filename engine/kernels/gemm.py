@@ -221,9 +221,13 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         intp = at_.x_off.type
         vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
         zero = ir.Constant(vi32, [0] * (VEC // 2))
-        # a block of 16 channels or fewer (oc <= 16, or the last block's rest): its lower half only
+        # a block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if any)
+        # among them: its lower half only
         slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
-        both = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
+        both = builder.or_(
+            builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16)),
+            builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 16)),
+        )
         with builder.if_else(both) as (upper_too, lower_only):
             for halves, branch in ((2, upper_too), (1, lower_only)):
                 with branch:
