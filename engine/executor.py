@@ -182,7 +182,11 @@ class Plan:
                 best[k] = min(best[k], time.perf_counter() - t0)
         self._serial.resolve()
         self._timed_runs += 1
-        if self._timed_runs >= CALIBRATION_RUNS:
+        if self._timed_runs >= CALIBRATION_RUNS and not any(
+            t >= PARALLEL_MIN_SECONDS for ts in self._timed for t in ts
+        ):
+            self._threaded = self._serial  # nothing large enough to share out
+        elif self._timed_runs >= CALIBRATION_RUNS:
             self._threaded = _Calls(
                 [
                     [
@@ -276,14 +280,15 @@ class Plan:
             self._warm()
         elif timings is not None or observe is not None:
             self._run_steps(timings, observe)
-        elif threads_now() == 1 or self.pace.backing_off():  # (backs off while the cores are taken)
+        elif self._threaded is self._serial or threads_now() == 1:
             self._serial.run()
         elif self._threaded is None:
             self._calibrate(warm=False)
-        else:
+        else:  # threaded or not, whichever has been faster lately (engine/runtime.py)
+            threaded = self.pace.threaded()
             t0 = time.perf_counter()
-            self._threaded.run()
-            self.pace.done(time.perf_counter() - t0)
+            (self._threaded if threaded else self._serial).run()
+            self.pace.done(threaded, time.perf_counter() - t0)
         return self._arrays
 
     def _warm(self) -> None:
@@ -291,7 +296,7 @@ class Plan:
         builds the threaded runs will call."""
         while self._threaded is None:
             self._calibrate(warm=True)
-        if threads_now() > 1:
+        if threads_now() > 1 and self._threaded is not self._serial:
             for step, calls in zip(self.steps, self._threaded.steps):
                 for fn, args in [] if step.warmup else calls:
                     fn(*args)
