@@ -24,6 +24,7 @@ SHAPE_ONLY = {"SHAPE"}
 # (a parallel region costs 1.5-2 us here with the threads awake)
 PARALLEL_MIN_SECONDS = 6e-6
 CALIBRATION_RUNS = 2  # timed runs of each build before the threaded calls are chosen (the best)
+CALIBRATION_SECONDS = 0.1  # or fewer runs when they took this long
 
 
 @dataclass
@@ -166,7 +167,7 @@ class Plan:
         self._candidates: _Calls | None = None  # calls timed with their parallel build
         self._timed = [[math.inf] * len(calls) for calls in self._bound]  # each serial call's best
         self._timed_par: list[list[float]] = []  # each candidate's best with its parallel build
-        self._timed_runs = 0
+        self._timed_runs, self._timed_seconds = 0, 0.0
 
     def _calibrate(self, warm: bool) -> None:
         """One timed run of the calls being chosen (warm: the load-time warm-up; steps with a warmup
@@ -185,23 +186,32 @@ class Plan:
             for k, (fn, args) in enumerate(calls):
                 t0 = time.perf_counter()
                 fn(*args)
-                best[k] = min(best[k], time.perf_counter() - t0)
+                dt = time.perf_counter() - t0
+                best[k] = min(best[k], dt)
+                self._timed_seconds += dt
         calls_now.resolve()
         self._timed_runs += 1
-        if self._timed_runs < CALIBRATION_RUNS:
+        # a long run measures well enough in one go (a large batch's calibration stays short), but the
+        # warm-up's first runs include compiling
+        if self._timed_runs < CALIBRATION_RUNS and (warm or self._timed_seconds < CALIBRATION_SECONDS):
             return
-        self._timed_runs = 0
+        self._timed_runs, self._timed_seconds = 0, 0.0
         if serial:
             big = [[t >= PARALLEL_MIN_SECONDS for t in ts] for ts in self._timed]
             if not any(map(any, big)):
                 self._threaded = self._serial  # nothing large enough to share out
                 return
-            self._candidates = self._choose(big)
+            self._big, self._candidates = big, self._choose(big)
             self._timed_par = [[math.inf] * len(calls) for calls in self._bound]
             return
         faster = [[p < t for p, t in zip(ps, ts)] for ps, ts in zip(self._timed_par, self._timed)]
-        # none faster (cores taken while this ran): the candidates, for Pace to try again later
-        self._threaded = self._choose(faster) if any(map(any, faster)) else self._candidates
+        if not any(map(any, faster)):  # (cores taken while this ran): the candidates, for Pace to try later
+            faster = self._big
+        self._threaded = self._choose(faster)
+        # the pace starts from these runs' times
+        self.pace.done(False, sum(map(sum, self._timed)))
+        par = zip(faster, self._timed_par, self._timed)
+        self.pace.done(True, sum(p if f else t for fs, ps, ts in par for f, p, t in zip(fs, ps, ts)))
 
     def _choose(self, parallel: list[list[bool]]) -> _Calls:
         """The bound calls, each call's parallel build where `parallel` says so, else its serial one."""
