@@ -98,6 +98,7 @@ class Model:
         self.outputs = [_info(graph, i) for i in graph.outputs]
         # what _feeds accepts without a second look: integer inputs of the exact dtypes and shapes
         self._exact = [(np.dtype(t.dtype), t.shape[1:], len(t.shape), t.index) for t in self.inputs]
+        self._output_indices = [t.index for t in self.outputs]
         if any(d.kind not in "iu" for d, *_ in self._exact):  # floats are checked for NaN: no shortcut
             self._exact = []
         self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
@@ -199,8 +200,16 @@ class Model:
         observe(op index, {tensor index: array view}) is called after each op of the plan that
         actually runs (buffers reused), to look at every tensor as it is produced.
         """
+        exact = None if keep_all or observe is not None else self._exact_feeds(x)
+        if exact is not None and _LAYER_LOCK and _LAYER_LOCK[0] is _NO_LOCK:
+            # the common case in a few steps: a plan for this batch, the newest, already made
+            plans, key = self._plans, (exact[0], False)
+            with self._lock:
+                if plans and next(reversed(plans)) == key:
+                    arrays = plans[key].run(exact[1])
+                    return [arrays[i].copy() for i in self._output_indices]
         try:
-            batch, feeds = self._feeds(x)
+            batch, feeds = exact or self._feeds(x)
         except MemoryError:
             raise InputError("the input does not fit in memory as a contiguous array") from None
         with self._lock, _kernel_lock():

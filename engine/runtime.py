@@ -8,26 +8,22 @@ cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us` quota, rounded down, at least 1), n
 environment's NUMBA_NUM_THREADS, where set, wins. `set_num_threads` changes it later (per calling
 thread, as Numba's own), within that pool.
 
-How they wait: every parallel kernel is a fork and a join, up to a hundred per inference. With
-Numba's OpenMP layer (libgomp) a waiting thread spins, then sleeps: libgomp's default spin (about
-20 ms here) keeps the second thread awake between kernels, but two engine processes on the same cores,
-or one beside a busy process, then burn each other's time slices spinning for a thread that is not
-running (400-600 ms an image instead of 5); a short spin sleeps at most kernels and pays a wake-up
-(tens of microseconds in a VM) at the next. Numba's TBB layer does not have that trade: its idle
-threads spin yielding the core (sched_yield) to whoever waits for it, and the thread that starts a
-kernel works through its tasks instead of waiting on a thread that is not running. So the engine runs
-on TBB (the `tbb` wheel, a dependency; `use_tbb`), and where TBB cannot load, on libgomp with the spin
-bounded to SPIN_COUNT (docs/contention.md). Where the cores are taken all the same, `Pace` (each
-plan's) sends runs that come out 3x slower than the plan's best to one thread for a while.
+How they wait: every parallel kernel is a fork and a join, up to a hundred per inference. libgomp's
+(Numba's OpenMP layer) waiting threads spin, then sleep: its default spin (about 20 ms here) keeps the
+second thread awake between kernels, but two engine processes on the same cores, or one beside a busy
+process, then burn each other's time slices spinning for a thread that is not running (400-600 ms an
+image instead of 5). SPIN_COUNT bounds the spin (GOMP_SPINCOUNT, docs/contention.md); a kernel after
+a longer gap pays a wake-up. Numba's TBB layer (`NUMBA_THREADING_LAYER=tbb`) was measured too: worse
+under contention here (docs/contention.md). Then `Pace` (each plan's) times threaded runs and
+single-threaded ones and runs the faster: a model of small kernels, or cores taken by other
+processes, can make threads a loss.
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import sys
-import sysconfig
 from pathlib import Path
 
 SPIN_COUNT = 1000  # libgomp spins before a waiting thread sleeps (docs/contention.md)
@@ -107,38 +103,11 @@ def _libgomp_loaded() -> bool:
         return False
 
 
-TBB_LIBRARY = "libtbb.so.12"  # the interface Numba's TBB layer links against
-
-
-def use_tbb() -> bool:
-    """Load TBB's library for Numba's TBB layer: pip installs it in the environment's lib/, which the
-    loader does not search (Numba's extension carries no RPATH), so it is loaded here by path, into the
-    global namespace, where the extension's dependency then finds it. False where it is not installed."""
-    dirs = {
-        Path(sys.prefix) / "lib",
-        Path(sys.base_prefix) / "lib",
-        Path(sysconfig.get_config_var("LIBDIR") or ""),
-    }
-    for path in [d / TBB_LIBRARY for d in dirs if d.parts] + [Path(TBB_LIBRARY)]:
-        if path.parts[:-1] and not path.exists():
-            continue
-        try:
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-        except OSError:
-            continue
-        return True
-    return False
-
-
 def configure() -> None:
-    """Set the thread count, the threading layer and the wait policy where nobody chose them, before
-    Numba reads them."""
+    """Set the thread count and the wait policy where nobody chose them, before Numba reads them."""
     env = os.environ
     if "numba" not in sys.modules:
         env.setdefault("NUMBA_NUM_THREADS", str(usable_cores()))
-        # (inherited "tbb", e.g. in a worker process, needs the library loaded again)
-        if env.get("NUMBA_THREADING_LAYER", "default") in ("default", "tbb") and use_tbb():
-            env["NUMBA_THREADING_LAYER"] = "tbb"
     if "GOMP_SPINCOUNT" not in env and "OMP_WAIT_POLICY" not in env:
         env["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
     if "numba" in sys.modules:  # imported before the engine: its pool is sized, limit the default
@@ -193,47 +162,56 @@ def threads_now() -> int:
 
 _get_num_threads = None
 
-# A run this many times slower than its plan's best twice in a row: the cores are taken (other
-# processes' threads, or ours waiting on each other). Runs then go single-threaded (each kernel's
-# serial build), where no thread waits for another that is not running, for PACE_BACKOFF[0] runs,
-# doubling up to PACE_BACKOFF[1] while the probe after each back-off is slow again.
-PACE_SLOW = float(os.environ.get("ENGINE_PACE_SLOW") or 3.0)
-PACE_BACKOFF = (16, 256)
+# Threads pay only where a run's kernels are large enough and the cores are free: a model of small
+# kernels, or cores taken by other processes (or by another engine process), can make a threaded run
+# slower than the same run on one thread. Each plan's Pace therefore times both and runs the faster,
+# and tries the other again every PACE_PROBE[0] runs (the interval doubles, up to PACE_PROBE[1], while
+# the other stays the slower, and starts again when they swap).
+PACE_PROBE = (16, 256)
+PACE_SAMPLES = 3  # each side's figure: the median of its last runs
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
 
 class Pace:
-    """Times a plan's threaded runs; sends runs to one thread while the cores are taken
-    (docs/contention.md). The executor asks `backing_off()` before a threaded run and reports its
-    time with `done()`; single-threaded runs are not timed."""
+    """Chooses, run by run, between a plan's threaded calls and its single-threaded ones, by their
+    recent times (docs/contention.md). The executor asks `threaded()` before a run and reports its
+    time with `done()`."""
 
-    __slots__ = ("backoff", "best", "left", "slow")
+    __slots__ = ("fast", "interval", "next_probe", "runs", "times")
 
     def __init__(self) -> None:
-        self.best = math.inf
-        self.slow = 0  # slow runs in a row
-        self.left = 0  # single-threaded runs left in this back-off
-        self.backoff = PACE_BACKOFF[0]
+        self.times: tuple[list[float], list[float]] = ([], [])  # recent seconds: one thread, threaded
+        self.fast = True  # the side with the better figure
+        self.runs = 0
+        self.interval = PACE_PROBE[0]
+        self.next_probe = PACE_PROBE[0]
 
-    def backing_off(self) -> bool:
-        """True: this run goes single-threaded (one of the back-off's runs)."""
-        if self.left:
-            self.left -= 1
-            return True
-        return False
+    def _figure(self, threaded: bool) -> float:
+        t = sorted(self.times[threaded])
+        return t[len(t) // 2] if t else 0.0  # an untried side comes first
 
-    def done(self, seconds: float) -> None:
-        """A threaded run took `seconds`."""
+    def threaded(self) -> bool:
+        """Whether this run goes threaded."""
         if not PACE_ON:
-            return
-        self.best = min(self.best, seconds)
-        if seconds <= PACE_SLOW * self.best:
-            self.slow, self.backoff = 0, PACE_BACKOFF[0]
-            return
-        self.slow += 1
-        if self.slow >= 2:
-            self.left, self.slow = self.backoff, 0
-            self.backoff = min(2 * self.backoff, PACE_BACKOFF[1])
+            return True
+        self.runs += 1
+        fast = self._figure(True) <= self._figure(False)
+        if fast != self.fast:  # the sides swapped: try the other again soon
+            self.fast, self.interval = fast, PACE_PROBE[0]
+            self.next_probe = self.runs + self.interval
+        if self.runs >= self.next_probe:  # the probe's time alone is the other side's new figure
+            self.next_probe = self.runs + self.interval
+            self.interval = min(2 * self.interval, PACE_PROBE[1])
+            self.times[not fast].clear()
+            return not fast
+        return fast
+
+    def done(self, threaded: bool, seconds: float) -> None:
+        """A run took `seconds`, threaded or not."""
+        t = self.times[threaded]
+        t.append(seconds)
+        if len(t) > PACE_SAMPLES:
+            del t[0]
 
 
 _PRELOADED = _libgomp_loaded()
