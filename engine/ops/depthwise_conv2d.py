@@ -91,8 +91,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     geo = K.Geometry(win.hp, win.wp, cp, kh, kw, win.sh, win.sw, win.dh, win.dw)
     plan = _plan(oh, cp, (kh - 1) * win.dh + 1, group)
     dims = D.dims(geo, padding, plan, rq.out_zp, rq.lo, rq.hi)
-    # (pick's work is in elementwise steps: a multiply-accumulate here costs about a quarter of one)
-    depthwise_conv2d = D.KERNELS[type(rq)].pick(n * oh * ow * oc * kh * kw // 4)
+    # (pick's work is in elementwise steps: measured, 2 threads win from about 100k multiply-accumulates)
+    depthwise_conv2d = D.KERNELS[type(rq)].pick(n * oh * ow * oc * kh * kw // 2)
     slack = (D.DPX * win.sw + 1) * max(cp, D.LANES) + 64  # a step's pixels beyond the last row's end
     threads = numba.config.NUMBA_NUM_THREADS  # (numba.get_thread_id() is below it)
 
