@@ -111,6 +111,39 @@ def test_binary_broadcast(op, dtype, kernel_build):
     check(net, run_sets(net, 11))
 
 
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_broadcast_large(op, kernel_build):
+    """Broadcasts over more elements than one parallel step of the kernels takes (16 Ki), so that each
+    path splits in several: a scalar (either side), a per-channel operand (MoveNet's x - mean[c]), an outer
+    product with short rows (MoveNet's [48, 48, 1] - [1, 17]), shapes equal but for 1s (YOLOv8's
+    [1, 1, 4, N] * [1, 4, N]); both 8-bit types, batch 1 and 3."""
+    rng = np.random.default_rng(12)
+    net = Net()
+    cases = [
+        ([1, 96, 96, 3], [1, 1, 1, 1], False),
+        ([1, 96, 96, 3], [], True),
+        ([1, 96, 96, 3], [1, 1, 1, 3], False),
+        ([1, 96, 96, 3], [3], True),
+        ([1, 48, 48, 1], [1, 1, 1, 17], False),
+        ([1, 1, 4, 5000], [1, 4, 5000], False),
+        ([1, 40, 40, 8], [1, 40, 1, 8], False),
+    ]
+    for k, (shape, other, first) in enumerate(cases):
+        dtype = ["int8", "uint8"][k % 2]
+        a = net.input(shape, dtype, *qparams(rng, dtype, -2.0, -0.5))
+        b = net.input(other, dtype, *qparams(rng, dtype, -2.0, -0.5)) if other else None
+        if b is None:
+            info = np.iinfo(dtype)
+            b = net.const(np.array(rng.integers(info.min, int(info.max) + 1), dtype), dtype, *qparams(rng, dtype))
+        oshape = list(np.broadcast_shapes(tuple(shape), tuple(other)))
+        so, zo = qparams(rng, dtype, -2.0, -0.5)
+        if op == "MUL":
+            so = float(F32(net.tensors[a]["scale"][0] * net.tensors[b]["scale"][0] * 10 ** rng.uniform(0, 1.5)))
+        out = net.tensor(oshape, dtype, so, zo)
+        net.op(op, [b, a] if first else [a, b], [out], f"{op} {dtype} {shape} with {other} first={first}")
+    check(net, run_sets(net, 13))
+
+
 # --- MEAN ------------------------------------------------------------------------------------------------
 
 
