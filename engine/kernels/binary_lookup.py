@@ -4,7 +4,7 @@ single value or the broadcast leaves long runs, for ops/broadcast.py.
 - One input a single value (MUL by a scalar, SUB of a constant): the table's row or column for it is a
   one-input table of 256 entries, looked up 64 bytes a step with AVX-512 VBMI (lookup.py), at the speed
   of memory, where the pair gather costs a load an element.
-- Broadcasting otherwise: the 6-D walk of gather2_nd with its innermost loop specialized on whether each
+- Broadcasting otherwise: the 6-D walk over the output with its innermost loop specialized on whether each
   side runs along it or stays put, so that the loop LLVM compiles has no stride multiplications.
 - A per-channel operand against a full one (x - mean[c] on an image, [N, H, W, C] with [C]): each channel
   gets its own 256-entry table (C x 256 bytes, C <= PHASES_MAX), and the output is a one-input
