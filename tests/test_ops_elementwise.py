@@ -38,11 +38,8 @@ PINNED = {
 }
 
 
-@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
-def test_binary_exhaustive(op):
-    """Every pair of 8-bit values ([1,256,1] against [1,1,256]) for random and pinned quantizations."""
-    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
-    net = Net()
+def _binary_configs(op: str, rng: np.random.Generator) -> list:
+    """(dtype, scales, zero points, activation) of the exhaustive tests: random and pinned."""
     acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
     configs = []
     for k in range(12):
@@ -51,14 +48,45 @@ def test_binary_exhaustive(op):
         if op == "MUL":  # an output scale near the product keeps outputs off the clamps
             so = float(F32(s1 * s2 * 10 ** rng.uniform(-0.5, 1.5)))
         configs.append((dtype, [s1, s2, so], [z1, z2, zo], acts[k % 4] if k >= 4 else "NONE"))
-    configs += [(d, s, z, "NONE") for d, s, z in PINNED[op]]
-    for dtype, s, z, act in configs:
+    return configs + [(d, s, z, "NONE") for d, s, z in PINNED[op]]
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_exhaustive(op):
+    """Every pair of 8-bit values ([1,256,1] against [1,1,256]) for random and pinned quantizations."""
+    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
+    net = Net()
+    for dtype, s, z, act in _binary_configs(op, rng):
         a = net.input([1, 256, 1], dtype, s[0], z[0])
         b = net.input([1, 1, 256], dtype, s[1], z[1])
         out = net.tensor([1, 256, 256], dtype, s[2], z[2])
         net.op(op, [a, b], [out], f"{op} {dtype} scales={s} zps={z} {act}", fused_activation_function=act)
     xs = [all_bytes(net.tensors[i]["dtype"], net.tensors[i]["shape"]) for i in net.inputs]
     check(net, [xs])
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_exhaustive_same_shape(op, kernel_build):
+    """Every pair of 8-bit values as two inputs of one shape [1, 256, 257] (the vector kernels computing
+    ADD, SUB and MUL 16 at a time, a chunk's tail from the table), the quantizations of
+    test_binary_exhaustive; batch 1 and 2."""
+    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
+    net = Net()
+    for dtype, s, z, act in _binary_configs(op, rng):
+        a = net.input([1, 256, 257], dtype, s[0], z[0])
+        b = net.input([1, 256, 257], dtype, s[1], z[1])
+        out = net.tensor([1, 256, 257], dtype, s[2], z[2])
+        net.op(op, [a, b], [out], f"{op} {dtype} scales={s} zps={z} {act}", fused_activation_function=act)
+    i, j = np.meshgrid(np.arange(256), np.arange(257) % 256, indexing="ij")
+    sets = []
+    for batch in (1, 2):
+        xs = []
+        for k in net.inputs:
+            raw = (i if len(xs) % 2 == 0 else j).astype(np.uint8)
+            raw = np.stack([np.roll(raw, n) for n in range(batch)])
+            xs.append(raw.view(net.tensors[k]["dtype"]))
+        sets.append(xs)
+    check(net, sets)
 
 
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
