@@ -67,8 +67,8 @@ def test_binary_exhaustive(op):
 
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
 def test_binary_exhaustive_same_shape(op, kernel_build):
-    """Every pair of 8-bit values as two inputs of one shape [1, 256, 257] (the vector kernels computing
-    ADD, SUB and MUL 16 at a time, a chunk's tail from the table), the quantizations of
+    """Every pair of 8-bit values as two inputs of one shape [1, 256, 257] (the flat gather of ADD and
+    SUB, MUL's vector kernel with a chunk's tail from the table), the quantizations of
     test_binary_exhaustive; batch 1 and 2."""
     rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
     net = Net()

@@ -16,14 +16,13 @@ import numpy as np
 from numba import njit
 
 from ..graph import Graph, Op
-from ..kernels import add8
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
 from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
-from .common import Prepared, Shape, bound, fused_activation, per_tensor, require, view
+from .common import Prepared, Shape, fused_activation, per_tensor, require
 from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
@@ -85,15 +84,6 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
         neon = litert_builtin.add_table(values1, values2, tuple(in1), tuple(in2), tuple(rescale_out), bounds)
         run = litert_builtin.blocks_runner(out_shape, shapes, neon.astype(out.np_dtype), table, a.dtype)
         return Prepared([out_shape], run)
-    size = int(np.prod(out_shape))
-    q = add8.add_requant((in1, in2, rescale_out), zpo, lo, hi)
-    if q is not None and int(np.prod(shapes[0])) == int(np.prod(shapes[1])) == size:  # computed, 16 at a time
-        vadd, flat_table = add8.vadd_flat.pick(size // 4), table.reshape(-1)
-
-        def bind(inputs: list, outputs: list, scratch: list) -> list:
-            return [(vadd, (view(inputs[0]), view(inputs[1]), view(outputs[0]), flat_table, q))]
-
-        return bound([out_shape], bind)
     return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
 
 
