@@ -13,12 +13,17 @@ from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .graph import DTYPES, Graph
+from .kernels.kernel import parallel_build, serial_build
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
-from .runtime import Pace
+from .runtime import Pace, threads_now
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
+# a call whose serial build takes this long runs its parallel build when more than one thread runs
+# (a parallel region costs 1.5-2 us here with the threads awake)
+PARALLEL_MIN_SECONDS = 6e-6
+CALIBRATION_RUNS = 2  # serial runs timed before the threaded calls are chosen (the best of them)
 
 
 @dataclass
@@ -122,7 +127,9 @@ class Plan:
         if biggest is not None:
             ledger.add(arena, f"{g.ops[biggest.op_index].where()} scratch {_largest(biggest)}")
         for i in self.variables:
-            ledger.add(math.prod(shapes[i]) * g.tensors[i].np_dtype.itemsize, f"state {g.tensors[i].describe()}")
+            ledger.add(
+                math.prod(shapes[i]) * g.tensors[i].np_dtype.itemsize, f"state {g.tensors[i].describe()}"
+            )
         fed = list(dict.fromkeys(g.inputs))
         for i in fed:  # the plan's own copy of each input: kernel calls are bound to fixed arrays
             ledger.add(_nbytes(g, i, shapes[i]), f"input {g.tensors[i].describe()}")
@@ -148,23 +155,47 @@ class Plan:
         kernel calls with every view made here; any other step is one call of its run."""
         arrays = {**self.values, **self.buffers}
         self._arrays = arrays  # what run() returns: every tensor's array, folded constants included
-        self._step_calls: list[list[tuple]] = []
-        self._warm_calls: list[tuple] = []
+        self._bound: list[list[tuple]] = []  # each step's calls as bound (Numba dispatchers)
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             args = (ins, [arrays[i] for i in step.outputs], step.scratch)
-            self._step_calls.append(list(step.bind(*args)) if step.bind else [(step.run, args)])
-            self._warm_calls += [(step.warmup, args)] if step.warmup else self._step_calls[-1]
-        self._calls = [call for calls in self._step_calls for call in calls]
-        self._resolved = False
+            self._bound.append(list(step.bind(*args)) if step.bind else [(step.run, args)])
+        # one thread: every kernel's serial build; more: chosen per call once timed (_calibrate)
+        self._serial = _Calls([[(serial_build(fn), args) for fn, args in calls] for calls in self._bound])
+        self._threaded: _Calls | None = None
+        self._timed = [[math.inf] * len(calls) for calls in self._bound]  # each serial call's best
+        self._timed_runs = 0
 
-    def _resolve(self) -> None:
-        """After the first run, call each compiled kernel's entry point for its bound argument types
-        directly: the dispatcher would type every argument again on every call (about 0.4 us per
-        array, 1.5 us per named tuple), and a bound call's arguments never change."""
-        for calls in (self._calls, *self._step_calls):
-            calls[:] = [(_entry_point(fn, args), args) for fn, args in calls]
-        self._resolved = True
+    def _calibrate(self, warm: bool) -> None:
+        """One run on the serial builds, each call timed; after CALIBRATION_RUNS of them, each call
+        whose serial build took PARALLEL_MIN_SECONDS or more gets its parallel build in the threaded
+        calls (the others stay serial: waking the pool would cost more than it saves). warm: the
+        load-time warm-up (steps with a warmup function call it, untimed)."""
+        for step, calls, best in zip(self.steps, self._serial.steps, self._timed):
+            if warm and step.warmup:  # (once: it only compiles)
+                if not self._timed_runs:
+                    step.warmup(*calls[0][1])
+                continue
+            for k, (fn, args) in enumerate(calls):
+                t0 = time.perf_counter()
+                fn(*args)
+                best[k] = min(best[k], time.perf_counter() - t0)
+        self._serial.resolve()
+        self._timed_runs += 1
+        if self._timed_runs >= CALIBRATION_RUNS and not any(
+            t >= PARALLEL_MIN_SECONDS for ts in self._timed for t in ts
+        ):
+            self._threaded = self._serial  # nothing large enough to share out
+        elif self._timed_runs >= CALIBRATION_RUNS:
+            self._threaded = _Calls(
+                [
+                    [
+                        (parallel_build(fn) if t >= PARALLEL_MIN_SECONDS else serial_build(fn), args)
+                        for (fn, args), t in zip(calls, ts)
+                    ]
+                    for calls, ts in zip(self._bound, self._timed)
+                ]
+            )
 
     def _allocate_scratch(self) -> None:
         """One arena, as large as the largest step's scratch: steps run one at a time."""
@@ -238,37 +269,76 @@ class Plan:
         With a timings list, appends (op index, seconds) for each step. With observe, calls
         observe(op index, {tensor index: array}) right after each step, while its outputs are still
         in their (possibly reused) buffers: the arrays are views, copy what you keep.
-        warm: the load-time warm-up (steps with a warmup function call it instead: their outputs
-        are then undefined).
+        warm: the load-time warm-up: compiles every kernel the runs will call and times the serial
+        builds (steps with a warmup function call it instead: their outputs are then undefined).
         """
         for i, buf in self._feed_buffers:
             np.copyto(buf, feeds[i], casting="no")
         for buf, value in self._resets:  # a run is stateless: state starts as after a reset
             buf.fill(value)
-        if warm or timings is not None or observe is not None:
-            self._run_steps(timings, observe, warm)
-        else:
-            with self.pace:  # backs off to one thread while the cores are taken (engine/runtime.py)
-                for fn, args in self._calls:
-                    fn(*args)
-            if not self._resolved:
-                self._resolve()
+        if warm:
+            self._warm()
+        elif timings is not None or observe is not None:
+            self._run_steps(timings, observe)
+        elif self._threaded is self._serial or threads_now() == 1:
+            self._serial.run()
+        elif self._threaded is None:
+            self._calibrate(warm=False)
+        else:  # threaded or not, whichever has been faster lately (engine/runtime.py)
+            threaded = self.pace.threaded()
+            t0 = time.perf_counter()
+            (self._threaded if threaded else self._serial).run()
+            self.pace.done(threaded, time.perf_counter() - t0)
         return self._arrays
 
-    def _run_steps(self, timings: list | None, observe, warm: bool) -> None:
-        """The slow path: warm-up, or each step timed or observed."""
-        if warm:
-            for fn, args in self._warm_calls:
-                fn(*args)
-            return
-        for step, calls in zip(self.steps, self._step_calls):
+    def _warm(self) -> None:
+        """Compile (or load from Numba's cache) the serial builds, time them, and compile the parallel
+        builds the threaded runs will call."""
+        while self._threaded is None:
+            self._calibrate(warm=True)
+        if threads_now() > 1 and self._threaded is not self._serial:
+            for step, calls in zip(self.steps, self._threaded.steps):
+                for fn, args in [] if step.warmup else calls:
+                    fn(*args)
+
+    def _run_steps(self, timings: list | None, observe) -> None:
+        """The slow path: each step timed or observed."""
+        calls = self._serial if self._threaded is None or threads_now() == 1 else self._threaded
+        for step, step_calls in zip(self.steps, calls.steps):
             t0 = time.perf_counter()
-            for fn, args in calls:
+            for fn, args in step_calls:
                 fn(*args)
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
             if observe is not None:
                 observe(step.op_index, {i: self._arrays[i] for i in step.outputs})
+
+
+class _Calls:
+    """A plan's kernel calls, per step and flat. After their first run each Numba dispatcher is
+    replaced by the compiled function behind it for the bound argument types (resolve): the
+    dispatcher would type every argument again on every call (about 0.4 us per array, 1.5 us per
+    named tuple), and a bound call's arguments never change."""
+
+    __slots__ = ("flat", "resolved", "steps")
+
+    def __init__(self, steps: list[list[tuple]]):
+        self.steps = steps
+        self.flat = [call for calls in steps for call in calls]
+        self.resolved = False
+
+    def run(self) -> None:
+        for fn, args in self.flat:
+            fn(*args)
+        if not self.resolved:
+            self.resolve()
+
+    def resolve(self) -> None:
+        if self.resolved:
+            return
+        for calls in (self.flat, *self.steps):
+            calls[:] = [(_entry_point(fn, args), args) for fn, args in calls]
+        self.resolved = True
 
 
 def _entry_point(fn, args: tuple):

@@ -8,16 +8,15 @@ cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us` quota, rounded down, at least 1), n
 environment's NUMBA_NUM_THREADS, where set, wins. `set_num_threads` changes it later (per calling
 thread, as Numba's own), within that pool.
 
-How they wait: every parallel kernel ends in a barrier, about a hundred per SSD inference. libgomp's
-threads spin there before they sleep, by default 300,000 pause instructions (about 20 ms on the AMD
-EPYC here): alone that keeps the second thread awake between kernels (fast), but two engine
-processes on the same cores, or one beside a busy process, then burn each other's time slices
-spinning for a thread that is not running, and an image took 400-600 ms instead of 5. Passive
-waiting (OMP_WAIT_POLICY=PASSIVE, no spin) costs 2x alone: each kernel then wakes a sleeping thread.
-SPIN_COUNT bounds the spin to about 70 us (GOMP_SPINCOUNT, measured in docs/contention.md): enough
-to bridge most gaps between two kernels of one run, far less than a time slice. Where the cores are
-taken all the same, `Pace` (each plan's) sends runs that come out 3x slower than the plan's best to
-one thread for a while, where no thread waits for another.
+How they wait: every parallel kernel is a fork and a join, up to a hundred per inference. libgomp's
+(Numba's OpenMP layer) waiting threads spin, then sleep: its default spin (about 20 ms here) keeps the
+second thread awake between kernels, but two engine processes on the same cores, or one beside a busy
+process, then burn each other's time slices spinning for a thread that is not running (400-600 ms an
+image instead of 5). SPIN_COUNT bounds the spin (GOMP_SPINCOUNT, docs/contention.md); a kernel after
+a longer gap pays a wake-up. Numba's TBB layer (`NUMBA_THREADING_LAYER=tbb`) was measured too: worse
+under contention here (docs/contention.md). Then `Pace` (each plan's) times threaded runs and
+single-threaded ones and runs the faster: a model of small kernels, or cores taken by other
+processes, can make threads a loss.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 SPIN_COUNT = 1000  # libgomp spins before a waiting thread sleeps (docs/contention.md)
@@ -149,61 +147,71 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
-# A run this many times slower than its plan's best (at any thread count) twice in a row: the cores
-# are taken (other processes' threads, or ours waiting on each other). Runs then go single-threaded,
-# where no thread waits for another that is not running, for PACE_BACKOFF[0] runs, doubling up to
-# PACE_BACKOFF[1] while the probe after each back-off is slow again.
-PACE_SLOW = float(os.environ.get("ENGINE_PACE_SLOW") or 3.0)
-PACE_BACKOFF = (16, 256)
+def threads_now() -> int:
+    """The calling thread's thread count, as numba.get_num_threads() without its checks (0.2 us
+    instead of 1.5: the executor reads it every run). Numba's pool is launched by engine.kernels."""
+    global _get_num_threads
+    if _get_num_threads is None:
+        import numba
+        from numba.np.ufunc import parallel
+
+        numba.get_num_threads()  # launches the pool: the raw getter reads it
+        _get_num_threads = getattr(parallel, "_get_num_threads", numba.get_num_threads)
+    return _get_num_threads()
+
+
+_get_num_threads = None
+
+# Threads pay only where a run's kernels are large enough and the cores are free: a model of small
+# kernels, or cores taken by other processes (or by another engine process), can make a threaded run
+# slower than the same run on one thread. Each plan's Pace therefore times both and runs the faster,
+# and tries the other again every PACE_PROBE[0] runs (the interval doubles, up to PACE_PROBE[1], while
+# the other stays the slower, and starts again when they swap).
+PACE_PROBE = (16, 256)
+PACE_SAMPLES = 3  # each side's figure: the median of its last runs
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
 
 class Pace:
-    """Times a plan's runs; backs off to one thread while the cores are taken (docs/contention.md).
+    """Chooses, run by run, between a plan's threaded calls and its single-threaded ones, by their
+    recent times (docs/contention.md). The executor asks `threaded()` before a run and reports its
+    time with `done()`."""
 
-    Costs about 1.6 us per run (measured under load); Numba's thread count is only read and set while
-    backing off (it is per calling thread, so each backed-off run sets it and puts it back)."""
-
-    __slots__ = ("backoff", "best", "left", "restore", "slow", "t0")
+    __slots__ = ("fast", "interval", "next_probe", "runs", "times")
 
     def __init__(self) -> None:
-        self.best = math.inf
-        self.slow = 0  # slow runs in a row
-        self.left = 0  # single-threaded runs left in this back-off
-        self.backoff = PACE_BACKOFF[0]
-        self.restore = 0
-        self.t0 = 0.0
+        self.times: tuple[list[float], list[float]] = ([], [])  # recent seconds: one thread, threaded
+        self.fast = True  # the side with the better figure
+        self.runs = 0
+        self.interval = PACE_PROBE[0]
+        self.next_probe = PACE_PROBE[0]
 
-    def __enter__(self) -> Pace:  # noqa: PYI034 (Python 3.10 has no typing.Self)
-        if self.left:
-            self.left -= 1
-            import numba
+    def _figure(self, threaded: bool) -> float:
+        t = sorted(self.times[threaded])
+        return t[len(t) // 2] if t else 0.0  # an untried side comes first
 
-            n = numba.get_num_threads()
-            if n > 1:
-                numba.set_num_threads(1)
-                self.restore = n
-        self.t0 = time.perf_counter()
-        return self
+    def threaded(self) -> bool:
+        """Whether this run goes threaded."""
+        if not PACE_ON:
+            return True
+        self.runs += 1
+        fast = self._figure(True) <= self._figure(False)
+        if fast != self.fast:  # the sides swapped: try the other again soon
+            self.fast, self.interval = fast, PACE_PROBE[0]
+            self.next_probe = self.runs + self.interval
+        if self.runs >= self.next_probe:  # the probe's time alone is the other side's new figure
+            self.next_probe = self.runs + self.interval
+            self.interval = min(2 * self.interval, PACE_PROBE[1])
+            self.times[not fast].clear()
+            return not fast
+        return fast
 
-    def __exit__(self, *exc) -> None:
-        dt = time.perf_counter() - self.t0
-        if self.restore:
-            import numba
-
-            numba.set_num_threads(self.restore)
-            self.restore = 0
-            return
-        if exc[0] is not None or not PACE_ON:
-            return
-        self.best = min(self.best, dt)
-        if dt <= PACE_SLOW * self.best:
-            self.slow, self.backoff = 0, PACE_BACKOFF[0]
-            return
-        self.slow += 1
-        if self.slow >= 2:
-            self.left, self.slow = self.backoff, 0
-            self.backoff = min(2 * self.backoff, PACE_BACKOFF[1])
+    def done(self, threaded: bool, seconds: float) -> None:
+        """A run took `seconds`, threaded or not."""
+        t = self.times[threaded]
+        t.append(seconds)
+        if len(t) > PACE_SAMPLES:
+            del t[0]
 
 
 _PRELOADED = _libgomp_loaded()

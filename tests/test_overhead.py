@@ -31,10 +31,12 @@ def test_runs_call_compiled_kernels_directly(name):
     NumPy function): no dispatcher types the arguments again, no closure of an op runs."""
     m = engine.load(name)
     x = np.zeros((1, *m.inputs[0].shape[1:]), m.inputs[0].dtype)
-    m.run(x)
-    calls = m.plan(1)._calls
-    assert calls
-    for fn, _ in calls:
+    plan = m.plan(1)
+    for threads in {1, engine.runtime.usable_cores()}:  # the serial calls, and the threaded ones
+        engine.set_num_threads(threads)
+        m.run(x)
+    assert plan._serial.flat and plan._threaded.flat
+    for fn, _ in plan._serial.flat + (plan._threaded.flat if engine.runtime.usable_cores() > 1 else []):
         assert not isinstance(fn, (Dispatcher, types.FunctionType, functools.partial)), f"{fn} runs Python"
 
 

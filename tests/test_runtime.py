@@ -3,6 +3,7 @@ bounded spin of libgomp's waiting threads set before Numba loads it (issue 13)."
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -117,54 +118,39 @@ def test_the_spin_reaches_libgomp():
     assert spin == str(runtime.SPIN_COUNT) and loaded == "True"
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def _runs(pace, clock, seconds, seen):
-    import numba
-
-    for s in seconds:
-        with pace:
-            seen.append(numba.get_num_threads())
-            clock.now += s
+def _runs(pace, n, one, threaded, seen):
+    """n runs timed as one(run) seconds on one thread and threaded(run) threaded; seen: 1 for each
+    run on one thread, 2 for each threaded run."""
+    for _ in range(n):
+        side = pace.threaded()
+        seen.append(2 if side else 1)
+        pace.done(side, threaded(len(seen)) if side else one(len(seen)))
 
 
-def test_pace_backs_off_to_one_thread_while_the_cores_are_taken(monkeypatch):
-    """Two runs in a row over PACE_SLOW x the best: the next PACE_BACKOFF[0] runs use one thread (and
-    the caller's thread count is back after each), then the full count again; a probe that is slow
-    twice again backs off for twice as long; a fast run resets the back-off."""
-    import numba
-
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread here")
-    clock = _Clock()
-    monkeypatch.setattr(runtime.time, "perf_counter", clock)
+def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
+    """Both sides are tried first; then the faster runs, the other is tried every PACE_PROBE[0] runs,
+    the interval doubling while it stays slower; when the cores get taken (threaded runs slow down)
+    the next runs go to one thread within PACE_SAMPLES runs, and back when threads pay again."""
     monkeypatch.setattr(runtime, "PACE_ON", True)
-    before = numba.get_num_threads()
-    numba.set_num_threads(2)
-    try:
-        pace, seen = runtime.Pace(), []
-        k = runtime.PACE_BACKOFF[0]
-        _runs(pace, clock, [1.0, 1.1, 5.0, 1.0], seen)  # one slow run: no back-off
-        assert seen == [2, 2, 2, 2] and pace.left == 0
-        seen.clear()
-        _runs(pace, clock, [5.0, 5.0] + [1.0] * k + [5.0, 5.0], seen)
-        assert seen == [2, 2] + [1] * k + [2, 2] and numba.get_num_threads() == 2
-        assert pace.left == 2 * k  # the probe was slow again: twice as long
-        seen.clear()
-        _runs(pace, clock, [1.0] * (2 * k) + [1.0], seen)
-        assert seen == [1] * (2 * k) + [2] and pace.backoff == k  # a fast probe: back to the start
-        seen.clear()
-        monkeypatch.setattr(runtime, "PACE_ON", False)  # ENGINE_PACE=0
-        _runs(pace, clock, [9.0] * 4, seen)
-        assert seen == [2] * 4
-    finally:
-        numba.set_num_threads(before)
+    k = runtime.PACE_PROBE[0]
+    pace, seen = runtime.Pace(), []
+    _runs(pace, 2, lambda r: 2.0, lambda r: 1.0, seen)
+    assert seen == [2, 1]
+    seen.clear()
+    _runs(pace, 8 * k, lambda r: 2.0, lambda r: 1.0, seen)
+    probes = [r for r, side in enumerate(seen) if side == 1]
+    assert [b - a for a, b in itertools.pairwise(probes)] == [k, 2 * k, 4 * k][: len(probes) - 1]
+    seen.clear()
+    _runs(pace, 3 * runtime.PACE_SAMPLES, lambda r: 2.0, lambda r: 9.0, seen)  # cores taken
+    assert seen[-runtime.PACE_SAMPLES :] == [1] * runtime.PACE_SAMPLES
+    seen.clear()
+    _runs(pace, 2 * k, lambda r: 2.0, lambda r: 1.0, seen)  # free again: the next probe finds it
+    i = seen.index(2)
+    assert i <= k and seen[i : i + k - 1] == [2] * (k - 1)
+    seen.clear()
+    monkeypatch.setattr(runtime, "PACE_ON", False)  # ENGINE_PACE=0
+    _runs(pace, 4, lambda r: 1.0, lambda r: 9.0, seen)
+    assert seen == [2] * 4
 
 
 def test_a_model_runs_through_the_pace(models_dir):
@@ -174,10 +160,12 @@ def test_a_model_runs_through_the_pace(models_dir):
     m = engine.load(models_dir / "mnist_uint8.tflite")
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.uint8)
     (want,) = m.run(x)
+    for _ in range(3):  # the first runs time the serial builds (executor.CALIBRATION_RUNS)
+        m.run(x)
     pace = m.plan(4).pace
-    assert pace.best < 1.0
-    pace.left = 3  # as after two slow runs
-    for _ in range(3):
+    threads = engine.get_num_threads() > 1 and m.plan(4)._threaded is not m.plan(4)._serial
+    assert (len(pace.times[True]) > 0) == threads
+    for _ in range(40):  # whichever side each run takes, the results are the same
         (got,) = m.run(x)
         assert np.array_equal(got, want)
-    assert pace.left == 0
+    assert (len(pace.times[False]) > 0) == threads

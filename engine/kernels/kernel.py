@@ -1,8 +1,9 @@
 """Kernels compiled twice: with prange spread over threads, and serial for small work.
 
-Waking the thread pool costs microseconds; on a 28x28 MNIST layer that is more than the work.
-Kernel() picks the serial build below a work threshold, so batch-1 latency does not pay for
-parallelism that large batches need.
+Waking the thread pool costs microseconds (a parallel region here: 1.5-2 us with the threads awake,
+tens when one must be woken); on a 28x28 MNIST layer that is more than the work. The executor runs
+every kernel's serial build at one thread, and at more threads picks each call's build from the
+serial build's measured time (engine/executor.py): ops bind arguments valid for both builds.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from numba import njit
 # Launches Numba's threading layer now: kernels index per-thread scratch by numba.get_thread_id(),
 # which calls into that layer (a null pointer before it runs), in serial builds too.
 numba.get_num_threads()
-# elements (or multiply-accumulates / 16) below which a serial run beats waking the threads
+# elements (or multiply-accumulates / 16) below which pick() gives the serial build: the choice of
+# steps that are not timed (constant folding, the warm-up of a plan that has not run)
 PARALLEL_MIN_WORK = 1 << 16
+
+BUILDS: dict = {}  # each build (a Numba dispatcher) -> its Kernel
 
 
 class Kernel:
@@ -31,6 +35,7 @@ class Kernel:
         self.serial = njit(cache=True)(twin)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
+        BUILDS[self.parallel] = BUILDS[self.serial] = self
 
     def pick(self, work: int):
         """The build for a run of `work` elementary steps."""
@@ -40,3 +45,15 @@ class Kernel:
 def kernel(fn: FunctionType) -> Kernel:
     """Decorator: an njit kernel with a parallel and a serial build (see Kernel)."""
     return Kernel(fn)
+
+
+def serial_build(fn):
+    """fn's serial build where fn is a Kernel's build, else fn."""
+    k = BUILDS.get(fn)
+    return fn if k is None else k.serial
+
+
+def parallel_build(fn):
+    """fn's parallel build where fn is a Kernel's build, else fn."""
+    k = BUILDS.get(fn)
+    return fn if k is None else k.parallel

@@ -127,7 +127,7 @@ def gemm_conv(
     ops = _operands(in_dtype, in_zp, weights, bias)
     calls, per_call, x_run, run_len, packed = _runs(ops.weights, win, ops.group)
     conv = K.conv2d.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
-    chunks = 1 if conv is K.conv2d.serial else 32 * numba.get_num_threads()
+    chunks = 32 * numba.config.NUMBA_NUM_THREADS  # valid for both builds (the executor picks one)
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
     plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks)

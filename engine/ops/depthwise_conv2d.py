@@ -85,7 +85,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     )
     geo = K.Geometry(win.hp, win.wp, cp, kh, kw, win.sh, win.sw, win.dh, win.dw)
     depthwise_conv2d = D.depthwise_conv2d.pick((n * oh * ow * oc * kh * kw) // 16)  # MACs are cheap
-    chunks = 1 if depthwise_conv2d is D.depthwise_conv2d.serial else 32 * numba.get_num_threads()
+    chunks = 32 * numba.config.NUMBA_NUM_THREADS  # valid for both builds (the executor picks one)
     padded_size = n * win.hp * win.wp * cp
     offsets = np.zeros(ow, np.int32)  # none: the zero point is in the bias
     slack = (D.DPX * win.sw + 1) * cp + 64  # a step's pixels beyond the last row's end
