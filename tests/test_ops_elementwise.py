@@ -228,7 +228,7 @@ def test_mean_over_batch():
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_pad(dtype):
+def test_pad(dtype, kernel_build):
     rng = np.random.default_rng(30)
     info = np.iinfo(dtype)
     net = Net()
@@ -238,6 +238,8 @@ def test_pad(dtype):
         ([1, 3, 2, 2, 2], [[0, 0], [1, 0], [0, 2], [1, 1], [0, 3]]),  # rank 5
         ([1, 6], [[0, 0], [4, 5]]),
         ([1, 2, 3], [[0, 0], [0, 0], [0, 0]]),
+        ([1, 130, 129, 3], [[0, 0], [1, 1], [1, 1], [0, 0]]),  # YOLOv8's first: several parallel steps
+        ([1, 3, 4], [[1, 1], [0, 0], [0, 0]]),  # the batch axis
     ]
     for k, (shape, pads) in enumerate(cases):
         s, z = qparams(rng, dtype, -2, -1)
