@@ -14,14 +14,86 @@ single value or the broadcast leaves long runs, for ops/broadcast.py.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from . import cpu
+from .irtools import data_ptr, empty_codegen, operand
 from .kernel import kernel
 from .lookup import LUT_BLOCK, lut_x8_64_vbmi
 
 CHUNK = 1 << 14  # elements a parallel step takes
 PHASES_MAX = 256  # channels of a per-channel operand given tables of their own (64 KiB)
+VBMI_PHASES = 16  # up to this many channels, 64 elements a step with VBMI (each channel's table on each step)
+
+
+@intrinsic
+def lut_phases_x8_64_vbmi(typingctx, x, out, luts, start, blocks, phases, phase0):
+    """out[start + i] = luts[((phase0 + i) % phases) * 256 + x[start + i]] for i < 64 * blocks, phase0 <
+    phases <= 64: each step looks the 64 bytes up in every channel's table (two vpermi2b and a select,
+    lookup.lut_x8_64_vbmi) and keeps each lane's channel; the lanes' channels advance 64 % phases a step."""
+    sig = types.void(x, out, luts, types.intp, types.intp, types.intp, types.intp)
+    if not cpu.VBMI:
+        return sig, empty_codegen
+
+    def codegen(context, builder, signature, args):
+        x_, out_, luts_, start_, blocks_, phases_, phase0_ = (
+            operand(context, builder, signature, args, k) for k in range(7)
+        )
+        b = builder
+        i8 = ir.IntType(8)
+        v8 = ir.VectorType(i8, LUT_BLOCK)
+        permute = cgutils.get_or_insert_function(
+            b.module, ir.FunctionType(v8, [v8, v8, v8]), "llvm.x86.avx512.vpermi2var.qi.512"
+        )
+
+        def splat(value):
+            one = b.insert_element(ir.Constant(v8, None), b.trunc(value, i8), ir.Constant(ir.IntType(32), 0))
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), LUT_BLOCK), [0] * LUT_BLOCK)
+            return b.shuffle_vector(one, ir.Constant(v8, None), mask)
+
+        tp = b.bitcast(data_ptr(context, b, luts_, i8), v8.as_pointer())
+        xp = b.gep(data_ptr(context, b, x_, i8), [start_])
+        op = b.gep(data_ptr(context, b, out_, i8), [start_])
+        n_phases = splat(phases_)
+        step = splat(b.srem(ir.Constant(phases_.type, LUT_BLOCK), phases_))
+        lane = b.add(ir.Constant(v8, list(range(LUT_BLOCK))), splat(phase0_))  # < 128: no wrap
+        lane = b.urem(lane, n_phases)
+        where = cgutils.alloca_once_value(b, lane)
+        with cgutils.for_range(b, blocks_) as loop:
+            at = b.mul(loop.index, ir.Constant(loop.index.type, LUT_BLOCK))
+            xv = b.load(b.bitcast(b.gep(xp, [at]), v8.as_pointer()), align=1)
+            top = b.icmp_signed("<", xv, ir.Constant(v8, [0] * LUT_BLOCK))
+            ph = b.load(where)
+            acc = cgutils.alloca_once_value(b, ir.Constant(v8, [0] * LUT_BLOCK))
+            with cgutils.for_range(b, phases_) as channel:
+                q = [
+                    b.load(
+                        b.gep(
+                            tp,
+                            [
+                                b.add(
+                                    b.mul(channel.index, ir.Constant(channel.index.type, 4)),
+                                    ir.Constant(channel.index.type, k),
+                                )
+                            ],
+                        ),
+                        align=1,
+                    )
+                    for k in range(4)
+                ]
+                low = b.call(permute, [q[0], xv, q[1]])
+                high = b.call(permute, [q[2], xv, q[3]])
+                mine = b.icmp_unsigned("==", ph, splat(channel.index))
+                b.store(b.select(mine, b.select(top, high, low), b.load(acc)), acc)
+            b.store(b.load(acc), b.bitcast(b.gep(op, [at]), v8.as_pointer()), align=1)
+            ph = b.add(ph, step)
+            b.store(b.select(b.icmp_unsigned(">=", ph, n_phases), b.sub(ph, n_phases), ph), where)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @kernel
@@ -55,8 +127,18 @@ def gather_phases(x, other, out, table, luts, x_stride, other_stride):
             luts[p * 256 + i] = table[k + i * x_stride]
     rows = x.size // phases
     step = max(1, CHUNK // phases)
+    vbmi = cpu.VBMI and out.itemsize == 1 and phases <= VBMI_PHASES
     for c in prange((rows + step - 1) // step):
-        for r in range(c * step, min(rows, (c + 1) * step)):
+        r0, r1 = c * step, min(rows, (c + 1) * step)
+        if vbmi:  # whole rows of phases: each chunk starts at channel 0
+            blocks = (r1 - r0) * phases // LUT_BLOCK
+            lut_phases_x8_64_vbmi(x, out, luts, r0 * phases, blocks, phases, 0)
+            done = r0 * phases + blocks * LUT_BLOCK
+            for i in range(done, r1 * phases):
+                k = np.uintp(i)
+                out[k] = luts[(i % phases) * 256 + np.int64(x[k])]
+            continue
+        for r in range(r0, r1):
             base = r * phases
             for p in range(phases):
                 out[base + p] = luts[p * 256 + np.int64(x[base + p])]
