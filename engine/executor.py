@@ -23,7 +23,8 @@ SHAPE_ONLY = {"SHAPE"}
 # a call whose serial build takes this long runs its parallel build when more than one thread runs
 # (a parallel region costs 1.5-2 us here with the threads awake)
 PARALLEL_MIN_SECONDS = 6e-6
-CALIBRATION_RUNS = 2  # serial runs timed before the threaded calls are chosen (the best of them)
+CALIBRATION_RUNS = 2  # timed runs of each build before the threaded calls are chosen (the best)
+CALIBRATION_SECONDS = 0.1  # or fewer runs when they took this long
 
 
 @dataclass
@@ -163,39 +164,63 @@ class Plan:
         # one thread: every kernel's serial build; more: chosen per call once timed (_calibrate)
         self._serial = _Calls([[(serial_build(fn), args) for fn, args in calls] for calls in self._bound])
         self._threaded: _Calls | None = None
+        self._candidates: _Calls | None = None  # calls timed with their parallel build
         self._timed = [[math.inf] * len(calls) for calls in self._bound]  # each serial call's best
-        self._timed_runs = 0
+        self._timed_par: list[list[float]] = []  # each candidate's best with its parallel build
+        self._timed_runs, self._timed_seconds = 0, 0.0
 
     def _calibrate(self, warm: bool) -> None:
-        """One run on the serial builds, each call timed; after CALIBRATION_RUNS of them, each call
-        whose serial build took PARALLEL_MIN_SECONDS or more gets its parallel build in the threaded
-        calls (the others stay serial: waking the pool would cost more than it saves). warm: the
-        load-time warm-up (steps with a warmup function call it, untimed)."""
-        for step, calls, best in zip(self.steps, self._serial.steps, self._timed):
+        """One timed run of the calls being chosen (warm: the load-time warm-up; steps with a warmup
+        function call it once, untimed). First CALIBRATION_RUNS runs on the serial builds: calls that
+        took PARALLEL_MIN_SECONDS or more become candidates for their parallel build. Then as many
+        runs of the candidates' parallel builds (more than one thread must run): a candidate keeps its
+        parallel build where it was faster, wake-ups of the other threads included (on a loaded
+        machine they cost more than the work they share)."""
+        serial = self._candidates is None
+        calls_now, best_now = (self._serial, self._timed) if serial else (self._candidates, self._timed_par)
+        for step, calls, best in zip(self.steps, calls_now.steps, best_now):
             if warm and step.warmup:  # (once: it only compiles)
-                if not self._timed_runs:
+                if serial and not self._timed_runs:
                     step.warmup(*calls[0][1])
                 continue
             for k, (fn, args) in enumerate(calls):
                 t0 = time.perf_counter()
                 fn(*args)
-                best[k] = min(best[k], time.perf_counter() - t0)
-        self._serial.resolve()
+                dt = time.perf_counter() - t0
+                best[k] = min(best[k], dt)
+                self._timed_seconds += dt
+        calls_now.resolve()
         self._timed_runs += 1
-        if self._timed_runs >= CALIBRATION_RUNS and not any(
-            t >= PARALLEL_MIN_SECONDS for ts in self._timed for t in ts
-        ):
-            self._threaded = self._serial  # nothing large enough to share out
-        elif self._timed_runs >= CALIBRATION_RUNS:
-            self._threaded = _Calls(
-                [
-                    [
-                        (parallel_build(fn) if t >= PARALLEL_MIN_SECONDS else serial_build(fn), args)
-                        for (fn, args), t in zip(calls, ts)
-                    ]
-                    for calls, ts in zip(self._bound, self._timed)
-                ]
-            )
+        # a long run measures well enough in one go (a large batch's calibration stays short), but the
+        # warm-up's first runs include compiling
+        if self._timed_runs < CALIBRATION_RUNS and (warm or self._timed_seconds < CALIBRATION_SECONDS):
+            return
+        self._timed_runs, self._timed_seconds = 0, 0.0
+        if serial:
+            big = [[t >= PARALLEL_MIN_SECONDS for t in ts] for ts in self._timed]
+            if not any(map(any, big)):
+                self._threaded = self._serial  # nothing large enough to share out
+                return
+            self._big, self._candidates = big, self._choose(big)
+            self._timed_par = [[math.inf] * len(calls) for calls in self._bound]
+            return
+        faster = [[p < t for p, t in zip(ps, ts)] for ps, ts in zip(self._timed_par, self._timed)]
+        if not any(map(any, faster)):  # (cores taken while this ran): the candidates, for Pace to try later
+            faster = self._big
+        self._threaded = self._choose(faster)
+        # the pace starts from these runs' times
+        self.pace.done(False, sum(map(sum, self._timed)))
+        par = zip(faster, self._timed_par, self._timed)
+        self.pace.done(True, sum(p if f else t for fs, ps, ts in par for f, p, t in zip(fs, ps, ts)))
+
+    def _choose(self, parallel: list[list[bool]]) -> _Calls:
+        """The bound calls, each call's parallel build where `parallel` says so, else its serial one."""
+        return _Calls(
+            [
+                [(parallel_build(fn) if p else serial_build(fn), args) for (fn, args), p in zip(calls, ps)]
+                for calls, ps in zip(self._bound, parallel)
+            ]
+        )
 
     def _allocate_scratch(self) -> None:
         """One arena, as large as the largest step's scratch: steps run one at a time."""
@@ -292,14 +317,10 @@ class Plan:
         return self._arrays
 
     def _warm(self) -> None:
-        """Compile (or load from Numba's cache) the serial builds, time them, and compile the parallel
-        builds the threaded runs will call."""
-        while self._threaded is None:
+        """Compile (or load from Numba's cache) and time the serial builds, then the parallel builds
+        of the calls large enough (at one thread that waits for the first threaded runs)."""
+        while self._threaded is None and (self._candidates is None or threads_now() > 1):
             self._calibrate(warm=True)
-        if threads_now() > 1 and self._threaded is not self._serial:
-            for step, calls in zip(self.steps, self._threaded.steps):
-                for fn, args in [] if step.warmup else calls:
-                    fn(*args)
 
     def _run_steps(self, timings: list | None, observe) -> None:
         """The slow path: each step timed or observed."""

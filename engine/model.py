@@ -204,8 +204,8 @@ class Model:
         if exact is not None and _LAYER_LOCK and _LAYER_LOCK[0] is _NO_LOCK:
             # the common case in a few steps: a plan for this batch, the newest, already made
             plans, key = self._plans, (exact[0], False)
-            if plans and next(reversed(plans)) == key:
-                with self._lock:
+            with self._lock:
+                if plans and next(reversed(plans)) == key:
                     arrays = plans[key].run(exact[1])
                     return [arrays[i].copy() for i in self._output_indices]
         try:

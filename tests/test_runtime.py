@@ -160,7 +160,7 @@ def test_a_model_runs_through_the_pace(models_dir):
     m = engine.load(models_dir / "mnist_uint8.tflite")
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.uint8)
     (want,) = m.run(x)
-    for _ in range(3):  # the first runs time the serial builds (executor.CALIBRATION_RUNS)
+    for _ in range(6):  # the first runs time the serial builds, then the parallel ones (executor.py)
         m.run(x)
     pace = m.plan(4).pace
     threads = engine.get_num_threads() > 1 and m.plan(4)._threaded is not m.plan(4)._serial
