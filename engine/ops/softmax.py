@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -90,18 +91,26 @@ def _softmax(x, out, rows, depth, table, terms, qmin, qmax):
         _softmax_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, terms, qmin, qmax)
 
 
+SIMD_CHUNK = 1 << 12  # elements of the rows a step of _softmax_simd takes (at least one row)
+
+
+def simd_chunk(depth: int) -> int:
+    """Rows a step of _softmax_simd takes."""
+    return max(1, SIMD_CHUNK // depth)
+
+
 @kernel
-def _softmax_simd(x, out, rows, depth, table, terms, qmin, qmax):
+def _softmax_simd(x, out, rows, depth, table, terms, qmin, qmax, row_work, exp_work):
     """_softmax in 16 int32 lanes (kernels/softmax8.py); table and terms as int32. Each pass runs over a
     chunk of rows before the next, so that the rows' dependency chains (max, sum, reciprocal) overlap;
-    the exps gathered for the sums wait in a chunk's buffer for the outputs. A row whose sum reaches
-    512.0 (exponent above 31) takes the scalar loop."""
-    chunk = max(1, (1 << 12) // depth)
+    the exps gathered for the sums wait in a chunk's buffer for the outputs. row_work [threads, 2,
+    chunk] (int64) and exp_work [threads, chunk * depth] (int32): each thread's, from the plan. A row
+    whose sum reaches 512.0 (exponent above 31) takes the scalar loop."""
+    chunk = row_work.shape[2]
     for c in prange((rows + chunk - 1) // chunk):
         r0, r1 = c * chunk, min(rows, (c + 1) * chunk)
-        tops = np.empty(r1 - r0, np.int64)
-        sums = np.empty(r1 - r0, np.int64)
-        es = np.empty((r1 - r0) * depth, np.int32)
+        t = numba.get_thread_id()
+        tops, sums, es = row_work[t, 0], row_work[t, 1], exp_work[t]
         for r in range(r0, r1):
             tops[r - r0] = row_max16(x, r * depth, depth)
         for r in range(r0, r1):
@@ -208,15 +217,18 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     depth = shape[-1]
     rows = int(np.prod(shape[:-1], dtype=np.int64))
 
-    if SIMD:  # 16 lanes a step: int32 tables for the gathers (entries fit: Q0.31 and Q12.19 terms)
+    if SIMD and depth:  # 16 lanes a step: int32 tables for the gathers (entries fit: Q0.31 and Q12.19 terms)
         softmax = _softmax_simd.pick(rows * depth // 4)
         table, terms = table.astype(np.int32), terms.astype(np.int32)
+        threads, chunk = numba.config.NUMBA_NUM_THREADS, simd_chunk(depth)  # numba.get_thread_id() < threads
+        scratch = [((threads, 2, chunk), np.int64), ((threads, chunk * depth), np.int32)]
     else:
         softmax = _softmax.pick(rows * depth)  # about 6 ns an element (a row's reciprocal, two roundings)
+        scratch = []
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         if not rows * depth:
             return []
-        return [(softmax, (view(inputs[0]), view(outputs[0]), rows, depth, table, terms, qmin, qmax))]
+        return [(softmax, (view(inputs[0]), view(outputs[0]), rows, depth, table, terms, qmin, qmax, *scratch))]
 
-    return bound([shape], bind)
+    return bound([shape], bind, scratch)
