@@ -128,9 +128,7 @@ class Plan:
         if biggest is not None:
             ledger.add(arena, f"{g.ops[biggest.op_index].where()} scratch {_largest(biggest)}")
         for i in self.variables:
-            ledger.add(
-                math.prod(shapes[i]) * g.tensors[i].np_dtype.itemsize, f"state {g.tensors[i].describe()}"
-            )
+            ledger.add(_nbytes(g, i, shapes[i]), f"state {g.tensors[i].describe()}")
         fed = list(dict.fromkeys(g.inputs))
         for i in fed:  # the plan's own copy of each input: kernel calls are bound to fixed arrays
             ledger.add(_nbytes(g, i, shapes[i]), f"input {g.tensors[i].describe()}")
