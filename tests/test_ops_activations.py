@@ -291,6 +291,23 @@ def test_softmax():
     check(net, sets)
 
 
+def test_softmax_short_rows(kernel_build):
+    """Rows of 16 (YOLOv8's box distributions), rows that end in a partial block of 16 (1, 17, 33), a long
+    one; many rows (several chunks of the kernel), random and tied inputs, both builds, batch 1 and 3."""
+    rng = np.random.default_rng(23)
+    net = Net()
+    shapes = ([1, 4, 700, 16], [1, 300, 17], [1, 90, 33], [1, 300, 1], [1, 3, 200])
+    for k, shape in enumerate(shapes):
+        dtype = DTYPES[k % 2]
+        q = qparams(rng, dtype, -2, 0)
+        x = net.input(shape, dtype, *q)
+        y = net.tensor(shape, dtype, 1 / 256, type_min(dtype))
+        net.op("SOFTMAX", [x], [y], f"SOFTMAX {dtype} {shape} in={q}", beta=1.0)
+    sets = full_range_sets(net, 24)
+    sets.append([(np.arange(a.size).reshape(a.shape) % 5).astype(a.dtype) for a in sets[1]])
+    check(net, sets)
+
+
 def test_shared_models_quantizations(models_dir):
     """The quantizations of these ops in the shared models: MNIST's QUANTIZE pair (uint8 -> int8 in, int8 ->
     uint8 out) and the SOFTMAX of MNIST, micro_speech and person_detect, with each model's beta."""

@@ -38,11 +38,8 @@ PINNED = {
 }
 
 
-@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
-def test_binary_exhaustive(op):
-    """Every pair of 8-bit values ([1,256,1] against [1,1,256]) for random and pinned quantizations."""
-    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
-    net = Net()
+def _binary_configs(op: str, rng: np.random.Generator) -> list:
+    """(dtype, scales, zero points, activation) of the exhaustive tests: random and pinned."""
     acts = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
     configs = []
     for k in range(12):
@@ -51,14 +48,45 @@ def test_binary_exhaustive(op):
         if op == "MUL":  # an output scale near the product keeps outputs off the clamps
             so = float(F32(s1 * s2 * 10 ** rng.uniform(-0.5, 1.5)))
         configs.append((dtype, [s1, s2, so], [z1, z2, zo], acts[k % 4] if k >= 4 else "NONE"))
-    configs += [(d, s, z, "NONE") for d, s, z in PINNED[op]]
-    for dtype, s, z, act in configs:
+    return configs + [(d, s, z, "NONE") for d, s, z in PINNED[op]]
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_exhaustive(op):
+    """Every pair of 8-bit values ([1,256,1] against [1,1,256]) for random and pinned quantizations."""
+    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
+    net = Net()
+    for dtype, s, z, act in _binary_configs(op, rng):
         a = net.input([1, 256, 1], dtype, s[0], z[0])
         b = net.input([1, 1, 256], dtype, s[1], z[1])
         out = net.tensor([1, 256, 256], dtype, s[2], z[2])
         net.op(op, [a, b], [out], f"{op} {dtype} scales={s} zps={z} {act}", fused_activation_function=act)
     xs = [all_bytes(net.tensors[i]["dtype"], net.tensors[i]["shape"]) for i in net.inputs]
     check(net, [xs])
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_exhaustive_same_shape(op, kernel_build):
+    """Every pair of 8-bit values as two inputs of one shape [1, 256, 257] (the flat gather of ADD and
+    SUB, MUL's vector kernel with a chunk's tail from the table), the quantizations of
+    test_binary_exhaustive; batch 1 and 2."""
+    rng = np.random.default_rng({"ADD": 1, "SUB": 2, "MUL": 3}[op])
+    net = Net()
+    for dtype, s, z, act in _binary_configs(op, rng):
+        a = net.input([1, 256, 257], dtype, s[0], z[0])
+        b = net.input([1, 256, 257], dtype, s[1], z[1])
+        out = net.tensor([1, 256, 257], dtype, s[2], z[2])
+        net.op(op, [a, b], [out], f"{op} {dtype} scales={s} zps={z} {act}", fused_activation_function=act)
+    i, j = np.meshgrid(np.arange(256), np.arange(257) % 256, indexing="ij")
+    sets = []
+    for batch in (1, 2):
+        xs = []
+        for k in net.inputs:
+            raw = (i if len(xs) % 2 == 0 else j).astype(np.uint8)
+            raw = np.stack([np.roll(raw, n) for n in range(batch)])
+            xs.append(raw.view(net.tensors[k]["dtype"]))
+        sets.append(xs)
+    check(net, sets)
 
 
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
@@ -109,6 +137,41 @@ def test_binary_broadcast(op, dtype, kernel_build):
         act = ["NONE", "RELU", "RELU6"][k % 3]
         net.op(op, ins, [out], f"{op} {dtype} {label} {act}", fused_activation_function=act)
     check(net, run_sets(net, 11))
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_broadcast_large(op, kernel_build):
+    """Broadcasts over more elements than one parallel step of the kernels takes (16 Ki), so that each
+    path splits in several: a scalar (either side), a per-channel operand (MoveNet's x - mean[c]), an outer
+    product with short rows (MoveNet's [48, 48, 1] - [1, 17]), shapes equal but for 1s (YOLOv8's
+    [1, 1, 4, N] * [1, 4, N]); both 8-bit types, batch 1 and 3."""
+    rng = np.random.default_rng(12)
+    net = Net()
+    cases = [
+        ([1, 96, 96, 3], [1, 1, 1, 1], False),
+        ([1, 96, 96, 3], [], True),
+        ([1, 96, 96, 3], [1, 1, 1, 3], False),
+        ([1, 96, 96, 3], [3], True),
+        ([1, 40, 40, 16], [1, 1, 1, 16], False),
+        ([1, 30, 30, 7], [1, 1, 1, 7], True),
+        ([1, 48, 48, 1], [1, 1, 1, 17], False),
+        ([1, 1, 4, 5000], [1, 4, 5000], False),
+        ([1, 40, 40, 8], [1, 40, 1, 8], False),
+    ]
+    for k, (shape, other, first) in enumerate(cases):
+        dtype = ["int8", "uint8"][k % 2]
+        a = net.input(shape, dtype, *qparams(rng, dtype, -2.0, -0.5))
+        b = net.input(other, dtype, *qparams(rng, dtype, -2.0, -0.5)) if other else None
+        if b is None:
+            info = np.iinfo(dtype)
+            b = net.const(np.array(rng.integers(info.min, int(info.max) + 1), dtype), dtype, *qparams(rng, dtype))
+        oshape = list(np.broadcast_shapes(tuple(shape), tuple(other)))
+        so, zo = qparams(rng, dtype, -2.0, -0.5)
+        if op == "MUL":
+            so = float(F32(net.tensors[a]["scale"][0] * net.tensors[b]["scale"][0] * 10 ** rng.uniform(0, 1.5)))
+        out = net.tensor(oshape, dtype, so, zo)
+        net.op(op, [b, a] if first else [a, b], [out], f"{op} {dtype} {shape} with {other} first={first}")
+    check(net, run_sets(net, 13))
 
 
 # --- MEAN ------------------------------------------------------------------------------------------------
@@ -167,7 +230,7 @@ def test_mean_over_batch():
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_pad(dtype):
+def test_pad(dtype, kernel_build):
     rng = np.random.default_rng(30)
     info = np.iinfo(dtype)
     net = Net()
@@ -177,6 +240,8 @@ def test_pad(dtype):
         ([1, 3, 2, 2, 2], [[0, 0], [1, 0], [0, 2], [1, 1], [0, 3]]),  # rank 5
         ([1, 6], [[0, 0], [4, 5]]),
         ([1, 2, 3], [[0, 0], [0, 0], [0, 0]]),
+        ([1, 130, 129, 3], [[0, 0], [1, 1], [1, 1], [0, 0]]),  # YOLOv8's first: several parallel steps
+        ([1, 3, 4], [[1, 1], [0, 0], [0, 0]]),  # the batch axis
     ]
     for k, (shape, pads) in enumerate(cases):
         s, z = qparams(rng, dtype, -2, -1)

@@ -181,3 +181,42 @@ def test_shape_of_activations_out_type(out_type):
     y = net.tensor([4], out_type)
     net.op("SHAPE", [x], [y], f"shape {out_type}", out_type=out_type.upper())
     check(net, run_sets(net, 31, batches=(1, 3)))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "float32"])
+def test_copies_in_words(dtype, kernel_build):
+    """Slices, transposes, splits and concatenations of YOLOv8's kinds (channel halves, concatenations
+    along channels) in 1-, 2- and 4-byte types, with long and short runs (odd channel counts, odd
+    offsets); batch 1 and 3, both builds."""
+    net = Net()
+    q = (0.1, 0) if dtype != "float32" else ()
+    x = net.input([1, 12, 10, 32], dtype, *q)
+    for begin, end in (
+        ([0, 0, 0, 0], [1, 12, 10, 16]),
+        ([0, 0, 0, 16], [1, 12, 10, 32]),
+        ([0, 1, 0, 3], [1, 12, 10, 10]),
+    ):
+        oshape = [1, 12, 10, end[3] - begin[3]]
+        oshape[1] = end[1] - begin[1]
+        ins = [x] + [net.const(np.int32(v), "int32") for v in (begin, end, [1, 1, 1, 1])]
+        net.op(
+            "STRIDED_SLICE",
+            ins,
+            [net.tensor(oshape, dtype, *q)],
+            f"STRIDED_SLICE {begin} {end}",
+            begin_mask=1,
+            end_mask=1,
+        )
+    net.op(
+        "TRANSPOSE",
+        [x, net.const(np.int32([0, 2, 1, 3]), "int32")],
+        [net.tensor([1, 10, 12, 32], dtype, *q)],
+        "TRANSPOSE 0213",
+    )
+    halves = [net.tensor([1, 12, 10, 16], dtype, *q) for _ in range(2)]
+    net.op("SPLIT", [net.const(np.int32(3), "int32"), x], halves, "SPLIT channels", num_splits=2)
+    y = net.input([1, 12, 10, 8], dtype, *q)
+    z = net.input([1, 12, 10, 3], dtype, *q)
+    net.op("CONCATENATION", [x, y, x], [net.tensor([1, 12, 10, 72], dtype, *q)], "CONCAT 32 8 32", axis=3)
+    net.op("CONCATENATION", [y, z, y], [net.tensor([1, 12, 10, 19], dtype, *q)], "CONCAT 8 3 8", axis=3)
+    check(net, run_sets(net, 7, (1, 3)))

@@ -236,7 +236,7 @@ CAST_PAIRS = [
 ]
 
 
-def test_cast():
+def test_cast(kernel_build):
     net = Net()
     for src, dst in CAST_PAIRS:
         x = net.input([1, 5, 7], src)

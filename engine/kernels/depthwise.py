@@ -1,10 +1,19 @@
-"""DEPTHWISE_CONV_2D's kernel: 16 channels x DPX pixels per step, the sums in registers.
+"""DEPTHWISE_CONV_2D's kernel: 16 lanes x 8 (or 4) pixels per step, the sums in registers.
 
-The padded input holds u = x (+128 for int8) as uint8, its channels padded to whole vectors of 16
-(the extra channels meet zero weights). Each product u * w' (w' = filter - its zero point, 9 bits)
-is one vpmaddwd on int32 lanes whose high halves are zero on u's side, fused with the add into
-vpdpwssd where VNNI exists. The input's zero point u_zp then costs one per-channel constant,
-u_zp * sum(w'), that prepare folds into the bias (padding holds u_zp, which adds nothing).
+The kernel reads u = x (+128 for int8) as uint8 from a small ring of padded rows per thread, which it
+fills itself as the output rows advance (each input row converted once, while it is hot in the cache;
+no separate padding pass, no padded copy of the whole input). A ring row holds a row's pixels with the
+padding around, its channels padded to whole vectors of 16 (the extra channels meet zero weights and
+are never filled), or, where 16 / channels pixels fit one vector (`group` > 1: 2, 4 or 8 channels,
+stride 1 along x), packed as they are: a vector then holds `group` neighbouring pixels, the filter
+and the requantization parameters repeated `group` times.
+Each product u * w' (w' = filter - its zero point, 9 bits) is one vpmaddwd on int32 lanes whose high
+halves are zero on u's side, fused with the add into vpdpwssd where VNNI exists. The input's zero
+point u_zp then costs one per-channel constant, u_zp * sum(w'), that prepare folds into the bias
+(padding holds u_zp, which adds nothing). The requantization runs on the sums in registers.
+
+Work is split into tasks of output rows x channel vectors (DwPlan), so that even a layer of a few
+rows spreads over the threads.
 """
 
 from __future__ import annotations
@@ -21,18 +30,18 @@ from numba.extending import intrinsic
 from . import cpu
 from .irtools import data_ptr, element_ptr, empty_codegen, operand
 from .kernel import kernel
-from .requantize import BIAS, LANES, VectorIR, requantize_pixels, rule_of
+from .requantize import BIAS, LANES, Requant, RequantFp32, RequantRuy, VectorIR, requantize_pixels, rule_of
 
-DPX = 8  # pixels per step; LANES channels
+DPX = 8  # pixels per step (4 in a row's last step of 4 or fewer); LANES channels
 SIMD = cpu.AVX512BW
 
 
 class Taps(NamedTuple):
-    """Where one depthwise step reads and writes, in elements (see _tile)."""
+    """Where one depthwise step reads and writes, in elements: x at rows[ky] + x_off + p*x_pixel +
+    kx*x_tap, w at w_off + (ky*kw + kx)*w_tap (see _dw_sums); acc (portable step) at acc_off + p*acc_pixel."""
 
     x_off: int
     x_pixel: int
-    x_row: int
     x_tap: int
     w_off: int
     w_tap: int
@@ -42,22 +51,35 @@ class Taps(NamedTuple):
     acc_pixel: int
 
 
-def _dw_sums(context, builder, x_, w_, at_):
-    """The DPX x 16 sums of one depthwise step (at_: the Taps, by name), as DPX int32 vectors."""
+class DwPlan(NamedTuple):
+    """How depthwise_conv2d splits and reads: per image, row_chunks ranges of output rows x ch_splits
+    ranges of channel vectors (tasks); span: the padded input rows one output row reads ((kh-1)*dh + 1,
+    the ring's rows); group: output pixels per vector (1: one pixel's 16 channels)."""
+
+    row_chunks: int
+    ch_splits: int
+    span: int
+    group: int
+
+
+def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int):
+    """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors."""
     i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
     v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
     intp = at_.x_off.type
     zero = ir.Constant(v32, [0] * LANES)
-    accs = [cgutils.alloca_once_value(builder, zero) for _ in range(DPX)]
+    accs = [cgutils.alloca_once_value(builder, zero) for _ in range(dpx)]
+    row_offsets = data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
-        row_x = builder.add(at_.x_off, builder.mul(ky.index, at_.x_row))
+        row = builder.load(builder.gep(row_offsets, [ky.index]))
+        row_x = builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
         with cgutils.for_range(builder, at_.kw) as kx:
             tap_x = builder.add(row_x, builder.mul(kx.index, at_.x_tap))
             tap_w = builder.add(row_w, builder.mul(kx.index, at_.w_tap))
             wv = builder.load(element_ptr(context, builder, w_, tap_w, v16), align=2)
             w32 = builder.sext(wv, v32)
-            for p in range(DPX):
+            for p in range(dpx):
                 at = builder.add(tap_x, builder.mul(at_.x_pixel, ir.Constant(intp, p)))
                 xv = builder.zext(builder.load(element_ptr(context, builder, x_, at, v8), align=1), v32)
                 # both factors fit 16 bits with room to spare: LLVM selects vpmaddwd (vpdpwssd)
@@ -65,29 +87,41 @@ def _dw_sums(context, builder, x_, w_, at_):
     return [builder.load(a) for a in accs]
 
 
-@intrinsic
-def dwconv_u8s16_8x16_avx512(typingctx, x, w, acc, at):
-    """acc[acc_off + p*acc_pixel + j] = sum over ky < kh, kx < kw of
-    x[x_off + p*x_pixel + ky*x_row + kx*x_tap + j] * w[w_off + (ky*kw + kx)*w_tap + j]
-    for the DPX pixels p and 16 channels j (at: Taps). x: uint8; w: int16; acc: int32."""
-    sig = types.void(x, w, acc, at)
-
-    def codegen(context, builder, signature, args):
-        x_, w_, acc_, at_ = (operand(context, builder, signature, args, k) for k in range(4))
-        v32 = ir.VectorType(ir.IntType(32), LANES)
-        intp = at_.x_off.type
-        sums = _dw_sums(context, builder, x_, w_, at_)
-        for p in range(DPX):
-            at = builder.add(at_.acc_off, builder.mul(at_.acc_pixel, ir.Constant(intp, p)))
-            builder.store(sums[p], element_ptr(context, builder, acc_, at, v32), align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
+def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: int):
+    """_dw_sums for a window of kw taps, stride sw and no dilation along x (x_tap: a pixel's elements,
+    x_pixel = sw * x_tap): each input vector of a filter row loads once for all the (pixel, tap) pairs
+    that read it, (dpx - 1) * sw + kw loads instead of dpx * kw."""
+    i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+    v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
+    intp = at_.x_off.type
+    zero = ir.Constant(v32, [0] * LANES)
+    accs = [cgutils.alloca_once_value(builder, zero) for _ in range(dpx)]
+    row_offsets = data_ptr(context, builder, rows_)
+    with cgutils.for_range(builder, at_.kh) as ky:
+        row = builder.load(builder.gep(row_offsets, [ky.index]))
+        row_x = builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
+        row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, ir.Constant(intp, kw)), at_.w_tap))
+        wv = []
+        for kx in range(kw):
+            tap_w = builder.add(row_w, builder.mul(ir.Constant(intp, kx), at_.w_tap))
+            wv.append(builder.sext(builder.load(element_ptr(context, builder, w_, tap_w, v16), align=2), v32))
+        sums = [builder.load(a) for a in accs]
+        for col in range((dpx - 1) * sw + kw):
+            at = builder.add(row_x, builder.mul(at_.x_tap, ir.Constant(intp, col)))
+            xv = builder.zext(builder.load(element_ptr(context, builder, x_, at, v8), align=1), v32)
+            for p in range(dpx):
+                kx = col - p * sw
+                if 0 <= kx < kw:
+                    sums[p] = builder.add(sums[p], builder.mul(xv, wv[kx]))
+        for p in range(dpx):
+            builder.store(sums[p], accs[p])
+    return [builder.load(a) for a in accs]
 
 
 class DwOut(NamedTuple):
-    """Where a fused depthwise step's outputs go: channels ch .. ch + channels - 1 (channels <= 16) of
-    its first `pixels` pixels, out_pixel apart from out_off."""
+    """Where a fused depthwise step's outputs go: lanes 0 .. channels - 1 (channels <= 16; their
+    requantization parameters: the table's columns ch ..) of its first `pixels` pixels, out_pixel
+    apart from out_off."""
 
     ch: int
     channels: int
@@ -96,103 +130,228 @@ class DwOut(NamedTuple):
     out_pixel: int
 
 
-@intrinsic
-def dwconv_requantize_u8s16_8x16_avx512(typingctx, x, w, at, ep, out, rq):
-    """The step of dwconv_u8s16_8x16_avx512 with the requantization fused (ep: DwOut; rq:
-    requantize.Requant): out[out_off + p*out_pixel + j] = requantize(sum) for j < channels and
-    p < pixels; the sums never leave the registers, the channels' parameters load once."""
-    sig = types.void(x, w, at, ep, out, rq)
-    if not SIMD:
-        return sig, empty_codegen
+def _step_definition(dpx: int, kw: int = 0, sw: int = 0):
+    """The fused step of dpx pixels (an intrinsic's definition); kw, sw > 0: for that window width and
+    stride along x, without dilation (_dw_sums_fixed; the caller checks)."""
 
-    def codegen(context, builder, signature, args):
-        x_, w_, at_, ep_, out_, rq_ = (operand(context, builder, signature, args, k) for k in range(6))
-        intp = at_.x_off.type
-        sums = _dw_sums(context, builder, x_, w_, at_)
-        v = VectorIR(builder)
-        mask = v.lanes_below(ep_.channels)
-        params = v.params(context, rq_.table, ep_.ch, mask)
-        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-        outp = data_ptr(context, builder, out_)
-        none = ir.Constant(v.vmask, [0] * LANES)
-        for p in range(DPX):
-            r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi, rule_of(signature.args[5]))
-            at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
-            inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
-            v.store8(
-                r,
-                builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()),
-                builder.select(inside, mask, none),
+    def step(typingctx, x, w, rows, at, ep, out, rq):
+        """out[out_off + p*out_pixel + j] = requantize(sum over ky < kh, kx < kw of
+        x[rows[ky] + x_off + p*x_pixel + kx*x_tap + j] * w[w_off + (ky*kw + kx)*w_tap + j])
+        for j < channels and p < pixels (at: Taps; ep: DwOut; rq: requantize.Requant, its table's
+        column ch + j). x: uint8; w: int16; rows: int64. The sums never leave the registers; pixels
+        beyond `pixels` are summed (their reads must stay in x) but neither requantized nor stored."""
+        sig = types.void(x, w, rows, at, ep, out, rq)
+        if not SIMD:
+            return sig, empty_codegen
+
+        def codegen(context, builder, signature, args):
+            x_, w_, rows_, at_, ep_, out_, rq_ = (
+                operand(context, builder, signature, args, k) for k in range(7)
             )
-        return context.get_dummy_value()
+            intp = at_.x_off.type
+            if kw:
+                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw)
+            else:
+                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx)
+            v = VectorIR(builder)
+            mask = v.lanes_below(ep_.channels)
+            params = v.params(context, rq_.table, ep_.ch, mask)
+            zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+            outp = data_ptr(context, builder, out_)
+            rule = rule_of(signature.args[6])
+            for p in range(dpx):
+                inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
+                with builder.if_then(inside, likely=True):
+                    r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi, rule)
+                    at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
+                    v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    return step
+
+
+# XNNPACK's naming: input and weight types, pixels x channels, instruction set
+dwconv_requantize_u8s16_8x16_avx512 = intrinsic(_step_definition(8))
+dwconv_requantize_u8s16_4x16_avx512 = intrinsic(_step_definition(4))
+dwconv_requantize_u8s16_8x16_k3s1_avx512 = intrinsic(_step_definition(8, 3, 1))
 
 
 @njit(cache=True)
-def dwconv_u8s16_8x16_portable(x, w, acc, at):
+def dwconv_u8s16_8x16_portable(x, w, rows, acc, at):
+    """The sums of a step of DPX pixels x 16 lanes to acc, in plain loops (CPUs without AVX-512)."""
     for p in range(DPX):
         for j in range(LANES):
             s = 0
             for ky in range(at.kh):
                 for kx in range(at.kw):
-                    u = np.int32(x[at.x_off + p * at.x_pixel + ky * at.x_row + kx * at.x_tap + j])
+                    u = np.int32(x[rows[ky] + at.x_off + p * at.x_pixel + kx * at.x_tap + j])
                     s += u * np.int32(w[at.w_off + (ky * at.kw + kx) * at.w_tap + j])
             acc[at.acc_off + p * at.acc_pixel + j] = s
 
 
-# XNNPACK's naming: input and weight types, pixels x channels, instruction set
-tile = dwconv_u8s16_8x16_avx512 if SIMD else dwconv_u8s16_8x16_portable
+# dims: the int64 array of a layer's sizes the kernels read (an array: a named tuple costs about 1 us to
+# pass to a compiled function, an array a tenth of that, and small layers run in a few us). Its entries:
+# the padded input and the window (as conv.Geometry, c = cp); the input into ring rows (as
+# conv.Padding); the DwPlan; the requantization's zero point and clamp (its table goes apart).
+HP, WP, CP, KH, KW, SH, SW, DH, DW, N, H, W, C, DELTA, FILL, TOP, LEFT, REPEAT = range(18)
+ROW_CHUNKS, CH_SPLITS, SPAN, GROUP, OUT_ZP, LO, HI = range(18, 25)
+
+
+def dims(geo, pad, plan: DwPlan, out_zp: int, lo: int, hi: int) -> np.ndarray:
+    """The dims array of a layer: its conv.Geometry, conv.Padding, DwPlan and requantization bounds."""
+    values = (*geo[:9], *pad[:9], *plan, out_zp, lo, hi)
+    return np.array(values, np.int64)
 
 
 @kernel
-def depthwise_conv2d(xf, w, geo, rq, chunks, accs, offsets, out):
-    """xf: the padded input [N, Hp, Wp, CP] flattened (CP a multiple of 16, output channel o at
-    index o), followed by slack for the pixels a step computes beyond a row's end; geo: its
-    conv.Geometry (c = CP); w: int16 [kh, kw, CP] flattened; out: [N, OH, OW, OC]; rq: the
-    requantize.Requant, its table per channel. The output rows go to `chunks` tasks. accs [threads,
-    DPX-rounded ow * CP]: each thread's sums, from the plan (allocating here costs more than small
-    tasks); offsets: ow zeros."""
-    hp, wp, cp, kh, kw, sh, sw, dh, dw = geo
-    n, oh, ow = out.shape[0], out.shape[1], out.shape[2]
-    tasks = n * oh
-    chunks = min(tasks, chunks)
-    for chunk in prange(chunks):
-        acc = accs[numba.get_thread_id()]
-        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            b = i // oh
-            oy = i % oh
-            base = ((b * hp + oy * sh) * wp) * cp
-            if SIMD:  # requantized in registers, straight to out
-                _fused_row(xf, w, geo, rq, base, out, b, oy)
-                continue
-            for cb in range(0, cp, LANES):
-                for t in range(0, ow, DPX):
-                    at = Taps(
-                        base + t * sw * cp + cb,
-                        sw * cp,
-                        dh * wp * cp,
-                        dw * cp,
-                        cb,
-                        cp,
-                        kh,
-                        kw,
-                        t * cp + cb,
-                        cp,
-                    )
-                    tile(xf, w, acc, at)
-            requantize_pixels(acc, cp, offsets, rq, out[b, oy])
+def depthwise_conv2d(x, w, dm, table, rings, all_rows, out):
+    """x: the input [N, H, W, C] flattened (int8 or uint8); dm: dims() (the input into ring rows of cp
+    channels, `repeat` the depth multiplier; the window; the DwPlan; the output zero point and clamp);
+    w: int16 [kh, kw, cp] flattened (16 x group values per tap where group > 1); out: [N, OH, OW, OC];
+    table: the reference rule's requantize.params, per lane (channel, or channel repeated `group`
+    times). rings [threads, span * Wp * cp + slack], all_rows [threads, kh]: each thread's padded rows
+    and where its filter rows are in them, from the plan (allocating here costs more than small tasks).
+    depthwise_conv2d_ruy and _fp32: the same with the other rules (requantize.RequantRuy, RequantFp32)."""
+    rq = Requant(table, dm[OUT_ZP], dm[LO], dm[HI])
+    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
+        _task(x, w, dm, rq, rings, all_rows, out, task)
+
+
+@kernel
+def depthwise_conv2d_ruy(x, w, dm, table, rings, all_rows, out):
+    rq = RequantRuy(table, dm[OUT_ZP], dm[LO], dm[HI])
+    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
+        _task(x, w, dm, rq, rings, all_rows, out, task)
+
+
+@kernel
+def depthwise_conv2d_fp32(x, w, dm, table, rings, all_rows, out):
+    rq = RequantFp32(table, dm[OUT_ZP], dm[LO], dm[HI])
+    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
+        _task(x, w, dm, rq, rings, all_rows, out, task)
+
+
+KERNELS = {Requant: depthwise_conv2d, RequantRuy: depthwise_conv2d_ruy, RequantFp32: depthwise_conv2d_fp32}
 
 
 @njit(inline="always", cache=True)
-def _fused_row(xf, w, geo, rq, base, out, b, oy):
-    """One output row of depthwise_conv2d, requantized in the step (dwconv_requantize_...)."""
-    _, wp, cp, kh, kw, _, sw, dh, dw = geo
+def _task(x, w, dm, rq, rings, all_rows, out, task):
+    """Task `task` of depthwise_conv2d: a range of output rows x a range of channel vectors of one image."""
+    kh, dh, sh, cp = dm[KH], dm[DH], dm[SH], dm[CP]
+    row_chunks, ch_splits, span = dm[ROW_CHUNKS], dm[CH_SPLITS], dm[SPAN]
+    oh = out.shape[1]
+    per_image = row_chunks * ch_splits
+    slot = dm[WP] * cp
+    vectors = max(1, cp // LANES)
+    thread = numba.get_thread_id()
+    ring, rows = rings[thread], all_rows[thread]
+    b = task // per_image
+    r = task % per_image // ch_splits
+    s = task % ch_splits
+    o0 = s * vectors // ch_splits * LANES
+    o1 = min((s + 1) * vectors // ch_splits * LANES, dm[C] * dm[REPEAT])
+    filled = r * oh // row_chunks * sh  # the next padded row to fill
+    for oy in range(r * oh // row_chunks, (r + 1) * oh // row_chunks):
+        p0 = oy * sh
+        for py in range(max(filled, p0), p0 + span):
+            _fill_row(x, ring, dm, b, py, (py % span) * slot, o0, o1)
+        filled = p0 + span
+        for ky in range(kh):
+            rows[ky] = (p0 + ky * dh) % span * slot
+        if SIMD:  # requantized in registers, straight to out
+            _fused_row(ring, w, rows, dm, rq, out, b, oy, o0, o1)
+        else:
+            _portable_row(ring, w, rows, dm, rq, out[b, oy])
+
+
+@njit(inline="always", cache=True)
+def _fill_row(x, ring, dm, b, py, at, o0, o1):
+    """Padded row py of image b, channels o0 .. o1 - 1, into ring[at:]: u = x + delta (each input channel
+    `repeat` times), `fill` in the padding. Indices are unsigned: a signed one keeps Numba's
+    negative-index check inside the loop, which then does not vectorize (see conv.pad_input)."""
+    h, w, c, top, left, repeat, wp, cp = dm[H], dm[W], dm[C], dm[TOP], dm[LEFT], dm[REPEAT], dm[WP], dm[CP]
+    delta, fill = np.int16(dm[DELTA]), np.uint8(dm[FILL])
+    iy = py - top
+    if iy < 0 or iy >= h:
+        _fill_pixels(ring, at, 0, wp, cp, o0, o1, fill)
+        return
+    _fill_pixels(ring, at, 0, left, cp, o0, o1, fill)
+    _fill_pixels(ring, at, left + w, wp, cp, o0, o1, fill)
+    src = np.uint64((b * h + iy) * w * c)
+    dst = np.uint64(at + left * cp)
+    if repeat == 1 and cp == c and o0 == 0 and o1 == c:  # one contiguous run
+        for j in range(np.uint64(w * c)):
+            ring[dst + j] = np.int16(x[src + j]) + delta
+        return
+    for xx in range(w):
+        s0, d0 = src + np.uint64(xx * c), dst + np.uint64(xx * cp)
+        if repeat == 1:  # (a loop of its own: the inner loop over r would stop vectorization)
+            for j in range(np.uint64(o0), np.uint64(o1)):
+                ring[d0 + j] = np.int16(x[s0 + j]) + delta
+            continue
+        for o in range(o0, o1):
+            ring[d0 + np.uint64(o)] = np.int16(x[s0 + np.uint64(o // repeat)]) + delta
+
+
+@njit(inline="always", cache=True)
+def _fill_pixels(ring, at, px0, px1, cp, o0, o1, fill):
+    """ring[at + px*cp + o] = fill for px0 <= px < px1, o0 <= o < o1."""
+    if o0 == 0 and o1 == cp:
+        for j in range(np.uint64(at + px0 * cp), np.uint64(at + px1 * cp)):
+            ring[j] = fill
+        return
+    for px in range(px0, px1):
+        for j in range(np.uint64(at + px * cp + o0), np.uint64(at + px * cp + o1)):
+            ring[j] = fill
+
+
+@njit(inline="always", cache=True)
+def _fused_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
+    """Output row oy of image b, channels o0 .. o1 - 1, from the ring xr (its filter rows at rows)."""
+    cp, kh, kw, sw, dw, group = dm[CP], dm[KH], dm[KW], dm[SW], dm[DW], dm[GROUP]
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
     flat = out.reshape(-1)
     row = (b * oh + oy) * ow * oc
-    for cb in range(0, oc, LANES):
+    if group > 1:  # `group` pixels of oc = cp channels per vector; stride 1 along x
+        full = ow // group
+        for t in range(0, full, DPX):
+            at = Taps(t * LANES, LANES, dw * cp, 0, LANES, kh, kw, 0, 0)
+            ep = DwOut(0, LANES, min(DPX, full - t), row + t * LANES, LANES)
+            if full - t > 4:
+                dwconv_requantize_u8s16_8x16_avx512(xr, w, rows, at, ep, flat, rq)
+            else:
+                dwconv_requantize_u8s16_4x16_avx512(xr, w, rows, at, ep, flat, rq)
+        if full * group < ow:  # the last pixels, fewer than a vector's
+            at = Taps(full * LANES, LANES, dw * cp, 0, LANES, kh, kw, 0, 0)
+            ep = DwOut(0, (ow - full * group) * oc, 1, row + full * LANES, LANES)
+            dwconv_requantize_u8s16_4x16_avx512(xr, w, rows, at, ep, flat, rq)
+        return
+    fixed = (kw * 10 + sw) if dw == 1 else 0  # a window with its own step (_dw_sums_fixed)
+    # (3 x 3, stride 2 measured slower that way: its loads are not what limits it)
+    for cb in range(o0, o1, LANES):
         for t in range(0, ow, DPX):
-            at = Taps(base + t * sw * cp + cb, sw * cp, dh * wp * cp, dw * cp, cb, cp, kh, kw, 0, 0)
+            at = Taps(t * sw * cp + cb, sw * cp, dw * cp, cb, cp, kh, kw, 0, 0)
             ep = DwOut(cb, min(LANES, oc - cb), min(DPX, ow - t), row + t * oc + cb, oc)
-            dwconv_requantize_u8s16_8x16_avx512(xf, w, at, ep, flat, rq)
+            if ow - t <= 4:
+                dwconv_requantize_u8s16_4x16_avx512(xr, w, rows, at, ep, flat, rq)
+            elif fixed == 31:
+                dwconv_requantize_u8s16_8x16_k3s1_avx512(xr, w, rows, at, ep, flat, rq)
+            else:
+                dwconv_requantize_u8s16_8x16_avx512(xr, w, rows, at, ep, flat, rq)
+
+
+@njit(inline="always", cache=True)
+def _portable_row(xr, w, rows, dm, rq, out_row):
+    """_fused_row's work (group 1, all channels) in plain loops: sums to acc, then requantized (a CPU
+    without AVX-512 is no place for speed: acc is allocated here)."""
+    cp, kh, kw, sw, dw = dm[CP], dm[KH], dm[KW], dm[SW], dm[DW]
+    ow = out_row.shape[0]
+    acc = np.empty(-(-ow // DPX) * DPX * cp, np.int32)
+    offsets = np.zeros(ow, np.int32)
+    for cb in range(0, cp, LANES):
+        for t in range(0, ow, DPX):
+            at = Taps(t * sw * cp + cb, sw * cp, dw * cp, cb, cp, kh, kw, t * cp + cb, cp)
+            dwconv_u8s16_8x16_portable(xr, w, rows, acc, at)
+    requantize_pixels(acc, cp, offsets, rq, out_row)

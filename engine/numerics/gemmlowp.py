@@ -15,6 +15,7 @@ import functools
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from .fixedpoint import INT32_MAX, INT32_MIN, round_half_away, rounding_divide_by_pot, wrap_int32
 from .fixedpoint import saturating_rounding_doubling_high_mul as srdhm
@@ -87,11 +88,7 @@ def one_over_one_plus_x_for_x_in_0_1(a):
 @njit(inline="always", cache=True)
 def count_leading_zeros_u32(x):
     """Leading zero bits of the low 32 bits of x, as an unsigned 32-bit value (32 for 0)."""
-    u = x & 0xFFFFFFFF
-    n = 0
-    while n < 32 and not (u >> (31 - n)) & 1:
-        n += 1
-    return n
+    return np.int64(leading_zeros(np.uint32(x & 0xFFFFFFFF)))  # lzcnt: 32 for 0
 
 
 @njit(inline="always", cache=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..kernels.lookup import gather2_flat, gather2_nd
+from ..kernels import binary_lookup
+from ..kernels.lookup import gather2_flat
 from .common import Shape, fail, per_tensor, require, require_types, runner, tensors, view
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
@@ -67,17 +68,40 @@ def _plan(out: Shape, s1: Shape, s2: Shape) -> tuple[np.ndarray, np.ndarray, np.
 def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray):
     """run(inputs, outputs, scratch) computing outputs[0] = table[byte(a), byte(b)] with broadcasting."""
     table = np.ascontiguousarray(table.reshape(-1))
-    size = int(np.prod(out_shape))
-    if tuple(s1) == tuple(s2):
+    size, n1, n2 = (int(np.prod(s)) for s in (out_shape, s1, s2))
+    if n1 == n2 == size:  # the same elements in the same order (shapes equal but for 1s)
         gather_flat = gather2_flat.pick(size)
 
         def bind_flat(inputs: list, outputs: list, scratch: list) -> list:
             a, b = view(inputs[0]).view(np.uint8), view(inputs[1]).view(np.uint8)
-            return [(gather_flat, (a, b, view(outputs[0]), table))]
+            return [(gather_flat, (a, b, view(outputs[0]), table))] if size else []
 
         return runner(bind_flat)
+    if 1 in (n1, n2):  # one side a single value: its line of the table, looked up
+        strides = (256, 1) if n2 == 1 else (1, 256)
+        gather = binary_lookup.gather_scalar.pick(size // 16)
+
+        def bind_scalar(inputs: list, outputs: list, scratch: list) -> list:
+            a, b = view(inputs[0]).view(np.uint8), view(inputs[1]).view(np.uint8)
+            x, other = (a, b) if n2 == 1 else (b, a)
+            lut = np.empty(256, table.dtype)  # the plan's own: filled by each run
+            return [(gather, (x, other, view(outputs[0]), table, lut, *strides))]
+
+        return runner(bind_scalar)
     ext, sa, sb = _plan(out_shape, s1, s2)
-    gather_nd = gather2_nd.pick(size)
+    phases = int(ext[-1])
+    if sa[-1] == sb[-1] == 1 and max(n1, n2) == size and min(n1, n2) == phases <= binary_lookup.PHASES_MAX:
+        strides = (256, 1) if n2 == phases else (1, 256)
+        gather = binary_lookup.gather_phases.pick(size // 4)
+
+        def bind_phases(inputs: list, outputs: list, scratch: list) -> list:
+            a, b = view(inputs[0]).view(np.uint8), view(inputs[1]).view(np.uint8)
+            x, other = (a, b) if n2 == phases else (b, a)
+            luts = np.empty(phases * 256, table.dtype)
+            return [(gather, (x, other, view(outputs[0]), table, luts, *strides))]
+
+        return runner(bind_phases)
+    gather_nd = binary_lookup.gather2_nd_runs.pick(size)
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         a, b = view(inputs[0]).view(np.uint8), view(inputs[1]).view(np.uint8)

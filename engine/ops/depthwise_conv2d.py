@@ -71,36 +71,52 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     if w == 1 and kw == 1 and win.wp == 1 and h > 1:  # a 1-D model's column: run it as a row (_as_row)
         h, w, kh, kw, win, weights = 1, h, 1, kh, _as_row(win), weights.reshape(1, kh, oc)
         oh, ow = win.oh, win.ow
-    # uint8 input u (see kernels/depthwise.py), channels padded to whole vectors
+    # uint8 input u (see kernels/depthwise.py): channels padded to whole vectors, or `group` pixels
+    # of oc channels packed in one vector where oc divides 16 (stride 1 along x)
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
-    cp = -(-oc // D.LANES) * D.LANES
-    taps = np.zeros((kh, kw, cp), np.int16)
-    taps[:, :, :oc] = weights
-    taps = taps.reshape(-1)  # flat: the kernel indexes it by offsets
     bias_q = fold_zero_point(bias_q, u_zp, weights, axis=(0, 1))
-    rq = requantize.make(rule, bias_q, mult, shift, scale, out_zp, lo, hi)
-    pad_input = K.pad_input.pick(n * h * w * oc)
+    group = D.LANES // oc if D.SIMD and win.sw == 1 and D.LANES % oc == 0 else 1
+    cp = oc if group > 1 else -(-oc // D.LANES) * D.LANES
+    taps = np.zeros((kh, kw, max(cp, D.LANES)), np.int16)
+    taps[:, :, : oc * group] = np.tile(weights, group)
+    taps = taps.reshape(-1)  # flat: the kernel indexes it by offsets
+
+    def lanes(a):  # a per-channel parameter, per lane
+        return None if a is None else np.tile(np.broadcast_to(a, (oc,)), group)
+
+    rq = requantize.make(rule, lanes(bias_q), lanes(mult), lanes(shift), lanes(scale), out_zp, lo, hi)
     padding = K.Padding(
         n, h, w, c, np.int16(u_zp - in_zp), np.int16(u_zp), win.top, win.left, dm, win.hp, win.wp, cp
     )
     geo = K.Geometry(win.hp, win.wp, cp, kh, kw, win.sh, win.sw, win.dh, win.dw)
-    depthwise_conv2d = D.depthwise_conv2d.pick((n * oh * ow * oc * kh * kw) // 16)  # MACs are cheap
-    chunks = 32 * numba.config.NUMBA_NUM_THREADS  # valid for both builds (the executor picks one)
-    padded_size = n * win.hp * win.wp * cp
-    offsets = np.zeros(ow, np.int32)  # none: the zero point is in the bias
-    slack = (D.DPX * win.sw + 1) * cp + 64  # a step's pixels beyond the last row's end
+    plan = _plan(oh, cp, (kh - 1) * win.dh + 1, group)
+    dims = D.dims(geo, padding, plan, rq.out_zp, rq.lo, rq.hi)
+    # (pick's work is in elementwise steps: measured, 2 threads win from about 100k multiply-accumulates)
+    depthwise_conv2d = D.KERNELS[type(rq)].pick(n * oh * ow * oc * kh * kw // 2)
+    slack = (D.DPX * win.sw + 1) * max(cp, D.LANES) + 64  # a step's pixels beyond the last row's end
+    threads = numba.config.NUMBA_NUM_THREADS  # (numba.get_thread_id() is below it)
 
     def bind(ins, outs, scratch):
-        flat = scratch[0]
         out = view(outs[0], (n, oh, ow, oc))
-        return [
-            (pad_input, (view(ins[0]), flat, padding)),
-            (depthwise_conv2d, (flat, taps, geo, rq, chunks, scratch[1], offsets, out)),
-        ]
+        return [(depthwise_conv2d, (view(ins[0]), taps, dims, rq.table, scratch[0], scratch[1], out))]
 
-    # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
-    sums = ((numba.config.NUMBA_NUM_THREADS, -(-ow // D.DPX) * D.DPX * cp), np.int32)
-    return bound([out_shape], bind, [((padded_size + slack,), np.uint8), sums])
+    scratch = [
+        ((threads, plan.span * win.wp * cp + slack), np.uint8),  # each thread's ring of padded rows
+        ((threads, kh), np.int64),
+    ]
+    return bound([out_shape], bind, scratch)
+
+
+def _plan(oh: int, cp: int, span: int, group: int) -> D.DwPlan:
+    """Tasks for every thread the pool may run (the serial build runs the same ones): ranges of output
+    rows, each thread's ring filling span - stride rows more than its share; where the rows do not
+    split evenly (a few rows: 7 between 2 threads), ranges of channel vectors instead, which fill
+    nothing twice but copy each pixel in pieces (slower alone)."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    vectors = cp // D.LANES if group == 1 else 1
+    if D.SIMD and vectors >= threads > 1 and oh % threads and oh < 8 * threads:
+        return D.DwPlan(1, threads, span, group)
+    return D.DwPlan(min(oh, threads), 1, span, group)
 
 
 def _as_row(win: Window) -> Window:

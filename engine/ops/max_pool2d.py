@@ -14,10 +14,14 @@ from .common import Prepared, Shape, bound, pool_geometry
 
 @kernel
 def _max_pool(x, out, pool, accs):
-    """pool: common.Pool; accs [threads, C]: each thread's maxima, from the plan."""
+    """pool: common.Pool; accs [threads, C] of the data's type: each thread's maxima, from the plan.
+    Flat unsigned indices and maxima in the data's own type: the channel loops vectorize 64 bytes wide,
+    with no array view made per window element."""
     fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
+    xf, of = x.reshape(-1), out.reshape(-1)
+    lo, hi = accs.dtype.type(act_min), accs.dtype.type(act_max)
     for t in prange(n * oh):
         b = t // oh
         oy = t % oh
@@ -29,15 +33,16 @@ def _max_pool(x, out, pool, accs):
             x0 = ox * sw - pw
             xs = max(0, -x0)
             xe = min(fw, w - x0)
-            acc[:] = act_min  # max(window) clamped below by act_min == max over window and act_min
+            for ch in range(c):
+                acc[ch] = lo  # max(window) clamped below by act_min == max over window and act_min
             for ky in range(ys, ye):
                 for kx in range(xs, xe):
-                    row = x[b, y0 + ky, x0 + kx]
+                    p = np.uintp(((b * h + y0 + ky) * w + x0 + kx) * c)
                     for ch in range(c):
-                        v = np.int32(row[ch])
-                        acc[ch] = max(acc[ch], v)
+                        acc[ch] = max(acc[ch], xf[p + np.uintp(ch)])
+            o = np.uintp(((b * oh + oy) * ow + ox) * c)
             for ch in range(c):
-                out[b, oy, ox, ch] = min(acc[ch], act_max)
+                of[o + np.uintp(ch)] = min(acc[ch], hi)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -50,4 +55,5 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return [(max_pool, (inputs[0], outputs[0], pool, scratch[0]))]
 
     # each thread's maxima (numba.get_thread_id() is below NUMBA_NUM_THREADS)
-    return bound([out_shape], bind, [((numba.config.NUMBA_NUM_THREADS, out_shape[3]), np.int32)])
+    dtype = g.tensors[op.inputs[0]].np_dtype
+    return bound([out_shape], bind, [((numba.config.NUMBA_NUM_THREADS, out_shape[3]), dtype)])

@@ -16,7 +16,7 @@ from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of
 from . import arith_plain
 from .broadcast import binary_8bit, binary_table_runner
-from .common import Prepared, Shape, fused_activation, per_tensor, require
+from .common import Prepared, Shape, bound, fused_activation, per_tensor, require, view
 from .elementwise16 import prepare_binary16
 
 
@@ -75,13 +75,15 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return Prepared([out_shape], run)
     table = mul_table(byte_values(a.dtype), byte_values(b.dtype), -zp1, -zp2, m, shift, zpo, lo, hi)
     table = table.astype(out.np_dtype)
-    if tuple(shapes[0]) == tuple(shapes[1]) and binary8.vmul_supported(shift):  # computed, 16 at a time
+    size = int(np.prod(out_shape))
+    same = int(np.prod(shapes[0])) == int(np.prod(shapes[1])) == size  # equal shapes but for 1s
+    if same and binary8.vmul_supported(shift):  # computed, 16 at a time
         q = binary8.mul_requant(-zp1, -zp2, m, shift, zpo, lo, hi)
-        vmul = binary8.vmul_flat.pick(int(np.prod(out_shape)) // 4)
+        vmul = binary8.vmul_flat.pick(size // 4)
         flat_table = table.reshape(-1)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            vmul(inputs[0].reshape(-1), inputs[1].reshape(-1), outputs[0].reshape(-1), flat_table, q)
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(vmul, (view(inputs[0]), view(inputs[1]), view(outputs[0]), flat_table, q))]
 
-        return Prepared([out_shape], run)
+        return bound([out_shape], bind)
     return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))

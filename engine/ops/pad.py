@@ -7,8 +7,11 @@ the reference requires to share the output's scale and zero point. Data bytes ar
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.kernel import kernel
+from ..kernels.strided_copy import BITS, bits
 from .common import Prepared, Shape, bound, fail, require, tensors
 
 MAX_RANK = 6
@@ -53,14 +56,80 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     else:
         pad_value = 0
     out_shape = tuple(int(n + a + b) for n, (a, b) in zip(in_shape, pads.tolist()))
-    inner = tuple(slice(int(a), int(a) + n) for n, (a, _) in zip(in_shape, pads.tolist()))
-    fill = np.asarray(pad_value).astype(dst.np_dtype)
+    fill = np.asarray(pad_value).astype(dst.np_dtype).reshape(1).view(BITS[dst.np_dtype.itemsize])
+    frame = _frame(in_shape, pads)
+    size = int(np.prod(out_shape))
+    pad = _pad_rows.pick(size // 2)
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
-        out = outputs[0]
-        return [(np.copyto, (out, fill)), (np.copyto, (out[inner], inputs[0]))]
+        return [(pad, (bits(inputs[0]), bits(outputs[0]), fill, *frame))] if size else []
 
     return bound([out_shape], bind)
+
+
+def _frame(in_shape: tuple, pads: np.ndarray) -> tuple:
+    """The padding as rows: the axes from the last padded one on merge into one row of `row_in` input
+    elements, `before` fill elements ahead of them and `row_out` in all; the axes before it (up to five)
+    are walked with their input extents, output extents and paddings before, padded in front to 5."""
+    rank = len(in_shape)
+    padded = [d for d in range(rank) if pads[d].any()]
+    d = padded[-1] if padded else 0
+    inner = int(np.prod(in_shape[d + 1 :], dtype=np.int64))
+    row_in = int(in_shape[d]) * inner
+    before = int(pads[d][0]) * inner
+    row_out = row_in + before + int(pads[d][1]) * inner
+    lead = MAX_RANK - 1 - d
+    ext_in = np.array([1] * lead + [int(n) for n in in_shape[:d]], np.int64)
+    pad_before = np.array([0] * lead + [int(pads[a][0]) for a in range(d)], np.int64)
+    ext_out = ext_in + np.array([0] * lead + [int(pads[a].sum()) for a in range(d)], np.int64)
+    return ext_in, ext_out, pad_before, row_in, before, row_out
+
+
+CHUNK = 1 << 14  # output elements a parallel step takes, about
+
+
+@kernel
+def _pad_rows(x, out, fill, ext_in, ext_out, pad_before, row_in, before, row_out):
+    """out = x framed by fill[0] (see _frame): each output row either all fill (an outer index in the
+    padding) or fill, an input row, fill. Row blocks of about CHUNK elements run in parallel, each walked
+    with an odometer over the outer axes; indices are unsigned, so the copies vectorize."""
+    rows = ext_out[0] * ext_out[1] * ext_out[2] * ext_out[3] * ext_out[4]
+    step = max(1, CHUNK // max(row_out, 1))
+    v = fill[0]
+    for c in prange((rows + step - 1) // step):
+        r0, r1 = c * step, min(rows, (c + 1) * step)
+        idx = np.empty(5, np.int64)
+        rest = r0
+        for a in range(4, -1, -1):
+            idx[a] = rest % ext_out[a]
+            rest //= ext_out[a]
+        for r in range(r0, r1):
+            src = np.int64(0)
+            inside = True
+            for a in range(5):
+                i = idx[a] - pad_before[a]
+                inside = inside and 0 <= i < ext_in[a]
+                src = src * ext_in[a] + i
+            o = np.uint64(r * row_out)
+            if inside:
+                p = np.uint64(src * row_in)
+                for k in range(before):
+                    out[o + np.uint64(k)] = v
+                o += np.uint64(before)
+                for k in range(row_in):
+                    out[o + np.uint64(k)] = x[p + np.uint64(k)]
+                o += np.uint64(row_in)
+                for k in range(row_out - before - row_in):
+                    out[o + np.uint64(k)] = v
+            else:
+                for k in range(row_out):
+                    out[o + np.uint64(k)] = v
+            a = 4
+            idx[a] += 1
+            while a > 0 and idx[a] == ext_out[a]:
+                idx[a] = 0
+                a -= 1
+                idx[a] += 1
 
 
 def _legacy_params(t) -> tuple[float, int]:

@@ -47,10 +47,11 @@ def _affine_quantize_one(x, scale, zero_point, lo, hi):
 @kernel
 def _affine_quantize(x, out, scale, zero_point, lo, hi):
     n = x.size
-    chunk = 1 << 16
+    chunk = 1 << 14
     for c in prange((n + chunk - 1) // chunk):
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            out[i] = _affine_quantize_one(x[i], scale, zero_point, lo, hi)
+            k = np.uintp(i)  # an unsigned index: no wraparound select, so the loop vectorizes with plain loads
+            out[k] = _affine_quantize_one(x[k], scale, zero_point, lo, hi)
 
 
 @kernel
@@ -59,15 +60,16 @@ def _xnn_quantize(x, out, inv_scale, zero_point, lo, hi):
     (NaN too), converted half to even (below -2**31: INT32_MIN), saturated to int16, plus the zero
     point saturated to int16, then to the output type."""
     n = x.size
-    chunk = 1 << 16
+    chunk = 1 << 14
     for c in prange((n + chunk - 1) // chunk):
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            v = np.float32(x[i]) * inv_scale
+            k = np.uintp(i)
+            v = np.float32(x[k]) * inv_scale
             if not v <= np.float32(32767.0):
                 v = np.float32(32767.0)
             r = np.int64(np.rint(v)) if v >= -2147483648.0 else np.int64(INT32_MIN)
             r = min(max(min(max(r, -32768), 32767) + zero_point, -32768), 32767)
-            out[i] = min(max(r, lo), hi)
+            out[k] = min(max(r, lo), hi)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -81,15 +83,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     if inp.dtype == "float32":
         scale = np.float32(s_out)
         lo, hi = int(info.min), int(info.max)
-        affine_quantize = _affine_quantize.pick(int(np.prod(shape)) // 16)
+        affine_quantize = _affine_quantize.pick(int(np.prod(shape)) // 2)
         if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's convert
-            inv, xnn_quantize = np.float32(1.0) / scale, _xnn_quantize.pick(int(np.prod(shape)) // 16)
+            inv, xnn_quantize = np.float32(1.0) / scale, _xnn_quantize.pick(int(np.prod(shape)) // 2)
 
-            def run_xnn(inputs: list, outputs: list, scratch: list) -> None:
-                x = np.ascontiguousarray(inputs[0]).reshape(-1)
-                xnn_quantize(x, outputs[0].reshape(-1), inv, zp_out, lo, hi)
+            def bind_xnn(inputs: list, outputs: list, scratch: list) -> list:
+                return [(xnn_quantize, (view(inputs[0]), view(outputs[0]), inv, zp_out, lo, hi))]
 
-            return Prepared([shape], run_xnn)
+            return bound([shape], bind_xnn)
 
         def bind(inputs: list, outputs: list, scratch: list) -> list:
             return [(affine_quantize, (view(inputs[0]), view(outputs[0]), scale, zp_out, lo, hi))]

@@ -67,11 +67,12 @@ def _nearest(src, out, iy, ix, n, h, w, c):
     for t in prange(n * oh):
         b = t // oh
         row = (b * h + iy[t % oh]) * w
-        o = t * ow * c
+        o = np.uintp(t * ow * c)
         for x in range(ow):
-            p = (row + ix[x]) * c
-            out[o : o + c] = src[p : p + c]
-            o += c
+            p = np.uintp((row + ix[x]) * c)
+            for k in range(c):  # an explicit loop on unsigned indices: a slice copy's set-up costs more
+                out[o + np.uintp(k)] = src[p + np.uintp(k)]
+            o += np.uintp(c)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:

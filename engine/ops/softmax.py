@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, rounding_divide_by_pot, wrap_int32
+from ..kernels.requantize import SIMD
+from ..kernels.softmax8 import row_exp16, row_max16, row_out16
+from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal, libm
 from ..profiles import profile_of
@@ -50,34 +53,75 @@ def exp_table(multiplier, left_shift, diff_min):
     return table
 
 
+@njit(inline="always", cache=True)
+def _row_max(x, base, depth):
+    m = np.int64(x[base])
+    for c in range(1, depth):
+        m = max(m, np.int64(x[base + c]))
+    return m
+
+
 @njit(cache=True)
-def _softmax_rows(x, out, r0, r1, depth, table, qmin, qmax):
+def _softmax_rows(x, out, r0, r1, depth, table, terms, qmin, qmax):
+    """table: exp of each difference (Q0.31, -1 where skipped); terms: its RoundingDivideByPOT(., 12), 0
+    where skipped. The loops are branch-free so that they vectorize; the row sum wraps in int32 as the
+    reference's (a sum modulo 2**32 wrapped once equals one wrapped at every step)."""
     for r in range(r0, r1):
         base = r * depth
-        m = np.int64(x[base])
-        for c in range(1, depth):
-            m = max(m, np.int64(x[base + c]))
+        m = _row_max(x, base, depth)
         total = np.int64(0)
         for c in range(depth):
-            e = table[m - np.int64(x[base + c])]
-            if e >= 0:
-                total = wrap_int32(total + rounding_divide_by_pot(e, ACCUMULATION_INTEGER_BITS))
-        scale, bits_over_unit = get_reciprocal(total, ACCUMULATION_INTEGER_BITS)
+            total += terms[m - np.int64(x[base + c])]
+        scale, bits_over_unit = get_reciprocal(wrap_int32(total), ACCUMULATION_INTEGER_BITS)
         exponent = bits_over_unit + 31 - 8
+        mask = (np.int64(1) << exponent) - 1
+        threshold = mask >> 1  # the products are >= 0: RoundingDivideByPOT's threshold has no sign term
         for c in range(depth):
             e = table[m - np.int64(x[base + c])]
-            if e >= 0:
-                v = rounding_divide_by_pot(srdhm(scale, e), exponent) + qmin
-                out[base + c] = min(max(v, qmin), qmax)
-            else:
-                out[base + c] = qmin
+            p = (scale * e + np.int64(1 << 30)) >> 31  # SRDHM, e >= 0 where it counts: no saturation
+            v = (p >> exponent) + np.int64((p & mask) > threshold) + qmin
+            v = min(max(v, qmin), qmax)
+            out[base + c] = v if e >= 0 else qmin
 
 
 @kernel
-def _softmax(x, out, rows, depth, table, qmin, qmax):
-    chunk = max(1, (1 << 16) // depth)
+def _softmax(x, out, rows, depth, table, terms, qmin, qmax):
+    chunk = max(1, (1 << 14) // depth)
     for c in prange((rows + chunk - 1) // chunk):
-        _softmax_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, qmin, qmax)
+        _softmax_rows(x, out, c * chunk, min(rows, (c + 1) * chunk), depth, table, terms, qmin, qmax)
+
+
+SIMD_CHUNK = 1 << 12  # elements of the rows a step of _softmax_simd takes (at least one row)
+
+
+def simd_chunk(depth: int) -> int:
+    """Rows a step of _softmax_simd takes."""
+    return max(1, SIMD_CHUNK // depth)
+
+
+@kernel
+def _softmax_simd(x, out, rows, depth, table, terms, qmin, qmax, row_work, exp_work):
+    """_softmax in 16 int32 lanes (kernels/softmax8.py); table and terms as int32. Each pass runs over a
+    chunk of rows before the next, so that the rows' dependency chains (max, sum, reciprocal) overlap;
+    the exps gathered for the sums wait in a chunk's buffer for the outputs. row_work [threads, 2,
+    chunk] (int64) and exp_work [threads, chunk * depth] (int32): each thread's, from the plan. A row
+    whose sum reaches 512.0 (exponent above 31) takes the scalar loop."""
+    chunk = row_work.shape[2]
+    for c in prange((rows + chunk - 1) // chunk):
+        r0, r1 = c * chunk, min(rows, (c + 1) * chunk)
+        t = numba.get_thread_id()
+        tops, sums, es = row_work[t, 0], row_work[t, 1], exp_work[t]
+        for r in range(r0, r1):
+            tops[r - r0] = row_max16(x, r * depth, depth)
+        for r in range(r0, r1):
+            sums[r - r0] = row_exp16(x, r * depth, depth, tops[r - r0], table, es, (r - r0) * depth)
+        for r in range(r0, r1):
+            scale, bits_over_unit = get_reciprocal(sums[r - r0], ACCUMULATION_INTEGER_BITS)
+            exponent = bits_over_unit + 31 - 8
+            if exponent <= 31:
+                row_out16(es, (r - r0) * depth, out, r * depth, depth, scale, exponent, qmin, qmax)
+            else:
+                _softmax_rows(x, out, r, r + 1, depth, table, terms, qmin, qmax)
 
 
 @njit(cache=True)
@@ -167,16 +211,24 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         / float(1 << left_shift)
     )
     table = exp_table(multiplier, left_shift, -radius)
+    terms = np.where(table >= 0, (table + (1 << (ACCUMULATION_INTEGER_BITS - 1))) >> ACCUMULATION_INTEGER_BITS, 0)
     info = np.iinfo(out.np_dtype)
     qmin, qmax = int(info.min), int(info.max)
     depth = shape[-1]
     rows = int(np.prod(shape[:-1], dtype=np.int64))
 
-    softmax = _softmax.pick(rows * depth * 4)  # about 6 ns an element (a row's reciprocal, two roundings)
+    if SIMD and depth:  # 16 lanes a step: int32 tables for the gathers (entries fit: Q0.31 and Q12.19 terms)
+        softmax = _softmax_simd.pick(rows * depth // 4)
+        table, terms = table.astype(np.int32), terms.astype(np.int32)
+        threads, chunk = numba.config.NUMBA_NUM_THREADS, simd_chunk(depth)  # numba.get_thread_id() < threads
+        scratch = [((threads, 2, chunk), np.int64), ((threads, chunk * depth), np.int32)]
+    else:
+        softmax = _softmax.pick(rows * depth)  # about 6 ns an element (a row's reciprocal, two roundings)
+        scratch = []
 
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         if not rows * depth:
             return []
-        return [(softmax, (view(inputs[0]), view(outputs[0]), rows, depth, table, qmin, qmax))]
+        return [(softmax, (view(inputs[0]), view(outputs[0]), rows, depth, table, terms, qmin, qmax, *scratch))]
 
-    return bound([shape], bind)
+    return bound([shape], bind, scratch)
