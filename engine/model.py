@@ -23,6 +23,9 @@ from .graph import Graph
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
+# a batch whose activations would exceed this runs in sub-batches that fit: op after op over a whole
+# large batch streams every activation through memory, where a sub-batch stays in the caches
+SUB_BATCH_BYTES = 8 << 20
 _WORKQUEUE_LOCK = threading.Lock()
 _NO_LOCK = contextlib.nullcontext()
 _LAYER_LOCK: list = []  # the lock for the threading layer, once one is running (it never changes)
@@ -104,7 +107,9 @@ class Model:
         self._plans: OrderedDict[tuple[int, bool], Plan] = OrderedDict()  # the few batch sizes in use
         self._lock = threading.Lock()
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
-        self.plan(1)  # refuse what cannot run now, not at the first run()
+        self._batch_major: dict[int, bool] = {}  # sub-batch sizes checked (_sub_batch)
+        one = self.plan(1)  # refuse what cannot run now, not at the first run()
+        self._sample_bytes = max(one.nbytes - one.const_bytes, 1)  # what a sample's run holds
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
             feeds = {t.index: np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs}
             # zeros can be bad data (an integer divisor)
@@ -212,6 +217,11 @@ class Model:
             batch, feeds = exact or self._feeds(x)
         except MemoryError:
             raise InputError("the input does not fit in memory as a contiguous array") from None
+        part = self._sub_batch(batch) if not keep_all and observe is None else batch
+        if part < batch:
+            ins = [feeds[t.index] for t in self.inputs]
+            runs = [self.run([a[k : k + part] for a in ins]) for k in range(0, batch, part)]
+            return [np.concatenate([r[j] for r in runs]) for j in range(len(self.outputs))]
         with self._lock, _kernel_lock():
             if batch in self._per_sample:
                 return self._run_per_sample(feeds, batch, keep_all, observe)
@@ -232,6 +242,26 @@ class Model:
                 return self._collect(plan.run(feeds, observe=observe), keep_all)
             finally:
                 self._release(plan)
+
+    def _sub_batch(self, batch: int) -> int:
+        """The sub-batch a run of `batch` samples goes in: the most samples whose activations fit
+        SUB_BATCH_BYTES (at least 1), where every tensor of the graph is batch-major at that size
+        (each sample's results its own: a graph that mixes samples runs whole); else the batch."""
+        if batch in self._per_sample or batch == 1 or batch * self._sample_bytes > self.memory_budget:
+            return batch  # (a batch over the budget is refused as a whole, as it always was)
+        part = max(1, SUB_BATCH_BYTES // self._sample_bytes)
+        if part >= batch:
+            return batch
+        if part not in self._batch_major:
+            probe = max(part, 2)  # (at batch 1 every graph looks batch-major)
+            with self._lock:
+                try:
+                    plan = self.plan(probe)
+                except EngineError:
+                    plan = None
+            shapes = [] if plan is None else [s for i, s in plan.shapes.items() if i not in plan.values]
+            self._batch_major[part] = plan is not None and all(len(s) and s[0] == probe for s in shapes)
+        return part if self._batch_major[part] else batch
 
     def _collect(self, arrays: dict, keep_all: bool):
         if keep_all:
