@@ -195,21 +195,25 @@ class Plan:
             return
         self._timed_runs, self._timed_seconds = 0, 0.0
         if serial:
-            big = [[t >= PARALLEL_MIN_SECONDS for t in ts] for ts in self._timed]
-            if not any(map(any, big)):
+            large = self._large()
+            if not any(map(any, large)):
                 self._threaded = self._serial  # nothing large enough to share out
                 return
-            self._big, self._candidates = big, self._choose(big)
+            self._candidates = self._choose(large)
             self._timed_par = [[math.inf] * len(calls) for calls in self._bound]
             return
         faster = [[p < t for p, t in zip(ps, ts)] for ps, ts in zip(self._timed_par, self._timed)]
         if not any(map(any, faster)):  # (cores taken while this ran): the candidates, for Pace to try later
-            faster = self._big
+            faster = self._large()
         self._threaded = self._choose(faster)
         # the pace starts from these runs' times
         self.pace.done(False, sum(map(sum, self._timed)))
         par = zip(faster, self._timed_par, self._timed)
         self.pace.done(True, sum(p if f else t for fs, ps, ts in par for f, p, t in zip(fs, ps, ts)))
+
+    def _large(self) -> list[list[bool]]:
+        """Each call whose serial build took PARALLEL_MIN_SECONDS or more: a candidate for threads."""
+        return [[t >= PARALLEL_MIN_SECONDS for t in ts] for ts in self._timed]
 
     def _choose(self, parallel: list[list[bool]]) -> _Calls:
         """The bound calls, each call's parallel build where `parallel` says so, else its serial one."""

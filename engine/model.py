@@ -211,8 +211,7 @@ class Model:
             plans, key = self._plans, (exact[0], False)
             with self._lock:
                 if plans and next(reversed(plans)) == key:
-                    arrays = plans[key].run(exact[1])
-                    return [arrays[i].copy() for i in self._output_indices]
+                    return self._collect(plans[key].run(exact[1]), False)
         try:
             batch, feeds = exact or self._feeds(x)
         except MemoryError:
@@ -267,7 +266,7 @@ class Model:
         if keep_all:
             g = self.graph
             return {g.tensors[i].name: np.array(a) for i, a in arrays.items() if not g.tensors[i].is_const}
-        return [arrays[t.index].copy() for t in self.outputs]
+        return [arrays[i].copy() for i in self._output_indices]
 
     def _run_per_sample(self, feeds: dict, batch: int, keep_all: bool, observe=None):
         """Each sample through the batch-1 plan; results concatenated along their first axis."""
