@@ -62,17 +62,26 @@ class DwPlan(NamedTuple):
     group: int
 
 
+V8, V16, V32 = (ir.VectorType(ir.IntType(bits), LANES) for bits in (8, 16, 32))
+
+
+def _zero_sums(builder, dpx: int) -> list:
+    """dpx int32 vectors of sums, zeroed (allocas: LLVM keeps them in registers)."""
+    return [cgutils.alloca_once_value(builder, ir.Constant(V32, [0] * LANES)) for _ in range(dpx)]
+
+
+def _row_start(context, builder, row_offsets, rows_, at_, ky):
+    """Where filter row ky reads the input: the step's offset plus that row's offset in the ring."""
+    row = builder.load(builder.gep(row_offsets, [ky]))
+    return builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
+
+
 def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int):
     """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors."""
-    i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-    v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
-    intp = at_.x_off.type
-    zero = ir.Constant(v32, [0] * LANES)
-    accs = [cgutils.alloca_once_value(builder, zero) for _ in range(dpx)]
-    row_offsets = data_ptr(context, builder, rows_)
+    v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
+    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
-        row = builder.load(builder.gep(row_offsets, [ky.index]))
-        row_x = builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
+        row_x = _row_start(context, builder, row_offsets, rows_, at_, ky.index)
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
         with cgutils.for_range(builder, at_.kw) as kx:
             tap_x = builder.add(row_x, builder.mul(kx.index, at_.x_tap))
@@ -91,15 +100,10 @@ def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: 
     """_dw_sums for a window of kw taps, stride sw and no dilation along x (x_tap: a pixel's elements,
     x_pixel = sw * x_tap): each input vector of a filter row loads once for all the (pixel, tap) pairs
     that read it, (dpx - 1) * sw + kw loads instead of dpx * kw."""
-    i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-    v8, v16, v32 = ir.VectorType(i8, LANES), ir.VectorType(i16, LANES), ir.VectorType(i32, LANES)
-    intp = at_.x_off.type
-    zero = ir.Constant(v32, [0] * LANES)
-    accs = [cgutils.alloca_once_value(builder, zero) for _ in range(dpx)]
-    row_offsets = data_ptr(context, builder, rows_)
+    v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
+    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
-        row = builder.load(builder.gep(row_offsets, [ky.index]))
-        row_x = builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
+        row_x = _row_start(context, builder, row_offsets, rows_, at_, ky.index)
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, ir.Constant(intp, kw)), at_.w_tap))
         wv = []
         for kx in range(kw):
