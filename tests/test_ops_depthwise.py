@@ -129,3 +129,19 @@ def test_depthwise_uint8_narrow_filters(kernel_build, monkeypatch):
         )
     check(net, run_sets(net, 67, batches=(1, 2)))
     assert len(taken) % 3 == 0 and bool(taken) == D.QUADS, "the quad rows were not taken by each layer"
+
+
+@pytest.mark.parametrize("scheme", ["uint8", "int8_per_channel"])
+def test_depthwise_paths_one_thread(scheme):
+    """At one thread the kernels run one task an image, whatever the plan's split for more threads."""
+    import numba
+
+    import engine
+
+    net = depthwise_variants(scheme, 68)
+    before = numba.get_num_threads()
+    engine.set_num_threads(1)
+    try:
+        check(net, run_sets(net, 69, batches=(1, 3)))
+    finally:
+        engine.set_num_threads(before)

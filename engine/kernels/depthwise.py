@@ -33,6 +33,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.ufunc.parallel import _iget_num_threads
 
 from . import cpu
 from .irtools import data_ptr, element_ptr, empty_codegen, operand
@@ -72,9 +73,10 @@ class DwPlan(NamedTuple):
 V8, V16, V32 = (ir.VectorType(ir.IntType(bits), LANES) for bits in (8, 16, 32))
 
 
-def _zero_sums(builder, dpx: int) -> list:
-    """dpx int32 vectors of sums, zeroed (allocas: LLVM keeps them in registers)."""
-    return [cgutils.alloca_once_value(builder, ir.Constant(V32, [0] * LANES)) for _ in range(dpx)]
+def _zero_sums(builder, dpx: int, init) -> list:
+    """dpx int32 vectors of sums, each starting at init, the bias (allocas: LLVM keeps them in
+    registers)."""
+    return [cgutils.alloca_once_value(builder, init) for _ in range(dpx)]
 
 
 def _row_start(context, builder, row_offsets, rows_, at_, ky):
@@ -83,10 +85,11 @@ def _row_start(context, builder, row_offsets, rows_, at_, ky):
     return builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
 
 
-def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int):
-    """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors."""
+def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int, init):
+    """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors, each
+    from init (the bias: one add less in the requantization)."""
     v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
-    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
+    accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
         row_x = _row_start(context, builder, row_offsets, rows_, at_, ky.index)
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
@@ -103,12 +106,12 @@ def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int):
     return [builder.load(a) for a in accs]
 
 
-def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: int):
+def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: int, init):
     """_dw_sums for a window of kw taps, stride sw and no dilation along x (x_tap: a pixel's elements,
     x_pixel = sw * x_tap): each input vector of a filter row loads once for all the (pixel, tap) pairs
     that read it, (dpx - 1) * sw + kw loads instead of dpx * kw."""
     v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
-    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
+    accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
         row_x = _row_start(context, builder, row_offsets, rows_, at_, ky.index)
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, ir.Constant(intp, kw)), at_.w_tap))
@@ -129,13 +132,13 @@ def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: 
     return [builder.load(a) for a in accs]
 
 
-def _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx: int):
+def _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx: int, init):
     """_dw_sums on quad rows (x: uint32, each element 4 taps' bytes along x; w: 4 int8 weights per
     element): at_.kh quads, quad t read at rows[t] + x_off + p*x_pixel, its weights at w_off + t*w_tap;
     one vpdpbusd per (pixel, quad), its input a whole 64-byte load (a memory operand). One flat loop:
     LLVM makes a tight one of it, where nested runtime loops (filter rows x quads) came out slower."""
     intp = at_.x_off.type
-    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
+    accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
     dot = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(V32, [V32, V32, V32]), "llvm.x86.avx512.vpdpbusd.512"
     )
@@ -182,22 +185,23 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
                 operand(context, builder, signature, args, k) for k in range(7)
             )
             intp = at_.x_off.type
-            if quads:
-                sums = _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx)
-            elif kw:
-                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw)
-            else:
-                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx)
             v = VectorIR(builder)
             mask = v.lanes_below(ep_.channels)
             params = v.params(context, rq_.table, ep_.ch, mask)
+            bias = params[BIAS]
+            if quads:
+                sums = _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx, bias)
+            elif kw:
+                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw, bias)
+            else:
+                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx, bias)
             zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
             outp = data_ptr(context, builder, out_)
             rule = rule_of(signature.args[6])
             for p in range(dpx):
                 inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
                 with builder.if_then(inside, likely=True):
-                    r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi, rule)
+                    r = v.requantize(sums[p], params, zp, lo, hi, rule)
                     at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
                     v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
             return context.get_dummy_value()
@@ -260,8 +264,11 @@ def dwconv_u8s16_8x16_portable(x, w, rows, acc, at):
 # conv.Padding); the DwPlan; the requantization's zero point and clamp (its table goes apart).
 # With quad rows (QUAD: 1), KW is the number of quads per filter row and STAGE the bytes of the staging
 # row at the start of each thread's ring (see _task).
+# pack() appends the requantization table (TABLE: where, in int64 elements; COLUMNS) and the filter
+# (TAPS: where; COUNT: its int16 values); RING: the bytes of a thread's scratch before its row offsets.
 HP, WP, CP, KH, KW, SH, SW, DH, DW, N, H, W, C, DELTA, FILL, TOP, LEFT, REPEAT = range(18)
 ROW_CHUNKS, CH_SPLITS, SPAN, GROUP, OUT_ZP, LO, HI, QUAD, STAGE = range(18, 27)
+TABLE, COLUMNS, TAPS, COUNT, RING, DIMS = range(27, 33)
 QUADS = SIMD and cpu.VNNI  # vpdpbusd: the quad rows' product
 
 
@@ -269,7 +276,45 @@ def dims(geo, pad, plan: DwPlan, out_zp: int, lo: int, hi: int, stage: int = 0) 
     """The dims array of a layer: its conv.Geometry, conv.Padding, DwPlan and requantization bounds;
     stage > 0: quad rows (geo's kw then counts quads), after a staging row of that many bytes."""
     values = (*geo[:9], *pad[:9], *plan, out_zp, lo, hi, int(stage > 0), stage)
-    return np.array(values, np.int64)
+    return np.array(values + (0,) * (DIMS - len(values)), np.int64)
+
+
+def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.ndarray:
+    """The one int64 array the kernels read (one argument, not three: each costs its unboxing on every
+    call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch."""
+    table_words = -(-table.size // 2)
+    dm = dm.copy()
+    dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING] = (
+        DIMS,
+        table.shape[1],
+        DIMS + table_words,
+        taps.size,
+        ring,
+    )
+    t = np.zeros(table_words * 2, np.int32)
+    t[: table.size] = table.reshape(-1)
+    f = np.zeros(-(-taps.size // 4) * 4, np.int16)
+    f[: taps.size] = taps
+    return np.concatenate([dm, t.view(np.int64), f.view(np.int64)])
+
+
+@njit(inline="always", cache=True)
+def _unpack(c):
+    """pack()'s dims, requantization table and filter, as views."""
+    dm = c[:DIMS]
+    columns, count = dm[COLUMNS], dm[COUNT]
+    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: 7 * columns].reshape((7, columns))
+    taps = c[dm[TAPS] :].view(np.int16)[:count]
+    return dm, table, taps
+
+
+@njit(inline="always", cache=True)
+def _tasks(dm):
+    """The plan's row chunks and channel splits, or one task an image at one thread (a split serves
+    the threads, and alone costs rows filled twice and a task's setup)."""
+    if _iget_num_threads() == 1:  # (numba.get_num_threads() in a kernel would stop its caching)
+        return 1, 1
+    return dm[ROW_CHUNKS], dm[CH_SPLITS]
 
 
 def quad_taps(weights: np.ndarray, lanes: int) -> np.ndarray:
@@ -290,47 +335,54 @@ def quad_stage(wp: int, cp: int, dw: int) -> int:
 
 
 @kernel
-def depthwise_conv2d(x, w, dm, table, rings, all_rows, out):
-    """x: the input [N, H, W, C] flattened (int8 or uint8); dm: dims() (the input into ring rows of cp
-    channels, `repeat` the depth multiplier; the window; the DwPlan; the output zero point and clamp);
-    w: int16 [kh, kw, cp] flattened (16 x group values per tap where group > 1); out: [N, OH, OW, OC];
-    table: the reference rule's requantize.params, per lane (channel, or channel repeated `group`
-    times). rings [threads, span * Wp * cp + slack], all_rows [threads, kh]: each thread's padded rows
-    and where its filter rows are in them, from the plan (allocating here costs more than small tasks).
-    depthwise_conv2d_ruy and _fp32: the same with the other rules (requantize.RequantRuy, RequantFp32)."""
+def depthwise_conv2d(x, c, scratch, out):
+    """x: the input [N, H, W, C] flattened (int8 or uint8); c: pack() of dims() (the input into ring
+    rows of cp channels, `repeat` the depth multiplier; the window; the DwPlan; the output zero point
+    and clamp), the table (the reference rule's requantize.params, per lane: channel, or channel
+    repeated `group` times) and the filter (int16 [kh, kw, cp], 16 x group values per tap where group >
+    1; or quad_taps()); out: [N, OH, OW, OC]. scratch [threads, bytes]: each thread's ring of padded
+    rows (dims RING bytes), then where its filter rows are in them (int64), from the plan (allocating
+    here costs more than small tasks). depthwise_conv2d_ruy and _fp32: the same with the other rules
+    (requantize.RequantRuy, RequantFp32)."""
+    dm, table, w = _unpack(c)
     rq = Requant(table, dm[OUT_ZP], dm[LO], dm[HI])
-    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
-        _task(x, w, dm, rq, rings, all_rows, out, task)
+    chunks, splits = _tasks(dm)
+    for task in prange(out.shape[0] * chunks * splits):
+        _task(x, w, dm, rq, scratch, out, task, chunks, splits)
 
 
 @kernel
-def depthwise_conv2d_ruy(x, w, dm, table, rings, all_rows, out):
+def depthwise_conv2d_ruy(x, c, scratch, out):
+    dm, table, w = _unpack(c)
     rq = RequantRuy(table, dm[OUT_ZP], dm[LO], dm[HI])
-    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
-        _task(x, w, dm, rq, rings, all_rows, out, task)
+    chunks, splits = _tasks(dm)
+    for task in prange(out.shape[0] * chunks * splits):
+        _task(x, w, dm, rq, scratch, out, task, chunks, splits)
 
 
 @kernel
-def depthwise_conv2d_fp32(x, w, dm, table, rings, all_rows, out):
+def depthwise_conv2d_fp32(x, c, scratch, out):
+    dm, table, w = _unpack(c)
     rq = RequantFp32(table, dm[OUT_ZP], dm[LO], dm[HI])
-    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
-        _task(x, w, dm, rq, rings, all_rows, out, task)
+    chunks, splits = _tasks(dm)
+    for task in prange(out.shape[0] * chunks * splits):
+        _task(x, w, dm, rq, scratch, out, task, chunks, splits)
 
 
 KERNELS = {Requant: depthwise_conv2d, RequantRuy: depthwise_conv2d_ruy, RequantFp32: depthwise_conv2d_fp32}
 
 
 @njit(inline="always", cache=True)
-def _task(x, w, dm, rq, rings, all_rows, out, task):
+def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
     """Task `task` of depthwise_conv2d: a range of output rows x a range of channel vectors of one image."""
     kh, dh, sh, cp = dm[KH], dm[DH], dm[SH], dm[CP]
-    row_chunks, ch_splits, span = dm[ROW_CHUNKS], dm[CH_SPLITS], dm[SPAN]
+    span = dm[SPAN]
     oh = out.shape[1]
     per_image = row_chunks * ch_splits
     slot = dm[WP] * cp
     vectors = max(1, cp // LANES)
     thread = numba.get_thread_id()
-    ring, rows = rings[thread], all_rows[thread]
+    ring, rows = scratch[thread, : dm[RING]], scratch[thread, dm[RING] :].view(np.int64)
     b = task // per_image
     r = task % per_image // ch_splits
     s = task % ch_splits

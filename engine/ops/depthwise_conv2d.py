@@ -104,15 +104,15 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     slack = (D.DPX * win.sw + 1) * max(cp, D.LANES) + 64  # a step's pixels beyond the last row's end
     threads = numba.config.NUMBA_NUM_THREADS  # (numba.get_thread_id() is below it)
 
-    def bind(ins, outs, scratch):
-        out = view(outs[0], (n, oh, ow, oc))
-        return [(depthwise_conv2d, (view(ins[0]), taps, dims, rq.table, scratch[0], scratch[1], out))]
-
     ring = (plan.span * -(-win.wp * cp // D.LANES) * D.LANES + slack) * (4 if quad else 1) + stage
-    scratch = [
-        ((threads, -(-ring // 64) * 64), np.uint8),  # each thread's ring of padded rows (quad rows)
-        ((threads, kh * -(-kw // 4) if quad else kh), np.int64),
-    ]
+    ring = -(-ring // 64) * 64
+    c = D.pack(dims, rq.table, taps, ring)
+
+    def bind(ins, outs, scratch):
+        return [(depthwise_conv2d, (view(ins[0]), c, scratch[0], view(outs[0], (n, oh, ow, oc))))]
+
+    # each thread's ring of padded rows (quad rows), then where its filter rows (quads) are in it
+    scratch = [((threads, ring + 8 * kh * (-(-kw // 4) if quad else 1)), np.uint8)]
     return bound([out_shape], bind, scratch)
 
 
