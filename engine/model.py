@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
 from .formats.tflite import import_tflite
 from .graph import Graph
+from .runtime import run_lanes, threads_now
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
@@ -115,6 +117,8 @@ class Model:
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self._batch_major: dict[int, bool] = {}  # sub-batch sizes checked (_sub_batch)
         self._last = None  # (shape, dtype, plan) of the last exact run (_remember)
+        self._independent: bool | None = None  # (_samples_independent)
+        self._lane_copies: list[Model] = []  # the other lanes of a batch run (_run_lanes)
         one = self.plan(1)  # refuse what cannot run now, not at the first run()
         self._sample_bytes = max(one.nbytes - one.const_bytes, 1)  # what a sample's run holds
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
@@ -232,6 +236,9 @@ class Model:
             batch, feeds = exact or self._feeds(x)
         except MemoryError:
             raise InputError("the input does not fit in memory as a contiguous array") from None
+        lanes = self._lanes(batch) if not keep_all and observe is None else 1
+        if lanes > 1:
+            return self._run_lanes(feeds, batch, lanes)
         part = self._sub_batch(batch) if not keep_all and observe is None else batch
         if part < batch:
             ins = [feeds[t.index] for t in self.inputs]
@@ -267,6 +274,48 @@ class Model:
         whole = batch == 1 or batch * self._sample_bytes <= SUB_BATCH_BYTES  # as _sub_batch decides
         if len(self.inputs) == 1 and batch and whole and batch not in self._per_sample:
             self._last = (x.shape, x.dtype, plan)
+
+    def _lanes(self, batch: int) -> int:
+        """In how many parts a batch runs, each on a thread of its own at one Numba thread
+        (runtime.run_lanes): at several threads, a batch whose samples' results are each their own
+        runs in parallel with no fork and join per kernel (on small kernels that costs more than the
+        work); else 1, and each kernel spreads over the threads instead."""
+        threads = threads_now()
+        if threads < 2 or batch < 2 or not self._samples_independent():
+            return 1
+        return min(threads, batch)
+
+    def _run_lanes(self, feeds: dict, batch: int, lanes: int) -> list[np.ndarray]:
+        """The batch in `lanes` consecutive parts: the first on this model, each other on a copy of
+        it (plans and buffers of its own, made at the first such run)."""
+        ins = [feeds[t.index] for t in self.inputs]
+        cuts = [batch * k // lanes for k in range(lanes + 1)]
+        with self._lock:
+            while len(self._lane_copies) < lanes - 1:
+                copy = Model(self.graph, self.source, warmup=False, memory_budget=self.memory_budget)
+                self._lane_copies.append(copy)
+            models = [self, *self._lane_copies[: lanes - 1]]
+        tasks = [
+            functools.partial(m.run, [a[cuts[k] : cuts[k + 1]] for a in ins]) for k, m in enumerate(models)
+        ]
+        results = run_lanes(tasks)
+        return [np.concatenate([r[j] for r in results]) for j in range(len(self.outputs))]
+
+    def _samples_independent(self) -> bool:
+        """Whether each sample's results depend on that sample alone: every tensor of the graph at
+        batch 2 is batch-major, or the graph runs a batch sample by sample (_run_per_sample)."""
+        if self._independent is None:
+            with self._lock:
+                try:
+                    plan = self.plan(2)
+                    shapes = [s for i, s in plan.shapes.items() if i not in plan.values]
+                    independent = all(len(s) and s[0] == 2 for s in shapes)
+                except (UnsupportedError, ModelFormatError):
+                    independent = True  # written for one sample: a batch runs sample by sample
+                except EngineError:
+                    independent = False
+            self._independent = independent
+        return self._independent
 
     def _sub_batch(self, batch: int) -> int:
         """The sub-batch a run of `batch` samples goes in: the most samples whose activations fit
