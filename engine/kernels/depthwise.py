@@ -319,13 +319,12 @@ def _tasks(dm):
 
 def quad_taps(weights: np.ndarray, lanes: int) -> np.ndarray:
     """Quad rows' filter from weights [kh, kw, channels] (int8 range): [kh, ceil(kw / 4), lanes, 4]
-    int8, tap 4g + k of filter row ky at [ky, g, :, k], zero beyond kw and beyond the channels (packed
-    `group` times where channels < lanes), flat as int16 (the kernels' one filter type)."""
+    int8, tap 4g + k of filter row ky at [ky, g, :, k], zero beyond kw and beyond the channels, flat
+    as int16 (the kernels' one filter type)."""
     kh, kw, oc = weights.shape
-    group = lanes // oc if lanes % oc == 0 and oc < lanes else 1
     taps = np.zeros((kh, -(-kw // 4), lanes, 4), np.int8)
     for kx in range(kw):
-        taps[:, kx // 4, : oc * group, kx % 4] = np.tile(weights[:, kx, :], group)
+        taps[:, kx // 4, :oc, kx % 4] = weights[:, kx, :]
     return taps.reshape(-1).view(np.int16)
 
 
@@ -478,26 +477,12 @@ def _fill_quads(row, quads, at, dm, o0, o1):
 
 @njit(inline="always", cache=True)
 def _quad_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
-    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset)."""
-    cp, group = dm[CP], dm[GROUP]
-    quads = dm[KH] * dm[KW]
+    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset), whose
+    channels fill whole vectors (group 1)."""
+    cp, quads = dm[CP], dm[KH] * dm[KW]
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
     flat = out.reshape(-1)
     row = (b * oh + oy) * ow * oc
-    if group > 1:  # `group` pixels of oc = cp channels per vector; stride 1 along x
-        full = ow // group
-        for t in range(0, full, DPX):
-            at = Taps(t * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
-            ep = DwOut(0, LANES, min(DPX, full - t), row + t * LANES, LANES)
-            if full - t > 4:
-                dwconv_requantize_u8s8_8x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
-            else:
-                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
-        if full * group < ow:  # the last pixels, fewer than a vector's
-            at = Taps(full * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
-            ep = DwOut(0, (ow - full * group) * oc, 1, row + full * LANES, LANES)
-            dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
-        return
     for cb in range(o0, o1, LANES):
         for t in range(0, ow, DPX):
             at = Taps(t * cp + cb, cp, 0, cb, cp, quads, 1, 0, 0)

@@ -79,7 +79,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     cp = oc if group > 1 else -(-oc // D.LANES) * D.LANES
     # quad rows (4 taps along x per vpdpbusd) where the filter fits int8 (int8 filters; uint8 rarely),
     # a quad row keeps every sw-th pixel (sw divides the quads' steps), and channels fill whole vectors
-    # (packed pixels, `group`, measured faster on the int16 products)
+    # (packed pixels, `group` > 1, measured no faster with quads)
     quad = D.QUADS and group == 1 and (kw <= 4 or 4 * win.dw % win.sw == 0)
     quad = quad and weights.min() >= -128 and weights.max() <= 127
     if quad:
