@@ -12,6 +12,7 @@ from numba.core.dispatcher import Dispatcher
 from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
+from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels.kernel import parallel_build, serial_build
 from .ops import kernel_for, variable_shapes
@@ -38,6 +39,8 @@ class Step:
     work: int = 0  # Prepared.work
     warmup: object = None  # Prepared.warmup
     bind: object = None  # Prepared.bind
+    observed_only: bool = False  # fused into a later step (engine/fusion.py): runs only when observed
+    observe_call: tuple = ()  # then its run and the plan's arrays it runs on
 
 
 class Plan:
@@ -117,8 +120,8 @@ class Plan:
         for i in g.outputs:
             if i not in shapes:
                 raise ModelFormatError(f"graph output tensor {i} is never produced")
-        self.shapes = shapes
-        self.values = values
+        fuse(self.steps, g, shapes, keep_all)  # (engine/fusion.py) before the memory layout
+        self.shapes, self.values = shapes, values
         layout = self._layout(keep_all)
         for size, i in zip(*layout[:2]):
             ledger.add(size, f"activation {g.tensors[i].describe()} {list(shapes[i])}")
@@ -158,7 +161,9 @@ class Plan:
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             args = (ins, [arrays[i] for i in step.outputs], step.scratch)
-            self._bound.append(list(step.bind(*args)) if step.bind else [(step.run, args)])
+            step.observe_call = (step.run, args) if step.observed_only else ()
+            calls = [] if step.observed_only else list(step.bind(*args)) if step.bind else [(step.run, args)]
+            self._bound.append(calls)
         # one thread: every kernel's serial build; more: chosen per call once timed (_calibrate)
         self._serial = _Calls([[(serial_build(fn), args) for fn, args in calls] for calls in self._bound])
         self._threaded: _Calls | None = None
@@ -331,6 +336,8 @@ class Plan:
             t0 = time.perf_counter()
             for fn, args in step_calls:
                 fn(*args)
+            if step.observed_only and observe is not None:
+                step.observe_call[0](*step.observe_call[1])
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
             if observe is not None:
