@@ -21,6 +21,21 @@ ROWS_PER_TASK = 256  # output rows of a task (a multiple of TILE)
 COLUMNS_PER_TASK = 64  # output columns of a task: full cache lines written
 
 
+def transpose16(builder, rows: list) -> list:
+    """The 16 x 16 matrix of 16 <16 x i8> rows, transposed (IR): the perfect shuffle of rows m and m + 8,
+    four times."""
+    i32x16 = ir.VectorType(ir.IntType(32), TILE)
+    low = ir.Constant(i32x16, [k // 2 + (k % 2) * TILE for k in range(TILE)])
+    high = ir.Constant(i32x16, [TILE // 2 + k // 2 + (k % 2) * TILE for k in range(TILE)])
+    for _ in range(4):
+        nxt = []
+        for m in range(TILE // 2):
+            a, b = rows[m], rows[m + TILE // 2]
+            nxt += [builder.shuffle_vector(a, b, low), builder.shuffle_vector(a, b, high)]
+        rows = nxt
+    return rows
+
+
 @intrinsic
 def transpose16_u8(typingctx, src, p, s_in, out, o, s_out):
     """out[o + i * s_out + j] = src[p + j * s_in + i] for i, j < 16 (one-byte arrays; s_in may be negative)."""
@@ -35,17 +50,7 @@ def transpose16_u8(typingctx, src, p, s_in, out, o, s_out):
         for j in range(TILE):
             at = builder.add(p_, builder.mul(s_in_, ir.Constant(s_in_.type, j)))
             rows.append(builder.load(builder.bitcast(builder.gep(sp, [at]), v16.as_pointer()), align=1))
-        low = ir.Constant(ir.VectorType(ir.IntType(32), TILE), [k // 2 + (k % 2) * TILE for k in range(TILE)])
-        high = ir.Constant(
-            ir.VectorType(ir.IntType(32), TILE), [TILE // 2 + k // 2 + (k % 2) * TILE for k in range(TILE)]
-        )
-        for _ in range(4):  # the perfect shuffle of rows m and m + 8, four times: the transpose
-            nxt = []
-            for m in range(TILE // 2):
-                a, b = rows[m], rows[m + TILE // 2]
-                nxt += [builder.shuffle_vector(a, b, low), builder.shuffle_vector(a, b, high)]
-            rows = nxt
-        for i, row in enumerate(rows):
+        for i, row in enumerate(transpose16(builder, rows)):
             at = builder.add(o_, builder.mul(s_out_, ir.Constant(s_out_.type, i)))
             builder.store(row, builder.bitcast(builder.gep(op, [at]), v16.as_pointer()), align=1)
         return context.get_dummy_value()
