@@ -39,6 +39,7 @@ class Step:
     work: int = 0  # Prepared.work
     warmup: object = None  # Prepared.warmup
     bind: object = None  # Prepared.bind
+    alias: bool = False  # Prepared.alias
     observed_only: bool = False  # fused into a later step (engine/fusion.py): runs only when observed
     observe_call: tuple = ()  # then its run and the plan's arrays it runs on
 
@@ -116,11 +117,11 @@ class Plan:
                 continue
             step = Step(op.index, prepared.run, list(op.inputs), list(op.outputs), prepared.scratch)
             step.work, step.warmup, step.bind = prepared.work, prepared.warmup, prepared.bind
+            step.alias = prepared.alias
             self.steps.append(step)
         for i in g.outputs:
             if i not in shapes:
                 raise ModelFormatError(f"graph output tensor {i} is never produced")
-        fuse(self.steps, g, shapes, keep_all)  # (engine/fusion.py) before the memory layout
         self.shapes, self.values = shapes, values
         layout = self._layout(keep_all)
         for size, i in zip(*layout[:2]):
@@ -250,17 +251,29 @@ class Plan:
         the first tensor of each block, and the block of each tensor (a dead tensor's block goes to a
         later tensor that fits, unless keep_all)."""
         g = self.graph
+        fuse(self.steps, g, self.shapes, keep_all)  # the steps as they will run first (engine/fusion.py)
+        # an aliasing step's output (Prepared.alias) is its input's block: the block lives while either does
+        # (where the input is another step's output: a graph input or a state is copied instead)
+        root: dict[int, int] = {}
+        produced = {i for step in self.steps for i in step.outputs} - set(self.variables)
+        for step in self.steps:
+            source = root.get(step.inputs[0], step.inputs[0]) if step.alias else -1
+            if source in produced and not keep_all:
+                root[step.outputs[0]] = source
         last_use: dict[int, int] = {}
         for n, step in enumerate(self.steps):
             for i in step.inputs:
-                last_use[i] = n
-        pinned = set(g.inputs) | set(g.outputs)
+                last_use[root.get(i, i)] = n
+        pinned = {root.get(i, i) for i in (*g.inputs, *g.outputs)}
         sizes: list[int] = []
         firsts: list[int] = []
         free: list[int] = []  # blocks of dead tensors
         block_of: dict[int, int] = {}
         for n, step in enumerate(self.steps):
             for i in step.outputs:
+                if i in root:
+                    block_of[i] = block_of[root[i]]
+                    continue
                 nbytes = max(_nbytes(g, i, self.shapes[i]), 1)
                 fits = [b for b in free if sizes[b] >= nbytes]
                 if fits and not keep_all:
@@ -273,7 +286,7 @@ class Plan:
                 block_of[i] = block
             if keep_all:
                 continue
-            for i in set(step.inputs):
+            for i in {root.get(i, i) for i in step.inputs}:
                 if i in block_of and last_use.get(i) == n and i not in pinned and i not in step.outputs:
                     free.append(block_of[i])
         return sizes, firsts, block_of

@@ -281,9 +281,9 @@ class Model:
         runs in parallel with no fork and join per kernel (on small kernels that costs more than the
         work); else 1, and each kernel spreads over the threads instead."""
         threads = threads_now()
-        if threads < 2 or batch < 2 or not self._samples_independent():
+        if threads < 2 or batch < 4 or not self._samples_independent():
             return 1
-        return min(threads, batch)
+        return min(threads, batch // 2)  # 2 samples a lane at least: a batch of 1 may squeeze its axis
 
     def _run_lanes(self, feeds: dict, batch: int, lanes: int) -> list[np.ndarray]:
         """The batch in `lanes` consecutive parts: the first on this model, each other on a copy of
