@@ -281,7 +281,9 @@ class Model:
         runs in parallel with no fork and join per kernel (on small kernels that costs more than the
         work); else 1, and each kernel spreads over the threads instead."""
         threads = threads_now()
-        if threads < 2 or batch < 4 or not self._samples_independent():
+        if threads < 2 or batch < 4 or batch * self._sample_bytes > self.memory_budget:
+            return 1  # (a batch over the budget is refused whole)
+        if not self._samples_independent():
             return 1
         return min(threads, batch // 2)  # 2 samples a lane at least: a batch of 1 may squeeze its axis
 
@@ -306,6 +308,7 @@ class Model:
         batch 2 is batch-major, or the graph runs a batch sample by sample (_run_per_sample)."""
         if self._independent is None:
             with self._lock:
+                kept = (2, False) in self._plans
                 try:
                     plan = self.plan(2)
                     shapes = [s for i, s in plan.shapes.items() if i not in plan.values]
@@ -314,6 +317,9 @@ class Model:
                     independent = True  # written for one sample: a batch runs sample by sample
                 except EngineError:
                     independent = False
+                if not kept:  # the probe's plan is not kept
+                    self._plans.pop((2, False), None)
+                    self._last = None
             self._independent = independent
         return self._independent
 
