@@ -27,8 +27,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cpu
-from .irtools import data_ptr, empty_codegen, operand
-from .requantize import BIAS, VectorIR, rule_of
+from .irtools import data_ptr, empty_codegen, operand, row_ptr
+from .requantize import BIAS, LEFT, VectorIR, rule_of
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -221,9 +221,18 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         intp = at_.x_off.type
         vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
         zero = ir.Constant(vi32, [0] * (VEC // 2))
+        v = VectorIR(builder)
+        rule = rule_of(signature.args[6])
+        i32 = v.i32
+        masks = [v.lanes_below(builder.sub(ep.channels, ir.Constant(intp, 16 * k))) for k in range(2)]
+        # the sums start from the bias (the sum lane's is zero: beyond the channels)
+        bias = [
+            v.load(row_ptr(context, builder, rq_.table, BIAS, builder.add(ep.ch, ir.Constant(intp, 16 * k)), v.v32), m)
+            for k, m in enumerate(masks)
+        ]
+        slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
         # a block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if any)
         # among them: its lower half only
-        slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
         both = builder.or_(
             builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16)),
             builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 16)),
@@ -231,14 +240,11 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         with builder.if_else(both) as (upper_too, lower_only):
             for halves, branch in ((2, upper_too), (1, lower_only)):
                 with branch:
-                    done = _mac_loop(context, builder, PX, x_, w_, at_, [[zero] * halves] * PX)
+                    done = _mac_loop(context, builder, PX, x_, w_, at_, [bias[:halves]] * PX)
                     for p in range(PX):
                         for k in range(halves):
                             builder.store(done[p][k], slots[p][k])
         sums = [[builder.load(q) for q in pixel] for pixel in slots]
-        v = VectorIR(builder)
-        rule = rule_of(signature.args[6])
-        i32 = v.i32
         zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
         offs = data_ptr(context, builder, offsets_)
         outp = data_ptr(context, builder, out_)
@@ -248,25 +254,35 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         )
         lane = builder.trunc(builder.srem(ep.sum_lane, ir.Constant(intp, 16)), i32)
         upper = builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 16))
-        offsets = []
-        for p in range(PX):
-            slot = builder.gep(offs, [builder.add(ep.pix, ir.Constant(intp, p))])
-            with builder.if_then(has_sum, likely=False):
-                total = builder.select(
-                    upper,
-                    builder.extract_element(sums[p][1], lane),
-                    builder.extract_element(sums[p][0], lane),
-                )
-                builder.store(builder.mul(total, builder.trunc(ep.d, i32)), slot)
-            offsets.append(v.broadcast(builder.load(slot)))
-
-        def requantize_half(k):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
-            mask = v.lanes_below(builder.sub(ep.channels, ir.Constant(intp, 16 * k)))
-            params = v.params(context, rq_.table, builder.add(ep.ch, ir.Constant(intp, 16 * k)), mask)
+        # d != 0 (weights offset): each pixel's d * window sum joins its sums (else they are zero)
+        with builder.if_then(builder.icmp_signed("!=", ep.d, ir.Constant(ep.d.type, 0)), likely=False):
             for p in range(PX):
-                r = v.requantize(
-                    builder.add(builder.add(sums[p][k], offsets[p]), params[BIAS]), params, zp, lo, hi, rule
-                )
+                slot = builder.gep(offs, [builder.add(ep.pix, ir.Constant(intp, p))])
+                with builder.if_then(has_sum, likely=False):
+                    total = builder.select(
+                        upper,
+                        builder.extract_element(sums[p][1], lane),
+                        builder.extract_element(sums[p][0], lane),
+                    )
+                    builder.store(builder.mul(total, builder.trunc(ep.d, i32)), slot)
+                offset = v.broadcast(builder.load(slot))
+                for k in range(2):
+                    builder.store(builder.add(sums[p][k], offset), slots[p][k])
+        sums = [[builder.load(q) for q in pixel] for pixel in slots]
+
+        def requantize_half(k, shift):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
+            ch = builder.add(ep.ch, ir.Constant(intp, 16 * k))
+            mask = masks[k]
+            if rule == "fp32":
+                params = v.params(context, rq_.table, ch, mask)
+            else:
+                wide = v.wide_params(context, rq_.table, ch)
+                left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), mask) if shift else None
+            for p in range(PX):
+                if rule == "fp32":
+                    r = v.requantize(sums[p][k], params, zp, lo, hi, rule)
+                else:
+                    r = v.requantize_wide(sums[p][k], wide, zp, lo, hi, left)
                 at = builder.add(
                     ep.out_off,
                     builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)),
@@ -275,9 +291,19 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
                 store_mask = builder.select(inside, mask, ir.Constant(v.vmask, [0] * 16))
                 v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), store_mask)
 
-        requantize_half(0)
-        with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
-            requantize_half(1)
+        def requantize_block(shift):
+            requantize_half(0, shift)
+            with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
+                requantize_half(1, shift)
+
+        if rule == "fp32":
+            requantize_block(False)
+        else:  # a layer whose left shifts are all zero (most) skips the shift
+            with builder.if_else(v.wide_left(context, rq_.table), likely=False) as (shifting, plain):
+                with shifting:
+                    requantize_block(True)
+                with plain:
+                    requantize_block(False)
         return context.get_dummy_value()
 
     return sig, codegen

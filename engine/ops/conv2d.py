@@ -136,6 +136,8 @@ def gemm_conv(
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
     plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups)
     rq = requantize.make(rule, ops.bias, mult, shift, scale, out_zp, *clamp)
+    if fused and rule != "fp32":  # the fused epilogue's 64-bit constants
+        rq = rq._replace(table=requantize.widen(rq.table, rule))
     # uint8 data without padding: the GEMM reads the input itself
     in_place = ops.data_type == np.uint8 and ops.delta == 0 and (win.hp, win.wp) == (h, w)
     pad_input = K.pad_input.pick(n * h * w * c)
