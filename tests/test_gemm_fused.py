@@ -115,3 +115,35 @@ def test_fused_epilogue_matches_scalar_rules(rule, trial, build):
     np.testing.assert_array_equal(out.reshape(-1, oc), want)
     if trial % 4 == 0:  # the data reach the rounding, not just the clamp
         assert np.unique(want).size > 5
+
+
+@pytest.mark.skipif(not gemm.VNNI, reason="int8 data flipped in the micro-kernel needs AVX-512 VNNI")
+@pytest.mark.parametrize("k, pixels, oc", [(1, (5, 5), 64), (1, (2, 7), 40), (3, (6, 9), 21), (2, (4, 4), 8)])
+@pytest.mark.parametrize("build", [serial_build, parallel_build])
+def test_int8_flipped_in_kernel(k, pixels, oc, build):
+    """A small unpadded int8 convolution reads its input in place, each value's sign bit flipped in the
+    micro-kernel (no pass over the input): the reference rule on (x - zero point) * w, exactly."""
+    rng = np.random.default_rng(k * 100 + oc)
+    (h, w), c = pixels, int(rng.integers(3, 50))
+    x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    weights = rng.integers(-127, 128, (oc, k, k, c)).astype(np.int16)
+    mult, shift, bias = _channel_params(rng, oc, 0)
+    in_zp, zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    oh, ow = h - k + 1, w - k + 1
+    win = Window(1, 1, 1, 1, oh, ow, 0, 0, h, w)
+    prep = gemm_conv(x.shape, "int8", in_zp, weights, bias, mult, shift, zp, (-128, 127), win)
+    out = np.full(prep.out_shapes[0], 99, np.int8)
+    scratch = [np.empty(shape, dt) for shape, dt in prep.scratch]
+    calls = prep.bind([x], [out], scratch)
+    assert len(calls) == 1  # no pass over the input
+    for fn, args in calls:
+        build(fn)(*args)
+    xs = x.astype(np.int64) - in_zp
+    sums = np.zeros((oh * ow, oc), np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            patch = xs[0, ky : ky + oh, kx : kx + ow].reshape(-1, c)
+            sums += patch @ weights[:, ky, kx].T.astype(np.int64)
+    want = np.empty((oh * ow, oc), np.int8)
+    _want_reference(sums, bias, mult, shift, zp, -128, 127, want)
+    np.testing.assert_array_equal(out.reshape(-1, oc), want)

@@ -98,7 +98,8 @@ def _mac_loop(context, builder, px, x, w, at, start):
         at.x_run,
         at.w_run,
     )
-    u8 = x.ty.dtype == types.uint8
+    u8 = x.ty.dtype in (types.uint8, types.int8)
+    flip = x.ty.dtype == types.int8  # int8 data: read as uint8 with the sign bit flipped (x + 128)
     i32 = ir.IntType(32)
     vi32 = ir.VectorType(i32, VEC // 2)
     elem = ir.IntType(8 if u8 else 16)
@@ -140,6 +141,8 @@ def _mac_loop(context, builder, px, x, w, at, start):
             at = builder.mul(kk, const(group))
             for p in range(px):
                 lane = builder.load(builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1)
+                if flip:  # on the scalar lane (a scalar xor): no vector op beside the multiply-adds
+                    lane = builder.xor(lane, ir.Constant(i32, 0x80808080 - (1 << 32)))
                 one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
                 xs = builder.shuffle_vector(one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2)))
                 for v in range(len(wv)):
@@ -157,7 +160,7 @@ def _tile_definition(px: int, x_type):
                 x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
         starting from acc's values if accumulate, else from zero. The sums stay in registers
         across runs (a convolution's filter rows), so acc is written once."""
-        if x.dtype != x_type:
+        if _takes(x.dtype) != x_type:
             return None
         i = types.intp
         sig = types.void(x, w, at, types.boolean, acc, i, i)
@@ -197,7 +200,7 @@ def _tile_definition(px: int, x_type):
 def _tile_requantize_definition(x_type):
     """tile_requantize's definition for x of x_type."""
     return lambda typingctx, x, w, at, ep, offsets, out, rq: (
-        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq) if x.dtype == x_type else None
+        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq) if _takes(x.dtype) == x_type else None
     )
 
 
@@ -336,6 +339,12 @@ def gemm_s16_1x16c2_portable(x, w, at, accumulate, acc, acc_off, acc_stride):
 # The micro-kernels by name, as XNNPACK names its own: operand types (x then w), pixels x channels,
 # k values per 32-bit lane, instruction set. u8s8 needs VNNI, the requantizing ones AVX-512.
 U8, S16 = types.uint8, types.int16
+
+
+def _takes(dtype):
+    """The micro-kernel form for data of dtype: int8 data takes the uint8 one, its sign bits flipped."""
+    return U8 if dtype == types.int8 else dtype
+
 gemm_u8s8_4x32c4_vnni = intrinsic(_tile_definition(PX, U8))
 gemm_u8s8_1x32c4_vnni = intrinsic(_tile_definition(1, U8))
 gemm_requantize_u8s8_4x32c4_vnni = intrinsic(_tile_requantize_definition(U8))
@@ -352,7 +361,7 @@ def _by_x_type(u8_definition, s16_definition):
     """The definition of an intrinsic that is u8_definition's for uint8 x, s16_definition's else."""
 
     def definition(typingctx, x, w, at, a, b, c, d):
-        chosen = u8_definition if x.dtype == U8 else s16_definition
+        chosen = u8_definition if _takes(x.dtype) == U8 else s16_definition
         return chosen(typingctx, x, w, at, a, b, c, d)
 
     return definition
