@@ -301,6 +301,19 @@ class Plan:
         """
         for i, buf in self._feed_buffers:
             np.copyto(buf, feeds[i], casting="no")
+        self._compute(timings, observe, warm)
+        return self._arrays
+
+    def run_one(self, x: np.ndarray, outputs: list[int]) -> list[np.ndarray]:
+        """run() of a plan with one input, for x of exactly its dtype and shape (the caller checked):
+        copies of the `outputs` tensors. The shortest way through for a small model's runs."""
+        for _, buf in self._feed_buffers:  # (none when the graph never reads its input)
+            buf[...] = x
+        self._compute()
+        arrays = self._arrays
+        return [arrays[i].copy() for i in outputs]
+
+    def _compute(self, timings: list | None = None, observe=None, warm: bool = False) -> None:
         for buf, value in self._resets:  # a run is stateless: state starts as after a reset
             buf.fill(value)
         if warm:
@@ -316,7 +329,6 @@ class Plan:
             t0 = time.perf_counter()
             (self._threaded if threaded else self._serial).run()
             self.pace.done(threaded, time.perf_counter() - t0)
-        return self._arrays
 
     def _warm(self) -> None:
         """Compile (or load from Numba's cache) and time the serial builds, then the parallel builds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
 from .formats.tflite import import_tflite
 from .graph import Graph
+from .runtime import run_lanes, threads_now
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
@@ -38,8 +40,14 @@ def _kernel_lock():
         return _LAYER_LOCK[0]
     try:
         layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet
-        return _WORKQUEUE_LOCK
+    except ValueError:  # no parallel kernel has run yet: start the layer's threads (ms) to know it
+        try:
+            from numba.np.ufunc.parallel import _launch_threads
+
+            _launch_threads()
+            layer = numba.threading_layer()
+        except (ImportError, ValueError):  # (a Numba without it: the first parallel kernel tells)
+            return _WORKQUEUE_LOCK
     _LAYER_LOCK.append(_NO_LOCK if layer in ("omp", "tbb") else _WORKQUEUE_LOCK)
     return _LAYER_LOCK[0]
 
@@ -108,6 +116,9 @@ class Model:
         self._lock = threading.Lock()
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self._batch_major: dict[int, bool] = {}  # sub-batch sizes checked (_sub_batch)
+        self._last = None  # (shape, dtype, plan) of the last exact run (_remember)
+        self._independent: bool | None = None  # (_samples_independent)
+        self._lane_copies: list[Model] = []  # the other lanes of a batch run (_run_lanes)
         one = self.plan(1)  # refuse what cannot run now, not at the first run()
         self._sample_bytes = max(one.nbytes - one.const_bytes, 1)  # what a sample's run holds
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
@@ -125,6 +136,7 @@ class Model:
         key = (batch, keep_all)
         if self._plans and next(reversed(self._plans)) == key:  # the newest: nothing to reorder or free
             return self._plans[key]
+        self._last = None
         if key not in self._plans:
             self._plans[key] = Plan(self.graph, batch, keep_all, self.memory_budget)
         self._plans.move_to_end(key)
@@ -145,6 +157,7 @@ class Model:
         if plan.batch != 1 and plan.nbytes - plan.const_bytes > CACHE_BYTES:
             for key in [k for k, p in self._plans.items() if p is plan]:
                 del self._plans[key]
+            self._last = None
 
     def _exact_feeds(self, x) -> tuple[int, dict[int, np.ndarray]] | None:
         """_feeds for arrays (one, or a list or tuple in input order) of exactly the inputs' integer
@@ -205,17 +218,27 @@ class Model:
         observe(op index, {tensor index: array view}) is called after each op of the plan that
         actually runs (buffers reused), to look at every tensor as it is produced.
         """
+        last = self._last  # a run like the last one goes straight to its plan (_remember)
+        like_last = last is not None and type(x) is np.ndarray and x.shape == last[0] and x.dtype is last[1]
+        if like_last and not keep_all and observe is None:
+            with self._lock:
+                if self._last is last:
+                    return last[2].run_one(x, self._output_indices)
         exact = None if keep_all or observe is not None else self._exact_feeds(x)
         if exact is not None and _LAYER_LOCK and _LAYER_LOCK[0] is _NO_LOCK:
             # the common case in a few steps: a plan for this batch, the newest, already made
             plans, key = self._plans, (exact[0], False)
             with self._lock:
                 if plans and next(reversed(plans)) == key:
+                    self._remember(x, plans[key])
                     return self._collect(plans[key].run(exact[1]), False)
         try:
             batch, feeds = exact or self._feeds(x)
         except MemoryError:
             raise InputError("the input does not fit in memory as a contiguous array") from None
+        lanes = self._lanes(batch) if not keep_all and observe is None else 1
+        if lanes > 1:
+            return self._run_lanes(feeds, batch, lanes)
         part = self._sub_batch(batch) if not keep_all and observe is None else batch
         if part < batch:
             ins = [feeds[t.index] for t in self.inputs]
@@ -241,6 +264,58 @@ class Model:
                 return self._collect(plan.run(feeds, observe=observe), keep_all)
             finally:
                 self._release(plan)
+
+    def _remember(self, x, plan: Plan) -> None:
+        """After an exact run on the newest plan (under the lock): the next run of one array of x's
+        shape and dtype goes straight to plan.run_one (a few microseconds count on a small model).
+        Only for a single input run whole (no sub-batches, no per-sample runs); plan() and _release
+        forget it whenever the plans change."""
+        batch = x.shape[0] if type(x) is np.ndarray else 0
+        whole = batch == 1 or batch * self._sample_bytes <= SUB_BATCH_BYTES  # as _sub_batch decides
+        if len(self.inputs) == 1 and batch and whole and batch not in self._per_sample:
+            self._last = (x.shape, x.dtype, plan)
+
+    def _lanes(self, batch: int) -> int:
+        """In how many parts a batch runs, each on a thread of its own at one Numba thread
+        (runtime.run_lanes): at several threads, a batch whose samples' results are each their own
+        runs in parallel with no fork and join per kernel (on small kernels that costs more than the
+        work); else 1, and each kernel spreads over the threads instead."""
+        threads = threads_now()
+        if threads < 2 or batch < 2 or not self._samples_independent():
+            return 1
+        return min(threads, batch)
+
+    def _run_lanes(self, feeds: dict, batch: int, lanes: int) -> list[np.ndarray]:
+        """The batch in `lanes` consecutive parts: the first on this model, each other on a copy of
+        it (plans and buffers of its own, made at the first such run)."""
+        ins = [feeds[t.index] for t in self.inputs]
+        cuts = [batch * k // lanes for k in range(lanes + 1)]
+        with self._lock:
+            while len(self._lane_copies) < lanes - 1:
+                copy = Model(self.graph, self.source, warmup=False, memory_budget=self.memory_budget)
+                self._lane_copies.append(copy)
+            models = [self, *self._lane_copies[: lanes - 1]]
+        tasks = [
+            functools.partial(m.run, [a[cuts[k] : cuts[k + 1]] for a in ins]) for k, m in enumerate(models)
+        ]
+        results = run_lanes(tasks)
+        return [np.concatenate([r[j] for r in results]) for j in range(len(self.outputs))]
+
+    def _samples_independent(self) -> bool:
+        """Whether each sample's results depend on that sample alone: every tensor of the graph at
+        batch 2 is batch-major, or the graph runs a batch sample by sample (_run_per_sample)."""
+        if self._independent is None:
+            with self._lock:
+                try:
+                    plan = self.plan(2)
+                    shapes = [s for i, s in plan.shapes.items() if i not in plan.values]
+                    independent = all(len(s) and s[0] == 2 for s in shapes)
+                except (UnsupportedError, ModelFormatError):
+                    independent = True  # written for one sample: a batch runs sample by sample
+                except EngineError:
+                    independent = False
+            self._independent = independent
+        return self._independent
 
     def _sub_batch(self, batch: int) -> int:
         """The sub-batch a run of `batch` samples goes in: the most samples whose activations fit

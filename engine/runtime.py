@@ -216,3 +216,44 @@ class Pace:
 
 _PRELOADED = _libgomp_loaded()
 configure()
+
+
+_LANE_POOL: list = []  # the pool of run_lanes's extra threads, made at its first use
+
+
+def run_lanes(tasks: list) -> list:
+    """Run the callables `tasks` at once, each on a thread of its own at one Numba thread (the
+    first on the calling thread), and return their results in order: a large batch split in parts
+    that share nothing runs with no fork and join per kernel (kernels release the GIL). Every task
+    has finished when this returns or raises (the first error in order is raised)."""
+    import concurrent.futures
+
+    import numba
+
+    if not _LANE_POOL:
+        workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)
+        _LANE_POOL.append(concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="engine-lane"))
+    futures = [_LANE_POOL[0].submit(_one_thread, task) for task in tasks[1:]]
+    outcomes = [_outcome(_one_thread, tasks[0]), *(_outcome(f.result) for f in futures)]
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+    return [value for _, value in outcomes]
+
+
+def _one_thread(task):
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return task()
+    finally:
+        numba.set_num_threads(before)
+
+
+def _outcome(fn, *args) -> tuple[bool, object]:
+    try:
+        return True, fn(*args)
+    except BaseException as e:  # noqa: BLE001 (raised by run_lanes once every task is done)
+        return False, e

@@ -13,6 +13,7 @@ import pytest
 from numba.core.dispatcher import Dispatcher
 
 import engine
+from engine.model import MAX_PLANS
 from engine.ops.common import view
 from tests.tflite_builder import build_model
 
@@ -35,9 +36,12 @@ def test_runs_call_compiled_kernels_directly(name):
     for threads in {1, engine.runtime.usable_cores()}:  # the serial calls, and the threaded ones
         engine.set_num_threads(threads)
         m.run(x)
-    assert plan._serial.flat and plan._threaded.flat
-    for fn, _ in plan._serial.flat + (plan._threaded.flat if engine.runtime.usable_cores() > 1 else []):
-        assert not isinstance(fn, (Dispatcher, types.FunctionType, functools.partial)), f"{fn} runs Python"
+    assert plan._serial.flat and plan._threaded.flat and plan._serial.resolved
+    for calls in (plan._serial, plan._threaded):  # (the threaded calls: where the pace has run them)
+        for fn, _ in calls.flat if calls.resolved else []:
+            assert not isinstance(fn, (Dispatcher, types.FunctionType, functools.partial)), (
+                f"{fn} runs Python"
+            )
 
 
 def test_each_run_reads_its_own_input():
@@ -69,3 +73,37 @@ def test_view_never_copies():
     assert np.shares_memory(view(a), a) and view(a, (4, 3)).shape == (4, 3)
     with pytest.raises(ValueError):
         view(a[:, :3])  # a bound call would write a copy, never the plan's array
+
+
+def test_the_short_way_of_repeated_runs_is_exact(models_dir):
+    """A run like the last one (one array, same shape and dtype) goes straight to the plan (Model._remember):
+    its answers stay the oracle's through changes of batch, strided inputs, and plans dropped and made."""
+    path = models_dir / "mnist_uint8.tflite"
+    m = engine.load(path)
+    previous = engine.get_num_threads()
+    engine.set_num_threads(1)  # (at more, a batch runs in lanes: tests/test_sub_batch.py)
+    try:
+        _short_way_runs(path, m)
+    finally:
+        engine.set_num_threads(previous)
+
+
+def _short_way_runs(path, m) -> None:
+    from tests.oracle import reference_run_many
+
+    x = np.random.default_rng(9).integers(0, 256, (6, 28, 28, 1)).astype(np.uint8)
+    want = np.concatenate(
+        [r["outputs"][0] for r in reference_run_many(path, [[x[k : k + 1]] for k in range(6)])]
+    )
+    runs = [x[:1], x[1:2], x[2:3], x[:3], x[3:6], x[::2], x[4:5], x[5:6], x[1:4], x[2:5]]
+    rows = [[0], [1], [2], [0, 1, 2], [3, 4, 5], [0, 2, 4], [4], [5], [1, 2, 3], [2, 3, 4]]
+    for xs, r in zip(runs, rows):
+        (got,) = m.run(xs)
+        assert np.array_equal(got, want[r]), r
+    assert m._last is not None and m._last[0] == (3, 28, 28, 1)  # the short way was armed
+    for batch in range(7, 7 + MAX_PLANS):  # push batch 3 out of the plan cache
+        m.run(np.zeros((batch, 28, 28, 1), np.uint8))
+    assert m._last is None and (3, False) not in m._plans
+    for _ in range(2):
+        (got,) = m.run(x[1:4])
+        assert np.array_equal(got, want[[1, 2, 3]])

@@ -5,6 +5,7 @@ not batch-major runs its batch whole."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import engine
 from engine import model as model_module
@@ -39,3 +40,69 @@ def test_a_graph_that_mixes_samples_runs_whole(monkeypatch):
     x = np.arange(24, dtype=np.int8).reshape(6, 4)
     (y,) = m.run(x)
     assert np.array_equal(y, np.concatenate([x, x]))
+
+
+def _two_threads():
+    if engine.runtime.usable_cores() < 2:
+        pytest.skip("one usable core: a batch never runs in lanes")
+    previous = engine.get_num_threads()
+    engine.set_num_threads(2)
+    return previous
+
+
+def test_a_batch_runs_in_lanes_equal_to_the_oracle(models_dir):
+    """At 2 threads a batch of independent samples runs in two parts on two threads (Model._run_lanes),
+    odd sizes included; each sample's outputs are the oracle's."""
+    path = models_dir / "mnist_uint8.tflite"
+    m = engine.load(path)
+    previous = _two_threads()
+    try:
+        x = np.random.default_rng(6).integers(0, 256, (7, 28, 28, 1)).astype(np.uint8)
+        refs = reference_run_many(path, [[x[k : k + 1]] for k in range(7)])
+        want = np.concatenate([r["outputs"][0] for r in refs])
+        assert m._lanes(7) == 2 and m._lanes(1) == 1
+        for rows in ([0, 1, 2, 3, 4, 5, 6], [2, 3], [4, 1, 6]):
+            (got,) = m.run(x[rows])
+            assert np.array_equal(got, want[rows]), rows
+        assert len(m._lane_copies) == 1
+    finally:
+        engine.set_num_threads(previous)
+
+
+def test_lanes_keep_samples_that_mix_together_and_report_a_lane_error():
+    """A graph that mixes samples (CONCATENATION along the batch) never runs in lanes; an error in one
+    lane (an integer division by zero in its samples) is raised once both lanes are done, and the model
+    runs on afterwards."""
+    q = {"scale": [0.5], "zero_point": [0]}
+    mix = build_model(
+        tensors=[
+            dict(name="x", shape=[1, 4], dtype="int8", **q),
+            dict(name="y", shape=[2, 4], dtype="int8", **q),
+        ],
+        ops=[{"op": "CONCATENATION", "inputs": [0, 0], "outputs": [1], "options": {"axis": 0}}],
+        inputs=[0],
+        outputs=[1],
+    )
+    div = build_model(
+        tensors=[{"name": n, "shape": [1, 3], "dtype": "int32"} for n in ("a", "b", "q")],
+        ops=[{"op": "FLOOR_DIV", "inputs": [0, 1], "outputs": [2]}],
+        inputs=[0, 1],
+        outputs=[2],
+    )
+    previous = _two_threads()
+    try:
+        m = engine.load(mix)
+        assert m._lanes(6) == 1
+        x = np.arange(24, dtype=np.int8).reshape(6, 4)
+        assert np.array_equal(m.run(x)[0], np.concatenate([x, x]))
+        d = engine.load(div)
+        assert d._lanes(4) == 2
+        a = np.arange(12, dtype=np.int32).reshape(4, 3) - 5
+        b = np.full((4, 3), 2, np.int32)
+        b[3, 1] = 0  # in the second lane's samples
+        with pytest.raises(engine.InputError, match="division by zero"):
+            d.run([a, b])
+        b[3, 1] = 2
+        assert np.array_equal(d.run([a, b])[0], np.floor_divide(a, b))
+    finally:
+        engine.set_num_threads(previous)

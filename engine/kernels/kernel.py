@@ -25,14 +25,14 @@ BUILDS: dict = {}  # each build (a Numba dispatcher) -> its Kernel
 
 class Kernel:
     def __init__(self, fn: FunctionType):
-        self.parallel = njit(parallel=True, cache=True)(fn)
+        self.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
         # a distinct function object (and name) so that Numba caches the two builds apart
         twin = FunctionType(
             fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
         )
         twin.__qualname__ = fn.__qualname__ + "_serial"
         twin.__module__ = fn.__module__
-        self.serial = njit(cache=True)(twin)
+        self.serial = njit(cache=True, nogil=True)(twin)  # (lanes: runtime.run_lanes)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         BUILDS[self.parallel] = BUILDS[self.serial] = self
