@@ -311,30 +311,33 @@ class VectorIR:
 
     def wide_params(self, context, table: Operand, ch) -> dict:
         """widen()'s rows for channels ch .. ch + 15 (ch a multiple of 16 below the table's channels),
-        as (even, odd) pairs of 8 int64 lanes, and its header's left-shift flag (an i1)."""
+        as (even, odd) pairs of 8 int64 lanes."""
         b = self.b
-        arr = context.make_array(table.ty)(context, b, table.value)
-        columns = cgutils.unpack_tuple(b, arr.shape, 2)[1]
-        i64 = ir.IntType(64)
-        base = b.bitcast(b.gep(arr.data, [b.mul(ir.Constant(columns.type, WIDE), columns)]), i64.as_pointer())
-        pad = b.shl(b.ashr(b.add(columns, ir.Constant(columns.type, LANES - 1)), ir.Constant(columns.type, 4)),
-                    ir.Constant(columns.type, 4))
+        base, columns = self._wide_base(context, table)
+
+        def const(value):
+            return ir.Constant(columns.type, value)
+
+        pad = b.shl(b.ashr(b.add(columns, const(LANES - 1)), const(4)), const(4))  # padded16(columns)
+        i64 = b.bitcast(base, ir.IntType(64).as_pointer())
         rows = {}
         for row in (WIDE_M, WIDE_S, WIDE_C, WIDE_D):
-            at = b.add(b.add(ir.Constant(columns.type, LANES), b.mul(ir.Constant(columns.type, row), pad)), ch)
-            rows[row] = [
-                b.load(b.bitcast(b.gep(base, [b.add(at, ir.Constant(columns.type, 8 * k))]), self.v64.as_pointer()), align=4)
-                for k in range(2)
-            ]
+            at = b.add(b.add(const(LANES), b.mul(const(row), pad)), ch)  # after the header
+            ptrs = [b.gep(i64, [b.add(at, const(8 * k))]) for k in range(2)]
+            rows[row] = [b.load(b.bitcast(q, self.v64.as_pointer()), align=4) for q in ptrs]
         return rows
 
     def wide_left(self, context, table: Operand):
         """widen()'s header flag: does any channel shift left (an i1)."""
-        b = self.b
-        arr = context.make_array(table.ty)(context, b, table.value)
-        columns = cgutils.unpack_tuple(b, arr.shape, 2)[1]
-        flag = b.load(b.gep(arr.data, [b.mul(ir.Constant(columns.type, WIDE), columns)]), align=4)
-        return b.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+        base, _ = self._wide_base(context, table)
+        flag = self.b.load(base, align=4)
+        return self.b.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+
+    def _wide_base(self, context, table: Operand):
+        """The pointer to widen()'s region (int32 row WIDE) and the table's columns."""
+        arr = context.make_array(table.ty)(context, self.b, table.value)
+        columns = cgutils.unpack_tuple(self.b, arr.shape, 2)[1]
+        return self.b.gep(arr.data, [self.b.mul(ir.Constant(columns.type, WIDE), columns)]), columns
 
     def params(self, context, table: Operand, ch, mask) -> dict:
         """The params() rows for channels ch.. ch+15, as vectors."""
