@@ -12,6 +12,7 @@ from numba.core.dispatcher import Dispatcher
 from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
+from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels.kernel import parallel_build, serial_build
 from .ops import kernel_for, variable_shapes
@@ -39,6 +40,8 @@ class Step:
     warmup: object = None  # Prepared.warmup
     bind: object = None  # Prepared.bind
     alias: bool = False  # Prepared.alias
+    observed_only: bool = False  # fused into a later step (engine/fusion.py): runs only when observed
+    observe_call: tuple = ()  # then its run and the plan's arrays it runs on
 
 
 class Plan:
@@ -119,8 +122,7 @@ class Plan:
         for i in g.outputs:
             if i not in shapes:
                 raise ModelFormatError(f"graph output tensor {i} is never produced")
-        self.shapes = shapes
-        self.values = values
+        self.shapes, self.values = shapes, values
         layout = self._layout(keep_all)
         for size, i in zip(*layout[:2]):
             ledger.add(size, f"activation {g.tensors[i].describe()} {list(shapes[i])}")
@@ -160,7 +162,9 @@ class Plan:
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             args = (ins, [arrays[i] for i in step.outputs], step.scratch)
-            self._bound.append(list(step.bind(*args)) if step.bind else [(step.run, args)])
+            step.observe_call = (step.run, args) if step.observed_only else ()
+            calls = [] if step.observed_only else list(step.bind(*args)) if step.bind else [(step.run, args)]
+            self._bound.append(calls)
         # one thread: every kernel's serial build; more: chosen per call once timed (_calibrate)
         self._serial = _Calls([[(serial_build(fn), args) for fn, args in calls] for calls in self._bound])
         self._threaded: _Calls | None = None
@@ -247,6 +251,7 @@ class Plan:
         the first tensor of each block, and the block of each tensor (a dead tensor's block goes to a
         later tensor that fits, unless keep_all)."""
         g = self.graph
+        fuse(self.steps, g, self.shapes, keep_all)  # the steps as they will run first (engine/fusion.py)
         # an aliasing step's output (Prepared.alias) is its input's block: the block lives while either does
         # (where the input is another step's output: a graph input or a state is copied instead)
         root: dict[int, int] = {}
@@ -356,6 +361,8 @@ class Plan:
             t0 = time.perf_counter()
             for fn, args in step_calls:
                 fn(*args)
+            if step.observed_only and observe is not None:
+                step.observe_call[0](*step.observe_call[1])
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
             if observe is not None:

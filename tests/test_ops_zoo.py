@@ -97,6 +97,25 @@ def test_transpose(dtype):
     check(net2, run_sets(net2, 5, (3,)))
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16"])
+def test_transpose_tiles(dtype):
+    """Transposes of one-byte data large enough for the 16 x 16 tiles (kernels/transpose8.py): whole tiles,
+    right and bottom edges, several outer blocks and tasks; int16 takes the generic copy on the same views."""
+    cases = [
+        ([1, 20, 20, 144], [0, 3, 1, 2]),  # YOLO's [1, 20, 20, 144] -> NCHW
+        ([1, 16, 4, 300], [0, 2, 3, 1]),  # YOLO's DFL [1, 16, 4, 8400] -> [1, 4, 8400, 16], shorter
+        ([1, 33, 17, 47], [0, 3, 1, 2]),
+        ([1, 3, 37, 290], [0, 1, 3, 2]),
+        ([1, 2, 18, 5, 70], [0, 3, 4, 1, 2]),
+    ]
+    net = Net()
+    for shape, perm in cases:
+        x = net.input(shape, dtype, *q(dtype))
+        y = net.tensor([shape[p] for p in perm], dtype, *q(dtype))
+        net.op("TRANSPOSE", [x, net.const(np.int32(perm), "int32")], [y], f"TRANSPOSE {shape} {perm}")
+    check(net, run_sets(net, 6, (1, 3)))
+
+
 # --- RESIZE ---------------------------------------------------------------------------------------
 
 RESIZE_CASES = [  # (input h, w), (output h, w), align_corners, half_pixel_centers
