@@ -322,11 +322,11 @@ class Plan:
         self._compute(timings, observe, warm)
         return self._arrays
 
-    def run_one(self, x: np.ndarray, outputs: list[int]) -> list[np.ndarray]:
-        """run() of a plan with one input, for x of exactly its dtype and shape (the caller checked):
-        copies of the `outputs` tensors. The shortest way through for a small model's runs."""
-        for _, buf in self._feed_buffers:  # (none when the graph never reads its input)
-            buf[...] = x
+    def run_arrays(self, arrays, outputs: list[int]) -> list[np.ndarray]:
+        """run() for arrays of exactly the graph inputs' types and shapes, in their order, each listed
+        once (the caller checked): copies of the `outputs` tensors. A small model's shortest way."""
+        for (_, buf), a in zip(self._feed_buffers, arrays):
+            buf[...] = a
         self._compute()
         arrays = self._arrays
         return [arrays[i].copy() for i in outputs]

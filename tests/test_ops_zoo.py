@@ -544,6 +544,21 @@ def test_floor_div_small_integers(dtype):
     check(net, run_sets(net, 18, (1, 2)))
 
 
+def test_int32_division_extremes():
+    """FLOOR_DIV through double (INT_MIN // -1 leaves int32: x86 gives INT_MIN), DIV toward zero, and the
+    wrapping ADD, SUB and MUL of kernels/plain.py, at the ends of int32, broadcast against a row."""
+    net = Net()
+    a = net.input([1, 2, 8], "int32")
+    b = net.const(np.int32([[-1, 1, 3, -2, 7, -7, 2147483647, -2147483648]]), "int32")
+    for op in ("FLOOR_DIV", "ADD", "SUB", "MUL"):
+        net.op(op, [a, b], [net.tensor([1, 2, 8], "int32")], op)
+    c = net.const(np.int32([[1, 3, -3, 2, 7, -7, 2147483647, -5]]), "int32")  # (INT_MIN / -1 traps in C)
+    net.op("DIV", [a, c], [net.tensor([1, 2, 8], "int32")], "DIV")
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    x = np.int32([[[lo, lo, hi, hi, lo + 1, -9, 9, 0], [-7, 7, -1, 1, lo, hi, hi, lo]]])
+    check(net, [[x], [np.concatenate([x, x[:, ::-1]])]])
+
+
 def test_rsqrt_int8():
     """Every input value at or above the zero point (below it the reference reports an error)."""
     rng = np.random.default_rng(19)
