@@ -8,7 +8,8 @@ forms, chosen by the type of x:
   AVX-512 VNNI exists. |x|, |w| <= 255, so a pair sum never overflows int32.
 - uint8 x int8 (AVX-512 VNNI): weights packed as [OC/OCB][K/4][OCB][4]; each pixel's four k values
   are broadcast and vpdpbusd sums four products per lane: twice the work per instruction. The
-  convolutions shift their operands into these ranges and correct the sums (conv2d.py).
+  convolutions shift their operands into these ranges and correct the sums (conv2d.py). int8 data
+  take this form too, each broadcast lane's sign bits flipped (x + 128) as it is read.
 Numba's auto-vectorizer cannot express either (it widens to int64 or falls back to vpmulld), so
 the loop is written in LLVM IR. Accumulation wraps like C's int32. Two entry points: tile() stores
 the sums; tile_requantize() requantizes them in registers (requantize.VectorIR) and stores bytes.
@@ -27,8 +28,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cpu
-from .irtools import data_ptr, empty_codegen, operand
-from .requantize import BIAS, VectorIR, rule_of
+from .irtools import data_ptr, empty_codegen, operand, row_ptr
+from .requantize import BIAS, LEFT, VectorIR, rule_of
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -98,7 +99,8 @@ def _mac_loop(context, builder, px, x, w, at, start):
         at.x_run,
         at.w_run,
     )
-    u8 = x.ty.dtype == types.uint8
+    u8 = x.ty.dtype in (types.uint8, types.int8)
+    flip = x.ty.dtype == types.int8  # int8 data: read as uint8 with the sign bit flipped (x + 128)
     i32 = ir.IntType(32)
     vi32 = ir.VectorType(i32, VEC // 2)
     elem = ir.IntType(8 if u8 else 16)
@@ -140,6 +142,8 @@ def _mac_loop(context, builder, px, x, w, at, start):
             at = builder.mul(kk, const(group))
             for p in range(px):
                 lane = builder.load(builder.bitcast(builder.gep(xrows[p], [at]), i32.as_pointer()), align=1)
+                if flip:  # on the scalar lane (a scalar xor): no vector op beside the multiply-adds
+                    lane = builder.xor(lane, ir.Constant(i32, 0x80808080 - (1 << 32)))
                 one = builder.insert_element(ir.Constant(vi32, None), lane, ir.Constant(i32, 0))
                 xs = builder.shuffle_vector(one, ir.Constant(vi32, None), ir.Constant(vi32, [0] * (VEC // 2)))
                 for v in range(len(wv)):
@@ -157,7 +161,7 @@ def _tile_definition(px: int, x_type):
                 x[x_off + r*x_run + p*x_stride + k] * w-block at w_off + r*w_run [k, j]
         starting from acc's values if accumulate, else from zero. The sums stay in registers
         across runs (a convolution's filter rows), so acc is written once."""
-        if x.dtype != x_type:
+        if _takes(x.dtype) != x_type:
             return None
         i = types.intp
         sig = types.void(x, w, at, types.boolean, acc, i, i)
@@ -197,7 +201,7 @@ def _tile_definition(px: int, x_type):
 def _tile_requantize_definition(x_type):
     """tile_requantize's definition for x of x_type."""
     return lambda typingctx, x, w, at, ep, offsets, out, rq: (
-        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq) if x.dtype == x_type else None
+        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq) if _takes(x.dtype) == x_type else None
     )
 
 
@@ -218,69 +222,109 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         x_, w_, at_, ep, offsets_, out_, rq_ = (
             operand(context, builder, signature, args, k) for k in range(7)
         )
-        intp = at_.x_off.type
-        vi32 = ir.VectorType(ir.IntType(32), VEC // 2)
-        zero = ir.Constant(vi32, [0] * (VEC // 2))
-        # a block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if any)
-        # among them: its lower half only
-        slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(PX)]
-        both = builder.or_(
-            builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16)),
-            builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 16)),
-        )
-        with builder.if_else(both) as (upper_too, lower_only):
-            for halves, branch in ((2, upper_too), (1, lower_only)):
-                with branch:
-                    done = _mac_loop(context, builder, PX, x_, w_, at_, [[zero] * halves] * PX)
-                    for p in range(PX):
-                        for k in range(halves):
-                            builder.store(done[p][k], slots[p][k])
-        sums = [[builder.load(q) for q in pixel] for pixel in slots]
         v = VectorIR(builder)
-        rule = rule_of(signature.args[6])
-        i32 = v.i32
-        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-        offs = data_ptr(context, builder, offsets_)
-        outp = data_ptr(context, builder, out_)
-        has_sum = builder.and_(
-            builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 0)),
-            builder.icmp_signed("!=", ep.d, ir.Constant(ep.d.type, 0)),
-        )
-        lane = builder.trunc(builder.srem(ep.sum_lane, ir.Constant(intp, 16)), i32)
-        upper = builder.icmp_signed(">=", ep.sum_lane, ir.Constant(intp, 16))
-        offsets = []
-        for p in range(PX):
-            slot = builder.gep(offs, [builder.add(ep.pix, ir.Constant(intp, p))])
-            with builder.if_then(has_sum, likely=False):
-                total = builder.select(
-                    upper,
-                    builder.extract_element(sums[p][1], lane),
-                    builder.extract_element(sums[p][0], lane),
-                )
-                builder.store(builder.mul(total, builder.trunc(ep.d, i32)), slot)
-            offsets.append(v.broadcast(builder.load(slot)))
-
-        def requantize_half(k):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
-            mask = v.lanes_below(builder.sub(ep.channels, ir.Constant(intp, 16 * k)))
-            params = v.params(context, rq_.table, builder.add(ep.ch, ir.Constant(intp, 16 * k)), mask)
-            for p in range(PX):
-                r = v.requantize(
-                    builder.add(builder.add(sums[p][k], offsets[p]), params[BIAS]), params, zp, lo, hi, rule
-                )
-                at = builder.add(
-                    ep.out_off,
-                    builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)),
-                )
-                inside = builder.icmp_signed("<", ir.Constant(intp, p), ep.pixels)
-                store_mask = builder.select(inside, mask, ir.Constant(v.vmask, [0] * 16))
-                v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), store_mask)
-
-        requantize_half(0)
-        with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
-            requantize_half(1)
+        masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
+        slots = _block_sums(context, v, (x_, w_, at_), ep, rq_, masks)
+        _add_window_sums(context, v, ep, offsets_, slots)
+        sums = [[builder.load(q) for q in pixel] for pixel in slots]
+        _store_requantized(context, v, ep, rq_, out_, sums, masks, rule_of(signature.args[6]))
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _const(like, value: int):
+    return ir.Constant(like.type, value)
+
+
+def _block_sums(context, v: VectorIR, operands, ep, rq_, masks) -> list:
+    """tile_requantize's sums (allocas [PX][2]), begun from the bias (the sum lane's is zero: beyond
+    the channels). A block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if
+    any) among them, multiplies its lower half only."""
+    builder = v.b
+    x_, w_, at_ = operands
+    table = rq_.table
+    bias = [
+        v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
+        for k, m in enumerate(masks)
+    ]
+    slots = [[cgutils.alloca_once_value(builder, v.splat(0)) for _ in range(2)] for _ in range(PX)]
+    both = builder.or_(
+        builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
+        builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16)),
+    )
+    with builder.if_else(both) as (upper_too, lower_only):
+        for halves, branch in ((2, upper_too), (1, lower_only)):
+            with branch:
+                done = _mac_loop(context, builder, PX, x_, w_, at_, [bias[:halves]] * PX)
+                for p in range(PX):
+                    for k in range(halves):
+                        builder.store(done[p][k], slots[p][k])
+    return slots
+
+
+def _add_window_sums(context, v: VectorIR, ep, offsets_, slots) -> None:
+    """d != 0 (the weights' offset): each pixel's d * window sum joins its sums in slots, from the sum
+    lane (then stored to offsets first) or from offsets. Nothing where d == 0."""
+    builder = v.b
+    offs = data_ptr(context, builder, offsets_)
+    has_sum = builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 0))
+    lane = builder.trunc(builder.srem(ep.sum_lane, _const(ep.sum_lane, 16)), v.i32)
+    upper = builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16))
+    with builder.if_then(builder.icmp_signed("!=", ep.d, _const(ep.d, 0)), likely=False):
+        for p in range(PX):
+            sums = [builder.load(q) for q in slots[p]]
+            slot = builder.gep(offs, [builder.add(ep.pix, _const(ep.pix, p))])
+            with builder.if_then(has_sum, likely=False):
+                total = builder.select(
+                    upper, builder.extract_element(sums[1], lane), builder.extract_element(sums[0], lane)
+                )
+                builder.store(builder.mul(total, builder.trunc(ep.d, v.i32)), slot)
+            offset = v.broadcast(builder.load(slot))
+            for k in range(2):
+                builder.store(builder.add(sums[k], offset), slots[p][k])
+
+
+def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: str) -> None:
+    """tile_requantize's stores: the sums [PX][2] requantized by rule (see requantize.VectorIR), the
+    upper half where channels > 16, pixels < ep.pixels only. The reference and ruy rules read widen()'s
+    table, in two versions: with the left shift and (the usual) without."""
+    builder = v.b
+    intp = ep.out_off.type
+    outp = data_ptr(context, builder, out_)
+    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+
+    def requantize_half(k, shift):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
+        ch = builder.add(ep.ch, ir.Constant(intp, 16 * k))
+        if rule == "fp32":
+            params = v.params(context, rq_.table, ch, masks[k])
+        else:
+            wide = v.wide_params(context, rq_.table, ch)
+            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
+        for p in range(PX):
+            if rule == "fp32":
+                r = v.requantize(sums[p][k], params, zp, lo, hi, rule)
+            else:
+                r = v.requantize_wide(sums[p][k], wide, zp, lo, hi, left)
+            pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
+            inside = builder.icmp_signed("<", ir.Constant(intp, p), ep.pixels)
+            store_mask = builder.select(inside, masks[k], ir.Constant(v.vmask, [0] * 16))
+            at = builder.gep(outp, [builder.add(ep.out_off, pixel)])
+            v.store8(r, builder.bitcast(at, v.v8.as_pointer()), store_mask)
+
+    def requantize_block(shift):
+        requantize_half(0, shift)
+        with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
+            requantize_half(1, shift)
+
+    if rule == "fp32":
+        requantize_block(False)
+        return
+    with builder.if_else(v.wide_left(context, rq_.table), likely=False) as (shifting, plain):
+        with shifting:
+            requantize_block(True)
+        with plain:
+            requantize_block(False)
 
 
 @njit(cache=True)
@@ -310,6 +354,13 @@ def gemm_s16_1x16c2_portable(x, w, at, accumulate, acc, acc_off, acc_stride):
 # The micro-kernels by name, as XNNPACK names its own: operand types (x then w), pixels x channels,
 # k values per 32-bit lane, instruction set. u8s8 needs VNNI, the requantizing ones AVX-512.
 U8, S16 = types.uint8, types.int16
+
+
+def _takes(dtype):
+    """The micro-kernel form for data of dtype: int8 data takes the uint8 one, its sign bits flipped."""
+    return U8 if dtype == types.int8 else dtype
+
+
 gemm_u8s8_4x32c4_vnni = intrinsic(_tile_definition(PX, U8))
 gemm_u8s8_1x32c4_vnni = intrinsic(_tile_definition(1, U8))
 gemm_requantize_u8s8_4x32c4_vnni = intrinsic(_tile_requantize_definition(U8))
@@ -326,7 +377,7 @@ def _by_x_type(u8_definition, s16_definition):
     """The definition of an intrinsic that is u8_definition's for uint8 x, s16_definition's else."""
 
     def definition(typingctx, x, w, at, a, b, c, d):
-        chosen = u8_definition if x.dtype == U8 else s16_definition
+        chosen = u8_definition if _takes(x.dtype) == U8 else s16_definition
         return chosen(typingctx, x, w, at, a, b, c, d)
 
     return definition

@@ -88,6 +88,48 @@ def make(rule: str, bias: np.ndarray, mult, shift, scale, out_zp: int, lo: int, 
     return (RequantRuy if rule == "ruy" else Requant)(params(bias, mult, shift), out_zp, lo, hi)
 
 
+# The fused GEMM epilogue's constants (gemm.tile_requantize), appended to a params() table by widen():
+# int64 rows from int32 row WIDE on, padded to whole blocks of 16 channels, each block's 8 even then 8
+# odd channels (the lanes of vpmuldq's two halves); first a header of 16 int64 (0: any left shift).
+WIDE_M, WIDE_S, WIDE_C, WIDE_D = range(4)  # multiplier, 31 + right, rounding constant, negative's correction
+WIDE = 7
+
+
+def widen(table: np.ndarray, rule: str) -> np.ndarray:
+    """A params() table (reference or ruy rule) with the rows tile_requantize reads after it. With
+    q = floor((x*M + 2**30) / 2**31) (the doubling high multiply, M >= 0) and right shift r, both
+    roundings of q / 2**r are one floor of the 64-bit product:
+        reference (half away from zero): floor((x*M + C - D*[x*M < -2**30]) / 2**(31 + r))
+        ruy (half up): the same with D = 0,
+    where C = 2**30 + 2**31 * h, h = 2**(r-1) (0 for r = 0), D = 2**31 for r >= 1 (0 for r = 0): the
+    floor of a floor by a power of two is one floor, and [x*M < -2**30] is [q < 0]. No overflow:
+    |x*M| < 2**62 and C <= 2**30 + 2**61."""
+    rows, channels = table.shape
+    assert rows == WIDE
+    right = table[RIGHT].astype(np.int64)
+    half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    wide = np.zeros((4, padded16(channels)), np.int64)
+    wide[WIDE_M, :channels] = table[MULT]
+    wide[WIDE_S] = 31
+    wide[WIDE_S, :channels] += right
+    wide[WIDE_C, :channels] = (np.int64(1) << 30) + (half << 31)
+    if rule == "reference":
+        wide[WIDE_D, :channels] = np.where(right > 0, np.int64(1) << 31, 0)
+    blocks = wide.reshape(4, -1, LANES // 2, 2).transpose(0, 1, 3, 2)  # [row, block, even/odd, 8]
+    header = np.zeros(LANES, np.int64)
+    header[0] = int(table[LEFT].any())
+    flat = np.concatenate([header, blocks.reshape(-1)]).view(np.int32)
+    extra = -(-flat.size // channels)
+    out = np.zeros((rows + extra, channels), np.int32)
+    out[:rows] = table
+    out[rows:].reshape(-1)[: flat.size] = flat
+    return out
+
+
+def padded16(channels: int) -> int:
+    return -(-channels // LANES) * LANES
+
+
 def params(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """The int32 table [7, channels] the kernels requantize with: bias, multiplier, left shift,
     right shift, the right shift's remainder mask and half of it, and the signed shift itself."""
@@ -238,6 +280,64 @@ class VectorIR:
 
     def smin(self, u, w):
         return self.b.select(self.b.icmp_signed("<", u, w), u, w)
+
+    def requantize_wide(self, x, w: dict, zp, lo, hi, left=None):
+        """requantize() for the reference and ruy rules, each lane's two roundings one 64-bit floor
+        (see widen()): w, the widen() rows of x's 16 channels (wide_params()); left: the LEFT row's
+        vector where a channel may shift left (None: no left shift)."""
+        b, v64 = self.b, self.v64
+        if left is not None:
+            x = b.call(self._sllv, [x, left])
+
+        def splat64(value):
+            return ir.Constant(v64, [value] * (LANES // 2))
+
+        def low(u):  # the low dword of each qword, sign-extended: vpmuldq's operand
+            return b.ashr(b.shl(u, splat64(32)), splat64(32))
+
+        x64 = b.bitcast(x, v64)
+        halves = []
+        for k, u in enumerate((x64, b.lshr(x64, splat64(32)))):  # even lanes, odd lanes
+            prod = b.mul(low(u), low(w[WIDE_M][k]))
+            t = b.add(prod, w[WIDE_C][k])
+            neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
+            t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
+            halves.append(b.bitcast(b.ashr(t, w[WIDE_S][k]), self.v32))
+        order = [k // 2 * 2 + (LANES if k % 2 else 0) for k in range(LANES)]  # the low dwords, interleaved
+        r = b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, order))
+        # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
+        r = self.smin(self.smax(r, b.sub(lo, zp)), b.sub(hi, zp))
+        return b.add(r, zp)
+
+    def wide_params(self, context, table: Operand, ch) -> dict:
+        """widen()'s rows for channels ch .. ch + 15 (ch a multiple of 16 below the table's channels),
+        as (even, odd) pairs of 8 int64 lanes."""
+        b = self.b
+        base, columns = self._wide_base(context, table)
+
+        def const(value):
+            return ir.Constant(columns.type, value)
+
+        pad = b.shl(b.ashr(b.add(columns, const(LANES - 1)), const(4)), const(4))  # padded16(columns)
+        i64 = b.bitcast(base, ir.IntType(64).as_pointer())
+        rows = {}
+        for row in (WIDE_M, WIDE_S, WIDE_C, WIDE_D):
+            at = b.add(b.add(const(LANES), b.mul(const(row), pad)), ch)  # after the header
+            ptrs = [b.gep(i64, [b.add(at, const(8 * k))]) for k in range(2)]
+            rows[row] = [b.load(b.bitcast(q, self.v64.as_pointer()), align=4) for q in ptrs]
+        return rows
+
+    def wide_left(self, context, table: Operand):
+        """widen()'s header flag: does any channel shift left (an i1)."""
+        base, _ = self._wide_base(context, table)
+        flag = self.b.load(base, align=4)
+        return self.b.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+
+    def _wide_base(self, context, table: Operand):
+        """The pointer to widen()'s region (int32 row WIDE) and the table's columns."""
+        arr = context.make_array(table.ty)(context, self.b, table.value)
+        columns = cgutils.unpack_tuple(self.b, arr.shape, 2)[1]
+        return self.b.gep(arr.data, [self.b.mul(ir.Constant(columns.type, WIDE), columns)]), columns
 
     def params(self, context, table: Operand, ch, mask) -> dict:
         """The params() rows for channels ch.. ch+15, as vectors."""
