@@ -74,8 +74,7 @@ V8, V16, V32 = (ir.VectorType(ir.IntType(bits), LANES) for bits in (8, 16, 32))
 
 
 def _zero_sums(builder, dpx: int, init) -> list:
-    """dpx int32 vectors of sums, each starting at init, the bias (allocas: LLVM keeps them in
-    registers)."""
+    """dpx int32 vectors of sums, each starting at init (allocas: LLVM keeps them in registers)."""
     return [cgutils.alloca_once_value(builder, init) for _ in range(dpx)]
 
 
@@ -87,7 +86,7 @@ def _row_start(context, builder, row_offsets, rows_, at_, ky):
 
 def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int, init):
     """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors, each
-    from init (the bias: one add less in the requantization)."""
+    from init."""
     v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
     accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
@@ -188,13 +187,17 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
             v = VectorIR(builder)
             mask = v.lanes_below(ep_.channels)
             params = v.params(context, rq_.table, ep_.ch, mask)
-            bias = params[BIAS]
+            # quads start their sums at the bias (one add less a vector); the int16 steps at zero, the
+            # bias added after (measured: the bias live through their loop costs registers there)
+            zero = ir.Constant(V32, [0] * LANES)
             if quads:
-                sums = _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx, bias)
+                sums = _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx, params[BIAS])
             elif kw:
-                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw, bias)
+                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw, zero)
+                sums = [builder.add(a, params[BIAS]) for a in sums]
             else:
-                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx, bias)
+                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx, zero)
+                sums = [builder.add(a, params[BIAS]) for a in sums]
             zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
             outp = data_ptr(context, builder, out_)
             rule = rule_of(signature.args[6])
