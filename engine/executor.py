@@ -12,6 +12,7 @@ from numba.core.dispatcher import Dispatcher
 from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
+from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels.kernel import parallel_build, serial_build
 from .ops import kernel_for, variable_shapes
@@ -38,6 +39,9 @@ class Step:
     work: int = 0  # Prepared.work
     warmup: object = None  # Prepared.warmup
     bind: object = None  # Prepared.bind
+    alias: bool = False  # Prepared.alias
+    observed_only: bool = False  # fused into a later step (engine/fusion.py): runs only when observed
+    observe_call: tuple = ()  # then its run and the plan's arrays it runs on
 
 
 class Plan:
@@ -113,12 +117,12 @@ class Plan:
                 continue
             step = Step(op.index, prepared.run, list(op.inputs), list(op.outputs), prepared.scratch)
             step.work, step.warmup, step.bind = prepared.work, prepared.warmup, prepared.bind
+            step.alias = prepared.alias
             self.steps.append(step)
         for i in g.outputs:
             if i not in shapes:
                 raise ModelFormatError(f"graph output tensor {i} is never produced")
-        self.shapes = shapes
-        self.values = values
+        self.shapes, self.values = shapes, values
         layout = self._layout(keep_all)
         for size, i in zip(*layout[:2]):
             ledger.add(size, f"activation {g.tensors[i].describe()} {list(shapes[i])}")
@@ -158,7 +162,9 @@ class Plan:
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
             args = (ins, [arrays[i] for i in step.outputs], step.scratch)
-            self._bound.append(list(step.bind(*args)) if step.bind else [(step.run, args)])
+            step.observe_call = (step.run, args) if step.observed_only else ()
+            calls = [] if step.observed_only else list(step.bind(*args)) if step.bind else [(step.run, args)]
+            self._bound.append(calls)
         # one thread: every kernel's serial build; more: chosen per call once timed (_calibrate)
         self._serial = _Calls([[(serial_build(fn), args) for fn, args in calls] for calls in self._bound])
         self._threaded: _Calls | None = None
@@ -245,17 +251,29 @@ class Plan:
         the first tensor of each block, and the block of each tensor (a dead tensor's block goes to a
         later tensor that fits, unless keep_all)."""
         g = self.graph
+        fuse(self.steps, g, self.shapes, keep_all)  # the steps as they will run first (engine/fusion.py)
+        # an aliasing step's output (Prepared.alias) is its input's block: the block lives while either does
+        # (where the input is another step's output: a graph input or a state is copied instead)
+        root: dict[int, int] = {}
+        produced = {i for step in self.steps for i in step.outputs} - set(self.variables)
+        for step in self.steps:
+            source = root.get(step.inputs[0], step.inputs[0]) if step.alias else -1
+            if source in produced and not keep_all:
+                root[step.outputs[0]] = source
         last_use: dict[int, int] = {}
         for n, step in enumerate(self.steps):
             for i in step.inputs:
-                last_use[i] = n
-        pinned = set(g.inputs) | set(g.outputs)
+                last_use[root.get(i, i)] = n
+        pinned = {root.get(i, i) for i in (*g.inputs, *g.outputs)}
         sizes: list[int] = []
         firsts: list[int] = []
         free: list[int] = []  # blocks of dead tensors
         block_of: dict[int, int] = {}
         for n, step in enumerate(self.steps):
             for i in step.outputs:
+                if i in root:
+                    block_of[i] = block_of[root[i]]
+                    continue
                 nbytes = max(_nbytes(g, i, self.shapes[i]), 1)
                 fits = [b for b in free if sizes[b] >= nbytes]
                 if fits and not keep_all:
@@ -268,7 +286,7 @@ class Plan:
                 block_of[i] = block
             if keep_all:
                 continue
-            for i in set(step.inputs):
+            for i in {root.get(i, i) for i in step.inputs}:
                 if i in block_of and last_use.get(i) == n and i not in pinned and i not in step.outputs:
                     free.append(block_of[i])
         return sizes, firsts, block_of
@@ -304,11 +322,11 @@ class Plan:
         self._compute(timings, observe, warm)
         return self._arrays
 
-    def run_one(self, x: np.ndarray, outputs: list[int]) -> list[np.ndarray]:
-        """run() of a plan with one input, for x of exactly its dtype and shape (the caller checked):
-        copies of the `outputs` tensors. The shortest way through for a small model's runs."""
-        for _, buf in self._feed_buffers:  # (none when the graph never reads its input)
-            buf[...] = x
+    def run_arrays(self, arrays, outputs: list[int]) -> list[np.ndarray]:
+        """run() for arrays of exactly the graph inputs' types and shapes, in their order, each listed
+        once (the caller checked): copies of the `outputs` tensors. A small model's shortest way."""
+        for (_, buf), a in zip(self._feed_buffers, arrays):
+            buf[...] = a
         self._compute()
         arrays = self._arrays
         return [arrays[i].copy() for i in outputs]
@@ -343,6 +361,8 @@ class Plan:
             t0 = time.perf_counter()
             for fn, args in step_calls:
                 fn(*args)
+            if step.observed_only and observe is not None:
+                step.observe_call[0](*step.observe_call[1])
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
             if observe is not None:

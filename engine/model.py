@@ -28,6 +28,9 @@ CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (bey
 # a batch whose activations would exceed this runs in sub-batches that fit: op after op over a whole
 # large batch streams every activation through memory, where a sub-batch stays in the caches
 SUB_BATCH_BYTES = 8 << 20
+# a batch of this many samples or more runs in lanes at several threads (_lanes), two or more a lane
+# (a lane of one sample could squeeze the batch axis away)
+LANE_MIN_BATCH = 4
 _WORKQUEUE_LOCK = threading.Lock()
 _NO_LOCK = contextlib.nullcontext()
 _LAYER_LOCK: list = []  # the lock for the threading layer, once one is running (it never changes)
@@ -116,7 +119,7 @@ class Model:
         self._lock = threading.Lock()
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self._batch_major: dict[int, bool] = {}  # sub-batch sizes checked (_sub_batch)
-        self._last = None  # (shape, dtype, plan) of the last exact run (_remember)
+        self._last = None  # ((shape, dtype) of each input, plan) of the last exact run (_remember)
         self._independent: bool | None = None  # (_samples_independent)
         self._lane_copies: list[Model] = []  # the other lanes of a batch run (_run_lanes)
         one = self.plan(1)  # refuse what cannot run now, not at the first run()
@@ -218,14 +221,12 @@ class Model:
         observe(op index, {tensor index: array view}) is called after each op of the plan that
         actually runs (buffers reused), to look at every tensor as it is produced.
         """
-        last = self._last  # a run like the last one goes straight to its plan (_remember)
-        like_last = last is not None and type(x) is np.ndarray and x.shape == last[0] and x.dtype is last[1]
-        if like_last and not keep_all and observe is None:
-            with self._lock:
-                if self._last is last:
-                    return last[2].run_one(x, self._output_indices)
+        if not keep_all and observe is None:
+            result = self._run_like_last(x)
+            if result is not None:
+                return result
         exact = None if keep_all or observe is not None else self._exact_feeds(x)
-        if exact is not None and _LAYER_LOCK and _LAYER_LOCK[0] is _NO_LOCK:
+        if exact is not None and _LAYER_LOCK and _LAYER_LOCK[0] is _NO_LOCK and self._lanes(exact[0]) == 1:
             # the common case in a few steps: a plan for this batch, the newest, already made
             plans, key = self._plans, (exact[0], False)
             with self._lock:
@@ -265,15 +266,38 @@ class Model:
             finally:
                 self._release(plan)
 
+    def _run_like_last(self, x) -> list[np.ndarray] | None:
+        """The outputs of x where x is like the last exact run's (the same arrays' shapes and types,
+        _remember): straight to that plan, a few checks (microseconds count on a small model); else None."""
+        last = self._last
+        if last is None:
+            return None
+        kinds, plan = last
+        if type(x) is np.ndarray:
+            if len(kinds) != 1 or x.shape != kinds[0][0] or x.dtype is not kinds[0][1]:
+                return None
+            arrays = (x,)
+        elif type(x) in (list, tuple) and len(x) == len(kinds):
+            if not all(type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)):
+                return None
+            arrays = x
+        else:
+            return None
+        if kinds[0][0][0] >= LANE_MIN_BATCH and threads_now() > 1:
+            return None  # (lanes, at this thread count)
+        with self._lock:
+            return plan.run_arrays(arrays, self._output_indices) if self._last is last else None
+
     def _remember(self, x, plan: Plan) -> None:
-        """After an exact run on the newest plan (under the lock): the next run of one array of x's
-        shape and dtype goes straight to plan.run_one (a few microseconds count on a small model).
-        Only for a single input run whole (no sub-batches, no per-sample runs); plan() and _release
-        forget it whenever the plans change."""
-        batch = x.shape[0] if type(x) is np.ndarray else 0
+        """After an exact run (x: an array, or a list or tuple of them) on the newest plan, under the
+        lock: the next run of arrays of x's shapes and types goes straight to the plan
+        (_run_like_last). Only for a batch run whole (no sub-batches, no per-sample runs), inputs
+        listed once each; plan() and _release forget it whenever the plans change."""
+        arrays = (x,) if type(x) is np.ndarray else x
+        batch = arrays[0].shape[0]
         whole = batch == 1 or batch * self._sample_bytes <= SUB_BATCH_BYTES  # as _sub_batch decides
-        if len(self.inputs) == 1 and batch and whole and batch not in self._per_sample:
-            self._last = (x.shape, x.dtype, plan)
+        if len(set(self.graph.inputs)) == len(arrays) and whole and batch not in self._per_sample:
+            self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
 
     def _lanes(self, batch: int) -> int:
         """In how many parts a batch runs, each on a thread of its own at one Numba thread
@@ -281,9 +305,11 @@ class Model:
         runs in parallel with no fork and join per kernel (on small kernels that costs more than the
         work); else 1, and each kernel spreads over the threads instead."""
         threads = threads_now()
-        if threads < 2 or batch < 2 or not self._samples_independent():
+        if threads < 2 or batch < LANE_MIN_BATCH or batch * self._sample_bytes > self.memory_budget:
+            return 1  # (a batch over the budget is refused whole)
+        if not self._samples_independent():
             return 1
-        return min(threads, batch)
+        return min(threads, batch // (LANE_MIN_BATCH // 2))
 
     def _run_lanes(self, feeds: dict, batch: int, lanes: int) -> list[np.ndarray]:
         """The batch in `lanes` consecutive parts: the first on this model, each other on a copy of
@@ -306,6 +332,7 @@ class Model:
         batch 2 is batch-major, or the graph runs a batch sample by sample (_run_per_sample)."""
         if self._independent is None:
             with self._lock:
+                kept = (2, False) in self._plans
                 try:
                     plan = self.plan(2)
                     shapes = [s for i, s in plan.shapes.items() if i not in plan.values]
@@ -314,6 +341,9 @@ class Model:
                     independent = True  # written for one sample: a batch runs sample by sample
                 except EngineError:
                     independent = False
+                if not kept:  # the probe's plan is not kept
+                    self._plans.pop((2, False), None)
+                    self._last = None
             self._independent = independent
         return self._independent
 

@@ -308,6 +308,25 @@ def test_softmax_short_rows(kernel_build):
     check(net, sets)
 
 
+def test_softmax_rows_in_lanes(kernel_build):
+    """Rows of 1 to 16 elements, 16 rows at a time one per lane (kernels/softmax8.py rows16_softmax), with row
+    counts that leave a scalar tail; input scales from tiny (all outputs near 1/depth) to large (most
+    differences skipped), beta != 1; random, tied and constant rows; both builds, batch 1 and 3."""
+    net = Net()
+    for k, depth in enumerate((1, 2, 3, 5, 7, 8, 11, 13, 15, 16, 16, 16)):
+        dtype = DTYPES[k % 2]
+        q = [(1e-3, 0), (0.02, 5), (0.3, -3 if dtype == "int8" else 200), (2.5, 7)][k % 4]
+        shape = [1, 16 * (k + 17) + k % 7, depth]  # (256 values or more: full_range_sets)
+        x = net.input(shape, dtype, *q)
+        y = net.tensor(shape, dtype, 1 / 256, type_min(dtype))
+        beta = [1.0, 0.7, 1.0, 2.5][k % 4]
+        net.op("SOFTMAX", [x], [y], f"SOFTMAX {dtype} {shape} in={q} beta={beta}", beta=beta)
+    sets = full_range_sets(net, 30)
+    sets.append([(np.arange(a.size).reshape(a.shape) % 3).astype(a.dtype) for a in sets[0]])
+    sets.append([np.full_like(a, 9) for a in sets[1]])
+    check(net, sets)
+
+
 def test_shared_models_quantizations(models_dir):
     """The quantizations of these ops in the shared models: MNIST's QUANTIZE pair (uint8 -> int8 in, int8 ->
     uint8 out) and the SOFTMAX of MNIST, micro_speech and person_detect, with each model's beta."""

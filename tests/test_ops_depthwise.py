@@ -29,6 +29,10 @@ SHAPES = [
     (6, 17, 24, 2, 3, 2, 2, 2),
     (25, 5, 64, 1, 3, 3, 1, 1),  # keyword spotting's shape
     (3, 3, 48, 1, 3, 3, 1, 1),
+    (9, 17, 32, 1, 5, 5, 2, 1),  # quad rows: two quads a filter row, every other pixel kept
+    (7, 19, 16, 1, 3, 3, 3, 1),  # quad rows at stride 3
+    (6, 23, 32, 1, 2, 9, 1, 2),  # three quads a filter row, dilated
+    (8, 20, 16, 1, 3, 7, 3, 1),  # 7 taps at stride 3: no quad rows (3 does not divide 4)
 ]
 
 
@@ -92,3 +96,52 @@ def test_depthwise_paths_litert(scheme, kernel_build):
     net = depthwise_variants(scheme, 64, bias_always=True)
     res = check_litert(net.build(), run_sets(net, 65, batches=(1, 3)))
     assert res.tensors >= 2 * len(net.ops)
+
+
+def test_depthwise_uint8_narrow_filters(kernel_build, monkeypatch):
+    """uint8 layers whose filter minus its zero point fits int8 take the quad rows too."""
+    from engine.kernels import depthwise as D
+
+    taken = []
+    quad_taps = D.quad_taps
+    monkeypatch.setattr(D, "quad_taps", lambda *a: taken.append(1) or quad_taps(*a))
+    rng = np.random.default_rng(66)
+    net = Net()
+    layers = [(7, 9, 32, 3, 3, 1), (8, 11, 48, 5, 5, 2), (5, 6, 16, 3, 3, 1)]
+    for n, (h, w, c, kh, kw, s) in enumerate(layers):
+        x = net.input([1, h, w, c], "uint8", 0.02, int(rng.integers(0, 256)))
+        zp = int(rng.integers(100, 156))
+        data = rng.integers(zp - 100, zp + 101, size=(1, kh, kw, c)).astype(np.uint8)
+        wi = net.const(data, "uint8", 0.01, zp)
+        b = bias_tensor(net, rng, [0.02 * 0.01], c)
+        oh, ow = -(-h // s), -(-w // s)
+        out = net.tensor([1, oh, ow, c], "uint8", 0.05, int(rng.integers(0, 256)))
+        net.op(
+            "DEPTHWISE_CONV_2D",
+            [x, wi, b],
+            [out],
+            f"dw uint8 {h}x{w}x{c} {kh}x{kw} s{s}",
+            padding="SAME",
+            stride_h=s,
+            stride_w=s,
+            depth_multiplier=1,
+            fused_activation_function=ACTIVATIONS[n % 4],
+        )
+    check(net, run_sets(net, 67, batches=(1, 2)))
+    assert len(taken) % 3 == 0 and bool(taken) == D.QUADS, "the quad rows were not taken by each layer"
+
+
+@pytest.mark.parametrize("scheme", ["uint8", "int8_per_channel"])
+def test_depthwise_paths_one_thread(scheme):
+    """At one thread the kernels run one task an image, whatever the plan's split for more threads."""
+    import numba
+
+    import engine
+
+    net = depthwise_variants(scheme, 68)
+    before = numba.get_num_threads()
+    engine.set_num_threads(1)
+    try:
+        check(net, run_sets(net, 69, batches=(1, 3)))
+    finally:
+        engine.set_num_threads(before)

@@ -220,3 +220,34 @@ def test_copies_in_words(dtype, kernel_build):
     net.op("CONCATENATION", [x, y, x], [net.tensor([1, 12, 10, 72], dtype, *q)], "CONCAT 32 8 32", axis=3)
     net.op("CONCATENATION", [y, z, y], [net.tensor([1, 12, 10, 19], dtype, *q)], "CONCAT 8 3 8", axis=3)
     check(net, run_sets(net, 7, (1, 3)))
+
+
+def test_reshape_is_a_view_of_a_live_input():
+    """RESHAPE and SQUEEZE of another op's output make no copy: their outputs are views of its buffer,
+    which lives until the last of them is read (here after other tensors that could have taken it:
+    f is made between c's production and its last read). Of a graph input they copy."""
+    net = Net()
+    x = net.input([1, 4, 6], "int8", 0.05, 3)
+    a, e, f = (net.tensor([1, 4, 6], "int8", 0.05, 3) for _ in range(3))
+    b = net.tensor([1, 24], "int8", 0.05, 3)
+    c, d = net.tensor([1, 6, 4], "int8", 0.05, 3), net.tensor([1, 6, 4], "int8", 0.05, 3)
+    s = net.tensor([1, 24, 1], "int8", 0.05, 3)
+    q = net.tensor([1, 24], "int8", 0.05, 3)
+    net.op("RELU", [x], [a], "a")
+    net.op("RESHAPE", [a], [b], "b", new_shape=[-1, 24])
+    net.op("RESHAPE", [b], [c], "c", new_shape=[-1, 6, 4])
+    net.op("ADD", [a, a], [e], "e")
+    net.op("RELU", [e], [f], "f")
+    net.op("RELU", [c], [d], "d")
+    net.op("RESHAPE", [x], [s], "s", new_shape=[-1, 24, 1])
+    net.op("SQUEEZE", [s], [q], "q", squeeze_dims=[2])
+    net.outputs, net.labels = [f, d, q], ["f", "d", "q"]
+    check(net, run_sets(net, 11, (1, 3, 5)))
+    plan = engine.load(net.build()).plan(1)
+    assert np.shares_memory(plan.buffers[b], plan.buffers[a]) and np.shares_memory(
+        plan.buffers[c], plan.buffers[a]
+    )
+    assert np.shares_memory(plan.buffers[q], plan.buffers[s]) and not np.shares_memory(
+        plan.buffers[s], plan.buffers[x]
+    )
+    assert not any(np.shares_memory(plan.buffers[t], plan.buffers[a]) for t in (e, f, d))

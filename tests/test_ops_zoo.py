@@ -97,6 +97,25 @@ def test_transpose(dtype):
     check(net2, run_sets(net2, 5, (3,)))
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16"])
+def test_transpose_tiles(dtype):
+    """Transposes of one-byte data large enough for the 16 x 16 tiles (kernels/transpose8.py): whole tiles,
+    right and bottom edges, several outer blocks and tasks; int16 takes the generic copy on the same views."""
+    cases = [
+        ([1, 20, 20, 144], [0, 3, 1, 2]),  # YOLO's [1, 20, 20, 144] -> NCHW
+        ([1, 16, 4, 300], [0, 2, 3, 1]),  # YOLO's DFL [1, 16, 4, 8400] -> [1, 4, 8400, 16], shorter
+        ([1, 33, 17, 47], [0, 3, 1, 2]),
+        ([1, 3, 37, 290], [0, 1, 3, 2]),
+        ([1, 2, 18, 5, 70], [0, 3, 4, 1, 2]),
+    ]
+    net = Net()
+    for shape, perm in cases:
+        x = net.input(shape, dtype, *q(dtype))
+        y = net.tensor([shape[p] for p in perm], dtype, *q(dtype))
+        net.op("TRANSPOSE", [x, net.const(np.int32(perm), "int32")], [y], f"TRANSPOSE {shape} {perm}")
+    check(net, run_sets(net, 6, (1, 3)))
+
+
 # --- RESIZE ---------------------------------------------------------------------------------------
 
 RESIZE_CASES = [  # (input h, w), (output h, w), align_corners, half_pixel_centers
@@ -523,6 +542,21 @@ def test_floor_div_small_integers(dtype):
     b = net.const(np.array([[3, -4, 7, -1, 2, 5]], dtype), dtype, *q(dtype))
     net.op("FLOOR_DIV", [a, b], [net.tensor([1, 4, 6], dtype, *q(dtype))], f"FLOOR_DIV {dtype}")
     check(net, run_sets(net, 18, (1, 2)))
+
+
+def test_int32_division_extremes():
+    """FLOOR_DIV through double (INT_MIN // -1 leaves int32: x86 gives INT_MIN), DIV toward zero, and the
+    wrapping ADD, SUB and MUL of kernels/plain.py, at the ends of int32, broadcast against a row."""
+    net = Net()
+    a = net.input([1, 2, 8], "int32")
+    b = net.const(np.int32([[-1, 1, 3, -2, 7, -7, 2147483647, -2147483648]]), "int32")
+    for op in ("FLOOR_DIV", "ADD", "SUB", "MUL"):
+        net.op(op, [a, b], [net.tensor([1, 2, 8], "int32")], op)
+    c = net.const(np.int32([[1, 3, -3, 2, 7, -7, 2147483647, -5]]), "int32")  # (INT_MIN / -1 traps in C)
+    net.op("DIV", [a, c], [net.tensor([1, 2, 8], "int32")], "DIV")
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    x = np.int32([[[lo, lo, hi, hi, lo + 1, -9, 9, 0], [-7, 7, -1, 1, lo, hi, hi, lo]]])
+    check(net, [[x], [np.concatenate([x, x[:, ::-1]])]])
 
 
 def test_rsqrt_int8():

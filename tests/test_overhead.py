@@ -100,10 +100,37 @@ def _short_way_runs(path, m) -> None:
     for xs, r in zip(runs, rows):
         (got,) = m.run(xs)
         assert np.array_equal(got, want[r]), r
-    assert m._last is not None and m._last[0] == (3, 28, 28, 1)  # the short way was armed
+    assert m._last is not None and m._last[0] == (((3, 28, 28, 1), np.dtype(np.uint8)),)  # armed
     for batch in range(7, 7 + MAX_PLANS):  # push batch 3 out of the plan cache
         m.run(np.zeros((batch, 28, 28, 1), np.uint8))
     assert m._last is None and (3, False) not in m._plans
     for _ in range(2):
         (got,) = m.run(x[1:4])
         assert np.array_equal(got, want[[1, 2, 3]])
+
+
+def test_the_short_way_with_two_inputs_and_lanes():
+    """Two inputs: a list or a tuple like the last run's takes the short way, a dict or other shapes the
+    whole way, each equal to the oracle; a batch armed at one thread still runs in lanes at two."""
+    from tests.harness import Net, cached_reference
+
+    net = Net()
+    a, b = net.input([1, 5], "int8", 0.1, 2), net.input([1, 5], "int8", 0.2, -3)
+    net.op("ADD", [a, b], [net.tensor([1, 5], "int8", 0.25, 1)], "add")
+    model = net.build()
+    m = engine.load(model)
+    rng = np.random.default_rng(4)
+    xs = [rng.integers(-128, 128, (6, 5)).astype(np.int8) for _ in range(2)]
+    (want,) = cached_reference(model, [xs])[0]["outputs"]
+    previous = engine.get_num_threads()
+    try:
+        engine.set_num_threads(1)
+        for x in (xs, tuple(xs), xs, [xs[0][:2], xs[1][:2]], dict(zip(("t0", "t1"), xs)), xs, tuple(xs)):
+            batch = len(next(iter(x.values())) if isinstance(x, dict) else x[0])
+            assert np.array_equal(m.run(x)[0], want[:batch])
+        assert m._last is not None and m._last[0][0][0] == (6, 5)
+        if engine.runtime.usable_cores() > 1:
+            engine.set_num_threads(2)
+            assert np.array_equal(m.run(xs)[0], want) and m._lane_copies
+    finally:
+        engine.set_num_threads(previous)

@@ -12,6 +12,13 @@ halves are zero on u's side, fused with the add into vpdpwssd where VNNI exists.
 point u_zp then costs one per-channel constant, u_zp * sum(w'), that prepare folds into the bias
 (padding holds u_zp, which adds nothing). The requantization runs on the sums in registers.
 
+Quad rows (where the filter minus its zero point fits int8, and channels fill whole vectors): each
+padded row goes to a staging row, then to the ring as quads, one uint32 per (pixel, channel) holding
+the 4 bytes u at pixels px, px + dw, px + 2dw, px + 3dw (only the pixels px the outputs start at: every
+sw-th). One vpdpbusd then takes 4 taps of 16 channels (u8 x s8, a whole 64-byte load as its memory
+operand): a 3 x 3 filter is 3 instructions a pixel instead of 9, and the ring's rows, filled once,
+serve kh output rows. Taps beyond kw meet zero weights.
+
 Work is split into tasks of output rows x channel vectors (DwPlan), so that even a layer of a few
 rows spreads over the threads.
 """
@@ -26,6 +33,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.ufunc.parallel import _iget_num_threads
 
 from . import cpu
 from .irtools import data_ptr, element_ptr, empty_codegen, operand
@@ -65,9 +73,10 @@ class DwPlan(NamedTuple):
 V8, V16, V32 = (ir.VectorType(ir.IntType(bits), LANES) for bits in (8, 16, 32))
 
 
-def _zero_sums(builder, dpx: int) -> list:
-    """dpx int32 vectors of sums, zeroed (allocas: LLVM keeps them in registers)."""
-    return [cgutils.alloca_once_value(builder, ir.Constant(V32, [0] * LANES)) for _ in range(dpx)]
+def _zero_sums(builder, dpx: int, init) -> list:
+    """dpx int32 vectors of sums, each starting at init, the bias (allocas: LLVM keeps them in
+    registers)."""
+    return [cgutils.alloca_once_value(builder, init) for _ in range(dpx)]
 
 
 def _row_start(context, builder, row_offsets, rows_, at_, ky):
@@ -76,10 +85,11 @@ def _row_start(context, builder, row_offsets, rows_, at_, ky):
     return builder.add(at_.x_off, context.cast(builder, row, rows_.ty.dtype, types.intp))
 
 
-def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int):
-    """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors."""
+def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int, init):
+    """The dpx x 16 sums of one depthwise step (at_: the Taps, by name), as dpx int32 vectors, each
+    from init (the bias: one add less in the requantization)."""
     v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
-    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
+    accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
         row_x = _row_start(context, builder, row_offsets, rows_, at_, ky.index)
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, at_.kw), at_.w_tap))
@@ -96,12 +106,12 @@ def _dw_sums(context, builder, x_, w_, rows_, at_, dpx: int):
     return [builder.load(a) for a in accs]
 
 
-def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: int):
+def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: int, init):
     """_dw_sums for a window of kw taps, stride sw and no dilation along x (x_tap: a pixel's elements,
     x_pixel = sw * x_tap): each input vector of a filter row loads once for all the (pixel, tap) pairs
     that read it, (dpx - 1) * sw + kw loads instead of dpx * kw."""
     v8, v16, v32, intp = V8, V16, V32, at_.x_off.type
-    accs, row_offsets = _zero_sums(builder, dpx), data_ptr(context, builder, rows_)
+    accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
     with cgutils.for_range(builder, at_.kh) as ky:
         row_x = _row_start(context, builder, row_offsets, rows_, at_, ky.index)
         row_w = builder.add(at_.w_off, builder.mul(builder.mul(ky.index, ir.Constant(intp, kw)), at_.w_tap))
@@ -122,6 +132,27 @@ def _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx: int, kw: int, sw: 
     return [builder.load(a) for a in accs]
 
 
+def _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx: int, init):
+    """_dw_sums on quad rows (x: uint32, each element 4 taps' bytes along x; w: 4 int8 weights per
+    element): at_.kh quads, quad t read at rows[t] + x_off + p*x_pixel, its weights at w_off + t*w_tap;
+    one vpdpbusd per (pixel, quad), its input a whole 64-byte load (a memory operand). One flat loop:
+    LLVM makes a tight one of it, where nested runtime loops (filter rows x quads) came out slower."""
+    intp = at_.x_off.type
+    accs, row_offsets = _zero_sums(builder, dpx, init), data_ptr(context, builder, rows_)
+    dot = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(V32, [V32, V32, V32]), "llvm.x86.avx512.vpdpbusd.512"
+    )
+    with cgutils.for_range(builder, at_.kh) as t:
+        tap_x = _row_start(context, builder, row_offsets, rows_, at_, t.index)
+        tap_w = builder.add(at_.w_off, builder.mul(t.index, at_.w_tap))
+        wv = builder.load(element_ptr(context, builder, w_, tap_w, V32), align=4)
+        for p in range(dpx):
+            at = builder.add(tap_x, builder.mul(at_.x_pixel, ir.Constant(intp, p)))
+            xv = builder.load(element_ptr(context, builder, x_, at, V32), align=4)
+            builder.store(builder.call(dot, [builder.load(accs[p]), xv, wv]), accs[p])
+    return [builder.load(a) for a in accs]
+
+
 class DwOut(NamedTuple):
     """Where a fused depthwise step's outputs go: lanes 0 .. channels - 1 (channels <= 16; their
     requantization parameters: the table's columns ch ..) of its first `pixels` pixels, out_pixel
@@ -134,9 +165,10 @@ class DwOut(NamedTuple):
     out_pixel: int
 
 
-def _step_definition(dpx: int, kw: int = 0, sw: int = 0):
+def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
     """The fused step of dpx pixels (an intrinsic's definition); kw, sw > 0: for that window width and
-    stride along x, without dilation (_dw_sums_fixed; the caller checks)."""
+    stride along x, without dilation (_dw_sums_fixed; the caller checks); quads: on quad rows
+    (_dw_sums_quads: x uint32, w int32)."""
 
     def step(typingctx, x, w, rows, at, ep, out, rq):
         """out[out_off + p*out_pixel + j] = requantize(sum over ky < kh, kx < kw of
@@ -153,20 +185,23 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0):
                 operand(context, builder, signature, args, k) for k in range(7)
             )
             intp = at_.x_off.type
-            if kw:
-                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw)
-            else:
-                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx)
             v = VectorIR(builder)
             mask = v.lanes_below(ep_.channels)
             params = v.params(context, rq_.table, ep_.ch, mask)
+            bias = params[BIAS]
+            if quads:
+                sums = _dw_sums_quads(context, builder, x_, w_, rows_, at_, dpx, bias)
+            elif kw:
+                sums = _dw_sums_fixed(context, builder, x_, w_, rows_, at_, dpx, kw, sw, bias)
+            else:
+                sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx, bias)
             zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
             outp = data_ptr(context, builder, out_)
             rule = rule_of(signature.args[6])
             for p in range(dpx):
                 inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
                 with builder.if_then(inside, likely=True):
-                    r = v.requantize(builder.add(sums[p], params[BIAS]), params, zp, lo, hi, rule)
+                    r = v.requantize(sums[p], params, zp, lo, hi, rule)
                     at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
                     v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
             return context.get_dummy_value()
@@ -176,10 +211,38 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0):
     return step
 
 
+@intrinsic
+def _quads16(typingctx, row, quads, src, dst, d):
+    """quads[dst + j] = the bytes row[src + j + k*d] for k = 0 .. 3 (k = 0 lowest), j < 16: four 16-byte
+    loads interleaved by one byte shuffle into one 64-byte store."""
+    sig = types.void(row, quads, types.intp, types.intp, types.intp)
+    if not SIMD:
+        return sig, empty_codegen
+
+    def codegen(context, builder, signature, args):
+        row_, quads_, src_, dst_, d_ = (operand(context, builder, signature, args, k) for k in range(5))
+        parts = []
+        for k in range(4):
+            at = builder.add(src_, builder.mul(d_, ir.Constant(d_.type, k)))
+            parts.append(builder.load(element_ptr(context, builder, row_, at, V8), align=1))
+        i32 = ir.IntType(32)
+        ab = builder.shuffle_vector(parts[0], parts[1], ir.Constant(ir.VectorType(i32, 32), list(range(32))))
+        cd = builder.shuffle_vector(parts[2], parts[3], ir.Constant(ir.VectorType(i32, 32), list(range(32))))
+        mask = [k * 16 + j for j in range(LANES) for k in range(4)]
+        q = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), mask))
+        ptr = element_ptr(context, builder, quads_, dst_, ir.VectorType(ir.IntType(8), 64))
+        builder.store(q, ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 # XNNPACK's naming: input and weight types, pixels x channels, instruction set
 dwconv_requantize_u8s16_8x16_avx512 = intrinsic(_step_definition(8))
 dwconv_requantize_u8s16_4x16_avx512 = intrinsic(_step_definition(4))
 dwconv_requantize_u8s16_8x16_k3s1_avx512 = intrinsic(_step_definition(8, 3, 1))
+dwconv_requantize_u8s8_8x16_avx512vnni = intrinsic(_step_definition(8, quads=True))
+dwconv_requantize_u8s8_4x16_avx512vnni = intrinsic(_step_definition(4, quads=True))
 
 
 @njit(cache=True)
@@ -199,72 +262,157 @@ def dwconv_u8s16_8x16_portable(x, w, rows, acc, at):
 # pass to a compiled function, an array a tenth of that, and small layers run in a few us). Its entries:
 # the padded input and the window (as conv.Geometry, c = cp); the input into ring rows (as
 # conv.Padding); the DwPlan; the requantization's zero point and clamp (its table goes apart).
+# With quad rows (QUAD: 1), KW is the number of quads per filter row and STAGE the bytes of the staging
+# row at the start of each thread's ring (see _task).
+# pack() appends the requantization table (TABLE: where, in int64 elements; COLUMNS) and the filter
+# (TAPS: where; COUNT: its int16 values); RING: the bytes of a thread's scratch before its row offsets.
 HP, WP, CP, KH, KW, SH, SW, DH, DW, N, H, W, C, DELTA, FILL, TOP, LEFT, REPEAT = range(18)
-ROW_CHUNKS, CH_SPLITS, SPAN, GROUP, OUT_ZP, LO, HI = range(18, 25)
+ROW_CHUNKS, CH_SPLITS, SPAN, GROUP, OUT_ZP, LO, HI, QUAD, STAGE = range(18, 27)
+TABLE, COLUMNS, TAPS, COUNT, RING, DIMS = range(27, 33)
+QUADS = SIMD and cpu.VNNI  # vpdpbusd: the quad rows' product
 
 
-def dims(geo, pad, plan: DwPlan, out_zp: int, lo: int, hi: int) -> np.ndarray:
-    """The dims array of a layer: its conv.Geometry, conv.Padding, DwPlan and requantization bounds."""
-    values = (*geo[:9], *pad[:9], *plan, out_zp, lo, hi)
-    return np.array(values, np.int64)
+def dims(geo, pad, plan: DwPlan, out_zp: int, lo: int, hi: int, stage: int = 0) -> np.ndarray:
+    """The dims array of a layer: its conv.Geometry, conv.Padding, DwPlan and requantization bounds;
+    stage > 0: quad rows (geo's kw then counts quads), after a staging row of that many bytes."""
+    values = (*geo[:9], *pad[:9], *plan, out_zp, lo, hi, int(stage > 0), stage)
+    return np.array(values + (0,) * (DIMS - len(values)), np.int64)
+
+
+def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.ndarray:
+    """The one int64 array the kernels read (one argument, not three: each costs its unboxing on every
+    call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch."""
+    table_words = -(-table.size // 2)
+    dm = dm.copy()
+    dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING] = (
+        DIMS,
+        table.shape[1],
+        DIMS + table_words,
+        taps.size,
+        ring,
+    )
+    t = np.zeros(table_words * 2, np.int32)
+    t[: table.size] = table.reshape(-1)
+    f = np.zeros(-(-taps.size // 4) * 4, np.int16)
+    f[: taps.size] = taps
+    return np.concatenate([dm, t.view(np.int64), f.view(np.int64)])
+
+
+@njit(inline="always", cache=True)
+def _unpack(c):
+    """pack()'s dims, requantization table and filter, as views."""
+    dm = c[:DIMS]
+    columns, count = dm[COLUMNS], dm[COUNT]
+    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: 7 * columns].reshape((7, columns))
+    taps = c[dm[TAPS] :].view(np.int16)[:count]
+    return dm, table, taps
+
+
+@njit(inline="always", cache=True)
+def _tasks(dm):
+    """The plan's row chunks and channel splits, or one task an image at one thread (a split serves
+    the threads, and alone costs rows filled twice and a task's setup)."""
+    if _iget_num_threads() == 1:  # (numba.get_num_threads() in a kernel would stop its caching)
+        return 1, 1
+    return dm[ROW_CHUNKS], dm[CH_SPLITS]
+
+
+def quad_taps(weights: np.ndarray, lanes: int) -> np.ndarray:
+    """Quad rows' filter from weights [kh, kw, channels] (int8 range): [kh, ceil(kw / 4), lanes, 4]
+    int8, tap 4g + k of filter row ky at [ky, g, :, k], zero beyond kw and beyond the channels (packed
+    `group` times where channels < lanes), flat as int16 (the kernels' one filter type)."""
+    kh, kw, oc = weights.shape
+    group = lanes // oc if lanes % oc == 0 and oc < lanes else 1
+    taps = np.zeros((kh, -(-kw // 4), lanes, 4), np.int8)
+    for kx in range(kw):
+        taps[:, kx // 4, : oc * group, kx % 4] = np.tile(weights[:, kx, :], group)
+    return taps.reshape(-1).view(np.int16)
+
+
+def quad_stage(wp: int, cp: int, dw: int) -> int:
+    """The staging row's bytes: a padded row and the 3 * dw pixels its last quads read beyond it."""
+    return -(-(wp + 3 * dw) * cp // 64) * 64 + 64
 
 
 @kernel
-def depthwise_conv2d(x, w, dm, table, rings, all_rows, out):
-    """x: the input [N, H, W, C] flattened (int8 or uint8); dm: dims() (the input into ring rows of cp
-    channels, `repeat` the depth multiplier; the window; the DwPlan; the output zero point and clamp);
-    w: int16 [kh, kw, cp] flattened (16 x group values per tap where group > 1); out: [N, OH, OW, OC];
-    table: the reference rule's requantize.params, per lane (channel, or channel repeated `group`
-    times). rings [threads, span * Wp * cp + slack], all_rows [threads, kh]: each thread's padded rows
-    and where its filter rows are in them, from the plan (allocating here costs more than small tasks).
-    depthwise_conv2d_ruy and _fp32: the same with the other rules (requantize.RequantRuy, RequantFp32)."""
+def depthwise_conv2d(x, c, scratch, out):
+    """x: the input [N, H, W, C] flattened (int8 or uint8); c: pack() of dims() (the input into ring
+    rows of cp channels, `repeat` the depth multiplier; the window; the DwPlan; the output zero point
+    and clamp), the table (the reference rule's requantize.params, per lane: channel, or channel
+    repeated `group` times) and the filter (int16 [kh, kw, cp], 16 x group values per tap where group >
+    1; or quad_taps()); out: [N, OH, OW, OC]. scratch [threads, bytes]: each thread's ring of padded
+    rows (dims RING bytes), then where its filter rows are in them (int64), from the plan (allocating
+    here costs more than small tasks). depthwise_conv2d_ruy and _fp32: the same with the other rules
+    (requantize.RequantRuy, RequantFp32)."""
+    dm, table, w = _unpack(c)
     rq = Requant(table, dm[OUT_ZP], dm[LO], dm[HI])
-    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
-        _task(x, w, dm, rq, rings, all_rows, out, task)
+    chunks, splits = _tasks(dm)
+    for task in prange(out.shape[0] * chunks * splits):
+        _task(x, w, dm, rq, scratch, out, task, chunks, splits)
 
 
 @kernel
-def depthwise_conv2d_ruy(x, w, dm, table, rings, all_rows, out):
+def depthwise_conv2d_ruy(x, c, scratch, out):
+    dm, table, w = _unpack(c)
     rq = RequantRuy(table, dm[OUT_ZP], dm[LO], dm[HI])
-    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
-        _task(x, w, dm, rq, rings, all_rows, out, task)
+    chunks, splits = _tasks(dm)
+    for task in prange(out.shape[0] * chunks * splits):
+        _task(x, w, dm, rq, scratch, out, task, chunks, splits)
 
 
 @kernel
-def depthwise_conv2d_fp32(x, w, dm, table, rings, all_rows, out):
+def depthwise_conv2d_fp32(x, c, scratch, out):
+    dm, table, w = _unpack(c)
     rq = RequantFp32(table, dm[OUT_ZP], dm[LO], dm[HI])
-    for task in prange(out.shape[0] * dm[ROW_CHUNKS] * dm[CH_SPLITS]):
-        _task(x, w, dm, rq, rings, all_rows, out, task)
+    chunks, splits = _tasks(dm)
+    for task in prange(out.shape[0] * chunks * splits):
+        _task(x, w, dm, rq, scratch, out, task, chunks, splits)
 
 
 KERNELS = {Requant: depthwise_conv2d, RequantRuy: depthwise_conv2d_ruy, RequantFp32: depthwise_conv2d_fp32}
 
 
 @njit(inline="always", cache=True)
-def _task(x, w, dm, rq, rings, all_rows, out, task):
+def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
     """Task `task` of depthwise_conv2d: a range of output rows x a range of channel vectors of one image."""
     kh, dh, sh, cp = dm[KH], dm[DH], dm[SH], dm[CP]
-    row_chunks, ch_splits, span = dm[ROW_CHUNKS], dm[CH_SPLITS], dm[SPAN]
+    span = dm[SPAN]
     oh = out.shape[1]
     per_image = row_chunks * ch_splits
     slot = dm[WP] * cp
     vectors = max(1, cp // LANES)
     thread = numba.get_thread_id()
-    ring, rows = rings[thread], all_rows[thread]
+    ring, rows = scratch[thread, : dm[RING]], scratch[thread, dm[RING] :].view(np.int64)
     b = task // per_image
     r = task % per_image // ch_splits
     s = task % ch_splits
     o0 = s * vectors // ch_splits * LANES
     o1 = min((s + 1) * vectors // ch_splits * LANES, dm[C] * dm[REPEAT])
     filled = r * oh // row_chunks * sh  # the next padded row to fill
+    quad, stage = dm[QUAD], dm[STAGE]
+    quads = ring[stage:].view(np.uint32)
+    if quad:  # a quad row holds every sw-th pixel, in whole vectors
+        slot = -(-(-(-dm[WP] // dm[SW]) * cp) // LANES) * LANES
     for oy in range(r * oh // row_chunks, (r + 1) * oh // row_chunks):
         p0 = oy * sh
         for py in range(max(filled, p0), p0 + span):
-            _fill_row(x, ring, dm, b, py, (py % span) * slot, o0, o1)
+            if quad:  # the padded row to the staging row, then its quads to the ring
+                _fill_row(x, ring, dm, b, py, 0, o0, o1)
+                _fill_quads(ring, quads, (py % span) * slot, dm, o0, o1)
+            else:
+                _fill_row(x, ring, dm, b, py, (py % span) * slot, o0, o1)
         filled = p0 + span
-        for ky in range(kh):
-            rows[ky] = (p0 + ky * dh) % span * slot
-        if SIMD:  # requantized in registers, straight to out
+        if quad:  # one entry per quad: its filter row's ring row, and its place along x
+            kq, qx = dm[KW], 4 * dm[DW] // dm[SW] * cp
+            for ky in range(kh):
+                for g in range(kq):
+                    rows[ky * kq + g] = (p0 + ky * dh) % span * slot + g * qx
+        else:
+            for ky in range(kh):
+                rows[ky] = (p0 + ky * dh) % span * slot
+        if quad:
+            _quad_row(quads, w.view(np.int32), rows, dm, rq, out, b, oy, o0, o1)
+        elif SIMD:  # requantized in registers, straight to out
             _fused_row(ring, w, rows, dm, rq, out, b, oy, o0, o1)
         else:
             _portable_row(ring, w, rows, dm, rq, out[b, oy])
@@ -309,6 +457,55 @@ def _fill_pixels(ring, at, px0, px1, cp, o0, o1, fill):
     for px in range(px0, px1):
         for j in range(np.uint64(at + px * cp + o0), np.uint64(at + px * cp + o1)):
             ring[j] = fill
+
+
+@njit(inline="always", cache=True)
+def _fill_quads(row, quads, at, dm, o0, o1):
+    """quads[at + j*cp + o] = the bytes row[(j*sw + k*dw)*cp + o] for k = 0 .. 3 (little-endian: k = 0
+    lowest), for the channels o0 <= o < o1 (in whole vectors of 16: the ring's rows leave room) of the
+    pixels j*sw the outputs start at: the 4 taps along x that one vpdpbusd takes, every pixel that
+    begins a quad (sw divides 4*dw, or one quad per filter row) and no other."""
+    wp, cp, sw = dm[WP], dm[CP], dm[SW]
+    d = dm[DW] * cp
+    if sw == 1 and o0 == 0 and o1 == cp:  # one run over the whole row
+        for i in range(0, wp * cp, LANES):
+            _quads16(row, quads, i, at + i, d)
+        return
+    for j in range(-(-wp // sw)):
+        for o in range(o0, o1, LANES):
+            _quads16(row, quads, j * sw * cp + o, at + j * cp + o, d)
+
+
+@njit(inline="always", cache=True)
+def _quad_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
+    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset)."""
+    cp, group = dm[CP], dm[GROUP]
+    quads = dm[KH] * dm[KW]
+    oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
+    flat = out.reshape(-1)
+    row = (b * oh + oy) * ow * oc
+    if group > 1:  # `group` pixels of oc = cp channels per vector; stride 1 along x
+        full = ow // group
+        for t in range(0, full, DPX):
+            at = Taps(t * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
+            ep = DwOut(0, LANES, min(DPX, full - t), row + t * LANES, LANES)
+            if full - t > 4:
+                dwconv_requantize_u8s8_8x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+            else:
+                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+        if full * group < ow:  # the last pixels, fewer than a vector's
+            at = Taps(full * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
+            ep = DwOut(0, (ow - full * group) * oc, 1, row + full * LANES, LANES)
+            dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+        return
+    for cb in range(o0, o1, LANES):
+        for t in range(0, ow, DPX):
+            at = Taps(t * cp + cb, cp, 0, cb, cp, quads, 1, 0, 0)
+            ep = DwOut(cb, min(LANES, oc - cb), min(DPX, ow - t), row + t * oc + cb, oc)
+            if ow - t <= 4:
+                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+            else:
+                dwconv_requantize_u8s8_8x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
 
 
 @njit(inline="always", cache=True)

@@ -181,3 +181,132 @@ def row_out16(typingctx, es, es_base, out, base, depth, scale, exponent, qmin, q
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# --- Short rows (depth <= 16), 16 rows at a time, one row per lane --------------------------------------------
+# A 16 x 16 byte block of 16 rows is transposed in registers, so that lane r holds row r: the row maxima,
+# sums and reciprocals become vertical operations on 16 rows at once (no horizontal reductions, no scalar
+# reciprocal per row), and the outputs are transposed back.
+
+ROWS16 = 16
+ACCUMULATION_INTEGER_BITS = 12  # the row sums' integer bits (Q12.19), as ops/softmax.py
+
+
+class _Fixed:
+    """gemmlowp's fixed-point operations on 16 int32 lanes (IR), for GetReciprocal."""
+
+    def __init__(self, builder):
+        self.b = builder
+        self.v = VectorIR(builder)
+
+    def srdhm(self, a, c):
+        """SaturatingRoundingDoublingHighMul: (a * c + 2**30) >> 31 (floor), INT32_MAX where both are INT32_MIN."""
+        b, v = self.b, self.v
+        sh = ir.Constant(v.v64, [32] * (LANES // 2))
+        nudge = ir.Constant(v.v64, [1 << 30] * (LANES // 2))
+
+        def low_dwords(u):
+            u64 = b.bitcast(u, v.v64)
+            return b.ashr(b.shl(u64, sh), sh)
+
+        def odd(u):
+            return b.bitcast(b.lshr(b.bitcast(u, v.v64), sh), v.v32)
+
+        even = b.bitcast(
+            b.lshr(b.add(b.mul(low_dwords(a), low_dwords(c)), nudge), ir.Constant(v.v64, [31] * 8)), v.v32
+        )
+        prod = b.add(b.mul(low_dwords(odd(a)), low_dwords(odd(c))), nudge)
+        odd_q = b.bitcast(b.shl(prod, ir.Constant(v.v64, [1] * 8)), v.v32)
+        q = b.shuffle_vector(
+            even, odd_q, ir.Constant(v.v32, [k if k % 2 == 0 else LANES + k for k in range(LANES)])
+        )
+        lowest = v.splat(INT32_MIN)
+        both = b.and_(b.icmp_signed("==", a, lowest), b.icmp_signed("==", c, lowest))
+        return b.select(both, v.splat((1 << 31) - 1), q)
+
+    def saturating_shift_left(self, x, exponent: int):
+        b, v = self.b, self.v
+        threshold = v.splat((1 << (31 - exponent)) - 1)
+        shifted = b.shl(x, v.splat(exponent))
+        shifted = b.select(b.icmp_signed(">", x, threshold), v.splat((1 << 31) - 1), shifted)
+        return b.select(b.icmp_signed("<", x, b.sub(v.splat(0), threshold)), v.splat(INT32_MIN), shifted)
+
+    def reciprocal(self, total):
+        """GetReciprocal(total, 12) for total > 0: (scale, the output's right shift bits_over_unit + 23)."""
+        b, v = self.b, self.v
+        ctlz = cgutils.get_or_insert_function(
+            b.module, ir.FunctionType(v.v32, [v.v32, ir.IntType(1)]), "llvm.ctlz.v16i32"
+        )
+        headroom = b.call(ctlz, [total, ir.Constant(ir.IntType(1), 0)])
+        shifted = b.and_(b.shl(total, headroom), v.splat((1 << 31) - 1))  # (total << headroom) - 2**31
+        half_denominator = b.add(b.lshr(shifted, v.splat(1)), v.splat(1 << 30))  # (a + 2**31) / 2, a >= 0
+        x = b.add(v.splat(1515870810), self.srdhm(half_denominator, v.splat(-1010580540)))
+        for _ in range(3):
+            one_minus = b.sub(v.splat(1 << 29), self.srdhm(half_denominator, x))
+            x = b.add(x, self.saturating_shift_left(self.srdhm(x, one_minus), 2))
+        scale = self.saturating_shift_left(x, 1)
+        return scale, b.sub(v.splat(ACCUMULATION_INTEGER_BITS + 31 - 8), headroom)
+
+
+@intrinsic
+def rows16_softmax(typingctx, x, row, depth, out, table, qmin, qmax):
+    """The 8-bit SOFTMAX (ops/softmax.py's reference rule) of the 16 rows row..row + 15 of depth <= 16
+    elements (flat x and out, row-major), one row per lane; table: exp of each difference (int32, Q0.31,
+    -1 where skipped). The sums stay below 16.0, so every output shift is at most 31."""
+    i = types.intp
+    sig = types.void(x, i, i, out, table, types.int64, types.int64)
+    if not SIMD:
+        return sig, empty_codegen
+
+    def codegen(context, builder, signature, args):
+        x_, row_, depth_, out_, table_, qmin_, qmax_ = (
+            operand(context, builder, signature, args, k) for k in range(7)
+        )
+        from .transpose8 import transpose16
+
+        r = _Row(context, builder, x_, x.dtype.signed)
+        v, b, f = r.v, builder, _Fixed(builder)
+        cols = v.lanes_below(depth_)
+        base = b.mul(row_, depth_)
+        lowest = ir.Constant(v.v8, [-128 if x.dtype.signed else 0] * LANES)
+        rows = []
+        for k in range(ROWS16):
+            ptr = b.bitcast(
+                b.gep(r.x, [b.add(base, b.mul(depth_, ir.Constant(depth_.type, k)))]), v.v8.as_pointer()
+            )
+            rows.append(b.call(r._load8, [ptr, ir.Constant(v.i32, 1), cols, lowest]))
+        widen = b.sext if x.dtype.signed else b.zext
+        columns = [widen(c, v.v32) for c in transpose16(b, rows)]  # columns[j]: element j of each row
+        top = columns[0]
+        for c in columns[1:]:  # padding lanes hold the type's minimum: no effect on the maxima
+            top = v.smax(top, c)
+        table = data_ptr(context, builder, table_)
+        everything = ir.Constant(v.vmask, [1] * LANES)
+        total, es = v.splat(0), []
+        for j, c in enumerate(columns):
+            e = r.gather(table, b.sub(top, c), everything)
+            es.append(e)
+            term = b.lshr(b.add(e, v.splat(1 << 11)), v.splat(12))  # RoundingDivideByPOT(e, 12), e >= 0
+            term = b.select(b.icmp_signed("<", e, v.splat(0)), v.splat(0), term)
+            real = b.icmp_signed("<", ir.Constant(depth_.type, j), depth_)  # a column of the rows, not padding
+            total = b.add(total, b.select(real, term, v.splat(0)))
+        scale, exponent = f.reciprocal(total)
+        mask_e = b.sub(b.shl(v.splat(1), exponent), v.splat(1))
+        half = b.lshr(mask_e, v.splat(1))
+        qmin_v, qmax_v = v.broadcast(qmin_), v.broadcast(qmax_)
+        outs = []
+        for e in es:
+            p = f.srdhm(scale, e)  # e >= 0 where it counts
+            up = b.icmp_signed(">", b.and_(p, mask_e), half)
+            q = b.add(b.ashr(p, exponent), b.zext(up, v.v32))
+            q = v.smin(v.smax(b.add(q, qmin_v), qmin_v), qmax_v)
+            outs.append(b.trunc(b.select(b.icmp_signed("<", e, v.splat(0)), qmin_v, q), v.v8))
+        outp = data_ptr(context, builder, out_, ir.IntType(8))
+        for k, o in enumerate(transpose16(b, outs)):
+            ptr = b.bitcast(
+                b.gep(outp, [b.add(base, b.mul(depth_, ir.Constant(depth_.type, k)))]), v.v8.as_pointer()
+            )
+            b.call(v._store, [o, ptr, ir.Constant(v.i32, 1), cols])
+        return context.get_dummy_value()
+
+    return sig, codegen

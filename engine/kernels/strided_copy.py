@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from . import transpose8
 from .kernel import kernel
 
 MAX_RANK = 6
@@ -121,6 +122,7 @@ class ViewCopy:
         self.ext, self.st, self.offset = view_plan(out_shape, strides, offset)
         tiled = self.st[5] != 1 and self.ext[4] > 1 and self.ext[5] > 1
         self.fn = (_copy_tiled if tiled else _copy).pick(int(np.prod(out_shape, dtype=np.int64)))
+        self.fn8 = transpose8.transpose_u8.pick(int(np.prod(out_shape, dtype=np.int64)))  # one-byte data
         self.empty = int(np.prod(out_shape, dtype=np.int64)) == 0
 
     def __call__(self, src: np.ndarray, out: np.ndarray) -> None:
@@ -129,7 +131,8 @@ class ViewCopy:
 
     def calls(self, src: np.ndarray, out: np.ndarray) -> list:
         """The kernel call copying src to out, as (kernel, args) for a bound plan (ops/common.py bound)."""
-        return [] if self.empty else [(self.fn, (bits(src), self.offset, self.ext, self.st, bits(out)))]
+        fn = self.fn8 if transpose8.applies(self.ext, self.st, src.dtype.itemsize) else self.fn
+        return [] if self.empty else [(fn, (bits(src), self.offset, self.ext, self.st, bits(out)))]
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> list[int]:

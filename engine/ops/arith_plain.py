@@ -11,14 +11,17 @@ reference reports an error). numpy broadcasts as TFLite does (right-aligned, siz
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import InputError
 from ..graph import Graph, Op
+from ..kernels import plain
 from ..profiles import litert, litert_xnn, profile_of
 from . import div_quantized
-from .broadcast import broadcast_shape
-from .common import Prepared, Shape, fail, require, tensors
+from .broadcast import broadcast_plan, broadcast_shape
+from .common import Prepared, Shape, bound, fail, require, tensors, view
 
 FLOAT_INT = ("float32", "int32", "int64")
 TYPES = {
@@ -103,6 +106,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     int_div = op.type in ("DIV", "FLOOR_DIV") and dtype.kind != "f"
     if int_div and values[1] is not None and not np.all(values[1]):
         raise fail(op, f"{b.describe()}: division by zero")
+    if bounds is None and not xnn:  # (a fused clamp, XNNPACK's float rules: through NumPy below)
+        return _compiled(op, dtype, shapes, out_shape)
     check_zero = int_div and values[1] is None
 
     def run(inputs: list, outputs: list, scratch: list) -> None:
@@ -118,3 +123,39 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     if xnn:
         return litert_xnn.flush_denormals(prepared, shapes)  # XNNPACK: denormals are zero
     return prepared
+
+
+_KERNELS = {
+    "ADD": plain.add,
+    "SUB": plain.sub,
+    "MUL": plain.mul,
+    "MAXIMUM": plain.maximum,
+    "MINIMUM": plain.minimum,
+    "DIV": plain.div_float,  # (float32: the integer divisions check their divisors, below)
+    "FLOOR_DIV": plain.floor_div_float,
+}
+
+
+def _compiled(op: Op, dtype: np.dtype, shapes: list, out_shape: Shape) -> Prepared:
+    """The op as one compiled call (kernels/plain.py) over the broadcast walk."""
+    walk = broadcast_plan(out_shape, shapes[0], shapes[1])
+    if dtype.kind == "f" or op.type not in ("DIV", "FLOOR_DIV"):
+        fn = _KERNELS[op.type]
+
+        def bind(inputs: list, outputs: list, scratch: list) -> list:
+            return [(fn, (view(inputs[0]), view(inputs[1]), view(outputs[0]), *walk))]
+
+        return bound([out_shape], bind)
+    info = np.iinfo(dtype)
+    floor = op.type == "FLOOR_DIV"
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        a, b, out = view(inputs[0]), view(inputs[1]), view(outputs[0])
+        if floor:
+            ok = plain.floor_div_int(a, b, out, *walk, info.min, info.max, scratch[0])
+        else:
+            ok = plain.div_int(a, b, out, *walk)
+        if not ok:
+            raise InputError(f"{op.where()}: division by zero")
+
+    return Prepared([out_shape], run, [((math.prod(out_shape),), np.int64)] if floor else [])

@@ -32,7 +32,7 @@ def broadcast_shape(op: Op, s1: Shape, s2: Shape) -> Shape:
     return tuple(out)
 
 
-def _plan(out: Shape, s1: Shape, s2: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def broadcast_plan(out: Shape, s1: Shape, s2: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Collapse the broadcast into at most MAX_RANK dims; returns (extents, strides of a, strides of b).
 
     Adjacent dimensions merge when each input either spans both or broadcasts both; size-1
@@ -88,7 +88,7 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
             return [(gather, (x, other, view(outputs[0]), table, lut, *strides))]
 
         return runner(bind_scalar)
-    ext, sa, sb = _plan(out_shape, s1, s2)
+    ext, sa, sb = broadcast_plan(out_shape, s1, s2)
     phases = int(ext[-1])
     if sa[-1] == sb[-1] == 1 and max(n1, n2) == size and min(n1, n2) == phases <= binary_lookup.PHASES_MAX:
         strides = (256, 1) if n2 == phases else (1, 256)

@@ -47,6 +47,7 @@ class Prepared:
     work: int = 0
     warmup: Callable[..., None] | None = None
     bind: Callable[..., list] | None = None
+    alias: bool = False  # output 0 is input 0's bytes as they are: see same_bytes()
 
     def __post_init__(self) -> None:
         if self.bind is None:  # a shared runner (kernels/lookup.py) carries its bind on its run
@@ -68,6 +69,21 @@ def runner(bind: Callable[..., list]) -> Callable[..., None]:
 def bound(out_shapes: list[Shape], bind: Callable[..., list], scratch: list | None = None) -> Prepared:
     """A Prepared whose run is the kernel calls bind(inputs, outputs, scratch) returns (see Prepared)."""
     return Prepared(out_shapes, runner(bind), scratch or [], bind=bind)
+
+
+def same_bytes(out_shape: Shape) -> Prepared:
+    """A Prepared for an op whose one output is its input 0's bytes under out_shape (RESHAPE, SQUEEZE):
+    the planner makes the output a view of the input's buffer where the input is an activation of its
+    own (no copy, no call); else the run copies."""
+
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        if np.shares_memory(outputs[0], inputs[0]):
+            return []
+        return [(np.copyto, (outputs[0], view(inputs[0], out_shape)))]
+
+    prepared = bound([out_shape], bind)
+    prepared.alias = True
+    return prepared
 
 
 def view(a: np.ndarray, shape=-1) -> np.ndarray:

@@ -77,9 +77,17 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     bias_q = fold_zero_point(bias_q, u_zp, weights, axis=(0, 1))
     group = D.LANES // oc if D.SIMD and win.sw == 1 and D.LANES % oc == 0 else 1
     cp = oc if group > 1 else -(-oc // D.LANES) * D.LANES
-    taps = np.zeros((kh, kw, max(cp, D.LANES)), np.int16)
-    taps[:, :, : oc * group] = np.tile(weights, group)
-    taps = taps.reshape(-1)  # flat: the kernel indexes it by offsets
+    # quad rows (4 taps along x per vpdpbusd) where the filter fits int8 (int8 filters; uint8 rarely),
+    # a quad row keeps every sw-th pixel (sw divides the quads' steps), and channels fill whole vectors
+    # (packed pixels, `group`, measured faster on the int16 products)
+    quad = D.QUADS and group == 1 and (kw <= 4 or 4 * win.dw % win.sw == 0)
+    quad = quad and weights.min() >= -128 and weights.max() <= 127
+    if quad:
+        taps, stage = D.quad_taps(weights, max(cp, D.LANES)), D.quad_stage(win.wp, cp, win.dw)
+    else:
+        taps = np.zeros((kh, kw, max(cp, D.LANES)), np.int16)
+        taps[:, :, : oc * group] = np.tile(weights, group)
+        taps, stage = taps.reshape(-1), 0  # flat: the kernel indexes it by offsets
 
     def lanes(a):  # a per-channel parameter, per lane
         return None if a is None else np.tile(np.broadcast_to(a, (oc,)), group)
@@ -88,22 +96,23 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     padding = K.Padding(
         n, h, w, c, np.int16(u_zp - in_zp), np.int16(u_zp), win.top, win.left, dm, win.hp, win.wp, cp
     )
-    geo = K.Geometry(win.hp, win.wp, cp, kh, kw, win.sh, win.sw, win.dh, win.dw)
+    geo = K.Geometry(win.hp, win.wp, cp, kh, -(-kw // 4) if quad else kw, win.sh, win.sw, win.dh, win.dw)
     plan = _plan(oh, cp, (kh - 1) * win.dh + 1, group)
-    dims = D.dims(geo, padding, plan, rq.out_zp, rq.lo, rq.hi)
+    dims = D.dims(geo, padding, plan, rq.out_zp, rq.lo, rq.hi, stage)
     # (pick's work is in elementwise steps: measured, 2 threads win from about 100k multiply-accumulates)
     depthwise_conv2d = D.KERNELS[type(rq)].pick(n * oh * ow * oc * kh * kw // 2)
     slack = (D.DPX * win.sw + 1) * max(cp, D.LANES) + 64  # a step's pixels beyond the last row's end
     threads = numba.config.NUMBA_NUM_THREADS  # (numba.get_thread_id() is below it)
 
-    def bind(ins, outs, scratch):
-        out = view(outs[0], (n, oh, ow, oc))
-        return [(depthwise_conv2d, (view(ins[0]), taps, dims, rq.table, scratch[0], scratch[1], out))]
+    ring = (plan.span * -(-win.wp * cp // D.LANES) * D.LANES + slack) * (4 if quad else 1) + stage
+    ring = -(-ring // 64) * 64
+    c = D.pack(dims, rq.table, taps, ring)
 
-    scratch = [
-        ((threads, plan.span * win.wp * cp + slack), np.uint8),  # each thread's ring of padded rows
-        ((threads, kh), np.int64),
-    ]
+    def bind(ins, outs, scratch):
+        return [(depthwise_conv2d, (view(ins[0]), c, scratch[0], view(outs[0], (n, oh, ow, oc))))]
+
+    # each thread's ring of padded rows (quad rows), then where its filter rows (quads) are in it
+    scratch = [((threads, ring + 8 * kh * (-(-kw // 4) if quad else 1)), np.uint8)]
     return bound([out_shape], bind, scratch)
 
 

@@ -18,7 +18,7 @@ from ..graph import Graph, Op
 from ..kernels.int16 import GENERAL, LEFT_SHIFT, MUL, POT, binary16
 from ..numerics.fixedpoint import quantize_multiplier
 from ..profiles import profile_of
-from .broadcast import _plan, broadcast_shape
+from .broadcast import broadcast_plan, broadcast_shape
 from .common import (
     Prepared,
     Shape,
@@ -81,7 +81,7 @@ def prepare_binary16(op: Op, g: Graph, shapes: list[Shape | None]) -> Prepared:
         mode, p = _add_sub_params(op, q, -1 if op.type == "SUB" else 1, broadcast, profile_of(g) != "tflm")
     lo, hi = fused_activation(op, out)
     out_shape = broadcast_shape(op, shapes[0], shapes[1])
-    ext, sa, sb = _plan(out_shape, shapes[0], shapes[1])
+    ext, sa, sb = broadcast_plan(out_shape, shapes[0], shapes[1])
     fn = binary16.pick(int(np.prod(out_shape)))
     if (
         profile_of(g) == "litert"

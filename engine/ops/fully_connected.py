@@ -16,9 +16,8 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
-from ..kernels import conv as K
-from ..kernels import fc_litert, gemm, requantize
-from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
+from ..kernels import fc_packed, gemm, requantize
+from ..kernels.gemm import OCB, pack_weights, padded_channels
 from ..profiles import litert, profile_of, tflm
 from . import conv_float
 from .common import Prepared, bound, fused_activation, require, view
@@ -64,60 +63,37 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, shapes[0][-1] == depth, f"keep_num_dims needs the last input dimension to be {depth}")
     else:
         out_shape = (rows, units)
-    delta = np.int16(delta)
     threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
-    scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
-
+    # each thread's rows and sums in one array, the layer's constants in another (fc_packed: few arguments)
+    scratch = [fc_packed.scratch_shape(threads, kp, blocks, data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
-    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert"
-    if rule != "reference":
-        gemm_args = (delta, blocks, out_zp, lo, hi)
-        dims = (rows, depth, units)
-        return _litert(op, (inp, filt, out), dims, bias_q, weights, gemm_args, out_shape, scratch, rule)
-    if profile_of(g) == "tflm":
-        require(
-            op,
-            filt.scale.size in (1, units),
-            f"{filt.describe()}: {filt.scale.size} scales for {units} units",
-        )
-        mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
-        rq = requantize.Requant(requantize.params(bias_q, mult, shift), out_zp, lo, hi)
-        fixed = K.fully_connected_fixed.pick(work)
-        zeros = np.zeros(PX, np.int64)
-
-        def bind_fixed(ins, outs, scratch):
-            x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
-            return [(fixed, (x, delta, weights, blocks, rq, zeros, scratch[0], scratch[1], y))]
-
-        return bound([out_shape], bind_fixed, scratch)
-    fully_connected = K.fully_connected.pick(work)
+    rule, arrays = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
+    fn = fc_packed.KERNELS[rule].pick(work)
+    c = fc_packed.consts(delta, blocks, (out_zp, lo, hi, kp), units, arrays)
 
     def bind(ins, outs, scratch):
         x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
-        args = (x, delta, weights, blocks, bias_q, scale, out_zp, lo, hi, *scratch[:2], y)
-        return [(fully_connected, args)]
+        return [(fn, (x, weights, c, scratch[0], y))]
 
     return bound([out_shape], bind, scratch)
 
 
-def _litert(op: Op, tensors3, dims, bias_q, weights, gemm_args, out_shape, scratch, rule: str) -> Prepared:
-    """numerics="litert": XNNPACK's fp32 rule (delegated) or ruy's rounding of the reference's multipliers
-    (LiteRT's optimized kernel), on the same GEMM (kernels/fc_litert.py)."""
+def _requantization(op: Op, g: Graph, tensors3, units: int, bias_q, scale) -> tuple:
+    """The layer's rule (a fc_packed.KERNELS key) and the arrays fc_packed.consts takes for it: the
+    reference's double rule; TFLite Micro's fixed point (numerics="tflm"); with numerics="litert",
+    XNNPACK's fp32 rule (delegated) or ruy's rounding of the reference's multipliers (LiteRT's
+    optimized kernel)."""
     inp, filt, out = tensors3
-    rows, depth, units = dims
-    delta, blocks, out_zp, lo, hi = gemm_args
-    require(op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units")
+    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert"
+    if rule == "reference" and profile_of(g) != "tflm":
+        return "double", (bias_q.astype(np.int64), scale.astype(np.float64))
+    require(
+        op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units"
+    )
     if rule == "fp32":  # XNNPACK
-        table = requantize.params_fp32(bias_q, litert.fp32_scales(inp, filt, out, units))
-        fn = fc_litert.fully_connected_fp32.pick(rows * units * depth // 16)
-    else:  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
+        return rule, (requantize.params_fp32(bias_q, litert.fp32_scales(inp, filt, out, units)),)
+    if rule == "ruy":  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
         mult, shift = conv_multipliers(op, inp, filt, out, units)
-        table = requantize.params(bias_q, mult, shift)
-        fn = fc_litert.fully_connected_ruy.pick(rows * units * depth // 16)
-    zeros = np.zeros(PX, np.int64)
-
-    def bind(ins, outs, scratch):
-        x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
-        return [(fn, (x, delta, weights, blocks, table, out_zp, lo, hi, zeros, scratch[0], scratch[1], y))]
-
-    return bound([out_shape], bind, scratch)
+    else:  # TFLite Micro: s_in * s_w / s_out in double, MultiplyByQuantizedMultiplier
+        mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
+    return rule, (requantize.params(bias_q, mult, shift),)

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph import Graph, Op
-from .common import Prepared, Shape, fail, require, tensors
+from ..kernels import plain
+from .common import Prepared, Shape, bound, fail, require, tensors, view
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
 
@@ -88,16 +89,16 @@ def prepare_gather_nd(
     if values[1] is not None:
         v = np.asarray(values[1]).reshape(count, depth)
         _check(op, bool(np.all((v >= 0) & (v < limits))), True)
-    known = values[1] is not None
+    rows = math.prod(ps[:depth])
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        idx = inputs[1].reshape(count, depth)
-        if not known:
-            _check(op, bool(np.all((idx >= 0) & (idx < limits))), False)
-        rows = idx.astype(np.int64) @ strides
-        np.take(inputs[0].reshape(-1, inner), rows, axis=0, out=outputs[0].reshape(count, inner))
+    def gather(params: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
+        _check(op, plain.gather_nd(params, idx, limits, strides, out), False)
 
-    return Prepared([out_shape], run)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        ins = (view(inputs[0], (rows, inner)), view(inputs[1], (count, depth)))
+        return [(gather, (*ins, view(outputs[0], (count, inner))))]
+
+    return bound([out_shape], bind)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:

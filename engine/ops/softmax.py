@@ -26,7 +26,7 @@ from numba import njit, prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..kernels.requantize import SIMD
-from ..kernels.softmax8 import row_exp16, row_max16, row_out16
+from ..kernels.softmax8 import ROWS16, row_exp16, row_max16, row_out16, rows16_softmax
 from ..numerics.fixedpoint import INT32_MAX, quantize_multiplier, wrap_int32
 from ..numerics.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from ..numerics.gemmlowp import exp_on_negative_values, get_reciprocal, libm
@@ -124,6 +124,18 @@ def _softmax_simd(x, out, rows, depth, table, terms, qmin, qmax, row_work, exp_w
                 _softmax_rows(x, out, r, r + 1, depth, table, terms, qmin, qmax)
 
 
+@kernel
+def _softmax_lanes(x, out, rows, depth, table, terms, qmin, qmax):
+    """_softmax for rows of at most 16 elements (kernels/softmax8.py rows16_softmax): 16 rows at a time,
+    one per lane, tasks of 64 such blocks; the last rows % 16 by the scalar loop. table and terms int32."""
+    blocks = rows // ROWS16
+    per_task = 64
+    for c in prange((blocks + per_task - 1) // per_task):
+        for k in range(c * per_task, min(blocks, (c + 1) * per_task)):
+            rows16_softmax(x, k * ROWS16, depth, out, table, qmin, qmax)
+    _softmax_rows(x, out, blocks * ROWS16, rows, depth, table, terms, qmin, qmax)
+
+
 @njit(cache=True)
 def _softmax_lut_rows(x, out, r0, r1, depth, table, params):
     """LiteRT's optimized 8-bit softmax (numerics="litert"): a float32 table of expf(-s_in * beta * d),
@@ -217,7 +229,11 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     depth = shape[-1]
     rows = int(np.prod(shape[:-1], dtype=np.int64))
 
-    if SIMD and depth:  # 16 lanes a step: int32 tables for the gathers (entries fit: Q0.31 and Q12.19 terms)
+    if SIMD and 0 < depth <= ROWS16:  # a row per lane (int32 tables for the gathers)
+        softmax = _softmax_lanes.pick(rows * depth // 4)
+        table, terms = table.astype(np.int32), terms.astype(np.int32)
+        scratch = []
+    elif SIMD and depth:  # 16 lanes a step: int32 tables for the gathers (entries fit: Q0.31 and Q12.19 terms)
         softmax = _softmax_simd.pick(rows * depth // 4)
         table, terms = table.astype(np.int32), terms.astype(np.int32)
         threads, chunk = numba.config.NUMBA_NUM_THREADS, simd_chunk(depth)  # numba.get_thread_id() < threads

@@ -1,0 +1,112 @@
+"""Plan rewrites that replace a chain of prepared steps by one cheaper step with the same outputs.
+
+SiLU (swish): y = MUL(x, LOGISTIC(x)) on 8-bit per-tensor data is one function of the 256 values of x.
+Where a MUL's inputs are a tensor x and LOGISTIC(x), of one shape, and the LOGISTIC output feeds
+nothing else and is not a graph output, the MUL step becomes a 256-entry table lookup on x and the
+LOGISTIC step runs only when a run observes every op (Model.run(observe=...)). The table is built by
+running the two ops' own prepared kernels (for the graph's numerics profile) on the 256 values of x,
+so it equals the unfused steps bit for bit by construction. Plans that keep every tensor (keep_all)
+are not rewritten.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import EngineError
+from .graph import Graph, Op
+from .kernels.lookup import table_runner
+from .ops import kernel_for
+from .ops.common import Prepared
+from .profiles import litert, profile_of
+
+BYTE_TYPES = ("int8", "uint8")
+
+
+def fuse(steps: list, g: Graph, shapes: dict, keep_all: bool) -> None:
+    """Rewrite a plan's steps in place (see the module docstring); keep_all plans stay as they are."""
+    if keep_all:
+        return
+    producer = {}  # tensor -> the step that computes it
+    readers: dict[int, int] = {}  # tensor -> how many op inputs read it
+    for op in g.ops:
+        for i in op.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    for step in steps:
+        for i in step.outputs:
+            producer[i] = step
+        op = g.ops[step.op_index]
+        if op.type != "MUL":
+            continue
+        pair = _silu_pair(op, g, producer, readers, shapes)
+        if pair is None:
+            continue
+        logistic_step, x_at = pair
+        table = _silu_table(g.ops[logistic_step.op_index], op, g, x_at, len(shapes[op.outputs[0]]))
+        if table is None:
+            continue
+        _to_lookup(step, table, x_at, math.prod(shapes[op.outputs[0]]))
+        logistic_step.observed_only = True
+
+
+def _silu_pair(op: Op, g: Graph, producer: dict, readers: dict, shapes: dict):
+    """(the LOGISTIC step, position of x among the MUL's inputs) when op is MUL(x, LOGISTIC(x)) as the
+    module docstring says, else None."""
+    if len(op.inputs) != 2 or min(op.inputs) < 0:
+        return None
+    for x_at in (0, 1):
+        x, s = op.inputs[x_at], op.inputs[1 - x_at]
+        step = producer.get(s)
+        if step is None or getattr(step, "observed_only", False):
+            continue
+        logistic = g.ops[step.op_index]
+        if logistic.type != "LOGISTIC" or logistic.inputs[0] != x or x == s:
+            continue
+        if readers.get(s, 0) != 1 or s in g.outputs or shapes.get(x) != shapes.get(s):
+            continue
+        ts = [g.tensors[i] for i in (x, s, op.outputs[0])]
+        if any(t.dtype not in BYTE_TYPES or t.scale.size != 1 for t in ts):
+            continue
+        if profile_of(g) == "litert" and not litert.delegated(op, g):
+            continue  # LiteRT's builtin MUL: NEON blocks and a scalar tail (position-dependent)
+        return step, x_at
+    return None
+
+
+def _silu_table(logistic: Op, mul: Op, g: Graph, x_at: int, rank: int) -> np.ndarray | None:
+    """MUL(x, LOGISTIC(x)) for the 256 raw bytes of x (index = raw byte), computed by the two ops'
+    prepared kernels on a tensor of 256 elements; None where either refuses that shape."""
+    shape = (1,) * (rank - 1) + (256,)
+    x = np.arange(256, dtype=np.uint8).view(g.tensors[logistic.inputs[0]].np_dtype).reshape(shape)
+    try:
+        (s,) = _run(logistic, g, [x])
+        ins = [x, s] if x_at == 0 else [s, x]
+        (y,) = _run(mul, g, ins)
+    except EngineError:
+        return None
+    return np.ascontiguousarray(y.reshape(256))
+
+
+def _run(op: Op, g: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    """op's outputs on these inputs, through its own prepare() and run()."""
+    prepared: Prepared = kernel_for(op)(op, g, [a.shape for a in ins], [None] * len(ins))
+    outs = [np.zeros(s, g.tensors[i].np_dtype) for i, s in zip(op.outputs, prepared.out_shapes)]
+    scratch = [np.zeros(s, d) for s, d in prepared.scratch]
+    prepared.run(ins, outs, scratch)
+    return outs
+
+
+def _to_lookup(step, table: np.ndarray, x_at: int, size: int) -> None:
+    """The MUL step made a table lookup on input x_at (its inputs stay listed: buffer lifetimes are
+    unchanged)."""
+    lookup = table_runner(table, size)
+
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return lookup.bind([inputs[x_at]], outputs, scratch)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        lookup([inputs[x_at]], outputs, scratch)
+
+    step.run, step.bind, step.scratch_spec, step.work, step.warmup = run, bind, [], 0, None

@@ -1,0 +1,173 @@
+"""Plan fusions (engine/fusion.py) against the oracles: SiLU, y = MUL(x, LOGISTIC(x)) on 8-bit data, run as
+one table lookup, equals the reference kernels (and TFLite Micro, and LiteRT's default interpreter under
+their profiles) bit for bit; pairs that must not fuse are left alone and stay exact; every tensor,
+the skipped LOGISTIC outputs included, is still seen by observe and keep_all runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from engine.profiles import litert_xnn
+from tests.every_tensor import assert_every_tensor_equal
+from tests.harness import Net, check, qparams
+from tests.litert_check import check_litert
+from tests.oracle import reference_run_many, require
+from tests.test_tflm import versus_tflm
+
+SHAPE = [1, 5, 6, 10]  # 300 elements: every byte value fits in one batch item
+
+
+def type_min(dtype: str) -> int:
+    return int(np.iinfo(dtype).min)
+
+
+def silu(net: Net, dtype: str, q_in, q_out, x_first: bool = True, act: str = "NONE", shape=SHAPE) -> int:
+    """x -> LOGISTIC -> MUL(x, sigmoid) (or MUL(sigmoid, x)); only the MUL's output is a graph output."""
+    x = net.input(shape, dtype, *q_in)
+    s = net.tensor(shape, dtype, 1 / 256, type_min(dtype))
+    y = net.tensor(shape, dtype, *q_out)
+    net.ops.append({"op": "LOGISTIC", "inputs": [x], "outputs": [s], "options": {}})
+    net.op(
+        "MUL",
+        [x, s] if x_first else [s, x],
+        [y],
+        f"SiLU {dtype} {q_in}->{q_out} {'x first' if x_first else 'x second'} {act}",
+        fused_activation_function=act,
+    )
+    return s
+
+
+def full_range(net: Net, seed: int, batches=(1, 3)) -> list[list[np.ndarray]]:
+    """Random inputs in which every batch item of every input holds all 256 byte values (where it has 256
+    elements)."""
+    rng = np.random.default_rng(seed)
+    sets = []
+    for batch in batches:
+        xs = []
+        for i in net.inputs:
+            t = net.tensors[i]
+            raw = rng.integers(0, 256, size=(batch, int(np.prod(t["shape"][1:])))).astype(np.uint8)
+            for b in range(batch):
+                n = min(256, raw.shape[1])
+                raw[b, rng.permutation(raw.shape[1])[:n]] = rng.permutation(256)[:n]
+            xs.append(raw.view(t["dtype"]).reshape(batch, *t["shape"][1:]))
+        sets.append(xs)
+    return sets
+
+
+def fused(model: bytes, numerics: str = "reference", batch: int = 1) -> int:
+    """How many LOGISTIC steps the production plan skips (fused into their MUL)."""
+    return sum(s.observed_only for s in engine.load(model, numerics=numerics).plan(batch).steps)
+
+
+def silu_net(seed: int, dtypes=("int8", "uint8"), n: int = 5) -> Net:
+    """SiLU pairs of both types, both input orders, awkward and random scales, fused activations."""
+    rng = np.random.default_rng(seed)
+    net = Net()
+    acts = ["NONE", "RELU", "NONE", "RELU6", "NONE"]
+    for dtype in dtypes:
+        info = np.iinfo(dtype)
+        q_ins = [(1e-3, int(info.min)), (0.5, int(info.max))] + [
+            qparams(rng, dtype, -3, 0) for _ in range(n - 2)
+        ]
+        for k, q_in in enumerate(q_ins):
+            silu(net, dtype, q_in, qparams(rng, dtype, -3, 0), x_first=k % 2 == 0, act=acts[k % len(acts)])
+    return net
+
+
+def test_silu_reference():
+    net = silu_net(1)
+    model = net.build()
+    assert fused(model) == len(net.outputs) and fused(model, batch=3) == len(net.outputs)
+    check(net, full_range(net, 2))
+
+
+def test_silu_every_tensor_observed():
+    """observe (the production plan, LOGISTIC steps run only then) and keep_all (not fused) both give the
+    LOGISTIC outputs, equal to the reference's, at batch 1 and 4."""
+    net = silu_net(3, n=3)
+    model = net.build()
+    m = engine.load(model)
+    for xs in full_range(net, 4, (1, 4)):
+        refs = reference_run_many(model, [[x[k : k + 1] for x in xs] for k in range(xs[0].shape[0])], True)
+        assert assert_every_tensor_equal(m, xs, refs) == 3 * len(net.outputs)
+        kept = m.run(list(xs), keep_all=True)
+        for name, got in kept.items():
+            want = np.concatenate([r["tensors"][name] for r in refs])
+            assert np.array_equal(got, want), name
+    assert sum(s.observed_only for s in m.plan(1, keep_all=True).steps) == 0
+
+
+def test_not_fused():
+    """A LOGISTIC read by another op too, one that is a graph output, and a MUL of x and the LOGISTIC of
+    another tensor: each stays two steps, and exact."""
+    rng = np.random.default_rng(5)
+    net = Net()
+    for dtype in ("int8", "uint8"):
+        # the LOGISTIC also feeds an ADD
+        q = qparams(rng, dtype, -2, 0)
+        s = silu(net, dtype, q, qparams(rng, dtype, -2, 0))
+        net.op("ADD", [s, s], [net.tensor(SHAPE, dtype, 1 / 64, 0 if dtype == "int8" else 128)], "ADD of s")
+        # the LOGISTIC is a graph output
+        s = silu(net, dtype, q, qparams(rng, dtype, -2, 0), x_first=False)
+        net.outputs.append(s)
+        net.labels.append(f"LOGISTIC output {dtype}")
+        # MUL(x, LOGISTIC(z))
+        x, z = net.input(SHAPE, dtype, *q), net.input(SHAPE, dtype, *qparams(rng, dtype, -2, 0))
+        s = net.tensor(SHAPE, dtype, 1 / 256, type_min(dtype))
+        net.ops.append({"op": "LOGISTIC", "inputs": [z], "outputs": [s], "options": {}})
+        net.op(
+            "MUL", [x, s], [net.tensor(SHAPE, dtype, *qparams(rng, dtype, -2, 0))], f"x * sigmoid(z) {dtype}"
+        )
+    model = net.build()
+    assert fused(model) == 0
+    check(net, full_range(net, 6))
+
+
+def test_fused_and_unfused_in_one_graph_with_broadcast_neighbours():
+    """A SiLU whose output feeds a broadcast MUL with a LOGISTIC of a smaller tensor (not a SiLU), at
+    rank 2 and 4, batch 1 and 3."""
+    net = Net()
+    x = net.input([1, 7, 40], "int8", 0.07, -3)
+    s = net.tensor([1, 7, 40], "int8", 1 / 256, -128)
+    y = net.tensor([1, 7, 40], "int8", 0.04, -100)
+    net.ops.append({"op": "LOGISTIC", "inputs": [x], "outputs": [s], "options": {}})
+    net.ops.append({"op": "MUL", "inputs": [s, x], "outputs": [y], "options": {}})
+    z = net.input([1, 1, 40], "int8", 0.2, 10)
+    sz = net.tensor([1, 1, 40], "int8", 1 / 256, -128)
+    net.ops.append({"op": "LOGISTIC", "inputs": [z], "outputs": [sz], "options": {}})
+    net.op("MUL", [y, sz], [net.tensor([1, 7, 40], "int8", 0.03, 5)], "broadcast MUL after a SiLU")
+    assert fused(net.build()) == 1
+    check(net, full_range(net, 7))
+
+
+@pytest.mark.usefixtures("tflm")
+def test_silu_tflm():
+    """numerics="tflm": the table comes from TFLite Micro's own LOGISTIC (gemmlowp) and MUL (double
+    multiplier); int8 (TFLite Micro's LOGISTIC wants the output zero point -128)."""
+    net = silu_net(8, dtypes=("int8",), n=6)
+    assert fused(net.build(), "tflm") == len(net.outputs)
+    counts = versus_tflm(net, full_range(net, 9, (1,)))
+    assert not {k: v[0] for k, v in counts.items() if v[0]}, counts
+
+
+def test_silu_litert():
+    """numerics="litert": XNNPACK's MUL (fp32 requantization) is position-free and fuses; a MUL the
+    delegate leaves to LiteRT's builtin kernel (NEON blocks and a scalar tail) is not fused."""
+    require("litert")
+    rng = np.random.default_rng(10)
+    net = Net()
+    for dtype in ("int8", "uint8"):
+        for _ in range(3):
+            while True:
+                q_in, q_out = qparams(rng, dtype, -2, 0), qparams(rng, dtype, -3, 0)
+                if litert_xnn.mul_delegated(q_in[0], 1 / 256, q_out[0]):
+                    break
+            silu(net, dtype, q_in, q_out, x_first=bool(rng.integers(2)))
+    info = np.iinfo("int8")
+    silu(net, "int8", (0.5, int(info.max)), (0.5 / 256 / 1000, 0), shape=[1, 37])  # builtin MUL: too small
+    model = net.build()
+    assert fused(model, "litert") == len(net.outputs) - 1
+    check_litert(model, full_range(net, 11))
