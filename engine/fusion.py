@@ -59,7 +59,7 @@ def _silu_pair(op: Op, g: Graph, producer: dict, readers: dict, shapes: dict):
     for x_at in (0, 1):
         x, s = op.inputs[x_at], op.inputs[1 - x_at]
         step = producer.get(s)
-        if step is None or getattr(step, "observed_only", False):
+        if step is None or step.observed_only:
             continue
         logistic = g.ops[step.op_index]
         if logistic.type != "LOGISTIC" or logistic.inputs[0] != x or x == s:

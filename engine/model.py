@@ -16,6 +16,7 @@ import numpy as np
 from . import budget as memory
 from . import profiles
 from .atomic import atomic_path
+from .batching import mixing_op
 from .errors import EngineError, InputError, ModelFormatError, UnsupportedError
 from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
@@ -329,14 +330,15 @@ class Model:
 
     def _samples_independent(self) -> bool:
         """Whether each sample's results depend on that sample alone: every tensor of the graph at
-        batch 2 is batch-major, or the graph runs a batch sample by sample (_run_per_sample)."""
+        batch 2 is batch-major and no op reads across samples (engine/batching.py), or the graph runs
+        a batch sample by sample (_run_per_sample)."""
         if self._independent is None:
             with self._lock:
                 kept = (2, False) in self._plans
                 try:
                     plan = self.plan(2)
                     shapes = [s for i, s in plan.shapes.items() if i not in plan.values]
-                    independent = all(len(s) and s[0] == 2 for s in shapes)
+                    independent = all(len(s) and s[0] == 2 for s in shapes) and mixing_op(plan) is None
                 except (UnsupportedError, ModelFormatError):
                     independent = True  # written for one sample: a batch runs sample by sample
                 except EngineError:
@@ -364,7 +366,8 @@ class Model:
                 except EngineError:
                     plan = None
             shapes = [] if plan is None else [s for i, s in plan.shapes.items() if i not in plan.values]
-            self._batch_major[part] = plan is not None and all(len(s) and s[0] == probe for s in shapes)
+            batch_major = plan is not None and all(len(s) and s[0] == probe for s in shapes)
+            self._batch_major[part] = batch_major and mixing_op(plan) is None
         return part if self._batch_major[part] else batch
 
     def _collect(self, arrays: dict, keep_all: bool):

@@ -106,3 +106,36 @@ def test_lanes_keep_samples_that_mix_together_and_report_a_lane_error():
         assert np.array_equal(d.run([a, b])[0], np.floor_divide(a, b))
     finally:
         engine.set_num_threads(previous)
+
+
+def test_ops_that_read_across_the_batch_axis_keep_the_batch_whole():
+    """Shapes that stay batch-major do not make samples independent: a time-major LSTM (axis 0 is time),
+    a TRANSPOSE swapping axis 0 with a dimension of the same size, a CONCATENATION of two parts along
+    axis 0 (engine/batching.py). A graph of per-sample ops, and a SPLIT into one piece along axis 0, do."""
+    from engine.batching import mixing_op
+    from tests.tflite_builder import lstm_model
+
+    assert mixing_op(
+        engine.load(lstm_model(n_batch=2, n_time=5, n_input=3, n_cell=4, time_major=True)).plan(2)
+    )
+    assert mixing_op(engine.load(lstm_model(n_batch=2, n_time=5, n_input=3, n_cell=4)).plan(2)) is None
+    q = {"scale": [0.5], "zero_point": [0]}
+    perm = {"name": "perm", "shape": [3], "dtype": "int32", "data": np.int32([1, 0, 2])}
+    axis = {"name": "axis", "shape": [], "dtype": "int32", "data": np.int32(0)}
+    cases = {
+        "TRANSPOSE": ([1, 2, 3], [2, 1, 3], [0, 2], {}, [perm]),
+        "CONCATENATION": ([1, 2, 3], [2, 2, 3], [0, 0], {"axis": 0}, []),
+        "SPLIT": ([1, 2, 3], [1, 2, 3], [2, 0], {"num_splits": 1}, [axis]),
+        "RELU": ([1, 2, 3], [1, 2, 3], [0], {}, []),
+    }
+    for kind, (shape, out_shape, inputs, options, consts) in cases.items():
+        tensors = [
+            {"name": "x", "shape": shape, "dtype": "int8", **q},
+            {"name": "y", "shape": out_shape, "dtype": "int8", **q},
+            *consts,
+        ]
+        op = {"op": kind, "inputs": inputs, "outputs": [1], "options": options}
+        m = engine.load(build_model(tensors=tensors, ops=[op], inputs=[0], outputs=[1]))
+        mixes = mixing_op(m.plan(2)) is not None
+        assert mixes == (kind in ("TRANSPOSE", "CONCATENATION")), kind
+        assert m._samples_independent() == (not mixes), kind
