@@ -118,7 +118,10 @@ def test_fused_epilogue_matches_scalar_rules(rule, trial, build):
 
 
 @pytest.mark.skipif(not gemm.VNNI, reason="int8 data flipped in the micro-kernel needs AVX-512 VNNI")
-@pytest.mark.parametrize("k, pixels, oc", [(1, (5, 5), 64), (1, (2, 7), 40), (3, (6, 9), 21), (2, (4, 4), 8)])
+@pytest.mark.parametrize(
+    "k, pixels, oc",  # rows of 4k + 1 and 4k + 2 pixels end in one-pixel tiles (conv.tile_requantize_rest)
+    [(1, (5, 5), 64), (1, (2, 7), 40), (3, (6, 9), 21), (2, (4, 4), 8), (3, (5, 7), 33), (3, (4, 8), 40)],
+)
 @pytest.mark.parametrize("build", [serial_build, parallel_build])
 def test_int8_flipped_in_kernel(k, pixels, oc, build):
     """A small unpadded int8 convolution reads its input in place, each value's sign bit flipped in the

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm import OCB, PX, Epilogue, Runs, gemm_rows, tile, tile_requantize
+from .gemm import OCB, PX, Epilogue, Runs, gemm_rows, tile, tile_requantize, tile_requantize_one
 from .kernel import kernel
 from .requantize import requantize_pixels
 
@@ -162,18 +162,23 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                     lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
                     for t in range(0, ow, PX):
                         start = base + t * sw * c
-                        ep = Epilogue(
-                            ch, min(OCB, oc - ch), lane, d, t, min(PX, ow - t), (row + t) * oc + ch, oc
-                        )
+                        pixels = min(PX, ow - t)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
                         w_off, w_run = blk * block_size, blocks * block_size
                         if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
                             at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                            tile_requantize(xf, w, at, ep, offsets, flat, rq)
+                            if pixels > 2:
+                                tile_requantize(xf, w, at, ep, offsets, flat, rq)
+                            else:
+                                tile_requantize_rest(xf, w, at, ep, offsets, flat, rq)
                         else:
                             edge[: xf.size - start] = xf[start:]
                             edge[xf.size - start :] = 0
                             at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                            tile_requantize(edge, w, at, ep, offsets, flat, rq)
+                            if pixels > 2:
+                                tile_requantize(edge, w, at, ep, offsets, flat, rq)
+                            else:
+                                tile_requantize_rest(edge, w, at, ep, offsets, flat, rq)
                 continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
@@ -193,6 +198,20 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                 for ox in range(ow):
                     offsets[ox] = d * acc[ox * width + sum_lane]
             requantize_pixels(acc, width, offsets, rq, out[b, oy])
+
+
+@njit(inline="always", cache=True)
+def tile_requantize_rest(x, w, at, ep, offsets, out, rq):
+    """tile_requantize for a row's last ep.pixels (1 or 2) pixels: a one-pixel tile each, a quarter of a
+    whole tile's multiply-adds (a row of width 1 or 2, or 4k + 1 or 2, wastes no more)."""
+    for p in range(ep.pixels):
+        one_at = Runs(
+            at.x_off + p * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run
+        )
+        one = Epilogue(
+            ep.ch, ep.channels, ep.sum_lane, ep.d, ep.pix + p, 1, ep.out_off + p * ep.out_pixel, ep.out_pixel
+        )
+        tile_requantize_one(x, w, one_at, one, offsets, out, rq)
 
 
 @njit(inline="always", cache=True)

@@ -198,16 +198,16 @@ def _tile_definition(px: int, x_type):
     return tile
 
 
-def _tile_requantize_definition(x_type):
-    """tile_requantize's definition for x of x_type."""
+def _tile_requantize_definition(x_type, px: int = PX):
+    """tile_requantize's definition for x of x_type, tiles of px pixels."""
     return lambda typingctx, x, w, at, ep, offsets, out, rq: (
-        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq) if _takes(x.dtype) == x_type else None
+        _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px) if _takes(x.dtype) == x_type else None
     )
 
 
-def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
+def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
     """The micro-kernel (as tile, over all of k; at: Runs) with requantization fused (ep: Epilogue; rq:
-    requantize.Requant): the PX pixels' sums for channels ch .. ch + channels - 1 (channels <= OCB) go
+    requantize.Requant): the px pixels' sums for channels ch .. ch + channels - 1 (channels <= OCB) go
     from registers to
         out[out_off + p*out_pixel + j] = requantize(sum + offsets[pix + p])
     for the pixels p < pixels only. d != 0 and sum_lane >= 0: lane sum_lane of this block holds each
@@ -224,7 +224,7 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq):
         )
         v = VectorIR(builder)
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
-        slots = _block_sums(context, v, (x_, w_, at_), ep, rq_, masks)
+        slots = _block_sums(context, v, (x_, w_, at_), ep, rq_, masks, px)
         _add_window_sums(context, v, ep, offsets_, slots)
         sums = [[builder.load(q) for q in pixel] for pixel in slots]
         _store_requantized(context, v, ep, rq_, out_, sums, masks, rule_of(signature.args[6]))
@@ -237,8 +237,8 @@ def _const(like, value: int):
     return ir.Constant(like.type, value)
 
 
-def _block_sums(context, v: VectorIR, operands, ep, rq_, masks) -> list:
-    """tile_requantize's sums (allocas [PX][2]), begun from the bias (the sum lane's is zero: beyond
+def _block_sums(context, v: VectorIR, operands, ep, rq_, masks, px: int) -> list:
+    """tile_requantize's sums (allocas [px][2]), begun from the bias (the sum lane's is zero: beyond
     the channels). A block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if
     any) among them, multiplies its lower half only."""
     builder = v.b
@@ -248,7 +248,7 @@ def _block_sums(context, v: VectorIR, operands, ep, rq_, masks) -> list:
         v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
         for k, m in enumerate(masks)
     ]
-    slots = [[cgutils.alloca_once_value(builder, v.splat(0)) for _ in range(2)] for _ in range(PX)]
+    slots = [[cgutils.alloca_once_value(builder, v.splat(0)) for _ in range(2)] for _ in range(px)]
     both = builder.or_(
         builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
         builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16)),
@@ -256,8 +256,8 @@ def _block_sums(context, v: VectorIR, operands, ep, rq_, masks) -> list:
     with builder.if_else(both) as (upper_too, lower_only):
         for halves, branch in ((2, upper_too), (1, lower_only)):
             with branch:
-                done = _mac_loop(context, builder, PX, x_, w_, at_, [bias[:halves]] * PX)
-                for p in range(PX):
+                done = _mac_loop(context, builder, px, x_, w_, at_, [bias[:halves]] * px)
+                for p in range(px):
                     for k in range(halves):
                         builder.store(done[p][k], slots[p][k])
     return slots
@@ -272,7 +272,7 @@ def _add_window_sums(context, v: VectorIR, ep, offsets_, slots) -> None:
     lane = builder.trunc(builder.srem(ep.sum_lane, _const(ep.sum_lane, 16)), v.i32)
     upper = builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16))
     with builder.if_then(builder.icmp_signed("!=", ep.d, _const(ep.d, 0)), likely=False):
-        for p in range(PX):
+        for p in range(len(slots)):
             sums = [builder.load(q) for q in slots[p]]
             slot = builder.gep(offs, [builder.add(ep.pix, _const(ep.pix, p))])
             with builder.if_then(has_sum, likely=False):
@@ -286,7 +286,7 @@ def _add_window_sums(context, v: VectorIR, ep, offsets_, slots) -> None:
 
 
 def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: str) -> None:
-    """tile_requantize's stores: the sums [PX][2] requantized by rule (see requantize.VectorIR), the
+    """tile_requantize's stores: the sums [px][2] requantized by rule (see requantize.VectorIR), the
     upper half where channels > 16, pixels < ep.pixels only. The reference and ruy rules read widen()'s
     table, in two versions: with the left shift and (the usual) without."""
     builder = v.b
@@ -294,14 +294,14 @@ def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: s
     outp = data_ptr(context, builder, out_)
     zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
 
-    def requantize_half(k, shift):  # channels ch + 16k .. ch + 16k + 15 of the PX pixels
+    def requantize_half(k, shift):  # channels ch + 16k .. ch + 16k + 15 of the pixels
         ch = builder.add(ep.ch, ir.Constant(intp, 16 * k))
         if rule == "fp32":
             params = v.params(context, rq_.table, ch, masks[k])
         else:
             wide = v.wide_params(context, rq_.table, ch)
             left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
-        for p in range(PX):
+        for p in range(len(sums)):
             if rule == "fp32":
                 r = v.requantize(sums[p][k], params, zp, lo, hi, rule)
             else:
@@ -385,6 +385,9 @@ def _by_x_type(u8_definition, s16_definition):
 
 # what the convolutions call: the variant for their data's type, chosen when Numba types the call
 tile_requantize = intrinsic(_by_x_type(_tile_requantize_definition(U8), _tile_requantize_definition(S16)))
+tile_requantize_one = intrinsic(  # one pixel: a row's last one or two (conv.conv2d)
+    _by_x_type(_tile_requantize_definition(U8, 1), _tile_requantize_definition(S16, 1))
+)
 if _MADD:
     tile = intrinsic(_by_x_type(_tile_definition(PX, U8), _tile_definition(PX, S16)))
     tile_one = intrinsic(_by_x_type(_tile_definition(1, U8), _tile_definition(1, S16)))
