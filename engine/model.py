@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
 from .formats.tflite import import_tflite
 from .graph import Graph
-from .runtime import run_lanes, threads_now
+from .runtime import Pace, run_lanes, threads_now
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
@@ -123,6 +124,7 @@ class Model:
         self._last = None  # ((shape, dtype) of each input, plan) of the last exact run (_remember)
         self._independent: bool | None = None  # (_samples_independent)
         self._lane_copies: list[Model] = []  # the other lanes of a batch run (_run_lanes)
+        self._lane_paces: dict[int, Pace] = {}  # lanes or not, per batch size (_run_paced)
         one = self.plan(1)  # refuse what cannot run now, not at the first run()
         self._sample_bytes = max(one.nbytes - one.const_bytes, 1)  # what a sample's run holds
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
@@ -240,11 +242,19 @@ class Model:
             raise InputError("the input does not fit in memory as a contiguous array") from None
         lanes = self._lanes(batch) if not keep_all and observe is None else 1
         if lanes > 1:
-            return self._run_lanes(feeds, batch, lanes)
+            return self._run_paced(feeds, batch, lanes)
+        return self._run_whole(feeds, batch, keep_all, observe)
+
+    def _run_whole(self, feeds: dict, batch: int, keep_all: bool, observe):
+        """The batch on this model's plans: in sub-batches where they fit the caches, else at once."""
         part = self._sub_batch(batch) if not keep_all and observe is None else batch
         if part < batch:
-            ins = [feeds[t.index] for t in self.inputs]
-            runs = [self.run([a[k : k + part] for a in ins]) for k in range(0, batch, part)]
+            runs = [
+                self._run_whole(
+                    {i: a[k : k + part] for i, a in feeds.items()}, min(part, batch - k), False, None
+                )
+                for k in range(0, batch, part)
+            ]
             return [np.concatenate([r[j] for r in runs]) for j in range(len(self.outputs))]
         with self._lock, _kernel_lock():
             if batch in self._per_sample:
@@ -267,6 +277,25 @@ class Model:
             finally:
                 self._release(plan)
 
+    def _run_paced(self, feeds: dict, batch: int, lanes: int) -> list[np.ndarray]:
+        """The batch in lanes, or whole with each kernel threaded, whichever has been faster lately at
+        this batch size (runtime.Pace): a lane's run hands the GIL over at every kernel call, tens of
+        microseconds on a busy machine, more than a small model's calls take (hello_world's batch of
+        64: 8 us whole, 90 in lanes)."""
+        pace = self._lane_paces.get(batch)
+        if pace is None:
+            if len(self._lane_paces) > 64:  # (a caller cycling through batch sizes)
+                self._lane_paces.clear()
+            pace = self._lane_paces[batch] = Pace()
+        in_lanes = pace.threaded()
+        t0 = time.perf_counter()
+        if in_lanes:
+            result = self._run_lanes(feeds, batch, lanes)
+        else:
+            result = self._run_whole(feeds, batch, False, None)
+        pace.done(in_lanes, time.perf_counter() - t0)
+        return result
+
     def _run_like_last(self, x) -> list[np.ndarray] | None:
         """The outputs of x where x is like the last exact run's (the same arrays' shapes and types,
         _remember): straight to that plan, a few checks (microseconds count on a small model); else None."""
@@ -279,7 +308,9 @@ class Model:
                 return None
             arrays = (x,)
         elif type(x) in (list, tuple) and len(x) == len(kinds):
-            if not all(type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)):
+            if not all(
+                type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)
+            ):
                 return None
             arrays = x
         else:

@@ -20,6 +20,7 @@ from tests.test_litert_conv import SWEEPS, one_op
 from tests.test_ops_conv import SCHEMES
 
 
+@pytest.mark.slow  # (90 s compiling every kernel again: tests/test_portable.py covers the portable builds)
 def test_without_avx512_matches_litert(models_dir, tmp_path):
     require("litert")
     nets = {f"{k} {s}": (SWEEPS[k][0](s), SWEEPS[k][1]) for k in SWEEPS for s in SCHEMES}
