@@ -118,6 +118,7 @@ def test_model_equals_tflite_micro(name):
     print(f"\n{name}: tflm 0/{len(sets)}, reference {differ}/{len(sets)} inputs differ from TFLite Micro")
 
 
+@pytest.mark.slow  # (30 s: the other TFLite Micro model tests run in the default suite; CI's time)
 def test_mnist_all_10000_equal_tflite_micro():
     """All 10,000 MNIST test images: numerics="tflm" equals TFLite Micro on every output (the reference
     profile differs on 3 of them), and top-1 is 98.80 % in both."""
