@@ -33,6 +33,7 @@ SUB_BATCH_BYTES = 8 << 20
 # a batch of this many samples or more runs in lanes at several threads (_lanes), two or more a lane
 # (a lane of one sample could squeeze the batch axis away)
 LANE_MIN_BATCH = 4
+LANE_MIN_SECONDS = 100e-6  # a batch whose whole run takes less never runs in lanes (_run_paced)
 _WORKQUEUE_LOCK = threading.Lock()
 _NO_LOCK = contextlib.nullcontext()
 _LAYER_LOCK: list = []  # the lock for the threading layer, once one is running (it never changes)
@@ -289,7 +290,9 @@ class Model:
                 self._lane_paces.clear()
                 self._lane_warm.clear()
             pace = self._lane_paces[batch] = Pace()
-        in_lanes = pace.threaded()
+        whole = pace.times[False]
+        # a whole run this short leaves lanes nothing to win: even their tries would cost
+        in_lanes = pace.threaded() and not (whole and max(whole) < LANE_MIN_SECONDS)
         t0 = time.perf_counter()
         if in_lanes:
             result = self._run_lanes(feeds, batch, lanes)
