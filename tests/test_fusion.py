@@ -14,6 +14,7 @@ from tests.every_tensor import assert_every_tensor_equal
 from tests.harness import Net, check, qparams
 from tests.litert_check import check_litert
 from tests.oracle import reference_run_many, require
+from tests.test_ops_activations import full_range_sets
 from tests.test_tflm import versus_tflm
 
 SHAPE = [1, 5, 6, 10]  # 300 elements: every byte value fits in one batch item
@@ -37,24 +38,6 @@ def silu(net: Net, dtype: str, q_in, q_out, x_first: bool = True, act: str = "NO
         fused_activation_function=act,
     )
     return s
-
-
-def full_range(net: Net, seed: int, batches=(1, 3)) -> list[list[np.ndarray]]:
-    """Random inputs in which every batch item of every input holds all 256 byte values (where it has 256
-    elements)."""
-    rng = np.random.default_rng(seed)
-    sets = []
-    for batch in batches:
-        xs = []
-        for i in net.inputs:
-            t = net.tensors[i]
-            raw = rng.integers(0, 256, size=(batch, int(np.prod(t["shape"][1:])))).astype(np.uint8)
-            for b in range(batch):
-                n = min(256, raw.shape[1])
-                raw[b, rng.permutation(raw.shape[1])[:n]] = rng.permutation(256)[:n]
-            xs.append(raw.view(t["dtype"]).reshape(batch, *t["shape"][1:]))
-        sets.append(xs)
-    return sets
 
 
 def fused(model: bytes, numerics: str = "reference", batch: int = 1) -> int:
@@ -81,7 +64,7 @@ def test_silu_reference():
     net = silu_net(1)
     model = net.build()
     assert fused(model) == len(net.outputs) and fused(model, batch=3) == len(net.outputs)
-    check(net, full_range(net, 2))
+    check(net, full_range_sets(net, 2))
 
 
 def test_silu_every_tensor_observed():
@@ -90,7 +73,7 @@ def test_silu_every_tensor_observed():
     net = silu_net(3, n=3)
     model = net.build()
     m = engine.load(model)
-    for xs in full_range(net, 4, (1, 4)):
+    for xs in full_range_sets(net, 4, (1, 4)):
         refs = reference_run_many(model, [[x[k : k + 1] for x in xs] for k in range(xs[0].shape[0])], True)
         assert assert_every_tensor_equal(m, xs, refs) == 3 * len(net.outputs)
         kept = m.run(list(xs), keep_all=True)
@@ -123,7 +106,7 @@ def test_not_fused():
         )
     model = net.build()
     assert fused(model) == 0
-    check(net, full_range(net, 6))
+    check(net, full_range_sets(net, 6))
 
 
 def test_fused_and_unfused_in_one_graph_with_broadcast_neighbours():
@@ -140,7 +123,7 @@ def test_fused_and_unfused_in_one_graph_with_broadcast_neighbours():
     net.ops.append({"op": "LOGISTIC", "inputs": [z], "outputs": [sz], "options": {}})
     net.op("MUL", [y, sz], [net.tensor([1, 7, 40], "int8", 0.03, 5)], "broadcast MUL after a SiLU")
     assert fused(net.build()) == 1
-    check(net, full_range(net, 7))
+    check(net, full_range_sets(net, 7))
 
 
 @pytest.mark.usefixtures("tflm")
@@ -149,7 +132,7 @@ def test_silu_tflm():
     multiplier); int8 (TFLite Micro's LOGISTIC wants the output zero point -128)."""
     net = silu_net(8, dtypes=("int8",), n=6)
     assert fused(net.build(), "tflm") == len(net.outputs)
-    counts = versus_tflm(net, full_range(net, 9, (1,)))
+    counts = versus_tflm(net, full_range_sets(net, 9, (1,)))
     assert not {k: v[0] for k, v in counts.items() if v[0]}, counts
 
 
@@ -170,4 +153,4 @@ def test_silu_litert():
     silu(net, "int8", (0.5, int(info.max)), (0.5 / 256 / 1000, 0), shape=[1, 37])  # builtin MUL: too small
     model = net.build()
     assert fused(model, "litert") == len(net.outputs) - 1
-    check_litert(model, full_range(net, 11))
+    check_litert(model, full_range_sets(net, 11))

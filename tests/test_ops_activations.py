@@ -45,8 +45,9 @@ def full_range_sets(net: Net, seed: int, batches=(1, 3)) -> list[list[np.ndarray
                 xs.append(float_inputs(rng, shape, net.tensors[consumer["outputs"][0]]["scale"][0]))
                 continue
             raw = rng.integers(0, 256, size=shape).astype(np.uint8).reshape(batch, -1)
+            n = min(256, raw.shape[1])  # (fewer elements: as many distinct values as fit)
             for b in range(batch):
-                raw[b, rng.permutation(raw.shape[1])[:256]] = rng.permutation(256)
+                raw[b, rng.permutation(raw.shape[1])[:n]] = rng.permutation(256)[:n]
             xs.append(raw.view(t["dtype"]).reshape(shape))
         sets.append(xs)
     return sets

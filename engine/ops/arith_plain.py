@@ -149,13 +149,17 @@ def _compiled(op: Op, dtype: np.dtype, shapes: list, out_shape: Shape) -> Prepar
     info = np.iinfo(dtype)
     floor = op.type == "FLOOR_DIV"
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        a, b, out = view(inputs[0]), view(inputs[1]), view(outputs[0])
-        if floor:
-            ok = plain.floor_div_int(a, b, out, *walk, info.min, info.max, scratch[0])
-        else:
-            ok = plain.div_int(a, b, out, *walk)
+    def divide(a, b, out, wide) -> None:  # (the kernels write nothing where a divisor is zero)
+        ok = (
+            plain.floor_div_int(a, b, out, *walk, info.min, info.max, wide)
+            if floor
+            else plain.div_int(a, b, out, *walk)
+        )
         if not ok:
             raise InputError(f"{op.where()}: division by zero")
 
-    return Prepared([out_shape], run, [((math.prod(out_shape),), np.int64)] if floor else [])
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        wide = scratch[0] if floor else None
+        return [(divide, (view(inputs[0]), view(inputs[1]), view(outputs[0]), wide))]
+
+    return bound([out_shape], bind, [((math.prod(out_shape),), np.int64)] if floor else [])
