@@ -168,7 +168,10 @@ _get_num_threads = None
 # and tries the other again every PACE_PROBE[0] runs (the interval doubles, up to PACE_PROBE[1], while
 # the other stays the slower, and starts again when they swap).
 PACE_PROBE = (16, 256)
-PACE_SAMPLES = 3  # each side's figure: the median of its last runs
+PACE_SAMPLES = 3  # each side's figure: the best of its last runs (one slow run is no verdict)
+# A try of the other side is this many runs in a row: its first run after a stretch on the other side
+# is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere).
+PACE_PROBE_RUNS = 2
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
 
@@ -177,7 +180,7 @@ class Pace:
     recent times (docs/contention.md). The executor asks `threaded()` before a run and reports its
     time with `done()`."""
 
-    __slots__ = ("fast", "interval", "next_probe", "runs", "times")
+    __slots__ = ("fast", "interval", "next_probe", "probing", "runs", "times")
 
     def __init__(self) -> None:
         self.times: tuple[list[float], list[float]] = ([], [])  # recent seconds: one thread, threaded
@@ -185,24 +188,29 @@ class Pace:
         self.runs = 0
         self.interval = PACE_PROBE[0]
         self.next_probe = PACE_PROBE[0]
+        self.probing = 0  # runs left of the try under way
 
     def _figure(self, threaded: bool) -> float:
-        t = sorted(self.times[threaded])
-        return t[len(t) // 2] if t else 0.0  # an untried side comes first
+        t = self.times[threaded]
+        return min(t) if t else 0.0  # an untried side comes first
 
     def threaded(self) -> bool:
         """Whether this run goes threaded."""
         if not PACE_ON:
             return True
         self.runs += 1
+        if self.probing:
+            self.probing -= 1
+            return not self.fast
         fast = self._figure(True) <= self._figure(False)
         if fast != self.fast:  # the sides swapped: try the other again soon
             self.fast, self.interval = fast, PACE_PROBE[0]
             self.next_probe = self.runs + self.interval
-        if self.runs >= self.next_probe:  # the probe's time alone is the other side's new figure
+        if self.runs >= self.next_probe:  # the try's times alone are the other side's new figure
             self.next_probe = self.runs + self.interval
             self.interval = min(2 * self.interval, PACE_PROBE[1])
             self.times[not fast].clear()
+            self.probing = PACE_PROBE_RUNS - 1
             return not fast
         return fast
 

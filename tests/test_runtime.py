@@ -128,19 +128,24 @@ def _runs(pace, n, one, threaded, seen):
 
 
 def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
-    """Both sides are tried first; then the faster runs, the other is tried every PACE_PROBE[0] runs,
-    the interval doubling while it stays slower; when the cores get taken (threaded runs slow down)
-    the next runs go to one thread within PACE_SAMPLES runs, and back when threads pay again."""
+    """Both sides are tried first; then the faster runs, the other is tried (PACE_PROBE_RUNS runs in a
+    row) every PACE_PROBE[0] runs, the interval doubling while it stays slower; one slow run is no
+    verdict; when the cores get taken (threaded runs slow down) the next runs go to one thread within
+    PACE_SAMPLES runs, and back when threads pay again."""
     monkeypatch.setattr(runtime, "PACE_ON", True)
-    k = runtime.PACE_PROBE[0]
+    k, n = runtime.PACE_PROBE[0], runtime.PACE_PROBE_RUNS
     pace, seen = runtime.Pace(), []
     _runs(pace, 2, lambda r: 2.0, lambda r: 1.0, seen)
     assert seen == [2, 1]
     seen.clear()
     _runs(pace, 8 * k, lambda r: 2.0, lambda r: 1.0, seen)
-    probes = [r for r, side in enumerate(seen) if side == 1]
+    probes = [r for r, side in enumerate(seen) if side == 1 and (r == 0 or seen[r - 1] == 2)]
     assert [b - a for a, b in itertools.pairwise(probes)] == [k, 2 * k, 4 * k][: len(probes) - 1]
+    assert all(seen[p : p + n] == [1] * n for p in probes)
     seen.clear()
+    one_slow, seen_once = runtime.Pace(), []
+    _runs(one_slow, 6, lambda r: 2.0, lambda r: 9.0 if r == 3 else 1.0, seen_once)
+    assert seen_once == [2, 1, 2, 2, 2, 2]
     _runs(pace, 3 * runtime.PACE_SAMPLES, lambda r: 2.0, lambda r: 9.0, seen)  # cores taken
     assert seen[-runtime.PACE_SAMPLES :] == [1] * runtime.PACE_SAMPLES
     seen.clear()
