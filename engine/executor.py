@@ -141,6 +141,8 @@ class Plan:
         for i in fed:
             self.buffers.setdefault(i, np.empty(shapes[i], g.tensors[i].np_dtype))
         self._feed_buffers = [(i, self.buffers[i]) for i in fed]
+        self._fed = [buf for _, buf in self._feed_buffers]
+        self._kept: list[np.ndarray] = []  # (keep_outputs)
         for i in self.variables:
             self.buffers.setdefault(i, np.empty(shapes[i], g.tensors[i].np_dtype))
         resets = [i for i in self.variables if i not in fed]  # a fed state is the caller's
@@ -322,14 +324,21 @@ class Plan:
         self._compute(timings, observe, warm)
         return self._arrays
 
-    def run_arrays(self, arrays, outputs: list[int]) -> list[np.ndarray]:
+    def keep_outputs(self, outputs: list[int]) -> None:
+        """The tensors run_arrays returns (copies of)."""
+        self._kept = [self._arrays[i] for i in outputs]
+
+    def run_arrays(self, arrays) -> list[np.ndarray]:
         """run() for arrays of exactly the graph inputs' types and shapes, in their order, each listed
-        once (the caller checked): copies of the `outputs` tensors. A small model's shortest way."""
-        for (_, buf), a in zip(self._feed_buffers, arrays):
+        once (the caller checked): copies of the keep_outputs tensors. A small model's shortest way
+        (hello_world: 2.0 us a run instead of 2.9 through run())."""
+        for buf, a in zip(self._fed, arrays):
             buf[...] = a
-        self._compute()
-        arrays = self._arrays
-        return [arrays[i].copy() for i in outputs]
+        if self._resets or (self._threaded is not self._serial and threads_now() > 1):
+            self._compute()
+        else:
+            self._serial.run()
+        return [a.copy() for a in self._kept]
 
     def _compute(self, timings: list | None = None, observe=None, warm: bool = False) -> None:
         for buf, value in self._resets:  # a run is stateless: state starts as after a reset
