@@ -19,6 +19,7 @@ loop they cost nothing (LLVM takes them apart again), and each operand has one n
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -233,6 +234,100 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
     return sig, codegen
 
 
+def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
+    """`count` whole tiles of tile_requantize side by side along a row (at, ep: the first tile's; tile i
+    reads from x_off + i*PX*x_stride, writes pixels pix + i*PX on, from out_off + i*PX*out_pixel;
+    ep.pixels is not read: every tile has PX pixels). What depends on the channels alone (bias, masks,
+    the requantization's constants, the branches on the halves and on the left shift) is set up once
+    for the row, not per tile: where k is short, that set-up is most of a tile's time."""
+    sig = types.void(x, w, at, ep, offsets, out, rq, types.intp)
+
+    if not FUSED:  # (as _tile_requantize)
+        return sig, empty_codegen
+
+    def codegen(context, builder, signature, args):
+        x_, w_, at_, ep, offsets_, out_, rq_, count_ = (
+            operand(context, builder, signature, args, k) for k in range(8)
+        )
+        v = VectorIR(builder)
+        rule = rule_of(signature.args[6])
+        masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
+        table = rq_.table
+        bias = [
+            v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
+            for k, m in enumerate(masks)
+        ]
+        both = builder.or_(
+            builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
+            builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16)),
+        )
+        shifting = ir.Constant(ir.IntType(1), 0) if rule == "fp32" else v.wide_left(context, table)
+        with builder.if_else(both) as (upper_too, lower_only):
+            for halves, branch in ((2, upper_too), (1, lower_only)):
+                with branch, builder.if_else(shifting, likely=False) as (left, plain):
+                    for shift, variant in ((True, left), (False, plain)):
+                        with variant:
+                            half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule)
+                            with cgutils.for_range(builder, count_) as tile_loop:
+                                half.tile(x_, w_, at_, offsets_, out_, bias, tile_loop.index)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+class _RowHalves:
+    """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not): the
+    requantization's constants loaded once, before the loop."""
+
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
+        builder = v.b
+        self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
+        self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        self.params = []
+        for k in range(halves):
+            ch = builder.add(ep.ch, _const(ep.ch, 16 * k))
+            if rule == "fp32":
+                self.params.append((v.params(context, rq_.table, ch, masks[k]), None))
+                continue
+            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
+            self.params.append((v.wide_params(context, rq_.table, ch), left))
+
+    def tile(self, x_, w_, at, offsets_, out_, bias, i) -> None:
+        context, v, ep = self.context, self.v, self.ep
+        builder = v.b
+        intp = ep.out_off.type
+        first = builder.mul(i, ir.Constant(intp, PX))
+        tile_at = SimpleNamespace(**vars(at))
+        tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
+        tile_ep = SimpleNamespace(**vars(ep))
+        tile_ep.pix = builder.add(ep.pix, first)
+        tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+        done = _mac_loop(context, builder, PX, x_, w_, tile_at, [bias[: self.halves]] * PX)
+        slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
+        if self.halves == 1:  # (_add_window_sums adds to both halves)
+            for pixel in slots:
+                pixel.append(cgutils.alloca_once_value(builder, v.splat(0)))
+        _add_window_sums(context, v, tile_ep, offsets_, slots)
+        outp = data_ptr(context, builder, out_)
+        for k in range(self.halves):
+            if k == 1:
+                upper = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
+                ctx = builder.if_then(upper)
+                ctx.__enter__()
+            params, left = self.params[k]
+            for p in range(PX):
+                s = builder.load(slots[p][k])
+                if self.rule == "fp32":
+                    r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
+                else:
+                    r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, left)
+                pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
+                ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
+                v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), self.masks[k])
+            if k == 1:
+                ctx.__exit__(None, None, None)
+
+
 def _const(like, value: int):
     return ir.Constant(like.type, value)
 
@@ -385,6 +480,11 @@ def _by_x_type(u8_definition, s16_definition):
 
 # what the convolutions call: the variant for their data's type, chosen when Numba types the call
 tile_requantize = intrinsic(_by_x_type(_tile_requantize_definition(U8), _tile_requantize_definition(S16)))
+tiles_requantize = intrinsic(  # whole tiles along a row, the channels' set-up once (conv.conv2d)
+    lambda typingctx, x, w, at, ep, offsets, out, rq, count: _tiles_requantize(
+        typingctx, x, w, at, ep, offsets, out, rq, count
+    )
+)
 tile_requantize_one = intrinsic(  # one pixel: a row's last one or two (conv.conv2d)
     _by_x_type(_tile_requantize_definition(U8, 1), _tile_requantize_definition(S16, 1))
 )
