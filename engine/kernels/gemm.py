@@ -269,8 +269,7 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                     with fold:
                         if rule != "fp32":
                             packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
-                            with cgutils.for_range(builder, count_) as tile_loop:
-                                packed.tile(x_, w_, at_, offsets_, out_, bias, tile_loop.index)
+                            _packed_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
                             with variant:
@@ -282,18 +281,27 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
     return sig, codegen
 
 
-def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halves: int, i) -> tuple:
-    """Tile i of a row (see _tiles_requantize): its sums (allocas [PX][2], begun from the bias, the
-    window sums added) and its Epilogue (pix and out_off moved to the tile)."""
+def _packed_loops(builder, packed, operands, count) -> None:
+    """_RowPacked's loop over `count` tiles: of 16 channels or fewer, two tiles at once (8 pixels: each
+    weight vector loaded once for both, half the loop's own work), then the odd one."""
+    intp = count.type
+    pairs = builder.udiv(count, ir.Constant(intp, 2)) if packed.halves == 1 else ir.Constant(intp, 0)
+    with cgutils.for_range(builder, pairs) as loop:
+        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
+    with cgutils.for_range(builder, count, start=builder.mul(pairs, ir.Constant(intp, 2))) as loop:
+        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
+
+
+def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halves: int, first, px: int = PX):
+    """The px pixels of a row from pixel `first` on (see _tiles_requantize): their sums (allocas [px][2],
+    begun from the bias, the window sums added) and their Epilogue (pix and out_off moved to them)."""
     x_, w_, at = operands
-    intp = ep.out_off.type
-    first = builder.mul(i, ir.Constant(intp, PX))
     tile_at = SimpleNamespace(**vars(at))
     tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
     tile_ep = SimpleNamespace(**vars(ep))
     tile_ep.pix = builder.add(ep.pix, first)
     tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
-    done = _mac_loop(context, builder, PX, x_, w_, tile_at, [bias[:halves]] * PX)
+    done = _mac_loop(context, builder, px, x_, w_, tile_at, [bias[:halves]] * px)
     slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
     if halves == 1:  # (_add_window_sums adds to both halves)
         for pixel in slots:
@@ -370,16 +378,18 @@ class _RowPacked:
         groups = builder.bitcast(packed, self.v.v32)
         return builder.shuffle_vector(groups, ir.Constant(self.v.v32, None), ir.Constant(self.v.v32, _UNPACK))
 
-    def tile(self, x_, w_, at, offsets_, out_, bias, i) -> None:
+    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int = PX) -> None:
+        """The px pixels (a multiple of 4) from pixel `first` of the row on."""
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
         intp = ep.out_off.type
-        slots, tile_ep = _tile_sums(context, builder, v, (x_, w_, at), ep, offsets_, bias, self.halves, i)
-        r = [[v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)] for p in range(PX)]
+        operands = (x_, w_, at)
+        slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
+        r = [[v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)] for p in range(px)]
         outp = data_ptr(context, builder, out_)
         per = 4 * self.halves  # 4-byte groups per pixel: 8 (32 channels) or 4
-        for first in range(0, PX, 2 if self.halves == 2 else 4):
-            flat = [q for p in range(first, first + 4 // self.halves) for q in r[p]]
+        for group in range(0, px, 2 if self.halves == 2 else 4):
+            flat = [q for p in range(group, group + 4 // self.halves) for q in r[p]]
             groups = self._bytes(*flat)
             for p in range(4 // self.halves):
                 part = builder.shuffle_vector(
@@ -387,7 +397,7 @@ class _RowPacked:
                     ir.Constant(v.v32, None),
                     ir.Constant(ir.VectorType(v.i32, per), list(range(p * per, (p + 1) * per))),
                 )
-                at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, first + p)))
+                at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p)))
                 ptr = builder.bitcast(builder.gep(outp, [at_pixel]), self.vstore.as_pointer())
                 builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), self.mask])
 
