@@ -35,10 +35,21 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from . import cpu
+from . import cpu, requantize
 from .irtools import data_ptr, element_ptr, empty_codegen, operand
 from .kernel import kernel
-from .requantize import BIAS, LANES, Requant, RequantFp32, RequantRuy, VectorIR, requantize_pixels, rule_of
+from .requantize import (
+    BIAS,
+    LANES,
+    RULES,
+    Requant,
+    RequantFp32,
+    RequantRuy,
+    VectorIR,
+    requantize_pixels,
+    rule_of,
+    widen,
+)
 
 DPX = 8  # pixels per step (4 in a row's last step of 4 or fewer); LANES channels
 SIMD = cpu.AVX512BW
@@ -164,6 +175,37 @@ class DwOut(NamedTuple):
     out_pixel: int
 
 
+def _store_step(context, v: VectorIR, rq_, ep_, out_, sums, params, mask, rule: str) -> None:
+    """A step's sums (bias added) requantized by rule to out, pixels p < ep_.pixels. The reference and
+    ruy rules take requantize.widen()'s form (each lane's two roundings one 64-bit floor; the table
+    widened by pack()), in two versions: with the left shift, and (the usual) without."""
+    builder = v.b
+    intp = ep_.out_off.type
+    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+    outp = data_ptr(context, builder, out_)
+
+    def store_all(left):
+        wide = None if rule == "fp32" else v.wide_params(context, rq_.table, ep_.ch)
+        for p in range(len(sums)):
+            inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
+            with builder.if_then(inside, likely=True):
+                if rule == "fp32":
+                    r = v.requantize(sums[p], params, zp, lo, hi, rule)
+                else:
+                    r = v.requantize_wide(sums[p], wide, zp, lo, hi, left)
+                at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
+                v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
+
+    if rule == "fp32":
+        store_all(None)
+        return
+    with builder.if_else(v.wide_left(context, rq_.table), likely=False) as (shifting, plain):
+        with shifting:
+            store_all(params[requantize.LEFT])
+        with plain:
+            store_all(None)
+
+
 def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
     """The fused step of dpx pixels (an intrinsic's definition); kw, sw > 0: for that window width and
     stride along x, without dilation (_dw_sums_fixed; the caller checks); quads: on quad rows
@@ -183,7 +225,6 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
             x_, w_, rows_, at_, ep_, out_, rq_ = (
                 operand(context, builder, signature, args, k) for k in range(7)
             )
-            intp = at_.x_off.type
             v = VectorIR(builder)
             mask = v.lanes_below(ep_.channels)
             params = v.params(context, rq_.table, ep_.ch, mask)
@@ -198,15 +239,7 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
             else:
                 sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx, zero)
                 sums = [builder.add(a, params[BIAS]) for a in sums]
-            zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-            outp = data_ptr(context, builder, out_)
-            rule = rule_of(signature.args[6])
-            for p in range(dpx):
-                inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
-                with builder.if_then(inside, likely=True):
-                    r = v.requantize(sums[p], params, zp, lo, hi, rule)
-                    at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
-                    v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
+            _store_step(context, v, rq_, ep_, out_, sums, params, mask, rule_of(signature.args[6]))
             return context.get_dummy_value()
 
         return sig, codegen
@@ -271,7 +304,7 @@ def dwconv_u8s16_8x16_portable(x, w, rows, acc, at):
 # (TAPS: where; COUNT: its int16 values); RING: the bytes of a thread's scratch before its row offsets.
 HP, WP, CP, KH, KW, SH, SW, DH, DW, N, H, W, C, DELTA, FILL, TOP, LEFT, REPEAT = range(18)
 ROW_CHUNKS, CH_SPLITS, SPAN, GROUP, OUT_ZP, LO, HI, QUAD, STAGE = range(18, 27)
-TABLE, COLUMNS, TAPS, COUNT, RING, DIMS = range(27, 33)
+TABLE, COLUMNS, TAPS, COUNT, RING, ROWS, DIMS = range(27, 34)
 QUADS = SIMD and cpu.VNNI  # vpdpbusd: the quad rows' product
 
 
@@ -284,15 +317,17 @@ def dims(geo, pad, plan: DwPlan, out_zp: int, lo: int, hi: int, stage: int = 0) 
 
 def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.ndarray:
     """The one int64 array the kernels read (one argument, not three: each costs its unboxing on every
-    call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch."""
+    call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch.
+    table: the requantization's (wide_table())."""
     table_words = -(-table.size // 2)
     dm = dm.copy()
-    dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING] = (
+    dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING], dm[ROWS] = (
         DIMS,
         table.shape[1],
         DIMS + table_words,
         taps.size,
         ring,
+        table.shape[0],
     )
     t = np.zeros(table_words * 2, np.int32)
     t[: table.size] = table.reshape(-1)
@@ -301,12 +336,19 @@ def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.n
     return np.concatenate([dm, t.view(np.int64), f.view(np.int64)])
 
 
+def wide_table(rq) -> np.ndarray:
+    """rq's table as the fused steps read it: with requantize.widen()'s rows for the reference and ruy
+    rules (where the fused steps run: AVX-512), as it is otherwise."""
+    rule = RULES[type(rq)]
+    return widen(rq.table, rule) if SIMD and rule != "fp32" else rq.table
+
+
 @njit(inline="always", cache=True)
 def _unpack(c):
     """pack()'s dims, requantization table and filter, as views."""
     dm = c[:DIMS]
-    columns, count = dm[COLUMNS], dm[COUNT]
-    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: 7 * columns].reshape((7, columns))
+    columns, count, rows = dm[COLUMNS], dm[COUNT], dm[ROWS]
+    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: rows * columns].reshape((rows, columns))
     taps = c[dm[TAPS] :].view(np.int16)[:count]
     return dm, table, taps
 

@@ -106,7 +106,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     ring = (plan.span * -(-win.wp * cp // D.LANES) * D.LANES + slack) * (4 if quad else 1) + stage
     ring = -(-ring // 64) * 64
-    c = D.pack(dims, rq.table, taps, ring)
+    c = D.pack(dims, D.wide_table(rq), taps, ring)
 
     def bind(ins, outs, scratch):
         return [(depthwise_conv2d, (view(ins[0]), c, scratch[0], view(outs[0], (n, oh, ow, oc))))]
