@@ -265,7 +265,22 @@ def _quads16(typingctx, row, quads, src, dst, d):
         ab = builder.shuffle_vector(parts[0], parts[1], ir.Constant(ir.VectorType(i32, 32), list(range(32))))
         cd = builder.shuffle_vector(parts[2], parts[3], ir.Constant(ir.VectorType(i32, 32), list(range(32))))
         mask = [k * 16 + j for j in range(LANES) for k in range(4)]
-        q = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), mask))
+        if cpu.VBMI:  # the four parts side by side (inserts), then one vpermb: LLVM's own lowering of the
+            # shuffle took 8 unpacks and 3 inserts
+            v64 = ir.VectorType(ir.IntType(8), 64)
+            whole = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), list(range(64))))
+            permute = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(v64, [v64, v64]), "llvm.x86.avx512.permvar.qi.512"
+            )
+            # (the indices xor d's sign, 0: LLVM, not knowing them, keeps the vpermb)
+            sign = builder.trunc(builder.ashr(d_, ir.Constant(d_.type, 63)), ir.IntType(8))
+            hidden = builder.insert_element(ir.Constant(v64, None), sign, ir.Constant(i32, 0))
+            hidden = builder.shuffle_vector(
+                hidden, ir.Constant(v64, None), ir.Constant(ir.VectorType(i32, 64), [0] * 64)
+            )
+            q = builder.call(permute, [whole, builder.xor(ir.Constant(v64, mask), hidden)])
+        else:
+            q = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), mask))
         ptr = element_ptr(context, builder, quads_, dst_, ir.VectorType(ir.IntType(8), 64))
         builder.store(q, ptr, align=4)
         return context.get_dummy_value()
