@@ -147,11 +147,24 @@ def test_depthwise_paths_one_thread(scheme):
         engine.set_num_threads(before)
 
 
+@pytest.mark.parametrize("huge", [False, True])
 @pytest.mark.parametrize("scheme", ["uint8", "int8_per_channel"])
-def test_depthwise_left_shift(scheme, kernel_build):
-    """Output scales below input x filter scales: multipliers above 1, requantized with a left shift
-    (the fused steps' other version), every path: packed pixels, quad rows, the 3 x 3 int16 step."""
-    rng = np.random.default_rng(70)
+def test_depthwise_left_shift(scheme, huge, kernel_build, monkeypatch):
+    """Output scales below input x filter scales: multipliers above 1, requantized with a left shift,
+    every path: packed pixels, quad rows, the 3 x 3 int16 step. huge: one channel's bias near 2**30,
+    where the short requantization is not exact (the wide form's two versions then)."""
+    from engine.kernels import depthwise as D
+
+    forms = []
+    wide_table = D.wide_table
+
+    def spy(*args):
+        table = wide_table(*args)
+        forms.append(int(table[D.SHORT_OK, 0]) if D.SIMD else 0)
+        return table
+
+    monkeypatch.setattr(D, "wide_table", spy)
+    rng = np.random.default_rng(70 + huge)
     net = Net()
     for n, (h, w, c, s) in enumerate([(6, 9, 8, 1), (7, 10, 32, 1), (6, 8, 24, 2)]):
         dtype, s_in, zp_in = io_types(scheme, rng)
@@ -161,6 +174,8 @@ def test_depthwise_left_shift(scheme, kernel_build):
         t["data"] = (rng.integers(-1, 2, size=t["shape"]) + t["zero_point"][0]).astype(t["data"].dtype)
         b = bias_tensor(net, rng, bias_scales, c)
         net.tensors[b]["data"] //= 200
+        if huge:
+            net.tensors[b]["data"][n] = (1 << 30) - 1
         info = np.iinfo(dtype)
         # every channel's multiplier 1.2 to 3 (at least): shifted left before the high multiply
         s_out = float(min(bias_scales)) / float(rng.uniform(1.2, 3))
@@ -178,3 +193,5 @@ def test_depthwise_left_shift(scheme, kernel_build):
             fused_activation_function=ACTIVATIONS[n % 4],
         )
     check(net, run_sets(net, 71, batches=(1, 2)))
+    if D.SIMD:
+        assert forms and set(forms) == {0 if huge else 1}, f"short requantization flags {forms}"

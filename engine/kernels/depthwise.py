@@ -177,33 +177,86 @@ class DwOut(NamedTuple):
 
 def _store_step(context, v: VectorIR, rq_, ep_, out_, sums, params, mask, rule: str) -> None:
     """A step's sums (bias added) requantized by rule to out, pixels p < ep_.pixels. The reference and
-    ruy rules take requantize.widen()'s form (each lane's two roundings one 64-bit floor; the table
-    widened by pack()), in two versions: with the left shift, and (the usual) without."""
+    ruy rules: the short form where the table says it is exact (_requantize_short), else
+    requantize.widen()'s (each lane's two roundings one 64-bit floor), with the left shift or (the
+    usual) without; one runtime branch a step picks the version."""
     builder = v.b
     intp = ep_.out_off.type
     zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
     outp = data_ptr(context, builder, out_)
 
-    def store_all(left):
-        wide = None if rule == "fp32" else v.wide_params(context, rq_.table, ep_.ch)
+    def store_all(form: str):
+        wide = v.wide_params(context, rq_.table, ep_.ch) if form in ("left", "plain") else None
         for p in range(len(sums)):
             inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
             with builder.if_then(inside, likely=True):
-                if rule == "fp32":
+                if form == "fp32":
                     r = v.requantize(sums[p], params, zp, lo, hi, rule)
+                elif form == "short":
+                    r = _requantize_short(v, sums[p], short, lo, hi, rule)
                 else:
+                    left = params[requantize.LEFT] if form == "left" else None
                     r = v.requantize_wide(sums[p], wide, zp, lo, hi, left)
                 at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
                 v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
 
     if rule == "fp32":
-        store_all(None)
+        store_all("fp32")
         return
-    with builder.if_else(v.wide_left(context, rq_.table), likely=False) as (shifting, plain):
-        with shifting:
-            store_all(params[requantize.LEFT])
-        with plain:
-            store_all(None)
+    short = _short_params(context, v, rq_.table, ep_.ch, mask)
+    exact = builder.icmp_signed("!=", short.pop("ok"), ir.Constant(v.i32, 0))
+    shifting = v.wide_left(context, rq_.table)
+    with builder.if_else(exact, likely=True) as (then, otherwise):
+        with then:
+            store_all("short")
+        with otherwise, builder.if_else(shifting, likely=False) as (then_left, then_plain):
+            with then_left:
+                store_all("left")
+            with then_plain:
+                store_all("plain")
+
+
+def _short_params(context, v: VectorIR, table, ch, mask) -> dict:
+    """The short form's rows (SHORT_*) for channels ch .. ch + 15 as vectors, and "ok", its flag (i32)."""
+    b = v.b
+    arr = context.make_array(table.ty)(context, b, table.value)
+    rows, columns = cgutils.unpack_tuple(b, arr.shape, 2)
+    out = {}
+    for row in (SHORT_L1, SHORT_ME, SHORT_MO, SHORT_H, SHORT_R, SHORT_D, SHORT_OK):
+        at = b.add(b.mul(b.add(rows, ir.Constant(rows.type, row)), columns), ch)
+        ptr = b.gep(arr.data, [at])
+        if row == SHORT_OK:
+            out["ok"] = b.load(b.gep(arr.data, [b.mul(b.add(rows, ir.Constant(rows.type, row)), columns)]))
+        else:
+            out[row] = v.load(b.bitcast(ptr, v.v32.as_pointer()), mask)
+    return out
+
+
+def _requantize_short(v: VectorIR, x, f: dict, lo, hi, rule: str):
+    """requantize() of x (sums with the bias) in the short form, where _short_rows() found it exact:
+    q = SaturatingRoundingDoublingHighMul(x << left, M) is the high dword of (x << (left + 1)) * M + 2**31
+    (vpmuldq on even and odd lanes, their high dwords interleaved by one vpermt2d), then
+    RoundingDivideByPOT with the zero point in one add and one shift on 16 lanes:
+    (q + 2**(right-1) + (zp << right) - [q < 0]) >> right (ruy: no [q < 0]), clamped to [lo, hi]."""
+    b, v64 = v.b, v.v64
+    x2 = b.call(v._sllv, [x, f[SHORT_L1]])
+
+    def splat64(value):
+        return ir.Constant(v64, [value] * (LANES // 2))
+
+    def low(u):  # the low dword of each qword, sign-extended: vpmuldq's operand
+        return b.ashr(b.shl(u, splat64(32)), splat64(32))
+
+    x64 = b.bitcast(x2, v64)
+    even = b.add(b.mul(low(x64), low(b.bitcast(f[SHORT_ME], v64))), splat64(1 << 31))
+    odd = b.add(b.mul(low(b.lshr(x64, splat64(32))), low(b.bitcast(f[SHORT_MO], v64))), splat64(1 << 31))
+    order = [k + 1 + (LANES if k % 2 else 0) - (k % 2) for k in range(LANES)]  # the high dwords
+    q = b.shuffle_vector(b.bitcast(even, v.v32), b.bitcast(odd, v.v32), ir.Constant(v.v32, order))
+    t = b.add(q, f[SHORT_H])
+    if rule == "reference":
+        t = b.add(t, b.and_(b.ashr(q, v.splat(31)), f[SHORT_D]))
+    r = b.ashr(t, f[SHORT_R])
+    return v.smin(v.smax(r, lo), hi)
 
 
 def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
@@ -351,11 +404,44 @@ def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.n
     return np.concatenate([dm, t.view(np.int64), f.view(np.int64)])
 
 
-def wide_table(rq) -> np.ndarray:
-    """rq's table as the fused steps read it: with requantize.widen()'s rows for the reference and ruy
-    rules (where the fused steps run: AVX-512), as it is otherwise."""
+# The short form's rows (_requantize_short), last in a wide_table(): each channel's left shift + 1,
+# multiplier (even lanes: its own; odd lanes: the next channel's, where vpmuldq reads it), the rounding
+# term with the zero point, right shift, rounding correction mask; then a row whose first value is 1
+# where the short form is exact for every channel (else 0).
+SHORT_L1, SHORT_ME, SHORT_MO, SHORT_H, SHORT_R, SHORT_D, SHORT_OK = range(-7, 0)
+
+
+def wide_table(rq, bound: np.ndarray | None = None) -> np.ndarray:
+    """rq's table as the fused steps read it: with requantize.widen()'s rows and the short form's for
+    the reference and ruy rules (where the fused steps run: AVX-512), as it is otherwise. bound: per
+    channel (table column), the largest |sum + bias| the layer can reach; None: unknown (no short form)."""
     rule = RULES[type(rq)]
-    return widen(rq.table, rule) if SIMD and rule != "fp32" else rq.table
+    if not SIMD or rule == "fp32":
+        return rq.table
+    wide = widen(rq.table, rule)
+    return np.concatenate([wide, _short_rows(rq, rule, bound)])
+
+
+def _short_rows(rq, rule: str, bound) -> np.ndarray:
+    """The short form's 7 rows (SHORT_*). Exact where, for every channel, x << (left + 1) fits int32
+    (x: the sum with the bias, |x| <= bound) and the rounding term with the zero point stays far from
+    int32's ends (q, the high product, is at most |x << left| + 1)."""
+    t = rq.table
+    channels = t.shape[1]
+    left, right = t[requantize.LEFT].astype(np.int64), t[requantize.RIGHT].astype(np.int64)
+    mult = t[requantize.MULT].astype(np.int64)
+    half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    rows = np.zeros((7, channels), np.int64)
+    rows[SHORT_L1], rows[SHORT_ME], rows[SHORT_R] = left + 1, mult, right
+    rows[SHORT_MO, 0 : channels - 1 : 2] = mult[1::2]
+    rows[SHORT_H] = half + (np.int64(rq.out_zp) << right)
+    if rule == "reference":
+        rows[SHORT_D] = np.where(right > 0, -1, 0)
+    if bound is not None:
+        shifted = np.asarray(bound, np.int64) << left
+        big = (shifted << 1 >= 1 << 31) | (shifted + 1 + np.abs(rows[SHORT_H]) >= 1 << 30)
+        rows[SHORT_OK, 0] = int(not big.any() and right.max() <= 31 and left.max() < 30)
+    return rows.astype(np.uint32).view(np.int32)
 
 
 @njit(inline="always", cache=True)

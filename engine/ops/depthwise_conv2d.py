@@ -106,7 +106,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     ring = (plan.span * -(-win.wp * cp // D.LANES) * D.LANES + slack) * (4 if quad else 1) + stage
     ring = -(-ring // 64) * 64
-    c = D.pack(dims, D.wide_table(rq), taps, ring)
+    # the largest |sum + bias| per channel (u in 0 .. 255): where the short requantization is exact
+    reach = 255 * np.abs(weights.astype(np.int64)).sum(axis=(0, 1)) + np.abs(bias_q.astype(np.int64))
+    c = D.pack(dims, D.wide_table(rq, lanes(reach)), taps, ring)
 
     def bind(ins, outs, scratch):
         return [(depthwise_conv2d, (view(ins[0]), c, scratch[0], view(outs[0], (n, oh, ow, oc))))]
