@@ -623,12 +623,27 @@ def _fill_quads(row, quads, at, dm, o0, o1):
 
 @njit(inline="always", cache=True)
 def _quad_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
-    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset), whose
-    channels fill whole vectors (group 1)."""
-    cp, quads = dm[CP], dm[KH] * dm[KW]
+    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset):
+    channels in whole vectors, or `group` pixels of oc = cp channels a vector (stride 1)."""
+    cp, quads, group = dm[CP], dm[KH] * dm[KW], dm[GROUP]
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
     flat = out.reshape(-1)
     row = (b * oh + oy) * ow * oc
+    if group > 1:  # a vector of `group` pixels: the quads of 16 bytes of the row, 16 bytes apart
+        full = -(-ow // group)  # the last vector's pixels beyond ow are summed, not stored
+        for t in range(0, full, DPX):
+            at = Taps(t * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
+            pixels = min(DPX, ow // group - t)
+            ep = DwOut(0, LANES, pixels, row + t * LANES, LANES)
+            if full - t <= 4:
+                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+            else:
+                dwconv_requantize_u8s8_8x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+            if ow % group and t + DPX >= full:  # the last pixels, fewer than a vector's
+                at = Taps((full - 1) * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
+                ep = DwOut(0, ow % group * oc, 1, row + (full - 1) * LANES, LANES)
+                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+        return
     for cb in range(o0, o1, LANES):
         for t in range(0, ow, DPX):
             at = Taps(t * cp + cb, cp, 0, cb, cp, quads, 1, 0, 0)

@@ -78,12 +78,13 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     group = D.LANES // oc if D.SIMD and win.sw == 1 and D.LANES % oc == 0 else 1
     cp = oc if group > 1 else -(-oc // D.LANES) * D.LANES
     # quad rows (4 taps along x per vpdpbusd) where the filter fits int8 (int8 filters; uint8 rarely),
-    # a quad row keeps every sw-th pixel (sw divides the quads' steps), and channels fill whole vectors
-    # (packed pixels, `group` > 1, measured no faster with quads)
-    quad = D.QUADS and group == 1 and (kw <= 4 or 4 * win.dw % win.sw == 0)
+    # a quad row keeps every sw-th pixel (sw divides the quads' steps); packed pixels (`group` > 1) too,
+    # the filter repeated per pixel of a vector
+    quad = D.QUADS and (kw <= 4 or 4 * win.dw % win.sw == 0)
     quad = quad and weights.min() >= -128 and weights.max() <= 127
     if quad:
-        taps, stage = D.quad_taps(weights, max(cp, D.LANES)), D.quad_stage(win.wp, cp, win.dw)
+        taps = D.quad_taps(np.tile(weights, group), max(cp, D.LANES))
+        stage = D.quad_stage(win.wp, cp, win.dw)
     else:
         taps = np.zeros((kh, kw, max(cp, D.LANES)), np.int16)
         taps[:, :, : oc * group] = np.tile(weights, group)
