@@ -10,14 +10,16 @@ and the requantization parameters repeated `group` times.
 Each product u * w' (w' = filter - its zero point, 9 bits) is one vpmaddwd on int32 lanes whose high
 halves are zero on u's side, fused with the add into vpdpwssd where VNNI exists. The input's zero
 point u_zp then costs one per-channel constant, u_zp * sum(w'), that prepare folds into the bias
-(padding holds u_zp, which adds nothing). The requantization runs on the sums in registers.
+(padding holds u_zp, which adds nothing). The requantization runs on the sums in registers: where
+prepare bounds |sum + bias| small enough, in a short exact form (_requantize_short: 14 instructions a
+vector of 16 outputs), else in requantize.widen()'s (17).
 
-Quad rows (where the filter minus its zero point fits int8, and channels fill whole vectors): each
-padded row goes to a staging row, then to the ring as quads, one uint32 per (pixel, channel) holding
-the 4 bytes u at pixels px, px + dw, px + 2dw, px + 3dw (only the pixels px the outputs start at: every
-sw-th). One vpdpbusd then takes 4 taps of 16 channels (u8 x s8, a whole 64-byte load as its memory
-operand): a 3 x 3 filter is 3 instructions a pixel instead of 9, and the ring's rows, filled once,
-serve kh output rows. Taps beyond kw meet zero weights.
+Quad rows (where the filter minus its zero point fits int8; channels in whole vectors, or packed
+pixels): each padded row goes to a staging row, then to the ring as quads (one vpermb each 16 bytes),
+one uint32 per (pixel, channel) holding the 4 bytes u at pixels px, px + dw, px + 2dw, px + 3dw (only
+the pixels px the outputs start at: every sw-th). One vpdpbusd then takes 4 taps of 16 channels (u8 x
+s8, a whole 64-byte load as its memory operand): a 3 x 3 filter is 3 instructions a pixel instead of
+9, and the ring's rows, filled once, serve kh output rows. Taps beyond kw meet zero weights.
 
 Work is split into tasks of output rows x channel vectors (DwPlan), so that even a layer of a few
 rows spreads over the threads.
