@@ -145,3 +145,53 @@ def test_depthwise_paths_one_thread(scheme):
         check(net, run_sets(net, 69, batches=(1, 3)))
     finally:
         engine.set_num_threads(before)
+
+
+@pytest.mark.parametrize("huge", [False, True])
+@pytest.mark.parametrize("scheme", ["uint8", "int8_per_channel"])
+def test_depthwise_left_shift(scheme, huge, kernel_build, monkeypatch):
+    """Output scales below input x filter scales: multipliers above 1, requantized with a left shift,
+    every path: packed pixels, quad rows, the 3 x 3 int16 step. huge: one channel's bias near 2**30,
+    where the short requantization is not exact (the wide form's two versions then)."""
+    from engine.kernels import depthwise as D
+
+    forms = []
+    wide_table = D.wide_table
+
+    def spy(*args):
+        table = wide_table(*args)
+        forms.append(int(table[D.SHORT_OK, 0]) if D.SIMD else 0)
+        return table
+
+    monkeypatch.setattr(D, "wide_table", spy)
+    rng = np.random.default_rng(70 + huge)
+    net = Net()
+    for n, (h, w, c, s) in enumerate([(6, 9, 8, 1), (7, 10, 32, 1), (6, 8, 24, 2)]):
+        dtype, s_in, zp_in = io_types(scheme, rng)
+        x = net.input([1, h, w, c], dtype, s_in, zp_in)
+        wi, bias_scales, _ = weights(net, rng, scheme, (1, 3, 3, c), 3, s_in, 9)
+        t = net.tensors[wi]  # filters of -1, 0, 1 (from the zero point): sums small enough to show
+        t["data"] = (rng.integers(-1, 2, size=t["shape"]) + t["zero_point"][0]).astype(t["data"].dtype)
+        b = bias_tensor(net, rng, bias_scales, c)
+        net.tensors[b]["data"] //= 200
+        if huge:
+            net.tensors[b]["data"][n] = (1 << 30) - 1
+        info = np.iinfo(dtype)
+        # every channel's multiplier 1.2 to 3 (at least): shifted left before the high multiply
+        s_out = float(min(bias_scales)) / float(rng.uniform(1.2, 3))
+        oh, ow = -(-h // s), -(-w // s)
+        out = net.tensor([1, oh, ow, c], dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
+        net.op(
+            "DEPTHWISE_CONV_2D",
+            [x, wi, b],
+            [out],
+            f"dw left shift {h}x{w}x{c} s{s}",
+            padding="SAME",
+            stride_h=s,
+            stride_w=s,
+            depth_multiplier=1,
+            fused_activation_function=ACTIVATIONS[n % 4],
+        )
+    check(net, run_sets(net, 71, batches=(1, 2)))
+    if D.SIMD:
+        assert forms and set(forms) == {0 if huge else 1}, f"short requantization flags {forms}"

@@ -10,14 +10,16 @@ and the requantization parameters repeated `group` times.
 Each product u * w' (w' = filter - its zero point, 9 bits) is one vpmaddwd on int32 lanes whose high
 halves are zero on u's side, fused with the add into vpdpwssd where VNNI exists. The input's zero
 point u_zp then costs one per-channel constant, u_zp * sum(w'), that prepare folds into the bias
-(padding holds u_zp, which adds nothing). The requantization runs on the sums in registers.
+(padding holds u_zp, which adds nothing). The requantization runs on the sums in registers: where
+prepare bounds |sum + bias| small enough, in a short exact form (_requantize_short: 14 instructions a
+vector of 16 outputs), else in requantize.widen()'s (17).
 
-Quad rows (where the filter minus its zero point fits int8, and channels fill whole vectors): each
-padded row goes to a staging row, then to the ring as quads, one uint32 per (pixel, channel) holding
-the 4 bytes u at pixels px, px + dw, px + 2dw, px + 3dw (only the pixels px the outputs start at: every
-sw-th). One vpdpbusd then takes 4 taps of 16 channels (u8 x s8, a whole 64-byte load as its memory
-operand): a 3 x 3 filter is 3 instructions a pixel instead of 9, and the ring's rows, filled once,
-serve kh output rows. Taps beyond kw meet zero weights.
+Quad rows (where the filter minus its zero point fits int8; channels in whole vectors, or packed
+pixels): each padded row goes to a staging row, then to the ring as quads (one vpermb each 16 bytes),
+one uint32 per (pixel, channel) holding the 4 bytes u at pixels px, px + dw, px + 2dw, px + 3dw (only
+the pixels px the outputs start at: every sw-th). One vpdpbusd then takes 4 taps of 16 channels (u8 x
+s8, a whole 64-byte load as its memory operand): a 3 x 3 filter is 3 instructions a pixel instead of
+9, and the ring's rows, filled once, serve kh output rows. Taps beyond kw meet zero weights.
 
 Work is split into tasks of output rows x channel vectors (DwPlan), so that even a layer of a few
 rows spreads over the threads.
@@ -35,10 +37,21 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from . import cpu
+from . import cpu, requantize
 from .irtools import data_ptr, element_ptr, empty_codegen, operand
 from .kernel import kernel
-from .requantize import BIAS, LANES, Requant, RequantFp32, RequantRuy, VectorIR, requantize_pixels, rule_of
+from .requantize import (
+    BIAS,
+    LANES,
+    RULES,
+    Requant,
+    RequantFp32,
+    RequantRuy,
+    VectorIR,
+    requantize_pixels,
+    rule_of,
+    widen,
+)
 
 DPX = 8  # pixels per step (4 in a row's last step of 4 or fewer); LANES channels
 SIMD = cpu.AVX512BW
@@ -164,6 +177,90 @@ class DwOut(NamedTuple):
     out_pixel: int
 
 
+def _store_step(context, v: VectorIR, rq_, ep_, out_, sums, params, mask, rule: str) -> None:
+    """A step's sums (bias added) requantized by rule to out, pixels p < ep_.pixels. The reference and
+    ruy rules: the short form where the table says it is exact (_requantize_short), else
+    requantize.widen()'s (each lane's two roundings one 64-bit floor), with the left shift or (the
+    usual) without; one runtime branch a step picks the version."""
+    builder = v.b
+    intp = ep_.out_off.type
+    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+    outp = data_ptr(context, builder, out_)
+
+    def store_all(form: str):
+        wide = v.wide_params(context, rq_.table, ep_.ch) if form in ("left", "plain") else None
+        for p in range(len(sums)):
+            inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
+            with builder.if_then(inside, likely=True):
+                if form == "fp32":
+                    r = v.requantize(sums[p], params, zp, lo, hi, rule)
+                elif form == "short":
+                    r = _requantize_short(v, sums[p], short, lo, hi, rule)
+                else:
+                    left = params[requantize.LEFT] if form == "left" else None
+                    r = v.requantize_wide(sums[p], wide, zp, lo, hi, left)
+                at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
+                v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
+
+    if rule == "fp32":
+        store_all("fp32")
+        return
+    short = _short_params(context, v, rq_.table, ep_.ch, mask)
+    exact = builder.icmp_signed("!=", short.pop("ok"), ir.Constant(v.i32, 0))
+    shifting = v.wide_left(context, rq_.table)
+    with builder.if_else(exact, likely=True) as (then, otherwise):
+        with then:
+            store_all("short")
+        with otherwise, builder.if_else(shifting, likely=False) as (then_left, then_plain):
+            with then_left:
+                store_all("left")
+            with then_plain:
+                store_all("plain")
+
+
+def _short_params(context, v: VectorIR, table, ch, mask) -> dict:
+    """The short form's rows (SHORT_*) for channels ch .. ch + 15 as vectors, and "ok", its flag (i32)."""
+    b = v.b
+    arr = context.make_array(table.ty)(context, b, table.value)
+    rows, columns = cgutils.unpack_tuple(b, arr.shape, 2)
+    out = {}
+    for row in (SHORT_L1, SHORT_ME, SHORT_MO, SHORT_H, SHORT_R, SHORT_D, SHORT_OK):
+        at = b.add(b.mul(b.add(rows, ir.Constant(rows.type, row)), columns), ch)
+        ptr = b.gep(arr.data, [at])
+        if row == SHORT_OK:
+            out["ok"] = b.load(b.gep(arr.data, [b.mul(b.add(rows, ir.Constant(rows.type, row)), columns)]))
+        else:
+            out[row] = v.load(b.bitcast(ptr, v.v32.as_pointer()), mask)
+    return out
+
+
+def _requantize_short(v: VectorIR, x, f: dict, lo, hi, rule: str):
+    """requantize() of x (sums with the bias) in the short form, where _short_rows() found it exact:
+    q = SaturatingRoundingDoublingHighMul(x << left, M) is the high dword of (x << (left + 1)) * M + 2**31
+    (vpmuldq on even and odd lanes, their high dwords interleaved by one vpermt2d), then
+    RoundingDivideByPOT with the zero point in one add and one shift on 16 lanes:
+    (q + 2**(right-1) + (zp << right) - [q < 0]) >> right (ruy: no [q < 0]), clamped to [lo, hi]."""
+    b, v64 = v.b, v.v64
+    x2 = b.call(v._sllv, [x, f[SHORT_L1]])
+
+    def splat64(value):
+        return ir.Constant(v64, [value] * (LANES // 2))
+
+    def low(u):  # the low dword of each qword, sign-extended: vpmuldq's operand
+        return b.ashr(b.shl(u, splat64(32)), splat64(32))
+
+    x64 = b.bitcast(x2, v64)
+    even = b.add(b.mul(low(x64), low(b.bitcast(f[SHORT_ME], v64))), splat64(1 << 31))
+    odd = b.add(b.mul(low(b.lshr(x64, splat64(32))), low(b.bitcast(f[SHORT_MO], v64))), splat64(1 << 31))
+    order = [k + 1 + (LANES if k % 2 else 0) - (k % 2) for k in range(LANES)]  # the high dwords
+    q = b.shuffle_vector(b.bitcast(even, v.v32), b.bitcast(odd, v.v32), ir.Constant(v.v32, order))
+    t = b.add(q, f[SHORT_H])
+    if rule == "reference":
+        t = b.add(t, b.and_(b.ashr(q, v.splat(31)), f[SHORT_D]))
+    r = b.ashr(t, f[SHORT_R])
+    return v.smin(v.smax(r, lo), hi)
+
+
 def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
     """The fused step of dpx pixels (an intrinsic's definition); kw, sw > 0: for that window width and
     stride along x, without dilation (_dw_sums_fixed; the caller checks); quads: on quad rows
@@ -183,7 +280,6 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
             x_, w_, rows_, at_, ep_, out_, rq_ = (
                 operand(context, builder, signature, args, k) for k in range(7)
             )
-            intp = at_.x_off.type
             v = VectorIR(builder)
             mask = v.lanes_below(ep_.channels)
             params = v.params(context, rq_.table, ep_.ch, mask)
@@ -198,15 +294,7 @@ def _step_definition(dpx: int, kw: int = 0, sw: int = 0, quads: bool = False):
             else:
                 sums = _dw_sums(context, builder, x_, w_, rows_, at_, dpx, zero)
                 sums = [builder.add(a, params[BIAS]) for a in sums]
-            zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-            outp = data_ptr(context, builder, out_)
-            rule = rule_of(signature.args[6])
-            for p in range(dpx):
-                inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
-                with builder.if_then(inside, likely=True):
-                    r = v.requantize(sums[p], params, zp, lo, hi, rule)
-                    at = builder.add(ep_.out_off, builder.mul(ep_.out_pixel, ir.Constant(intp, p)))
-                    v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), mask)
+            _store_step(context, v, rq_, ep_, out_, sums, params, mask, rule_of(signature.args[6]))
             return context.get_dummy_value()
 
         return sig, codegen
@@ -232,7 +320,22 @@ def _quads16(typingctx, row, quads, src, dst, d):
         ab = builder.shuffle_vector(parts[0], parts[1], ir.Constant(ir.VectorType(i32, 32), list(range(32))))
         cd = builder.shuffle_vector(parts[2], parts[3], ir.Constant(ir.VectorType(i32, 32), list(range(32))))
         mask = [k * 16 + j for j in range(LANES) for k in range(4)]
-        q = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), mask))
+        if cpu.VBMI:  # the four parts side by side (inserts), then one vpermb: LLVM's own lowering of the
+            # shuffle took 8 unpacks and 3 inserts
+            v64 = ir.VectorType(ir.IntType(8), 64)
+            whole = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), list(range(64))))
+            permute = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(v64, [v64, v64]), "llvm.x86.avx512.permvar.qi.512"
+            )
+            # (the indices xor d's sign, 0: LLVM, not knowing them, keeps the vpermb)
+            sign = builder.trunc(builder.ashr(d_, ir.Constant(d_.type, 63)), ir.IntType(8))
+            hidden = builder.insert_element(ir.Constant(v64, None), sign, ir.Constant(i32, 0))
+            hidden = builder.shuffle_vector(
+                hidden, ir.Constant(v64, None), ir.Constant(ir.VectorType(i32, 64), [0] * 64)
+            )
+            q = builder.call(permute, [whole, builder.xor(ir.Constant(v64, mask), hidden)])
+        else:
+            q = builder.shuffle_vector(ab, cd, ir.Constant(ir.VectorType(i32, 64), mask))
         ptr = element_ptr(context, builder, quads_, dst_, ir.VectorType(ir.IntType(8), 64))
         builder.store(q, ptr, align=4)
         return context.get_dummy_value()
@@ -271,7 +374,7 @@ def dwconv_u8s16_8x16_portable(x, w, rows, acc, at):
 # (TAPS: where; COUNT: its int16 values); RING: the bytes of a thread's scratch before its row offsets.
 HP, WP, CP, KH, KW, SH, SW, DH, DW, N, H, W, C, DELTA, FILL, TOP, LEFT, REPEAT = range(18)
 ROW_CHUNKS, CH_SPLITS, SPAN, GROUP, OUT_ZP, LO, HI, QUAD, STAGE = range(18, 27)
-TABLE, COLUMNS, TAPS, COUNT, RING, DIMS = range(27, 33)
+TABLE, COLUMNS, TAPS, COUNT, RING, ROWS, DIMS = range(27, 34)
 QUADS = SIMD and cpu.VNNI  # vpdpbusd: the quad rows' product
 
 
@@ -284,15 +387,17 @@ def dims(geo, pad, plan: DwPlan, out_zp: int, lo: int, hi: int, stage: int = 0) 
 
 def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.ndarray:
     """The one int64 array the kernels read (one argument, not three: each costs its unboxing on every
-    call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch."""
+    call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch.
+    table: the requantization's (wide_table())."""
     table_words = -(-table.size // 2)
     dm = dm.copy()
-    dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING] = (
+    dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING], dm[ROWS] = (
         DIMS,
         table.shape[1],
         DIMS + table_words,
         taps.size,
         ring,
+        table.shape[0],
     )
     t = np.zeros(table_words * 2, np.int32)
     t[: table.size] = table.reshape(-1)
@@ -301,12 +406,52 @@ def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.n
     return np.concatenate([dm, t.view(np.int64), f.view(np.int64)])
 
 
+# The short form's rows (_requantize_short), last in a wide_table(): each channel's left shift + 1,
+# multiplier (even lanes: its own; odd lanes: the next channel's, where vpmuldq reads it), the rounding
+# term with the zero point, right shift, rounding correction mask; then a row whose first value is 1
+# where the short form is exact for every channel (else 0).
+SHORT_L1, SHORT_ME, SHORT_MO, SHORT_H, SHORT_R, SHORT_D, SHORT_OK = range(-7, 0)
+
+
+def wide_table(rq, bound: np.ndarray | None = None) -> np.ndarray:
+    """rq's table as the fused steps read it: with requantize.widen()'s rows and the short form's for
+    the reference and ruy rules (where the fused steps run: AVX-512), as it is otherwise. bound: per
+    channel (table column), the largest |sum + bias| the layer can reach; None: unknown (no short form)."""
+    rule = RULES[type(rq)]
+    if not SIMD or rule == "fp32":
+        return rq.table
+    wide = widen(rq.table, rule)
+    return np.concatenate([wide, _short_rows(rq, rule, bound)])
+
+
+def _short_rows(rq, rule: str, bound) -> np.ndarray:
+    """The short form's 7 rows (SHORT_*). Exact where, for every channel, x << (left + 1) fits int32
+    (x: the sum with the bias, |x| <= bound) and the rounding term with the zero point stays far from
+    int32's ends (q, the high product, is at most |x << left| + 1)."""
+    t = rq.table
+    channels = t.shape[1]
+    left, right = t[requantize.LEFT].astype(np.int64), t[requantize.RIGHT].astype(np.int64)
+    mult = t[requantize.MULT].astype(np.int64)
+    half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    rows = np.zeros((7, channels), np.int64)
+    rows[SHORT_L1], rows[SHORT_ME], rows[SHORT_R] = left + 1, mult, right
+    rows[SHORT_MO, 0 : channels - 1 : 2] = mult[1::2]
+    rows[SHORT_H] = half + (np.int64(rq.out_zp) << right)
+    if rule == "reference":
+        rows[SHORT_D] = np.where(right > 0, -1, 0)
+    if bound is not None:
+        shifted = np.asarray(bound, np.int64) << left
+        big = (shifted << 1 >= 1 << 31) | (shifted + 1 + np.abs(rows[SHORT_H]) >= 1 << 30)
+        rows[SHORT_OK, 0] = int(not big.any() and right.max() <= 31 and left.max() < 30)
+    return rows.astype(np.uint32).view(np.int32)
+
+
 @njit(inline="always", cache=True)
 def _unpack(c):
     """pack()'s dims, requantization table and filter, as views."""
     dm = c[:DIMS]
-    columns, count = dm[COLUMNS], dm[COUNT]
-    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: 7 * columns].reshape((7, columns))
+    columns, count, rows = dm[COLUMNS], dm[COUNT], dm[ROWS]
+    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: rows * columns].reshape((rows, columns))
     taps = c[dm[TAPS] :].view(np.int16)[:count]
     return dm, table, taps
 
@@ -480,12 +625,27 @@ def _fill_quads(row, quads, at, dm, o0, o1):
 
 @njit(inline="always", cache=True)
 def _quad_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
-    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset), whose
-    channels fill whole vectors (group 1)."""
-    cp, quads = dm[CP], dm[KH] * dm[KW]
+    """_fused_row on quad rows (xr: uint32; w: int32, 4 taps an element; rows: each quad's offset):
+    channels in whole vectors, or `group` pixels of oc = cp channels a vector (stride 1)."""
+    cp, quads, group = dm[CP], dm[KH] * dm[KW], dm[GROUP]
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
     flat = out.reshape(-1)
     row = (b * oh + oy) * ow * oc
+    if group > 1:  # a vector of `group` pixels: the quads of 16 bytes of the row, 16 bytes apart
+        full = -(-ow // group)  # the last vector's pixels beyond ow are summed, not stored
+        for t in range(0, full, DPX):
+            at = Taps(t * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
+            pixels = min(DPX, ow // group - t)
+            ep = DwOut(0, LANES, pixels, row + t * LANES, LANES)
+            if full - t <= 4:
+                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+            else:
+                dwconv_requantize_u8s8_8x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+            if ow % group and t + DPX >= full:  # the last pixels, fewer than a vector's
+                at = Taps((full - 1) * LANES, LANES, 0, 0, LANES, quads, 1, 0, 0)
+                ep = DwOut(0, ow % group * oc, 1, row + (full - 1) * LANES, LANES)
+                dwconv_requantize_u8s8_4x16_avx512vnni(xr, w, rows, at, ep, flat, rq)
+        return
     for cb in range(o0, o1, LANES):
         for t in range(0, ow, DPX):
             at = Taps(t * cp + cb, cp, 0, cb, cp, quads, 1, 0, 0)

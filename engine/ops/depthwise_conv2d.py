@@ -78,12 +78,13 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     group = D.LANES // oc if D.SIMD and win.sw == 1 and D.LANES % oc == 0 else 1
     cp = oc if group > 1 else -(-oc // D.LANES) * D.LANES
     # quad rows (4 taps along x per vpdpbusd) where the filter fits int8 (int8 filters; uint8 rarely),
-    # a quad row keeps every sw-th pixel (sw divides the quads' steps), and channels fill whole vectors
-    # (packed pixels, `group` > 1, measured no faster with quads)
-    quad = D.QUADS and group == 1 and (kw <= 4 or 4 * win.dw % win.sw == 0)
+    # a quad row keeps every sw-th pixel (sw divides the quads' steps); packed pixels (`group` > 1) too,
+    # the filter repeated per pixel of a vector
+    quad = D.QUADS and (kw <= 4 or 4 * win.dw % win.sw == 0)
     quad = quad and weights.min() >= -128 and weights.max() <= 127
     if quad:
-        taps, stage = D.quad_taps(weights, max(cp, D.LANES)), D.quad_stage(win.wp, cp, win.dw)
+        taps = D.quad_taps(np.tile(weights, group), max(cp, D.LANES))
+        stage = D.quad_stage(win.wp, cp, win.dw)
     else:
         taps = np.zeros((kh, kw, max(cp, D.LANES)), np.int16)
         taps[:, :, : oc * group] = np.tile(weights, group)
@@ -106,7 +107,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
     ring = (plan.span * -(-win.wp * cp // D.LANES) * D.LANES + slack) * (4 if quad else 1) + stage
     ring = -(-ring // 64) * 64
-    c = D.pack(dims, rq.table, taps, ring)
+    # the largest |sum + bias| per channel (u in 0 .. 255): where the short requantization is exact
+    reach = 255 * np.abs(weights.astype(np.int64)).sum(axis=(0, 1)) + np.abs(bias_q.astype(np.int64))
+    c = D.pack(dims, D.wide_table(rq, lanes(reach)), taps, ring)
 
     def bind(ins, outs, scratch):
         return [(depthwise_conv2d, (view(ins[0]), c, scratch[0], view(outs[0], (n, oh, ow, oc))))]
