@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..kernels import binary_lookup
+from ..kernels import add8, binary_lookup
 from ..kernels.lookup import gather2_flat
 from .common import Shape, fail, per_tensor, require, require_types, runner, tensors, view
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
+ROWS_MIN = 32  # the shortest rows a per-channel operand runs along in add8's kernel (shorter: the table's phases)
 
 
 def broadcast_shape(op: Op, s1: Shape, s2: Shape) -> Shape:
@@ -108,6 +109,39 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
         return [(gather_nd, (a, b, view(outputs[0]), table, ext, sa, sb))]
 
     return runner(bind)
+
+
+def vector_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray, q):
+    """run(inputs, outputs, scratch) of an 8-bit ADD or SUB: add8's vector kernel (q: its constants, None where
+    it does not reproduce table) where the shapes suit it, equal sizes or one operand repeated along the rows
+    of the other; else binary_table_runner(table)."""
+    run = None if q is None else _vector_runner(out_shape, s1, s2, q)
+    return run or binary_table_runner(out_shape, s1, s2, table)
+
+
+def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q):
+    size, n1, n2 = (int(np.prod(s)) for s in (out_shape, s1, s2))
+    if size == 0:
+        return None
+    if n1 == n2 == size:
+        flat = add8.add8_flat.pick(size // 16)
+
+        def bind_flat(inputs: list, outputs: list, scratch: list) -> list:
+            return [(flat, (view(inputs[0]), view(inputs[1]), view(outputs[0]), q))]
+
+        return runner(bind_flat)
+    ext, sa, sb = broadcast_plan(out_shape, s1, s2)
+    inner = int(ext[-1])
+    steps = sorted((int(sa[-2]), int(sb[-2])))
+    if ext[:-2].prod() != 1 or sa[-1] != 1 or sb[-1] != 1 or steps != [0, inner] or inner < ROWS_MIN:
+        return None
+    rows = add8.add8_rows.pick(size // 16)
+    a_step, b_step = int(sa[-2]), int(sb[-2])
+
+    def bind_rows(inputs: list, outputs: list, scratch: list) -> list:
+        return [(rows, (view(inputs[0]), view(inputs[1]), view(outputs[0]), q, inner, a_step, b_step))]
+
+    return runner(bind_rows)
 
 
 def binary_8bit(op: Op, g: Graph, shapes: list) -> tuple[Tensor, Tensor, Tensor, Shape]:
