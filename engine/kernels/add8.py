@@ -27,6 +27,8 @@ the kernel is used only where that equals the op's own 64 Ki table, bit for bit;
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -41,66 +43,80 @@ LANES = 64  # bytes per step
 CHUNK = 1 << 14  # elements a parallel step takes
 U_LO, U_HI, KC, T0, T1, V_LO, V_HI, RANK, CONST = range(9)  # rows of planes: 5 by a, 3 by b, constants
 BY_A = (U_LO, U_HI, KC, T0, T1)
-ZP, LO, HI, WIDE, TIES = range(5)  # the CONST row: output zero point, clamp bounds (raw bytes), the variant:
-# WIDE: U and V int16 (else int8, the sum saturated in bytes); TIES: ties below zero round down (T0, T1 read)
+ZP, LO, HI, FORM, TIES = range(5)  # the CONST row: output zero point, clamp bounds (raw bytes), the variant:
+# FORM how U and V are held, TIES whether ties below zero round down (T0, T1 read)
+BYTES, SPLIT, WIDE = range(3)  # FORMs: int8, the sum saturated in bytes; SPLIT: V in two bytes of one sign
+# (V_LO, V_HI), each added with saturation; WIDE: U and V int16, summed in int16 lanes
 SUPPORTED = cpu.VBMI
 
 
-def planes(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, wide: bool, signed: bool) -> np.ndarray | None:
+def planes(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, form: int, signed: bool) -> np.ndarray | None:
     """The planes of out = clamp(zp + floor((y1[a] + y2[b]) / 2**k), lo, hi) (bounds: zp, lo, hi; the
     rounding constant in y2), ties read where delta > 0 (below zero, sums within delta above a multiple of
-    2**k round down); y1, y2 int64 by raw byte. None where the values do not fit the variant's bytes."""
+    2**k round down), U and V held as form says; y1, y2 int64 by raw byte. None where they do not fit."""
     y1, y2 = np.asarray(y1, np.int64), np.asarray(y2, np.int64)
-    zp = bounds[0]
     one = np.int64(1) << k
     a_hi, a_lo = y1 >> k, y1 & (one - 1)
     v, b_lo = y2 >> k, y2 & (one - 1)
     values = np.unique(b_lo)  # sorted, distinct
-    rank = np.searchsorted(values, b_lo)
-    carry_from = np.searchsorted(values, one - a_lo)  # K: b carries where rank >= K
-    u = zp + a_hi + (carry_from == 0)  # always carries: folded into U, Kc never
+    carry_from = np.searchsorted(values, one - a_lo)  # K: b carries where its rank >= K
+    u = bounds[0] + a_hi + (carry_from == 0)  # always carries: folded into U, Kc never
     table = np.zeros((9, 256), np.uint8)
     table[KC] = np.where(carry_from == 0, 255, carry_from - 1)
-    table[RANK] = rank
+    table[RANK] = np.searchsorted(values, b_lo)
     table[CONST, :3] = np.array(bounds, np.int64).astype(np.uint8)
-    table[CONST, WIDE], table[CONST, TIES] = wide, delta > 0
+    table[CONST, FORM], table[CONST, TIES] = form, delta > 0
     if delta > 0:
         t0 = np.searchsorted(values, delta - a_lo)  # ranks below: ties without a carry
         t1 = np.searchsorted(values, one + delta - a_lo)  # ranks K .. t1 - 1: ties with one
-        table[T0] = np.where(carry_from == 0, np.maximum(t0, t1), t0).clip(0, 255)
-        table[T1] = np.where(carry_from == 0, 0, np.maximum(t1 - 1, 0))
-        if np.where(carry_from == 0, np.maximum(t0, t1), t0).max() > 255:
+        t0 = np.where(carry_from == 0, np.maximum(t0, t1), t0)
+        if t0.max() > 255:
             return None
-    if wide:
+        table[T0], table[T1] = t0, np.where(carry_from == 0, 0, np.maximum(t1 - 1, 0))
+    return table if _sums(table, u, v, bounds[1:], signed) else None
+
+
+def _sums(table: np.ndarray, u: np.ndarray, v: np.ndarray, clamp: tuple[int, int], signed: bool) -> bool:
+    """Fill the U and V rows of table for out = clamp(u[a] + v[b] + carry) (its CONST row names the variant);
+    False where they do not fit. Values beyond what the clamp can tell apart are brought in first (one more
+    above: a tie may take one off)."""
+    lo, hi = clamp
+    v = v.clip(lo - 1 - u.max(), hi + 1 - u.min())
+    u = u.clip(lo - 1 - v.max(), hi + 1 - v.min())
+    if table[CONST, FORM] == WIDE:
         for row, x in ((U_LO, u), (V_LO, v)):
-            if np.abs(x).max() >= 1 << 15:
-                return None
+            if np.abs(x).max() >= 1 << 14:
+                return False
             table[row : row + 2] = x.astype(np.int16).view(np.uint8).reshape(256, 2).T
-        return table
+        return True
     u = u - (0 if signed else 128)  # unsigned outputs: summed as signed bytes, 128 below
-    t = max(-128 - u.min(), v.max() - 126)  # U + t and V - t + carry in int8
-    if t > min(127 - u.max(), v.min() + 128):
-        return None
-    table[U_LO], table[V_LO] = (u + t).astype(np.uint8), (v - t).astype(np.uint8)
-    return table
+    split = table[CONST, FORM] == SPLIT  # V in two bytes, of one sign
+    reach = (-256, 254) if split else (-128, 127)
+    t = max(-128 - u.min(), v.max() - reach[1])  # U + t + carry and V - t in range
+    if t > min(126 - u.max(), v.min() - reach[0]):
+        return False
+    v1 = (v - t).clip(-128, 127)
+    table[U_LO], table[V_LO], table[V_HI] = (u + t).astype(np.uint8), v1.astype(np.uint8), (v - t - v1).astype(np.uint8)
+    return True
 
 
 def emulate(p: np.ndarray, signed: bool) -> np.ndarray:
     """What the kernel computes with planes p for every pair of raw bytes: [256 (a), 256 (b)] raw output bytes."""
-    wide, ties = p[CONST, WIDE], p[CONST, TIES]
-    if wide:
-        u = p[U_LO : U_HI + 1].T.copy().view(np.int16)[:, 0].astype(np.int64)
-        v = p[V_LO : V_HI + 1].T.copy().view(np.int16)[:, 0].astype(np.int64)
-    else:
-        u, v = p[U_LO].view(np.int8).astype(np.int64), p[V_LO].view(np.int8).astype(np.int64)
+    wide, ties = p[CONST, FORM] == WIDE, p[CONST, TIES]
     r = p[RANK][None, :].astype(np.int64)
     carry = r > p[KC][:, None]
     lo8, hi8 = (-128, 127) if signed else (0, 255)
     if wide:
+        u = p[U_LO : U_HI + 1].T.copy().view(np.int16)[:, 0].astype(np.int64)
+        v = p[V_LO : V_HI + 1].T.copy().view(np.int16)[:, 0].astype(np.int64)
         w = ((u[:, None] + v[None, :] + carry + (1 << 15)) & 0xFFFF) - (1 << 15)  # int16 lanes wrap
         out = np.clip(w, lo8, hi8)  # the saturating pack
     else:
-        out = np.clip(u[:, None] + v[None, :] + carry, -128, 127) + (0 if signed else 128)
+        u, v1, v2 = (p[row].view(np.int8).astype(np.int64) for row in (U_LO, V_LO, V_HI))
+        out = np.clip(np.clip(u[:, None] + carry, -128, 127) + v1[None, :], -128, 127)
+        if p[CONST, FORM] == SPLIT:
+            out = np.clip(out + v2[None, :], -128, 127)
+        out = out + (0 if signed else 128)
     zp, lo, hi = (int(x) for x in p[CONST, :3].view(np.int8 if signed else np.uint8))
     if ties:
         tie = (r < p[T0][:, None]) | (carry & (r <= p[T1][:, None]))
@@ -109,18 +125,28 @@ def emulate(p: np.ndarray, signed: bool) -> np.ndarray:
     return out.astype(np.int8 if signed else np.uint8).view(np.uint8)
 
 
-def fit(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, table: np.ndarray, signed: bool) -> np.ndarray | None:
+class Fitted(NamedTuple):
+    """fit()'s answer: the planes, and whether the kernel takes the op's inputs swapped (input 2 as its a)."""
+
+    planes: np.ndarray
+    swap: bool
+
+
+def fit(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, table: np.ndarray, signed: bool) -> Fitted | None:
     """The kernel's planes for out = clamp(zp + floor((y1[a] + y2[b]) / 2**k), lo, hi) (planes()) where
     the kernel equals table (the op's [256, 256] table of raw bytes) on every pair, else None: the first
-    variant that does, cheapest first (bytes before int16, ties read as any other sum before TIES)."""
+    variant that does, cheapest first (bytes, split, int16; the carry with input 1, then with input 2; ties
+    read as any other sum before TIES)."""
     if not SUPPORTED:
         return None
     want = np.asarray(table).reshape(256, 256).view(np.uint8)
-    for wide in (False, True):
-        for d in sorted({0, delta}):
-            made = planes(y1, y2, k, bounds, d, wide, signed)
-            if made is not None and np.array_equal(emulate(made, signed), want):
-                return made
+    for form in (BYTES, SPLIT, WIDE):
+        for swap in (False, True):
+            ya, yb, pairs = (y2, y1, want.T) if swap else (y1, y2, want)
+            for d in sorted({0, delta}):
+                made = planes(ya, yb, k, bounds, d, form, signed)
+                if made is not None and np.array_equal(emulate(made, signed), pairs):
+                    return Fitted(made, swap)
     return None
 
 
@@ -191,10 +217,12 @@ class _IR:
         uw, vw, cw = self.words(got[U_LO], got[U_HI]), self.words(got[V_LO], got[V_HI]), self.words(minus, minus)
         return b.call(self.pack, [b.sub(b.add(uw[h], vw[h]), cw[h]) for h in range(2)])
 
-    def byte_sum(self, got: dict, carry):
-        """U + (V + carry) in int8 lanes, saturated; unsigned outputs are 128 above."""
+    def byte_sum(self, got: dict, carry, split: bool):
+        """(U + carry) + V in int8 lanes, saturated (split: + V_LO + V_HI); unsigned outputs are 128 above."""
         b = self.b
-        s = b.call(self.add_sat, [got[U_LO], b.sub(got[V_LO], b.sext(carry, self.v8))])
+        s = b.sub(got[U_LO], b.sext(carry, self.v8))  # U <= 126
+        for row in (V_LO, V_HI) if split else (V_LO,):
+            s = b.call(self.add_sat, [s, got[row]])
         return s if self.signed else b.xor(s, ir.Constant(self.v8, [0x80] * LANES))
 
     def cmp(self, op: str, x, y):
@@ -207,22 +235,24 @@ class _IR:
         return b.select(less(">", x, hi), hi, x)
 
 
-def _flag(ty) -> bool | None:
-    """A compile-time boolean argument's value (None before Numba types it as a literal)."""
-    return ty.literal_value if isinstance(ty, types.BooleanLiteral) else None
+def _literal(ty):
+    """A compile-time argument's value (None before Numba types it as a literal)."""
+    return ty.literal_value if isinstance(ty, types.Literal) else None
 
 
 @intrinsic
-def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, planes, wide, ties):
+def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, planes, form, ties):
     """out[out_start + i] = the op of a[a_start + i] and b[b_start + i] for i < count (planes: fit()'s, of the
-    variant the literal booleans wide and ties name); a, b, out: int8 or uint8 (one type), flat. 64 a step,
-    the last partial step masked."""
-    wide_, ties_ = _flag(wide), _flag(ties)
-    if wide_ is None or ties_ is None:
+    variant the literals form and ties name); a, b, out: int8 or uint8 (one type), flat. 64 a step, the last
+    partial step masked."""
+    form_, ties_ = _literal(form), _literal(ties)
+    if form_ is None or ties_ is None:
         return None  # Numba types the call again with the literals
-    sig = types.void(a, types.intp, b, types.intp, out, types.intp, types.intp, planes, wide, ties)
+    sig = types.void(a, types.intp, b, types.intp, out, types.intp, types.intp, planes, form, ties)
     if not SUPPORTED:
         return sig, empty_codegen
+    used = {U_LO, KC, V_LO, RANK} | ({V_HI} if form_ != BYTES else set()) | ({U_HI} if form_ == WIDE else set())
+    used |= {T0, T1} if ties_ else set()
 
     def codegen(context, builder, signature, args):
         a_, a0, b_, b0, out_, o0, count_, planes_ = (operand(context, builder, signature, args, k) for k in range(8))
@@ -230,7 +260,6 @@ def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, plan
         bld = builder
         base = data_ptr(context, bld, planes_, v.i8)
         table = bld.bitcast(base, v.v8.as_pointer())
-        used = {U_LO, KC, V_LO, RANK} | ({U_HI, V_HI} if wide_ else set()) | ({T0, T1} if ties_ else set())
         rows = {r: [bld.load(bld.gep(table, [ir.Constant(v.i32, 4 * r + j)]), align=1) for j in range(4)] for r in used}
         zp, lo, hi = (v.splat(bld.load(bld.gep(base, [ir.Constant(v.i32, 256 * CONST + j)]))) for j in (ZP, LO, HI))
         zero = ir.Constant(v.v8, [0] * LANES)
@@ -242,10 +271,10 @@ def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, plan
                 xa, xb = bld.load(pa, align=1), bld.load(pb, align=1)
             else:
                 xa, xb = (bld.call(v.mload, [p, ir.Constant(v.i32, 1), mask, zero]) for p in (pa, pb))
-            top_a, top_b = bld.icmp_signed("<", xa, zero), bld.icmp_signed("<", xb, zero)
-            got = {r: v.lookup(rows[r], xb if r in (V_LO, V_HI, RANK) else xa, top_b if r in (V_LO, V_HI, RANK) else top_a) for r in used}
+            by = {"a": (xa, bld.icmp_signed("<", xa, zero)), "b": (xb, bld.icmp_signed("<", xb, zero))}
+            got = {r: v.lookup(rows[r], *by["b" if r in (V_LO, V_HI, RANK) else "a"]) for r in used}
             carry = v.cmp(">", got[RANK], got[KC])
-            r = v.wide_sum(got, carry) if wide_ else v.byte_sum(got, carry)
+            r = v.wide_sum(got, carry) if form_ == WIDE else v.byte_sum(got, carry, form_ == SPLIT)
             if ties_:
                 tie = bld.or_(v.cmp("<", got[RANK], got[T0]), bld.and_(carry, v.cmp("<=", got[RANK], got[T1])))
                 below = (bld.icmp_signed if v.signed else bld.icmp_unsigned)("<=", r, zp)
@@ -270,17 +299,22 @@ def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, plan
 
 @njit(inline="always", cache=True)
 def _span(a, a0, b, b0, out, o0, count, planes):
-    """add8_x64_vbmi with the variant planes name (run-time flags) turned into literals: one build of each."""
-    wide, ties = planes[CONST, WIDE] != 0, planes[CONST, TIES] != 0
-    if wide:
+    """add8_x64_vbmi with the variant planes name (run-time values) turned into literals: one build of each."""
+    form, ties = planes[CONST, FORM], planes[CONST, TIES] != 0
+    if form == BYTES:
         if ties:
-            add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, True, True)
+            add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, 0, True)
         else:
-            add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, True, False)
+            add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, 0, False)
+    elif form == SPLIT:
+        if ties:
+            add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, 1, True)
+        else:
+            add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, 1, False)
     elif ties:
-        add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, False, True)
+        add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, 2, True)
     else:
-        add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, False, False)
+        add8_x64_vbmi(a, a0, b, b0, out, o0, count, planes, 2, False)
 
 
 @kernel

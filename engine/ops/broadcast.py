@@ -119,27 +119,31 @@ def vector_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
     return run or binary_table_runner(out_shape, s1, s2, table)
 
 
-def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q):
+def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q: add8.Fitted):
     size, n1, n2 = (int(np.prod(s)) for s in (out_shape, s1, s2))
+    first = 1 if q.swap else 0  # the input the kernel takes as its a
+    planes = q.planes
     if size == 0:
         return None
     if n1 == n2 == size:
         flat = add8.add8_flat.pick(size // 16)
 
         def bind_flat(inputs: list, outputs: list, scratch: list) -> list:
-            return [(flat, (view(inputs[0]), view(inputs[1]), view(outputs[0]), q))]
+            a, b = view(inputs[first]), view(inputs[1 - first])
+            return [(flat, (a, b, view(outputs[0]), planes))]
 
         return runner(bind_flat)
     ext, sa, sb = broadcast_plan(out_shape, s1, s2)
     inner = int(ext[-1])
-    steps = sorted((int(sa[-2]), int(sb[-2])))
-    if ext[:-2].prod() != 1 or sa[-1] != 1 or sb[-1] != 1 or steps != [0, inner] or inner < ROWS_MIN:
+    steps = [int(sa[-2]), int(sb[-2])]
+    if ext[:-2].prod() != 1 or sa[-1] != 1 or sb[-1] != 1 or sorted(steps) != [0, inner] or inner < ROWS_MIN:
         return None
     rows = add8.add8_rows.pick(size // 16)
-    a_step, b_step = int(sa[-2]), int(sb[-2])
+    a_step, b_step = steps[first], steps[1 - first]
 
     def bind_rows(inputs: list, outputs: list, scratch: list) -> list:
-        return [(rows, (view(inputs[0]), view(inputs[1]), view(outputs[0]), q, inner, a_step, b_step))]
+        a, b = view(inputs[first]), view(inputs[1 - first])
+        return [(rows, (a, b, view(outputs[0]), planes, inner, a_step, b_step))]
 
     return runner(bind_rows)
 
