@@ -50,7 +50,9 @@ BYTES, SPLIT, WIDE = range(3)  # FORMs: int8, the sum saturated in bytes; SPLIT:
 SUPPORTED = cpu.VBMI
 
 
-def planes(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, form: int, signed: bool) -> np.ndarray | None:
+def planes(
+    y1, y2, k: int, bounds: tuple[int, int, int], delta: int, form: int, signed: bool
+) -> np.ndarray | None:
     """The planes of out = clamp(zp + floor((y1[a] + y2[b]) / 2**k), lo, hi) (bounds: zp, lo, hi; the
     rounding constant in y2), ties read where delta > 0 (below zero, sums within delta above a multiple of
     2**k round down), U and V held as form says; y1, y2 int64 by raw byte. None where they do not fit."""
@@ -96,7 +98,11 @@ def _sums(table: np.ndarray, u: np.ndarray, v: np.ndarray, clamp: tuple[int, int
     if t > min(126 - u.max(), v.min() - reach[0]):
         return False
     v1 = (v - t).clip(-128, 127)
-    table[U_LO], table[V_LO], table[V_HI] = (u + t).astype(np.uint8), v1.astype(np.uint8), (v - t - v1).astype(np.uint8)
+    table[U_LO], table[V_LO], table[V_HI] = (
+        (u + t).astype(np.uint8),
+        v1.astype(np.uint8),
+        (v - t - v1).astype(np.uint8),
+    )
     return True
 
 
@@ -132,7 +138,9 @@ class Fitted(NamedTuple):
     swap: bool
 
 
-def fit(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, table: np.ndarray, signed: bool) -> Fitted | None:
+def fit(
+    y1, y2, k: int, bounds: tuple[int, int, int], delta: int, table: np.ndarray, signed: bool
+) -> Fitted | None:
     """The kernel's planes for out = clamp(zp + floor((y1[a] + y2[b]) / 2**k), lo, hi) (planes()) where
     the kernel equals table (the op's [256, 256] table of raw bytes) on every pair, else None: the first
     variant that does, cheapest first (bytes, split, int16; the carry with input 1, then with input 2; ties
@@ -153,7 +161,9 @@ def fit(y1, y2, k: int, bounds: tuple[int, int, int], delta: int, table: np.ndar
 def _unpack_order(high: bool) -> list[int]:
     """vpunpck{l,h}bw of (lo, hi): bytes 0-7 (or 8-15) of each 128-bit lane of lo interleaved with hi's."""
     base = 8 if high else 0
-    return [x for lane in range(4) for j in range(8) for x in (lane * 16 + base + j, 64 + lane * 16 + base + j)]
+    return [
+        x for lane in range(4) for j in range(8) for x in (lane * 16 + base + j, 64 + lane * 16 + base + j)
+    ]
 
 
 class _IR:
@@ -182,13 +192,17 @@ class _IR:
             m, ir.FunctionType(self.v8, [vp, self.i32, self.mask, self.v8]), "llvm.masked.load.v64i8.p0"
         )
         self.mstore = cgutils.get_or_insert_function(
-            m, ir.FunctionType(ir.VoidType(), [self.v8, vp, self.i32, self.mask]), "llvm.masked.store.v64i8.p0"
+            m,
+            ir.FunctionType(ir.VoidType(), [self.v8, vp, self.i32, self.mask]),
+            "llvm.masked.store.v64i8.p0",
         )
 
     def splat(self, value):
         b = self.b
         one = b.insert_element(ir.Constant(self.v8, None), b.trunc(value, self.i8), ir.Constant(self.i32, 0))
-        return b.shuffle_vector(one, ir.Constant(self.v8, None), ir.Constant(ir.VectorType(self.i32, LANES), [0] * LANES))
+        return b.shuffle_vector(
+            one, ir.Constant(self.v8, None), ir.Constant(ir.VectorType(self.i32, LANES), [0] * LANES)
+        )
 
     def lookup(self, quarters, idx, top):
         low = self.b.call(self.permute, [quarters[0], idx, quarters[1]])
@@ -199,7 +213,10 @@ class _IR:
         """int16 lanes of (lo, hi) byte pairs, in vpunpck{l,h}bw order (packs restore the byte order)."""
         b = self.b
         return [
-            b.bitcast(b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(self.i32, LANES), _unpack_order(h))), self.v16)
+            b.bitcast(
+                b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(self.i32, LANES), _unpack_order(h))),
+                self.v16,
+            )
             for h in (False, True)
         ]
 
@@ -207,14 +224,20 @@ class _IR:
         b = self.b
         lanes = ir.Constant(ir.VectorType(count.type, LANES), list(range(LANES)))
         one = b.insert_element(ir.Constant(lanes.type, None), count, ir.Constant(self.i32, 0))
-        splat = b.shuffle_vector(one, ir.Constant(lanes.type, None), ir.Constant(ir.VectorType(self.i32, LANES), [0] * LANES))
+        splat = b.shuffle_vector(
+            one, ir.Constant(lanes.type, None), ir.Constant(ir.VectorType(self.i32, LANES), [0] * LANES)
+        )
         return b.icmp_signed("<", lanes, splat)
 
     def wide_sum(self, got: dict, carry):
         """U + V + carry in int16 lanes, packed to bytes with saturation (to the output type's range)."""
         b = self.b
         minus = b.sext(carry, self.v8)  # -1 where the sum carries
-        uw, vw, cw = self.words(got[U_LO], got[U_HI]), self.words(got[V_LO], got[V_HI]), self.words(minus, minus)
+        uw, vw, cw = (
+            self.words(got[U_LO], got[U_HI]),
+            self.words(got[V_LO], got[V_HI]),
+            self.words(minus, minus),
+        )
         return b.call(self.pack, [b.sub(b.add(uw[h], vw[h]), cw[h]) for h in range(2)])
 
     def byte_sum(self, got: dict, carry, split: bool):
@@ -251,17 +274,26 @@ def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, plan
     sig = types.void(a, types.intp, b, types.intp, out, types.intp, types.intp, planes, form, ties)
     if not SUPPORTED:
         return sig, empty_codegen
-    used = {U_LO, KC, V_LO, RANK} | ({V_HI} if form_ != BYTES else set()) | ({U_HI} if form_ == WIDE else set())
+    used = (
+        {U_LO, KC, V_LO, RANK} | ({V_HI} if form_ != BYTES else set()) | ({U_HI} if form_ == WIDE else set())
+    )
     used |= {T0, T1} if ties_ else set()
 
     def codegen(context, builder, signature, args):
-        a_, a0, b_, b0, out_, o0, count_, planes_ = (operand(context, builder, signature, args, k) for k in range(8))
+        a_, a0, b_, b0, out_, o0, count_, planes_ = (
+            operand(context, builder, signature, args, k) for k in range(8)
+        )
         v = _IR(builder, a.dtype.signed)
         bld = builder
         base = data_ptr(context, bld, planes_, v.i8)
         table = bld.bitcast(base, v.v8.as_pointer())
-        rows = {r: [bld.load(bld.gep(table, [ir.Constant(v.i32, 4 * r + j)]), align=1) for j in range(4)] for r in used}
-        zp, lo, hi = (v.splat(bld.load(bld.gep(base, [ir.Constant(v.i32, 256 * CONST + j)]))) for j in (ZP, LO, HI))
+        rows = {
+            r: [bld.load(bld.gep(table, [ir.Constant(v.i32, 4 * r + j)]), align=1) for j in range(4)]
+            for r in used
+        }
+        zp, lo, hi = (
+            v.splat(bld.load(bld.gep(base, [ir.Constant(v.i32, 256 * CONST + j)]))) for j in (ZP, LO, HI)
+        )
         zero = ir.Constant(v.v8, [0] * LANES)
         ptrs = [bld.gep(data_ptr(context, bld, x, v.i8), [s]) for x, s in ((a_, a0), (b_, b0), (out_, o0))]
 
@@ -276,9 +308,13 @@ def add8_x64_vbmi(typingctx, a, a_start, b, b_start, out, out_start, count, plan
             carry = v.cmp(">", got[RANK], got[KC])
             r = v.wide_sum(got, carry) if form_ == WIDE else v.byte_sum(got, carry, form_ == SPLIT)
             if ties_:
-                tie = bld.or_(v.cmp("<", got[RANK], got[T0]), bld.and_(carry, v.cmp("<=", got[RANK], got[T1])))
+                tie = bld.or_(
+                    v.cmp("<", got[RANK], got[T0]), bld.and_(carry, v.cmp("<=", got[RANK], got[T1]))
+                )
                 below = (bld.icmp_signed if v.signed else bld.icmp_unsigned)("<=", r, zp)
-                r = bld.select(bld.and_(tie, below), bld.call(v.sub_sat, [r, ir.Constant(v.v8, [1] * LANES)]), r)
+                r = bld.select(
+                    bld.and_(tie, below), bld.call(v.sub_sat, [r, ir.Constant(v.v8, [1] * LANES)]), r
+                )
             r = v.clamp(r, lo, hi)
             if mask is None:
                 bld.store(r, po, align=1)

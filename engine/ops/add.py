@@ -22,7 +22,7 @@ from ..numerics.fixedpoint import quantize_multiplier_smaller_than_one_exp
 from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of, tflm
 from . import arith_plain
-from .broadcast import binary_8bit, binary_table_runner, vector_table_runner
+from .broadcast import binary_8bit, vector_table_runner
 from .common import Prepared, Shape, fused_activation, per_tensor, require
 from .elementwise16 import prepare_binary16
 
