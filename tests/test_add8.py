@@ -125,31 +125,34 @@ def test_reference_forms(op, forms, kernel_build):
 @pytest.mark.parametrize("op", ["ADD", "SUB"])
 def test_reference_rows(op, forms, kernel_build, monkeypatch):
     """A per-channel operand along the last axis ([N, H, W, C] with [C] or [1, 1, 1, C], either input first):
-    add8_rows, rows of 96 and of 40 (a masked tail), batch 1 and 3."""
+    add8_rows, rows of 96, 40 and 5 (tiles of whole rows), a constant operand (batch 1 and 3) or an
+    activation (batch 1: at batch 3 its [3, 1, 1, C] is not one row vector)."""
     _require_vbmi()
     rows = []
     pick = add8.add8_rows.pick
     monkeypatch.setattr(add8.add8_rows, "pick", lambda work: rows.append(work) or pick(work))
-    net, rng = Net(), np.random.default_rng(4)
+    nets = Net(), Net()  # constants, activations
+    rng = np.random.default_rng(4)
     cases = [
         ([1, 12, 12, 96], [96], False),
         ([1, 12, 12, 96], [96], True),
         ([1, 9, 9, 40], [1, 1, 1, 40], True),
+        ([1, 30, 40, 5], [1, 1, 1, 5], False),
     ]
     for k, (full, channel, first) in enumerate(cases):
-        for dtype, s, z, act in REFERENCE[op][k::3][:4]:
-            values = rng.integers(0, 256, channel).astype(np.uint8).view(dtype)  # a constant, as in models
-            a, b = net.input(full, dtype, s[0], z[0]), net.const(values, dtype, s[1], z[1])
-            ins = [b, a] if first else [a, b]
-            net.op(
-                op,
-                ins,
-                [net.tensor(full, dtype, s[2], z[2])],
-                f"{op} {dtype} {full} {channel} {first} {act}",
-                fused_activation_function=act,
-            )
-    check(net, run_sets(net, 3, batches=(1, 3)))
-    assert len(rows) >= 6 and {BYTES, SPLIT} <= {f[0] for f in forms if f}
+        for c, (dtype, s, z, act) in enumerate(REFERENCE[op][k::4][:4]):
+            net = nets[c % 2 if len(channel) == 4 else 0]
+            a = net.input(full, dtype, s[0], z[0])
+            if net is nets[0]:  # a constant, as in models
+                b = net.const(rng.integers(0, 256, channel).astype(np.uint8).view(dtype), dtype, s[1], z[1])
+            else:
+                b = net.input(channel, dtype, s[1], z[1])
+            label = f"{op} {dtype} {full} {channel} {first} {act}"
+            out = net.tensor(full, dtype, s[2], z[2])
+            net.op(op, [b, a] if first else [a, b], [out], label, fused_activation_function=act)
+    check(nets[0], run_sets(nets[0], 3, batches=(1, 3)))
+    check(nets[1], run_sets(nets[1], 5, batches=(1, 1)))
+    assert len(rows) >= 12 and {BYTES, SPLIT} <= {f[0] for f in forms if f}
 
 
 # TFLite Micro (int8): its ADD is the reference's, its SUB rescales both inputs and then subtracts
@@ -252,9 +255,10 @@ def _kernel_matches(p: np.ndarray, dtype: str) -> None:
         add8.add8_flat.serial(a[1000 : 1000 + n], b[1000 : 1000 + n], got, p)
         assert np.array_equal(got, want[1000 : 1000 + n])
     rows = np.empty((256, 256), dtype)
-    add8.add8_rows.serial(a, b[:256], rows.reshape(-1), p, 256, 256, 0)
+    vec = b[:256]  # 0 .. 255
+    add8.add8_rows.serial(a, vec, rows.reshape(-1), p, False, np.empty(768, dtype))  # a: row r holds r
     assert np.array_equal(rows.reshape(-1), want)
-    add8.add8_rows.serial(b[:256], a, rows.reshape(-1), p, 256, 0, 256)  # a[i] = i, b[r, i] = r
+    add8.add8_rows.serial(a, vec[:0], rows.reshape(-1), p, True, np.tile(vec, 2))  # the vector as a, tiled
     assert np.array_equal(rows, want.reshape(256, 256).T)
 
 

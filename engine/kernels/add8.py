@@ -363,11 +363,22 @@ def add8_flat(a, b, out, planes):
 
 
 @kernel
-def add8_rows(a, b, out, planes, inner, a_step, b_step):
-    """out[r, :] = the op of a[r * a_step:][:inner] and b[r * b_step:][:inner] for the rows r of out, flat
-    [rows * inner]: a step 0 is an operand repeated on every row (a per-channel vector along the last axis)."""
-    rows = out.size // inner
-    step = max(1, CHUNK // inner)
-    for c in prange((rows + step - 1) // step):
-        for r in range(c * step, min(rows, (c + 1) * step)):
-            _span(a, r * a_step, b, r * b_step, out, r * inner, inner, planes)
+def add8_rows(full, vec, out, planes, vec_first, tile):
+    """out = the op of full and a vector repeated along it (a per-channel operand along the last axis; the
+    kernel's a where vec_first), all flat. tile: the vector side by side, a whole number of times (each step
+    takes that many rows), copied from vec by each run (vec empty: tile holds a constant's, as it is)."""
+    inner, span, n = vec.size, tile.size, out.size
+    tile[:inner] = vec
+    done = inner if inner else span
+    while done < span:  # doubling copies: a row at a time compiles to a slow byte loop
+        more = min(done, span - done)
+        tile[done : done + more] = tile[:more]
+        done += more
+    step = max(1, CHUNK // span) * span
+    for c in prange((n + step - 1) // step):
+        for lo in range(c * step, min(n, (c + 1) * step), span):
+            count = min(span, n - lo)  # whole rows
+            if vec_first:
+                _span(tile, 0, full, lo, out, lo, count, planes)
+            else:
+                _span(full, lo, tile, 0, out, lo, count, planes)

@@ -72,7 +72,7 @@ def vector_constants(x1: np.ndarray, x2: np.ndarray, out: Rescale, bounds: tuple
     return add8.fit(y1, y2, 31 + r, (out.offset, *bounds), delta, table, signed)
 
 
-def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) -> Prepared:
+def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int, values: list | None = None) -> Prepared:
     """ADD (sign 1) and SUB (sign -1: the reference runs the add kernel with input 2's multiplier negated)."""
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_binary16(op, g, shapes)
@@ -92,13 +92,13 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
         p1, p2, po = tflm.sub_multipliers(s1, s2, so)
         x1, x2 = (rescaled(v, Rescale(-z, *p), LEFT_SHIFT) for v, z, p in ((values1, zp1, p1), (values2, zp2, p2)))
         q = vector_constants(x1, -x2, Rescale(zpo, *po), (lo, hi), table, signed)
-        return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q))
+        return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q, values))
     if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's integer add
         params = litert_xnn.add_params(s1, s2, so, sign)
         table = litert_xnn.add_table((a.dtype, b.dtype), (zp1, zp2, zpo), params, lo, hi).astype(out.np_dtype)
         (ma, mb, shift), bias = params, (1 << (params[2] - 1)) - params[0] * zp1 - params[1] * zp2
         q = add8.fit(bias + ma * values1, mb * values2, shift, (zpo, lo, hi), 0, table, signed)
-        return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q))
+        return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q, values))
     in1, in2, rescale_out = Rescale(-zp1, m1, sh1), Rescale(-zp2, sign * m2, sh2), Rescale(zpo, mo, sho)
     table = add_table(values1, values2, in1, in2, rescale_out, lo, hi, LEFT_SHIFT).astype(out.np_dtype)
     if profile_of(g) == "litert" and sign > 0:  # builtin ADD: NEON blocks, a scalar tail (builtin SUB: scalar)
@@ -109,10 +109,10 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int) ->
         return Prepared([out_shape], run)
     x1, x2 = rescaled(values1, in1, LEFT_SHIFT), rescaled(values2, in2, LEFT_SHIFT)
     q = vector_constants(x1, x2, rescale_out, (lo, hi), table, signed)
-    return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q))
+    return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q, values))
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
         return arith_plain.prepare(op, g, shapes, values)
-    return prepare_add_like(op, g, shapes, 1)
+    return prepare_add_like(op, g, shapes, 1, values)

@@ -15,7 +15,7 @@ from ..kernels.lookup import gather2_flat
 from .common import Shape, fail, per_tensor, require, require_types, runner, tensors, view
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
-ROWS_MIN = 32  # the shortest rows a per-channel operand runs along in add8's kernel (shorter: the table's phases)
+TILE = 1024  # elements of a per-channel operand copied side by side, so that add8_rows' steps take many rows
 
 
 def broadcast_shape(op: Op, s1: Shape, s2: Shape) -> Shape:
@@ -111,15 +111,15 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
     return runner(bind)
 
 
-def vector_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray, q):
+def vector_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray, q, values: list | None = None):
     """run(inputs, outputs, scratch) of an 8-bit ADD or SUB: add8's vector kernel (q: its constants, None where
     it does not reproduce table) where the shapes suit it, equal sizes or one operand repeated along the rows
-    of the other; else binary_table_runner(table)."""
-    run = None if q is None else _vector_runner(out_shape, s1, s2, q)
+    of the other; else binary_table_runner(table). values: the inputs' constant values (None: activations)."""
+    run = None if q is None else _vector_runner(out_shape, s1, s2, q, values or [None, None])
     return run or binary_table_runner(out_shape, s1, s2, table)
 
 
-def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q: add8.Fitted):
+def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q: add8.Fitted, values: list):
     size, n1, n2 = (int(np.prod(s)) for s in (out_shape, s1, s2))
     first = 1 if q.swap else 0  # the input the kernel takes as its a
     planes = q.planes
@@ -135,15 +135,19 @@ def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q: add8.Fitted):
         return runner(bind_flat)
     ext, sa, sb = broadcast_plan(out_shape, s1, s2)
     inner = int(ext[-1])
-    steps = [int(sa[-2]), int(sb[-2])]
-    if ext[:-2].prod() != 1 or sa[-1] != 1 or sb[-1] != 1 or sorted(steps) != [0, inner] or inner < ROWS_MIN:
+    if ext[:-2].prod() != 1 or sa[-1] != 1 or sb[-1] != 1 or sorted((sa[-2], sb[-2])) != [0, inner]:
         return None
     rows = add8.add8_rows.pick(size // 16)
-    a_step, b_step = steps[first], steps[1 - first]
+    vec = 0 if sa[-2] == 0 else 1  # the input repeated along the rows of the other
+    times = max(1, TILE // inner)
+    const = None if values[vec] is None else np.tile(np.asarray(values[vec]).reshape(-1), times)
 
     def bind_rows(inputs: list, outputs: list, scratch: list) -> list:
-        a, b = view(inputs[first]), view(inputs[1 - first])
-        return [(rows, (a, b, view(outputs[0]), planes, inner, a_step, b_step))]
+        full, vector = view(inputs[1 - vec]), view(inputs[vec])
+        if const is not None:  # the constant side by side once: no copy at run time
+            return [(rows, (full, vector[:0], view(outputs[0]), planes, vec == first, const.astype(vector.dtype)))]
+        tile = np.empty(times * inner, vector.dtype)  # the plan's own: filled by each run
+        return [(rows, (full, vector, view(outputs[0]), planes, vec == first, tile))]
 
     return runner(bind_rows)
 
