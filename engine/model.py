@@ -310,23 +310,19 @@ class Model:
         last = self._last
         if last is None:
             return None
-        kinds, plan = last
+        kinds, plan, lanes = last
         if type(x) is np.ndarray:
             if len(kinds) != 1 or x.shape != kinds[0][0] or x.dtype is not kinds[0][1]:
                 return None
-            arrays = (x,)
-        elif type(x) in (list, tuple) and len(x) == len(kinds):
-            if not all(
-                type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)
-            ):
-                return None
-            arrays = x
-        else:
+            x = (x,)
+        elif type(x) not in (list, tuple) or len(x) != len(kinds) or not all(
+            type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)
+        ):
             return None
-        if kinds[0][0][0] >= LANE_MIN_BATCH and threads_now() > 1:
+        if lanes and threads_now() > 1:
             return None  # (lanes, at this thread count)
         with self._lock:
-            return plan.run_arrays(arrays, self._output_indices) if self._last is last else None
+            return plan.run_arrays(x) if self._last is last else None
 
     def _remember(self, x, plan: Plan) -> None:
         """After an exact run (x: an array, or a list or tuple of them) on the newest plan, under the
@@ -337,7 +333,8 @@ class Model:
         batch = arrays[0].shape[0]
         whole = batch == 1 or batch * self._sample_bytes <= SUB_BATCH_BYTES  # as _sub_batch decides
         if len(set(self.graph.inputs)) == len(arrays) and whole and batch not in self._per_sample:
-            self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
+            plan.keep_outputs(self._output_indices)
+            self._last = (tuple((a.shape, a.dtype) for a in arrays), plan, batch >= LANE_MIN_BATCH)
 
     def _lanes(self, batch: int) -> int:
         """In how many parts a batch runs, each on a thread of its own at one Numba thread

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from engine.kernels.fc_packed import requantize_double_row
 from engine.numerics import fixedpoint as fp
 
 INT32_MIN = -(2**31)
@@ -372,6 +373,29 @@ def test_round_half_away_random():
     near = [math.nextafter(h, t) for h in halves for t in (-math.inf, math.inf)]
     for x in xs + halves + near:
         assert fp.round_half_away(x) == ref_round_half_away(Fraction(x)), x
+
+
+@njit
+def _double_row(sums, bias, scale, zp, lo, hi, out):
+    requantize_double_row(sums, bias, scale, zp, lo, hi, out)
+
+
+def test_requantize_double_row_rounds_as_the_reference():
+    """fc_packed's vector rule (truncating v + copysign(HALF_DOWN, v)) against round half away from zero
+    of the double product, exactly: ties (scales 2**-k), their neighbours, random scales, every clamp."""
+    rng = np.random.default_rng(16)
+    n = 30_000
+    sums = np.concatenate([rng.integers(-(2**31), 2**31, n), rng.integers(-300, 300, n)]).astype(np.int32)
+    bias = np.concatenate([rng.integers(-(2**31), 2**31, n), rng.integers(-300, 300, n)]).astype(np.float64)
+    ties = 0.5 ** rng.integers(1, 12, n)
+    near = np.nextafter(ties, rng.choice([0.0, 1.0], n))
+    scale = np.concatenate([rng.random(n) * np.exp2(rng.integers(-30, 2, n)), np.where(rng.random(n) < 0.5, ties, near)])
+    products = (sums.astype(np.float64) + bias) * scale  # the reference's double(acc) * scale
+    exact = [ref_round_half_away(Fraction(float(v))) for v in products]
+    for zp, lo, hi in ((0, -(2**31), 2**31 - 1), (5, -128, 127), (-3, 0, 255)):
+        got = np.zeros(2 * n, np.int32)
+        _double_row(sums, bias, scale, zp, lo, hi, got)
+        assert got.tolist() == [min(max(e + zp, lo), hi) for e in exact]
 
 
 @pytest.mark.parametrize(

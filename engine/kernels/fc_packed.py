@@ -6,7 +6,7 @@ more time passing a layer's arguments than computing it: Numba's compiled entry 
 argument on every call (an array costs several times a plain integer), so the layer's sizes, zero
 points, clamp, bias and requantization table travel in one int64 array (consts()) built at prepare,
 and each thread's rows and sums in one scratch array. One kernel per requantization rule:
-- fully_connected_double: the reference kernel's double rule (conv.requantize_double_row);
+- fully_connected_double: the reference kernel's double rule (requantize_double_row);
 - fully_connected_fixed / _ruy / _fp32: requantize.Requant / RequantRuy / RequantFp32 on the params()
   (params_fp32()) table: TFLite Micro's, LiteRT's optimized kernel's and XNNPACK's rules.
 """
@@ -17,7 +17,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .conv import _load_rows, requantize_double_row
+from .conv import _load_rows
 from .gemm import OCB, PX, gemm_rows
 from .kernel import kernel
 from .requantize import Requant, RequantFp32, RequantRuy, requantize_pixels
@@ -30,7 +30,7 @@ HEADER = ZEROS + PX
 def consts(delta: int, blocks: int, gemm: tuple, units: int, arrays: tuple) -> np.ndarray:
     """The int64 array a kernel reads: delta (x + delta: the GEMM's operand), the weights' blocks,
     gemm = (out_zp, lo, hi, kp) (kp: the depth rounded to the k group), units; then arrays:
-    (bias int64 [units], scale float64 [units]) for the double rule, else (table int32 [7, units],)."""
+    (bias float64 [units], scale float64 [units]) for the double rule, else (table int32 [7, units],)."""
     out_zp, lo, hi, kp = gemm
     header = np.array([delta, blocks, out_zp, lo, hi, kp, units] + [0] * PX, np.int64)
     parts = [header]
@@ -60,6 +60,24 @@ def _tile(x, w, c, scratch, t):
     return acc, r0, n
 
 
+HALF_DOWN = 0.49999999999999994  # the double just below 0.5
+
+
+@njit(inline="always", cache=True)
+def requantize_double_row(sums, bias, scale, out_zp, lo, hi, out):
+    """out[u] = int32(round((sums[u] + bias[u]) * scale[u])) + out_zp, clamped to [lo, hi]: the reference
+    FULLY_CONNECTED's double rule (half away from zero), 8 lanes of double at a time.
+    sums + bias is exact in double (integers below 2**53: bias comes as float64). Rounding is a
+    truncation of v + copysign(HALF_DOWN, v): for |v| < 2**52 the sum lands in [n, n + 1) exactly when
+    round(v) = n (v + HALF_DOWN falls short of n + 1 by at least v's spacing, and a tie v = n - 1/2
+    rounds up to n), and larger v are whole already; the clamp to [lo, hi] - out_zp, whole numbers,
+    commutes with the truncation. 0.33 ns an output instead of 0.48 for floor, compare and copysign."""
+    f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
+    for u in range(out.size):
+        v = (np.float64(sums[u]) + bias[u]) * scale[u]
+        out[u] = np.int32(min(max(v + np.copysign(HALF_DOWN, v), f_lo), f_hi)) + out_zp
+
+
 @njit(inline="always", cache=True)
 def _table(c):
     units = c[UNITS]
@@ -71,7 +89,7 @@ def fully_connected_double(x, w, c, scratch, out):
     """x: [B, K] int8/uint8; w: gemm.pack_weights; c: consts() with (bias, scale); out: [B, U]."""
     units = c[UNITS]
     width = c[BLOCKS] * OCB
-    bias = c[HEADER : HEADER + units]
+    bias = c[HEADER : HEADER + units].view(np.float64)
     scale = c[HEADER + units : HEADER + 2 * units].view(np.float64)
     for t in prange(-(-x.shape[0] // PX)):
         acc, r0, n = _tile(x, w, c, scratch, t)

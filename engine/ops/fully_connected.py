@@ -86,7 +86,7 @@ def _requantization(op: Op, g: Graph, tensors3, units: int, bias_q, scale) -> tu
     inp, filt, out = tensors3
     rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert"
     if rule == "reference" and profile_of(g) != "tflm":
-        return "double", (bias_q.astype(np.int64), scale.astype(np.float64))
+        return "double", (bias_q.astype(np.float64), scale.astype(np.float64))  # (exact: |bias| < 2**53)
     require(
         op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units"
     )
