@@ -19,7 +19,7 @@ import pytest
 from engine.kernels import add8
 from engine.numerics.gemmlowp import byte_values
 from engine.ops.add import Rescale, add_table, rescaled, vector_constants
-from tests.harness import Net, check, run_sets
+from tests.harness import F32, Net, check, qparams, run_sets
 
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 BYTES, SPLIT, WIDE = add8.BYTES, add8.SPLIT, add8.WIDE
@@ -282,3 +282,38 @@ def test_kernel_equals_emulation(dtype):
                 done.add((form, ties > 0))
                 _kernel_matches(p, dtype)
     assert done == {(f, t) for f in (BYTES, SPLIT, WIDE) for t in (False, True)}
+
+
+@pytest.mark.usefixtures("litert")
+def test_mul_rows(kernel_build, monkeypatch):
+    """MUL by a per-channel operand along the last axis (a squeeze-and-excite block's [N, H, W, C] * [1, 1, 1, C]):
+    binary8.vmul_rows, the vector constant (batch 1 and 3) or an activation (batch 1), either input first, rows
+    of 96, 40 and 5, every fused activation."""
+    from engine.kernels import binary8
+
+    rows = []
+    pick = binary8.vmul_rows.pick
+    monkeypatch.setattr(binary8.vmul_rows, "pick", lambda work: rows.append(work) or pick(work))
+    nets, rng = (Net(), Net()), np.random.default_rng(6)
+    cases = [([1, 12, 12, 96], [96]), ([1, 9, 9, 40], [1, 1, 1, 40]), ([1, 30, 40, 5], [1, 1, 1, 5])]
+    for k, (full, channel) in enumerate(cases * 2):
+        dtype, act, first = ["int8", "uint8"][k % 2], ACTS[k % 4], k >= 3
+        (s1, z1), (s2, z2), (_, zo) = (qparams(rng, dtype, -2.0, -0.5) for _ in range(3))
+        so = float(F32(s1 * s2 * 10 ** rng.uniform(0, 1.5)))
+        net = nets[k % 2 if len(channel) == 4 else 0]
+        a = net.input(full, dtype, s1, z1)
+        if net is nets[0]:
+            b = net.const(rng.integers(0, 256, channel).astype(np.uint8).view(dtype), dtype, s2, z2)
+        else:
+            b = net.input(channel, dtype, s2, z2)
+        out = net.tensor(full, dtype, so, zo)
+        net.op(
+            "MUL",
+            [b, a] if first else [a, b],
+            [out],
+            f"MUL {dtype} {full} {channel} {first} {act}",
+            fused_activation_function=act,
+        )
+    check(nets[0], run_sets(nets[0], 7, batches=(1, 3)))
+    check(nets[1], run_sets(nets[1], 8, batches=(1, 1)))
+    assert len(rows) >= 6 or not binary8.SIMD
