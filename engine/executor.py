@@ -142,8 +142,6 @@ class Plan:
         for i in fed:
             self.buffers.setdefault(i, np.empty(shapes[i], g.tensors[i].np_dtype))
         self._feed_buffers = [(i, self.buffers[i]) for i in fed]
-        self._fed = [buf for _, buf in self._feed_buffers]
-        self._kept: list[np.ndarray] = []  # (keep_outputs)
         for i in self.variables:
             self.buffers.setdefault(i, np.empty(shapes[i], g.tensors[i].np_dtype))
         resets = [i for i in self.variables if i not in fed]  # a fed state is the caller's
@@ -161,6 +159,8 @@ class Plan:
         kernel calls with every view made here; any other step is one call of its run."""
         arrays = {**self.values, **self.buffers}
         self._arrays = arrays  # what run() returns: every tensor's array, folded constants included
+        self._fed = [buf for _, buf in self._feed_buffers]  # (run_arrays)
+        self._kept: list[np.ndarray] = []  # (keep_outputs)
         self._bound: list[list[tuple]] = []  # each step's calls as bound (Numba dispatchers)
         for step in self.steps:
             ins = [arrays.get(i) if i >= 0 else None for i in step.inputs]
