@@ -27,6 +27,7 @@ the kernel is used only where that equals the op's own 64 Ki table, bit for bit;
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -144,13 +145,23 @@ def fit(
     """The kernel's planes for out = clamp(zp + floor((y1[a] + y2[b]) / 2**k), lo, hi) (planes()) where
     the kernel equals table (the op's [256, 256] table of raw bytes) on every pair, else None: the first
     variant that does, cheapest first (bytes, split, int16; the carry with input 1, then with input 2; ties
-    read as any other sum before TIES)."""
+    read as any other sum before TIES). Remembered: each plan (batch size) of a model prepares its ops."""
     if not SUPPORTED:
         return None
-    want = np.asarray(table).reshape(256, 256).view(np.uint8)
+    y1, y2 = np.asarray(y1, np.int64), np.asarray(y2, np.int64)
+    want = np.ascontiguousarray(np.asarray(table).reshape(256, 256).view(np.uint8))
+    return _fit(y1.tobytes(), y2.tobytes(), k, tuple(bounds), delta, want.tobytes(), signed)
+
+
+@functools.lru_cache(maxsize=256)
+def _fit(
+    y1: bytes, y2: bytes, k: int, bounds: tuple, delta: int, table: bytes, signed: bool
+) -> Fitted | None:
+    ys = np.frombuffer(y1, np.int64), np.frombuffer(y2, np.int64)
+    want = np.frombuffer(table, np.uint8).reshape(256, 256)
     for form in (BYTES, SPLIT, WIDE):
         for swap in (False, True):
-            ya, yb, pairs = (y2, y1, want.T) if swap else (y1, y2, want)
+            ya, yb, pairs = (ys[1], ys[0], want.T) if swap else (ys[0], ys[1], want)
             for d in sorted({0, delta}):
                 made = planes(ya, yb, k, bounds, d, form, signed)
                 if made is not None and np.array_equal(emulate(made, signed), pairs):
