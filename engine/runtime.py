@@ -170,8 +170,10 @@ _get_num_threads = None
 PACE_PROBE = (16, 256)
 PACE_SAMPLES = 3  # each side's figure: the best of its last runs (one slow run is no verdict)
 # A try of the other side is this many runs in a row: its first run after a stretch on the other side
-# is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere).
+# is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere);
+# a first run over PACE_GIVE_UP times the faster side's figure ends the try (cores taken: no second).
 PACE_PROBE_RUNS = 2
+PACE_GIVE_UP = 2.0
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
 
@@ -220,6 +222,8 @@ class Pace:
         t.append(seconds)
         if len(t) > PACE_SAMPLES:
             del t[0]
+        if self.probing and threaded != self.fast and seconds > PACE_GIVE_UP * self._figure(self.fast):
+            self.probing = 0
 
 
 _PRELOADED = _libgomp_loaded()

@@ -143,6 +143,10 @@ def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
     assert [b - a for a, b in itertools.pairwise(probes)] == [k, 2 * k, 4 * k][: len(probes) - 1]
     assert all(seen[p : p + n] == [1] * n for p in probes)
     seen.clear()
+    give_up, seen_up = runtime.Pace(), []  # the try's first run is over PACE_GIVE_UP x slower: no second
+    _runs(give_up, 2 * k, lambda r: 9.0, lambda r: 1.0, seen_up)
+    probe = seen_up.index(1, 2)
+    assert seen_up[probe - 1 : probe + 2] == [2, 1, 2]
     one_slow, seen_once = runtime.Pace(), []
     _runs(one_slow, 6, lambda r: 2.0, lambda r: 9.0 if r == 3 else 1.0, seen_once)
     assert seen_once == [2, 1, 2, 2, 2, 2]

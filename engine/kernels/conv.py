@@ -13,7 +13,17 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm import OCB, PX, Epilogue, Runs, gemm_rows, tile, tile_requantize, tile_requantize_one
+from .gemm import (
+    OCB,
+    PX,
+    Epilogue,
+    Runs,
+    gemm_rows,
+    tile,
+    tile_requantize,
+    tile_requantize_one,
+    tiles_requantize,
+)
 from .kernel import kernel
 from .requantize import requantize_pixels
 
@@ -160,11 +170,18 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                 for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
                     ch = blk * OCB
                     lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
-                    for t in range(0, ow, PX):
+                    w_off, w_run = blk * block_size, blocks * block_size
+                    # the row's whole tiles that read inside xf, in one call (the channels' set-up once)
+                    room = xf.size - extent - base
+                    whole = min(ow // PX, room // (PX * sw * c) + 1) if room >= 0 else 0
+                    if whole > 0:
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, PX, row * oc + ch, oc)
+                        at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                        tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
+                    for t in range(whole * PX, ow, PX):
                         start = base + t * sw * c
                         pixels = min(PX, ow - t)
                         ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
-                        w_off, w_run = blk * block_size, blocks * block_size
                         if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
                             at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
                             if pixels > 2:

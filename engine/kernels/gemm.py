@@ -19,6 +19,7 @@ loop they cost nothing (LLVM takes them apart again), and each operand has one n
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +30,7 @@ from numba.extending import intrinsic
 
 from . import cpu
 from .irtools import data_ptr, empty_codegen, operand, row_ptr
-from .requantize import BIAS, LEFT, VectorIR, rule_of
+from .requantize import BIAS, LEFT, WIDE_D, WIDE_M, WIDE_S, WIDE_Z, VectorIR, rule_of
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -233,6 +234,227 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
     return sig, codegen
 
 
+def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
+    """`count` whole tiles of tile_requantize side by side along a row (at, ep: the first tile's; tile i
+    reads from x_off + i*PX*x_stride, writes pixels pix + i*PX on, from out_off + i*PX*out_pixel;
+    ep.pixels is not read: every tile has PX pixels). What depends on the channels alone (bias, masks,
+    the requantization's constants, the branches on the halves and on the left shift) is set up once
+    for the row, not per tile: where k is short, that set-up is most of a tile's time."""
+    sig = types.void(x, w, at, ep, offsets, out, rq, types.intp)
+
+    if not FUSED:  # (as _tile_requantize)
+        return sig, empty_codegen
+
+    def codegen(context, builder, signature, args):
+        x_, w_, at_, ep, offsets_, out_, rq_, count_ = (
+            operand(context, builder, signature, args, k) for k in range(8)
+        )
+        v = VectorIR(builder)
+        rule = rule_of(signature.args[6])
+        masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
+        table = rq_.table
+        bias = [
+            v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
+            for k, m in enumerate(masks)
+        ]
+        both = builder.or_(
+            builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
+            builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16)),
+        )
+        shifting = ir.Constant(ir.IntType(1), 0) if rule == "fp32" else v.wide_left(context, table)
+        folded = ir.Constant(ir.IntType(1), 0) if rule == "fp32" else v.wide_folded(context, table)
+        with builder.if_else(both) as (upper_too, lower_only):
+            for halves, branch in ((2, upper_too), (1, lower_only)):
+                with branch, builder.if_else(folded, likely=True) as (fold, unfold):
+                    with fold:
+                        if rule != "fp32":
+                            packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
+                            _packed_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
+                    with unfold, builder.if_else(shifting, likely=False) as (left, plain):
+                        for shift, variant in ((True, left), (False, plain)):
+                            with variant:
+                                half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule)
+                                with cgutils.for_range(builder, count_) as tile_loop:
+                                    half.tile(x_, w_, at_, offsets_, out_, bias, tile_loop.index)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _packed_loops(builder, packed, operands, count) -> None:
+    """_RowPacked's loop over `count` tiles: of 16 channels or fewer, two tiles at once (8 pixels: each
+    weight vector loaded once for both, half the loop's own work), then the odd one."""
+    intp = count.type
+    pairs = builder.udiv(count, ir.Constant(intp, 2)) if packed.halves == 1 else ir.Constant(intp, 0)
+    with cgutils.for_range(builder, pairs) as loop:
+        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
+    with cgutils.for_range(builder, count, start=builder.mul(pairs, ir.Constant(intp, 2))) as loop:
+        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
+
+
+def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halves: int, first, px: int = PX):
+    """The px pixels of a row from pixel `first` on (see _tiles_requantize): their sums (allocas [px][2],
+    begun from the bias, the window sums added) and their Epilogue (pix and out_off moved to them)."""
+    x_, w_, at = operands
+    tile_at = SimpleNamespace(**vars(at))
+    tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
+    tile_ep = SimpleNamespace(**vars(ep))
+    tile_ep.pix = builder.add(ep.pix, first)
+    tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+    done = _mac_loop(context, builder, px, x_, w_, tile_at, [bias[:halves]] * px)
+    slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
+    if halves == 1:  # (_add_window_sums adds to both halves)
+        for pixel in slots:
+            pixel.append(cgutils.alloca_once_value(builder, v.splat(0)))
+    _add_window_sums(context, v, tile_ep, offsets_, slots)
+    return slots, tile_ep
+
+
+# packs of 4 int32 vectors to one of bytes: each 4-byte group's place after vpackssdw then vpack[su]swb
+# (both work within 128-bit lanes) -> its place in order (see _RowPacked.tile)
+_UNPACK = [4 * q + p for p in range(4) for q in range(4)]
+
+
+class _RowPacked:
+    """_tiles_requantize's loop body where widen()'s WIDE_Z folds the zero point into the floor: the
+    results + zero point packed to bytes with saturation four vectors at a time (vpackssdw, then
+    vpacksswb for int8 or vpackuswb for uint8: that saturation is the clamp to the type's range), clamped
+    to [lo, hi] as bytes, 64 at a time, and stored as whole pixels: the tail of 16 outputs costs about a
+    third of requantize_wide's (its clamp, zero point and narrowing store)."""
+
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_):
+        builder = v.b
+        self.context, self.v, self.ep, self.halves = context, v, ep, halves
+        self.signed = out_.ty.dtype == types.int8
+        rows = (WIDE_M, WIDE_S, WIDE_Z, WIDE_D)
+        self.params = [
+            v.wide_params(context, rq_.table, builder.add(ep.ch, _const(ep.ch, 16 * k)), rows)
+            for k in range(halves)
+        ]
+        v8x64 = ir.VectorType(ir.IntType(8), 64)
+
+        def bytes_of(value):
+            one = builder.insert_element(ir.Constant(v8x64, None), builder.trunc(value, ir.IntType(8)), v.i32(0))
+            return builder.shuffle_vector(
+                one, ir.Constant(v8x64, None), ir.Constant(ir.VectorType(v.i32, 64), [0] * 64)
+            )
+
+        self.lo, self.hi = bytes_of(rq_.lo), bytes_of(rq_.hi)
+        # the store masks: a pixel's 32 channels (two halves) or 16
+        lanes = list(range(32))
+        self.mask = builder.shuffle_vector(masks[0], masks[1], ir.Constant(ir.VectorType(v.i32, 32), lanes))
+        if halves == 1:
+            self.mask = masks[0]
+        module = builder.module
+        v16x32 = ir.VectorType(ir.IntType(16), 32)
+        self._pack16 = cgutils.get_or_insert_function(
+            module, ir.FunctionType(v16x32, [v.v32, v.v32]), "llvm.x86.avx512.packssdw.512"
+        )
+        name = "llvm.x86.avx512.packsswb.512" if self.signed else "llvm.x86.avx512.packuswb.512"
+        self._pack8 = cgutils.get_or_insert_function(module, ir.FunctionType(v8x64, [v16x32, v16x32]), name)
+        width = 32 if halves == 2 else 16
+        vstore = ir.VectorType(ir.IntType(8), width)
+        self._store = cgutils.get_or_insert_function(
+            module,
+            ir.FunctionType(
+                ir.VoidType(), [vstore, vstore.as_pointer(), v.i32, ir.VectorType(ir.IntType(1), width)]
+            ),
+            f"llvm.masked.store.v{width}i8.p0",
+        )
+        self.vstore = vstore
+
+    def _bytes(self, a, b, c, d):
+        """Four int32 vectors to one vector of 64 bytes, saturated, clamped to [lo, hi], in order a, b, c,
+        d (each 16 lanes)."""
+        builder = self.v.b
+        packed = builder.call(
+            self._pack8, [builder.call(self._pack16, [a, b]), builder.call(self._pack16, [c, d])]
+        )
+        if self.signed:
+            below, above = builder.icmp_signed("<", packed, self.lo), builder.icmp_signed(">", packed, self.hi)
+        else:
+            below, above = builder.icmp_unsigned("<", packed, self.lo), builder.icmp_unsigned(">", packed, self.hi)
+        packed = builder.select(above, self.hi, builder.select(below, self.lo, packed))
+        groups = builder.bitcast(packed, self.v.v32)
+        return builder.shuffle_vector(groups, ir.Constant(self.v.v32, None), ir.Constant(self.v.v32, _UNPACK))
+
+    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int = PX) -> None:
+        """The px pixels (a multiple of 4) from pixel `first` of the row on."""
+        context, v, ep = self.context, self.v, self.ep
+        builder = v.b
+        intp = ep.out_off.type
+        operands = (x_, w_, at)
+        slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
+        r = [[v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)] for p in range(px)]
+        outp = data_ptr(context, builder, out_)
+        per = 4 * self.halves  # 4-byte groups per pixel: 8 (32 channels) or 4
+        for group in range(0, px, 2 if self.halves == 2 else 4):
+            flat = [q for p in range(group, group + 4 // self.halves) for q in r[p]]
+            groups = self._bytes(*flat)
+            for p in range(4 // self.halves):
+                part = builder.shuffle_vector(
+                    groups,
+                    ir.Constant(v.v32, None),
+                    ir.Constant(ir.VectorType(v.i32, per), list(range(p * per, (p + 1) * per))),
+                )
+                at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p)))
+                ptr = builder.bitcast(builder.gep(outp, [at_pixel]), self.vstore.as_pointer())
+                builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), self.mask])
+
+
+class _RowHalves:
+    """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not): the
+    requantization's constants loaded once, before the loop."""
+
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
+        builder = v.b
+        self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
+        self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        self.params = []
+        for k in range(halves):
+            ch = builder.add(ep.ch, _const(ep.ch, 16 * k))
+            if rule == "fp32":
+                self.params.append((v.params(context, rq_.table, ch, masks[k]), None))
+                continue
+            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
+            self.params.append((v.wide_params(context, rq_.table, ch), left))
+
+    def tile(self, x_, w_, at, offsets_, out_, bias, i) -> None:
+        context, v, ep = self.context, self.v, self.ep
+        builder = v.b
+        intp = ep.out_off.type
+        first = builder.mul(i, ir.Constant(intp, PX))
+        tile_at = SimpleNamespace(**vars(at))
+        tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
+        tile_ep = SimpleNamespace(**vars(ep))
+        tile_ep.pix = builder.add(ep.pix, first)
+        tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+        done = _mac_loop(context, builder, PX, x_, w_, tile_at, [bias[: self.halves]] * PX)
+        slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
+        if self.halves == 1:  # (_add_window_sums adds to both halves)
+            for pixel in slots:
+                pixel.append(cgutils.alloca_once_value(builder, v.splat(0)))
+        _add_window_sums(context, v, tile_ep, offsets_, slots)
+        outp = data_ptr(context, builder, out_)
+        for k in range(self.halves):
+            if k == 1:
+                upper = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
+                ctx = builder.if_then(upper)
+                ctx.__enter__()
+            params, left = self.params[k]
+            for p in range(PX):
+                s = builder.load(slots[p][k])
+                if self.rule == "fp32":
+                    r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
+                else:
+                    r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, left)
+                pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
+                ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
+                v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), self.masks[k])
+            if k == 1:
+                ctx.__exit__(None, None, None)
+
+
 def _const(like, value: int):
     return ir.Constant(like.type, value)
 
@@ -385,6 +607,11 @@ def _by_x_type(u8_definition, s16_definition):
 
 # what the convolutions call: the variant for their data's type, chosen when Numba types the call
 tile_requantize = intrinsic(_by_x_type(_tile_requantize_definition(U8), _tile_requantize_definition(S16)))
+tiles_requantize = intrinsic(  # whole tiles along a row, the channels' set-up once (conv.conv2d)
+    lambda typingctx, x, w, at, ep, offsets, out, rq, count: _tiles_requantize(
+        typingctx, x, w, at, ep, offsets, out, rq, count
+    )
+)
 tile_requantize_one = intrinsic(  # one pixel: a row's last one or two (conv.conv2d)
     _by_x_type(_tile_requantize_definition(U8, 1), _tile_requantize_definition(S16, 1))
 )

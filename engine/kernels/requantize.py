@@ -92,10 +92,12 @@ def make(rule: str, bias: np.ndarray, mult, shift, scale, out_zp: int, lo: int, 
 # int64 rows from int32 row WIDE on, padded to whole blocks of 16 channels, each block's 8 even then 8
 # odd channels (the lanes of vpmuldq's two halves); first a header of 16 int64 (0: any left shift).
 WIDE_M, WIDE_S, WIDE_C, WIDE_D = range(4)  # multiplier, 31 + right, rounding constant, negative's correction
+WIDE_Z = 4  # (widen's out_zp) WIDE_C + out_zp * 2**(31 + right): the floor then gives the result + out_zp
 WIDE = 7
+FOLD_MAX_SHIFT = 52  # 31 + right up to this: |x*M| + |WIDE_Z| < 2**62 + 2**61 + 2**60, no int64 overflow
 
 
-def widen(table: np.ndarray, rule: str) -> np.ndarray:
+def widen(table: np.ndarray, rule: str, out_zp: int | None = None) -> np.ndarray:
     """A params() table (reference or ruy rule) with the rows tile_requantize reads after it. With
     q = floor((x*M + 2**30) / 2**31) (the doubling high multiply, M >= 0) and right shift r, both
     roundings of q / 2**r are one floor of the 64-bit product:
@@ -103,27 +105,47 @@ def widen(table: np.ndarray, rule: str) -> np.ndarray:
         ruy (half up): the same with D = 0,
     where C = 2**30 + 2**31 * h, h = 2**(r-1) (0 for r = 0), D = 2**31 for r >= 1 (0 for r = 0): the
     floor of a floor by a power of two is one floor, and [x*M < -2**30] is [q < 0]. No overflow:
-    |x*M| < 2**62 and C <= 2**30 + 2**61."""
+    |x*M| < 2**62 and C <= 2**30 + 2**61.
+    With out_zp, also the row WIDE_Z, whose floor is the result plus out_zp (a whole multiple of the
+    divisor adds exactly), and the header's word 1 says whether it holds for every channel: right
+    shifts of 1 or more (the result then lies within +-2**30, so adding out_zp never wraps int32) up to
+    FOLD_MAX_SHIFT - 31, no left shift (fold_zero_point())."""
     rows, channels = table.shape
     assert rows == WIDE
-    right = table[RIGHT].astype(np.int64)
+    # M = 0 (a channel of zero scale) gives 0 whatever the shift: 1 keeps its constants small
+    right = np.where(table[MULT] == 0, 1, table[RIGHT]).astype(np.int64)
     half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
-    wide = np.zeros((4, padded16(channels)), np.int64)
+    wide = np.zeros((4 if out_zp is None else 5, padded16(channels)), np.int64)
     wide[WIDE_M, :channels] = table[MULT]
     wide[WIDE_S] = 31
     wide[WIDE_S, :channels] += right
     wide[WIDE_C, :channels] = (np.int64(1) << 30) + (half << 31)
     if rule == "reference":
         wide[WIDE_D, :channels] = np.where(right > 0, np.int64(1) << 31, 0)
-    blocks = wide.reshape(4, -1, LANES // 2, 2).transpose(0, 1, 3, 2)  # [row, block, even/odd, 8]
     header = np.zeros(LANES, np.int64)
     header[0] = int(table[LEFT].any())
+    if out_zp is not None:
+        header[1] = int(fold_zero_point(table))
+        if header[1]:
+            wide[WIDE_Z] = wide[WIDE_C] + (np.int64(out_zp) << wide[WIDE_S])
+    blocks = wide.reshape(len(wide), -1, LANES // 2, 2).transpose(0, 1, 3, 2)  # [row, block, even/odd, 8]
     flat = np.concatenate([header, blocks.reshape(-1)]).view(np.int32)
     extra = -(-flat.size // channels)
     out = np.zeros((rows + extra, channels), np.int32)
     out[:rows] = table
     out[rows:].reshape(-1)[: flat.size] = flat
     return out
+
+
+def fold_zero_point(table: np.ndarray) -> bool:
+    """Whether widen()'s WIDE_Z row may stand for the rounding constant and the output zero point both
+    (see widen): every right shift in 1 .. FOLD_MAX_SHIFT - 31, no left shift (channels of multiplier 0
+    aside: their result is the zero point, whatever their shifts)."""
+    live = table[MULT] != 0
+    right = table[RIGHT][live].astype(np.int64)
+    if not live.any():
+        return True
+    return bool(not table[LEFT][live].any() and right.min() >= 1 and right.max() <= FOLD_MAX_SHIFT - 31)
 
 
 def padded16(channels: int) -> int:
@@ -309,7 +331,35 @@ class VectorIR:
         r = self.smin(self.smax(r, b.sub(lo, zp)), b.sub(hi, zp))
         return b.add(r, zp)
 
-    def wide_params(self, context, table: Operand, ch) -> dict:
+    def floor_wide(self, x, w: dict):
+        """requantize_wide()'s floor alone, from the WIDE_Z row (widen's out_zp): the result plus the
+        zero point, not clamped (16 int32 lanes)."""
+        b, v64 = self.b, self.v64
+
+        def splat64(value):
+            return ir.Constant(v64, [value] * (LANES // 2))
+
+        def low(u):  # (as requantize_wide)
+            return b.ashr(b.shl(u, splat64(32)), splat64(32))
+
+        x64 = b.bitcast(x, v64)
+        halves = []
+        for k, u in enumerate((x64, b.lshr(x64, splat64(32)))):
+            prod = b.mul(low(u), low(w[WIDE_M][k]))
+            t = b.add(prod, w[WIDE_Z][k])
+            neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
+            t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
+            halves.append(b.bitcast(b.ashr(t, w[WIDE_S][k]), self.v32))
+        order = [k // 2 * 2 + (LANES if k % 2 else 0) for k in range(LANES)]
+        return b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, order))
+
+    def wide_folded(self, context, table: Operand):
+        """widen()'s header word 1: does WIDE_Z fold the zero point in (an i1)."""
+        base, _ = self._wide_base(context, table)
+        flag = self.b.load(self.b.gep(base, [ir.Constant(ir.IntType(64), 2)]), align=4)
+        return self.b.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+
+    def wide_params(self, context, table: Operand, ch, rows=(WIDE_M, WIDE_S, WIDE_C, WIDE_D)) -> dict:
         """widen()'s rows for channels ch .. ch + 15 (ch a multiple of 16 below the table's channels),
         as (even, odd) pairs of 8 int64 lanes."""
         b = self.b
@@ -320,12 +370,12 @@ class VectorIR:
 
         pad = b.shl(b.ashr(b.add(columns, const(LANES - 1)), const(4)), const(4))  # padded16(columns)
         i64 = b.bitcast(base, ir.IntType(64).as_pointer())
-        rows = {}
-        for row in (WIDE_M, WIDE_S, WIDE_C, WIDE_D):
+        loaded = {}
+        for row in rows:
             at = b.add(b.add(const(LANES), b.mul(const(row), pad)), ch)  # after the header
             ptrs = [b.gep(i64, [b.add(at, const(8 * k))]) for k in range(2)]
-            rows[row] = [b.load(b.bitcast(q, self.v64.as_pointer()), align=4) for q in ptrs]
-        return rows
+            loaded[row] = [b.load(b.bitcast(q, self.v64.as_pointer()), align=4) for q in ptrs]
+        return loaded
 
     def wide_left(self, context, table: Operand):
         """widen()'s header flag: does any channel shift left (an i1)."""
