@@ -5,8 +5,8 @@ scalar load per element, about 1.2 ns. MUL's reference arithmetic is one requant
 product,
     out = clamp(zp_out + MultiplyByQuantizedMultiplier((a + off_a) * (b + off_b), m, shift)),
 which the GEMM's vector requantization (requantize.VectorIR) does for 16 elements at a time: here it
-runs on same-shape operands (x * sigmoid(x) and the like), the rest of a chunk and broadcasting
-operands stay with the table.
+runs on same-shape operands (x * sigmoid(x) and the like) and on a per-channel operand along the last
+axis (tiled as add8's); the rest of a chunk and other broadcasts stay with the table.
 """
 
 from __future__ import annotations
@@ -53,15 +53,17 @@ def vmul_supported(shift: int) -> bool:
 
 
 @intrinsic
-def vmul_requantize_x8_16_avx512(typingctx, a, b, out, start, blocks, q):
-    """out[start + i] = clamp(zp + MultiplyByQuantizedMultiplier((a + off_a) * (b + off_b))) for i <
-    16 * blocks (q: MulRequant); a, b, out: int8 or uint8, flat."""
-    sig = types.void(a, b, out, types.intp, types.intp, q)
+def vmul_requantize_x8_16_avx512(typingctx, a, a_start, b, b_start, out, start, blocks, q):
+    """out[start + i] = clamp(zp + MultiplyByQuantizedMultiplier((a[a_start + i] + off_a) * (b[b_start + i] +
+    off_b))) for i < 16 * blocks (q: MulRequant); a, b, out: int8 or uint8, flat."""
+    sig = types.void(a, types.intp, b, types.intp, out, types.intp, types.intp, q)
     if not SIMD:
         return sig, empty_codegen
 
     def codegen(context, builder, signature, args):
-        a_, b_, out_, start_, blocks_, q_ = (operand(context, builder, signature, args, k) for k in range(6))
+        a_, a0, b_, b0, out_, start_, blocks_, q_ = (
+            operand(context, builder, signature, args, k) for k in range(8)
+        )
         v = VectorIR(builder)
         i8 = ir.IntType(8)
         p = {
@@ -82,9 +84,10 @@ def vmul_requantize_x8_16_avx512(typingctx, a, b, out, start, blocks, q):
         outp = data_ptr(context, builder, out_, i8)
         everything = ir.Constant(v.vmask, [1] * LANES)
         with cgutils.for_range(builder, blocks_) as loop:
-            at = builder.add(start_, builder.mul(loop.index, ir.Constant(loop.index.type, LANES)))
-            x = builder.add(load(a_, at, a.dtype.signed), off_a)
-            y = builder.add(load(b_, at, b.dtype.signed), off_b)
+            step = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
+            at = builder.add(start_, step)
+            x = builder.add(load(a_, builder.add(a0, step), a.dtype.signed), off_a)
+            y = builder.add(load(b_, builder.add(b0, step), b.dtype.signed), off_b)
             r = v.requantize(builder.mul(x, y), p, zp, lo, hi)
             v.store8(r, builder.bitcast(builder.gep(outp, [at]), v.v8.as_pointer()), everything)
         return context.get_dummy_value()
@@ -102,6 +105,33 @@ def vmul_flat(a, b, out, table, q):
     for c in prange((n + chunk - 1) // chunk):
         lo, hi = c * chunk, min(n, (c + 1) * chunk)
         blocks = (hi - lo) // LANES
-        vmul_requantize_x8_16_avx512(a, b, out, lo, blocks, q)
+        vmul_requantize_x8_16_avx512(a, lo, b, lo, out, lo, blocks, q)
         for i in range(lo + blocks * LANES, hi):
             out[i] = table[np.int64(au[i]) * 256 + np.int64(bu[i])]
+
+
+@kernel
+def vmul_rows(full, vec, out, table, q, vec_first, tile):
+    """out = full * a vector repeated along it (a per-channel operand along the last axis; input 1 where
+    vec_first) requantized (q: MulRequant), all flat: add8.add8_rows' tiling (tile: the vector side by side,
+    copied from vec by each run; vec empty: tile holds a constant's), each span's last few from the table."""
+    inner, span, n = vec.size, tile.size, out.size
+    tile[:inner] = vec
+    done = inner if inner else span
+    while done < span:  # doubling copies
+        more = min(done, span - done)
+        tile[done : done + more] = tile[:more]
+        done += more
+    fu, tu = full.view(np.uint8), tile.view(np.uint8)
+    step = max(1, (1 << 14) // span) * span
+    for c in prange((n + step - 1) // step):
+        for lo in range(c * step, min(n, (c + 1) * step), span):
+            count = min(span, n - lo)  # whole rows
+            blocks = count // LANES
+            if vec_first:
+                vmul_requantize_x8_16_avx512(tile, 0, full, lo, out, lo, blocks, q)
+            else:
+                vmul_requantize_x8_16_avx512(full, lo, tile, 0, out, lo, blocks, q)
+            for i in range(blocks * LANES, count):
+                x, t = np.int64(fu[lo + i]), np.int64(tu[i])
+                out[lo + i] = table[t * 256 + x] if vec_first else table[x * 256 + t]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..kernels import binary_lookup
+from ..kernels import add8, binary_lookup
 from ..kernels.lookup import gather2_flat
 from .common import Shape, fail, per_tensor, require, require_types, runner, tensors, view
 
 MAX_RANK = 6  # BroadcastAdd6DSlow and friends
+TILE = 1024  # elements of a per-channel operand copied side by side, so that add8_rows' steps take many rows
 
 
 def broadcast_shape(op: Op, s1: Shape, s2: Shape) -> Shape:
@@ -108,6 +109,70 @@ def binary_table_runner(out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarra
         return [(gather_nd, (a, b, view(outputs[0]), table, ext, sa, sb))]
 
     return runner(bind)
+
+
+def vector_table_runner(
+    out_shape: Shape, s1: Shape, s2: Shape, table: np.ndarray, q, values: list | None = None
+):
+    """run(inputs, outputs, scratch) of an 8-bit ADD or SUB: add8's vector kernel (q: its constants, None where
+    it does not reproduce table) where the shapes suit it, equal sizes or one operand repeated along the rows
+    of the other; else binary_table_runner(table). values: the inputs' constant values (None: activations)."""
+    run = None if q is None else _vector_runner(out_shape, s1, s2, q, values or [None, None])
+    return run or binary_table_runner(out_shape, s1, s2, table)
+
+
+def _vector_runner(out_shape: Shape, s1: Shape, s2: Shape, q: add8.Fitted, values: list):
+    size, n1, n2 = (int(np.prod(s)) for s in (out_shape, s1, s2))
+    first = 1 if q.swap else 0  # the input the kernel takes as its a
+    planes = q.planes
+    if size == 0:
+        return None
+    if n1 == n2 == size:
+        flat = add8.add8_flat.pick(size // 16)
+
+        def bind_flat(inputs: list, outputs: list, scratch: list) -> list:
+            a, b = view(inputs[first]), view(inputs[1 - first])
+            return [(flat, (a, b, view(outputs[0]), planes))]
+
+        return runner(bind_flat)
+    vec = row_vector(out_shape, s1, s2)
+    if vec is None:
+        return None
+    rows = add8.add8_rows.pick(size // 16)
+    tiles = Tiles(vec, (n1, n2)[vec], values[vec])
+
+    def bind_rows(inputs: list, outputs: list, scratch: list) -> list:
+        full, vector, tile = tiles.operands(inputs)
+        return [(rows, (full, vector, view(outputs[0]), planes, vec == first, tile))]
+
+    return runner(bind_rows)
+
+
+def row_vector(out_shape: Shape, s1: Shape, s2: Shape) -> int | None:
+    """The input (0 or 1) repeated along the rows of the other, which spans the output (a per-channel
+    operand along the last axis, [N, H, W, C] with [C] or [1, 1, 1, C]); None for any other broadcast."""
+    ext, sa, sb = broadcast_plan(out_shape, s1, s2)
+    inner = int(ext[-1])
+    if ext[:-2].prod() != 1 or sa[-1] != 1 or sb[-1] != 1 or sorted((sa[-2], sb[-2])) != [0, inner]:
+        return None
+    return 0 if sa[-2] == 0 else 1
+
+
+class Tiles:
+    """The operands of a rows kernel (add8.add8_rows, binary8.vmul_rows): the full input, the vector, and
+    the vector side by side TILE // C times: a constant's made once here (the vector passed empty), an
+    activation's a buffer of the plan's own that each run fills."""
+
+    def __init__(self, vec: int, inner: int, value: np.ndarray | None):
+        self.vec, self.inner = vec, inner  # which input, its size (the rows' length)
+        self.times = max(1, TILE // self.inner)
+        self.const = None if value is None else np.tile(np.asarray(value).reshape(-1), self.times)
+
+    def operands(self, inputs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        full, vector = view(inputs[1 - self.vec]), view(inputs[self.vec])
+        if self.const is not None:
+            return full, vector[:0], self.const.astype(vector.dtype)
+        return full, vector, np.empty(self.times * self.inner, vector.dtype)
 
 
 def binary_8bit(op: Op, g: Graph, shapes: list) -> tuple[Tensor, Tensor, Tensor, Shape]:

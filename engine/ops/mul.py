@@ -15,7 +15,7 @@ from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_mul
 from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of
 from . import arith_plain
-from .broadcast import binary_8bit, binary_table_runner
+from .broadcast import Tiles, binary_8bit, binary_table_runner, row_vector
 from .common import Prepared, Shape, bound, fused_activation, per_tensor, require, view
 from .elementwise16 import prepare_binary16
 
@@ -77,13 +77,28 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     table = table.astype(out.np_dtype)
     size = int(np.prod(out_shape))
     same = int(np.prod(shapes[0])) == int(np.prod(shapes[1])) == size  # equal shapes but for 1s
-    if same and binary8.vmul_supported(shift):  # computed, 16 at a time
+    vec = None if same or size == 0 else row_vector(out_shape, shapes[0], shapes[1])
+    if (same or vec is not None) and binary8.vmul_supported(shift):  # computed, 16 at a time
         q = binary8.mul_requant(-zp1, -zp2, m, shift, zpo, lo, hi)
-        vmul = binary8.vmul_flat.pick(size // 4)
         flat_table = table.reshape(-1)
+        if vec is not None:  # a per-channel operand along the last axis
+            return _rows(out_shape, shapes, vec, values, flat_table, q)
+        vmul = binary8.vmul_flat.pick(size // 4)
 
         def bind(inputs: list, outputs: list, scratch: list) -> list:
             return [(vmul, (view(inputs[0]), view(inputs[1]), view(outputs[0]), flat_table, q))]
 
         return bound([out_shape], bind)
     return Prepared([out_shape], binary_table_runner(out_shape, shapes[0], shapes[1], table))
+
+
+def _rows(out_shape: Shape, shapes: list, vec: int, values: list, flat_table: np.ndarray, q) -> Prepared:
+    """binary8.vmul_rows for input `vec`, a vector along the last axis of the other input."""
+    vmul = binary8.vmul_rows.pick(int(np.prod(out_shape)) // 4)
+    tiles = Tiles(vec, int(np.prod(shapes[vec])), values[vec])
+
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        full, vector, tile = tiles.operands(inputs)
+        return [(vmul, (full, vector, view(outputs[0]), flat_table, q, vec == 0, tile))]
+
+    return bound([out_shape], bind)

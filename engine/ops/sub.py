@@ -16,4 +16,4 @@ from .common import Prepared, Shape
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
     if g.tensors[op.inputs[0]].dtype in arith_plain.FLOAT_INT:  # float32, int32, int64
         return arith_plain.prepare(op, g, shapes, values)
-    return prepare_add_like(op, g, shapes, -1)
+    return prepare_add_like(op, g, shapes, -1, values)
