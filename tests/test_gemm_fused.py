@@ -86,7 +86,15 @@ def _channel_params(rng, oc: int, trial: int):
 def test_fused_epilogue_matches_scalar_rules(rule, trial, build):
     rng = np.random.default_rng(trial)
     oc = [5, 16, 21, 32, 33, 40, 64, 7, 17, 48, 1, 100][trial]
-    h, w, c = 3, int(rng.integers(1, 12)), int(rng.integers(1, 40))
+    check_epilogue(rng, oc, int(rng.integers(1, 12)), (rule, build), trial, trial % 5 == 2, _channel_params)
+
+
+def check_epilogue(rng, oc: int, w: int, how: tuple, trial: int, narrow: bool, channel_params):
+    """A 1x1 convolution of 3 x w pixels through gemm_conv's fused epilogue (how: the rule and the
+    build) against the scalar rule, exactly; channel_params(rng, oc, trial) gives (mult, shift, bias),
+    returned. narrow: an activation's narrower clamp."""
+    rule, build = how
+    h, c = 3, int(rng.integers(1, 40))
     x = rng.integers(0, 4 if trial % 4 == 0 else 256, (1, h, w, c)).astype(np.uint8)
     if trial % 4 == 0:
         weights = rng.integers(-1, 2, (oc, 1, 1, c)).astype(np.int16)
@@ -94,10 +102,10 @@ def test_fused_epilogue_matches_scalar_rules(rule, trial, build):
         weights = rng.integers(0, 256, (oc, 1, 1, c)).astype(np.int16)
     else:
         weights = rng.integers(-128, 128, (oc, 1, 1, c)).astype(np.int16)
-    mult, shift, bias = _channel_params(rng, oc, trial)
+    mult, shift, bias = channel_params(rng, oc, trial)
     dtype = np.int8 if trial % 2 else np.uint8
     lo, hi = (-128, 127) if dtype == np.int8 else (0, 255)
-    if trial % 5 == 2:  # an activation's narrower clamp
+    if narrow:
         lo, hi = lo + 20, hi - 30
     zp = int(rng.integers(lo, hi + 1))
     win = Window(1, 1, 1, 1, h, w, 0, 0, h, w)
@@ -115,6 +123,7 @@ def test_fused_epilogue_matches_scalar_rules(rule, trial, build):
     np.testing.assert_array_equal(out.reshape(-1, oc), want)
     if trial % 4 == 0:  # the data reach the rounding, not just the clamp
         assert np.unique(want).size > 5
+    return mult, shift, bias
 
 
 @pytest.mark.skipif(not gemm.VNNI, reason="int8 data flipped in the micro-kernel needs AVX-512 VNNI")

@@ -18,9 +18,7 @@ from hypothesis import strategies as st
 from engine.kernels import gemm
 from engine.kernels.kernel import parallel_build, serial_build
 from engine.kernels.requantize import WIDE, fold_zero_point, params, widen
-from engine.ops.common import Window
-from engine.ops.conv2d import gemm_conv
-from tests.test_gemm_fused import INT32, MULT, _floor_form, _want_reference, _want_ruy
+from tests.test_gemm_fused import INT32, MULT, _floor_form, check_epilogue
 
 
 @settings(max_examples=2000, deadline=None, derandomize=True)
@@ -81,33 +79,6 @@ def _channel_params(rng, oc: int, trial: int):
 def test_packed_epilogue_matches_scalar_rules(rule, trial, build):
     rng = np.random.default_rng(500 + trial)
     oc = [8, 16, 21, 32, 33, 40, 64, 7, 17, 96][trial]
-    h, w, c = 3, int(rng.integers(8, 20)), int(rng.integers(1, 40))
-    x = rng.integers(0, 4 if trial % 4 == 0 else 256, (1, h, w, c)).astype(np.uint8)
-    if trial % 4 == 0:
-        weights = rng.integers(-1, 2, (oc, 1, 1, c)).astype(np.int16)
-    elif trial % 4 == 3:  # weights spanning more than int8: the GEMM's offset d and its window sums
-        weights = rng.integers(0, 256, (oc, 1, 1, c)).astype(np.int16)
-    else:
-        weights = rng.integers(-128, 128, (oc, 1, 1, c)).astype(np.int16)
-    mult, shift, bias = _channel_params(rng, oc, trial)
-    dtype = np.int8 if trial % 2 else np.uint8
-    lo, hi = (-128, 127) if dtype == np.int8 else (0, 255)
-    if trial % 3 == 2:  # an activation's narrower clamp
-        lo, hi = lo + 20, hi - 30
-    zp = int(rng.integers(lo, hi + 1))
-    win = Window(1, 1, 1, 1, h, w, 0, 0, h, w)
-    prep = gemm_conv(x.shape, "uint8", 0, weights, bias, mult, shift, zp, (lo, hi), win, rule)
-    assert fold_zero_point(params(bias, mult, shift))  # the packed path runs
-    out = np.full(prep.out_shapes[0], 99, dtype)
-    scratch = [np.empty(shape, dt) for shape, dt in prep.scratch]
-    for fn, args in prep.bind([x], [out], scratch):
-        build(fn)(*args)
-    sums = x.reshape(-1, c).astype(np.int64) @ weights.reshape(oc, c).T.astype(np.int64)
-    want = np.empty((h * w, oc), dtype)
-    if rule == "reference":
-        _want_reference(sums, bias, mult, shift, zp, lo, hi, want)
-    else:
-        _want_ruy(sums, params(bias, mult, shift), zp, lo, hi, want)
-    np.testing.assert_array_equal(out.reshape(-1, oc), want)
-    if trial % 4 == 0:  # the data reach the rounding, not just the clamp
-        assert np.unique(want).size > 5
+    how = (rule, build)
+    mult, shift, bias = check_epilogue(rng, oc, int(rng.integers(8, 20)), how, trial, trial % 3 == 2, _channel_params)
+    assert fold_zero_point(params(bias, mult, shift))  # the packed path ran
