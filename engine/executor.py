@@ -341,7 +341,7 @@ class Plan:
     def run_arrays(self, arrays) -> list[np.ndarray]:
         """run() for arrays of exactly the graph inputs' types and shapes, in their order, each listed
         once (the caller checked): copies of the keep_outputs tensors. A small model's shortest way
-        (hello_world: 2.0 us a run instead of 2.9 through run())."""
+        (hello_world at 1 thread: 2.8 us a Model.run, its kernels 1.0)."""
         for buf, a in zip(self._fed, arrays):
             buf[...] = a
         if self._resets or (self._threaded is not self._serial and threads_now() > 1):

@@ -310,7 +310,7 @@ class Model:
         last = self._last
         if last is None:
             return None
-        kinds, plan, lanes = last
+        kinds, plan = last
         if type(x) is np.ndarray:
             if len(kinds) != 1 or x.shape != kinds[0][0] or x.dtype is not kinds[0][1]:
                 return None
@@ -319,7 +319,7 @@ class Model:
             type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)
         ):
             return None
-        if lanes and threads_now() > 1:
+        if kinds[0][0][0] >= LANE_MIN_BATCH and threads_now() > 1:
             return None  # (lanes, at this thread count)
         with self._lock:
             return plan.run_arrays(x) if self._last is last else None
@@ -334,7 +334,7 @@ class Model:
         whole = batch == 1 or batch * self._sample_bytes <= SUB_BATCH_BYTES  # as _sub_batch decides
         if len(set(self.graph.inputs)) == len(arrays) and whole and batch not in self._per_sample:
             plan.keep_outputs(self._output_indices)
-            self._last = (tuple((a.shape, a.dtype) for a in arrays), plan, batch >= LANE_MIN_BATCH)
+            self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
 
     def _lanes(self, batch: int) -> int:
         """In how many parts a batch runs, each on a thread of its own at one Numba thread

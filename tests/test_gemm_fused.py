@@ -128,7 +128,7 @@ def check_epilogue(rng, oc: int, w: int, how: tuple, trial: int, narrow: bool, c
 
 @pytest.mark.skipif(not gemm.VNNI, reason="int8 data flipped in the micro-kernel needs AVX-512 VNNI")
 @pytest.mark.parametrize(
-    "k, pixels, oc",  # rows of 4k + 1 and 4k + 2 pixels end in one-pixel tiles (conv.tile_requantize_rest)
+    "k, pixels, oc",  # rows of 4k + 1 and 4k + 2 pixels end in one-pixel tiles (conv.tile_requantize_part)
     [(1, (5, 5), 64), (1, (2, 7), 40), (3, (6, 9), 21), (2, (4, 4), 8), (3, (5, 7), 33), (3, (4, 8), 40)],
 )
 @pytest.mark.parametrize("build", [serial_build, parallel_build])

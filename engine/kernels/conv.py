@@ -184,18 +184,12 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                         ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
                         if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
                             at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                            if pixels > 2:
-                                tile_requantize(xf, w, at, ep, offsets, flat, rq)
-                            else:
-                                tile_requantize_rest(xf, w, at, ep, offsets, flat, rq)
+                            tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
                         else:
                             edge[: xf.size - start] = xf[start:]
                             edge[xf.size - start :] = 0
                             at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                            if pixels > 2:
-                                tile_requantize(edge, w, at, ep, offsets, flat, rq)
-                            else:
-                                tile_requantize_rest(edge, w, at, ep, offsets, flat, rq)
+                            tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
                 continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
@@ -218,9 +212,12 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
 
 
 @njit(inline="always", cache=True)
-def tile_requantize_rest(x, w, at, ep, offsets, out, rq):
-    """tile_requantize for a row's last ep.pixels (1 or 2) pixels: a one-pixel tile each, a quarter of a
-    whole tile's multiply-adds (a row of width 1 or 2, or 4k + 1 or 2, wastes no more)."""
+def tile_requantize_part(x, w, at, ep, offsets, out, rq):
+    """tile_requantize for a row's ep.pixels pixels (up to PX); 1 or 2 pixels take a one-pixel tile each, a
+    quarter of a whole tile's multiply-adds (a row of width 1 or 2, or 4k + 1 or 2, wastes no more)."""
+    if ep.pixels > 2:
+        tile_requantize(x, w, at, ep, offsets, out, rq)
+        return
     for p in range(ep.pixels):
         one_at = Runs(
             at.x_off + p * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run
