@@ -21,9 +21,9 @@ from .runtime import Pace, threads_now
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
-# a call whose serial build takes this long runs its parallel build when more than one thread runs
-# (a parallel region costs 1.5-2 us here with the threads awake)
-PARALLEL_MIN_SECONDS = 6e-6
+# a call whose serial build takes this long is timed on its parallel build when more than one thread
+# runs (a parallel region costs about 0.3 us on the engine's pool with its workers awake)
+PARALLEL_MIN_SECONDS = 1.5e-6
 CALIBRATION_RUNS = 2  # timed runs of each build before the threaded calls are chosen (the best)
 CALIBRATION_SECONDS = 0.1  # or fewer runs when they took this long
 
@@ -175,6 +175,7 @@ class Plan:
         self._timed_par: list[list[float]] = []  # each candidate's best with its parallel build
         self._timed_runs, self._timed_seconds = 0, 0.0
         self._tried: list[list[bool]] = []  # the calls on their parallel build in _candidates
+        self._serial_turn = False  # (the candidates' runs alternate with serial ones)
 
     def _calibrate(self, warm: bool) -> None:
         """One timed run of the calls being chosen (warm: the load-time warm-up; steps with a warmup
@@ -185,11 +186,13 @@ class Plan:
         loaded machine they cost more than the work they share). (Timing the calls kept again in the
         mix they run in, and dropping those slower there, was tried: each round's noise only drops
         calls, YOLOv8n kept 54-97 of its 287 calls threaded and ran 16-17 ms instead of 15.)"""
-        serial = self._candidates is None
+        # the candidates' runs alternate with serial ones: each call's two figures then come from
+        # runs alike (the first runs after load are colder than later ones)
+        serial = self._candidates is None or self._serial_turn
         calls_now, best_now = (self._serial, self._timed) if serial else (self._candidates, self._timed_par)
         for step, calls, best in zip(self.steps, calls_now.steps, best_now):
             if warm and step.warmup:  # (once: it only compiles)
-                if serial and not self._timed_runs:
+                if self._candidates is None and not self._timed_runs:
                     step.warmup(*calls[0][1])
                 continue
             for k, (fn, args) in enumerate(calls):
@@ -199,13 +202,17 @@ class Plan:
                 best[k] = min(best[k], dt)
                 self._timed_seconds += dt
         calls_now.resolve()
+        if self._candidates is not None:
+            self._serial_turn = not serial
+            if serial:
+                return
         self._timed_runs += 1
         # a long run measures well enough in one go (a large batch's calibration stays short), but the
         # warm-up's first runs include compiling
         if self._timed_runs < CALIBRATION_RUNS and (warm or self._timed_seconds < CALIBRATION_SECONDS):
             return
         self._timed_runs, self._timed_seconds = 0, 0.0
-        if serial:
+        if self._candidates is None:
             large = self._large()
             if not any(map(any, large)):
                 self._threaded = self._serial  # nothing large enough to share out

@@ -23,6 +23,7 @@ from .executor import Plan
 from .formats.npz import load_npz, save_npz, validate_graph, validate_quantization
 from .formats.tflite import import_tflite
 from .graph import Graph
+from .kernels import pool
 from .runtime import Pace, run_lanes, threads_now
 
 MAX_PLANS = 4
@@ -41,9 +42,13 @@ _LAYER_LOCK: list = []  # the lock for the threading layer, once one is running 
 
 def _kernel_lock():
     """Numba's fallback 'workqueue' threading layer aborts the process when two threads launch
-    parallel kernels at once (OpenMP and TBB do not): serialize all runs when it is the layer."""
+    parallel kernels at once (OpenMP, TBB and the engine's pool do not): serialize all runs when it
+    runs the parallel kernels."""
     if _LAYER_LOCK:
         return _LAYER_LOCK[0]
+    if pool.installed():
+        _LAYER_LOCK.append(_NO_LOCK)
+        return _NO_LOCK
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet: start the layer's threads (ms) to know it

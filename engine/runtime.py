@@ -8,15 +8,14 @@ cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us` quota, rounded down, at least 1), n
 environment's NUMBA_NUM_THREADS, where set, wins. `set_num_threads` changes it later (per calling
 thread, as Numba's own), within that pool.
 
-How they wait: every parallel kernel is a fork and a join, up to a hundred per inference. libgomp's
-(Numba's OpenMP layer) waiting threads spin, then sleep: its default spin (about 20 ms here) keeps the
-second thread awake between kernels, but two engine processes on the same cores, or one beside a busy
-process, then burn each other's time slices spinning for a thread that is not running (400-600 ms an
-image instead of 5). SPIN_COUNT bounds the spin (GOMP_SPINCOUNT, docs/contention.md); a kernel after
-a longer gap pays a wake-up. Numba's TBB layer (`NUMBA_THREADING_LAYER=tbb`) was measured too: worse
-under contention here (docs/contention.md). Then `Pace` (each plan's) times threaded runs and
-single-threaded ones and runs the faster: a model of small kernels, or cores taken by other
-processes, can make threads a loss.
+How they wait: every parallel kernel is a fork and a join, up to a hundred per inference. They run
+on the engine's own pool (engine/kernels/pool.py): its workers spin about 70 us after their last
+item, then sleep, and a region never waits for a worker that is asleep or descheduled (the caller
+takes the items nobody took), so two engine processes on the same cores, or one beside a busy
+process, do not burn each other's time slices (docs/contention.md). ENGINE_POOL=0 runs Numba's own
+layer instead (OpenMP here: libgomp's waiting threads spin, then sleep; SPIN_COUNT bounds that spin,
+GOMP_SPINCOUNT). Then `Pace` (each plan's) times threaded runs and single-threaded ones and runs
+the faster: a model of small kernels, or cores taken by other processes, can make threads a loss.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Kernels compiled twice: with prange spread over threads, and serial for small work.
 
-Waking the thread pool costs microseconds (a parallel region here: 1.5-2 us with the threads awake,
-tens when one must be woken); on a 28x28 MNIST layer that is more than the work. The executor runs
+A parallel region costs about 0.3 us on the engine's pool (pool.py) with its workers awake, and a
+worker that sleeps takes tens of microseconds to join; on a small layer that is more than the work. The executor runs
 every kernel's serial build at one thread, and at more threads picks each call's build from the
 serial build's measured time (engine/executor.py): ops bind arguments valid for both builds.
 """
@@ -13,9 +13,14 @@ from types import FunctionType
 import numba
 from numba import njit
 
+from . import pool
+
 # Launches Numba's threading layer now: kernels index per-thread scratch by numba.get_thread_id(),
 # which calls into that layer (a null pointer before it runs), in serial builds too.
 numba.get_num_threads()
+# ... and routes its parallel regions through the engine's own pool (pool.py), before any kernel is
+# compiled or loaded from the cache
+pool.install(numba.config.NUMBA_NUM_THREADS)
 # elements (or multiply-accumulates / 16) below which pick() gives the serial build: the choice of
 # steps that are not timed (constant folding, the warm-up of a plan that has not run)
 PARALLEL_MIN_WORK = 1 << 16
