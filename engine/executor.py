@@ -14,7 +14,7 @@ from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
-from .kernels.kernel import parallel_build, serial_build
+from .kernels.kernel import parallel_build, serial_call
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
 from .runtime import Pace, threads_now
@@ -26,6 +26,7 @@ SHAPE_ONLY = {"SHAPE"}
 PARALLEL_MIN_SECONDS = 1.5e-6
 CALIBRATION_RUNS = 2  # timed runs of each build before the threaded calls are chosen (the best)
 CALIBRATION_SECONDS = 0.1  # or fewer runs when they took this long
+CALIBRATION_SHORT = (16, 0.005)  # and up to this many runs while they took less than these seconds
 
 
 @dataclass
@@ -168,7 +169,8 @@ class Plan:
             calls = [] if step.observed_only else list(step.bind(*args)) if step.bind else [(step.run, args)]
             self._bound.append(calls)
         # one thread: every kernel's serial build; more: chosen per call once timed (_calibrate)
-        self._serial = _Calls([[(serial_build(fn), args) for fn, args in calls] for calls in self._bound])
+        self._bound_serial = [[serial_call(fn, args) for fn, args in calls] for calls in self._bound]
+        self._serial = _Calls([list(calls) for calls in self._bound_serial])
         self._threaded: _Calls | None = None
         self._candidates: _Calls | None = None  # calls timed with their parallel build
         self._timed = [[math.inf] * len(calls) for calls in self._bound]  # each serial call's best
@@ -200,7 +202,7 @@ class Plan:
                 fn(*args)
                 dt = time.perf_counter() - t0
                 best[k] = min(best[k], dt)
-                self._timed_seconds += dt
+                self._timed_seconds += dt if self._timed_runs or not warm else 0.0  # (not compiling)
         calls_now.resolve()
         if self._candidates is not None:
             self._serial_turn = not serial
@@ -208,8 +210,12 @@ class Plan:
                 return
         self._timed_runs += 1
         # a long run measures well enough in one go (a large batch's calibration stays short), but the
-        # warm-up's first runs include compiling
-        if self._timed_runs < CALIBRATION_RUNS and (warm or self._timed_seconds < CALIBRATION_SECONDS):
+        # warm-up's first runs include compiling; a small model's runs go on to CALIBRATION_SHORT (its
+        # first runs are cold: kws's convolutions 7-15 us each in its first two runs, 4.7 later)
+        runs, seconds = self._timed_runs, self._timed_seconds
+        if runs < CALIBRATION_RUNS and (warm or seconds < CALIBRATION_SECONDS):
+            return
+        if runs < CALIBRATION_SHORT[0] and seconds < CALIBRATION_SHORT[1]:
             return
         self._timed_runs, self._timed_seconds = 0, 0.0
         if self._candidates is None:
@@ -244,8 +250,8 @@ class Plan:
         """The bound calls, each call's parallel build where `parallel` says so, else its serial one."""
         return _Calls(
             [
-                [(parallel_build(fn) if p else serial_build(fn), args) for (fn, args), p in zip(calls, ps)]
-                for calls, ps in zip(self._bound, parallel)
+                [(parallel_build(fn), args) if p else one for (fn, args), one, p in zip(calls, ones, ps)]
+                for calls, ones, ps in zip(self._bound, self._bound_serial, parallel)
             ]
         )
 
@@ -369,10 +375,14 @@ class Plan:
         elif self._threaded is None:
             self._calibrate(warm=False)
         else:  # threaded or not, whichever has been faster lately (engine/runtime.py)
-            threaded = self.pace.threaded()
+            pace = self.pace
+            threaded = pace.threaded()
+            if not pace.sample:
+                (self._threaded if threaded else self._serial).run()
+                return
             t0 = time.perf_counter()
             (self._threaded if threaded else self._serial).run()
-            self.pace.done(threaded, time.perf_counter() - t0)
+            pace.done(threaded, time.perf_counter() - t0)
 
     def _warm(self) -> None:
         """Compile (or load from Numba's cache) and time the serial builds, then the parallel builds

@@ -168,6 +168,7 @@ _get_num_threads = None
 # the other stays the slower, and starts again when they swap).
 PACE_PROBE = (16, 256)
 PACE_SAMPLES = 3  # each side's figure: the best of its last runs (one slow run is no verdict)
+PACE_SAMPLE_EVERY = 4  # between tries, one run in this many of the chosen side is timed
 # A try of the other side is this many runs in a row: its first run after a stretch on the other side
 # is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere);
 # a first run over PACE_GIVE_UP times the faster side's figure ends the try (cores taken: no second).
@@ -178,10 +179,12 @@ PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the
 
 class Pace:
     """Chooses, run by run, between a plan's threaded calls and its single-threaded ones, by their
-    recent times (docs/contention.md). The executor asks `threaded()` before a run and reports its
-    time with `done()`."""
+    recent times (docs/contention.md). The executor asks `threaded()` before a run and, where
+    `sample` is then set, reports its time with `done()` (the tries of the other side, and one run in
+    PACE_SAMPLE_EVERY of the chosen side: timing every run costs a small model more than a micro-
+    second, hello_world's whole run being 3)."""
 
-    __slots__ = ("fast", "interval", "next_probe", "probing", "runs", "times")
+    __slots__ = ("fast", "interval", "next_probe", "probing", "runs", "sample", "times")
 
     def __init__(self) -> None:
         self.times: tuple[list[float], list[float]] = ([], [])  # recent seconds: one thread, threaded
@@ -190,30 +193,31 @@ class Pace:
         self.interval = PACE_PROBE[0]
         self.next_probe = PACE_PROBE[0]
         self.probing = 0  # runs left of the try under way
+        self.sample = True  # whether this run is timed
 
     def _figure(self, threaded: bool) -> float:
         t = self.times[threaded]
         return min(t) if t else 0.0  # an untried side comes first
 
     def threaded(self) -> bool:
-        """Whether this run goes threaded."""
+        """Whether this run goes threaded (and sets `sample`)."""
         if not PACE_ON:
+            self.sample = False
             return True
         self.runs += 1
         if self.probing:
             self.probing -= 1
+            self.sample = True
             return not self.fast
-        fast = self._figure(True) <= self._figure(False)
-        if fast != self.fast:  # the sides swapped: try the other again soon
-            self.fast, self.interval = fast, PACE_PROBE[0]
-            self.next_probe = self.runs + self.interval
         if self.runs >= self.next_probe:  # the try's times alone are the other side's new figure
             self.next_probe = self.runs + self.interval
             self.interval = min(2 * self.interval, PACE_PROBE[1])
-            self.times[not fast].clear()
+            self.times[not self.fast].clear()
             self.probing = PACE_PROBE_RUNS - 1
-            return not fast
-        return fast
+            self.sample = True
+            return not self.fast
+        self.sample = self.runs % PACE_SAMPLE_EVERY == 0 or len(self.times[self.fast]) < PACE_SAMPLES
+        return self.fast
 
     def done(self, threaded: bool, seconds: float) -> None:
         """A run took `seconds`, threaded or not."""
@@ -223,6 +227,12 @@ class Pace:
             del t[0]
         if self.probing and threaded != self.fast and seconds > PACE_GIVE_UP * self._figure(self.fast):
             self.probing = 0
+        if self.probing:
+            return
+        fast = self._figure(True) <= self._figure(False)
+        if fast != self.fast:  # the sides swapped: try the other again soon
+            self.fast, self.interval = fast, PACE_PROBE[0]
+            self.next_probe = self.runs + self.interval
 
 
 _PRELOADED = _libgomp_loaded()

@@ -29,6 +29,8 @@ BUILDS: dict = {}  # each build (a Numba dispatcher) -> its Kernel
 
 
 class Kernel:
+    serial_args = None  # args -> the serial build's args (serial_call), where they differ
+
     def __init__(self, fn: FunctionType):
         self.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
         # a distinct function object (and name) so that Numba caches the two builds apart
@@ -56,6 +58,15 @@ def serial_build(fn):
     """fn's serial build where fn is a Kernel's build, else fn."""
     k = BUILDS.get(fn)
     return fn if k is None else k.serial
+
+
+def serial_call(fn, args: tuple) -> tuple:
+    """(fn's serial build, the arguments it takes) for the call fn(*args): a kernel whose work is
+    split for the threads (depthwise: row chunks) may take a split of one on its serial build."""
+    k = BUILDS.get(fn)
+    if k is None:
+        return fn, args
+    return k.serial, (args if k.serial_args is None else k.serial_args(args))
 
 
 def parallel_build(fn):
