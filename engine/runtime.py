@@ -169,9 +169,10 @@ _get_num_threads = None
 PACE_PROBE = (16, 256)
 PACE_SAMPLES = 3  # each side's figure: the best of its last runs (one slow run is no verdict)
 PACE_SAMPLE_EVERY = 4  # between tries, one run in this many of the chosen side is timed
-# A try of the other side is this many runs in a row: its first run after a stretch on the other side
+# A try of the threaded side is this many runs in a row: its first run after a stretch on one thread
 # is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere);
 # a first run over PACE_GIVE_UP times the faster side's figure ends the try (cores taken: no second).
+# A try of the one-thread side is one run (nothing of it sleeps: YOLOv8n's tries cost 10 ms each).
 PACE_PROBE_RUNS = 2
 PACE_GIVE_UP = 2.0
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
@@ -213,7 +214,7 @@ class Pace:
             self.next_probe = self.runs + self.interval
             self.interval = min(2 * self.interval, PACE_PROBE[1])
             self.times[not self.fast].clear()
-            self.probing = PACE_PROBE_RUNS - 1
+            self.probing = PACE_PROBE_RUNS - 1 if not self.fast else 0
             self.sample = True
             return not self.fast
         self.sample = self.runs % PACE_SAMPLE_EVERY == 0 or len(self.times[self.fast]) < PACE_SAMPLES

@@ -129,9 +129,9 @@ def _runs(pace, n, one, threaded, seen):
 
 
 def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
-    """Both sides are tried first; then the faster runs, the other is tried (PACE_PROBE_RUNS runs in a
-    row) every PACE_PROBE[0] runs, the interval doubling while it stays slower; one slow run is no
-    verdict; when the cores get taken (threaded runs slow down) the next runs go to one thread within
+    """Both sides are tried first; then the faster runs, the other is tried (one run of the one-thread
+    side, PACE_PROBE_RUNS runs in a row of the threaded side) every PACE_PROBE[0] runs, the interval
+    doubling while it stays slower; one slow run is no verdict; when the cores get taken (threaded runs slow down) the next runs go to one thread within
     PACE_SAMPLES timed runs (one in PACE_SAMPLE_EVERY), and back when threads pay again."""
     monkeypatch.setattr(runtime, "PACE_ON", True)
     k, n = runtime.PACE_PROBE[0], runtime.PACE_PROBE_RUNS
@@ -142,7 +142,7 @@ def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
     _runs(pace, 8 * k, lambda r: 2.0, lambda r: 1.0, seen)
     probes = [r for r, side in enumerate(seen) if side == 1 and (r == 0 or seen[r - 1] == 2)]
     assert [b - a for a, b in itertools.pairwise(probes)] == [k, 2 * k, 4 * k][: len(probes) - 1]
-    assert all(seen[p : p + n] == [1] * n for p in probes if p + n <= len(seen))
+    assert all(seen[p : p + 2] == [1, 2] for p in probes if p + 2 <= len(seen))
     seen.clear()
     give_up, seen_up = runtime.Pace(), []  # the try's first run is over PACE_GIVE_UP x slower: no second
     _runs(give_up, 2 * k, lambda r: 9.0, lambda r: 1.0, seen_up)
@@ -157,7 +157,7 @@ def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
     seen.clear()
     _runs(pace, 2 * k, lambda r: 2.0, lambda r: 1.0, seen)  # free again: the next probe finds it
     i = seen.index(2)
-    assert i <= k and seen[i : i + k - 1] == [2] * (k - 1)
+    assert i <= k and seen[i : i + n] == [2] * n and seen[i : i + k - 1] == [2] * (k - 1)
     seen.clear()
     monkeypatch.setattr(runtime, "PACE_ON", False)  # ENGINE_PACE=0
     _runs(pace, 4, lambda r: 1.0, lambda r: 9.0, seen)
