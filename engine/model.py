@@ -24,7 +24,7 @@ from .formats.npz import load_npz, save_npz, validate_graph, validate_quantizati
 from .formats.tflite import import_tflite
 from .graph import Graph
 from .kernels import pool
-from .runtime import Pace, run_lanes, threads_now
+from .runtime import PACE_SAMPLES, Pace, run_lanes, threads_now
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
@@ -132,6 +132,7 @@ class Model:
         self._lane_copies: list[Model] = []  # the other lanes of a batch run (_run_lanes)
         self._lane_paces: dict[int, Pace] = {}  # lanes or not, per batch size (_run_paced)
         self._lane_warm: set[tuple[int, bool]] = set()  # (batch, in lanes) run once (_run_paced)
+        self._whole_only: set[int] = set()  # batch sizes whose whole runs are too short for lanes
         one = self.plan(1)  # refuse what cannot run now, not at the first run()
         self._sample_bytes = max(one.nbytes - one.const_bytes, 1)  # what a sample's run holds
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
@@ -294,9 +295,13 @@ class Model:
             if len(self._lane_paces) > 64:  # (a caller cycling through batch sizes)
                 self._lane_paces.clear()
                 self._lane_warm.clear()
+                self._whole_only.clear()
             pace = self._lane_paces[batch] = Pace()
         whole = pace.times[False]
-        # a whole run this short leaves lanes nothing to win: even their tries would cost
+        # a whole run this short leaves lanes nothing to win: even their tries would cost; once the
+        # pace has its figure, the batch runs whole, as a batch of one does (Model.run's short way)
+        if len(whole) >= PACE_SAMPLES and max(whole) < LANE_MIN_SECONDS:
+            self._whole_only.add(batch)
         in_lanes = pace.threaded() and not (whole and max(whole) < LANE_MIN_SECONDS)
         t0 = time.perf_counter()
         if in_lanes:
@@ -324,7 +329,8 @@ class Model:
             type(a) is np.ndarray and a.shape == s and a.dtype is d for a, (s, d) in zip(x, kinds)
         ):
             return None
-        if kinds[0][0][0] >= LANE_MIN_BATCH and threads_now() > 1:
+        batch = kinds[0][0][0]
+        if batch >= LANE_MIN_BATCH and batch not in self._whole_only and threads_now() > 1:
             return None  # (lanes, at this thread count)
         with self._lock:
             return plan.run_arrays(x) if self._last is last else None
@@ -349,7 +355,7 @@ class Model:
         threads = threads_now()
         if threads < 2 or batch < LANE_MIN_BATCH or batch * self._sample_bytes > self.memory_budget:
             return 1  # (a batch over the budget is refused whole)
-        if not self._samples_independent():
+        if batch in self._whole_only or not self._samples_independent():
             return 1
         return min(threads, batch // (LANE_MIN_BATCH // 2))
 
