@@ -13,36 +13,39 @@ from .common import Prepared, Shape, bound, pool_geometry
 
 
 @kernel
-def _max_pool(x, out, pool, accs):
-    """pool: common.Pool; accs [threads, C] of the data's type: each thread's maxima, from the plan.
-    Flat unsigned indices and maxima in the data's own type: the channel loops vectorize 64 bytes wide,
-    with no array view made per window element."""
+def _max_pool(x, out, pool, rows):
+    """pool: common.Pool; rows [threads, W * C] of the data's type: each thread's row of column maxima,
+    from the plan. Separable: an output row's window rows reduce to one row first (long runs of W * C
+    bytes that vectorize 64 wide), then each output pixel takes the maximum of its window's columns
+    there: fw channel loops a pixel instead of fh * fw (MNIST's 3 x 3 pool of 32 channels: 3 times
+    faster). Flat unsigned indices and maxima in the data's own type."""
     fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     xf, of = x.reshape(-1), out.reshape(-1)
-    lo, hi = accs.dtype.type(act_min), accs.dtype.type(act_max)
+    lo, hi = rows.dtype.type(act_min), rows.dtype.type(act_max)
+    wc = w * c
     for t in prange(n * oh):
         b = t // oh
-        oy = t % oh
-        y0 = oy * sh - ph
-        ys = max(0, -y0)
-        ye = min(fh, h - y0)
-        acc = accs[numba.get_thread_id()]
+        y0 = t % oh * sh - ph
+        row = rows[numba.get_thread_id()]
+        for i in range(wc):
+            row[i] = lo  # max(window) clamped below by act_min == max over window and act_min
+        for ky in range(max(0, -y0), min(fh, h - y0)):
+            base = np.uintp((b * h + y0 + ky) * wc)
+            for i in range(wc):
+                row[i] = max(row[i], xf[base + np.uintp(i)])
         for ox in range(ow):
             x0 = ox * sw - pw
-            xs = max(0, -x0)
-            xe = min(fw, w - x0)
+            o = np.uintp((t * ow + ox) * c)
             for ch in range(c):
-                acc[ch] = lo  # max(window) clamped below by act_min == max over window and act_min
-            for ky in range(ys, ye):
-                for kx in range(xs, xe):
-                    p = np.uintp(((b * h + y0 + ky) * w + x0 + kx) * c)
-                    for ch in range(c):
-                        acc[ch] = max(acc[ch], xf[p + np.uintp(ch)])
-            o = np.uintp(((b * oh + oy) * ow + ox) * c)
+                of[o + np.uintp(ch)] = lo
+            for kx in range(max(0, -x0), min(fw, w - x0)):
+                p = np.uintp((x0 + kx) * c)
+                for ch in range(c):
+                    of[o + np.uintp(ch)] = max(of[o + np.uintp(ch)], row[p + np.uintp(ch)])
             for ch in range(c):
-                of[o + np.uintp(ch)] = min(acc[ch], hi)
+                of[o + np.uintp(ch)] = min(of[o + np.uintp(ch)], hi)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -54,6 +57,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         return [(max_pool, (inputs[0], outputs[0], pool, scratch[0]))]
 
-    # each thread's maxima (numba.get_thread_id() is below NUMBA_NUM_THREADS)
+    # each thread's row of column maxima (numba.get_thread_id() is below NUMBA_NUM_THREADS)
     dtype = g.tensors[op.inputs[0]].np_dtype
-    return bound([out_shape], bind, [((numba.config.NUMBA_NUM_THREADS, out_shape[3]), dtype)])
+    w, c = shapes[0][2:]
+    return bound([out_shape], bind, [((numba.config.NUMBA_NUM_THREADS, w * c), dtype)])
