@@ -454,34 +454,6 @@ def _after_fork_in_child() -> None:
     _start(_worker_count)
 
 
-def _region_wrapper(library, ctx, info, sig, inner_ndim):
-    """Numba's parallel.build_gufunc_kernel without its GIL round trip: the function a parfor calls
-    hands the region's item function straight to numba_parallel_for. Numba's takes the GIL and drops
-    it again around that call (for object-mode ufuncs; a parallel region of a nopython kernel needs
-    no GIL, and the pool none): two GIL round trips a region, about 0.3 us, and a wait for the GIL
-    where another Python thread holds it."""
-    from numba.np.ufunc.wrappers import _wrapper_info
-
-    i8p = ir.IntType(8).as_pointer()
-    intp = ctx.get_value_type(types.intp)
-    fnty = ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), intp.as_pointer(), intp.as_pointer(), i8p])
-    wrapperlib = ctx.codegen().create_library("engine_pool_region")
-    mod = wrapperlib.create_ir_module("engine.pool.region")
-    fn = ir.Function(mod, fnty, name=f".kernel.{id(info.env)}_{info.name}")
-    builder = ir.IRBuilder(fn.append_basic_block(""))
-    item = cgutils.get_or_insert_function(mod, fnty, info.name)
-    wrapperlib.add_linking_library(info.library)
-    threads = builder.call(cgutils.get_or_insert_function(mod, ir.FunctionType(intp, []), "get_num_threads"), [])
-    region = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [i8p] * 5 + [intp] * 3), "numba_parallel_for")
-    arrays = len(sig.args) + (0 if isinstance(sig.return_type, types.NoneType) else 1)
-    pointers = [builder.bitcast(v, i8p) for v in (item, *fn.args)]
-    builder.call(region, [*pointers, intp(inner_ndim), intp(arrays), threads])
-    builder.ret_void()
-    wrapperlib.add_ir_module(mod)
-    wrapperlib.add_linking_library(library)
-    return _wrapper_info(library=wrapperlib, name=fn.name, env=info.env)
-
-
 _installed = False
 _worker_count = 0
 
@@ -510,9 +482,6 @@ def install(threads: int) -> bool:
     _state[SCHEDULER + 1] = workqueue.do_scheduling_unsigned
     ll.add_symbol("do_scheduling_signed", schedule_signed.address)
     ll.add_symbol("do_scheduling_unsigned", schedule_unsigned.address)
-    from numba.np.ufunc import parallel
-
-    parallel.build_gufunc_kernel = _region_wrapper
     _start(_worker_count)
     atexit.register(_stop)
     os.register_at_fork(after_in_child=_after_fork_in_child)
