@@ -195,3 +195,32 @@ def test_numba_layer_when_disabled():
         {"ENGINE_POOL": "0"},
     )
     assert out.split() == ["False", "True", "True"]
+
+
+@TWO
+def test_items_that_need_the_gil():
+    """A region of a kernel called holding the GIL (not nogil) whose items allocate while tracemalloc
+    hooks the allocator (each allocation then takes the GIL): the region must release the GIL for its
+    items, or the caller waits for a worker that waits for it."""
+    out = _run(
+        """
+        import tracemalloc, numpy as np, numba
+        from numba import njit, prange
+        import engine
+
+        @njit(parallel=True)
+        def allocating(n, out):
+            for i in prange(out.shape[0]):
+                a = np.empty(n + i)
+                a[:] = i
+                out[i] = a.sum()
+
+        numba.set_num_threads(2)
+        tracemalloc.start()
+        out = np.zeros(2)
+        for _ in range(3000):
+            allocating(100, out)
+        print(out.tolist())
+        """
+    )
+    assert out.split("\n")[-2] == "[0.0, 101.0]"
