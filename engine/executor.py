@@ -181,11 +181,12 @@ class Plan:
 
     def _calibrate(self, warm: bool) -> None:
         """One timed run of the calls being chosen (warm: the load-time warm-up; steps with a warmup
-        function call it once, untimed). First CALIBRATION_RUNS runs on the serial builds: calls that
-        took PARALLEL_MIN_SECONDS or more become candidates for their parallel build. Then as many
-        runs with the candidates on their parallel builds (more than one thread must run): a candidate
-        keeps its parallel build where it was faster, wake-ups of the other threads included (on a
-        loaded machine they cost more than the work they share). (Timing the calls kept again in the
+        function call it once, untimed). First CALIBRATION_RUNS runs on the serial builds (up to
+        CALIBRATION_SHORT for a small model; the compiling run's seconds do not count): calls that took
+        PARALLEL_MIN_SECONDS or more become candidates for their parallel build. Then as many runs with
+        the candidates on their parallel builds (more than one thread must run), each followed by a
+        serial run: a candidate keeps its parallel build where it was faster, wake-ups of the other
+        threads included (on a loaded machine they cost more than the work they share). (Timing the calls kept again in the
         mix they run in, and dropping those slower there, was tried: each round's noise only drops
         calls, YOLOv8n kept 54-97 of its 287 calls threaded and ran 16-17 ms instead of 15.)"""
         # the candidates' runs alternate with serial ones: each call's two figures then come from

@@ -1,9 +1,10 @@
 """Kernels compiled twice: with prange spread over threads, and serial for small work.
 
 A parallel region costs about 0.3 us on the engine's pool (pool.py) with its workers awake, and a
-worker that sleeps takes tens of microseconds to join; on a small layer that is more than the work. The executor runs
-every kernel's serial build at one thread, and at more threads picks each call's build from the
-serial build's measured time (engine/executor.py): ops bind arguments valid for both builds.
+worker that sleeps takes tens of microseconds to join; on a small layer that is more than the work.
+The executor runs every kernel's serial build at one thread, and at more threads picks each call's
+build from the builds' measured times (engine/executor.py): ops bind arguments valid for both builds
+(serial_call: a kernel may give its serial build other arguments, a split of one).
 """
 
 from __future__ import annotations
