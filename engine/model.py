@@ -332,8 +332,12 @@ class Model:
         batch = kinds[0][0][0]
         if batch >= LANE_MIN_BATCH and batch not in self._whole_only and threads_now() > 1:
             return None  # (lanes, at this thread count)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not `with`: 0.1 us of a run of 2.4)
+        try:
             return plan.run_arrays(x) if self._last is last else None
+        finally:
+            lock.release()
 
     def _remember(self, x, plan: Plan) -> None:
         """After an exact run (x: an array, or a list or tuple of them) on the newest plan, under the
