@@ -118,6 +118,18 @@ def pad_input(x, out, pad):
                     pixels_out[left + xx, ch * repeat + r] = v
 
 
+@njit(inline="always", cache=True)
+def _edge(edge, xf, start):
+    """edge = xf[start:] then zeros: the last tiles' input, read whole. (A loop: a slice assignment
+    checks shapes, and its error path builds a string, which keeps Numba's reference counting in the
+    kernel: refops.py.)"""
+    n = xf.size - start
+    for j in range(n):
+        edge[j] = xf[start + j]
+    for j in range(n, edge.size):
+        edge[j] = 0
+
+
 @kernel
 def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
     """Convolution on the GEMM, reading the padded input in place (no im2col).
@@ -186,8 +198,7 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                             at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
                             tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
                         else:
-                            edge[: xf.size - start] = xf[start:]
-                            edge[xf.size - start :] = 0
+                            _edge(edge, xf, start)
                             at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
                             tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
                 continue
@@ -201,8 +212,7 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                         at = Runs(start, sw * c, run_w, ksteps, per_call, x_run, w_run)
                         tile_blocks(xf, w, at, block_size, blocks, call > 0, acc, t * width)
                     else:
-                        edge[: xf.size - start] = xf[start:]
-                        edge[xf.size - start :] = 0
+                        _edge(edge, xf, start)
                         at = Runs(0, sw * c, run_w, ksteps, per_call, x_run, w_run)
                         tile_blocks(edge, w, at, block_size, blocks, call > 0, acc, t * width)
             if d != 0 and sum_lane >= 0:
@@ -305,7 +315,9 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
         _load_rows(x, r0, n, delta, rows)
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
-            requantize_double_row(acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r])
+            requantize_double_row(
+                acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r]
+            )
 
 
 @kernel

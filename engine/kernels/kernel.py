@@ -14,7 +14,7 @@ from types import FunctionType
 import numba
 from numba import njit
 
-from . import pool
+from . import pool, refops
 
 # Launches Numba's threading layer now: kernels index per-thread scratch by numba.get_thread_id(),
 # which calls into that layer (a null pointer before it runs), in serial builds too.
@@ -22,6 +22,8 @@ numba.get_num_threads()
 # ... and routes its parallel regions through the engine's own pool (pool.py), before any kernel is
 # compiled or loaded from the cache
 pool.install(numba.config.NUMBA_NUM_THREADS)
+# ... and compiles kernels without counting references to the arrays they are given (refops.py)
+refops.install()
 # elements (or multiply-accumulates / 16) below which pick() gives the serial build: the choice of
 # steps that are not timed (constant folding, the warm-up of a plan that has not run)
 PARALLEL_MIN_WORK = 1 << 16
