@@ -315,9 +315,7 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
         _load_rows(x, r0, n, delta, rows)
         gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
         for r in range(n):
-            requantize_double_row(
-                acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r]
-            )
+            requantize_double_row(acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r])
 
 
 @kernel

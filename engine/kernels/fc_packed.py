@@ -40,10 +40,9 @@ def consts(delta: int, blocks: int, gemm: tuple, units: int, arrays: tuple) -> n
     return np.concatenate(parts)
 
 
-def scratch_shape(threads: int, kp: int, blocks: int, operand: np.dtype) -> tuple:
-    """The scratch array's (shape, dtype): per thread PX rows of kp operands, then PX rows of sums."""
-    item = np.dtype(operand).itemsize
-    return (threads, PX * kp + PX * blocks * OCB * 4 // item), np.dtype(operand)
+def scratch_length(kp: int, blocks: int, operand: np.dtype) -> int:
+    """A thread's scratch row, in operands: PX rows of kp operands, then PX rows of sums (int32)."""
+    return PX * kp + PX * blocks * OCB * 4 // np.dtype(operand).itemsize
 
 
 @njit(inline="always", cache=True)

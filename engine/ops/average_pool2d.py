@@ -15,7 +15,7 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..profiles import litert_xnn
 from . import pool_float
-from .common import Prepared, Shape, bound, pool_geometry
+from .common import Prepared, Shape, bound, per_thread, pool_geometry
 
 
 @kernel
@@ -65,5 +65,4 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         return [(avg_pool, (inputs[0], outputs[0], pool, scratch[0]))]
 
-    # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
-    return bound([out_shape], bind, [((numba.config.NUMBA_NUM_THREADS, out_shape[3]), np.int32)])
+    return bound([out_shape], bind, [per_thread(out_shape[3], np.int32)])  # each thread's sums

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from ..errors import UnsupportedError
@@ -69,6 +70,19 @@ def runner(bind: Callable[..., list]) -> Callable[..., None]:
 def bound(out_shapes: list[Shape], bind: Callable[..., list], scratch: list | None = None) -> Prepared:
     """A Prepared whose run is the kernel calls bind(inputs, outputs, scratch) returns (see Prepared)."""
     return Prepared(out_shapes, runner(bind), scratch or [], bind=bind)
+
+
+CACHE_LINE = 64  # bytes
+
+
+def per_thread(length: int, dtype) -> tuple[tuple[int, int], np.dtype]:
+    """A scratch spec (Prepared.scratch) of a row of `length` elements for each thread the pool may run
+    (numba.get_thread_id() is below NUMBA_NUM_THREADS; kernels take row get_thread_id()), each row
+    padded to whole cache lines and one more (the arena aligns the array): two threads that write one
+    line pass it between their cores on every write. MobileNet v2's 112 x 112 x 32 depthwise layer
+    took 139 us at 2 threads where the rows shared a line, 63 padded (96 serial)."""
+    per_line = max(CACHE_LINE // np.dtype(dtype).itemsize, 1)
+    return (numba.config.NUMBA_NUM_THREADS, -(-length // per_line) * per_line + per_line), np.dtype(dtype)
 
 
 def same_bytes(out_shape: Shape) -> Prepared:

@@ -18,6 +18,7 @@ from .common import (
     Window,
     bound,
     fused_activation,
+    per_thread,
     require,
     view,
     window,
@@ -158,8 +159,8 @@ def gemm_conv(
     rows = -(-ow // PX) * PX
     extent = (PX - 1) * win.sw * c + (per_call - 1) * x_run + run_len  # what one call reads
     scratch = [
-        ((threads, rows * blocks * OCB), np.int32),
-        ((threads, rows), np.int32),
+        per_thread(rows * blocks * OCB, np.int32),
+        per_thread(rows, np.int32),
         ((threads, extent), np.int8 if flip else ops.data_type),
     ]
     if not in_place:

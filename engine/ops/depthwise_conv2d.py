@@ -23,6 +23,7 @@ from .common import (
     bound,
     fused_activation,
     int_option,
+    per_thread,
     require,
     view,
     window,
@@ -103,7 +104,6 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     # (pick's work is in elementwise steps: measured, 2 threads win from about 100k multiply-accumulates)
     depthwise_conv2d = D.KERNELS[type(rq)].pick(n * oh * ow * oc * kh * kw // 2)
     slack = (D.DPX * win.sw + 1) * max(cp, D.LANES) + 64  # a step's pixels beyond the last row's end
-    threads = numba.config.NUMBA_NUM_THREADS  # (numba.get_thread_id() is below it)
 
     ring = (plan.span * -(-win.wp * cp // D.LANES) * D.LANES + slack) * (4 if quad else 1) + stage
     ring = -(-ring // 64) * 64
@@ -115,7 +115,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         return [(depthwise_conv2d, (view(ins[0]), c, scratch[0], view(outs[0], (n, oh, ow, oc))))]
 
     # each thread's ring of padded rows (quad rows), then where its filter rows (quads) are in it
-    scratch = [((threads, ring + 8 * kh * (-(-kw // 4) if quad else 1)), np.uint8)]
+    scratch = [per_thread(ring + 8 * kh * (-(-kw // 4) if quad else 1), np.uint8)]
     return bound([out_shape], bind, scratch)
 
 

@@ -12,7 +12,6 @@ reference's multipliers (LiteRT's optimized kernel; profiles/litert.py).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..graph import Graph, Op
@@ -20,7 +19,7 @@ from ..kernels import fc_packed, gemm, requantize
 from ..kernels.gemm import OCB, pack_weights, padded_channels
 from ..profiles import litert, profile_of, tflm
 from . import conv_float
-from .common import Prepared, bound, fused_activation, require, view
+from .common import Prepared, bound, fused_activation, per_thread, require, view
 from .conv16 import prepare_fully_connected16
 from .quant_params import (
     bias_vector,
@@ -63,9 +62,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, shapes[0][-1] == depth, f"keep_num_dims needs the last input dimension to be {depth}")
     else:
         out_shape = (rows, units)
-    threads = numba.config.NUMBA_NUM_THREADS  # numba.get_thread_id() is below it
     # each thread's rows and sums in one array, the layer's constants in another (fc_packed: few arguments)
-    scratch = [fc_packed.scratch_shape(threads, kp, blocks, data_type)]
+    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
     rule, arrays = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
     fn = fc_packed.KERNELS[rule].pick(work)

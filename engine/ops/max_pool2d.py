@@ -9,7 +9,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from . import pool_float
-from .common import Prepared, Shape, bound, pool_geometry
+from .common import Prepared, Shape, bound, per_thread, pool_geometry
 
 
 @kernel
@@ -57,7 +57,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         return [(max_pool, (inputs[0], outputs[0], pool, scratch[0]))]
 
-    # each thread's row of column maxima (numba.get_thread_id() is below NUMBA_NUM_THREADS)
+    # each thread's row of column maxima
     dtype = g.tensors[op.inputs[0]].np_dtype
     w, c = shapes[0][2:]
-    return bound([out_shape], bind, [((numba.config.NUMBA_NUM_THREADS, w * c), dtype)])
+    return bound([out_shape], bind, [per_thread(w * c, dtype)])

@@ -23,7 +23,18 @@ from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..profiles import litert, litert_xnn, profile_of
-from .common import Prepared, Shape, bound, fail, per_tensor, require, require_types, tensors, view
+from .common import (
+    Prepared,
+    Shape,
+    bound,
+    fail,
+    per_tensor,
+    per_thread,
+    require,
+    require_types,
+    tensors,
+    view,
+)
 
 
 @kernel
@@ -189,8 +200,7 @@ def requantized_sum(
         )
 
         mean_block = _mean_block.pick(int(np.prod(in_shape, dtype=np.int64)))
-        # each thread's sums (numba.get_thread_id() is below NUMBA_NUM_THREADS)
-        accs = ((numba.config.NUMBA_NUM_THREADS, block[2]), np.int32)
+        accs = per_thread(block[2], np.int32)  # each thread's sums
 
         def bind_block(inputs: list, outputs: list, scratch: list) -> list:
             x, out = view(inputs[0], block), view(outputs[0], (block[0], block[2]))
