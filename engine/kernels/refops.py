@@ -17,7 +17,8 @@ Numba's first (inlining) module pass, for the function and every function it cal
 helpers also called from elsewhere keep theirs, and those stripped become internal copies under
 their own names (the JIT cannot resolve a call to another library's copy). Anything it cannot read
 (an indirect call, an unknown external taking pointers, a runtime call that allocates) leaves the
-function as Numba made it. Only modules that define an engine function are read: other Numba code in
+function as Numba made it. (Stores are read by their type; an LLVM memcpy is taken as copying data,
+which is all a kernel copies.) Only modules that define an engine function are read: other Numba code in
 the process is untouched. ENGINE_REFOPS=0 leaves Numba's counting (for comparison).
 """
 
