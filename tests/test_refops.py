@@ -72,6 +72,7 @@ def test_strips_a_kernel_and_the_helpers_it_alone_calls() -> None:
     ],
 )
 def test_keeps_what_it_cannot_vouch_for(body: str, why: str) -> None:
+    refops.kept.clear()
     text = kernel_ir(body) + HELPER + TAIL
     out, count = refops.strip(text)
     assert count == 0 and out == text
@@ -87,6 +88,7 @@ entry:
   ret i32 0
 }
 """
+    refops.kept.clear()
     text = kernel_ir() + HELPER + other + TAIL
     assert refops.strip(text) == (text, 0)
     assert "called from elsewhere" in refops.kept["_ZN6engine4kernE"]

@@ -210,7 +210,7 @@ def matmul_float(lhs, rhs, mm, all_acc, out):
             r = rhs[rbase + kk * n : rbase + (kk + 1) * n]
             for j in range(n):
                 acc[j] += a * r[j]
-        out[t * n : (t + 1) * n] = acc
+        out[t * n : (t + 1) * n] = acc[:n]  # (each thread's row is padded: ops.common.per_thread)
 
 
 RESCALE8, RESCALE16, RAW32 = 0, 1, 2  # matmul_int modes

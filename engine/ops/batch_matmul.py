@@ -25,7 +25,7 @@ from ..kernels import transpose_conv as K
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..numerics import multipliers
 from ..profiles import profile_of, tflm
-from .common import Prepared, require, tensors
+from .common import Prepared, per_thread, require, tensors
 from .quant_params import check_shift, fold_zero_point
 
 
@@ -118,9 +118,8 @@ def _prepare_loops(mm: K.MatMul, quant, mode, rhs_info, out_shape) -> Prepared:
         r = np.asarray(rhs_value)
         rhs_kn = np.ascontiguousarray(np.swapaxes(r, -1, -2) if adj_y else r).reshape(-1)
     work = int(np.prod(out_shape[:-1])) * k * n // 16
-    threads = numba.config.NUMBA_NUM_THREADS
     acc_type = np.float32 if quant is None else np.int64 if mode == K.RESCALE16 else np.int32
-    scratch = [((threads, n), acc_type)]
+    scratch = [per_thread(n, acc_type)]
     size = int(np.prod(rhs_shape))
     swap = K.swap_last.pick(size)
     if adj_y and rhs_kn is None:
@@ -173,7 +172,7 @@ def _prepare_fc(r: np.ndarray, adj_y: bool, out_shape, dims, quant) -> Prepared:
     zeros = np.zeros(PX, np.int64)
     delta = np.int16(delta)
     threads = numba.config.NUMBA_NUM_THREADS
-    scratch = [((threads, PX, kp), data_type), ((threads, PX * blocks * OCB), np.int32)]
+    scratch = [((threads, PX, kp), data_type), per_thread(PX * blocks * OCB, np.int32)]
 
     def run(ins, outs, scratch):
         fn(

@@ -24,7 +24,16 @@ from ..kernels import transpose_conv as K
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..numerics.fixedpoint import wrap_int32_array
 from ..profiles import litert
-from .common import Prepared, conv_output_size, conv_padding, fused_activation, int_option, require, tensors
+from .common import (
+    Prepared,
+    conv_output_size,
+    conv_padding,
+    fused_activation,
+    int_option,
+    per_thread,
+    require,
+    tensors,
+)
 from .quant_params import bias_vector, check_bias_scale, conv_multipliers, filter_zero_points
 
 FLOAT_BOUNDS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -108,12 +117,11 @@ def _prepare_float(op, filt, bias, w, bias_value, out_shape, geo) -> Prepared:
     has_bias = bias is not None
     b = bias_value.reshape(-1).astype(np.float32) if has_bias else np.zeros(out_shape[3], np.float32)
     fn = K.tconv_float.pick(int(np.prod(out_shape)) * geo.kh * geo.kw * weights.shape[2] // 16)
-    threads = numba.config.NUMBA_NUM_THREADS
 
     def run(ins, outs, scratch):
         fn(ins[2], weights, b, has_bias, lo, hi, geo, scratch[0], outs[0])
 
-    return Prepared([out_shape], run, scratch=[((threads, K.GROUP * out_shape[3]), np.float32)])
+    return Prepared([out_shape], run, scratch=[per_thread(K.GROUP * out_shape[3], np.float32)])
 
 
 def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepared:
@@ -129,12 +137,11 @@ def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepa
     lo, hi = fused_activation(op, out)
     weights = np.ascontiguousarray(w.astype(np.int64).transpose(1, 2, 3, 0))
     fn = K.tconv_int16.pick(int(np.prod(out_shape)) * geo.kh * geo.kw * weights.shape[2] // 16)
-    threads = numba.config.NUMBA_NUM_THREADS
 
     def run(ins, outs, scratch):
         fn(ins[2], weights, b, mult, shift, lo, hi, geo, scratch[0], outs[0])
 
-    return Prepared([out_shape], run, scratch=[((threads, K.GROUP * oc), np.int64)])
+    return Prepared([out_shape], run, scratch=[per_thread(K.GROUP * oc, np.int64)])
 
 
 def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo, rule="reference") -> Prepared:
@@ -177,7 +184,7 @@ def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo, rule="ref
     scratch = [
         ((threads, PX, kp), data_type),
         ((pixels * width,), np.int32),
-        ((threads, ow * oc), np.int32),
+        per_thread(ow * oc, np.int32),
     ]
 
     def run(ins, outs, scratch):
