@@ -15,6 +15,7 @@ from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels.kernel import parallel_build, serial_call
+from .kernels.native import NativeCalls, native_call
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
 from .runtime import Pace, threads_now
@@ -365,7 +366,7 @@ class Plan:
         if self._resets or (self._threaded is not serial and threads_now() > 1) or not serial.resolved:
             self._compute()
         else:
-            for fn, args in serial.flat:
+            for fn, args in serial.runs:
                 fn(*args)
         return [kept[0].copy()] if len(kept) == 1 else [a.copy() for a in kept]
 
@@ -415,17 +416,19 @@ class _Calls:
     """A plan's kernel calls, per step and flat. After their first run each Numba dispatcher is
     replaced by the compiled function behind it for the bound argument types (resolve): the
     dispatcher would type every argument again on every call (about 0.4 us per array, 1.5 us per
-    named tuple), and a bound call's arguments never change."""
+    named tuple), and a bound call's arguments never change. `runs` is what run() calls: the
+    consecutive calls that go native as one call each (kernels/native.py), the others as they are."""
 
-    __slots__ = ("flat", "resolved", "steps")
+    __slots__ = ("flat", "resolved", "runs", "steps")
 
     def __init__(self, steps: list[list[tuple]]):
         self.steps = steps
         self.flat = [call for calls in steps for call in calls]
+        self.runs = self.flat
         self.resolved = False
 
     def run(self) -> None:
-        for fn, args in self.flat:
+        for fn, args in self.runs:
             fn(*args)
         if not self.resolved:
             self.resolve()
@@ -433,9 +436,28 @@ class _Calls:
     def resolve(self) -> None:
         if self.resolved:
             return
+        natives = [native_call(fn, args) for fn, args in self.flat]
         for calls in (self.flat, *self.steps):
             calls[:] = [(_entry_point(fn, args), args) for fn, args in calls]
+        self.runs = []
+        start = 0
+        for k in range(len(self.flat) + 1):  # each run of native calls, and the calls between
+            if k < len(self.flat) and natives[k] is not None:
+                continue
+            if k > start:
+                self.runs.append((_run_native, (NativeCalls(natives[start:k]), self.flat[start:k])))
+            if k < len(self.flat):
+                self.runs.append(self.flat[k])
+            start = k + 1
         self.resolved = True
+
+
+def _run_native(native: NativeCalls, calls: list[tuple]) -> None:
+    """native's calls; from one that failed on, the calls through their wrappers (which raise its error)."""
+    failed = native()
+    if failed >= 0:
+        for fn, args in calls[failed:]:
+            fn(*args)
 
 
 def _entry_point(fn, args: tuple):

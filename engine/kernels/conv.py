@@ -24,6 +24,7 @@ from .gemm import (
     tile_requantize_one,
     tiles_requantize,
 )
+from .irtools import flat_view, reshaped
 from .kernel import kernel
 from .requantize import requantize_pixels
 
@@ -106,7 +107,7 @@ def pad_input(x, out, pad):
             for j in range(w * c):
                 dst[j] = np.int16(src[j]) + delta
             continue
-        pixels_in, pixels_out = src.reshape(w, c), row.reshape(wp, cp)
+        pixels_in, pixels_out = reshaped(src, (w, c)), reshaped(row, (wp, cp))
         for xx in range(w):
             if repeat == 1:  # (a loop of its own: the inner loop over r would stop vectorization)
                 for ch in range(c):
@@ -313,7 +314,7 @@ def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, 
         r0 = t * PX
         n = min(PX, bsz - r0)
         _load_rows(x, r0, n, delta, rows)
-        gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
+        gemm_rows(flat_view(rows), kp, n, w, blocks, acc)
         for r in range(n):
             requantize_double_row(acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r])
 
@@ -333,5 +334,5 @@ def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
         r0 = t * PX
         n = min(PX, bsz - r0)
         _load_rows(x, r0, n, delta, rows)
-        gemm_rows(rows.reshape(-1), kp, n, w, blocks, acc)
+        gemm_rows(flat_view(rows), kp, n, w, blocks, acc)
         requantize_pixels(acc, width, zeros, rq, out[r0 : r0 + n])

@@ -38,7 +38,7 @@ from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _iget_num_threads
 
 from . import cpu, requantize
-from .irtools import data_ptr, element_ptr, empty_codegen, operand
+from .irtools import data_ptr, element_ptr, empty_codegen, flat_view, operand, reshaped
 from .kernel import kernel
 from .requantize import (
     BIAS,
@@ -451,7 +451,7 @@ def _unpack(c):
     """pack()'s dims, requantization table and filter, as views."""
     dm = c[:DIMS]
     columns, count, rows = dm[COLUMNS], dm[COUNT], dm[ROWS]
-    table = c[dm[TABLE] : dm[TAPS]].view(np.int32)[: rows * columns].reshape((rows, columns))
+    table = reshaped(c[dm[TABLE] : dm[TAPS]].view(np.int32)[: rows * columns], (rows, columns))
     taps = c[dm[TAPS] :].view(np.int16)[:count]
     return dm, table, taps
 
@@ -642,7 +642,7 @@ def _quad_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
     channels in whole vectors, or `group` pixels of oc = cp channels a vector (stride 1)."""
     cp, quads, group = dm[CP], dm[KH] * dm[KW], dm[GROUP]
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
-    flat = out.reshape(-1)
+    flat = flat_view(out)
     row = (b * oh + oy) * ow * oc
     if group > 1:  # a vector of `group` pixels: the quads of 16 bytes of the row, 16 bytes apart
         full = -(-ow // group)  # the last vector's pixels beyond ow are summed, not stored
@@ -674,7 +674,7 @@ def _fused_row(xr, w, rows, dm, rq, out, b, oy, o0, o1):
     """Output row oy of image b, channels o0 .. o1 - 1, from the ring xr (its filter rows at rows)."""
     cp, kh, kw, sw, dw, group = dm[CP], dm[KH], dm[KW], dm[SW], dm[DW], dm[GROUP]
     oh, ow, oc = out.shape[1], out.shape[2], out.shape[3]
-    flat = out.reshape(-1)
+    flat = flat_view(out)
     row = (b * oh + oy) * ow * oc
     if group > 1:  # `group` pixels of oc = cp channels per vector; stride 1 along x
         full = ow // group

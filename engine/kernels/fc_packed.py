@@ -19,6 +19,7 @@ from numba import njit, prange
 
 from .conv import _load_rows
 from .gemm import OCB, PX, gemm_rows
+from .irtools import reshaped
 from .kernel import kernel
 from .requantize import Requant, RequantFp32, RequantRuy, requantize_pixels
 
@@ -54,7 +55,7 @@ def _tile(x, w, c, scratch, t):
     acc = mine[PX * kp :].view(np.int32)
     r0 = t * PX
     n = min(PX, x.shape[0] - r0)
-    _load_rows(x, r0, n, np.int16(c[DELTA]), rows.reshape((PX, kp)))
+    _load_rows(x, r0, n, np.int16(c[DELTA]), reshaped(rows, (PX, kp)))
     gemm_rows(rows, kp, n, w, blocks, acc)
     return acc, r0, n
 
@@ -80,7 +81,7 @@ def requantize_double_row(sums, bias, scale, out_zp, lo, hi, out):
 @njit(inline="always", cache=True)
 def _table(c):
     units = c[UNITS]
-    return c[HEADER : HEADER + -(-7 * units // 2)].view(np.int32)[: 7 * units].reshape((7, units))
+    return reshaped(c[HEADER : HEADER + -(-7 * units // 2)].view(np.int32)[: 7 * units], (7, units))
 
 
 @kernel

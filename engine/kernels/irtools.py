@@ -11,8 +11,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 
 class Operand:
@@ -65,3 +68,36 @@ def row_ptr(context, builder, a: Operand, row: int, col, vty: ir.Type):
 def empty_codegen(context, builder, signature, args):
     """An intrinsic's body for a CPU it does not apply to, where its callers never reach it."""
     return context.get_dummy_value()
+
+
+@intrinsic
+def reshaped(typingctx, a, shape):
+    """The C-contiguous array a as an array of `shape` (a tuple of integers whose product is a.size: the
+    caller's word, unchecked), sharing a's memory. Numba's reshape calls into its C helper on every use
+    (35 ns: 5 % of a small depthwise layer that reshaped per row, 0.7 us of ad01's 5.3)."""
+    if not (isinstance(a, types.Array) and a.layout == "C" and isinstance(shape, types.UniTuple)):
+        return None
+    if not isinstance(shape.dtype, types.Integer):
+        return None
+    result = a.copy(ndim=shape.count, layout="C")
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        dims = [context.cast(builder, d, shape.dtype, types.intp) for d in cgutils.unpack_tuple(builder, args[1])]
+        strides, step = [], src.itemsize
+        for d in reversed(dims):
+            strides.insert(0, step)
+            step = builder.mul(step, d)
+        view = context.make_array(result)(context, builder)
+        populate_array(
+            view, data=src.data, shape=dims, strides=strides, itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent
+        )
+        return impl_ret_borrowed(context, builder, result, view._getvalue())
+
+    return result(a, shape), codegen
+
+
+@njit(inline="always", cache=True)
+def flat_view(a):
+    """The C-contiguous array a as one dimension (see reshaped)."""
+    return reshaped(a, (a.size,))

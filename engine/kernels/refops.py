@@ -56,6 +56,12 @@ _EXTERNAL = (
     "PyUnicode_FromString",
     "get_thread_id",  # (the threading layer's)
     "get_num_threads",
+    # a parallel region's launch: the schedule's raw memory, and the pool (pool.py) calling the body
+    "get_sched_size",
+    "allocate_sched",
+    "deallocate_sched",
+    "do_scheduling_",
+    "numba_parallel_for",
 )
 _installed = False
 removed = 0  # refops removed in this process (tests and curiosity)

@@ -21,6 +21,7 @@ from ..numerics.fixedpoint import multiply_by_quantized_multiplier
 from .conv import _load_rows
 from .gemm import OCB, PX, gemm_rows
 from .int16 import mbqm64
+from .irtools import flat_view
 from .kernel import kernel
 from .requantize import requantize_pixels
 
@@ -53,7 +54,7 @@ def tconv_gemm(x, delta, w, blocks, all_rows, cols):
         r0 = t * PX
         n = min(PX, pixels - r0)
         _load_rows(x, r0, n, delta, rows)
-        gemm_rows(rows.reshape(-1), kp, n, w, blocks, cols[r0 * width : (r0 + n) * width])
+        gemm_rows(flat_view(rows), kp, n, w, blocks, cols[r0 * width : (r0 + n) * width])
 
 
 @njit(inline="always", cache=True)

@@ -30,6 +30,7 @@ from numba import njit, prange
 
 from ..errors import InputError
 from ..graph import Graph, Op, Tensor
+from ..kernels.irtools import flat_view
 from .common import Prepared, Shape, per_tensor, require, require_types, tensors
 
 QUANTIZED = ("uint8", "int8")
@@ -79,8 +80,8 @@ def _decode_float(enc, y_scale, x_scale, h_scale, w_scale, anchors, out):
 @njit(cache=True)
 def _dequantize(codes, table, out):
     """Class scores: each code's float32 value from a 256-entry table (codes as a uint8 view)."""
-    flat_in = codes.reshape(-1)
-    flat_out = out.reshape(-1)
+    flat_in = flat_view(codes)
+    flat_out = flat_view(out)
     for i in range(flat_in.shape[0]):
         flat_out[i] = table[flat_in[i]]
 

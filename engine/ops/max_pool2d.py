@@ -7,6 +7,7 @@ import numpy as np
 from numba import prange
 
 from ..graph import Graph, Op
+from ..kernels.irtools import flat_view
 from ..kernels.kernel import kernel
 from . import pool_float
 from .common import Prepared, Shape, bound, per_thread, pool_geometry
@@ -22,7 +23,7 @@ def _max_pool(x, out, pool, rows):
     fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
-    xf, of = x.reshape(-1), out.reshape(-1)
+    xf, of = flat_view(x), flat_view(out)
     lo, hi = rows.dtype.type(act_min), rows.dtype.type(act_max)
     wc = w * c
     for t in prange(n * oh):

@@ -1,0 +1,153 @@
+"""A plan's kernel calls as one native call: no Python between kernels, no argument unboxed per run.
+
+Calling a compiled Numba function from Python costs 0.15-0.35 us in its wrapper (each array unboxed
+into a fresh reference-counted struct, each named tuple field by field) and the loop around it: a
+third of ad01's run (10 small FULLY_CONNECTED), a tenth of kws's. A bound call's arguments never
+change (executor.Plan binds them once), so their native form can be built once too: the words Numba's
+calling convention passes (an array: meminfo, parent, size, itemsize, data, shape, strides; a named
+tuple: its members in order), into one int64 array. run_calls() then calls each kernel's native
+function by address with its words, one after another, without the GIL.
+
+Every word is an integer or a pointer, which x86-64's C convention passes alike (registers, then
+8-byte stack slots): a call through a function type of ARITY[k] int64 parameters, at least the
+callee's, reaches any such function; the callee reads its own and the caller pops the rest. A
+call whose arguments include a float (passed in vector registers), an object or anything whose
+words do not come out as Numba counts them stays a Python call (native_call() returns None). The
+meminfo and parent words are 0: a kernel takes no new references (refops.py; NRT_incref and
+NRT_decref pass a null meminfo by) and never hands an array back to Python.
+A kernel that fails returns a status other than OK or None: run_calls stops there and tells which,
+and the caller repeats that call through Numba's wrapper, which raises the kernel's error.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.dispatcher import Dispatcher
+from numba.core.registry import cpu_target
+from numba.extending import intrinsic
+
+# (the convention above is x86-64's); ENGINE_NATIVE=0 keeps every call in Python (for comparison)
+ENABLED = platform.machine() in ("x86_64", "AMD64") and os.environ.get("ENGINE_NATIVE", "1") != "0"
+ARITY = (8, 16, 32, 64, 128, 256)  # the function types run_calls calls through, by word count
+MAX_WORDS = ARITY[-1]
+_i64 = ir.IntType(64)
+
+
+class NativeCall(NamedTuple):
+    """A kernel call in native form: the function's address and its argument words."""
+
+    address: int
+    words: list[int]
+    keep: tuple  # the arrays whose memory the words point into (held as long as the call)
+
+
+def native_call(fn, args: tuple) -> NativeCall | None:
+    """fn(*args) as a NativeCall, where fn is a Numba dispatcher compiled for exactly these argument
+    types, returning None, and every word of the arguments is an integer or a pointer; else None."""
+    if not ENABLED or not isinstance(fn, Dispatcher):
+        return None
+    try:
+        key = tuple(fn.typeof_pyval(a) for a in args)
+    except Exception:  # noqa: BLE001 (an argument Numba cannot type)
+        return None
+    cres = fn.overloads.get(key)
+    if cres is None or cres.signature.return_type != types.none:
+        return None
+    words: list[int] = []
+    for ty, value in zip(key, args):
+        if not _flatten(ty, value, words):
+            return None
+    packer = cpu_target.target_context.call_conv._get_arg_packer(key)
+    expected = list(packer.argument_types)
+    if len(expected) != len(words) or len(words) > MAX_WORDS:
+        return None
+    if not all(isinstance(t, (ir.IntType, ir.PointerType)) for t in expected):
+        return None
+    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    if not address:
+        return None
+    return NativeCall(address, [w & 0xFFFFFFFFFFFFFFFF for w in words], args)
+
+
+def _flatten(ty, value, words: list[int]) -> bool:
+    """Appends the words of value (of Numba type ty) in Numba's argument order; False where it has none."""
+    if isinstance(ty, types.Array):
+        if not isinstance(value, np.ndarray):
+            return False
+        # meminfo, parent, nitems, itemsize, data, shape..., strides...
+        words += [0, 0, value.size, value.itemsize, value.ctypes.data, *value.shape, *value.strides]
+        return True
+    if isinstance(ty, types.BaseTuple):  # (named or not: each member's words in turn)
+        if not isinstance(value, tuple) or len(ty) != len(value):
+            return False
+        return all(_flatten(t, v, words) for t, v in zip(ty.types, value))
+    if isinstance(ty, types.Boolean | types.Integer) and not isinstance(ty, types.Literal):
+        words.append(int(value))
+        return True
+    return False
+
+
+class NativeCalls:
+    """Consecutive NativeCalls, run by one run_calls()."""
+
+    __slots__ = ("keep", "table", "words")
+
+    def __init__(self, calls: list[NativeCall]):
+        table, words = [], []
+        for call in calls:
+            table.append((call.address, len(words), len(call.words)))
+            words += call.words
+        self.table = np.array(table, np.int64).reshape(-1, 3)
+        # a call reads ARITY words from its first: the last call's extra words are zeros
+        self.words = np.zeros(len(words) + MAX_WORDS, np.uint64).view(np.int64)
+        self.words[: len(words)] = np.array(words, np.uint64).view(np.int64)
+        self.keep = [call.keep for call in calls]
+
+    def __call__(self) -> int:
+        """Runs the calls; -1, or the index of the call that failed (the calls after it did not run)."""
+        return run_calls(self.table, self.words)
+
+
+@intrinsic
+def _call(typingctx, address, words, first, count):
+    """Calls the native function at `address` with words[first : first + count], through the
+    smallest ARITY function type that holds them; its status (int32 as int64)."""
+
+    def codegen(context, builder, signature, args):
+        addr, first_, count_ = args[0], args[2], args[3]
+        base = builder.gep(context.make_array(signature.args[1])(context, builder, args[1]).data, [first_])
+        ret = cgutils.alloca_once(builder, ir.ArrayType(_i64, 8))  # the callee's return slot (None)
+        exc = cgutils.alloca_once(builder, ir.IntType(8).as_pointer())
+        status = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(32), -1))  # (none called)
+        done = builder.append_basic_block("called")
+        for arity in ARITY:
+            fits = builder.icmp_signed("<=", count_, ir.Constant(count_.type, arity))
+            with builder.if_then(fits):
+                fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(8).as_pointer(), exc.type] + [_i64] * arity)
+                fn = builder.inttoptr(addr, fnty.as_pointer())
+                values = [builder.load(builder.gep(base, [ir.Constant(_i64, k)])) for k in range(arity)]
+                builder.store(builder.call(fn, [builder.bitcast(ret, ir.IntType(8).as_pointer()), exc, *values]), status)
+                builder.branch(done)
+        builder.branch(done)
+        builder.position_at_end(done)
+        return builder.sext(builder.load(status), _i64)
+
+    return types.int64(types.int64, words, types.int64, types.int64), codegen
+
+
+@njit(cache=True, nogil=True)
+def run_calls(table, words):
+    """Each row of table (address, first word, word count): that native call, in order; -1, or the
+    row whose call failed."""
+    for i in range(table.shape[0]):
+        status = _call(table[i, 0], words, table[i, 1], table[i, 2])
+        if status != 0 and status != -2:  # (Numba's OK, and OK returning None)
+            return i
+    return -1

@@ -1,0 +1,38 @@
+"""engine/kernels/irtools.py's views: the same arrays as numpy's reshape, sharing memory."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from engine.kernels.irtools import flat_view, reshaped
+
+
+@njit
+def _views(a, rows, cols):
+    return reshaped(a, (rows, cols)), flat_view(a)
+
+
+@njit
+def _row_view(a, i, w, c):
+    return reshaped(a.reshape(-1)[i * w * c : (i + 1) * w * c], (w, c))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.float64])
+def test_views_match_numpy_and_share_memory(dtype):
+    a = np.arange(24).astype(dtype).reshape(2, 3, 4)
+    two, one = _views(a, 6, 4)
+    np.testing.assert_array_equal(two, a.reshape(6, 4))
+    assert two.strides == a.reshape(6, 4).strides
+    np.testing.assert_array_equal(one, a.reshape(-1))
+    a[1, 2, 3] = 7
+    assert two[5, 3] == 7 and one[23] == 7
+
+
+def test_view_of_a_slice():
+    a = np.arange(60, dtype=np.uint8).reshape(3, 5, 4)
+    np.testing.assert_array_equal(_row_view(a, 1, 5, 4), a[1])
+
+
+def test_only_c_contiguous_arrays():
+    with pytest.raises(Exception, match="reshaped"):
+        _views(np.zeros((4, 6), np.int8)[:, ::2], 4, 3)

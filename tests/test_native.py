@@ -1,0 +1,122 @@
+"""kernels/native.py: bound kernel calls run as one native call, with the arguments Numba would pass.
+
+Whole models through it are the oracle suites' business (Model.run takes this path); these check
+the words themselves, which calls go native and which stay Python, and what a failing kernel does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+from numba import njit
+
+import engine
+from engine.executor import _run_native
+from engine.kernels import native
+from engine.kernels.native import NativeCalls, native_call
+
+pytestmark = pytest.mark.skipif(not native.ENABLED, reason="native calls are x86-64's")
+
+
+class Shape(NamedTuple):
+    rows: int
+    cols: int
+    flip: bool
+
+
+@njit(nogil=True)
+def _mix(x, w, shape, k, out):
+    """Reads every word kind: arrays of 1-3 dims (a strided view too), a named tuple, an int."""
+    for r in range(shape.rows):
+        for c in range(shape.cols):
+            v = np.int64(x[r, c]) * w[c % w.shape[0]] + k
+            out[r, c, 0] = -v if shape.flip else v
+
+
+@njit(nogil=True)
+def _scaled(x, s, out):
+    for i in range(x.size):
+        out[i] = x[i] * s
+
+
+@njit(nogil=True)
+def _checked(x, out):
+    for i in range(x.size):
+        if x[i] < 0:
+            raise ValueError("negative input")
+        out[i] = x[i]
+
+
+def _mix_args(flip: bool, k: int):
+    x = np.arange(24, dtype=np.int8).reshape(4, 6)[:, ::2]  # strided: layout A
+    w = np.array([3, -5, 7], np.int32)
+    return x, w, Shape(4, 3, flip), k, np.zeros((4, 3, 1), np.int64)
+
+
+@pytest.mark.parametrize("flip,k", [(False, 0), (True, -(2**40)), (False, 2**62)])
+def test_native_calls_compute_what_the_wrappers_do(flip, k):
+    want = _mix_args(flip, k)
+    _mix(*want)
+    got = _mix_args(flip, k)
+    _mix(*got)  # (compiles it for these types; native_call takes compiled functions)
+    got[-1][...] = 0
+    call = native_call(_mix, got)
+    assert call is not None
+    assert NativeCalls([call])() == -1
+    np.testing.assert_array_equal(got[-1], want[-1])
+
+
+def test_consecutive_calls_read_each_others_outputs():
+    x = np.arange(6, dtype=np.int32)
+    a, b = np.zeros(6, np.int32), np.zeros(6, np.int32)
+    _checked(x, a)
+    calls = [native_call(_checked, (x, a)), native_call(_checked, (a, b))]
+    a[:] = 0
+    assert NativeCalls(calls)() == -1
+    assert (b == x).all()
+
+
+def test_floats_and_uncompiled_calls_stay_python():
+    x, out = np.ones(4, np.float32), np.zeros(4, np.float32)
+    _scaled(x, 2.5, out)
+    assert native_call(_scaled, (x, 2.5, out)) is None  # a double travels in a vector register
+    assert native_call(_scaled, (x.astype(np.int64), 2, out.astype(np.int64))) is None  # not compiled
+    assert native_call(np.copyto, (out, x)) is None
+
+
+def test_a_failing_kernel_stops_the_calls_and_raises_its_error():
+    x, a, b = np.arange(4, dtype=np.int64), np.zeros(4, np.int64), np.zeros(4, np.int64)
+    _checked(x, a)
+    bad = x - 10
+    calls = [(_checked, (x, a)), (_checked, (bad, b)), (_checked, (x, b))]
+    segment = NativeCalls([native_call(fn, args) for fn, args in calls])
+    assert segment() == 1
+    with pytest.raises(ValueError, match="negative input"):
+        _run_native(segment, calls)
+
+
+@pytest.mark.parametrize("name", ["mnist", "micro_speech"])
+def test_model_runs_are_native(name):
+    """After the first runs, every kernel call of these models' serial plans is in a native segment (the
+    rest are NumPy's), and the run's outputs are those of the calls one by one (profile's path)."""
+    m = engine.load(name)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 255, (1, *m.inputs[0].shape[1:])).astype(m.inputs[0].dtype)
+    engine.set_num_threads(1)
+    try:
+        out = [o.copy() for o in m.run(x)]
+        out = [o.copy() for o in m.run(x)]
+        plan = m.plan(1)
+        runs = plan._serial.runs
+        segments = [args[0] for fn, args in runs if fn is _run_native]
+        assert segments
+        assert all(fn.__module__.startswith("numpy") for fn, _ in runs if fn is not _run_native)
+        assert sum(len(s.table) for s in segments) + len(runs) - len(segments) == len(plan._serial.flat)
+        observed = {}
+        m.run(x, observe=lambda i, arrays: observed.update({k: v.copy() for k, v in arrays.items()}))
+        for o, t in zip(out, m.graph.outputs):
+            np.testing.assert_array_equal(o.reshape(observed[t].shape), observed[t])
+    finally:
+        engine.set_num_threads(engine.runtime.usable_cores())
