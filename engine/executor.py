@@ -15,7 +15,7 @@ from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels.kernel import parallel_build, serial_call
-from .kernels.native import NativeCalls, native_call
+from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
 from .runtime import Pace, threads_now
@@ -366,8 +366,7 @@ class Plan:
         if self._resets or (self._threaded is not serial and threads_now() > 1) or not serial.resolved:
             self._compute()
         else:
-            for fn, args in serial.runs:
-                fn(*args)
+            serial.run()
         return [kept[0].copy()] if len(kept) == 1 else [a.copy() for a in kept]
 
     def _compute(self, timings: list | None = None, observe=None, warm: bool = False) -> None:
@@ -416,22 +415,34 @@ class _Calls:
     """A plan's kernel calls, per step and flat. After their first run each Numba dispatcher is
     replaced by the compiled function behind it for the bound argument types (resolve): the
     dispatcher would type every argument again on every call (about 0.4 us per array, 1.5 us per
-    named tuple), and a bound call's arguments never change. `runs` is what run() calls: the
-    consecutive calls that go native as one call each (kernels/native.py), the others as they are."""
+    named tuple), and a bound call's arguments never change. `runs` is what run() calls: each run of
+    consecutive calls that go native as one call of native.run_calls (kernels/native.py), the others
+    as they are."""
 
-    __slots__ = ("flat", "resolved", "runs", "steps")
+    __slots__ = ("flat", "native", "resolved", "runs", "steps")
 
     def __init__(self, steps: list[list[tuple]]):
         self.steps = steps
         self.flat = [call for calls in steps for call in calls]
         self.runs = self.flat
+        self.native: dict[int, list[tuple]] = {}  # id of a native run's arguments -> its calls
         self.resolved = False
 
     def run(self) -> None:
         for fn, args in self.runs:
-            fn(*args)
+            failed = fn(*args)  # (a kernel returns None; run_calls the call that failed, if one did)
+            if failed is not None:
+                self._resume(args, failed)
         if not self.resolved:
             self.resolve()
+
+    def _resume(self, args: tuple, failed) -> None:
+        """After a native run stopped at its call `failed`: that call and the rest through their
+        wrappers (which raise the kernel's error)."""
+        calls = self.native.get(id(args))
+        if calls is not None:  # (not a native run: a Python call's own result)
+            for fn, call_args in calls[failed:]:
+                fn(*call_args)
 
     def resolve(self) -> None:
         if self.resolved:
@@ -445,19 +456,13 @@ class _Calls:
             if k < len(self.flat) and natives[k] is not None:
                 continue
             if k > start:
-                self.runs.append((_run_native, (NativeCalls(natives[start:k]), self.flat[start:k])))
+                args = native_table(natives[start:k])
+                self.runs.append((native_entry(), args))  # (self.flat holds the arrays)
+                self.native[id(args)] = self.flat[start:k]
             if k < len(self.flat):
                 self.runs.append(self.flat[k])
             start = k + 1
         self.resolved = True
-
-
-def _run_native(native: NativeCalls, calls: list[tuple]) -> None:
-    """native's calls; from one that failed on, the calls through their wrappers (which raise its error)."""
-    failed = native()
-    if failed >= 0:
-        for fn, args in calls[failed:]:
-            fn(*args)
 
 
 def _entry_point(fn, args: tuple):

@@ -13,9 +13,9 @@ import pytest
 from numba import njit
 
 import engine
-from engine.executor import _run_native
+from engine.executor import _Calls
 from engine.kernels import native
-from engine.kernels.native import NativeCalls, native_call
+from engine.kernels.native import native_call, native_table, run_calls
 
 pytestmark = pytest.mark.skipif(not native.ENABLED, reason="native calls are x86-64's")
 
@@ -64,7 +64,7 @@ def test_native_calls_compute_what_the_wrappers_do(flip, k):
     got[-1][...] = 0
     call = native_call(_mix, got)
     assert call is not None
-    assert NativeCalls([call])() == -1
+    assert run_calls(*native_table([call])) is None
     np.testing.assert_array_equal(got[-1], want[-1])
 
 
@@ -74,7 +74,7 @@ def test_consecutive_calls_read_each_others_outputs():
     _checked(x, a)
     calls = [native_call(_checked, (x, a)), native_call(_checked, (a, b))]
     a[:] = 0
-    assert NativeCalls(calls)() == -1
+    assert run_calls(*native_table(calls)) is None
     assert (b == x).all()
 
 
@@ -89,12 +89,14 @@ def test_floats_and_uncompiled_calls_stay_python():
 def test_a_failing_kernel_stops_the_calls_and_raises_its_error():
     x, a, b = np.arange(4, dtype=np.int64), np.zeros(4, np.int64), np.zeros(4, np.int64)
     _checked(x, a)
-    bad = x - 10
-    calls = [(_checked, (x, a)), (_checked, (bad, b)), (_checked, (x, b))]
-    segment = NativeCalls([native_call(fn, args) for fn, args in calls])
-    assert segment() == 1
+    calls = [(_checked, (x, a)), (_checked, (x - 10, b)), (_checked, (x, b))]
+    assert run_calls(*native_table([native_call(fn, args) for fn, args in calls])) == 1
+    assert (b == 0).all()  # (the third call did not run)
+    plan_calls = _Calls([calls])
+    plan_calls.resolve()
+    assert len(plan_calls.runs) == 1 and id(plan_calls.runs[0][1]) in plan_calls.native
     with pytest.raises(ValueError, match="negative input"):
-        _run_native(segment, calls)
+        plan_calls.run()
 
 
 @pytest.mark.parametrize("name", ["mnist", "micro_speech"])
@@ -110,10 +112,10 @@ def test_model_runs_are_native(name):
         out = [o.copy() for o in m.run(x)]
         plan = m.plan(1)
         runs = plan._serial.runs
-        segments = [args[0] for fn, args in runs if fn is _run_native]
-        assert segments
-        assert all(fn.__module__.startswith("numpy") for fn, _ in runs if fn is not _run_native)
-        assert sum(len(s.table) for s in segments) + len(runs) - len(segments) == len(plan._serial.flat)
+        tables = [args[0] for _, args in runs if id(args) in plan._serial.native]
+        assert tables
+        assert all(fn.__module__.startswith("numpy") for fn, args in runs if id(args) not in plan._serial.native)
+        assert sum(map(len, tables)) + len(runs) - len(tables) == len(plan._serial.flat)
         observed = {}
         m.run(x, observe=lambda i, arrays: observed.update({k: v.copy() for k, v in arrays.items()}))
         for o, t in zip(out, m.graph.outputs):

@@ -45,7 +45,7 @@ class NativeCall(NamedTuple):
 
     address: int
     words: list[int]
-    keep: tuple  # the arrays whose memory the words point into (held as long as the call)
+    keep: tuple  # the arguments: the arrays the words point into
 
 
 def native_call(fn, args: tuple) -> NativeCall | None:
@@ -94,25 +94,22 @@ def _flatten(ty, value, words: list[int]) -> bool:
     return False
 
 
-class NativeCalls:
-    """Consecutive NativeCalls, run by one run_calls()."""
+def native_table(calls: list[NativeCall]) -> tuple[np.ndarray, np.ndarray]:
+    """run_calls()'s arguments for these calls, in order: the table of (address, first word, word
+    count) and the words (ARITY's extra words past the last call's: zeros). The words point into
+    the calls' arrays: the caller holds them (NativeCall.keep) as long as it runs the table."""
+    table, words = [], []
+    for call in calls:
+        table.append((call.address, len(words), len(call.words)))
+        words += call.words
+    packed = np.zeros(len(words) + MAX_WORDS, np.uint64)
+    packed[: len(words)] = words
+    return np.array(table, np.int64).reshape(-1, 3), packed.view(np.int64)
 
-    __slots__ = ("keep", "table", "words")
 
-    def __init__(self, calls: list[NativeCall]):
-        table, words = [], []
-        for call in calls:
-            table.append((call.address, len(words), len(call.words)))
-            words += call.words
-        self.table = np.array(table, np.int64).reshape(-1, 3)
-        # a call reads ARITY words from its first: the last call's extra words are zeros
-        self.words = np.zeros(len(words) + MAX_WORDS, np.uint64).view(np.int64)
-        self.words[: len(words)] = np.array(words, np.uint64).view(np.int64)
-        self.keep = [call.keep for call in calls]
-
-    def __call__(self) -> int:
-        """Runs the calls; -1, or the index of the call that failed (the calls after it did not run)."""
-        return run_calls(self.table, self.words)
+def native_entry():
+    """run_calls' compiled entry point for native_table()'s arguments (called without dispatch)."""
+    return run_calls.compile((types.int64[:, ::1], types.int64[::1]))
 
 
 @intrinsic
@@ -144,10 +141,10 @@ def _call(typingctx, address, words, first, count):
 
 @njit(cache=True, nogil=True)
 def run_calls(table, words):
-    """Each row of table (address, first word, word count): that native call, in order; -1, or the
-    row whose call failed."""
+    """Each row of table (address, first word, word count): that native call, in order; None, or the
+    row whose call failed (the calls after it not run)."""
     for i in range(table.shape[0]):
         status = _call(table[i, 0], words, table[i, 1], table[i, 2])
         if status != 0 and status != -2:  # (Numba's OK, and OK returning None)
             return i
-    return -1
+    return None
