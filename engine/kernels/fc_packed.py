@@ -23,9 +23,10 @@ from .irtools import reshaped
 from .kernel import kernel
 from .requantize import Requant, RequantFp32, RequantRuy, requantize_pixels
 
-# consts(): a header of int64 values, PX zeros (the sums' offsets per row: none), then the rule's arrays
+ROWS = 2 * PX  # rows of x per task: gemm_rows takes them 2 * PX at a time
+# consts(): a header of int64 values, ROWS zeros (the sums' offsets per row: none), then the rule's arrays
 DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, ZEROS = range(8)
-HEADER = ZEROS + PX
+HEADER = ZEROS + ROWS
 
 
 def consts(delta: int, blocks: int, gemm: tuple, units: int, arrays: tuple) -> np.ndarray:
@@ -33,7 +34,7 @@ def consts(delta: int, blocks: int, gemm: tuple, units: int, arrays: tuple) -> n
     gemm = (out_zp, lo, hi, kp) (kp: the depth rounded to the k group), units; then arrays:
     (bias float64 [units], scale float64 [units]) for the double rule, else (table int32 [7, units],)."""
     out_zp, lo, hi, kp = gemm
-    header = np.array([delta, blocks, out_zp, lo, hi, kp, units] + [0] * PX, np.int64)
+    header = np.array([delta, blocks, out_zp, lo, hi, kp, units] + [0] * ROWS, np.int64)
     parts = [header]
     for a in arrays:
         raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
@@ -42,20 +43,20 @@ def consts(delta: int, blocks: int, gemm: tuple, units: int, arrays: tuple) -> n
 
 
 def scratch_length(kp: int, blocks: int, operand: np.dtype) -> int:
-    """A thread's scratch row, in operands: PX rows of kp operands, then PX rows of sums (int32)."""
-    return PX * kp + PX * blocks * OCB * 4 // np.dtype(operand).itemsize
+    """A thread's scratch row, in operands: ROWS rows of kp operands, then ROWS rows of sums (int32)."""
+    return ROWS * kp + ROWS * blocks * OCB * 4 // np.dtype(operand).itemsize
 
 
 @njit(inline="always", cache=True)
 def _tile(x, w, c, scratch, t):
-    """Rows t*PX .. of x times the weights: (the sums [PX * width] int32, first row, rows)."""
+    """Rows t*ROWS .. of x times the weights: (the sums [ROWS * width] int32, first row, rows)."""
     kp, blocks = c[KP], c[BLOCKS]
     mine = scratch[numba.get_thread_id()]
-    rows = mine[: PX * kp]
-    acc = mine[PX * kp :].view(np.int32)
-    r0 = t * PX
-    n = min(PX, x.shape[0] - r0)
-    _load_rows(x, r0, n, np.int16(c[DELTA]), reshaped(rows, (PX, kp)))
+    rows = mine[: ROWS * kp]
+    acc = mine[ROWS * kp :].view(np.int32)
+    r0 = t * ROWS
+    n = min(ROWS, x.shape[0] - r0)
+    _load_rows(x, r0, n, np.int16(c[DELTA]), reshaped(rows, (ROWS, kp)))
     gemm_rows(rows, kp, n, w, blocks, acc)
     return acc, r0, n
 
@@ -91,7 +92,7 @@ def fully_connected_double(x, w, c, scratch, out):
     width = c[BLOCKS] * OCB
     bias = c[HEADER : HEADER + units].view(np.float64)
     scale = c[HEADER + units : HEADER + 2 * units].view(np.float64)
-    for t in prange(-(-x.shape[0] // PX)):
+    for t in prange(-(-x.shape[0] // ROWS)):
         acc, r0, n = _tile(x, w, c, scratch, t)
         for r in range(n):
             requantize_double_row(
@@ -104,7 +105,7 @@ def fully_connected_fixed(x, w, c, scratch, out):
     """fully_connected_double with TFLite Micro's fixed-point rule: c holds a requantize.params table."""
     rq = Requant(_table(c), c[OUT_ZP], c[LO], c[HI])
     zeros = c[ZEROS:HEADER]
-    for t in prange(-(-x.shape[0] // PX)):
+    for t in prange(-(-x.shape[0] // ROWS)):
         acc, r0, n = _tile(x, w, c, scratch, t)
         requantize_pixels(acc, c[BLOCKS] * OCB, zeros, rq, out[r0 : r0 + n])
 
@@ -114,7 +115,7 @@ def fully_connected_ruy(x, w, c, scratch, out):
     """fully_connected_fixed rounded as ruy does (LiteRT's optimized kernel)."""
     rq = RequantRuy(_table(c), c[OUT_ZP], c[LO], c[HI])
     zeros = c[ZEROS:HEADER]
-    for t in prange(-(-x.shape[0] // PX)):
+    for t in prange(-(-x.shape[0] // ROWS)):
         acc, r0, n = _tile(x, w, c, scratch, t)
         requantize_pixels(acc, c[BLOCKS] * OCB, zeros, rq, out[r0 : r0 + n])
 
@@ -124,7 +125,7 @@ def fully_connected_fp32(x, w, c, scratch, out):
     """fully_connected_fixed with XNNPACK's fp32 rule: c holds a requantize.params_fp32 table."""
     rq = RequantFp32(_table(c), c[OUT_ZP], c[LO], c[HI])
     zeros = c[ZEROS:HEADER]
-    for t in prange(-(-x.shape[0] // PX)):
+    for t in prange(-(-x.shape[0] // ROWS)):
         acc, r0, n = _tile(x, w, c, scratch, t)
         requantize_pixels(acc, c[BLOCKS] * OCB, zeros, rq, out[r0 : r0 + n])
 

@@ -585,6 +585,7 @@ def _takes(dtype):
 
 gemm_u8s8_4x32c4_vnni = intrinsic(_tile_definition(PX, U8))
 gemm_u8s8_1x32c4_vnni = intrinsic(_tile_definition(1, U8))
+gemm_u8s8_8x32c4_vnni = intrinsic(_tile_definition(2 * PX, U8))
 gemm_requantize_u8s8_4x32c4_vnni = intrinsic(_tile_requantize_definition(U8))
 gemm_requantize_s16_4x32c2_avx512 = intrinsic(_tile_requantize_definition(S16))
 if VEC == 32:
@@ -620,17 +621,31 @@ if _MADD:
     tile_one = intrinsic(_by_x_type(_tile_definition(1, U8), _tile_definition(1, S16)))
 else:
     tile, tile_one = gemm_s16_4x16c2_portable, gemm_s16_1x16c2_portable
+if VEC == 32:  # two tiles' rows at once: 16 sums in registers, each weight vector loaded once for both
+    tile_double = intrinsic(_by_x_type(_tile_definition(2 * PX, U8), _tile_definition(2 * PX, S16)))
+else:  # (16 sums would not fit AVX2's registers)
+
+    @njit(inline="always", cache=True)
+    def tile_double(x, w, at, accumulate, acc, acc_off, acc_stride):
+        tile(x, w, at, accumulate, acc, acc_off, acc_stride)
+        second = Runs(at.x_off + PX * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run)
+        tile(x, w, second, accumulate, acc, acc_off + PX * acc_stride, acc_stride)
 
 
 @njit(inline="always", cache=True)
 def gemm_rows(x, kp, rows, w, blocks, acc):
     """acc[r, :] = x[r, :] @ W for r < rows. x, acc flat: x [rows, kp], acc [rows, blocks*OCB];
-    kp a multiple of the k group (2 for int16 x, 4 for uint8 x). Rows go PX at a time, the
-    rest one by one."""
+    kp a multiple of the k group (2 for int16 x, 4 for uint8 x). Rows go 2 * PX at a time, then PX,
+    the rest one by one."""
     width = blocks * OCB
     ksteps = kp // (4 // x.itemsize)
+    doubles = rows // (2 * PX) * 2 * PX
+    for t in range(0, doubles, 2 * PX):
+        for b in range(blocks):
+            at = Runs(t * kp, kp, b * kp * OCB, ksteps, 1, 0, 0)
+            tile_double(x, w, at, False, acc, t * width + b * OCB, width)
     full = rows // PX * PX
-    for t in range(0, full, PX):
+    for t in range(doubles, full, PX):
         for b in range(blocks):
             tile(
                 x, w, Runs(t * kp, kp, b * kp * OCB, ksteps, 1, 0, 0), False, acc, t * width + b * OCB, width
