@@ -363,10 +363,12 @@ class Plan:
         else:
             for buf, a in zip(fed, arrays):
                 buf[...] = a
-        if self._resets or (self._threaded is not serial and threads_now() > 1) or not serial.resolved:
+        if self._resets or not serial.resolved:
             self._compute()
-        else:
+        elif self._threaded is serial or threads_now() == 1:
             serial.run()
+        else:
+            self._paced()
         return [kept[0].copy()] if len(kept) == 1 else [a.copy() for a in kept]
 
     def _compute(self, timings: list | None = None, observe=None, warm: bool = False) -> None:
@@ -378,17 +380,24 @@ class Plan:
             self._run_steps(timings, observe)
         elif self._threaded is self._serial or threads_now() == 1:
             self._serial.run()
-        elif self._threaded is None:
+        else:
+            self._paced()
+
+    def _paced(self) -> None:
+        """A run at more than one thread: threaded or not, whichever has been faster lately
+        (engine/runtime.py), or a calibration run while the calls are being chosen."""
+        if self._threaded is None:
             self._calibrate(warm=False)
-        else:  # threaded or not, whichever has been faster lately (engine/runtime.py)
-            pace = self.pace
-            threaded = pace.threaded()
-            if not pace.sample:
-                (self._threaded if threaded else self._serial).run()
-                return
-            t0 = time.perf_counter()
-            (self._threaded if threaded else self._serial).run()
-            pace.done(threaded, time.perf_counter() - t0)
+            return
+        pace = self.pace
+        threaded = pace.threaded()
+        calls = self._threaded if threaded else self._serial
+        if not pace.sample:
+            calls.run()
+            return
+        t0 = time.perf_counter()
+        calls.run()
+        pace.done(threaded, time.perf_counter() - t0)
 
     def _warm(self) -> None:
         """Compile (or load from Numba's cache) and time the serial builds, then the parallel builds
