@@ -7,14 +7,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba.core.dispatcher import Dispatcher
 
 from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
-from .kernels.kernel import parallel_build, serial_call
+from .kernels.kernel import compiled_for, parallel_build, serial_call
 from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
@@ -477,16 +476,7 @@ class _Calls:
 def _entry_point(fn, args: tuple):
     """The compiled function behind a Numba dispatcher for these arguments (which it has just run), else
     fn itself."""
-    if not isinstance(fn, Dispatcher):
-        return fn
-    compiled = list(fn.overloads.values())
-    if len(compiled) == 1:  # the one these arguments were dispatched to (as the dispatcher calls it)
-        return compiled[0].entry_point
-    try:
-        key = tuple(fn.typeof_pyval(a) for a in args)
-    except Exception:  # noqa: BLE001 (an argument Numba cannot type: keep the dispatcher)
-        return fn
-    compiled = fn.overloads.get(key)
+    compiled = compiled_for(fn, args)
     return fn if compiled is None else compiled.entry_point
 
 

@@ -221,18 +221,16 @@ class Pace:
         return self.fast
 
     def done(self, threaded: bool, seconds: float) -> None:
-        """A run took `seconds`, threaded or not. (Every fourth run of a small model comes here: kept to
-        a few steps.)"""
+        """A run took `seconds`, threaded or not."""
         t = self.times[threaded]
         t.append(seconds)
         if len(t) > PACE_SAMPLES:
             del t[0]
-        if self.probing:
-            if threaded == self.fast or seconds <= PACE_GIVE_UP * self._figure(self.fast):
-                return
+        if self.probing and threaded != self.fast and seconds > PACE_GIVE_UP * self._figure(self.fast):
             self.probing = 0
-        one, many = self.times
-        fast = (min(many) if many else 0.0) <= (min(one) if one else 0.0)  # (_figure, inline)
+        if self.probing:
+            return
+        fast = self._figure(True) <= self._figure(False)
         if fast != self.fast:  # the sides swapped: try the other again soon
             self.fast, self.interval = fast, PACE_PROBE[0]
             self.next_probe = self.runs + self.interval

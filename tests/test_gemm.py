@@ -17,31 +17,35 @@ from engine.kernels.requantize import Requant, params, requantize_pixels
 from engine.numerics.fixedpoint import multiply_by_quantized_multiplier
 
 
-def reference_tile(x, x_off, x_stride, w2d_runs, runs, x_run, k):
-    """sum over runs r and k of x[x_off + r*x_run + p*x_stride + k] * W_r[j, k] for PX pixels."""
-    out = np.zeros((PX, w2d_runs[0].shape[0]), np.int64)
+def reference_tile(x, x_off, x_stride, w2d_runs, runs, x_run, k, px=PX):
+    """sum over runs r and k of x[x_off + r*x_run + p*x_stride + k] * W_r[j, k] for px pixels."""
+    out = np.zeros((px, w2d_runs[0].shape[0]), np.int64)
     for r in range(runs):
-        for p in range(PX):
+        for p in range(px):
             start = x_off + r * x_run + p * x_stride
             out[p] += w2d_runs[r].astype(np.int64) @ x[start : start + k].astype(np.int64)
     return out
 
 
 def tile_kernels():
-    kernels = [("gemm_s16_4x16c2_portable", gemm.gemm_s16_4x16c2_portable, np.int16, 2)]
+    """(name, kernel, data type, k group, pixels) of each micro-kernel this CPU runs."""
+    kernels = [("gemm_s16_4x16c2_portable", gemm.gemm_s16_4x16c2_portable, np.int16, 2, PX)]
     if gemm._MADD:
-        kernels.append(("tile (s16)", gemm.tile, np.int16, 2))
+        kernels.append(("tile (s16)", gemm.tile, np.int16, 2, PX))
+        kernels.append(("tile_double (s16)", gemm.tile_double, np.int16, 2, 2 * PX))
     if gemm.VNNI:
-        kernels.append(("gemm_u8s8_4x32c4_vnni", gemm.gemm_u8s8_4x32c4_vnni, np.uint8, 4))
-        kernels.append(("tile (u8s8)", gemm.tile, np.uint8, 4))
+        kernels.append(("gemm_u8s8_4x32c4_vnni", gemm.gemm_u8s8_4x32c4_vnni, np.uint8, 4, PX))
+        kernels.append(("gemm_u8s8_8x32c4_vnni", gemm.gemm_u8s8_8x32c4_vnni, np.uint8, 4, 2 * PX))
+        kernels.append(("tile (u8s8)", gemm.tile, np.uint8, 4, PX))
+        kernels.append(("tile_double (u8s8)", gemm.tile_double, np.uint8, 4, 2 * PX))
     return kernels
 
 
 @pytest.mark.parametrize(
-    "name, tile, dtype, group", tile_kernels(), ids=lambda v: v if isinstance(v, str) else ""
+    "name, tile, dtype, group, px", tile_kernels(), ids=lambda v: v if isinstance(v, str) else ""
 )
 @pytest.mark.parametrize("k, runs, accumulate", [(4, 1, False), (12, 3, True), (30, 2, False), (2, 5, True)])
-def test_tile(name, tile, dtype, group, k, runs, accumulate):
+def test_tile(name, tile, dtype, group, px, k, runs, accumulate):
     rng = np.random.default_rng(k * 10 + runs)
     kp = -(-k // group) * group
     lo, hi = (0, 256) if dtype == np.uint8 else (-255, 256)
@@ -49,7 +53,7 @@ def test_tile(name, tile, dtype, group, k, runs, accumulate):
     w_lo, w_hi = (-128, 128) if dtype == np.uint8 else (-255, 256)
     w_runs = [rng.integers(w_lo, w_hi, (OCB, k)) for _ in range(runs)]
     w = np.concatenate([pack_weights(wr, group) for wr in w_runs])
-    acc = rng.integers(-1000, 1000, PX * 40).astype(np.int32)
+    acc = rng.integers(-1000, 1000, px * 40).astype(np.int32)
     before = acc.copy()
     x_off, x_stride, x_run = 7, 23, 301
 
@@ -58,11 +62,16 @@ def test_tile(name, tile, dtype, group, k, runs, accumulate):
         tile(x, w, Runs(x_off, x_stride, 0, kp // group, runs, x_run, kp * OCB), accumulate, acc, 3, 40)
 
     call(x, w, acc)
-    want = reference_tile(x, x_off, x_stride, w_runs, runs, x_run, k)
+    want = reference_tile(x, x_off, x_stride, w_runs, runs, x_run, k, px)
     if accumulate:
-        want += np.stack([before[3 + p * 40 : 3 + p * 40 + OCB] for p in range(PX)])
-    got = np.stack([acc[3 + p * 40 : 3 + p * 40 + OCB] for p in range(PX)])
+        want += np.stack([before[3 + p * 40 : 3 + p * 40 + OCB] for p in range(px)])
+    got = np.stack([acc[3 + p * 40 : 3 + p * 40 + OCB] for p in range(px)])
     np.testing.assert_array_equal(got, want)
+    # nothing written outside the px rows of OCB sums
+    outside = np.ones(acc.size, bool)
+    for p in range(px):
+        outside[3 + p * 40 : 3 + p * 40 + OCB] = False
+    np.testing.assert_array_equal(acc[outside], before[outside])
 
 
 @njit

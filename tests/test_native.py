@@ -1,7 +1,8 @@
 """kernels/native.py: bound kernel calls run as one native call, with the arguments Numba would pass.
 
-Whole models through it are the oracle suites' business (Model.run takes this path); these check
-the words themselves, which calls go native and which stay Python, and what a failing kernel does.
+Model.run takes this path, so every oracle suite on outputs checks it; these check the words themselves
+against NumPy, which calls go native and which stay Python, what a failing kernel does, and two models'
+native runs against LiteRT's reference kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import engine
 from engine.executor import _Calls
 from engine.kernels import native
 from engine.kernels.native import native_call, native_table, run_calls
+from tests.oracle import reference_run_many
 
 pytestmark = pytest.mark.skipif(not native.ENABLED, reason="native calls are x86-64's")
 
@@ -55,17 +57,20 @@ def _mix_args(flip: bool, k: int):
     return x, w, Shape(4, 3, flip), k, np.zeros((4, 3, 1), np.int64)
 
 
+def _mix_want(x, w, shape, k) -> np.ndarray:
+    v = x[: shape.rows, : shape.cols].astype(np.int64) * w[np.arange(shape.cols) % w.size].astype(np.int64) + k
+    return (-v if shape.flip else v)[..., None]
+
+
 @pytest.mark.parametrize("flip,k", [(False, 0), (True, -(2**40)), (False, 2**62)])
-def test_native_calls_compute_what_the_wrappers_do(flip, k):
-    want = _mix_args(flip, k)
-    _mix(*want)
-    got = _mix_args(flip, k)
-    _mix(*got)  # (compiles it for these types; native_call takes compiled functions)
-    got[-1][...] = 0
-    call = native_call(_mix, got)
+def test_native_calls_compute_what_numpy_does(flip, k):
+    args = _mix_args(flip, k)
+    _mix(*args)  # (compiles it for these types; native_call takes compiled functions)
+    args[-1][...] = 0
+    call = native_call(_mix, args)
     assert call is not None
     assert run_calls(*native_table([call])) is None
-    np.testing.assert_array_equal(got[-1], want[-1])
+    np.testing.assert_array_equal(args[-1], _mix_want(*args[:4]))
 
 
 def test_consecutive_calls_read_each_others_outputs():
@@ -99,26 +104,25 @@ def test_a_failing_kernel_stops_the_calls_and_raises_its_error():
         plan_calls.run()
 
 
-@pytest.mark.parametrize("name", ["mnist", "micro_speech"])
-def test_model_runs_are_native(name):
-    """After the first runs, every kernel call of these models' serial plans is in a native segment (the
-    rest are NumPy's), and the run's outputs are those of the calls one by one (profile's path)."""
-    m = engine.load(name)
+@pytest.mark.parametrize("name", ["mnist_uint8", "micro_speech_int8"])
+def test_model_runs_are_native_and_exact(name, models_dir):
+    """After the first run, every kernel call of these models' serial plans is in a native run (the rest
+    are NumPy's), and runs on new inputs give the reference kernels' outputs."""
+    path = models_dir / f"{name}.tflite"
+    m = engine.load(path)
     rng = np.random.default_rng(1)
-    x = rng.integers(0, 255, (1, *m.inputs[0].shape[1:])).astype(m.inputs[0].dtype)
+    xs = [rng.integers(0, 255, (1, *m.inputs[0].shape[1:])).astype(m.inputs[0].dtype) for _ in range(4)]
     engine.set_num_threads(1)
     try:
-        out = [o.copy() for o in m.run(x)]
-        out = [o.copy() for o in m.run(x)]
+        got = [[o.copy() for o in m.run(x)] for x in xs]
         plan = m.plan(1)
         runs = plan._serial.runs
         tables = [args[0] for _, args in runs if id(args) in plan._serial.native]
         assert tables
         assert all(fn.__module__.startswith("numpy") for fn, args in runs if id(args) not in plan._serial.native)
         assert sum(map(len, tables)) + len(runs) - len(tables) == len(plan._serial.flat)
-        observed = {}
-        m.run(x, observe=lambda i, arrays: observed.update({k: v.copy() for k, v in arrays.items()}))
-        for o, t in zip(out, m.graph.outputs):
-            np.testing.assert_array_equal(o.reshape(observed[t].shape), observed[t])
     finally:
         engine.set_num_threads(engine.runtime.usable_cores())
+    for outs, ref in zip(got, reference_run_many(path, [[x] for x in xs])):
+        for o, want in zip(outs, ref["outputs"]):
+            np.testing.assert_array_equal(o, want)

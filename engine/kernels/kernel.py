@@ -13,6 +13,7 @@ from types import FunctionType
 
 import numba
 from numba import njit
+from numba.core.dispatcher import Dispatcher
 
 from . import pool, refops
 
@@ -55,6 +56,19 @@ class Kernel:
 def kernel(fn: FunctionType) -> Kernel:
     """Decorator: an njit kernel with a parallel and a serial build (see Kernel)."""
     return Kernel(fn)
+
+
+def compiled_for(fn, args: tuple):
+    """The compile result of Numba dispatcher fn for exactly these arguments' types (its entry_point,
+    library, signature), or None: fn is no dispatcher, Numba cannot type an argument, or fn was not
+    compiled for them."""
+    if not isinstance(fn, Dispatcher):
+        return None
+    try:
+        key = tuple(fn.typeof_pyval(a) for a in args)
+    except Exception:  # noqa: BLE001 (an argument Numba cannot type)
+        return None
+    return fn.overloads.get(key)
 
 
 def serial_build(fn):

@@ -29,9 +29,10 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.core.dispatcher import Dispatcher
 from numba.core.registry import cpu_target
 from numba.extending import intrinsic
+
+from .kernel import compiled_for
 
 # (the convention above is x86-64's); ENGINE_NATIVE=0 keeps every call in Python (for comparison)
 ENABLED = platform.machine() in ("x86_64", "AMD64") and os.environ.get("ENGINE_NATIVE", "1") != "0"
@@ -45,27 +46,19 @@ class NativeCall(NamedTuple):
 
     address: int
     words: list[int]
-    keep: tuple  # the arguments: the arrays the words point into
 
 
 def native_call(fn, args: tuple) -> NativeCall | None:
     """fn(*args) as a NativeCall, where fn is a Numba dispatcher compiled for exactly these argument
     types, returning None, and every word of the arguments is an integer or a pointer; else None."""
-    if not ENABLED or not isinstance(fn, Dispatcher):
-        return None
-    try:
-        key = tuple(fn.typeof_pyval(a) for a in args)
-    except Exception:  # noqa: BLE001 (an argument Numba cannot type)
-        return None
-    cres = fn.overloads.get(key)
+    cres = compiled_for(fn, args) if ENABLED else None
     if cres is None or cres.signature.return_type != types.none:
         return None
     words: list[int] = []
-    for ty, value in zip(key, args):
+    for ty, value in zip(cres.signature.args, args):
         if not _flatten(ty, value, words):
             return None
-    packer = cpu_target.target_context.call_conv._get_arg_packer(key)
-    expected = list(packer.argument_types)
+    expected = list(cpu_target.target_context.call_conv._get_arg_packer(cres.signature.args).argument_types)
     if len(expected) != len(words) or len(words) > MAX_WORDS:
         return None
     if not all(isinstance(t, (ir.IntType, ir.PointerType)) for t in expected):
@@ -73,7 +66,7 @@ def native_call(fn, args: tuple) -> NativeCall | None:
     address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
     if not address:
         return None
-    return NativeCall(address, [w & 0xFFFFFFFFFFFFFFFF for w in words], args)
+    return NativeCall(address, [w & 0xFFFFFFFFFFFFFFFF for w in words])
 
 
 def _flatten(ty, value, words: list[int]) -> bool:
@@ -97,7 +90,7 @@ def _flatten(ty, value, words: list[int]) -> bool:
 def native_table(calls: list[NativeCall]) -> tuple[np.ndarray, np.ndarray]:
     """run_calls()'s arguments for these calls, in order: the table of (address, first word, word
     count) and the words (ARITY's extra words past the last call's: zeros). The words point into
-    the calls' arrays: the caller holds them (NativeCall.keep) as long as it runs the table."""
+    the calls' arrays: the caller holds those as long as it runs the table."""
     table, words = [], []
     for call in calls:
         table.append((call.address, len(words), len(call.words)))
