@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -13,7 +14,8 @@ from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
-from .kernels.kernel import compiled_for, parallel_build, serial_call
+from .kernels import native, pool
+from .kernels.kernel import compiled_for, is_team_build, parallel_build, serial_call, team_build
 from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
@@ -21,6 +23,10 @@ from .runtime import Pace, threads_now
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
+# more than one thread: the plan's calls as team runs (kernels/native.py run_team) where the engine's
+# pool runs the threads (x86-64 Linux), else each call's parallel or serial build as timed (and with
+# ENGINE_TEAM=0)
+TEAM = native.ENABLED and os.environ.get("ENGINE_TEAM", "1") != "0"
 # a call whose serial build takes this long is timed on its parallel build when more than one thread
 # runs (a parallel region costs about 0.3 us on the engine's pool with its workers awake)
 PARALLEL_MIN_SECONDS = 1.5e-6
@@ -224,6 +230,10 @@ class Plan:
             if not any(map(any, large)):
                 self._threaded = self._serial  # nothing large enough to share out
                 return
+            if TEAM and pool.installed():
+                self._threaded = self._team(large)
+                self.pace.done(False, sum(map(sum, self._timed)))
+                return
             self._try(large)
             return
         # a call not tried on its parallel build never gets it (its second serial timing, warmer than
@@ -255,6 +265,20 @@ class Plan:
                 for calls, ones, ps in zip(self._bound, self._bound_serial, parallel)
             ]
         )
+
+    def _team(self, split: list[list[bool]]) -> _Calls:
+        """The bound calls as team runs (kernels/native.py run_team): `split` calls on their team
+        build, shared by the threads, the others on their serial build."""
+        steps = []
+        for calls, ones, ps in zip(self._bound, self._bound_serial, split):
+            step = []
+            for (fn, args), one, p in zip(calls, ones, ps):
+                team = team_build(fn) if p else None
+                if team is not None and compiled_for(team, args) is None:
+                    team.compile(tuple(team.typeof_pyval(a) for a in args))
+                step.append(one if team is None else (team, args))
+            steps.append(step)
+        return _Calls(steps, [one for ones in self._bound_serial for one in ones])
 
     def _allocate_scratch(self) -> None:
         """One arena, as large as the largest step's scratch: steps run one at a time."""
@@ -427,14 +451,17 @@ class _Calls:
     consecutive calls that go native as one call of native.run_calls (kernels/native.py), the others
     as they are."""
 
-    __slots__ = ("flat", "native", "resolved", "runs", "steps")
+    __slots__ = ("flat", "native", "ones", "resolved", "runs", "steps")
 
-    def __init__(self, steps: list[list[tuple]]):
+    def __init__(self, steps: list[list[tuple]], ones: list[tuple] | None = None):
         self.steps = steps
         self.flat = [call for calls in steps for call in calls]
         self.runs = self.flat
         self.native: dict[int, list[tuple]] = {}  # id of a native run's arguments -> its calls
         self.resolved = False
+        # a team run's calls: the flat calls on their serial builds (where a team run stops, the calls
+        # from there run through their wrappers; a split call outside a native run runs alone)
+        self.ones = ones
 
     def run(self) -> None:
         for fn, args in self.runs:
@@ -456,19 +483,23 @@ class _Calls:
         if self.resolved:
             return
         natives = [native_call(fn, args) for fn, args in self.flat]
-        for calls in (self.flat, *self.steps):
+        split = [is_team_build(fn) for fn, _ in self.flat]
+        team_of = [fn for fn, _ in self.flat]  # (the dispatchers, before resolving)
+        ones = self.ones or self.flat
+        for calls in (self.flat, *self.steps, ones):
             calls[:] = [(_entry_point(fn, args), args) for fn, args in calls]
         self.runs = []
         start = 0
         for k in range(len(self.flat) + 1):  # each run of native calls, and the calls between
             if k < len(self.flat) and natives[k] is not None:
                 continue
+            team = any(split[start:k])
             if k > start:
-                args = native_table(natives[start:k])
-                self.runs.append((native_entry(), args))  # (self.flat holds the arrays)
-                self.native[id(args)] = self.flat[start:k]
-            if k < len(self.flat):
-                self.runs.append(self.flat[k])
+                args = native_table(natives[start:k], split[start:k] if team else None)
+                self.runs.append((native_entry(team), args))  # (self.flat holds the arrays)
+                self.native[id(args)] = ones[start:k]
+            if k < len(self.flat):  # (a split call that cannot go native: its parallel build)
+                self.runs.append((parallel_build(team_of[k]), self.flat[k][1]) if split[k] else self.flat[k])
             start = k + 1
         self.resolved = True
 

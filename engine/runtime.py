@@ -171,10 +171,12 @@ PACE_SAMPLES = 3  # each side's figure: the best of its last runs (one slow run 
 PACE_SAMPLE_EVERY = 4  # between tries, one run in this many of the chosen side is timed
 # A try of the threaded side is this many runs in a row: its first run after a stretch on one thread
 # is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere);
-# a first run over PACE_GIVE_UP times the faster side's figure ends the try (cores taken: no second).
+# a first run over PACE_GIVE_UP times the faster side's figure, plus PACE_WAKE for waking the other
+# threads (a small model's try: str_ww 20 us cold, 6 us after), ends the try (cores taken: no second).
 # A try of the one-thread side is one run (nothing of it sleeps: YOLOv8n's tries cost 10 ms each).
-PACE_PROBE_RUNS = 2
+PACE_PROBE_RUNS = 4
 PACE_GIVE_UP = 2.0
+PACE_WAKE = 50e-6
 PACE_ON = os.environ.get("ENGINE_PACE", "1") != "0"  # ENGINE_PACE=0: always the threads asked for
 
 
@@ -226,7 +228,7 @@ class Pace:
         t.append(seconds)
         if len(t) > PACE_SAMPLES:
             del t[0]
-        if self.probing and threaded != self.fast and seconds > PACE_GIVE_UP * self._figure(self.fast):
+        if self.probing and threaded != self.fast and seconds > PACE_GIVE_UP * self._figure(self.fast) + PACE_WAKE:
             self.probing = 0
         if self.probing:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -49,17 +50,25 @@ def tflm() -> None:
 
 @pytest.fixture(params=["serial", "parallel"])
 def kernel_build(request, monkeypatch):
-    """Runs the test once with every kernel's serial build and once with its parallel build (tests
-    without the fixture get the build the work size picks); fails a test that picked no kernel."""
+    """Runs the test once with every kernel's serial build and once threaded (tests without the
+    fixture get what the work size and the timings pick): "parallel" binds each kernel's parallel
+    build and runs every call of a kernel with a team build split between the threads, in every run
+    after the load (executor.TEAM; ENGINE_TEAM=0: each call's parallel build); fails a test that
+    picked no kernel."""
+    from engine import executor, runtime
     from tests.harness import force_build
 
     picks = force_build(monkeypatch, request.param)
+    threaded = request.param == "parallel"
+    monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0 if threaded else math.inf)
+    if threaded:
+        monkeypatch.setattr(runtime, "PACE_ON", False)  # (every run on the threads)
     yield request.param
     report = getattr(request.node, "rep_call", None)
     if report is None or not report.passed:  # skipped (no oracle) or failed: nothing to add
         return
     assert picks, "no kernel was picked: the test does not exercise a kernel build"
-    wrong = [name for name, parallel in picks if parallel != (request.param == "parallel")]
+    wrong = [name for name, parallel in picks if parallel != threaded]
     assert not wrong, f"kernels not in their {request.param} build: {wrong}"
 
 

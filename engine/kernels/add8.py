@@ -373,7 +373,7 @@ def add8_flat(a, b, out, planes):
         _span(a, lo, b, lo, out, lo, min(CHUNK, n - lo), planes)
 
 
-@kernel
+@kernel(team=False)  # (fills its table before the loop)
 def add8_rows(full, vec, out, planes, vec_first, tile):
     """out = the op of full and a vector repeated along it (a per-channel operand along the last axis; the
     kernel's a where vec_first), all flat. tile: the vector side by side, a whole number of times (each step

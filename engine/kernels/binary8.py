@@ -110,7 +110,7 @@ def vmul_flat(a, b, out, table, q):
             out[i] = table[np.int64(au[i]) * 256 + np.int64(bu[i])]
 
 
-@kernel
+@kernel(team=False)  # (fills its table before the loop)
 def vmul_rows(full, vec, out, table, q, vec_first, tile):
     """out = full * a vector repeated along it (a per-channel operand along the last axis; input 1 where
     vec_first) requantized (q: MulRequant), all flat: add8.add8_rows' tiling (tile: the vector side by side,

@@ -96,7 +96,7 @@ def lut_phases_x8_64_vbmi(typingctx, x, out, luts, start, blocks, phases, phase0
     return sig, codegen
 
 
-@kernel
+@kernel(team=False)  # (fills its table before the loop)
 def gather_scalar(x, other, out, table, lut, x_stride, other_stride):
     """out[i] = table[x[i] * x_stride + other[0] * other_stride] through lut (256 entries, the line of
     the table for other[0]): x_stride, other_stride = (256, 1) where other is the second input, (1, 256)
@@ -116,7 +116,7 @@ def gather_scalar(x, other, out, table, lut, x_stride, other_stride):
             out[i] = lut[x[i]]
 
 
-@kernel
+@kernel(team=False)  # (fills its table before the loop)
 def gather_phases(x, other, out, table, luts, x_stride, other_stride):
     """out[r * P + p] = table[x[r * P + p] * x_stride + other[p] * other_stride] for P = other.size, through
     luts [P * 256] (filled here: channel p's line of the table)."""

@@ -35,27 +35,59 @@ BUILDS: dict = {}  # each build (a Numba dispatcher) -> its Kernel
 class Kernel:
     serial_args = None  # args -> the serial build's args (serial_call), where they differ
 
-    def __init__(self, fn: FunctionType):
+    def __init__(self, fn: FunctionType, team: bool = True):
+        self.fn = fn
         self.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
-        # a distinct function object (and name) so that Numba caches the two builds apart
-        twin = FunctionType(
-            fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
-        )
-        twin.__qualname__ = fn.__qualname__ + "_serial"
-        twin.__module__ = fn.__module__
-        self.serial = njit(cache=True, nogil=True)(twin)  # (lanes: runtime.run_lanes)
+        self.serial = njit(cache=True, nogil=True)(_twin(fn, "_serial", fn.__globals__))
+        self._team = None if team else False  # (made at first use: team_build)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         BUILDS[self.parallel] = BUILDS[self.serial] = self
+
+    @property
+    def team(self):
+        """The team build (native.run_team): serial, its prange(n) the part of range(n) that the
+        thread running it claimed; None where the kernel's code before its loop writes to memory the
+        other threads read (each thread runs that code). Made at first use, once the kernel's module
+        has defined every name the kernel reads."""
+        if self._team is None:
+            twin = _twin(self.fn, "_team", {**self.fn.__globals__, "prange": pool.team_range})
+            self._team = njit(cache=True, nogil=True)(twin)
+            BUILDS[self._team] = self
+        return self._team or None
 
     def pick(self, work: int):
         """The build for a run of `work` elementary steps."""
         return self.parallel if work >= PARALLEL_MIN_WORK else self.serial
 
 
-def kernel(fn: FunctionType) -> Kernel:
-    """Decorator: an njit kernel with a parallel and a serial build (see Kernel)."""
-    return Kernel(fn)
+def kernel(fn: FunctionType | None = None, *, team: bool = True):
+    """Decorator: an njit kernel with a parallel and a serial build (see Kernel); its one prange loop
+    is its last statement. team=False: the code before the loop writes to shared memory (no team
+    build)."""
+    if fn is None:
+        return lambda f: Kernel(f, team)
+    return Kernel(fn, team)
+
+
+def _twin(fn: FunctionType, suffix: str, globals_: dict) -> FunctionType:
+    """fn's code as a distinct function (and name: Numba caches the builds apart) reading globals_."""
+    twin = FunctionType(fn.__code__, globals_, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + suffix
+    twin.__module__ = fn.__module__
+    return twin
+
+
+def is_team_build(fn) -> bool:
+    """Whether fn is a Kernel's team build."""
+    k = BUILDS.get(fn)
+    return k is not None and k._team is fn
+
+
+def team_build(fn):
+    """fn's team build where fn is a Kernel's build that has one, else None."""
+    k = BUILDS.get(fn)
+    return None if k is None else k.team
 
 
 def compiled_for(fn, args: tuple):

@@ -25,13 +25,16 @@ import os
 import platform
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.core.registry import cpu_target
 from numba.extending import intrinsic
+from numba.np.ufunc.parallel import _iget_num_threads
 
+from . import pool
 from .kernel import compiled_for
 
 # (the convention above is x86-64's); ENGINE_NATIVE=0 keeps every call in Python (for comparison)
@@ -87,21 +90,33 @@ def _flatten(ty, value, words: list[int]) -> bool:
     return False
 
 
-def native_table(calls: list[NativeCall]) -> tuple[np.ndarray, np.ndarray]:
+def native_table(calls: list[NativeCall], split: list[bool] | None = None) -> tuple:
     """run_calls()'s arguments for these calls, in order: the table of (address, first word, word
-    count) and the words (ARITY's extra words past the last call's: zeros). The words point into
-    the calls' arrays: the caller holds those as long as it runs the table."""
+    count, split) and the words (ARITY's extra words past the last call's: zeros). The words point
+    into the calls' arrays: the caller holds those as long as it runs the table. With `split` (a
+    flag per call: its kernel's team build, shared by the threads), run_team()'s: the table, the
+    words and the run's state."""
     table, words = [], []
-    for call in calls:
-        table.append((call.address, len(words), len(call.words)))
+    for k, call in enumerate(calls):
+        table.append((call.address, len(words), len(call.words), int(bool(split and split[k]))))
         words += call.words
     packed = np.zeros(len(words) + MAX_WORDS, np.uint64)
     packed[: len(words)] = words
-    return np.array(table, np.int64).reshape(-1, 3), packed.view(np.int64)
+    table_, words_ = np.array(table, np.int64).reshape(-1, 4), packed.view(np.int64)
+    if split is None:
+        return table_, words_
+    state = np.zeros(ROW * (len(calls) + 1) + 8, np.int64)
+    state = state[-(state.ctypes.data // 8) % 8 :][: ROW * (len(calls) + 1)]  # (rows on cache lines)
+    state[:8] = [0, table_.ctypes.data, len(calls), words_.ctypes.data, words_.size, 0, state.ctypes.data, 0]
+    state[ITEM] = team_item.address
+    return table_, words_, state
 
 
-def native_entry():
-    """run_calls' compiled entry point for native_table()'s arguments (called without dispatch)."""
+def native_entry(team: bool = False):
+    """run_calls' (team: run_team's) compiled entry point for native_table()'s arguments (called
+    without dispatch)."""
+    if team:
+        return run_team.compile((types.int64[:, ::1], types.int64[::1], types.int64[::1]))
     return run_calls.compile((types.int64[:, ::1], types.int64[::1]))
 
 
@@ -141,3 +156,94 @@ def run_calls(table, words):
         if status != 0 and status != -2:  # (Numba's OK, and OK returning None)
             return i
     return None
+
+
+# -- team runs: the threads go through the table together, sharing each split call ------------------
+# A team run's state: a header row, then ROW words per call: its parts claimed (a cache line of its
+# own), its parts finished (the next line). The header: the failed call + 1 (0: none), the table's
+# address and rows, the words' address and count, the team's size, the state's own address, the
+# address of the workers' item function (team_item).
+ROW = 16
+FAILED, TABLE, CALLS, WORDS, WORD_COUNT, SIZE, SELF, ITEM = range(8)
+
+
+@intrinsic
+def _words(typingctx, addr):
+    """The int64 words at address addr (for carray)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], _i64.as_pointer())
+
+    return types.CPointer(types.int64)(types.int64), codegen
+
+
+@njit(inline="always")
+def _turn(table, words, state, member, size):
+    """Thread `member`'s way through a team run's calls (run_team): each call once the one before it
+    has finished; a split call's parts while any is left, the other calls on member 0 only."""
+    base = state[SELF]
+    slot = pool.part_slot(member)
+    n = table.shape[0]
+    for i in range(n):
+        split = table[i, 3] != 0
+        if not split and member != 0:
+            continue
+        claim = base + 8 * ROW * (i + 1)
+        if i > 0:
+            pool.wait_until(claim - 8 * ROW + 64, size if table[i - 1, 3] != 0 else 1)
+        if pool.atomic_load(base + 8 * FAILED) != 0:
+            return
+        if not split:
+            _run_part(table, words, base, i, claim)
+            continue
+        while True:
+            part = pool.atomic_load(claim)
+            if part >= size:
+                break
+            if pool.cas(claim, part, part + 1):
+                pool.plain_store(slot, part)  # (the team build's prange reads it: pool.team_range)
+                pool.plain_store(slot + 8, size)
+                _run_part(table, words, base, i, claim)
+                pool.plain_store(slot, -1)
+    if member == 0 and n > 0:  # (the run ends when its last call has)
+        pool.wait_until(base + 8 * ROW * n + 64, size if table[n - 1, 3] != 0 else 1)
+
+
+@njit(inline="always")
+def _run_part(table, words, base, i, claim):
+    """Call i (or the part of it this thread claimed), then counted as finished (failed or not)."""
+    status = _call(table[i, 0], words, table[i, 1], table[i, 2])
+    if status != 0 and status != -2:
+        pool.cas(base + 8 * FAILED, 0, i + 1)
+    pool.atomic_add(claim + 64, 1)
+
+
+@njit(cache=True, nogil=True)
+def run_team(table, words, state):
+    """run_calls by a team of the calling thread's thread count: this thread (member 0) and the
+    engine pool's workers that join (pool.team_open). A split call (table[:, 3]) runs in as many
+    parts as the team has members, each part taken by whichever member comes first (a worker that
+    never comes holds nothing up); the other calls run on member 0. None, or the call that failed
+    (0 where the pool was taken: run the calls another way)."""
+    size = _iget_num_threads()  # (the threading layer's symbol: numba.get_num_threads is not cached)
+    state[ROW:] = 0
+    state[FAILED] = 0
+    state[SIZE] = size
+    if not pool.team_open(state[ITEM], state[SELF], size):
+        return 0
+    _turn(table, words, state, 0, size)
+    pool.team_close()
+    failed = state[FAILED]
+    if failed:
+        return failed - 1
+    return None
+
+
+@cfunc(types.void(types.int64, types.int64, types.int64, types.int64), cache=True)
+def team_item(args, dims, steps, data):
+    """A worker's item of a team run's region (pool.team_open): its turn through the run at `data`,
+    as the member its thread id says."""
+    state = carray(_words(data), (pool.plain_load(data + 8 * CALLS) * ROW + ROW,))
+    table = carray(_words(state[TABLE]), (state[CALLS], 4))
+    words = carray(_words(state[WORDS]), (state[WORD_COUNT],))
+    _turn(table, words, state, numba.get_thread_id(), state[SIZE])

@@ -27,6 +27,7 @@ import atexit
 import os
 import threading
 
+import numba
 import numpy as np
 from llvmlite import binding as ll
 from llvmlite import ir
@@ -53,7 +54,9 @@ WORKERS = 57
 TIDS = 64  # pthread id of worker k at TIDS + k
 TIMESPEC = 64 + MAX_THREADS  # a sleep's timeout: (seconds, nanoseconds)
 SCHEDULER = 200  # Numba's do_scheduling_signed, _unsigned (for loops of more than one dimension)
-SCRATCH = 256
+TEAM_ITEMS = 208  # a team run's region: its item count (the region's dimensions)
+PARTS = 256  # thread k's part of a team run's split call at PARTS + 8 k, the call's parts after it
+SCRATCH = PARTS + 8 * MAX_THREADS
 WORDS = SCRATCH + MAX_THREADS * SLOT
 ITEM_MASK = 0xFFFFFFFF
 
@@ -64,6 +67,7 @@ SYMBOL = "engine_pool_state"
 _state = np.zeros(WORDS, np.int64)
 _state[CLAIM] = ITEM_MASK  # closed: no item to take
 _state[TIMESPEC + 1] = 100_000_000  # a lost wake-up costs at most 0.1 s
+_state[PARTS:SCRATCH:8] = -1  # no thread in a team run's call
 # the native code below reaches the state by this symbol, bound before any of it is linked
 ll.add_symbol(SYMBOL, _state.ctypes.data)
 
@@ -93,7 +97,7 @@ def _base(typingctx):
 
 
 @intrinsic
-def _load(typingctx, addr):
+def atomic_load(typingctx, addr):
     def codegen(context, builder, signature, args):
         return builder.load_atomic(_ptr(builder, args[0]), "acquire", 8)
 
@@ -101,7 +105,7 @@ def _load(typingctx, addr):
 
 
 @intrinsic
-def _store(typingctx, addr, value):
+def atomic_store(typingctx, addr, value):
     def codegen(context, builder, signature, args):
         builder.store_atomic(args[1], _ptr(builder, args[0]), "release", 8)
         return context.get_dummy_value()
@@ -110,7 +114,7 @@ def _store(typingctx, addr, value):
 
 
 @intrinsic
-def _plain_load(typingctx, addr):
+def plain_load(typingctx, addr):
     def codegen(context, builder, signature, args):
         return builder.load(_ptr(builder, args[0]), align=8)
 
@@ -118,7 +122,7 @@ def _plain_load(typingctx, addr):
 
 
 @intrinsic
-def _plain_store(typingctx, addr, value):
+def plain_store(typingctx, addr, value):
     def codegen(context, builder, signature, args):
         builder.store(args[1], _ptr(builder, args[0]), align=8)
         return context.get_dummy_value()
@@ -127,7 +131,7 @@ def _plain_store(typingctx, addr, value):
 
 
 @intrinsic
-def _cas(typingctx, addr, expected, new):
+def cas(typingctx, addr, expected, new):
     def codegen(context, builder, signature, args):
         out = builder.cmpxchg(_ptr(builder, args[0]), args[1], args[2], "acq_rel", "acquire")
         return builder.extract_value(out, 1)
@@ -136,7 +140,7 @@ def _cas(typingctx, addr, expected, new):
 
 
 @intrinsic
-def _add(typingctx, addr, value):
+def atomic_add(typingctx, addr, value):
     """Atomic add (sequentially consistent); returns the old value."""
 
     def codegen(context, builder, signature, args):
@@ -254,12 +258,12 @@ def _call_item(typingctx, fn, args, dims, steps, data):
 def _run_item(fn, args, dims, steps, data, arg_len, array_count, r, space):
     """Item r: the dimensions with one schedule entry, each argument pointer advanced by its step."""
     for j in range(arg_len):
-        _plain_store(space + 8 * j, _plain_load(dims + 8 * j))
-    _plain_store(space, 1)
+        plain_store(space + 8 * j, plain_load(dims + 8 * j))
+    plain_store(space, 1)
     argv = space + 8 * ARG_MAX
     for j in range(array_count):
-        a = _plain_load(args + 8 * j)
-        _plain_store(argv + 8 * j, a + _plain_load(steps + 8 * j) * r if a != 0 else 0)
+        a = plain_load(args + 8 * j)
+        plain_store(argv + 8 * j, a + plain_load(steps + 8 * j) * r if a != 0 else 0)
     _call_item(fn, argv, space, steps, data)
 
 
@@ -268,6 +272,47 @@ def _run_inline(fn, args, dims, steps, data, arg_len, array_count, size):
     space = np.empty(ARG_MAX + array_count, np.int64)
     for r in range(size):
         _run_item(fn, args, dims, steps, data, arg_len, array_count, r, space.ctypes.data)
+
+
+@njit(inline="always")
+def _publish(s, fn, args, dims, steps, data, arg_len, array_count, size, max_tid):
+    """Opens a region of `size` items (the caller owns the pool) and wakes sleeping workers."""
+    atomic_store(s + 8 * FN, fn)
+    atomic_store(s + 8 * ARGS, args)
+    atomic_store(s + 8 * DIMS, dims)
+    atomic_store(s + 8 * STEPS, steps)
+    atomic_store(s + 8 * DATA, data)
+    atomic_store(s + 8 * ARG_LEN, arg_len)
+    atomic_store(s + 8 * ARRAY_COUNT, array_count)
+    atomic_store(s + 8 * SIZE, size)
+    atomic_store(s + 8 * MAX_TID, max_tid)
+    atomic_store(s + 8 * DONE, 0)
+    generation = (atomic_load(s + 8 * CLAIM) >> 32) + 1  # (the claim is closed: workers take nothing yet)
+    atomic_store(s + 8 * CLAIM, generation << 32)
+    _fence()
+    if atomic_load(s + 8 * SLEEPERS) > 0:
+        atomic_add(s + 8 * WAKE, 1)
+        _futex(s + 8 * WAKE, FUTEX_WAKE_PRIVATE, MAX_THREADS, 0)
+
+
+@njit(inline="always")
+def wait_until(addr, value):
+    """Waits until the word at addr is at least value: spins, then yields the core (its writer is
+    running, or descheduled: then another process needs the core)."""
+    t0 = _cycles()
+    while atomic_load(addr) < value:
+        if _cycles() - t0 > JOIN_YIELD_CYCLES:
+            _sched_yield()
+        else:
+            _pause()
+
+
+@njit(inline="always")
+def _close(s, taken):
+    """Ends the region once its `taken` items are done: closed before the fields change again."""
+    wait_until(s + 8 * DONE, taken)
+    atomic_store(s + 8 * CLAIM, ((atomic_load(s + 8 * CLAIM) >> 32) << 32) | ITEM_MASK)
+    atomic_store(s + 8 * BUSY, 0)
 
 
 @cfunc(
@@ -281,44 +326,74 @@ def parallel_for(fn, args, dims, steps, data, inner_ndim, array_count, num_threa
     the items under way."""
     s = _base()
     arg_len = inner_ndim + 1
-    size = _plain_load(dims)
-    free = num_threads > 1 and size > 1 and _load(s + 8 * WORKERS) > 0
-    if not free or arg_len > ARG_MAX or array_count > SLOT - ARG_MAX or not _cas(s + 8 * BUSY, 0, 1):
+    size = plain_load(dims)
+    free = num_threads > 1 and size > 1 and atomic_load(s + 8 * WORKERS) > 0
+    if not free or arg_len > ARG_MAX or array_count > SLOT - ARG_MAX or not cas(s + 8 * BUSY, 0, 1):
         _run_inline(fn, args, dims, steps, data, arg_len, array_count, size)
         return
-    _store(s + 8 * FN, fn)
-    _store(s + 8 * ARGS, args)
-    _store(s + 8 * DIMS, dims)
-    _store(s + 8 * STEPS, steps)
-    _store(s + 8 * DATA, data)
-    _store(s + 8 * ARG_LEN, arg_len)
-    _store(s + 8 * ARRAY_COUNT, array_count)
-    _store(s + 8 * SIZE, size)
-    _store(s + 8 * MAX_TID, num_threads - 1)
-    _store(s + 8 * DONE, 0)
-    generation = (_load(s + 8 * CLAIM) >> 32) + 1  # (the claim is closed: workers take nothing yet)
-    _store(s + 8 * CLAIM, generation << 32)
-    _fence()
-    if _load(s + 8 * SLEEPERS) > 0:
-        _add(s + 8 * WAKE, 1)
-        _futex(s + 8 * WAKE, FUTEX_WAKE_PRIVATE, MAX_THREADS, 0)
+    _publish(s, fn, args, dims, steps, data, arg_len, array_count, size, num_threads - 1)
     space = s + 8 * SCRATCH
     while True:
-        c = _load(s + 8 * CLAIM)
+        c = atomic_load(s + 8 * CLAIM)
         r = c & ITEM_MASK
         if r >= size:
             break
-        if _cas(s + 8 * CLAIM, c, c + 1):
+        if cas(s + 8 * CLAIM, c, c + 1):
             _run_item(fn, args, dims, steps, data, arg_len, array_count, r, space)
-            _add(s + 8 * DONE, 1)
-    t0 = _cycles()
-    while _load(s + 8 * DONE) < size:
-        if _cycles() - t0 > JOIN_YIELD_CYCLES:
-            _sched_yield()
-        else:
-            _pause()
-    _store(s + 8 * CLAIM, (generation << 32) | ITEM_MASK)  # closed, before the fields change again
-    _store(s + 8 * BUSY, 0)
+            atomic_add(s + 8 * DONE, 1)
+    _close(s, size)
+
+
+# -- team runs (native.run_team): the threads go through a plan's calls together ----------------------
+
+
+@njit(inline="always")
+def team_open(fn, data, size):
+    """Opens a region of an item per worker up to size - 1, each calling fn(.., data) on its thread
+    (its thread id is its place in the team); False where the pool is taken or has no workers."""
+    s = _base()
+    workers = atomic_load(s + 8 * WORKERS)
+    if size < 2 or workers == 0 or not cas(s + 8 * BUSY, 0, 1):
+        return False
+    items = min(size - 1, workers)
+    atomic_store(s + 8 * TEAM_ITEMS, items)  # (the region's one dimension; it has no arrays)
+    _publish(s, fn, 0, s + 8 * TEAM_ITEMS, 0, data, 1, 0, items, items)
+    return True
+
+
+@njit(inline="always")
+def team_close():
+    """Ends a team run's region: the items no worker has taken are dropped (the caller ran their
+    parts), those taken are waited for (their threads finish the run's last call with the caller)."""
+    s = _base()
+    size = atomic_load(s + 8 * SIZE)
+    while True:
+        c = atomic_load(s + 8 * CLAIM)
+        taken = c & ITEM_MASK
+        if taken >= size:
+            taken = size
+            break
+        if cas(s + 8 * CLAIM, c, c - taken + size):
+            break
+    _close(s, taken)
+
+
+@njit(inline="always")
+def part_slot(thread):
+    """Where `thread`'s part of the split call it runs is (-1: none), and that call's parts after it."""
+    return _base() + 8 * (PARTS + 8 * thread)
+
+
+@njit(inline="always")
+def team_range(n):
+    """A team build's prange(n) (kernel.py): the calling thread's part of range(n) in the split call
+    of a team run that it runs, else all of it."""
+    slot = part_slot(numba.get_thread_id())
+    part = plain_load(slot)
+    if part < 0:
+        return range(n)
+    parts = plain_load(slot + 8)
+    return range(part * n // parts, (part + 1) * n // parts)
 
 
 @intrinsic
@@ -344,9 +419,9 @@ def _schedule(num_dim, starts, ends, divisions, sched, debug, fallback):
     where they are fewer than the divisions, an empty range (1, 0) for the rest), else
     near-equal runs in order. Loops of more dimensions go to Numba's scheduler."""
     if num_dim != 1 or debug != 0:
-        _call_scheduler(_load(_base() + 8 * fallback), num_dim, starts, ends, divisions, sched, debug)
+        _call_scheduler(atomic_load(_base() + 8 * fallback), num_dim, starts, ends, divisions, sched, debug)
         return
-    start, end = _plain_load(starts), _plain_load(ends)
+    start, end = plain_load(starts), plain_load(ends)
     n = end - start + 1
     cur = 0
     for i in range(divisions):
@@ -356,8 +431,8 @@ def _schedule(num_dim, starts, ends, divisions, sched, debug, fallback):
             run = (n - cur - 1) // (divisions - i) + 1
             lo, hi = start + cur, (start + cur + run - 1 if i < divisions - 1 else end)
             cur += run
-        _plain_store(sched + 16 * i, lo)
-        _plain_store(sched + 16 * i + 8, hi)
+        plain_store(sched + 16 * i, lo)
+        plain_store(sched + 16 * i + 8, hi)
 
 
 @cfunc(types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64), cache=True)
@@ -375,8 +450,8 @@ def thread_id():
     """get_thread_id: worker k's id is k, any other thread's 0."""
     s = _base()
     me = _pthread_self()
-    for k in range(1, _load(s + 8 * WORKERS) + 1):
-        if _load(s + 8 * (TIDS + k)) == me:
+    for k in range(1, atomic_load(s + 8 * WORKERS) + 1):
+        if atomic_load(s + 8 * (TIDS + k)) == me:
             return k
     return 0
 
@@ -385,31 +460,31 @@ def thread_id():
 def _worker(tid):
     """Worker tid's loop: take items of the regions, spin a while between them, then sleep."""
     s = _base()
-    _store(s + 8 * (TIDS + tid), _pthread_self())
+    atomic_store(s + 8 * (TIDS + tid), _pthread_self())
     space = s + 8 * (SCRATCH + tid * SLOT)
     idle_since = _cycles()
-    while _load(s + 8 * STOP) == 0:
-        c = _load(s + 8 * CLAIM)
+    while atomic_load(s + 8 * STOP) == 0:
+        c = atomic_load(s + 8 * CLAIM)
         r = c & ITEM_MASK
-        fn, args, dims = _load(s + 8 * FN), _load(s + 8 * ARGS), _load(s + 8 * DIMS)
-        steps, data = _load(s + 8 * STEPS), _load(s + 8 * DATA)
-        arg_len, array_count = _load(s + 8 * ARG_LEN), _load(s + 8 * ARRAY_COUNT)
-        open_ = r < _load(s + 8 * SIZE) and tid <= _load(s + 8 * MAX_TID)
+        fn, args, dims = atomic_load(s + 8 * FN), atomic_load(s + 8 * ARGS), atomic_load(s + 8 * DIMS)
+        steps, data = atomic_load(s + 8 * STEPS), atomic_load(s + 8 * DATA)
+        arg_len, array_count = atomic_load(s + 8 * ARG_LEN), atomic_load(s + 8 * ARRAY_COUNT)
+        open_ = r < atomic_load(s + 8 * SIZE) and tid <= atomic_load(s + 8 * MAX_TID)
         if open_:
             # the fields read above are this generation's where the claim succeeds (docstring)
-            if _cas(s + 8 * CLAIM, c, c + 1):
+            if cas(s + 8 * CLAIM, c, c + 1):
                 _run_item(fn, args, dims, steps, data, arg_len, array_count, r, space)
-                _add(s + 8 * DONE, 1)
+                atomic_add(s + 8 * DONE, 1)
                 idle_since = _cycles()
             continue
         if _cycles() - idle_since < SPIN_CYCLES:
             _pause()
             continue
-        _add(s + 8 * SLEEPERS, 1)
+        atomic_add(s + 8 * SLEEPERS, 1)
         word = _wake_word(s + 8 * WAKE)
-        if _load(s + 8 * CLAIM) == c and _load(s + 8 * STOP) == 0:
+        if atomic_load(s + 8 * CLAIM) == c and atomic_load(s + 8 * STOP) == 0:
             _futex(s + 8 * WAKE, FUTEX_WAIT_PRIVATE, word, s + 8 * TIMESPEC)
-        _add(s + 8 * SLEEPERS, -1)
+        atomic_add(s + 8 * SLEEPERS, -1)
         idle_since = _cycles()
     return 0
 
@@ -441,7 +516,7 @@ def _stop() -> None:
 @njit(cache=True)
 def _wake_all():
     s = _base()
-    _add(s + 8 * WAKE, 1)
+    atomic_add(s + 8 * WAKE, 1)
     return _futex(s + 8 * WAKE, FUTEX_WAKE_PRIVATE, MAX_THREADS, 0)
 
 

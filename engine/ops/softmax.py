@@ -124,7 +124,7 @@ def _softmax_simd(x, out, rows, depth, table, terms, qmin, qmax, row_work, exp_w
                 _softmax_rows(x, out, r, r + 1, depth, table, terms, qmin, qmax)
 
 
-@kernel
+@kernel(team=False)  # (its last rows after the loop)
 def _softmax_lanes(x, out, rows, depth, table, terms, qmin, qmax):
     """_softmax for rows of at most 16 elements (kernels/softmax8.py rows16_softmax): 16 rows at a time,
     one per lane, tasks of 64 such blocks; the last rows % 16 by the scalar loop. table and terms int32."""

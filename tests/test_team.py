@@ -1,0 +1,158 @@
+"""Team runs (kernels/native.py run_team): the threads go through a plan's calls together, each split
+call's loop in parts taken by whichever thread comes first.
+
+Checked against NumPy: the parts cover each loop exactly once, both threads take parts, a call starts
+only when the one before it has finished (each reads all of the one before's output), a failing kernel
+stops the run and raises its error, a taken pool runs the calls on their serial builds; and models'
+team runs against LiteRT's reference kernels.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba import prange
+
+import engine
+from engine import runtime
+from engine.executor import _Calls
+from engine.kernels import native, pool
+from engine.kernels.kernel import is_team_build, kernel
+from engine.kernels.native import native_call, native_table, run_team
+from tests.oracle import reference_run_many
+
+pytestmark = pytest.mark.skipif(
+    not (native.ENABLED and pool.installed() and runtime.usable_cores() > 1),
+    reason="team runs need the engine's pool (x86-64 Linux) and two cores",
+)
+
+
+@kernel
+def _mark(x, out, who):
+    """out[i] = 3 x[i] + i, who[i] = the thread that wrote it, in tasks of 64 elements."""
+    n = x.size
+    for t in prange((n + 63) // 64):
+        for i in range(t * 64, min(n, t * 64 + 64)):
+            out[i] = 3 * x[i] + i
+            who[i] = numba.get_thread_id()
+
+
+@kernel
+def _reverse(x, out, who):
+    """out[i] = x[n - 1 - i] - 1: every part reads the other parts' input."""
+    n = x.size
+    for i in prange(n):
+        out[i] = x[n - 1 - i] - 1
+        who[i] = numba.get_thread_id()
+
+
+@kernel
+def _checked(x, out, who):
+    for i in prange(x.size):
+        if x[i] < 0:
+            raise ValueError("negative input")
+        out[i] = x[i]
+        who[i] = numba.get_thread_id()
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    yield
+    engine.set_num_threads(runtime.usable_cores())
+
+
+def _team_calls(calls: list[tuple]) -> tuple:
+    """run_team's arguments for these (kernel, args) calls, each on its team build (compiled here)."""
+    natives = []
+    for fn, args in calls:
+        team = fn.team
+        team.compile(tuple(team.typeof_pyval(a) for a in args))
+        natives.append(native_call(team, args))
+    return native_table(natives, [True] * len(natives))
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 1000, 1 << 18])
+def test_split_calls_cover_their_loops_once_and_in_order(n):
+    x = np.arange(n, dtype=np.int64) % 1000 - 500
+    a, b = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    who_a, who_b = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
+    args = _team_calls([(_mark, (x, a, who_a)), (_reverse, (a, b, who_b))])
+    engine.set_num_threads(2)
+    shared = False
+    for _ in range(200):  # (until the worker, woken by the first runs, takes a part)
+        a[:], b[:], who_a[:], who_b[:] = 0, 0, -1, -1
+        assert run_team(*args) is None
+        want = 3 * x + np.arange(n)
+        np.testing.assert_array_equal(a, want)
+        np.testing.assert_array_equal(b, want[::-1] - 1)
+        assert ((who_a >= 0) & (who_a < 2)).all() and ((who_b >= 0) & (who_b < 2)).all()
+        shared = len(np.unique(who_b)) == 2
+        if shared or n < 1 << 18:
+            break
+    assert shared or n < 1 << 18, "the worker took no part of a large loop in 200 runs"
+
+
+def test_parts_outside_a_team_run_are_the_whole_loop():
+    x, out, who = np.arange(100, dtype=np.int64), np.zeros(100, np.int64), np.zeros(100, np.int32)
+    _mark.team(x, out, who)
+    np.testing.assert_array_equal(out, 3 * x + np.arange(100))
+    assert is_team_build(_mark.team) and not is_team_build(_mark.serial)
+
+
+def test_a_failing_kernel_stops_the_team_and_raises_its_error():
+    x = np.arange(1 << 12, dtype=np.int64)
+    a, b, c = (np.zeros(x.size, np.int64) for _ in range(3))
+    who = np.zeros(x.size, np.int32)
+    bad = x - 10
+    calls = [(_checked, (x, a, who)), (_checked, (bad, b, who)), (_checked, (x, c, who))]
+    engine.set_num_threads(2)
+    assert run_team(*_team_calls(calls)) == 1
+    np.testing.assert_array_equal(a, x)
+    assert (c == 0).all()  # (the third call did not run)
+    team_calls = _Calls([[(fn.team, args) for fn, args in calls]], [(fn.serial, args) for fn, args in calls])
+    team_calls.resolve()
+    assert len(team_calls.runs) == 1 and id(team_calls.runs[0][1]) in team_calls.native
+    with pytest.raises(ValueError, match="negative input"):
+        team_calls.run()
+
+
+def test_a_taken_pool_runs_the_calls_on_their_serial_builds():
+    x = np.arange(5000, dtype=np.int64)
+    a, b, who = np.zeros(x.size, np.int64), np.zeros(x.size, np.int64), np.zeros(x.size, np.int32)
+    calls = [(_mark, (x, a, who)), (_reverse, (a, b, who))]
+    for fn, args in calls:
+        fn.team(*args)
+        fn.serial(*args)
+    team_calls = _Calls([[(fn.team, args) for fn, args in calls]], [(fn.serial, args) for fn, args in calls])
+    team_calls.resolve()
+    a[:], b[:] = 0, 0
+    engine.set_num_threads(2)
+    pool._state[pool.BUSY] = 1  # (another thread's region)
+    try:
+        assert team_calls.runs[0][0](*team_calls.runs[0][1]) == 0
+        team_calls.run()
+    finally:
+        pool._state[pool.BUSY] = 0
+    np.testing.assert_array_equal(b, (3 * x + np.arange(x.size))[::-1] - 1)
+
+
+@pytest.mark.parametrize("name", ["mnist_uint8", "zoo/kws_ref_model", "zoo/pretrainedResnet_quant"])
+def test_model_team_runs_are_exact(name, models_dir, monkeypatch):
+    """At two threads, every run after the load a team run (the pace off), with split calls; runs on
+    new inputs give the reference kernels' outputs."""
+    monkeypatch.setattr(runtime, "PACE_ON", False)
+    path = models_dir / f"{name}.tflite"
+    engine.set_num_threads(2)
+    m = engine.load(path)
+    rng = np.random.default_rng(2)
+    t = m.inputs[0]
+    info = np.iinfo(t.dtype)
+    xs = [rng.integers(info.min, int(info.max) + 1, (1, *t.shape[1:])).astype(t.dtype) for _ in range(4)]
+    got = [[o.copy() for o in m.run(x)] for x in xs]
+    threaded = m.plan(1)._threaded
+    assert threaded is not None and threaded.ones is not None
+    assert any(args[0][:, 3].any() for _, args in threaded.runs if id(args) in threaded.native)
+    for outs, ref in zip(got, reference_run_many(path, [[x] for x in xs])):
+        for o, want in zip(outs, ref["outputs"]):
+            np.testing.assert_array_equal(o, want)
