@@ -1,10 +1,14 @@
-"""Kernels compiled twice: with prange spread over threads, and serial for small work.
+"""Kernels compiled three ways: serial, with prange spread over threads, and as a team build.
 
-A parallel region costs about 0.3 us on the engine's pool (pool.py) with its workers awake, and a
-worker that sleeps takes tens of microseconds to join; on a small layer that is more than the work.
-The executor runs every kernel's serial build at one thread, and at more threads picks each call's
-build from the builds' measured times (engine/executor.py): ops bind arguments valid for both builds
-(serial_call: a kernel may give its serial build other arguments, a split of one).
+A kernel is one prange loop over independent tasks, its last statement. The executor runs every
+kernel's serial build at one thread. At more threads it runs a plan's calls as team runs (native.py
+run_team): the threads go through the calls together, and a large call's team build, the serial code
+with prange(n) standing for the part of range(n) its thread took (pool.team_range), shares the loop
+without a fork and join. Where team runs cannot go (not x86-64 Linux, ENGINE_TEAM=0), each large
+call runs its parallel build (Numba's parfor on the engine's pool, pool.py: about 0.3 us a region
+with the workers awake, tens of microseconds to wake one) where timing says it pays
+(engine/executor.py). Ops bind arguments valid for every build (serial_call: a kernel may give its
+serial build other arguments, a split of one).
 """
 
 from __future__ import annotations
