@@ -159,8 +159,8 @@ def run_calls(table, words):
 
 
 # -- team runs: the threads go through the table together, sharing each split call ------------------
-# A team run's state: a header row, then ROW words per call: its parts claimed (a cache line of its
-# own), its parts finished (the next line). The header: the failed call + 1 (0: none), the table's
+# A team run's state: a header row, then ROW words per call: a bit per part taken (a cache line of
+# its own), its parts finished (the next line). The header: the failed call + 1 (0: none), the table's
 # address and rows, the words' address and count, the team's size, the state's own address, the
 # address of the workers' item function (team_item).
 ROW = 16
@@ -196,17 +196,25 @@ def _turn(table, words, state, member, size):
         if not split:
             _run_part(table, words, base, i, claim)
             continue
-        while True:
-            part = pool.atomic_load(claim)
-            if part >= size:
-                break
-            if pool.cas(claim, part, part + 1):
+        part = member  # (its own part first: consecutive calls split alike keep each part's data
+        while part >= 0:  # in its thread's caches; then any part left)
+            if pool.atomic_or(claim, 1 << part) & (1 << part) == 0:
                 pool.plain_store(slot, part)  # (the team build's prange reads it: pool.team_range)
                 pool.plain_store(slot + 8, size)
                 _run_part(table, words, base, i, claim)
                 pool.plain_store(slot, -1)
+            part = _free_part(pool.atomic_load(claim), size)
     if member == 0 and n > 0:  # (the run ends when its last call has)
         pool.wait_until(base + 8 * ROW * n + 64, size if table[n - 1, 3] != 0 else 1)
+
+
+@njit(inline="always")
+def _free_part(claimed, size):
+    """The first part of `size` whose bit is clear in claimed, else -1."""
+    for part in range(size):
+        if claimed & (1 << part) == 0:
+            return part
+    return -1
 
 
 @njit(inline="always")

@@ -150,6 +150,16 @@ def atomic_add(typingctx, addr, value):
 
 
 @intrinsic
+def atomic_or(typingctx, addr, value):
+    """Atomic or (sequentially consistent); returns the old value."""
+
+    def codegen(context, builder, signature, args):
+        return builder.atomic_rmw("or", _ptr(builder, args[0]), args[1], "seq_cst")
+
+    return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
 def _fence(typingctx):
     def codegen(context, builder, signature, args):
         builder.fence("seq_cst")
