@@ -230,8 +230,8 @@ def _run_part(table, words, base, i, claim):
 def run_team(table, words, state):
     """run_calls by a team of the calling thread's thread count: this thread (member 0) and the
     engine pool's workers that join (pool.team_open). A split call (table[:, 3]) runs in as many
-    parts as the team has members, each part taken by whichever member comes first (a worker that
-    never comes holds nothing up); the other calls run on member 0. None, or the call that failed
+    parts as the team has members: member k takes part k, then any part nobody has taken (a worker
+    that never comes holds nothing up); the other calls run on member 0. None, or the call that failed
     (0 where the pool was taken: run the calls another way)."""
     size = _iget_num_threads()  # (the threading layer's symbol: numba.get_num_threads is not cached)
     state[ROW:] = 0
