@@ -24,7 +24,7 @@ from .formats.npz import load_npz, save_npz, validate_graph, validate_quantizati
 from .formats.tflite import import_tflite
 from .graph import Graph
 from .kernels import pool
-from .runtime import PACE_SAMPLES, Pace, run_lanes, threads_now
+from .runtime import PACE_PROBE_RUNS, PACE_SAMPLES, Pace, run_lanes, threads_now
 
 MAX_PLANS = 4
 CACHE_BYTES = 256 << 20  # plans kept for later runs hold at most this much (beyond the constants)
@@ -296,7 +296,7 @@ class Model:
                 self._lane_paces.clear()
                 self._lane_warm.clear()
                 self._whole_only.clear()
-            pace = self._lane_paces[batch] = Pace()
+            pace = self._lane_paces[batch] = Pace(one_thread_try=PACE_PROBE_RUNS)
         whole = pace.times[False]
         # a whole run this short leaves lanes nothing to win: even their tries would cost; once the
         # pace has its figure, the batch runs whole, as a batch of one does (Model.run's short way)

@@ -173,7 +173,8 @@ PACE_SAMPLE_EVERY = 4  # between tries, one run in this many of the chosen side 
 # is cold (YOLOv8n threaded: 18 ms, then 15; the other threads were asleep, their caches elsewhere);
 # a first run over PACE_GIVE_UP times the faster side's figure, plus PACE_WAKE for waking the other
 # threads (a small model's try: str_ww 20 us cold, 6 us after), ends the try (cores taken: no second).
-# A try of the one-thread side is one run (nothing of it sleeps: YOLOv8n's tries cost 10 ms each).
+# A try of the one-thread side is one run (nothing of it sleeps: YOLOv8n's tries cost 10 ms each),
+# where that side has no threads of its own (Pace(one_thread_try)).
 PACE_PROBE_RUNS = 4
 PACE_GIVE_UP = 2.0
 PACE_WAKE = 50e-6
@@ -187,9 +188,12 @@ class Pace:
     PACE_SAMPLE_EVERY of the chosen side: timing every run costs a small model more than a micro-
     second, hello_world's whole run being 3)."""
 
-    __slots__ = ("fast", "interval", "next_probe", "probing", "runs", "sample", "times")
+    __slots__ = ("fast", "interval", "next_probe", "probing", "runs", "sample", "times", "tries")
 
-    def __init__(self) -> None:
+    def __init__(self, one_thread_try: int = 1) -> None:
+        """one_thread_try: the runs of a try of the other side (more than one where it has threads
+        of its own to wake: a whole batch's team runs against the batch in lanes, engine/model.py)."""
+        self.tries = (one_thread_try, PACE_PROBE_RUNS)  # runs of a try, by side
         self.times: tuple[list[float], list[float]] = ([], [])  # recent seconds: one thread, threaded
         self.fast = True  # the side with the better figure
         self.runs = 0
@@ -216,7 +220,7 @@ class Pace:
             self.next_probe = self.runs + self.interval
             self.interval = min(2 * self.interval, PACE_PROBE[1])
             self.times[not self.fast].clear()
-            self.probing = PACE_PROBE_RUNS - 1 if not self.fast else 0
+            self.probing = self.tries[not self.fast] - 1
             self.sample = True
             return not self.fast
         self.sample = self.runs % PACE_SAMPLE_EVERY == 0 or len(self.times[self.fast]) < PACE_SAMPLES

@@ -164,6 +164,17 @@ def test_pace_runs_the_faster_side_and_tries_the_other_again(monkeypatch):
     assert seen == [2] * 4
 
 
+def test_a_pace_whose_other_side_has_threads_tries_it_for_as_many_runs(monkeypatch):
+    """Pace(one_thread_try=n): a try of the side that is not the threaded one is n runs in a row
+    (a whole batch's team runs against the batch in lanes, engine/model.py)."""
+    monkeypatch.setattr(runtime, "PACE_ON", True)
+    k, n = runtime.PACE_PROBE[0], runtime.PACE_PROBE_RUNS
+    pace, seen = runtime.Pace(one_thread_try=n), []
+    _runs(pace, 4 * k, lambda r: 2.0, lambda r: 1.0, seen)
+    probes = [r for r, side in enumerate(seen) if side == 1 and r > 1 and seen[r - 1] == 2]
+    assert probes and all(seen[p : p + n] == [1] * n for p in probes if p + n <= len(seen))
+
+
 def test_a_model_runs_through_the_pace(models_dir):
     """Model.run times every run in its plan's Pace; every run, calibrating, threaded or single-threaded,
     gives the reference kernels' outputs."""
