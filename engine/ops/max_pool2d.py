@@ -15,11 +15,13 @@ from .common import Prepared, Shape, bound, per_thread, pool_geometry
 
 @kernel
 def _max_pool(x, out, pool, rows):
-    """pool: common.Pool; rows [threads, W * C] of the data's type: each thread's row of column maxima,
-    from the plan. Separable: an output row's window rows reduce to one row first (long runs of W * C
-    bytes that vectorize 64 wide), then each output pixel takes the maximum of its window's columns
-    there: fw channel loops a pixel instead of fh * fw (MNIST's 3 x 3 pool of 32 channels: 3 times
-    faster). Flat unsigned indices and maxima in the data's own type."""
+    """pool: common.Pool; rows [threads, 2 * W * C] of the data's type: each thread's row of maxima
+    and row of window maxima, from the plan. Separable: an output row's window rows reduce to one
+    row first, then its columns to the second row, win[i] = max(row[i + kx * C]) over the window's
+    columns kx (the row's last pixels take the columns they have, their windows' part inside the
+    row): runs of W * C values that vectorize 64 wide. Each output pixel then reads its window's
+    maximum at its first column (a window that starts in the left padding takes its own). Flat
+    unsigned indices and maxima in the data's own type."""
     fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
@@ -29,24 +31,34 @@ def _max_pool(x, out, pool, rows):
     for t in prange(n * oh):
         b = t // oh
         y0 = t % oh * sh - ph
-        row = rows[numba.get_thread_id()]
+        mine = rows[numba.get_thread_id()]
+        row, win = mine[:wc], mine[wc:]
         for i in range(wc):
             row[i] = lo  # max(window) clamped below by act_min == max over window and act_min
         for ky in range(max(0, -y0), min(fh, h - y0)):
             base = np.uintp((b * h + y0 + ky) * wc)
             for i in range(wc):
                 row[i] = max(row[i], xf[base + np.uintp(i)])
-        for ox in range(ow):
+        first = min(ow, -(-pw // sw))  # the pixels before it start in the padding
+        for ox in range(first):
             x0 = ox * sw - pw
             o = np.uintp((t * ow + ox) * c)
             for ch in range(c):
-                of[o + np.uintp(ch)] = lo
-            for kx in range(max(0, -x0), min(fw, w - x0)):
-                p = np.uintp((x0 + kx) * c)
-                for ch in range(c):
-                    of[o + np.uintp(ch)] = max(of[o + np.uintp(ch)], row[p + np.uintp(ch)])
+                m = lo
+                for kx in range(-x0, min(fw, w - x0)):
+                    m = max(m, row[np.uintp((x0 + kx) * c + ch)])
+                of[o + np.uintp(ch)] = min(m, hi)
+        for i in range(wc):
+            win[i] = row[i]
+        for kx in range(1, fw):
+            d = np.uintp(kx * c)
+            for i in range(np.uintp(wc) - min(d, np.uintp(wc))):
+                win[i] = max(win[i], row[i + d])
+        for ox in range(first, ow):
+            p = np.uintp((ox * sw - pw) * c)
+            o = np.uintp((t * ow + ox) * c)
             for ch in range(c):
-                of[o + np.uintp(ch)] = min(of[o + np.uintp(ch)], hi)
+                of[o + np.uintp(ch)] = min(win[p + np.uintp(ch)], hi)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -58,7 +70,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     def bind(inputs: list, outputs: list, scratch: list) -> list:
         return [(max_pool, (inputs[0], outputs[0], pool, scratch[0]))]
 
-    # each thread's row of column maxima
+    # each thread's row of column maxima and row of window maxima
     dtype = g.tensors[op.inputs[0]].np_dtype
     w, c = shapes[0][2:]
-    return bound([out_shape], bind, [per_thread(w * c, dtype)])
+    return bound([out_shape], bind, [per_thread(2 * w * c, dtype)])
