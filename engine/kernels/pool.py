@@ -16,6 +16,11 @@ functions below instead, before any kernel is compiled or loaded from the cache:
 - a region started while the pool is taken (another Python thread, or a region inside an item) runs
   its items on the calling thread, as does every region after a fork until the workers are back.
 
+A team run (native.run_team) is a region of an item per worker whose item is the worker's turn
+through a plan's calls beside the caller's: team_open publishes it, team_close drops the items nobody
+took and waits for those taken; team_range is a team build's prange, the part of the loop that the
+thread's slot (PARTS) names.
+
 Items and thread ids are those of Numba's layer (an item per thread, `get_thread_id()` below the
 region's thread count), so every kernel computes exactly what it computed on OpenMP.
 ENGINE_POOL=0 keeps Numba's own layer.
