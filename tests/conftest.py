@@ -63,6 +63,14 @@ def kernel_build(request, monkeypatch):
     monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0 if threaded else math.inf)
     if threaded:
         monkeypatch.setattr(runtime, "PACE_ON", False)  # (every run on the threads)
+        paced = executor.Plan._paced
+
+        def calibrated_first(plan):  # (a new batch's plan times its calls first, then runs threaded)
+            while plan._threaded is None:
+                plan._calibrate(warm=False)
+            paced(plan)
+
+        monkeypatch.setattr(executor.Plan, "_paced", calibrated_first)
     yield request.param
     report = getattr(request.node, "rep_call", None)
     if report is None or not report.passed:  # skipped (no oracle) or failed: nothing to add
