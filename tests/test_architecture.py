@@ -2,6 +2,9 @@
 
 - no function in engine/ takes more than 12 parameters or runs over 100 lines (kernels group their
   parameters in named tuples; long functions are split where their decisions split);
+- every @kernel is one prange loop, its last statement (a team build shares that loop between the
+  threads and runs the code before it on each: kernel.py), and writes nothing before it unless it
+  says team=False;
 - engine/ops/ holds op modules (each with a prepare()) and the named helpers ops share, nothing else;
 - the layers import downwards only: numerics imports nothing of the engine but itself, kernels only numerics
   (and themselves), formats only graph, errors and budget.
@@ -56,6 +59,59 @@ def test_no_function_runs_over_100_lines():
         if fn.end_lineno - fn.lineno + 1 > MAX_LINES
     ]
     assert not over, "split these where their decisions split:\n" + "\n".join(over)
+
+
+def _is_kernel(fn: ast.FunctionDef) -> bool:
+    def name(d):
+        d = d.func if isinstance(d, ast.Call) else d
+        return d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else None
+
+    return any(name(d) == "kernel" for d in fn.decorator_list)
+
+
+def _team_off(fn: ast.FunctionDef) -> bool:
+    return any(
+        isinstance(d, ast.Call)
+        and any(k.arg == "team" and ast.literal_eval(k.value) is False for k in d.keywords)
+        for d in fn.decorator_list
+    )
+
+
+def _prange_loops(node) -> list:
+    return [
+        n
+        for n in ast.walk(node)
+        if isinstance(n, ast.For)
+        and isinstance(n.iter, ast.Call)
+        and getattr(n.iter.func, "id", None) == "prange"
+    ]
+
+
+def test_every_kernel_is_one_prange_loop_and_writes_nothing_before_it():
+    kernels = [(p, fn) for p in _sources() for fn in _functions(p) if _is_kernel(fn)]
+    assert len(kernels) > 50
+    wrong = []
+    for p, fn in kernels:
+        where = f"{p.relative_to(ENGINE.parent)}:{fn.lineno} {fn.name}()"
+        loops = _prange_loops(fn)
+        body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        if len(loops) != 1 or body[-1] is not loops[0]:
+            if not _team_off(fn):
+                wrong.append(
+                    f"{where}: {len(loops)} prange loops, the last statement {type(body[-1]).__name__}"
+                )
+            continue
+        for s in body[:-1]:  # before the loop: names bound, nothing stored into memory
+            stores = [
+                t
+                for n in ast.walk(s)
+                if isinstance(n, (ast.Assign, ast.AugAssign))
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                if not isinstance(t, (ast.Name, ast.Tuple))
+            ]
+            if stores and not _team_off(fn):
+                wrong.append(f"{where}: writes {ast.unparse(stores[0])} before its loop")
+    assert not wrong, "a kernel's team build would be wrong:\n" + "\n".join(wrong)
 
 
 def test_ops_holds_op_modules_and_named_helpers_only():
