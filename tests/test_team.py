@@ -156,3 +156,24 @@ def test_model_team_runs_are_exact(name, models_dir, monkeypatch):
     for outs, ref in zip(got, reference_run_many(path, [[x] for x in xs])):
         for o, want in zip(outs, ref["outputs"]):
             np.testing.assert_array_equal(o, want)
+
+
+def test_without_team_runs_the_calls_take_their_parallel_builds(models_dir, monkeypatch):
+    """ENGINE_TEAM=0 (and where the pool cannot run teams): the large calls are timed on their
+    parallel builds; runs give the reference kernels' outputs."""
+    from engine import executor
+
+    monkeypatch.setattr(executor, "TEAM", False)
+    monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0)
+    path = models_dir / "mnist_uint8.tflite"
+    engine.set_num_threads(2)
+    m = engine.load(path)
+    rng = np.random.default_rng(3)
+    xs = [rng.integers(0, 256, (1, 28, 28, 1)).astype(np.uint8) for _ in range(3)]
+    got = [[o.copy() for o in m.run(x)] for x in xs]
+    plan = m.plan(1)
+    assert plan._threaded is not None and plan._threaded.ones is None  # (no team run)
+    assert any(map(any, plan._tried))  # calls timed on their parallel builds
+    for outs, ref in zip(got, reference_run_many(path, [[x] for x in xs])):
+        for o, want in zip(outs, ref["outputs"]):
+            np.testing.assert_array_equal(o, want)
