@@ -278,7 +278,9 @@ class Plan:
                     team.compile(tuple(team.typeof_pyval(a) for a in args))
                 step.append(one if team is None else (team, args))
             steps.append(step)
-        return _Calls(steps, [one for ones in self._bound_serial for one in ones])
+        calls = _Calls(steps, [one for ones in self._bound_serial for one in ones])
+        calls.resolve()  # (every build is compiled: the first team run is native, its tables made at load)
+        return calls
 
     def _allocate_scratch(self) -> None:
         """One arena, as large as the largest step's scratch: steps run one at a time."""
