@@ -27,8 +27,10 @@ SHAPE_ONLY = {"SHAPE"}
 # pool runs the threads (x86-64 Linux), else each call's parallel or serial build as timed (and with
 # ENGINE_TEAM=0)
 TEAM = native.ENABLED and os.environ.get("ENGINE_TEAM", "1") != "0"
-# a call whose serial build takes this long is timed on its parallel build when more than one thread
-# runs (a parallel region costs about 0.3 us on the engine's pool with its workers awake)
+# a call whose serial build takes this long is shared by the threads when more than one runs: split
+# in a team run (each split call ends with the threads meeting on its counter; 0.3, 0.6 and 1.5 us
+# measured alike), else timed on its parallel build (a parallel region costs about 0.3 us on the
+# engine's pool with its workers awake)
 PARALLEL_MIN_SECONDS = 1.5e-6
 CALIBRATION_RUNS = 2  # timed runs of each build before the threaded calls are chosen (the best)
 CALIBRATION_SECONDS = 0.1  # or fewer runs when they took this long
