@@ -15,7 +15,7 @@ from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels import native, pool
-from .kernels.kernel import compiled_for, is_team_build, parallel_build, serial_call, team_build
+from .kernels.kernel import compile_for, compiled_for, is_team_build, parallel_build, serial_call, team_build
 from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
@@ -276,8 +276,8 @@ class Plan:
             step = []
             for (fn, args), one, p in zip(calls, ones, ps):
                 team = team_build(fn) if p else None
-                if team is not None and compiled_for(team, args) is None:
-                    team.compile(tuple(team.typeof_pyval(a) for a in args))
+                if team is not None:
+                    compile_for(team, args)
                 step.append(one if team is None else (team, args))
             steps.append(step)
         calls = _Calls(steps, [one for ones in self._bound_serial for one in ones])
@@ -489,8 +489,8 @@ class _Calls:
         natives = [native_call(fn, args) for fn, args in self.flat]
         split = [is_team_build(fn) for fn, _ in self.flat]
         team_of = [fn for fn, _ in self.flat]  # (the dispatchers, before resolving)
-        ones = self.ones or self.flat
-        for calls in (self.flat, *self.steps, ones):
+        ones = self.flat if self.ones is None else self.ones
+        for calls in (self.flat, *self.steps, *([] if self.ones is None else [self.ones])):
             calls[:] = [(_entry_point(fn, args), args) for fn, args in calls]
         self.runs = []
         start = 0

@@ -55,22 +55,14 @@ def kernel_build(request, monkeypatch):
     build and runs every call of a kernel with a team build split between the threads, in every run
     after the load (executor.TEAM; ENGINE_TEAM=0: each call's parallel build); fails a test that
     picked no kernel."""
-    from engine import executor, runtime
-    from tests.harness import force_build
+    from engine import executor
+    from tests.harness import force_build, threaded_runs
 
     picks = force_build(monkeypatch, request.param)
     threaded = request.param == "parallel"
     monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0 if threaded else math.inf)
     if threaded:
-        monkeypatch.setattr(runtime, "PACE_ON", False)  # (every run on the threads)
-        paced = executor.Plan._paced
-
-        def calibrated_first(plan):  # (a new batch's plan times its calls first, then runs threaded)
-            while plan._threaded is None:
-                plan._calibrate(warm=False)
-            paced(plan)
-
-        monkeypatch.setattr(executor.Plan, "_paced", calibrated_first)
+        threaded_runs(monkeypatch)
     yield request.param
     report = getattr(request.node, "rep_call", None)
     if report is None or not report.passed:  # skipped (no oracle) or failed: nothing to add

@@ -40,6 +40,18 @@ def assert_every_tensor_equal(m: engine.Model, xs, refs: list[dict]) -> int:
     result for the whole batch or N results of batch 1 (each tensor then compared slice by slice
     along its leading axis). Returns the number of tensors compared."""
     mine = tensors_through_plan(m, xs)
+    assert_tensors_equal(mine, refs)
+    outputs = m.run(list(xs) if isinstance(xs, (list, tuple)) else xs)
+    for k, got in enumerate(outputs):
+        parts = [r["outputs"][k] for r in refs]
+        want = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        assert got.dtype == want.dtype and np.array_equal(got, want), f"output {k} differs"
+    return len(mine)
+
+
+def assert_tensors_equal(mine: dict[str, np.ndarray], refs: list[dict]) -> None:
+    """{tensor name: array} of one engine run equals the oracle's (refs as assert_every_tensor_equal
+    takes them); a tensor the oracle does not hold fails (it would go unchecked)."""
     unchecked = sorted(set(mine) - set(refs[0]["tensors"]))
     assert not unchecked, f"tensors the oracle does not hold (unchecked): {unchecked}"
     for name, got in mine.items():
@@ -49,9 +61,3 @@ def assert_every_tensor_equal(m: engine.Model, xs, refs: list[dict]) -> int:
         assert got.shape == want.shape, f"tensor {name!r}: shape {got.shape} != {want.shape}"
         diff = np.count_nonzero(got != want)
         assert diff == 0, f"tensor {name!r} (batch {got.shape[0]}): {diff} of {got.size} values differ"
-    outputs = m.run(list(xs) if isinstance(xs, (list, tuple)) else xs)
-    for k, got in enumerate(outputs):
-        parts = [r["outputs"][k] for r in refs]
-        want = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        assert got.dtype == want.dtype and np.array_equal(got, want), f"output {k} differs"
-    return len(mine)

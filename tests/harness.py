@@ -138,3 +138,22 @@ def qparams(rng: np.random.Generator, dtype: str, lo: float = -3.0, hi: float = 
 def all_bytes(dtype: str, shape) -> np.ndarray:
     """The 256 values of an 8-bit type laid along the given shape (which holds 256 elements)."""
     return np.arange(256, dtype=np.uint8).view(dtype).reshape(shape).copy()
+
+
+def threaded_runs(monkeypatch) -> None:
+    """Every run from now on threaded (the pace off), after a new plan has timed its calls (its first
+    runs would otherwise be its calibration's, on the serial builds)."""
+    from engine import executor, runtime
+
+    monkeypatch.setattr(runtime, "PACE_ON", False)
+    paced = executor.Plan._paced
+
+    def calibrated_first(plan):
+        if plan._threaded is None:
+            while plan._threaded is None:
+                plan._calibrate(warm=False)
+            for buf, value in plan._resets:  # (the state the calibration runs left: reset again)
+                buf.fill(value)
+        paced(plan)
+
+    monkeypatch.setattr(executor.Plan, "_paced", calibrated_first)

@@ -15,12 +15,15 @@ import pytest
 from numba import prange
 
 import engine
-from engine import runtime
+from engine import executor, runtime
+from engine import model as model_module
 from engine.executor import _Calls
 from engine.kernels import native, pool
-from engine.kernels.kernel import is_team_build, kernel
+from engine.kernels.kernel import compile_for, is_team_build, kernel
 from engine.kernels.native import native_call, native_table, run_team
-from tests.oracle import reference_run_many
+from tests.every_tensor import assert_tensors_equal
+from tests.harness import threaded_runs
+from tests.oracle import micro_run_many, reference_run_many
 
 pytestmark = pytest.mark.skipif(
     not (native.ENABLED and pool.installed() and runtime.usable_cores() > 1),
@@ -66,9 +69,8 @@ def _team_calls(calls: list[tuple]) -> tuple:
     """run_team's arguments for these (kernel, args) calls, each on its team build (compiled here)."""
     natives = []
     for fn, args in calls:
-        team = fn.team
-        team.compile(tuple(team.typeof_pyval(a) for a in args))
-        natives.append(native_call(team, args))
+        compile_for(fn.team, args)
+        natives.append(native_call(fn.team, args))
     return native_table(natives, [True] * len(natives))
 
 
@@ -137,32 +139,54 @@ def test_a_taken_pool_runs_the_calls_on_their_serial_builds():
     np.testing.assert_array_equal(b, (3 * x + np.arange(x.size))[::-1] - 1)
 
 
-@pytest.mark.parametrize("name", ["mnist_uint8", "zoo/kws_ref_model", "zoo/pretrainedResnet_quant"])
-def test_model_team_runs_are_exact(name, models_dir, monkeypatch):
-    """At two threads, every run after the load a team run (the pace off), with split calls; runs on
-    new inputs give the reference kernels' outputs."""
-    monkeypatch.setattr(runtime, "PACE_ON", False)
+SHARED = [
+    "hello_world_int8",
+    "micro_speech_int8",
+    "mnist_uint8",
+    "person_detect_int8",
+    "ssd_mobilenet_v1_coco_uint8",
+]
+ZOO = [
+    "ad01_int8", "deeplabv3_mnv2_dm05_pascal_quant", "int16x8_mixed", "keras_lstm_mnist_ptq", "kws_ref_model",
+    "mobilenet_v1_0.25_128_quant", "movenet_single_pose_lightning_ptq", "pretrainedResnet_quant", "split_concat",
+    "str_ww_ref_model", "tf2_mobilenet_v2_1.0_224_ptq", "traffic_model", "vww_96_int8",
+    "yolov8n_full_integer_quant",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("name", SHARED + [f"zoo/{n}" for n in ZOO])
+def test_team_runs_give_the_oracles_tensors_on_every_model(name, batch, models_dir, monkeypatch):
+    """Every shared and zoo model at two threads, every run a team run with every call that has a team
+    build split between the threads (the batch whole, no lanes): every tensor (keep_all) equals the
+    oracle's (LiteRT's reference kernels; TFLite Micro for person_detect, which the reference
+    refuses), batch 8 against 8 single runs."""
+    monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(model_module, "LANE_MIN_BATCH", 1 << 30)
+    threaded_runs(monkeypatch)
+    teams, team = [], executor.Plan._team
+    monkeypatch.setattr(
+        executor.Plan, "_team", lambda plan, split: teams.append(team(plan, split)) or teams[-1]
+    )
     path = models_dir / f"{name}.tflite"
     engine.set_num_threads(2)
     m = engine.load(path)
-    rng = np.random.default_rng(2)
-    t = m.inputs[0]
-    info = np.iinfo(t.dtype)
-    xs = [rng.integers(info.min, int(info.max) + 1, (1, *t.shape[1:])).astype(t.dtype) for _ in range(4)]
-    got = [[o.copy() for o in m.run(x)] for x in xs]
-    threaded = m.plan(1)._threaded
-    assert threaded is not None and threaded.ones is not None
-    assert any(args[0][:, 3].any() for _, args in threaded.runs if id(args) in threaded.native)
-    for outs, ref in zip(got, reference_run_many(path, [[x] for x in xs])):
-        for o, want in zip(outs, ref["outputs"]):
-            np.testing.assert_array_equal(o, want)
+    rng = np.random.default_rng(4)
+    xs = []
+    for t in m.inputs:
+        info = np.iinfo(t.dtype)
+        xs.append(rng.integers(info.min, int(info.max) + 1, (batch, *t.shape[1:])).astype(t.dtype))
+    mine = m.run(xs if len(xs) > 1 else xs[0], keep_all=True)
+    oracle = micro_run_many if name == "person_detect_int8" else reference_run_many
+    refs = oracle(path, [[x[k : k + 1] for x in xs] for k in range(batch)], preserve_all=True)
+    assert_tensors_equal(mine, refs)
+    split = [args[0][:, 3].any() for calls in teams for _, args in calls.runs if id(args) in calls.native]
+    assert any(split), "no call ran split in a team run"
 
 
 def test_without_team_runs_the_calls_take_their_parallel_builds(models_dir, monkeypatch):
     """ENGINE_TEAM=0 (and where the pool cannot run teams): the large calls are timed on their
     parallel builds; runs give the reference kernels' outputs."""
-    from engine import executor
-
     monkeypatch.setattr(executor, "TEAM", False)
     monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0)
     path = models_dir / "mnist_uint8.tflite"

@@ -98,13 +98,26 @@ def compiled_for(fn, args: tuple):
     """The compile result of Numba dispatcher fn for exactly these arguments' types (its entry_point,
     library, signature), or None: fn is no dispatcher, Numba cannot type an argument, or fn was not
     compiled for them."""
+    key = _types(fn, args)
+    return None if key is None else fn.overloads.get(key)
+
+
+def compile_for(fn, args: tuple):
+    """compiled_for(fn, args), compiling (or loading from the cache) fn for them first where needed."""
+    key = _types(fn, args)
+    if key is not None and key not in fn.overloads:
+        fn.compile(key)
+    return compiled_for(fn, args)
+
+
+def _types(fn, args: tuple) -> tuple | None:
+    """The Numba types of args as dispatcher fn types them, or None (no dispatcher, an untypable one)."""
     if not isinstance(fn, Dispatcher):
         return None
     try:
-        key = tuple(fn.typeof_pyval(a) for a in args)
+        return tuple(fn.typeof_pyval(a) for a in args)
     except Exception:  # noqa: BLE001 (an argument Numba cannot type)
         return None
-    return fn.overloads.get(key)
 
 
 def serial_build(fn):
