@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine.kernels.fc_packed import requantize_double_row
+from engine.kernels.requantize import RequantDouble, requantize_one, requantize_pixels
 from engine.numerics import fixedpoint as fp
 
 INT32_MIN = -(2**31)
@@ -376,13 +376,15 @@ def test_round_half_away_random():
 
 
 @njit
-def _double_row(sums, bias, scale, zp, lo, hi, out):
-    requantize_double_row(sums, bias, scale, zp, lo, hi, out)
+def _double_scalar(sums, rq, out):
+    for j in range(sums.size):
+        out[j] = requantize_one(sums[j], rq, j)
 
 
-def test_requantize_double_row_rounds_as_the_reference():
-    """fc_packed's vector rule (truncating v + copysign(HALF_DOWN, v)) against round half away from zero
-    of the double product, exactly: ties (scales 2**-k), their neighbours, random scales, every clamp."""
+def test_requantize_double_rounds_as_the_reference():
+    """RequantDouble's rule (truncating v + copysign(HALF_DOWN, v)), in the vector row loop and the scalar
+    one, against round half away from zero of the double product, exactly: ties (scales 2**-k), their
+    neighbours, random scales, every clamp. (The fused epilogue's: test_gemm, the one-op suites.)"""
     rng = np.random.default_rng(16)
     n = 30_000
     sums = np.concatenate([rng.integers(-(2**31), 2**31, n), rng.integers(-300, 300, n)]).astype(np.int32)
@@ -393,9 +395,14 @@ def test_requantize_double_row_rounds_as_the_reference():
     products = (sums.astype(np.float64) + bias) * scale  # the reference's double(acc) * scale
     exact = [ref_round_half_away(Fraction(float(v))) for v in products]
     for zp, lo, hi in ((0, -(2**31), 2**31 - 1), (5, -128, 127), (-3, 0, 255)):
-        got = np.zeros(2 * n, np.int32)
-        _double_row(sums, bias, scale, zp, lo, hi, got)
-        assert got.tolist() == [min(max(e + zp, lo), hi) for e in exact]
+        want = [min(max(e + zp, lo), hi) for e in exact]
+        rq = RequantDouble(np.stack([bias, scale]), zp, lo, hi)
+        got = np.zeros((1, 2 * n), np.int32)
+        requantize_pixels(sums, 2 * n, np.zeros(1, np.int32), rq, got)
+        assert got[0].tolist() == want
+        one = np.zeros(2 * n, np.int64)
+        _double_scalar(sums, rq, one)
+        assert one.tolist() == want
 
 
 @pytest.mark.parametrize(

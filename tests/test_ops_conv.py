@@ -156,7 +156,9 @@ def depthwise_net(scheme: str, gemm_only: bool = False) -> Net:
 def fc_net(scheme: str) -> Net:
     rng = np.random.default_rng(40 + SCHEMES.index(scheme))
     net = Net()
+    # (and a depth above LONG_ROW: fc_packed's stored sums; 3 blocks of units: the int8 rows copied)
     shapes = [([1, 7], 1), ([1, 64], 10), ([1, 3, 5], 37), ([1, 2, 2, 9], 33), ([1, 4, 6], 5)]
+    shapes += [([1, 2, 100], 40), ([1, 6, 8], 70)]
     for n, ((in_shape, units), keep) in enumerate(itertools.product(shapes, [False, True])):
         dtype, s_in, zp_in = io_types(scheme, rng)
         depth = in_shape[-1] if keep else int(np.prod(in_shape[1:]))
@@ -178,6 +180,52 @@ def fc_net(scheme: str) -> Net:
             fused_activation_function=act,
         )
     return net
+
+
+def fc_ties_net(scheme: str) -> Net:
+    """FULLY_CONNECTED where s_in * s_w / s_out is 2**-k (powers of two throughout: exact in float32 and
+    in double), so that many (acc + bias) * scale fall on a half: the reference's rounding half away
+    from zero, in every fc_packed mode (k quads read in place, rows copied, sums stored)."""
+    rng = np.random.default_rng(48 + SCHEMES.index(scheme))
+    net = Net()
+    for n, (in_shape, units, k) in enumerate([([1, 5, 16], 20, 5), ([1, 9, 6], 36, 4), ([1, 4, 96], 24, 6)]):
+        dtype = "uint8" if scheme == "uint8" else "int8"
+        info = np.iinfo(dtype)
+        x = net.input(in_shape, dtype, 2.0**-7, int(rng.integers(info.min, int(info.max) + 1)))
+        w = rng.integers(-20, 21, size=(units, in_shape[-1])).astype(dtype if dtype == "int8" else "int16")
+        if dtype == "uint8":
+            w = (w + 128).astype("uint8")
+        channels = units if scheme == "int8_per_channel" else 1
+        if channels > 1:
+            t = {
+                "name": f"w{len(net.tensors)}",
+                "shape": [units, in_shape[-1]],
+                "dtype": dtype,
+                "data": w,
+                "scale": [2.0**-6] * channels,
+                "zero_point": [0] * channels,
+                "quantized_dimension": 0,
+            }
+            net.tensors.append(t)
+            filt = len(net.tensors) - 1
+        else:
+            filt = net.const(w, dtype, 2.0**-6, 128 if dtype == "uint8" else 0)
+        bias = bias_tensor(net, rng, [2.0**-13] * channels, units)
+        net.tensors[bias]["data"] = rng.integers(-50, 51, size=units).astype(np.int32)  # (outputs in range)
+        out = net.tensor(
+            [in_shape[1], units],
+            dtype,
+            2.0 ** (k - 13),
+            int(rng.integers(-20, 21)) + (128 if dtype == "uint8" else 0),
+        )
+        net.op("FULLY_CONNECTED", [x, filt, bias], [out], f"fc ties {in_shape}->{units} 2**-{k}")
+    return net
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fully_connected_ties(scheme, gemm_path, kernel_build):
+    net = fc_ties_net(scheme)
+    check(net, run_sets(net, 13, batches=(1, 3)))
 
 
 # each sweep under every kernel build: VNNI / int16 GEMM x serial / parallel (forced, whatever the work

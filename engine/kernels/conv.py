@@ -292,10 +292,16 @@ def requantize_double_row(sums, bias, scale, out_zp, lo, hi, out):
 def _load_rows(x, r0, n, delta, rows):
     """Rows r0 .. r0 + n of x, shifted by delta into the GEMM's operand type, into rows[:n]."""
     k = x.shape[1]
+    if rows.shape[1] <= 8:  # short rows in one plain loop (a vector loop's checks and a memset cost more)
+        for r in range(n):
+            for j in range(rows.shape[1]):
+                rows[r, j] = np.int16(x[r0 + r, j]) + delta if j < k else 0
+        return
     for r in range(n):
         for j in range(k):
             rows[r, j] = np.int16(x[r0 + r, j]) + delta
-        rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
+        if rows.shape[1] > k:  # (a memset call: not for nothing)
+            rows[r, k:] = 0  # the k group's padding meets zero weights, but must not be garbage
 
 
 @kernel

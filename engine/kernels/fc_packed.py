@@ -5,10 +5,15 @@ A batch-1 model of small layers (hello_world 1x16 -> 16, ad01's 640 -> 128 -> 8 
 more time passing a layer's arguments than computing it: Numba's compiled entry point unboxes every
 argument on every call (an array costs several times a plain integer), so the layer's sizes, zero
 points, clamp, bias and requantization table travel in one int64 array (consts()) built at prepare,
-and each thread's rows and sums in one scratch array. One kernel per requantization rule:
-- fully_connected_double: the reference kernel's double rule (requantize_double_row);
+and each thread's rows in one scratch array. A task is ROWS rows of x, shifted into the GEMM's operand
+type (x + delta), then multiplied and requantized in registers a tile of PX rows x 32 units at a time
+(gemm.tiles_requantize: no sums stored, no per-row loops, which cost more than the products on small
+layers); without AVX-512, the sums go through memory (gemm_rows, requantize_pixels). One kernel per
+requantization rule:
+- fully_connected_double: the reference kernel's double rule (requantize.RequantDouble);
 - fully_connected_fixed / _ruy / _fp32: requantize.Requant / RequantRuy / RequantFp32 on the params()
-  (params_fp32()) table: TFLite Micro's, LiteRT's optimized kernel's and XNNPACK's rules.
+  (params_fp32()) table, widened (requantize.widen) for the fused epilogue: TFLite Micro's, LiteRT's
+  optimized kernel's and XNNPACK's rules.
 """
 
 from __future__ import annotations
@@ -17,117 +22,125 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .conv import _load_rows
-from .gemm import OCB, PX, gemm_rows
-from .irtools import reshaped
+from .conv import _load_rows, tile_requantize_part
+from .gemm import FUSED, OCB, PX, Epilogue, Runs, gemm_rows, tiles_requantize
+from .irtools import flat_view, reshaped
 from .kernel import kernel
-from .requantize import Requant, RequantFp32, RequantRuy, requantize_pixels
+from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requantize_pixels
 
-ROWS = 2 * PX  # rows of x per task: gemm_rows takes them 2 * PX at a time
+ROWS = 2 * PX  # rows of x per task
 # consts(): a header of int64 values, ROWS zeros (the sums' offsets per row: none), then the rule's arrays
-DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, ZEROS = range(8)
+DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, TABLE_ROWS, MODE, ZEROS = range(10)
+# MODE: how a task multiplies. SUMS: its rows copied (x + delta) to scratch, their sums stored, then
+# requantized (long rows: gemm_rows' tiles of 2 * PX rows keep more sums in flight); COPIED: the copied
+# rows multiplied and requantized in registers (gemm.tiles_requantize, AVX-512); IN_PLACE: so, x read itself
+SUMS, COPIED, IN_PLACE = range(3)
 HEADER = ZEROS + ROWS
 
 
-def consts(delta: int, blocks: int, gemm: tuple, units: int, arrays: tuple) -> np.ndarray:
+def consts(delta: int, blocks: int, gemm: tuple, units: int, table: np.ndarray, mode: int) -> np.ndarray:
     """The int64 array a kernel reads: delta (x + delta: the GEMM's operand), the weights' blocks,
-    gemm = (out_zp, lo, hi, kp) (kp: the depth rounded to the k group), units; then arrays:
-    (bias float64 [units], scale float64 [units]) for the double rule, else (table int32 [7, units],)."""
+    gemm = (out_zp, lo, hi, kp) (kp: the depth rounded to the k group), units; then the rule's table
+    [rows, units]: float64 (bias, scale) for the double rule, else int32; mode: SUMS, COPIED or
+    IN_PLACE (x's rows kp apart)."""
     out_zp, lo, hi, kp = gemm
-    header = np.array([delta, blocks, out_zp, lo, hi, kp, units] + [0] * ROWS, np.int64)
-    parts = [header]
-    for a in arrays:
-        raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-        parts.append(np.pad(raw, (0, -raw.size % 8)).view(np.int64))
-    return np.concatenate(parts)
+    header = [delta, blocks, out_zp, lo, hi, kp, units, table.shape[0], mode]
+    header = np.array(header + [0] * ROWS, np.int64)
+    raw = np.ascontiguousarray(table).reshape(-1).view(np.uint8)
+    return np.concatenate([header, np.pad(raw, (0, -raw.size % 8)).view(np.int64)])
 
 
-def scratch_length(kp: int, blocks: int, operand: np.dtype) -> int:
-    """A thread's scratch row, in operands: ROWS rows of kp operands, then ROWS rows of sums (int32)."""
-    return ROWS * kp + ROWS * blocks * OCB * 4 // np.dtype(operand).itemsize
+def scratch_length(kp: int, blocks: int, operand: np.dtype, mode: int) -> int:
+    """A thread's scratch row, in operands: ROWS rows of kp operands, then (SUMS) ROWS rows of sums (int32)."""
+    return ROWS * kp + (ROWS * blocks * OCB * 4 // np.dtype(operand).itemsize if mode == SUMS else 0)
 
 
 @njit(inline="always", cache=True)
-def _tile(x, w, c, scratch, t):
-    """Rows t*ROWS .. of x times the weights: (the sums [ROWS * width] int32, first row, rows)."""
+def _task(x, w, c, scratch, rq, out, t):
+    """Rows t*ROWS .. of x times the weights, requantized by rq into out."""
     kp, blocks = c[KP], c[BLOCKS]
-    mine = scratch[numba.get_thread_id()]
-    rows = mine[: ROWS * kp]
-    acc = mine[ROWS * kp :].view(np.int32)
     r0 = t * ROWS
     n = min(ROWS, x.shape[0] - r0)
+    if FUSED and c[MODE] == IN_PLACE:
+        _requantized_rows(flat_view(x), r0 * kp, w, c, rq, out, r0, n)
+        return
+    mine = scratch[numba.get_thread_id()]
+    rows = mine[: ROWS * kp]
     _load_rows(x, r0, n, np.int16(c[DELTA]), reshaped(rows, (ROWS, kp)))
+    if FUSED and c[MODE] == COPIED:
+        _requantized_rows(rows, 0, w, c, rq, out, r0, n)
+        return
+    acc = mine[ROWS * kp :].view(np.int32)
     gemm_rows(rows, kp, n, w, blocks, acc)
-    return acc, r0, n
-
-
-HALF_DOWN = 0.49999999999999994  # the double just below 0.5
+    requantize_pixels(acc, blocks * OCB, c[ZEROS:HEADER], rq, out[r0 : r0 + n])
 
 
 @njit(inline="always", cache=True)
-def requantize_double_row(sums, bias, scale, out_zp, lo, hi, out):
-    """out[u] = int32(round((sums[u] + bias[u]) * scale[u])) + out_zp, clamped to [lo, hi]: the reference
-    FULLY_CONNECTED's double rule (half away from zero), 8 lanes of double at a time.
-    sums + bias is exact in double (integers below 2**53: bias comes as float64). Rounding is a
-    truncation of v + copysign(HALF_DOWN, v): for |v| < 2**52 the sum lands in [n, n + 1) exactly when
-    round(v) = n (v + HALF_DOWN falls short of n + 1 by at least v's spacing, and a tie v = n - 1/2
-    rounds up to n), and larger v are whole already; the clamp to [lo, hi] - out_zp, whole numbers,
-    commutes with the truncation. 0.33 ns an output instead of 0.48 for floor, compare and copysign."""
-    f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
-    for u in range(out.size):
-        v = (np.float64(sums[u]) + bias[u]) * scale[u]
-        out[u] = np.int32(min(max(v + np.copysign(HALF_DOWN, v), f_lo), f_hi)) + out_zp
+def _requantized_rows(rows, x_off, w, c, rq, out, r0, n):
+    """out[r0 .. r0 + n] from the GEMM's operand rows (kp apart from rows[x_off]), requantized in registers."""
+    kp, units = c[KP], c[UNITS]
+    ksteps = kp // (4 // rows.itemsize)  # uint8 (or int8, flipped) rows: quads of k per step; int16: pairs
+    whole = n // PX
+    flat = flat_view(out)
+    zeros = c[ZEROS:HEADER].view(np.int32)  # (the epilogue's offsets: int32, read only where d != 0)
+    for b in range(c[BLOCKS]):
+        ch = b * OCB
+        channels = min(OCB, units - ch)
+        if whole > 0:
+            ep = Epilogue(ch, channels, -1, 0, 0, PX, r0 * units + ch, units)
+            at = Runs(x_off, kp, b * kp * OCB, ksteps, 1, 0, 0)
+            tiles_requantize(rows, w, at, ep, zeros, flat, rq, whole)
+        if n > whole * PX:
+            first = whole * PX
+            ep = Epilogue(ch, channels, -1, 0, first, n - first, (r0 + first) * units + ch, units)
+            at = Runs(x_off + first * kp, kp, b * kp * OCB, ksteps, 1, 0, 0)
+            tile_requantize_part(rows, w, at, ep, zeros, flat, rq)
 
 
 @njit(inline="always", cache=True)
 def _table(c):
+    """consts()'s int32 table."""
+    units, rows = c[UNITS], c[TABLE_ROWS]
+    return reshaped(c[HEADER : HEADER + -(-rows * units // 2)].view(np.int32)[: rows * units], (rows, units))
+
+
+@njit(inline="always", cache=True)
+def _double_table(c):
+    """consts()'s float64 table (the double rule's bias and scale)."""
     units = c[UNITS]
-    return reshaped(c[HEADER : HEADER + -(-7 * units // 2)].view(np.int32)[: 7 * units], (7, units))
+    return reshaped(c[HEADER : HEADER + 2 * units].view(np.float64), (2, units))
 
 
 @kernel
 def fully_connected_double(x, w, c, scratch, out):
     """x: [B, K] int8/uint8; w: gemm.pack_weights; c: consts() with (bias, scale); out: [B, U]."""
-    units = c[UNITS]
-    width = c[BLOCKS] * OCB
-    bias = c[HEADER : HEADER + units].view(np.float64)
-    scale = c[HEADER + units : HEADER + 2 * units].view(np.float64)
+    rq = RequantDouble(_double_table(c), c[OUT_ZP], c[LO], c[HI])
     for t in prange(-(-x.shape[0] // ROWS)):
-        acc, r0, n = _tile(x, w, c, scratch, t)
-        for r in range(n):
-            requantize_double_row(
-                acc[r * width : r * width + units], bias, scale, c[OUT_ZP], c[LO], c[HI], out[r0 + r]
-            )
+        _task(x, w, c, scratch, rq, out, t)
 
 
 @kernel
 def fully_connected_fixed(x, w, c, scratch, out):
     """fully_connected_double with TFLite Micro's fixed-point rule: c holds a requantize.params table."""
     rq = Requant(_table(c), c[OUT_ZP], c[LO], c[HI])
-    zeros = c[ZEROS:HEADER]
     for t in prange(-(-x.shape[0] // ROWS)):
-        acc, r0, n = _tile(x, w, c, scratch, t)
-        requantize_pixels(acc, c[BLOCKS] * OCB, zeros, rq, out[r0 : r0 + n])
+        _task(x, w, c, scratch, rq, out, t)
 
 
 @kernel
 def fully_connected_ruy(x, w, c, scratch, out):
     """fully_connected_fixed rounded as ruy does (LiteRT's optimized kernel)."""
     rq = RequantRuy(_table(c), c[OUT_ZP], c[LO], c[HI])
-    zeros = c[ZEROS:HEADER]
     for t in prange(-(-x.shape[0] // ROWS)):
-        acc, r0, n = _tile(x, w, c, scratch, t)
-        requantize_pixels(acc, c[BLOCKS] * OCB, zeros, rq, out[r0 : r0 + n])
+        _task(x, w, c, scratch, rq, out, t)
 
 
 @kernel
 def fully_connected_fp32(x, w, c, scratch, out):
     """fully_connected_fixed with XNNPACK's fp32 rule: c holds a requantize.params_fp32 table."""
     rq = RequantFp32(_table(c), c[OUT_ZP], c[LO], c[HI])
-    zeros = c[ZEROS:HEADER]
     for t in prange(-(-x.shape[0] // ROWS)):
-        acc, r0, n = _tile(x, w, c, scratch, t)
-        requantize_pixels(acc, c[BLOCKS] * OCB, zeros, rq, out[r0 : r0 + n])
+        _task(x, w, c, scratch, rq, out, t)
 
 
 KERNELS = {

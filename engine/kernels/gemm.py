@@ -30,7 +30,18 @@ from numba.extending import intrinsic
 
 from . import cpu
 from .irtools import data_ptr, empty_codegen, operand, row_ptr
-from .requantize import BIAS, LEFT, WIDE_D, WIDE_M, WIDE_S, WIDE_Z, VectorIR, rule_of
+from .requantize import (
+    BIAS,
+    DOUBLE_BIAS,
+    DOUBLE_SCALE,
+    LEFT,
+    WIDE_D,
+    WIDE_M,
+    WIDE_S,
+    WIDE_Z,
+    VectorIR,
+    rule_of,
+)
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -224,11 +235,12 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
             operand(context, builder, signature, args, k) for k in range(7)
         )
         v = VectorIR(builder)
+        rule = rule_of(signature.args[6])
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
-        slots = _block_sums(context, v, (x_, w_, at_), ep, rq_, masks, px)
+        slots = _block_sums(context, v, (x_, w_, at_), ep, rq_, masks, px, rule)
         _add_window_sums(context, v, ep, offsets_, slots)
         sums = [[builder.load(q) for q in pixel] for pixel in slots]
-        _store_requantized(context, v, ep, rq_, out_, sums, masks, rule_of(signature.args[6]))
+        _store_requantized(context, v, ep, rq_, out_, sums, masks, rule)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -253,21 +265,19 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
         rule = rule_of(signature.args[6])
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
         table = rq_.table
-        bias = [
-            v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
-            for k, m in enumerate(masks)
-        ]
+        bias = _bias(context, v, rq_, ep, masks, rule)
         both = builder.or_(
             builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
             builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16)),
         )
-        shifting = ir.Constant(ir.IntType(1), 0) if rule == "fp32" else v.wide_left(context, table)
-        folded = ir.Constant(ir.IntType(1), 0) if rule == "fp32" else v.wide_folded(context, table)
+        widened = rule in ("reference", "ruy")  # (the other rules' tables have no widen() rows)
+        shifting = v.wide_left(context, table) if widened else ir.Constant(ir.IntType(1), 0)
+        folded = v.wide_folded(context, table) if widened else ir.Constant(ir.IntType(1), 0)
         with builder.if_else(both) as (upper_too, lower_only):
             for halves, branch in ((2, upper_too), (1, lower_only)):
                 with branch, builder.if_else(folded, likely=True) as (fold, unfold):
                     with fold:
-                        if rule != "fp32":
+                        if widened:
                             packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
                             _packed_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
@@ -334,7 +344,9 @@ class _RowPacked:
         v8x64 = ir.VectorType(ir.IntType(8), 64)
 
         def bytes_of(value):
-            one = builder.insert_element(ir.Constant(v8x64, None), builder.trunc(value, ir.IntType(8)), v.i32(0))
+            one = builder.insert_element(
+                ir.Constant(v8x64, None), builder.trunc(value, ir.IntType(8)), v.i32(0)
+            )
             return builder.shuffle_vector(
                 one, ir.Constant(v8x64, None), ir.Constant(ir.VectorType(v.i32, 64), [0] * 64)
             )
@@ -371,9 +383,15 @@ class _RowPacked:
             self._pack8, [builder.call(self._pack16, [a, b]), builder.call(self._pack16, [c, d])]
         )
         if self.signed:
-            below, above = builder.icmp_signed("<", packed, self.lo), builder.icmp_signed(">", packed, self.hi)
+            below, above = (
+                builder.icmp_signed("<", packed, self.lo),
+                builder.icmp_signed(">", packed, self.hi),
+            )
         else:
-            below, above = builder.icmp_unsigned("<", packed, self.lo), builder.icmp_unsigned(">", packed, self.hi)
+            below, above = (
+                builder.icmp_unsigned("<", packed, self.lo),
+                builder.icmp_unsigned(">", packed, self.hi),
+            )
         packed = builder.select(above, self.hi, builder.select(below, self.lo, packed))
         groups = builder.bitcast(packed, self.v.v32)
         return builder.shuffle_vector(groups, ir.Constant(self.v.v32, None), ir.Constant(self.v.v32, _UNPACK))
@@ -385,7 +403,10 @@ class _RowPacked:
         intp = ep.out_off.type
         operands = (x_, w_, at)
         slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
-        r = [[v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)] for p in range(px)]
+        r = [
+            [v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)]
+            for p in range(px)
+        ]
         outp = data_ptr(context, builder, out_)
         per = 4 * self.halves  # 4-byte groups per pixel: 8 (32 channels) or 4
         for group in range(0, px, 2 if self.halves == 2 else 4):
@@ -397,9 +418,28 @@ class _RowPacked:
                     ir.Constant(v.v32, None),
                     ir.Constant(ir.VectorType(v.i32, per), list(range(p * per, (p + 1) * per))),
                 )
-                at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p)))
+                at_pixel = builder.add(
+                    tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p))
+                )
                 ptr = builder.bitcast(builder.gep(outp, [at_pixel]), self.vstore.as_pointer())
                 builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), self.mask])
+
+
+def _half_requantization(context, v: VectorIR, rq_, ch, mask, shift: bool, rule: str):
+    """The requantization of 16 sums of channels ch .. ch + 15 by rule, its constants loaded here (once,
+    before any loop the caller emits): a function of the sums' vector (int32 results, zero point added)."""
+    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+    if rule == "fp32":
+        params = v.params(context, rq_.table, ch, mask)
+        return lambda s: v.requantize(s, params, zp, lo, hi, rule)
+    if rule == "double":
+        bias, scale = (
+            v.load_doubles(context, rq_.table, row, ch, mask) for row in (DOUBLE_BIAS, DOUBLE_SCALE)
+        )
+        return lambda s: v.requantize_double(s, bias, scale, zp, lo, hi)
+    wide = v.wide_params(context, rq_.table, ch)
+    left = v.load(row_ptr(context, v.b, rq_.table, LEFT, ch, v.v32), mask) if shift else None
+    return lambda s: v.requantize_wide(s, wide, zp, lo, hi, left)
 
 
 class _RowHalves:
@@ -408,16 +448,13 @@ class _RowHalves:
 
     def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
         builder = v.b
-        self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
-        self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-        self.params = []
-        for k in range(halves):
-            ch = builder.add(ep.ch, _const(ep.ch, 16 * k))
-            if rule == "fp32":
-                self.params.append((v.params(context, rq_.table, ch, masks[k]), None))
-                continue
-            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
-            self.params.append((v.wide_params(context, rq_.table, ch), left))
+        self.context, self.v, self.ep, self.masks, self.halves = context, v, ep, masks, halves
+        self.requantize = [
+            _half_requantization(
+                context, v, rq_, builder.add(ep.ch, _const(ep.ch, 16 * k)), masks[k], shift, rule
+            )
+            for k in range(halves)
+        ]
 
     def tile(self, x_, w_, at, offsets_, out_, bias, i) -> None:
         context, v, ep = self.context, self.v, self.ep
@@ -441,14 +478,11 @@ class _RowHalves:
                 upper = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
                 ctx = builder.if_then(upper)
                 ctx.__enter__()
-            params, left = self.params[k]
             for p in range(PX):
-                s = builder.load(slots[p][k])
-                if self.rule == "fp32":
-                    r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
-                else:
-                    r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, left)
-                pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
+                r = self.requantize[k](builder.load(slots[p][k]))
+                pixel = builder.add(
+                    builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)
+                )
                 ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
                 v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), self.masks[k])
             if k == 1:
@@ -459,17 +493,24 @@ def _const(like, value: int):
     return ir.Constant(like.type, value)
 
 
-def _block_sums(context, v: VectorIR, operands, ep, rq_, masks, px: int) -> list:
+def _bias(context, v: VectorIR, rq_, ep, masks, rule: str) -> list:
+    """The vectors the sums of channels ep.ch .. ep.ch + 31 begin from: the table's int32 bias (the
+    double rule adds its bias in double, in the epilogue: zeros)."""
+    if rule == "double":
+        return [v.splat(0), v.splat(0)]
+    return [
+        v.load(row_ptr(context, v.b, rq_.table, BIAS, v.b.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
+        for k, m in enumerate(masks)
+    ]
+
+
+def _block_sums(context, v: VectorIR, operands, ep, rq_, masks, px: int, rule: str) -> list:
     """tile_requantize's sums (allocas [px][2]), begun from the bias (the sum lane's is zero: beyond
     the channels). A block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if
     any) among them, multiplies its lower half only."""
     builder = v.b
     x_, w_, at_ = operands
-    table = rq_.table
-    bias = [
-        v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
-        for k, m in enumerate(masks)
-    ]
+    bias = _bias(context, v, rq_, ep, masks, rule)
     slots = [[cgutils.alloca_once_value(builder, v.splat(0)) for _ in range(2)] for _ in range(px)]
     both = builder.or_(
         builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
@@ -514,20 +555,12 @@ def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: s
     builder = v.b
     intp = ep.out_off.type
     outp = data_ptr(context, builder, out_)
-    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
 
     def requantize_half(k, shift):  # channels ch + 16k .. ch + 16k + 15 of the pixels
         ch = builder.add(ep.ch, ir.Constant(intp, 16 * k))
-        if rule == "fp32":
-            params = v.params(context, rq_.table, ch, masks[k])
-        else:
-            wide = v.wide_params(context, rq_.table, ch)
-            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
+        requantize = _half_requantization(context, v, rq_, ch, masks[k], shift, rule)
         for p in range(len(sums)):
-            if rule == "fp32":
-                r = v.requantize(sums[p][k], params, zp, lo, hi, rule)
-            else:
-                r = v.requantize_wide(sums[p][k], wide, zp, lo, hi, left)
+            r = requantize(sums[p][k])
             pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
             inside = builder.icmp_signed("<", ir.Constant(intp, p), ep.pixels)
             store_mask = builder.select(inside, masks[k], ir.Constant(v.vmask, [0] * 16))
@@ -539,7 +572,7 @@ def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: s
         with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
             requantize_half(1, shift)
 
-    if rule == "fp32":
+    if rule not in ("reference", "ruy"):  # (no left shift: the rows of widen() alone have one)
         requantize_block(False)
         return
     with builder.if_else(v.wide_left(context, rq_.table), likely=False) as (shifting, plain):
@@ -628,7 +661,9 @@ else:  # (16 sums would not fit AVX2's registers)
     @njit(inline="always", cache=True)
     def tile_double(x, w, at, accumulate, acc, acc_off, acc_stride):
         tile(x, w, at, accumulate, acc, acc_off, acc_stride)
-        second = Runs(at.x_off + PX * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run)
+        second = Runs(
+            at.x_off + PX * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run
+        )
         tile(x, w, second, accumulate, acc, acc_off + PX * acc_stride, acc_stride)
 
 

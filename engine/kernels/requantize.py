@@ -8,6 +8,9 @@ blended back). What depends on the channel alone is computed once at prepare (pa
 Exactness rests on M >= 0 (quantize_multiplier gives 0 or [2**30, 2**31)), so the high multiply
 never saturates, and on right shifts <= 31 (quantize_multiplier's floor is -31).
 
+The reference FULLY_CONNECTED rounds in double instead (RequantDouble: (double(acc) + bias) * scale,
+half away from zero), 8 double lanes at a time.
+
 Two more rules for numerics="litert" (LiteRT's default interpreter on x86), each its own named tuple so
 that the kernels compile one specialization per rule (chosen at prepare, no branch at run time):
 - RequantRuy: ruy's x86 rounding (LiteRT's optimized CONV_2D / FULLY_CONNECTED): the same doubling high
@@ -63,7 +66,23 @@ class RequantFp32(NamedTuple):
     hi: int
 
 
-RULES = {Requant: "reference", RequantRuy: "ruy", RequantFp32: "fp32"}
+class RequantDouble(NamedTuple):
+    """The reference FULLY_CONNECTED's rule: table float64 [2, channels], each channel's bias (whole) and
+    scale (s_in * s_w / s_out); out = round((double(acc) + bias) * scale) half away from zero, + out_zp."""
+
+    table: np.ndarray
+    out_zp: int
+    lo: int
+    hi: int
+
+
+RULES = {Requant: "reference", RequantRuy: "ruy", RequantFp32: "fp32", RequantDouble: "double"}
+DOUBLE_BIAS, DOUBLE_SCALE = range(2)  # rows of a RequantDouble table
+# The double just below 0.5. Rounding half away from zero is a truncation of v + copysign(HALF_DOWN, v):
+# for |v| < 2**52 the sum lands in [n, n + 1) exactly when round(v) = n (v + HALF_DOWN falls short of
+# n + 1 by at least v's spacing, and a tie v = n - 1/2 rounds up to n); larger v are whole already.
+# The clamp to [lo, hi] - out_zp, whole numbers, commutes with the truncation.
+HALF_DOWN = 0.49999999999999994
 
 
 def rule_of(rq_type) -> str:
@@ -191,9 +210,18 @@ def _fp32(v, table, ch, out_zp, lo, hi):
     return np.int64(np.rint(f)) + out_zp
 
 
+@njit(inline="always", cache=True)
+def _double(v, table, ch, out_zp, lo, hi):
+    f = (np.float64(np.int32(v)) + table[DOUBLE_BIAS, ch]) * table[DOUBLE_SCALE, ch]
+    f = min(max(f + np.copysign(HALF_DOWN, f), np.float64(lo - out_zp)), np.float64(hi - out_zp))
+    return np.int64(f) + out_zp
+
+
 @overload(requantize_one, jit_options={"cache": True})
 def _requantize_one(v, rq, ch):
     rule = rule_of(rq)
+    if rule == "double":
+        return lambda v, rq, ch: _double(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
     if rule == "ruy":
         return lambda v, rq, ch: _ruy(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
     if rule == "fp32":
@@ -296,6 +324,57 @@ class VectorIR:
         f = b.select(b.fcmp_ordered(">", f, f_hi), f_hi, f)
         rint = cgutils.get_or_insert_function(b.module, ir.FunctionType(vf, [vf]), "llvm.nearbyint.v16f32")
         return b.add(b.fptosi(b.call(rint, [f]), self.v32), zp)
+
+    def requantize_double(self, x, bias, scale, zp, lo, hi):
+        """RequantDouble's rule on 16 int32 sums x (without the bias), in two halves of 8 double lanes:
+        (double(x) + bias) * scale, rounded half away from zero (a truncation, see HALF_DOWN) and clamped
+        to [lo - zp, hi - zp], plus zp. bias, scale: each a (low, high) pair of <8 x double>."""
+        b = self.b
+        vd = ir.VectorType(ir.DoubleType(), LANES // 2)
+        copysign = cgutils.get_or_insert_function(
+            b.module, ir.FunctionType(vd, [vd, vd]), "llvm.copysign.v8f64"
+        )
+        half_down = ir.Constant(vd, [HALF_DOWN] * (LANES // 2))
+        lo_zp, hi_zp = b.sub(lo, zp), b.sub(hi, zp)
+        halves = []
+        for k in range(2):
+            f = b.fmul(b.fadd(b.sitofp(self.half(x, k), vd), bias[k]), scale[k])  # (no fused multiply-add)
+            f = b.fadd(f, b.call(copysign, [half_down, f]))
+            f_lo, f_hi = b.sitofp(self.half(lo_zp, k), vd), b.sitofp(self.half(hi_zp, k), vd)
+            f = b.select(b.fcmp_ordered("<", f, f_lo), f_lo, f)
+            f = b.select(b.fcmp_ordered(">", f, f_hi), f_hi, f)
+            halves.append(b.fptosi(f, ir.VectorType(self.i32, LANES // 2)))
+        return b.add(b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, list(range(LANES)))), zp)
+
+    def half(self, v, k: int):
+        """Lanes 8k .. 8k + 7 of a 16-lane vector."""
+        lanes = ir.Constant(
+            ir.VectorType(self.i32, LANES // 2), list(range(k * LANES // 2, (k + 1) * LANES // 2))
+        )
+        return self.b.shuffle_vector(v, ir.Constant(v.type, None), lanes)
+
+    def load_doubles(self, context, table: Operand, row: int, ch, mask) -> tuple:
+        """table[row, ch .. ch + 15] of a float64 table, as two <8 x double> (masked: nothing beyond is read)."""
+        b = self.b
+        vd = ir.VectorType(ir.DoubleType(), LANES // 2)
+        fn = cgutils.get_or_insert_function(
+            b.module,
+            ir.FunctionType(vd, [vd.as_pointer(), self.i32, ir.VectorType(ir.IntType(1), LANES // 2), vd]),
+            "llvm.masked.load.v8f64.p0",
+        )
+        ptr = row_ptr(context, b, table, row, ch, vd)
+        return tuple(
+            b.call(
+                fn,
+                [
+                    b.gep(ptr, [ir.Constant(self.i32, k)]),
+                    ir.Constant(self.i32, 8),
+                    self.half(mask, k),
+                    ir.Constant(vd, None),
+                ],
+            )
+            for k in range(2)
+        )
 
     def smax(self, u, w):
         return self.b.select(self.b.icmp_signed(">", u, w), u, w)
@@ -410,11 +489,11 @@ def _requantize16(typingctx, acc, acc_start, offset, rq, ch_start, count, out, o
         )
         v = VectorIR(builder)
         mask = v.lanes_below(count_)
-        p = v.params(context, rq_.table, ch_start_, mask)
         x = v.load(element_ptr(context, builder, acc_, acc_start_, v.v32), mask)
-        x = builder.add(builder.add(x, v.broadcast(offset_)), p[BIAS])
+        x = builder.add(x, v.broadcast(offset_))
         zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-        r = v.requantize(x, p, zp, lo, hi, rule_of(signature.args[3]))
+        p = v.params(context, rq_.table, ch_start_, mask)
+        r = v.requantize(builder.add(x, p[BIAS]), p, zp, lo, hi, rule_of(signature.args[3]))
         v.store8(r, element_ptr(context, builder, out_, out_start_, v.v8), mask)
         return context.get_dummy_value()
 
@@ -428,15 +507,49 @@ def _requantize_scalar(v, table, ch, out_zp, lo, hi):
 
 @njit(cache=True)
 def requantize_pixels(acc, width, offsets, rq, out):
-    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (Requant; its table's params() of
-    channel o), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
-    pixels, oc = out.shape
-    flat = out.reshape(-1)
-    for p in range(pixels):
+    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (any Requant tuple; its table's
+    row of channel o), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
+    for p in range(out.shape[0]):
+        _requantize_row(acc, p * width, offsets[p], rq, out[p])
+
+
+@njit(inline="always", cache=True)
+def _double_row(sums, offset, bias, scale, out_zp, lo, hi, out):
+    f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
+    for o in range(out.size):
+        v = (np.float64(sums[o] + offset) + bias[o]) * scale[o]
+        out[o] = np.int32(min(max(v + np.copysign(HALF_DOWN, v), f_lo), f_hi)) + out_zp
+
+
+def _requantize_row(acc, start, offset, rq, out):
+    """out[o] = requantize(acc[start + o] + offset) with rq, for the channels o of the row out."""
+    raise NotImplementedError  # njit only: the overload below picks the loop by rq's type
+
+
+@overload(_requantize_row, inline="always", jit_options={"cache": True})
+def _requantize_row_rule(acc, start, offset, rq, out):
+    if rule_of(rq) == "double":  # in double lanes, as LLVM vectorizes this loop (faster than _requantize16's)
+
+        def double_row(acc, start, offset, rq, out):
+            _double_row(
+                acc[start : start + out.size],
+                np.int32(offset),
+                rq.table[DOUBLE_BIAS],
+                rq.table[DOUBLE_SCALE],
+                rq.out_zp,
+                rq.lo,
+                rq.hi,
+                out,
+            )
+
+        return double_row
+
+    def lanes(acc, start, offset, rq, out):
         if not SIMD:
-            for o in range(oc):
-                flat[p * oc + o] = requantize_one(acc[p * width + o] + offsets[p], rq, o)
-            continue
-        for o in range(0, oc, LANES):
-            count = min(LANES, oc - o)
-            _requantize16(acc, p * width + o, offsets[p], rq, o, count, flat, p * oc + o)
+            for o in range(out.size):
+                out[o] = requantize_one(acc[start + o] + offset, rq, o)
+            return
+        for o in range(0, out.size, LANES):
+            _requantize16(acc, start + o, offset, rq, o, min(LANES, out.size - o), out, o)
+
+    return lanes

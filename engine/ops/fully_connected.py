@@ -20,6 +20,7 @@ from ..kernels.gemm import OCB, pack_weights, padded_channels
 from ..profiles import litert, profile_of, tflm
 from . import conv_float
 from .common import Prepared, bound, fused_activation, per_thread, require, view
+from .conv2d import FLIP_BLOCKS
 from .conv16 import prepare_fully_connected16
 from .quant_params import (
     bias_vector,
@@ -28,6 +29,10 @@ from .quant_params import (
     fold_zero_point,
     weighted_operands,
 )
+
+# the depth from which fc_packed's SUMS mode, its tiles of 2 * PX rows, beats the fused epilogue's of PX
+# (1 thread, ad01 at batch 64: 128 -> 128 3.35 us in SUMS, 3.75 fused; 8 -> 128 1.73 and 1.65)
+LONG_ROW = 64
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -63,11 +68,14 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     else:
         out_shape = (rows, units)
     # each thread's rows and sums in one array, the layer's constants in another (fc_packed: few arguments)
-    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type), data_type)]
+    mode = _mode(inp.dtype, delta, depth, group, blocks)
+    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type, mode), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
-    rule, arrays = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
+    rule, table = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
+    if gemm.FUSED and rule in ("reference", "ruy"):  # the fused epilogue's 64-bit constants
+        table = requantize.widen(table, rule, out_zp)
     fn = fc_packed.KERNELS[rule].pick(work)
-    c = fc_packed.consts(delta, blocks, (out_zp, lo, hi, kp), units, arrays)
+    c = fc_packed.consts(delta, blocks, (out_zp, lo, hi, kp), units, table, mode)
 
     def bind(ins, outs, scratch):
         x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
@@ -76,22 +84,36 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     return bound([out_shape], bind, scratch)
 
 
+def _mode(dtype: str, delta: int, depth: int, group: int, blocks: int) -> int:
+    """How fc_packed's tasks multiply: rows of up to LONG_ROW k in registers with the requantization
+    fused (AVX-512), reading x itself where it needs no copy (uint8 x that needs no shift, or int8 x
+    shifted by 128 whose sign bits the micro-kernel flips as it reads them: an xor per read and block,
+    cheaper than the copy where the blocks are few, conv2d.FLIP_BLOCKS; whole k quads, VNNI); longer
+    rows through stored sums."""
+    if not gemm.FUSED or depth > LONG_ROW:
+        return fc_packed.SUMS
+    direct = (dtype == "uint8" and delta == 0) or (dtype == "int8" and delta == 128 and blocks <= FLIP_BLOCKS)
+    return fc_packed.IN_PLACE if direct and group == 4 and depth % 4 == 0 else fc_packed.COPIED
+
+
 def _requantization(op: Op, g: Graph, tensors3, units: int, bias_q, scale) -> tuple:
-    """The layer's rule (a fc_packed.KERNELS key) and the arrays fc_packed.consts takes for it: the
+    """The layer's rule (a fc_packed.KERNELS key) and the table fc_packed.consts takes for it: the
     reference's double rule; TFLite Micro's fixed point (numerics="tflm"); with numerics="litert",
     XNNPACK's fp32 rule (delegated) or ruy's rounding of the reference's multipliers (LiteRT's
     optimized kernel)."""
     inp, filt, out = tensors3
     rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert"
     if rule == "reference" and profile_of(g) != "tflm":
-        return "double", (bias_q.astype(np.float64), scale.astype(np.float64))  # (exact: |bias| < 2**53)
+        return "double", np.stack(
+            [bias_q.astype(np.float64), scale.astype(np.float64)]
+        )  # (exact: |bias| < 2**53)
     require(
         op, filt.scale.size in (1, units), f"{filt.describe()}: {filt.scale.size} scales for {units} units"
     )
     if rule == "fp32":  # XNNPACK
-        return rule, (requantize.params_fp32(bias_q, litert.fp32_scales(inp, filt, out, units)),)
+        return rule, requantize.params_fp32(bias_q, litert.fp32_scales(inp, filt, out, units))
     if rule == "ruy":  # LiteRT's optimized kernel: the reference's multipliers, ruy's rounding
         mult, shift = conv_multipliers(op, inp, filt, out, units)
     else:  # TFLite Micro: s_in * s_w / s_out in double, MultiplyByQuantizedMultiplier
         mult, shift = tflm.fc_multipliers(inp.scale[0], filt.scale, out.scale[0], units)
-    return rule, (requantize.params(bias_q, mult, shift),)
+    return rule, requantize.params(bias_q, mult, shift)
