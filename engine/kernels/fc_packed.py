@@ -5,11 +5,11 @@ A batch-1 model of small layers (hello_world 1x16 -> 16, ad01's 640 -> 128 -> 8 
 more time passing a layer's arguments than computing it: Numba's compiled entry point unboxes every
 argument on every call (an array costs several times a plain integer), so the layer's sizes, zero
 points, clamp, bias and requantization table travel in one int64 array (consts()) built at prepare,
-and each thread's rows in one scratch array. A task is ROWS rows of x, shifted into the GEMM's operand
-type (x + delta), then multiplied and requantized in registers a tile of PX rows x 32 units at a time
-(gemm.tiles_requantize: no sums stored, no per-row loops, which cost more than the products on small
-layers); without AVX-512, the sums go through memory (gemm_rows, requantize_pixels). One kernel per
-requantization rule:
+and each thread's rows in one scratch array. A task is ROWS rows of x (shifted into the GEMM's operand
+type, x + delta, where the micro-kernel cannot read x itself: MODE), multiplied and requantized in
+registers, tiles of 2 * PX rows x 32 units (gemm.tiles_requantize: no sums stored, no per-row loops,
+which cost more than the products on small layers); without AVX-512, the sums go through memory
+(gemm_rows, requantize.requantize_row). One kernel per requantization rule:
 - fully_connected_double: the reference kernel's double rule (requantize.RequantDouble);
 - fully_connected_fixed / _ruy / _fp32: requantize.Requant / RequantRuy / RequantFp32 on the params()
   (params_fp32()) table, widened (requantize.widen) for the fused epilogue: TFLite Micro's, LiteRT's
@@ -26,14 +26,14 @@ from .conv import _load_rows, tile_requantize_part
 from .gemm import FUSED, OCB, PX, Epilogue, Runs, gemm_rows, tiles_requantize
 from .irtools import flat_view, reshaped
 from .kernel import kernel
-from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requantize_pixels
+from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requantize_row
 
-ROWS = 2 * PX  # rows of x per task
+ROWS = 8 * PX  # rows of x per task (2 at batch 64: the threads share them)
 # consts(): a header of int64 values, ROWS zeros (the sums' offsets per row: none), then the rule's arrays
 DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, TABLE_ROWS, MODE, ZEROS = range(10)
-# MODE: how a task multiplies. SUMS: its rows copied (x + delta) to scratch, their sums stored, then
-# requantized (long rows: gemm_rows' tiles of 2 * PX rows keep more sums in flight); COPIED: the copied
-# rows multiplied and requantized in registers (gemm.tiles_requantize, AVX-512); IN_PLACE: so, x read itself
+# MODE: how a task multiplies. COPIED: its rows copied (x + delta) to scratch, multiplied and requantized
+# in registers (gemm.tiles_requantize, AVX-512); IN_PLACE: so, x read itself; SUMS (no AVX-512, and any
+# task of fewer than PX rows): the copied rows' sums stored (gemm_rows), then requantized
 SUMS, COPIED, IN_PLACE = range(3)
 HEADER = ZEROS + ROWS
 
@@ -50,9 +50,10 @@ def consts(delta: int, blocks: int, gemm: tuple, units: int, table: np.ndarray, 
     return np.concatenate([header, np.pad(raw, (0, -raw.size % 8)).view(np.int64)])
 
 
-def scratch_length(kp: int, blocks: int, operand: np.dtype, mode: int) -> int:
-    """A thread's scratch row, in operands: ROWS rows of kp operands, then (SUMS) ROWS rows of sums (int32)."""
-    return ROWS * kp + (ROWS * blocks * OCB * 4 // np.dtype(operand).itemsize if mode == SUMS else 0)
+def scratch_length(kp: int, blocks: int, operand: np.dtype) -> int:
+    """A thread's scratch row, in operands: ROWS rows of kp operands, then the rows of sums (int32) of
+    a task that stores them: ROWS rows without AVX-512, else fewer than PX."""
+    return ROWS * kp + (PX if FUSED else ROWS) * blocks * OCB * 4 // np.dtype(operand).itemsize
 
 
 @njit(inline="always", cache=True)
@@ -61,18 +62,20 @@ def _task(x, w, c, scratch, rq, out, t):
     kp, blocks = c[KP], c[BLOCKS]
     r0 = t * ROWS
     n = min(ROWS, x.shape[0] - r0)
-    if FUSED and c[MODE] == IN_PLACE:
+    fused = FUSED and n >= PX  # (fewer rows, a batch of 1 say: a row of sums over all the blocks is faster)
+    if fused and c[MODE] == IN_PLACE:
         _requantized_rows(flat_view(x), r0 * kp, w, c, rq, out, r0, n)
         return
     mine = scratch[numba.get_thread_id()]
     rows = mine[: ROWS * kp]
     _load_rows(x, r0, n, np.int16(c[DELTA]), reshaped(rows, (ROWS, kp)))
-    if FUSED and c[MODE] == COPIED:
+    if fused:
         _requantized_rows(rows, 0, w, c, rq, out, r0, n)
         return
     acc = mine[ROWS * kp :].view(np.int32)
     gemm_rows(rows, kp, n, w, blocks, acc)
-    requantize_pixels(acc, blocks * OCB, c[ZEROS:HEADER], rq, out[r0 : r0 + n])
+    for r in range(n):
+        requantize_row(acc, r * blocks * OCB, 0, rq, out[r0 + r])
 
 
 @njit(inline="always", cache=True)

@@ -279,27 +279,27 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                     with fold:
                         if widened:
                             packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
-                            _packed_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
+                            _row_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
                             with variant:
                                 half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule)
-                                with cgutils.for_range(builder, count_) as tile_loop:
-                                    half.tile(x_, w_, at_, offsets_, out_, bias, tile_loop.index)
+                                _row_loops(builder, half, (x_, w_, at_, offsets_, out_, bias), count_)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-def _packed_loops(builder, packed, operands, count) -> None:
-    """_RowPacked's loop over `count` tiles: of 16 channels or fewer, two tiles at once (8 pixels: each
-    weight vector loaded once for both, half the loop's own work), then the odd one."""
+def _row_loops(builder, body, operands, count) -> None:
+    """A row's loop over `count` tiles (body: a _RowPacked or _RowHalves): where body.pairs, two tiles
+    at once (8 pixels: each weight vector loaded once for both, twice the sums in flight, half the
+    loop's own work), then the odd one."""
     intp = count.type
-    pairs = builder.udiv(count, ir.Constant(intp, 2)) if packed.halves == 1 else ir.Constant(intp, 0)
+    pairs = builder.udiv(count, ir.Constant(intp, 2)) if body.pairs else ir.Constant(intp, 0)
     with cgutils.for_range(builder, pairs) as loop:
-        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
+        body.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
     with cgutils.for_range(builder, count, start=builder.mul(pairs, ir.Constant(intp, 2))) as loop:
-        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
+        body.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
 
 
 def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halves: int, first, px: int = PX):
@@ -335,6 +335,7 @@ class _RowPacked:
     def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_):
         builder = v.b
         self.context, self.v, self.ep, self.halves = context, v, ep, halves
+        self.pairs = halves == 1  # (tiles in pairs: 16 sums, or 32 and the constants would not fit)
         self.signed = out_.ty.dtype == types.int8
         rows = (WIDE_M, WIDE_S, WIDE_Z, WIDE_D)
         self.params = [
@@ -449,6 +450,8 @@ class _RowHalves:
     def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
         builder = v.b
         self.context, self.v, self.ep, self.masks, self.halves = context, v, ep, masks, halves
+        # tiles in pairs where the registers allow: 16 sums or fewer, or the double rule's few constants
+        self.pairs = halves == 1 or rule == "double"
         self.requantize = [
             _half_requantization(
                 context, v, rq_, builder.add(ep.ch, _const(ep.ch, 16 * k)), masks[k], shift, rule
@@ -456,29 +459,20 @@ class _RowHalves:
             for k in range(halves)
         ]
 
-    def tile(self, x_, w_, at, offsets_, out_, bias, i) -> None:
+    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int = PX) -> None:
+        """The px pixels (PX or 2 * PX) from pixel `first` of the row on."""
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
         intp = ep.out_off.type
-        first = builder.mul(i, ir.Constant(intp, PX))
-        tile_at = SimpleNamespace(**vars(at))
-        tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
-        tile_ep = SimpleNamespace(**vars(ep))
-        tile_ep.pix = builder.add(ep.pix, first)
-        tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
-        done = _mac_loop(context, builder, PX, x_, w_, tile_at, [bias[: self.halves]] * PX)
-        slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
-        if self.halves == 1:  # (_add_window_sums adds to both halves)
-            for pixel in slots:
-                pixel.append(cgutils.alloca_once_value(builder, v.splat(0)))
-        _add_window_sums(context, v, tile_ep, offsets_, slots)
+        operands = (x_, w_, at)
+        slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
         outp = data_ptr(context, builder, out_)
         for k in range(self.halves):
             if k == 1:
                 upper = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
                 ctx = builder.if_then(upper)
                 ctx.__enter__()
-            for p in range(PX):
+            for p in range(px):
                 r = self.requantize[k](builder.load(slots[p][k]))
                 pixel = builder.add(
                     builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)

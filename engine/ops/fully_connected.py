@@ -30,10 +30,6 @@ from .quant_params import (
     weighted_operands,
 )
 
-# the depth from which fc_packed's SUMS mode, its tiles of 2 * PX rows, beats the fused epilogue's of PX
-# (1 thread, ad01 at batch 64: 128 -> 128 3.35 us in SUMS, 3.75 fused; 8 -> 128 1.73 and 1.65)
-LONG_ROW = 64
-
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     if g.tensors[op.inputs[0]].dtype == "float32":
@@ -69,7 +65,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         out_shape = (rows, units)
     # each thread's rows and sums in one array, the layer's constants in another (fc_packed: few arguments)
     mode = _mode(inp.dtype, delta, depth, group, blocks)
-    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type, mode), data_type)]
+    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
     rule, table = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
     if gemm.FUSED and rule in ("reference", "ruy"):  # the fused epilogue's 64-bit constants
@@ -85,12 +81,11 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
 
 
 def _mode(dtype: str, delta: int, depth: int, group: int, blocks: int) -> int:
-    """How fc_packed's tasks multiply: rows of up to LONG_ROW k in registers with the requantization
-    fused (AVX-512), reading x itself where it needs no copy (uint8 x that needs no shift, or int8 x
-    shifted by 128 whose sign bits the micro-kernel flips as it reads them: an xor per read and block,
-    cheaper than the copy where the blocks are few, conv2d.FLIP_BLOCKS; whole k quads, VNNI); longer
-    rows through stored sums."""
-    if not gemm.FUSED or depth > LONG_ROW:
+    """How fc_packed's tasks multiply: in registers with the requantization fused (AVX-512), reading x
+    itself where it needs no copy: uint8 x that needs no shift, or int8 x shifted by 128 whose sign bits
+    the micro-kernel flips as it reads them (an xor per read and block, cheaper than the copy where the
+    blocks are few: conv2d.FLIP_BLOCKS), in whole k quads (VNNI)."""
+    if not gemm.FUSED:
         return fc_packed.SUMS
     direct = (dtype == "uint8" and delta == 0) or (dtype == "int8" and delta == 128 and blocks <= FLIP_BLOCKS)
     return fc_packed.IN_PLACE if direct and group == 4 and depth % 4 == 0 else fc_packed.COPIED
