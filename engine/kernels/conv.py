@@ -274,20 +274,6 @@ def requantize_double(acc, scale, out_zp, lo, hi):
     return min(max(np.int64(r) + out_zp, lo), hi)
 
 
-@njit(inline="always", cache=True)
-def requantize_double_row(sums, bias, scale, out_zp, lo, hi, out):
-    """out[u] = requantize_double(sums[u] + bias[u], scale[u], out_zp, lo, hi) for every u, in a loop
-    that vectorizes: clamped to [lo, hi] - out_zp in double before the conversion (the same result:
-    the clamp is monotonic and lo, hi lie inside int32's range)."""
-    f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
-    for u in range(out.size):
-        v = np.float64(np.int64(sums[u]) + bias[u]) * scale[u]
-        a = np.abs(v)
-        whole = np.floor(a)
-        r = np.copysign(whole + (1.0 if a - whole >= 0.5 else 0.0), v)  # half away from zero, exact
-        out[u] = np.int32(min(max(r, f_lo), f_hi)) + out_zp
-
-
 @njit(cache=True, inline="always")
 def _load_rows(x, r0, n, delta, rows):
     """Rows r0 .. r0 + n of x, shifted by delta into the GEMM's operand type, into rows[:n]."""
@@ -305,29 +291,11 @@ def _load_rows(x, r0, n, delta, rows):
 
 
 @kernel
-def fully_connected(x, delta, w, blocks, bias, scale, out_zp, lo, hi, all_rows, accs, out):
-    """x: [B, K] int8/uint8, taken as x + delta into the GEMM's operand type (all_rows'); w: packed
-    by gemm.pack_weights; scale: float64 per unit; out: [B, U]. PX rows per task. all_rows
-    [threads, PX, kp] (kp: K rounded up to the k group) and accs [threads, PX * width]: each
-    thread's scratch, from the plan (see conv2d)."""
-    bsz = x.shape[0]
-    units = out.shape[1]
-    kp = all_rows.shape[2]
-    width = blocks * OCB
-    for t in prange(-(-bsz // PX)):
-        thread = numba.get_thread_id()
-        rows, acc = all_rows[thread], accs[thread]
-        r0 = t * PX
-        n = min(PX, bsz - r0)
-        _load_rows(x, r0, n, delta, rows)
-        gemm_rows(flat_view(rows), kp, n, w, blocks, acc)
-        for r in range(n):
-            requantize_double_row(acc[r * width : r * width + units], bias, scale, out_zp, lo, hi, out[r0 + r])
-
-
-@kernel
 def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
-    """fully_connected() with the convolutions' fixed-point requantization instead of the double one:
+    """x: [B, K] int8/uint8, taken as x + delta into the GEMM's operand type (all_rows'); w: packed by
+    gemm.pack_weights; out: [B, U]. PX rows per task. all_rows [threads, PX, kp] (kp: K rounded up to
+    the k group) and accs [threads, PX * width]: each thread's scratch, from the plan. With the
+    convolutions' fixed-point requantization:
     out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp), the rule of TFLite Micro's
     FULLY_CONNECTED (integer_ops/fully_connected.h). rq: a Requant whose params() table holds each
     unit's bias, multiplier and shift; zeros: PX int64 zeros (no per-row offset here)."""
