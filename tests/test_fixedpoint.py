@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine.kernels.requantize import RequantDouble, requantize_one, requantize_pixels
+from engine.kernels.requantize import RequantDouble, requantize_one, requantize_rows
 from engine.numerics import fixedpoint as fp
 
 INT32_MIN = -(2**31)
@@ -376,6 +376,11 @@ def test_round_half_away_random():
 
 
 @njit
+def _double_rows(sums, rq, out):
+    requantize_rows(sums, sums.size, np.zeros(1, np.int32), rq, out)
+
+
+@njit
 def _double_scalar(sums, rq, out):
     for j in range(sums.size):
         out[j] = requantize_one(sums[j], rq, j)
@@ -398,7 +403,7 @@ def test_requantize_double_rounds_as_the_reference():
         want = [min(max(e + zp, lo), hi) for e in exact]
         rq = RequantDouble(np.stack([bias, scale]), zp, lo, hi)
         got = np.zeros((1, 2 * n), np.int32)
-        requantize_pixels(sums, 2 * n, np.zeros(1, np.int32), rq, got)
+        _double_rows(sums, rq, got)
         assert got[0].tolist() == want
         one = np.zeros(2 * n, np.int64)
         _double_scalar(sums, rq, one)

@@ -9,7 +9,7 @@ and each thread's rows in one scratch array. A task is ROWS rows of x (shifted i
 type, x + delta, where the micro-kernel cannot read x itself: MODE), multiplied and requantized in
 registers, tiles of 2 * PX rows x 32 units (gemm.tiles_requantize: no sums stored, no per-row loops,
 which cost more than the products on small layers); without AVX-512, the sums go through memory
-(gemm_rows, requantize.requantize_row). One kernel per requantization rule:
+(gemm_rows, requantize.requantize_rows). One kernel per requantization rule:
 - fully_connected_double: the reference kernel's double rule (requantize.RequantDouble);
 - fully_connected_fixed / _ruy / _fp32: requantize.Requant / RequantRuy / RequantFp32 on the params()
   (params_fp32()) table, widened (requantize.widen) for the fused epilogue: TFLite Micro's, LiteRT's
@@ -26,7 +26,7 @@ from .conv import _load_rows, tile_requantize_part
 from .gemm import FUSED, OCB, PX, Epilogue, Runs, gemm_rows, tiles_requantize
 from .irtools import flat_view, reshaped
 from .kernel import kernel
-from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requantize_row
+from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requantize_rows
 
 ROWS = 8 * PX  # rows of x per task (2 at batch 64: the threads share them)
 # consts(): a header of int64 values, ROWS zeros (the sums' offsets per row: none), then the rule's arrays
@@ -74,8 +74,7 @@ def _task(x, w, c, scratch, rq, out, t):
         return
     acc = mine[ROWS * kp :].view(np.int32)
     gemm_rows(rows, kp, n, w, blocks, acc)
-    for r in range(n):
-        requantize_row(acc, r * blocks * OCB, 0, rq, out[r0 + r])
+    requantize_rows(acc, blocks * OCB, c[ZEROS:HEADER], rq, out[r0 : r0 + n])
 
 
 @njit(inline="always", cache=True)

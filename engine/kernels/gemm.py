@@ -30,18 +30,7 @@ from numba.extending import intrinsic
 
 from . import cpu
 from .irtools import data_ptr, empty_codegen, operand, row_ptr
-from .requantize import (
-    BIAS,
-    DOUBLE_BIAS,
-    DOUBLE_SCALE,
-    LEFT,
-    WIDE_D,
-    WIDE_M,
-    WIDE_S,
-    WIDE_Z,
-    VectorIR,
-    rule_of,
-)
+from .requantize import BIAS, DOUBLE_ROWS, LEFT, WIDE_D, WIDE_M, WIDE_S, WIDE_Z, VectorIR, rule_of
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -235,8 +224,8 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
             operand(context, builder, signature, args, k) for k in range(7)
         )
         v = VectorIR(builder)
-        rule = rule_of(signature.args[6])
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
+        rule = rule_of(signature.args[6])
         slots = _block_sums(context, v, (x_, w_, at_), ep, rq_, masks, px, rule)
         _add_window_sums(context, v, ep, offsets_, slots)
         sums = [[builder.load(q) for q in pixel] for pixel in slots]
@@ -265,7 +254,10 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
         rule = rule_of(signature.args[6])
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
         table = rq_.table
-        bias = _bias(context, v, rq_, ep, masks, rule)
+        bias = [
+            v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
+            for k, m in enumerate(masks)
+        ] if rule != "double" else [v.splat(0)] * 2  # (the double rule adds its bias in double)
         both = builder.or_(
             builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
             builder.icmp_signed(">=", ep.sum_lane, _const(ep.sum_lane, 16)),
@@ -279,27 +271,38 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                     with fold:
                         if widened:
                             packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
-                            _row_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
+                            _packed_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
+                    if rule == "double":  # (no shifts; few constants: tiles in pairs, as _packed_loops)
+                        with unfold:
+                            half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule)
+                            intp = count_.type
+                            pairs = builder.udiv(count_, ir.Constant(intp, 2))
+                            with cgutils.for_range(builder, pairs) as loop:
+                                half.tile(x_, w_, at_, offsets_, out_, bias, loop.index, 2 * PX)
+                            start = builder.mul(pairs, ir.Constant(intp, 2))
+                            with cgutils.for_range(builder, count_, start=start) as loop:
+                                half.tile(x_, w_, at_, offsets_, out_, bias, loop.index)
+                        continue
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
                             with variant:
                                 half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule)
-                                _row_loops(builder, half, (x_, w_, at_, offsets_, out_, bias), count_)
+                                with cgutils.for_range(builder, count_) as tile_loop:
+                                    half.tile(x_, w_, at_, offsets_, out_, bias, tile_loop.index)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-def _row_loops(builder, body, operands, count) -> None:
-    """A row's loop over `count` tiles (body: a _RowPacked or _RowHalves): where body.pairs, two tiles
-    at once (8 pixels: each weight vector loaded once for both, twice the sums in flight, half the
-    loop's own work), then the odd one."""
+def _packed_loops(builder, packed, operands, count) -> None:
+    """_RowPacked's loop over `count` tiles: of 16 channels or fewer, two tiles at once (8 pixels: each
+    weight vector loaded once for both, half the loop's own work), then the odd one."""
     intp = count.type
-    pairs = builder.udiv(count, ir.Constant(intp, 2)) if body.pairs else ir.Constant(intp, 0)
+    pairs = builder.udiv(count, ir.Constant(intp, 2)) if packed.halves == 1 else ir.Constant(intp, 0)
     with cgutils.for_range(builder, pairs) as loop:
-        body.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
+        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
     with cgutils.for_range(builder, count, start=builder.mul(pairs, ir.Constant(intp, 2))) as loop:
-        body.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
+        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
 
 
 def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halves: int, first, px: int = PX):
@@ -335,7 +338,6 @@ class _RowPacked:
     def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_):
         builder = v.b
         self.context, self.v, self.ep, self.halves = context, v, ep, halves
-        self.pairs = halves == 1  # (tiles in pairs: 16 sums, or 32 and the constants would not fit)
         self.signed = out_.ty.dtype == types.int8
         rows = (WIDE_M, WIDE_S, WIDE_Z, WIDE_D)
         self.params = [
@@ -345,9 +347,7 @@ class _RowPacked:
         v8x64 = ir.VectorType(ir.IntType(8), 64)
 
         def bytes_of(value):
-            one = builder.insert_element(
-                ir.Constant(v8x64, None), builder.trunc(value, ir.IntType(8)), v.i32(0)
-            )
+            one = builder.insert_element(ir.Constant(v8x64, None), builder.trunc(value, ir.IntType(8)), v.i32(0))
             return builder.shuffle_vector(
                 one, ir.Constant(v8x64, None), ir.Constant(ir.VectorType(v.i32, 64), [0] * 64)
             )
@@ -384,15 +384,9 @@ class _RowPacked:
             self._pack8, [builder.call(self._pack16, [a, b]), builder.call(self._pack16, [c, d])]
         )
         if self.signed:
-            below, above = (
-                builder.icmp_signed("<", packed, self.lo),
-                builder.icmp_signed(">", packed, self.hi),
-            )
+            below, above = builder.icmp_signed("<", packed, self.lo), builder.icmp_signed(">", packed, self.hi)
         else:
-            below, above = (
-                builder.icmp_unsigned("<", packed, self.lo),
-                builder.icmp_unsigned(">", packed, self.hi),
-            )
+            below, above = builder.icmp_unsigned("<", packed, self.lo), builder.icmp_unsigned(">", packed, self.hi)
         packed = builder.select(above, self.hi, builder.select(below, self.lo, packed))
         groups = builder.bitcast(packed, self.v.v32)
         return builder.shuffle_vector(groups, ir.Constant(self.v.v32, None), ir.Constant(self.v.v32, _UNPACK))
@@ -404,10 +398,7 @@ class _RowPacked:
         intp = ep.out_off.type
         operands = (x_, w_, at)
         slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
-        r = [
-            [v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)]
-            for p in range(px)
-        ]
+        r = [[v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)] for p in range(px)]
         outp = data_ptr(context, builder, out_)
         per = 4 * self.halves  # 4-byte groups per pixel: 8 (32 channels) or 4
         for group in range(0, px, 2 if self.halves == 2 else 4):
@@ -419,28 +410,9 @@ class _RowPacked:
                     ir.Constant(v.v32, None),
                     ir.Constant(ir.VectorType(v.i32, per), list(range(p * per, (p + 1) * per))),
                 )
-                at_pixel = builder.add(
-                    tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p))
-                )
+                at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p)))
                 ptr = builder.bitcast(builder.gep(outp, [at_pixel]), self.vstore.as_pointer())
                 builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), self.mask])
-
-
-def _half_requantization(context, v: VectorIR, rq_, ch, mask, shift: bool, rule: str):
-    """The requantization of 16 sums of channels ch .. ch + 15 by rule, its constants loaded here (once,
-    before any loop the caller emits): a function of the sums' vector (int32 results, zero point added)."""
-    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
-    if rule == "fp32":
-        params = v.params(context, rq_.table, ch, mask)
-        return lambda s: v.requantize(s, params, zp, lo, hi, rule)
-    if rule == "double":
-        bias, scale = (
-            v.load_doubles(context, rq_.table, row, ch, mask) for row in (DOUBLE_BIAS, DOUBLE_SCALE)
-        )
-        return lambda s: v.requantize_double(s, bias, scale, zp, lo, hi)
-    wide = v.wide_params(context, rq_.table, ch)
-    left = v.load(row_ptr(context, v.b, rq_.table, LEFT, ch, v.v32), mask) if shift else None
-    return lambda s: v.requantize_wide(s, wide, zp, lo, hi, left)
 
 
 class _RowHalves:
@@ -449,34 +421,53 @@ class _RowHalves:
 
     def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
         builder = v.b
-        self.context, self.v, self.ep, self.masks, self.halves = context, v, ep, masks, halves
-        # tiles in pairs where the registers allow: 16 sums or fewer, or the double rule's few constants
-        self.pairs = halves == 1 or rule == "double"
-        self.requantize = [
-            _half_requantization(
-                context, v, rq_, builder.add(ep.ch, _const(ep.ch, 16 * k)), masks[k], shift, rule
-            )
-            for k in range(halves)
-        ]
+        self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
+        self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        self.params = []
+        for k in range(halves):
+            ch = builder.add(ep.ch, _const(ep.ch, 16 * k))
+            if rule == "fp32":
+                self.params.append((v.params(context, rq_.table, ch, masks[k]), None))
+                continue
+            if rule == "double":
+                self.params.append(tuple(v.load_doubles(context, rq_.table, row, ch, masks[k]) for row in DOUBLE_ROWS))
+                continue
+            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
+            self.params.append((v.wide_params(context, rq_.table, ch), left))
 
-    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int = PX) -> None:
-        """The px pixels (PX or 2 * PX) from pixel `first` of the row on."""
+    def tile(self, x_, w_, at, offsets_, out_, bias, i, px: int = PX) -> None:
+        """Tile i of px pixels (PX, or 2 * PX for the double rule: see _tiles_requantize)."""
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
         intp = ep.out_off.type
-        operands = (x_, w_, at)
-        slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
+        first = builder.mul(i, ir.Constant(intp, px))
+        tile_at = SimpleNamespace(**vars(at))
+        tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
+        tile_ep = SimpleNamespace(**vars(ep))
+        tile_ep.pix = builder.add(ep.pix, first)
+        tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+        done = _mac_loop(context, builder, px, x_, w_, tile_at, [bias[: self.halves]] * px)
+        slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
+        if self.halves == 1:  # (_add_window_sums adds to both halves)
+            for pixel in slots:
+                pixel.append(cgutils.alloca_once_value(builder, v.splat(0)))
+        _add_window_sums(context, v, tile_ep, offsets_, slots)
         outp = data_ptr(context, builder, out_)
         for k in range(self.halves):
             if k == 1:
                 upper = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
                 ctx = builder.if_then(upper)
                 ctx.__enter__()
+            params, left = self.params[k]
             for p in range(px):
-                r = self.requantize[k](builder.load(slots[p][k]))
-                pixel = builder.add(
-                    builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k)
-                )
+                s = builder.load(slots[p][k])
+                if self.rule == "fp32":
+                    r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
+                elif self.rule == "double":
+                    r = v.requantize_double(s, params, left, self.zp, self.lo, self.hi)
+                else:
+                    r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, left)
+                pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
                 ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
                 v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), self.masks[k])
             if k == 1:
@@ -487,24 +478,17 @@ def _const(like, value: int):
     return ir.Constant(like.type, value)
 
 
-def _bias(context, v: VectorIR, rq_, ep, masks, rule: str) -> list:
-    """The vectors the sums of channels ep.ch .. ep.ch + 31 begin from: the table's int32 bias (the
-    double rule adds its bias in double, in the epilogue: zeros)."""
-    if rule == "double":
-        return [v.splat(0), v.splat(0)]
-    return [
-        v.load(row_ptr(context, v.b, rq_.table, BIAS, v.b.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
-        for k, m in enumerate(masks)
-    ]
-
-
 def _block_sums(context, v: VectorIR, operands, ep, rq_, masks, px: int, rule: str) -> list:
     """tile_requantize's sums (allocas [px][2]), begun from the bias (the sum lane's is zero: beyond
     the channels). A block of 16 channels or fewer (oc <= 16, or the last block's rest), its sum lane (if
     any) among them, multiplies its lower half only."""
     builder = v.b
     x_, w_, at_ = operands
-    bias = _bias(context, v, rq_, ep, masks, rule)
+    table = rq_.table
+    bias = [
+        v.load(row_ptr(context, builder, table, BIAS, builder.add(ep.ch, _const(ep.ch, 16 * k)), v.v32), m)
+        for k, m in enumerate(masks)
+    ] if rule != "double" else [v.splat(0)] * 2  # (the double rule adds its bias in double)
     slots = [[cgutils.alloca_once_value(builder, v.splat(0)) for _ in range(2)] for _ in range(px)]
     both = builder.or_(
         builder.icmp_signed(">", ep.channels, _const(ep.channels, 16)),
@@ -549,12 +533,24 @@ def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: s
     builder = v.b
     intp = ep.out_off.type
     outp = data_ptr(context, builder, out_)
+    zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
 
     def requantize_half(k, shift):  # channels ch + 16k .. ch + 16k + 15 of the pixels
         ch = builder.add(ep.ch, ir.Constant(intp, 16 * k))
-        requantize = _half_requantization(context, v, rq_, ch, masks[k], shift, rule)
+        if rule == "fp32":
+            params = v.params(context, rq_.table, ch, masks[k])
+        elif rule == "double":
+            bias, scale = (v.load_doubles(context, rq_.table, row, ch, masks[k]) for row in DOUBLE_ROWS)
+        else:
+            wide = v.wide_params(context, rq_.table, ch)
+            left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
         for p in range(len(sums)):
-            r = requantize(sums[p][k])
+            if rule == "fp32":
+                r = v.requantize(sums[p][k], params, zp, lo, hi, rule)
+            elif rule == "double":
+                r = v.requantize_double(sums[p][k], bias, scale, zp, lo, hi)
+            else:
+                r = v.requantize_wide(sums[p][k], wide, zp, lo, hi, left)
             pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
             inside = builder.icmp_signed("<", ir.Constant(intp, p), ep.pixels)
             store_mask = builder.select(inside, masks[k], ir.Constant(v.vmask, [0] * 16))
@@ -566,7 +562,7 @@ def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: s
         with builder.if_then(builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))):
             requantize_half(1, shift)
 
-    if rule not in ("reference", "ruy"):  # (no left shift: the rows of widen() alone have one)
+    if rule in ("fp32", "double"):  # (no left shift: widen()'s rows alone have one)
         requantize_block(False)
         return
     with builder.if_else(v.wide_left(context, rq_.table), likely=False) as (shifting, plain):
@@ -655,9 +651,7 @@ else:  # (16 sums would not fit AVX2's registers)
     @njit(inline="always", cache=True)
     def tile_double(x, w, at, accumulate, acc, acc_off, acc_stride):
         tile(x, w, at, accumulate, acc, acc_off, acc_stride)
-        second = Runs(
-            at.x_off + PX * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run
-        )
+        second = Runs(at.x_off + PX * at.x_stride, at.x_stride, at.w_off, at.ksteps, at.runs, at.x_run, at.w_run)
         tile(x, w, second, accumulate, acc, acc_off + PX * acc_stride, acc_stride)
 
 

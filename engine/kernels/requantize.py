@@ -77,7 +77,7 @@ class RequantDouble(NamedTuple):
 
 
 RULES = {Requant: "reference", RequantRuy: "ruy", RequantFp32: "fp32", RequantDouble: "double"}
-DOUBLE_BIAS, DOUBLE_SCALE = range(2)  # rows of a RequantDouble table
+DOUBLE_BIAS, DOUBLE_SCALE = DOUBLE_ROWS = range(2)  # rows of a RequantDouble table
 # The double just below 0.5. Rounding half away from zero is a truncation of v + copysign(HALF_DOWN, v):
 # for |v| < 2**52 the sum lands in [n, n + 1) exactly when round(v) = n (v + HALF_DOWN falls short of
 # n + 1 by at least v's spacing, and a tie v = n - 1/2 rounds up to n); larger v are whole already.
@@ -478,6 +478,8 @@ class VectorIR:
 def _requantize16(typingctx, acc, acc_start, offset, rq, ch_start, count, out, out_start):
     """out[out_start + j] = requantize(acc[acc_start + j] + offset) with rq (Requant) and the params() of
     channel ch_start + j, for j < count <= 16 (masked loads and stores: nothing beyond is touched)."""
+    if rule_of(rq) == "double":  # (its rows: requantize_rows)
+        return None
     i = types.intp
     sig = types.void(acc, i, types.int64, rq, i, i, out, i)
     if not SIMD:  # AVX-512 IR: without it the callers take their scalar loops and never get here
@@ -489,11 +491,11 @@ def _requantize16(typingctx, acc, acc_start, offset, rq, ch_start, count, out, o
         )
         v = VectorIR(builder)
         mask = v.lanes_below(count_)
-        x = v.load(element_ptr(context, builder, acc_, acc_start_, v.v32), mask)
-        x = builder.add(x, v.broadcast(offset_))
-        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
         p = v.params(context, rq_.table, ch_start_, mask)
-        r = v.requantize(builder.add(x, p[BIAS]), p, zp, lo, hi, rule_of(signature.args[3]))
+        x = v.load(element_ptr(context, builder, acc_, acc_start_, v.v32), mask)
+        x = builder.add(builder.add(x, v.broadcast(offset_)), p[BIAS])
+        zp, lo, hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
+        r = v.requantize(x, p, zp, lo, hi, rule_of(signature.args[3]))
         v.store8(r, element_ptr(context, builder, out_, out_start_, v.v8), mask)
         return context.get_dummy_value()
 
@@ -507,10 +509,18 @@ def _requantize_scalar(v, table, ch, out_zp, lo, hi):
 
 @njit(cache=True)
 def requantize_pixels(acc, width, offsets, rq, out):
-    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (any Requant tuple; its table's
-    row of channel o), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
-    for p in range(out.shape[0]):
-        requantize_row(acc, p * width, offsets[p], rq, out[p])
+    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (Requant, RequantRuy, RequantFp32;
+    its table's params() of channel o; RequantDouble: requantize_rows), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
+    pixels, oc = out.shape
+    flat = out.reshape(-1)
+    for p in range(pixels):
+        if not SIMD:
+            for o in range(oc):
+                flat[p * oc + o] = requantize_one(acc[p * width + o] + offsets[p], rq, o)
+            continue
+        for o in range(0, oc, LANES):
+            count = min(LANES, oc - o)
+            _requantize16(acc, p * width + o, offsets[p], rq, o, count, flat, p * oc + o)
 
 
 @njit(inline="always", cache=True)
@@ -523,35 +533,20 @@ def _double_row(sums, offset, bias, scale, out_zp, lo, hi, out):
         out[o] = np.int32(min(max(v + np.copysign(HALF_DOWN, v), f_lo), f_hi)) + out_zp
 
 
-def requantize_row(acc, start, offset, rq, out):
-    """out[o] = requantize(acc[start + o] + offset) with rq, for the channels o of the row out."""
+def requantize_rows(acc, width, offsets, rq, out):
+    """requantize_pixels() for any Requant tuple: the double rule's rows in double lanes (_double_row)."""
     raise NotImplementedError  # njit only: the overload below picks the loop by rq's type
 
 
-@overload(requantize_row, inline="always", jit_options={"cache": True})
-def _requantize_row_rule(acc, start, offset, rq, out):
-    if rule_of(rq) == "double":
+@overload(requantize_rows, inline="always", jit_options={"cache": True})
+def _requantize_rows_rule(acc, width, offsets, rq, out):
+    if rule_of(rq) != "double":
+        return lambda acc, width, offsets, rq, out: requantize_pixels(acc, width, offsets, rq, out)
 
-        def double_row(acc, start, offset, rq, out):
-            _double_row(
-                acc[start : start + out.size],
-                np.float64(offset),
-                rq.table[DOUBLE_BIAS],
-                rq.table[DOUBLE_SCALE],
-                rq.out_zp,
-                rq.lo,
-                rq.hi,
-                out,
-            )
+    def double_rows(acc, width, offsets, rq, out):
+        bias, scale = rq.table[DOUBLE_BIAS], rq.table[DOUBLE_SCALE]
+        for p in range(out.shape[0]):
+            sums = acc[p * width : p * width + out.shape[1]]
+            _double_row(sums, np.float64(offsets[p]), bias, scale, rq.out_zp, rq.lo, rq.hi, out[p])
 
-        return double_row
-
-    def lanes(acc, start, offset, rq, out):
-        if not SIMD:
-            for o in range(out.size):
-                out[o] = requantize_one(acc[start + o] + offset, rq, o)
-            return
-        for o in range(0, out.size, LANES):
-            _requantize16(acc, start + o, offset, rq, o, min(LANES, out.size - o), out, o)
-
-    return lanes
+    return double_rows
