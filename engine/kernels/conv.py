@@ -22,7 +22,6 @@ from .gemm import (
     tile,
     tile_requantize,
     tile_requantize_one,
-    tile_requantize_six,
     tiles_requantize,
 )
 from .irtools import flat_view, reshaped
@@ -188,21 +187,10 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                     # the row's whole tiles that read inside xf, in one call (the channels' set-up once)
                     room = xf.size - extent - base
                     whole = min(ow // PX, room // (PX * sw * c) + 1) if room >= 0 else 0
-                    # a row's last 1 or 2 pixels join its last whole tile (a tile of one pixel costs
-                    # nearly what one of PX does: its few sums wait on each other): kws's 5-pixel rows
-                    last = (whole - 1) * PX
-                    six = whole > 0 and ow - whole * PX in (1, 2) and base + (last + 2) * sw * c + extent <= xf.size
-                    if six:
-                        whole -= 1
                     if whole > 0:
                         ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, PX, row * oc + ch, oc)
                         at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
                         tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
-                    if six:
-                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, last, ow - last, (row + last) * oc + ch, oc)
-                        at = Runs(base + last * sw * c, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                        tile_requantize_six(xf, w, at, ep, offsets, flat, rq)
-                        continue
                     for t in range(whole * PX, ow, PX):
                         start = base + t * sw * c
                         pixels = min(PX, ow - t)

@@ -636,9 +636,6 @@ tiles_requantize = intrinsic(  # whole tiles along a row, the channels' set-up o
         typingctx, x, w, at, ep, offsets, out, rq, count
     )
 )
-tile_requantize_six = intrinsic(  # PX + 2 pixels: a row's last whole tile and the one or two after it
-    _by_x_type(_tile_requantize_definition(U8, PX + 2), _tile_requantize_definition(S16, PX + 2))
-)
 tile_requantize_one = intrinsic(  # one pixel: a row's last one or two (conv.conv2d)
     _by_x_type(_tile_requantize_definition(U8, 1), _tile_requantize_definition(S16, 1))
 )
