@@ -111,25 +111,6 @@ def conv_net(scheme: str) -> Net:
             dilation_w_factor=dw,
             fused_activation_function=act,
         )
-    # rows of 4k + 1 and 4k + 2 pixels (SAME): the last whole tile and the rest in one tile of PX + 2
-    for n, (h, w, c_in, c_out, kh, kw, s) in enumerate(
-        [(12, 10, 1, 40, 10, 4, 2), (7, 10, 5, 33, 3, 3, 1), (6, 6, 16, 16, 3, 3, 1), (5, 13, 3, 64, 1, 3, 1)]
-    ):
-        dtype, s_in, zp_in = io_types(scheme, rng)
-        x = net.input([1, h, w, c_in], dtype, s_in, zp_in)
-        wt, bias_scales, s_out = weights(net, rng, scheme, (c_out, kh, kw, c_in), 0, s_in, kh * kw * c_in)
-        info = np.iinfo(dtype)
-        out = net.tensor([1, 1, 1, c_out], dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
-        net.op(
-            "CONV_2D",
-            [x, wt, bias_tensor(net, rng, bias_scales, c_out)],
-            [out],
-            f"conv {kh}x{kw} SAME s{s} {h}x{w}x{c_in}->{c_out}",
-            padding="SAME",
-            stride_h=s,
-            stride_w=s,
-            fused_activation_function=ACTIVATIONS[n % 4],
-        )
     return net
 
 

@@ -37,6 +37,16 @@ HALVES = [
 ]
 
 
+# output rows of 4k + 1 and 4k + 2 pixels: their last pixels in tiles of one (conv.tile_requantize_part),
+# the first layer of kws (10x4, one channel, stride 2: rows of 5) among them
+ROW_ENDS = [
+    (12, 10, 1, 40, 10, 4, 2, 1, "SAME"),
+    (7, 10, 5, 33, 3, 3, 1, 1, "SAME"),
+    (6, 6, 16, 16, 3, 3, 1, 1, "SAME"),
+    (5, 13, 3, 64, 1, 3, 1, 1, "SAME"),
+]
+
+
 def split_net(scheme: str, shapes=SHAPES) -> Net:
     rng = np.random.default_rng(90 + SCHEMES.index(scheme))
     net = Net()
@@ -71,6 +81,12 @@ def test_conv_split_over_channel_groups(scheme, kernel_build):
 def test_conv_blocks_of_16_channels_or_fewer(scheme, kernel_build):
     net = split_net(scheme, HALVES)
     check(net, run_sets(net, 92, batches=(1, 2)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conv_rows_ending_in_one_or_two_pixels(scheme, kernel_build):
+    net = split_net(scheme, ROW_ENDS)
+    check(net, run_sets(net, 93, batches=(1, 3)))
 
 
 def test_split_plan():
