@@ -7,9 +7,10 @@ argument on every call (an array costs several times a plain integer), so the la
 points, clamp, bias and requantization table travel in one int64 array (consts()) built at prepare,
 and each thread's rows in one scratch array. A task is ROWS rows of x (shifted into the GEMM's operand
 type, x + delta, where the micro-kernel cannot read x itself: MODE), multiplied and requantized in
-registers, tiles of 2 * PX rows x 32 units (gemm.tiles_requantize: no sums stored, no per-row loops,
-which cost more than the products on small layers); without AVX-512, the sums go through memory
-(gemm_rows, requantize.requantize_rows). One kernel per requantization rule:
+registers, tiles of PX rows x 32 units, or 2 * PX rows where the registers allow (the double rule, 16
+units or fewer; gemm.tiles_requantize: no sums stored, no per-row loops, which cost more than the
+products on small layers); without AVX-512, the sums go through memory (gemm_rows,
+requantize.requantize_rows). One kernel per requantization rule:
 - fully_connected_double: the reference kernel's double rule (requantize.RequantDouble);
 - fully_connected_fixed / _ruy / _fp32: requantize.Requant / RequantRuy / RequantFp32 on the params()
   (params_fp32()) table, widened (requantize.widen) for the fused epilogue: TFLite Micro's, LiteRT's
