@@ -296,8 +296,8 @@ def fully_connected_fixed(x, delta, w, blocks, rq, zeros, all_rows, accs, out):
     gemm.pack_weights; out: [B, U]. PX rows per task. all_rows [threads, PX, kp] (kp: K rounded up to
     the k group) and accs [threads, PX * width]: each thread's scratch, from the plan. With the
     convolutions' fixed-point requantization:
-    out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp), the rule of TFLite Micro's
-    FULLY_CONNECTED (integer_ops/fully_connected.h). rq: a Requant whose params() table holds each
+    out = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp): BATCH_MATMUL's kernel
+    (ops/batch_matmul.py; FULLY_CONNECTED runs fc_packed's). rq: a Requant whose params() table holds each
     unit's bias, multiplier and shift; zeros: PX int64 zeros (no per-row offset here)."""
     bsz = x.shape[0]
     kp = all_rows.shape[2]

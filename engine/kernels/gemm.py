@@ -458,15 +458,15 @@ class _RowHalves:
                 upper = builder.icmp_signed(">", ep.channels, ir.Constant(intp, 16))
                 ctx = builder.if_then(upper)
                 ctx.__enter__()
-            params, left = self.params[k]
+            params, second = self.params[k]  # (the LEFT row, or the double rule's scales)
             for p in range(px):
                 s = builder.load(slots[p][k])
                 if self.rule == "fp32":
                     r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
                 elif self.rule == "double":
-                    r = v.requantize_double(s, params, left, self.zp, self.lo, self.hi)
+                    r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi)
                 else:
-                    r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, left)
+                    r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, second)
                 pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
                 ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
                 v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), self.masks[k])

@@ -210,18 +210,9 @@ def _fp32(v, table, ch, out_zp, lo, hi):
     return np.int64(np.rint(f)) + out_zp
 
 
-@njit(inline="always", cache=True)
-def _double(v, table, ch, out_zp, lo, hi):
-    f = (np.float64(np.int32(v)) + table[DOUBLE_BIAS, ch]) * table[DOUBLE_SCALE, ch]
-    f = min(max(f + np.copysign(HALF_DOWN, f), np.float64(lo - out_zp)), np.float64(hi - out_zp))
-    return np.int64(f) + out_zp
-
-
 @overload(requantize_one, jit_options={"cache": True})
 def _requantize_one(v, rq, ch):
     rule = rule_of(rq)
-    if rule == "double":
-        return lambda v, rq, ch: _double(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
     if rule == "ruy":
         return lambda v, rq, ch: _ruy(v, rq.table, ch, rq.out_zp, rq.lo, rq.hi)
     if rule == "fp32":
@@ -509,8 +500,9 @@ def _requantize_scalar(v, table, ch, out_zp, lo, hi):
 
 @njit(cache=True)
 def requantize_pixels(acc, width, offsets, rq, out):
-    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (Requant, RequantRuy, RequantFp32;
-    its table's params() of channel o; RequantDouble: requantize_rows), for the pixels p and channels o of out [P, OC]: the GEMM's rows, width apart, to the output."""
+    """out[p, o] = requantize(acc[p * width + o] + offsets[p]) with rq (Requant, RequantRuy or RequantFp32;
+    its table's params() of channel o; RequantDouble: requantize_rows), for the pixels p and channels o of
+    out [P, OC]: the GEMM's rows, width apart, to the output."""
     pixels, oc = out.shape
     flat = out.reshape(-1)
     for p in range(pixels):
