@@ -154,11 +154,15 @@ def test_resize(op, dtype):
 
 
 def test_resize_bilinear_large_upscale():
-    """DeepLab's 33 -> 513 with align_corners and MoveNet's half-pixel 6 -> 12, on their types."""
+    """DeepLab's 33 -> 513 with align_corners and MoveNet's half-pixel 6 -> 12, on their types; 21
+    channels (DeepLab's classes: a pixel's vector of 16 lanes and a part, the kernel's wide steps
+    writing into the next pixels) on uint8 and float32, the float kernel's types."""
     net = Net()
-    for dtype, (h, oh), align, half in (("uint8", (33, 513), True, False), ("int8", (6, 12), False, True)):
-        x = net.input([1, h, h, 2], dtype, *q(dtype))
-        y = net.tensor([1, oh, oh, 2], dtype, *q(dtype))
+    cases = [("uint8", (33, 513), True, False, 2), ("int8", (6, 12), False, True, 2)]
+    cases += [("uint8", (9, 37), True, False, 21), ("float32", (5, 11), False, False, 21)]
+    for dtype, (h, oh), align, half, c in cases:
+        x = net.input([1, h, h, c], dtype, *q(dtype))
+        y = net.tensor([1, oh, oh, c], dtype, *q(dtype))
         net.op(
             "RESIZE_BILINEAR",
             [x, net.const(np.int32([oh, oh]), "int32")],

