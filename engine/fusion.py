@@ -5,8 +5,16 @@ Where a MUL's inputs are a tensor x and LOGISTIC(x), of one shape, and the LOGIS
 nothing else and is not a graph output, the MUL step becomes a 256-entry table lookup on x and the
 LOGISTIC step runs only when a run observes every op (Model.run(observe=...)). The table is built by
 running the two ops' own prepared kernels (for the graph's numerics profile) on the 256 values of x,
-so it equals the unfused steps bit for bit by construction. Plans that keep every tensor (keep_all)
-are not rewritten.
+so it equals the unfused steps bit for bit by construction.
+
+Segmentation heads: ARG_MAX (ARG_MIN) over the channels of a uint8 RESIZE_BILINEAR that feeds nothing
+else (DeepLab's 33 x 33 x 21 logits resized to 513 x 513, then the class of each pixel) becomes one
+step that resizes each pixel's channels in registers and keeps only their index
+(ops/resize_bilinear.bilinear_arg_u8: the resize kernel's own arithmetic and the ARG_MAX kernel's
+keys); the 5.5 MB resized tensor is never written or read back, and the RESIZE_BILINEAR step runs only
+when observed. The fused step lists the resize's input among its inputs, so it stays alive.
+
+Plans that keep every tensor (keep_all) are not rewritten.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from .errors import EngineError
 from .graph import Graph, Op
 from .kernels.lookup import table_runner
 from .ops import kernel_for
-from .ops.common import Prepared
+from .ops.common import Prepared, view
+from .ops.resize_bilinear import ARG_ROW, bilinear_arg_u8, float_path
 from .profiles import litert, profile_of
 
 BYTE_TYPES = ("int8", "uint8")
@@ -38,17 +47,63 @@ def fuse(steps: list, g: Graph, shapes: dict, keep_all: bool) -> None:
         for i in step.outputs:
             producer[i] = step
         op = g.ops[step.op_index]
-        if op.type != "MUL":
-            continue
-        pair = _silu_pair(op, g, producer, readers, shapes)
-        if pair is None:
-            continue
-        logistic_step, x_at = pair
-        table = _silu_table(g.ops[logistic_step.op_index], op, g, x_at, len(shapes[op.outputs[0]]))
-        if table is None:
-            continue
-        _to_lookup(step, table, x_at, math.prod(shapes[op.outputs[0]]))
-        logistic_step.observed_only = True
+        if op.type == "MUL":
+            _fuse_silu(step, op, g, producer, readers, shapes)
+        elif op.type in ("ARG_MAX", "ARG_MIN"):
+            _fuse_resize_arg(step, op, g, producer, readers, shapes)
+
+
+def _fuse_silu(step, op: Op, g: Graph, producer: dict, readers: dict, shapes: dict) -> None:
+    pair = _silu_pair(op, g, producer, readers, shapes)
+    if pair is None:
+        return
+    logistic_step, x_at = pair
+    table = _silu_table(g.ops[logistic_step.op_index], op, g, x_at, len(shapes[op.outputs[0]]))
+    if table is None:
+        return
+    _to_lookup(step, table, x_at, math.prod(shapes[op.outputs[0]]))
+    logistic_step.observed_only = True
+
+
+def _fuse_resize_arg(step, op: Op, g: Graph, producer: dict, readers: dict, shapes: dict) -> None:
+    """ARG_MAX / ARG_MIN over the last axis of a uint8 RESIZE_BILINEAR's output that nothing else reads,
+    where the engine resizes in float32 (ops/resize_bilinear.float_path) and the channels fit
+    bilinear_arg_u8 (ARG_ROW): one step of that kernel (see the module docstring)."""
+    resized, axis = op.inputs[0], op.inputs[1]
+    resize_step = producer.get(resized)
+    if resize_step is None or resize_step.observed_only or g.ops[resize_step.op_index].type != "RESIZE_BILINEAR":
+        return
+    if readers.get(resized, 0) != 1 or resized in g.outputs or g.tensors[resized].dtype != "uint8":
+        return
+    axis_t = g.tensors[axis]
+    if not axis_t.is_const or np.size(axis_t.data) != 1 or int(np.asarray(axis_t.data).reshape(-1)[0]) not in (3, -1):
+        return
+    resize = g.ops[resize_step.op_index]
+    source = resize.inputs[0]
+    ins = [shapes.get(i) if i >= 0 else None for i in resize.inputs]
+    values = [g.tensors[i].data if i >= 0 and g.tensors[i].is_const else None for i in resize.inputs]
+    try:
+        path = float_path(resize, g, ins, values)
+    except EngineError:
+        return
+    if path is None or path[2][3] > ARG_ROW or source in resize_step.outputs:
+        return
+    ys, xs, (n, h, w, c), _ = path
+    kernel = bilinear_arg_u8.pick(math.prod(shapes[resized]))
+    flip = np.uint8(0 if op.type == "ARG_MAX" else 0xFF)
+    dims = (n, h, w, c, ARG_ROW)
+    at = len(step.inputs)
+    step.inputs.append(source)  # (alive until this step: the planner reads lifetimes off the inputs)
+
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(kernel, (view(inputs[at]), view(outputs[0]), ys, xs, dims, flip))]
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        for fn, args in bind(inputs, outputs, scratch):
+            fn(*args)
+
+    step.run, step.bind, step.scratch_spec, step.work, step.warmup = run, bind, [], 0, None
+    resize_step.observed_only = True
 
 
 def _silu_pair(op: Op, g: Graph, producer: dict, readers: dict, shapes: dict):

@@ -1,7 +1,8 @@
 """Plan fusions (engine/fusion.py) against the oracles: SiLU, y = MUL(x, LOGISTIC(x)) on 8-bit data, run as
 one table lookup, equals the reference kernels (and TFLite Micro, and LiteRT's default interpreter under
-their profiles) bit for bit; pairs that must not fuse are left alone and stay exact; every tensor,
-the skipped LOGISTIC outputs included, is still seen by observe and keep_all runs."""
+their profiles) bit for bit; so does ARG_MAX / ARG_MIN of a uint8 RESIZE_BILINEAR (a segmentation head)
+as one step; pairs that must not fuse are left alone and stay exact; every tensor, the skipped LOGISTIC
+and RESIZE_BILINEAR outputs included, is still seen by observe and keep_all runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import engine
 from engine.profiles import litert_xnn
 from tests.every_tensor import assert_every_tensor_equal
-from tests.harness import Net, check, qparams
+from tests.harness import Net, check, qparams, run_sets
 from tests.litert_check import check_litert
 from tests.oracle import reference_run_many, require
 from tests.test_ops_activations import full_range_sets
@@ -154,3 +155,91 @@ def test_silu_litert():
     model = net.build()
     assert fused(model, "litert") == len(net.outputs) - 1
     check_litert(model, full_range_sets(net, 11))
+
+
+# --- RESIZE_BILINEAR then ARG_MAX / ARG_MIN over its channels (a segmentation head) -----------------
+
+
+def resize_arg(net: Net, c: int, hw, ohw, align: bool, half: bool, op: str = "ARG_MAX", axis: int = 3,
+               out_type: str = "int64", dtype: str = "uint8") -> int:
+    """x [1, h, w, c] -> RESIZE_BILINEAR -> op over `axis`; only the op's output is a graph output.
+    Returns the resized tensor."""
+    (h, w), (oh, ow) = hw, ohw
+    x = net.input([1, h, w, c], dtype, 0.05, 3 if dtype == "uint8" else -2)
+    r = net.tensor([1, oh, ow, c], dtype, 0.05, 3 if dtype == "uint8" else -2)
+    size = net.const(np.int32([oh, ow]), "int32")
+    net.ops.append(
+        {"op": "RESIZE_BILINEAR", "inputs": [x, size], "outputs": [r],
+         "options": {"align_corners": align, "half_pixel_centers": half}}
+    )
+    shape = [1, oh, ow, c]
+    out = [d for k, d in enumerate(shape) if k != axis % 4]
+    net.op(op, [r, net.const(np.int32(axis), "int32")], [net.tensor(out, out_type)],
+           f"{op} of RESIZE_BILINEAR {h}x{w}x{c}->{oh}x{ow} align={align} half={half}", output_type=out_type)
+    return r
+
+
+def segmentation_net() -> Net:
+    """Fusable heads: DeepLab's align-corners upscale with 21 classes (smaller), 1, 3 and 32 (the most the
+    fused kernel takes) channels, half-pixel and plain mappings, a downscale, ARG_MIN, axis -1, int32."""
+    net = Net()
+    resize_arg(net, 21, (9, 9), (37, 37), True, False)
+    resize_arg(net, 3, (5, 7), (11, 13), False, True, "ARG_MIN", axis=-1, out_type="int32")
+    resize_arg(net, 32, (4, 4), (9, 8), False, False)
+    resize_arg(net, 1, (3, 5), (6, 10), True, False, "ARG_MIN")
+    resize_arg(net, 19, (8, 6), (3, 5), False, True, axis=-1)
+    return net
+
+
+def tie_sets(net: Net, seed: int) -> list[list[np.ndarray]]:
+    """Random inputs at batch 1 and 3, and the batch-1 set folded to a few values (ties: the first index
+    must win)."""
+    sets = run_sets(net, seed, (1, 3))
+    return sets + [[(x % 3).astype(x.dtype) for x in sets[0]], [np.full_like(x, 7) for x in sets[0]]]
+
+
+def test_resize_arg_reference():
+    net = segmentation_net()
+    model = net.build()
+    assert fused(model) == len(net.outputs) and fused(model, batch=3) == len(net.outputs)
+    check(net, tie_sets(net, 12))
+
+
+def test_resize_arg_every_tensor_observed():
+    """observe (the production plan, the RESIZE_BILINEAR steps run only then) and keep_all (not fused)
+    both give the resized tensors, equal to the reference's, at batch 1 and 2."""
+    net = segmentation_net()
+    model = net.build()
+    m = engine.load(model)
+    for xs in run_sets(net, 13, (1, 2)):
+        refs = reference_run_many(model, [[x[k : k + 1] for x in xs] for k in range(xs[0].shape[0])], True)
+        assert assert_every_tensor_equal(m, xs, refs) == 3 * len(net.outputs)
+        kept = m.run(list(xs), keep_all=True)
+        for name, got in kept.items():
+            want = np.concatenate([r["tensors"][name] for r in refs])
+            assert np.array_equal(got, want), name
+
+
+def test_resize_arg_not_fused():
+    """33 channels (more than the fused kernel takes), ARG_MAX over rows (axis 1), a resized tensor that
+    is also a graph output, int8 data (the integer resize): each stays two steps, and exact."""
+    net = Net()
+    resize_arg(net, 33, (4, 5), (8, 9), True, False)
+    resize_arg(net, 4, (4, 5), (8, 9), False, False, axis=1)
+    r = resize_arg(net, 5, (3, 3), (7, 7), True, False)
+    net.outputs.append(r)
+    net.labels.append("the resized tensor, a graph output")
+    resize_arg(net, 6, (4, 4), (8, 8), False, True, dtype="int8")
+    model = net.build()
+    assert fused(model) == 0
+    check(net, tie_sets(net, 14))
+
+
+def test_resize_arg_litert():
+    """numerics="litert": XNNPACK resizes uint8 with its own arithmetic, and the pair is not fused; the
+    runs equal LiteRT's."""
+    require("litert")
+    net = segmentation_net()
+    model = net.build()
+    assert fused(model, "litert") == 0
+    check_litert(model, run_sets(net, 15, (1, 2)))
