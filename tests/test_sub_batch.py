@@ -23,6 +23,32 @@ def test_a_large_batch_runs_in_sub_batches_equal_to_the_oracle(models_dir, monke
     assert (3, False) in m._plans and (1, False) in m._plans  # 3 + 3 + 3 + 1
     refs = reference_run_many(path, [[x[k : k + 1]] for k in range(10)])
     assert np.array_equal(got, np.concatenate([r["outputs"][0] for r in refs]))
+    before = got.copy()
+    m.run(x[::-1].copy())  # the outputs are the caller's, not views of the plans' buffers
+    assert np.array_equal(got, before)
+
+
+def test_sub_batches_fill_every_output(monkeypatch):
+    """Two outputs of two types, 7 samples in sub-batches of 2 (2 + 2 + 2 + 1): each output's rows are
+    its samples' (Model._run_whole copies each sub-batch's outputs into the batch's)."""
+    q = {"scale": [0.5], "zero_point": [0]}
+    tensors = [
+        dict(name="x", shape=[1, 3, 4], dtype="int8", **q),
+        dict(name="relu", shape=[1, 3, 4], dtype="int8", **q),
+        {"name": "arg", "shape": [1, 3], "dtype": "int32"},
+        {"name": "axis", "shape": [], "dtype": "int32", "data": np.int32(2)},
+    ]
+    ops = [
+        {"op": "RELU", "inputs": [0], "outputs": [1], "options": {}},
+        {"op": "ARG_MAX", "inputs": [0, 3], "outputs": [2], "options": {"output_type": 2}},
+    ]
+    m = engine.load(build_model(tensors=tensors, ops=ops, inputs=[0], outputs=[1, 2]))
+    monkeypatch.setattr(model_module, "SUB_BATCH_BYTES", 2 * m._sample_bytes)
+    assert m._sub_batch(7) == 2
+    x = np.random.default_rng(7).integers(-128, 128, (7, 3, 4)).astype(np.int8)
+    relu, arg = m.run(x)
+    assert relu.dtype == np.int8 and arg.dtype == np.int32
+    assert np.array_equal(relu, np.maximum(x, 0)) and np.array_equal(arg, np.argmax(x, axis=2))
 
 
 def test_a_graph_that_mixes_samples_runs_whole(monkeypatch):
