@@ -179,7 +179,9 @@ def huge_outputs(n: int = 8) -> bytes:
 
 
 def test_budget_refuses_before_allocating(monkeypatch):
-    with pytest.raises(engine.UnsupportedError, match=r"CONV_2D.*\(1, 40003, 40003, 2\).*GiB"):
+    # (the padded input's 40003 rows, then 2 more where the last tile reads past its end: its taps are
+    # 20000 pixels apart)
+    with pytest.raises(engine.UnsupportedError, match=r"CONV_2D.*\(1, 40005, 40003, 2\).*GiB"):
         engine.load(dilated_conv(), memory_budget="1G")
     with pytest.raises(engine.UnsupportedError, match=r"budget of 4.0 GiB.*out\d.*2.0 GiB"):
         engine.load(huge_outputs(), memory_budget=4 << 30)

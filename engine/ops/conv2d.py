@@ -163,8 +163,9 @@ def gemm_conv(
         per_thread(rows, np.int32),
         ((threads, extent), np.int8 if flip else ops.data_type),
     ]
-    if not in_place:  # the padded input, and room for a row's last tile to read past its end (K.conv2d)
-        scratch.append(((n * win.hp * win.wp * c + extent,), ops.data_type))
+    if not in_place:  # the padded input, then room for the last row's last tile to read past its end
+        spare = -(-extent // (n * win.wp * c))  # (n * spare rows after the n * hp that pad_input fills)
+        scratch.append(((n, win.hp + spare, win.wp, c), ops.data_type))
 
     def bind(ins, outs, scratch):
         out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
