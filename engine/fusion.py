@@ -86,9 +86,9 @@ def _fuse_resize_arg(step, op: Op, g: Graph, producer: dict, readers: dict, shap
         path = float_path(resize, g, ins, values)
     except EngineError:
         return
-    if path is None or path[2][3] > ARG_ROW or source in resize_step.outputs:
+    if path is None or path[2][3] > ARG_ROW:
         return
-    ys, xs, (n, h, w, c), _ = path
+    ys, xs, (n, h, w, c) = path
     kernel = bilinear_arg_u8.pick(math.prod(shapes[resized]))
     flip = np.uint8(0 if op.type == "ARG_MAX" else 0xFF)
     dims = (n, h, w, c, ARG_ROW)

@@ -72,9 +72,16 @@ def test_silu_every_tensor_observed():
     """observe (the production plan, LOGISTIC steps run only then) and keep_all (not fused) both give the
     LOGISTIC outputs, equal to the reference's, at batch 1 and 4."""
     net = silu_net(3, n=3)
+    observed_and_kept(net, full_range_sets(net, 4, (1, 4)))
+
+
+def observed_and_kept(net: Net, sets: list) -> None:
+    """Every tensor of net (3 per fused pair: the input, the skipped step's output, the output), seen by
+    observe on the production plan and by a keep_all run, equals the reference's on each input set; the
+    keep_all plan has nothing fused."""
     model = net.build()
     m = engine.load(model)
-    for xs in full_range_sets(net, 4, (1, 4)):
+    for xs in sets:
         refs = reference_run_many(model, [[x[k : k + 1] for x in xs] for k in range(xs[0].shape[0])], True)
         assert assert_every_tensor_equal(m, xs, refs) == 3 * len(net.outputs)
         kept = m.run(list(xs), keep_all=True)
@@ -209,15 +216,7 @@ def test_resize_arg_every_tensor_observed():
     """observe (the production plan, the RESIZE_BILINEAR steps run only then) and keep_all (not fused)
     both give the resized tensors, equal to the reference's, at batch 1 and 2."""
     net = segmentation_net()
-    model = net.build()
-    m = engine.load(model)
-    for xs in run_sets(net, 13, (1, 2)):
-        refs = reference_run_many(model, [[x[k : k + 1] for x in xs] for k in range(xs[0].shape[0])], True)
-        assert assert_every_tensor_equal(m, xs, refs) == 3 * len(net.outputs)
-        kept = m.run(list(xs), keep_all=True)
-        for name, got in kept.items():
-            want = np.concatenate([r["tensors"][name] for r in refs])
-            assert np.array_equal(got, want), name
+    observed_and_kept(net, run_sets(net, 13, (1, 2)))
 
 
 def test_resize_arg_not_fused():

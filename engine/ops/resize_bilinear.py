@@ -84,13 +84,18 @@ def _bilinear_float(src, out, ys, xs, dims, half_up):
             wide = o + cp <= (t + 1) * ow * c
             wide = wide and max(max(p00, p10), max(p01, p11)) + np.uint64(cp) <= np.uint64(src.size)
             for k in range(cp if wide else c):
-                u = np.uint64(k)
-                v = np.float32(src[p00 + u]) * wy0 * wx0
-                v = v + np.float32(src[p10 + u]) * wy1 * wx0
-                v = v + np.float32(src[p01 + u]) * wy0 * wx1
-                v = v + np.float32(src[p11 + u]) * wy1 * wx1
-                out[uo + u] = v + half_up
+                out[uo + np.uint64(k)] = _bilinear_value(src, p00, p10, p01, p11, wy0, wy1, wx0, wx1, k) + half_up
             o += c
+
+
+@njit(inline="always", cache=True)
+def _bilinear_value(src, p00, p10, p01, p11, wy0, wy1, wx0, wx1, k):
+    """Channel k of one output pixel as the reference sums it in float32 (its four corners at p00 ..)."""
+    u = np.uint64(k)
+    v = np.float32(src[p00 + u]) * wy0 * wx0
+    v = v + np.float32(src[p10 + u]) * wy1 * wx0
+    v = v + np.float32(src[p01 + u]) * wy0 * wx1
+    return v + np.float32(src[p11 + u]) * wy1 * wx1
 
 
 @kernel
@@ -208,29 +213,25 @@ def bilinear_arg_u8(src, out, ys, xs, dims, flip):
 
 @njit(inline="always", cache=True)
 def _bilinear_key(src, p00, p10, p01, p11, wy0, wy1, wx0, wx1, k, flip):
-    """bilinear_arg_u8's key of channel k: _bilinear_float's value, as its uint8 store casts it."""
-    u = np.uint64(k)
-    v = np.float32(src[p00 + u]) * wy0 * wx0
-    v = v + np.float32(src[p10 + u]) * wy1 * wx0
-    v = v + np.float32(src[p01 + u]) * wy0 * wx1
-    v = v + np.float32(src[p11 + u]) * wy1 * wx1
+    """bilinear_arg_u8's key of channel k: _bilinear_float's uint8 value (its store's cast of v + 0.5)."""
+    v = _bilinear_value(src, p00, p10, p01, p11, wy0, wy1, wx0, wx1, k)
     return np.uint16((np.uint16(np.uint8(v + np.float32(0.5)) ^ flip) << 8) | (255 - k))
 
 
 def float_path(op: Op, g: Graph, shapes: list, values: list):
-    """(kernel inputs ys, xs, (n, h, w, c), out shape) where the engine resizes op's input with the
-    reference's float32 arithmetic (float32 and uint8 data; not LiteRT's XNNPACK path), else None."""
+    """(ys, xs, input shape) for _bilinear_float where the engine resizes op's input with the reference's
+    float32 arithmetic (float32 and uint8 data, not on numerics="litert"'s XNNPACK), else None."""
     shape, oh, ow, align, half = resize_geometry(op, g, shapes, values, TYPES)
-    n, h, w, c = shape = tuple(int(d) for d in shape)
+    shape = tuple(int(d) for d in shape)
     dtype = tensors(op, g)[0][0].dtype
-    if dtype not in ("float32", "uint8") or (profile_of(g) == "litert" and _delegated(op, g, dtype)):
+    if dtype not in ("float32", "uint8") or _on_xnnpack(op, g, dtype):
         return None
-    return float_axis(h, oh, align, half), float_axis(w, ow, align, half), shape, (n, oh, ow, c)
+    return float_axis(shape[1], oh, align, half), float_axis(shape[2], ow, align, half), shape
 
 
-def _delegated(op: Op, g: Graph, dtype: str) -> bool:
+def _on_xnnpack(op: Op, g: Graph, dtype: str) -> bool:
     """Whether numerics="litert" resizes op on XNNPACK (its 8-bit resizes)."""
-    return dtype in ("uint8", "int8") and litert.delegated(op, g)
+    return profile_of(g) == "litert" and dtype in ("uint8", "int8") and litert.delegated(op, g)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
@@ -239,7 +240,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     dtype = tensors(op, g)[0][0].dtype
     out_shape = (n, oh, ow, c)
     work = n * oh * ow * c
-    if profile_of(g) == "litert" and _delegated(op, g, dtype):  # XNNPACK takes 8-bit resizes
+    if _on_xnnpack(op, g, dtype):
         ys, xs = xnn_axis(h, oh, align, half), xnn_axis(w, ow, align, half)
         fn = _bilinear_xnn.pick(work)
 
@@ -248,7 +249,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
     elif dtype in ("float32", "uint8"):
         litert_xnn.require_reproduced(op, g)
-        ys, xs, _, _ = float_path(op, g, shapes, values)
+        ys, xs, _ = float_path(op, g, shapes, values)
         fn = _bilinear_float.pick(work)
         half_up = np.float32(0.5 if dtype == "uint8" else 0.0)
         dims = (*shape, -(-c // 16) * 16)
