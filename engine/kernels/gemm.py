@@ -295,10 +295,11 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
 
 
 def _packed_loops(builder, packed, operands, count) -> None:
-    """_RowPacked's loop over `count` tiles: of 16 channels or fewer, two tiles at once (8 pixels: each
-    weight vector loaded once for both, half the loop's own work), then the odd one."""
+    """_RowPacked's loop over `count` tiles: two tiles at once (8 pixels: each weight vector loaded once
+    for both, and 16 sums in flight for 32 channels, which the multiply-adds' latency needs: 4 pixels left
+    VNNI's ports idle, a 3 x 3 x 32 -> 32 layer 1.63 -> 1.43 ms at batch 64), then the odd one."""
     intp = count.type
-    pairs = builder.udiv(count, ir.Constant(intp, 2)) if packed.halves == 1 else ir.Constant(intp, 0)
+    pairs = builder.udiv(count, ir.Constant(intp, 2))
     with cgutils.for_range(builder, pairs) as loop:
         packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
     with cgutils.for_range(builder, count, start=builder.mul(pairs, ir.Constant(intp, 2))) as loop:
