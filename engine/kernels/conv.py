@@ -187,11 +187,15 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                     ch = blk * OCB
                     lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
                     w_off, w_run = blk * block_size, blocks * block_size
-                    # the row's whole tiles that read inside xf, in one call (the channels' set-up once)
+                    # the row's tiles that read inside xf, in one call (the channels' set-up once); a
+                    # last partial tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
                     room = xf.size - extent - base
-                    whole = min(ow // PX, room // (PX * sw * c) + 1) if room >= 0 else 0
+                    whole = min(-(-ow // PX), room // (PX * sw * c) + 1) if room >= 0 else 0
+                    if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
+                        whole -= 1
                     if whole > 0:
-                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, PX, row * oc + ch, oc)
+                        pixels = min(ow, whole * PX)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, row * oc + ch, oc)
                         at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
                         tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
                     for t in range(whole * PX, ow, PX):
@@ -223,6 +227,16 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                 for ox in range(ow):
                     offsets[ox] = d * acc[ox * width + sum_lane]
             requantize_pixels(acc, width, offsets, rq, out[b, oy])
+
+
+SHORT_K = 8  # k groups a pixel: up to this, a row's set-up costs more than a whole tile's products
+
+
+@njit(inline="always", cache=True)
+def _tail(pixels, k_groups):
+    """Whether a row's last `pixels` (1 to PX) go in its tiles' call as a partial tile (computing PX) rather
+    than as one-pixel tiles of their own (set up anew, a quarter of a tile's products each)."""
+    return pixels > 2 or k_groups <= SHORT_K
 
 
 @njit(inline="always", cache=True)

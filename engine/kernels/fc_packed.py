@@ -90,7 +90,7 @@ def _requantized_rows(rows, x_off, w, c, rq, out, r0, n):
         ch = b * OCB
         channels = min(OCB, units - ch)
         if whole > 0:
-            ep = Epilogue(ch, channels, -1, 0, 0, PX, r0 * units + ch, units)
+            ep = Epilogue(ch, channels, -1, 0, 0, whole * PX, r0 * units + ch, units)
             at = Runs(x_off, kp, b * kp * OCB, ksteps, 1, 0, 0)
             tiles_requantize(rows, w, at, ep, zeros, flat, rq, whole)
         if n > whole * PX:

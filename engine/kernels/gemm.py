@@ -237,8 +237,9 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
 
 def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
     """`count` whole tiles of tile_requantize side by side along a row (at, ep: the first tile's; tile i
-    reads from x_off + i*PX*x_stride, writes pixels pix + i*PX on, from out_off + i*PX*out_pixel;
-    ep.pixels is not read: every tile has PX pixels). What depends on the channels alone (bias, masks,
+    reads from x_off + i*PX*x_stride, writes pixels pix + i*PX on, from out_off + i*PX*out_pixel; the
+    pixels from ep.pixels on (counted from the first tile's first) are computed, not stored: a row's
+    last tile may be partial, its set-up shared). What depends on the channels alone (bias, masks,
     the requantization's constants, the branches on the halves and on the left shift) is set up once
     for the row, not per tile: where k is short, that set-up is most of a tile's time."""
     sig = types.void(x, w, at, ep, offsets, out, rq, types.intp)
@@ -268,42 +269,44 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
         with builder.if_else(both) as (upper_too, lower_only):
             for halves, branch in ((2, upper_too), (1, lower_only)):
                 with branch, builder.if_else(folded, likely=True) as (fold, unfold):
+                    operands = (x_, w_, at_, offsets_, out_, bias)
                     with fold:
                         if widened:
                             packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
-                            _packed_loops(builder, packed, (x_, w_, at_, offsets_, out_, bias), count_)
-                    if rule == "double":  # (no shifts; few constants: tiles in pairs, as _packed_loops)
+                            _row_loops(builder, packed, operands, count_, ep.pixels, True)
+                    if rule == "double":  # (no shifts; few constants: tiles in pairs, as _RowPacked)
                         with unfold:
                             half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule)
-                            intp = count_.type
-                            pairs = builder.udiv(count_, ir.Constant(intp, 2))
-                            with cgutils.for_range(builder, pairs) as loop:
-                                half.tile(x_, w_, at_, offsets_, out_, bias, loop.index, 2 * PX)
-                            start = builder.mul(pairs, ir.Constant(intp, 2))
-                            with cgutils.for_range(builder, count_, start=start) as loop:
-                                half.tile(x_, w_, at_, offsets_, out_, bias, loop.index)
+                            _row_loops(builder, half, operands, count_, ep.pixels, True)
                         continue
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
                             with variant:
                                 half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule)
-                                with cgutils.for_range(builder, count_) as tile_loop:
-                                    half.tile(x_, w_, at_, offsets_, out_, bias, tile_loop.index)
+                                _row_loops(builder, half, operands, count_, ep.pixels, False)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-def _packed_loops(builder, packed, operands, count) -> None:
-    """_RowPacked's loop over `count` tiles: two tiles at once (8 pixels: each weight vector loaded once
-    for both, and 16 sums in flight for 32 channels, which the multiply-adds' latency needs: 4 pixels left
-    VNNI's ports idle, a 3 x 3 x 32 -> 32 layer 1.63 -> 1.43 ms at batch 64), then the odd one."""
+def _row_loops(builder, body, operands, count, pixels, paired: bool) -> None:
+    """A row's `count` tiles by a row body (_RowPacked, _RowHalves): its whole tiles (pixels // PX) first,
+    in pairs where paired (8 pixels: each weight vector loaded once for both, and 16 sums in flight for 32
+    channels, which the multiply-adds' latency needs: 4 pixels left VNNI's ports idle, a 3 x 3 x 32 -> 32
+    layer 1.63 -> 1.43 ms at batch 64), then the rest one at a time, their stores masked from `pixels` on
+    (a partial last tile)."""
     intp = count.type
-    pairs = builder.udiv(count, ir.Constant(intp, 2))
-    with cgutils.for_range(builder, pairs) as loop:
-        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, 2 * PX)), 2 * PX)
-    with cgutils.for_range(builder, count, start=builder.mul(pairs, ir.Constant(intp, 2))) as loop:
-        packed.tile(*operands, builder.mul(loop.index, ir.Constant(intp, PX)), PX)
+
+    def tiles(start, stop, px: int, masked: bool):
+        with cgutils.for_range(builder, stop, start=start) as loop:
+            body.tile(*operands, builder.mul(loop.index, ir.Constant(intp, px)), px, masked)
+
+    whole = builder.sdiv(pixels, ir.Constant(intp, PX))
+    whole = builder.select(builder.icmp_signed("<", whole, count), whole, count)
+    pairs = builder.sdiv(whole, ir.Constant(intp, 2)) if paired else ir.Constant(intp, 0)
+    tiles(ir.Constant(intp, 0), pairs, 2 * PX, False)
+    tiles(builder.mul(pairs, ir.Constant(intp, 2)), whole, PX, False)
+    tiles(whole, count, PX, True)
 
 
 def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halves: int, first, px: int = PX):
@@ -392,8 +395,9 @@ class _RowPacked:
         groups = builder.bitcast(packed, self.v.v32)
         return builder.shuffle_vector(groups, ir.Constant(self.v.v32, None), ir.Constant(self.v.v32, _UNPACK))
 
-    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int = PX) -> None:
-        """The px pixels (a multiple of 4) from pixel `first` of the row on."""
+    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int, masked: bool) -> None:
+        """The px pixels (a multiple of 4) from pixel `first` of the row on; masked: none stored from
+        ep.pixels on."""
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
         intp = ep.out_off.type
@@ -413,7 +417,8 @@ class _RowPacked:
                 )
                 at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p)))
                 ptr = builder.bitcast(builder.gep(outp, [at_pixel]), self.vstore.as_pointer())
-                builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), self.mask])
+                mask = _stored(builder, ep, first, group + p, self.mask) if masked else self.mask
+                builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), mask])
 
 
 class _RowHalves:
@@ -436,12 +441,11 @@ class _RowHalves:
             left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
             self.params.append((v.wide_params(context, rq_.table, ch), left))
 
-    def tile(self, x_, w_, at, offsets_, out_, bias, i, px: int = PX) -> None:
-        """Tile i of px pixels (PX, or 2 * PX for the double rule: see _tiles_requantize)."""
+    def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int, masked: bool) -> None:
+        """The px pixels from pixel `first` of the row on (as _RowPacked.tile)."""
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
         intp = ep.out_off.type
-        first = builder.mul(i, ir.Constant(intp, px))
         tile_at = SimpleNamespace(**vars(at))
         tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
         tile_ep = SimpleNamespace(**vars(ep))
@@ -470,9 +474,16 @@ class _RowHalves:
                     r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, second)
                 pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
                 ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
-                v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), self.masks[k])
+                mask = _stored(builder, ep, first, p, self.masks[k]) if masked else self.masks[k]
+                v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), mask)
             if k == 1:
                 ctx.__exit__(None, None, None)
+
+
+def _stored(builder, ep, first, p: int, mask):
+    """The store mask of pixel first + p of a row's tiles (see _tiles_requantize): none from ep.pixels on."""
+    inside = builder.icmp_signed("<", builder.add(first, ir.Constant(first.type, p)), ep.pixels)
+    return builder.select(inside, mask, ir.Constant(mask.type, [0] * mask.type.count))
 
 
 def _const(like, value: int):
