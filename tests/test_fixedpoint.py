@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from engine.kernels import requantize
 from engine.kernels.requantize import RequantDouble, requantize_rows
 from engine.numerics import fixedpoint as fp
 
@@ -271,6 +272,36 @@ def test_mbqm_random_all_shifts():
     want = [ref_mbqm(int(a), int(b), int(c)) for a, b, c in zip(x.tolist(), m.tolist(), s.tolist())]
     assert_same(vec_mbqm(x, m, s), want, x, m, s)
     assert_same(vec_mbqm(x.astype(np.int32), m.astype(np.int32), s.astype(np.int32)), want, x, m, s)
+
+
+def ref_ruy(x: int, m: int, shift: int) -> int:
+    """ruy's x86 rounding: the same high multiply, the right shift rounded half up."""
+    q = ref_srdhm(wrap32(x * 2 ** max(shift, 0)), m)
+    e = max(-shift, 0)
+    return q if e == 0 else (q + (1 << (e - 1))) >> e
+
+
+@pytest.mark.parametrize("below", [0, 1])
+def test_ruy_rule_stands_for_reference_where_clamped(below):
+    """requantize.cheapest: where the clamp starts at the zero point (lo >= zp) the reference rule and
+    ruy's give the same outputs, so the cheaper ruy runs; one below it they differ (the check can fail)."""
+    rng = np.random.default_rng(21)
+    n = 20_000
+    tiny = rng.random(n) < 0.5  # high products of a few units: halves (ties) near zero, where the rules part
+    x = np.where(tiny, rng.integers(-6, 7, n), rng.integers(-(2**20), 2**20, n))
+    m = rng.integers(2**30, 2**31, n)
+    shift = np.where(tiny, rng.integers(-3, 0, n), rng.integers(-12, 1, n))
+    zp = rng.integers(-128, 128, n)
+    differ = 0
+    for a, b, c, z in zip(x.tolist(), m.tolist(), shift.tolist(), zp.tolist()):
+        lo = z - below
+        assert requantize.cheapest("reference", z, lo) == ("ruy" if below == 0 else "reference")
+        ref, ruy = (max(lo, min(127, f(a, b, c) + z)) for f in (ref_mbqm, ref_ruy))
+        differ += ref != ruy
+        if below == 0:
+            assert ref == ruy, (a, b, c, z)
+    assert below == 0 or differ > 0
+    assert requantize.cheapest("fp32", 0, 0) == "fp32" and requantize.cheapest("ruy", 0, -1) == "ruy"
 
 
 def test_mbqm_variants_random():

@@ -188,7 +188,7 @@ def _store_step(context, v: VectorIR, rq_, ep_, out_, sums, params, mask, rule: 
     outp = data_ptr(context, builder, out_)
 
     def store_all(form: str):
-        wide = v.wide_params(context, rq_.table, ep_.ch) if form in ("left", "plain") else None
+        wide = v.wide_params(context, rq_.table, ep_.ch, rule) if form in ("left", "plain") else None
         for p in range(len(sums)):
             inside = builder.icmp_signed("<", ir.Constant(intp, p), ep_.pixels)
             with builder.if_then(inside, likely=True):

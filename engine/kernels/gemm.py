@@ -30,7 +30,7 @@ from numba.extending import intrinsic
 
 from . import cpu
 from .irtools import data_ptr, empty_codegen, operand, row_ptr
-from .requantize import BIAS, DOUBLE_ROWS, LEFT, WIDE_D, WIDE_M, WIDE_S, WIDE_Z, VectorIR, rule_of
+from .requantize import BIAS, DOUBLE_ROWS, LEFT, VectorIR, rule_of
 
 if cpu.AVX512BW:
     VEC, _MADD = 32, "llvm.x86.avx512.pmaddw.d.512"
@@ -272,7 +272,7 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                     operands = (x_, w_, at_, offsets_, out_, bias)
                     with fold:
                         if widened:
-                            packed = _RowPacked(context, v, rq_, ep, masks, halves, out_)
+                            packed = _RowPacked(context, v, rq_, ep, masks, halves, out_, rule)
                             _row_loops(builder, packed, operands, count_, ep.pixels, True)
                     if rule == "double":  # (no shifts; few constants: tiles in pairs, as _RowPacked)
                         with unfold:
@@ -339,13 +339,12 @@ class _RowPacked:
     to [lo, hi] as bytes, 64 at a time, and stored as whole pixels: the tail of 16 outputs costs about a
     third of requantize_wide's (its clamp, zero point and narrowing store)."""
 
-    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_):
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_, rule: str):
         builder = v.b
         self.context, self.v, self.ep, self.halves = context, v, ep, halves
         self.signed = out_.ty.dtype == types.int8
-        rows = (WIDE_M, WIDE_S, WIDE_Z, WIDE_D)
         self.params = [
-            v.wide_params(context, rq_.table, builder.add(ep.ch, _const(ep.ch, 16 * k)), rows)
+            v.wide_params(context, rq_.table, builder.add(ep.ch, _const(ep.ch, 16 * k)), rule, folded=True)
             for k in range(halves)
         ]
         v8x64 = ir.VectorType(ir.IntType(8), 64)
@@ -439,7 +438,7 @@ class _RowHalves:
                 self.params.append(tuple(v.load_doubles(context, rq_.table, row, ch, masks[k]) for row in DOUBLE_ROWS))
                 continue
             left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
-            self.params.append((v.wide_params(context, rq_.table, ch), left))
+            self.params.append((v.wide_params(context, rq_.table, ch, rule), left))
 
     def tile(self, x_, w_, at, offsets_, out_, bias, first, px: int, masked: bool) -> None:
         """The px pixels from pixel `first` of the row on (as _RowPacked.tile)."""
@@ -554,7 +553,7 @@ def _store_requantized(context, v: VectorIR, ep, rq_, out_, sums, masks, rule: s
         elif rule == "double":
             bias, scale = (v.load_doubles(context, rq_.table, row, ch, masks[k]) for row in DOUBLE_ROWS)
         else:
-            wide = v.wide_params(context, rq_.table, ch)
+            wide = v.wide_params(context, rq_.table, ch, rule)
             left = v.load(row_ptr(context, builder, rq_.table, LEFT, ch, v.v32), masks[k]) if shift else None
         for p in range(len(sums)):
             if rule == "fp32":

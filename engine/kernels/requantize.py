@@ -101,10 +101,20 @@ def params_fp32(bias: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 def make(rule: str, bias: np.ndarray, mult, shift, scale, out_zp: int, lo: int, hi: int):
     """The requantization of a rule ("reference", "ruy" or "fp32"; see the module's docstring): the
-    fixed-point ones from (mult, shift), fp32 from the float32 scales."""
+    fixed-point ones from (mult, shift), fp32 from the float32 scales (the rule as cheapest(): rule)."""
     if rule == "fp32":
         return RequantFp32(params_fp32(bias, scale), out_zp, lo, hi)
+    rule = cheapest(rule, out_zp, lo)
     return (RequantRuy if rule == "ruy" else Requant)(params(bias, mult, shift), out_zp, lo, hi)
+
+
+def cheapest(rule: str, out_zp: int, lo: int) -> str:
+    """The rule that gives rule's results at the least cost: the reference rule is ruy's where the clamp
+    starts at the zero point or above (lo >= out_zp: ReLU, ReLU6). The two roundings differ only where
+    the high product q is negative, and there both give at most 0, so lo. Ruy's is the cheaper (no
+    correction for negatives: 2 instructions of 12 per 16 outputs in the fused epilogue, 3 of 13 in
+    depthwise's short form)."""
+    return "ruy" if rule == "reference" and lo >= out_zp else rule
 
 
 # The fused GEMM epilogue's constants (gemm.tile_requantize), appended to a params() table by widen():
@@ -375,8 +385,8 @@ class VectorIR:
 
     def requantize_wide(self, x, w: dict, zp, lo, hi, left=None):
         """requantize() for the reference and ruy rules, each lane's two roundings one 64-bit floor
-        (see widen()): w, the widen() rows of x's 16 channels (wide_params()); left: the LEFT row's
-        vector where a channel may shift left (None: no left shift)."""
+        (see widen()): w, the widen() rows of x's 16 channels (wide_params(); no WIDE_D row: the ruy
+        rule); left: the LEFT row's vector where a channel may shift left (None: no left shift)."""
         b, v64 = self.b, self.v64
         if left is not None:
             x = b.call(self._sllv, [x, left])
@@ -392,8 +402,9 @@ class VectorIR:
         for k, u in enumerate((x64, b.lshr(x64, splat64(32)))):  # even lanes, odd lanes
             prod = b.mul(low(u), low(w[WIDE_M][k]))
             t = b.add(prod, w[WIDE_C][k])
-            neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
-            t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
+            if WIDE_D in w:  # the reference rule's correction of negatives
+                neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
+                t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
             halves.append(b.bitcast(b.ashr(t, w[WIDE_S][k]), self.v32))
         order = [k // 2 * 2 + (LANES if k % 2 else 0) for k in range(LANES)]  # the low dwords, interleaved
         r = b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, order))
@@ -403,7 +414,7 @@ class VectorIR:
 
     def floor_wide(self, x, w: dict):
         """requantize_wide()'s floor alone, from the WIDE_Z row (widen's out_zp): the result plus the
-        zero point, not clamped (16 int32 lanes)."""
+        zero point, not clamped (16 int32 lanes; no WIDE_D row: the ruy rule)."""
         b, v64 = self.b, self.v64
 
         def splat64(value):
@@ -417,8 +428,9 @@ class VectorIR:
         for k, u in enumerate((x64, b.lshr(x64, splat64(32)))):
             prod = b.mul(low(u), low(w[WIDE_M][k]))
             t = b.add(prod, w[WIDE_Z][k])
-            neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
-            t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
+            if WIDE_D in w:  # the reference rule's correction of negatives
+                neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
+                t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
             halves.append(b.bitcast(b.ashr(t, w[WIDE_S][k]), self.v32))
         order = [k // 2 * 2 + (LANES if k % 2 else 0) for k in range(LANES)]
         return b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, order))
@@ -429,10 +441,12 @@ class VectorIR:
         flag = self.b.load(self.b.gep(base, [ir.Constant(ir.IntType(64), 2)]), align=4)
         return self.b.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
 
-    def wide_params(self, context, table: Operand, ch, rows=(WIDE_M, WIDE_S, WIDE_C, WIDE_D)) -> dict:
+    def wide_params(self, context, table: Operand, ch, rule: str, folded: bool = False) -> dict:
         """widen()'s rows for channels ch .. ch + 15 (ch a multiple of 16 below the table's channels),
-        as (even, odd) pairs of 8 int64 lanes."""
+        as (even, odd) pairs of 8 int64 lanes: WIDE_M, WIDE_S, WIDE_Z (folded) or WIDE_C, and the reference
+        rule's WIDE_D."""
         b = self.b
+        rows = (WIDE_M, WIDE_S, WIDE_Z if folded else WIDE_C) + ((WIDE_D,) if rule == "reference" else ())
         base, columns = self._wide_base(context, table)
 
         def const(value):

@@ -144,7 +144,7 @@ def gemm_conv(
     plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups)
     rq = requantize.make(rule, ops.bias, mult, shift, scale, out_zp, *clamp)
     if fused and rule != "fp32":  # the fused epilogue's 64-bit constants
-        rq = rq._replace(table=requantize.widen(rq.table, rule, out_zp))
+        rq = rq._replace(table=requantize.widen(rq.table, requantize.RULES[type(rq)], out_zp))
     # uint8 data without padding: the GEMM reads the input itself; small int8 data too, the micro-kernel
     # flipping each value's sign bit as it reads it (gemm.py; FLIP_BYTES)
     unpadded = ops.data_type == np.uint8 and (win.hp, win.wp) == (h, w)

@@ -68,6 +68,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
     rule, table = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
+    rule = requantize.cheapest(rule, out_zp, lo)
     if gemm.FUSED and rule in ("reference", "ruy"):  # the fused epilogue's 64-bit constants
         table = requantize.widen(table, rule, out_zp)
     fn = fc_packed.KERNELS[rule].pick(work)
