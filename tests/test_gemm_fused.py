@@ -20,6 +20,7 @@ from engine.kernels import gemm
 from engine.kernels.kernel import parallel_build, serial_build
 from engine.kernels.requantize import _ruy, params
 from engine.numerics.fixedpoint import multiply_by_quantized_multiplier
+from engine.ops import conv2d
 from engine.ops.common import Window
 from engine.ops.conv2d import gemm_conv
 
@@ -132,9 +133,11 @@ def check_epilogue(rng, oc: int, w: int, how: tuple, trial: int, narrow: bool, c
     [(1, (5, 5), 64), (1, (2, 7), 40), (3, (6, 9), 21), (2, (4, 4), 8), (3, (5, 7), 33), (3, (4, 8), 40)],
 )
 @pytest.mark.parametrize("build", [serial_build, parallel_build])
-def test_int8_flipped_in_kernel(k, pixels, oc, build):
+def test_int8_flipped_in_kernel(k, pixels, oc, build, monkeypatch):
     """A small unpadded int8 convolution reads its input in place, each value's sign bit flipped in the
-    micro-kernel (no pass over the input): the reference rule on (x - zero point) * w, exactly."""
+    micro-kernel (no pass over the input): the reference rule on (x - zero point) * w, exactly. (Any
+    window here: production flips short ones only, conv2d.FLIP_K_GROUPS.)"""
+    monkeypatch.setattr(conv2d, "FLIP_K_GROUPS", 1 << 20)
     rng = np.random.default_rng(k * 100 + oc)
     (h, w), c = pixels, int(rng.integers(3, 50))
     x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)

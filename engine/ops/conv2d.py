@@ -34,11 +34,13 @@ from .quant_params import (
 
 ROW_PIXELS = 512  # the longest row _pointwise_rows makes
 # An unpadded int8 convolution of an input up to FLIP_BYTES, and up to FLIP_BLOCKS output blocks, flips
-# its input's sign bits (x + 128) in the micro-kernel instead of in a pass over the input. Measured (1
-# thread, A/B interleaved, medians): the pass is cheap, the kernel's xors are not: 160x160x48->32 2 %,
-# 80x80x64->64 3x3 20 %, 56x56x24->144 14 % slower in-kernel; but a small input saves the pass's call:
-# 25x5x64->64 8.7 -> 7.6 us, 10x10x256->64 15.5 -> 13.2, 28x28x64->32 25.3 -> 23.6, 40x40x32->64 worse.
-FLIP_BYTES, FLIP_BLOCKS = 32 << 10, 2
+# its input's sign bits (x + 128) in the micro-kernel instead of in a pass over the input, where a pixel's
+# window is at most FLIP_K_GROUPS groups of 4 values: an xor per group, pixel and block, against the pass's
+# call. Measured (1 thread, interleaved medians, whole runs, with the tiles in pairs and quads): a
+# one-channel 3 x 3 first layer (28x28x1 -> 16) 5.09 -> 4.53 us in-kernel; but 3 x 3 layers slower
+# in-kernel (26x26x16 -> 32 8.89 -> 9.23, 16x16x32 -> 32 8.12 -> 9.40, 20x20x32 -> 32 10.71 -> 12.27) and
+# pointwise ones alike (25x5x64 -> 64 3.51 -> 3.62, 10x10x256 -> 64 6.05 -> 6.10).
+FLIP_BYTES, FLIP_BLOCKS, FLIP_K_GROUPS = 32 << 10, 2, 8
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -149,7 +151,7 @@ def gemm_conv(
     # flipping each value's sign bit as it reads it (gemm.py; FLIP_BYTES)
     unpadded = ops.data_type == np.uint8 and (win.hp, win.wp) == (h, w)
     flip = unpadded and in_dtype == "int8" and ops.delta == 128 and ops.d == 0 and blocks <= FLIP_BLOCKS
-    flip = flip and n * h * w * c <= FLIP_BYTES
+    flip = flip and n * h * w * c <= FLIP_BYTES and per_call * run_len // 4 <= FLIP_K_GROUPS
     in_place = unpadded and ops.delta == 0 or flip
     pad_input = K.pad_input.pick(n * h * w * c)
     padding = K.Padding(
