@@ -290,7 +290,7 @@ def test_ruy_rule_stands_for_reference_where_clamped(below):
     tiny = rng.random(n) < 0.5  # high products of a few units: halves (ties) near zero, where the rules part
     x = np.where(tiny, rng.integers(-6, 7, n), rng.integers(-(2**20), 2**20, n))
     m = rng.integers(2**30, 2**31, n)
-    shift = np.where(tiny, rng.integers(-3, 0, n), rng.integers(-12, 1, n))
+    shift = np.where(tiny, rng.integers(-3, 0, n), rng.integers(-12, 3, n))  # (left shifts too)
     zp = rng.integers(-128, 128, n)
     differ = 0
     for a, b, c, z in zip(x.tolist(), m.tolist(), shift.tolist(), zp.tolist()):

@@ -387,9 +387,19 @@ class VectorIR:
         """requantize() for the reference and ruy rules, each lane's two roundings one 64-bit floor
         (see widen()): w, the widen() rows of x's 16 channels (wide_params(); no WIDE_D row: the ruy
         rule); left: the LEFT row's vector where a channel may shift left (None: no left shift)."""
-        b, v64 = self.b, self.v64
+        b = self.b
         if left is not None:
             x = b.call(self._sllv, [x, left])
+        r = self.floor_wide(x, w, WIDE_C)
+        # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
+        r = self.smin(self.smax(r, b.sub(lo, zp)), b.sub(hi, zp))
+        return b.add(r, zp)
+
+    def floor_wide(self, x, w: dict, row: int = WIDE_Z):
+        """Each lane's floor((x*M + w[row] - D*[x*M < -2**30]) / 2**S) (16 int32 lanes; widen()): row
+        WIDE_C gives the result, WIDE_Z (widen's out_zp) the result plus the zero point, neither clamped.
+        D, the reference rule's correction of negatives, only where w has a WIDE_D row (not ruy's)."""
+        b, v64 = self.b, self.v64
 
         def splat64(value):
             return ir.Constant(v64, [value] * (LANES // 2))
@@ -401,38 +411,12 @@ class VectorIR:
         halves = []
         for k, u in enumerate((x64, b.lshr(x64, splat64(32)))):  # even lanes, odd lanes
             prod = b.mul(low(u), low(w[WIDE_M][k]))
-            t = b.add(prod, w[WIDE_C][k])
-            if WIDE_D in w:  # the reference rule's correction of negatives
+            t = b.add(prod, w[row][k])
+            if WIDE_D in w:
                 neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
                 t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
             halves.append(b.bitcast(b.ashr(t, w[WIDE_S][k]), self.v32))
         order = [k // 2 * 2 + (LANES if k % 2 else 0) for k in range(LANES)]  # the low dwords, interleaved
-        r = b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, order))
-        # clamp before adding the zero point: r + zp may wrap in int32, where C++ computes in int64
-        r = self.smin(self.smax(r, b.sub(lo, zp)), b.sub(hi, zp))
-        return b.add(r, zp)
-
-    def floor_wide(self, x, w: dict):
-        """requantize_wide()'s floor alone, from the WIDE_Z row (widen's out_zp): the result plus the
-        zero point, not clamped (16 int32 lanes; no WIDE_D row: the ruy rule)."""
-        b, v64 = self.b, self.v64
-
-        def splat64(value):
-            return ir.Constant(v64, [value] * (LANES // 2))
-
-        def low(u):  # (as requantize_wide)
-            return b.ashr(b.shl(u, splat64(32)), splat64(32))
-
-        x64 = b.bitcast(x, v64)
-        halves = []
-        for k, u in enumerate((x64, b.lshr(x64, splat64(32)))):
-            prod = b.mul(low(u), low(w[WIDE_M][k]))
-            t = b.add(prod, w[WIDE_Z][k])
-            if WIDE_D in w:  # the reference rule's correction of negatives
-                neg = b.icmp_signed("<", prod, splat64(-(1 << 30)))
-                t = b.select(neg, b.sub(t, w[WIDE_D][k]), t)
-            halves.append(b.bitcast(b.ashr(t, w[WIDE_S][k]), self.v32))
-        order = [k // 2 * 2 + (LANES if k % 2 else 0) for k in range(LANES)]
         return b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, order))
 
     def wide_folded(self, context, table: Operand):
