@@ -19,7 +19,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .irtools import data_ptr, empty_codegen, operand
+from .irtools import data_ptr, empty_codegen, operand, retyped
 from .kernel import kernel
 from .requantize import HALF, LANES, LEFT, MASK, MULT, RIGHT, SIMD, VectorIR
 
@@ -101,7 +101,7 @@ def vmul_flat(a, b, out, table, q):
     step, the last few of each chunk of 64 Ki from the 256 x 256 table of raw bytes."""
     n = out.size
     chunk = 1 << 16
-    au, bu = a.view(np.uint8), b.view(np.uint8)
+    au, bu = retyped(a, np.uint8), retyped(b, np.uint8)
     for c in prange((n + chunk - 1) // chunk):
         lo, hi = c * chunk, min(n, (c + 1) * chunk)
         blocks = (hi - lo) // LANES
@@ -122,7 +122,7 @@ def vmul_rows(full, vec, out, table, q, vec_first, tile):
         more = min(done, span - done)
         tile[done : done + more] = tile[:more]
         done += more
-    fu, tu = full.view(np.uint8), tile.view(np.uint8)
+    fu, tu = retyped(full, np.uint8), retyped(tile, np.uint8)
     step = max(1, (1 << 14) // span) * span
     for c in prange((n + step - 1) // step):
         for lo in range(c * step, min(n, (c + 1) * step), span):

@@ -38,7 +38,7 @@ from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _iget_num_threads
 
 from . import cpu, requantize
-from .irtools import data_ptr, element_ptr, empty_codegen, flat_view, operand, reshaped
+from .irtools import data_ptr, element_ptr, empty_codegen, flat_view, operand, reshaped, retyped
 from .kernel import kernel
 from .requantize import (
     BIAS,
@@ -456,8 +456,8 @@ def _unpack(c):
     """pack()'s dims, requantization table and filter, as views."""
     dm = c[:DIMS]
     columns, count, rows = dm[COLUMNS], dm[COUNT], dm[ROWS]
-    table = reshaped(c[dm[TABLE] : dm[TAPS]].view(np.int32)[: rows * columns], (rows, columns))
-    taps = c[dm[TAPS] :].view(np.int16)[:count]
+    table = reshaped(retyped(c[dm[TABLE] : dm[TAPS]], np.int32)[: rows * columns], (rows, columns))
+    taps = retyped(c[dm[TAPS] :], np.int16)[:count]
     return dm, table, taps
 
 
@@ -547,7 +547,7 @@ def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
     slot = dm[WP] * cp
     vectors = max(1, cp // LANES)
     thread = numba.get_thread_id()
-    ring, rows = scratch[thread, : dm[RING]], scratch[thread, dm[RING] :].view(np.int64)
+    ring, rows = scratch[thread, : dm[RING]], retyped(scratch[thread, dm[RING] :], np.int64)
     b = task // per_image
     r = task % per_image // ch_splits
     s = task % ch_splits
@@ -555,7 +555,7 @@ def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
     o1 = min((s + 1) * vectors // ch_splits * LANES, dm[C] * dm[REPEAT])
     filled = r * oh // row_chunks * sh  # the next padded row to fill
     quad, stage = dm[QUAD], dm[STAGE]
-    quads = ring[stage:].view(np.uint32)
+    quads = retyped(ring[stage:], np.uint32)
     if quad:  # a quad row holds every sw-th pixel, in whole vectors
         slot = -(-(-(-dm[WP] // dm[SW]) * cp) // LANES) * LANES
     for oy in range(r * oh // row_chunks, (r + 1) * oh // row_chunks):
@@ -576,7 +576,7 @@ def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
             for ky in range(kh):
                 rows[ky] = (p0 + ky * dh) % span * slot
         if quad:
-            _quad_row(quads, w.view(np.int32), rows, dm, rq, out, b, oy, o0, o1)
+            _quad_row(quads, retyped(w, np.int32), rows, dm, rq, out, b, oy, o0, o1)
         elif SIMD:  # requantized in registers, straight to out
             _fused_row(ring, w, rows, dm, rq, out, b, oy, o0, o1)
         else:

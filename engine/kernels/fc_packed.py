@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from .conv import _load_rows, tile_requantize_part
 from .gemm import FUSED, OCB, PX, Epilogue, Runs, gemm_rows, tiles_requantize
-from .irtools import flat_view, reshaped
+from .irtools import flat_view, reshaped, retyped
 from .kernel import kernel
 from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requantize_rows
 
@@ -73,7 +73,7 @@ def _task(x, w, c, scratch, rq, out, t):
     if fused:
         _requantized_rows(rows, 0, w, c, rq, out, r0, n)
         return
-    acc = mine[ROWS * kp :].view(np.int32)
+    acc = retyped(mine[ROWS * kp :], np.int32)
     gemm_rows(rows, kp, n, w, blocks, acc)
     requantize_rows(acc, blocks * OCB, c[ZEROS:HEADER], rq, out[r0 : r0 + n])
 
@@ -85,7 +85,7 @@ def _requantized_rows(rows, x_off, w, c, rq, out, r0, n):
     ksteps = kp // (4 // rows.itemsize)  # uint8 (or int8, flipped) rows: quads of k per step; int16: pairs
     whole = n // PX
     flat = flat_view(out)
-    zeros = c[ZEROS:HEADER].view(np.int32)  # (the epilogue's offsets: int32, read only where d != 0)
+    zeros = retyped(c[ZEROS:HEADER], np.int32)  # (the epilogue's offsets: int32, read only where d != 0)
     for b in range(c[BLOCKS]):
         ch = b * OCB
         channels = min(OCB, units - ch)
@@ -104,14 +104,14 @@ def _requantized_rows(rows, x_off, w, c, rq, out, r0, n):
 def _table(c):
     """consts()'s int32 table."""
     units, rows = c[UNITS], c[TABLE_ROWS]
-    return reshaped(c[HEADER : HEADER + -(-rows * units // 2)].view(np.int32)[: rows * units], (rows, units))
+    return reshaped(retyped(c[HEADER : HEADER + -(-rows * units // 2)], np.int32)[: rows * units], (rows, units))
 
 
 @njit(inline="always", cache=True)
 def _double_table(c):
     """consts()'s float64 table (the double rule's bias and scale)."""
     units = c[UNITS]
-    return reshaped(c[HEADER : HEADER + 2 * units].view(np.float64), (2, units))
+    return reshaped(retyped(c[HEADER : HEADER + 2 * units], np.float64), (2, units))
 
 
 @kernel

@@ -101,3 +101,27 @@ def reshaped(typingctx, a, shape):
 def flat_view(a):
     """The C-contiguous array a as one dimension (see reshaped)."""
     return reshaped(a, (a.size,))
+
+
+@intrinsic
+def retyped(typingctx, a, dtype):
+    """The 1-D C-contiguous array a's bytes as an array of dtype (its whole elements: a.size *
+    a.itemsize // dtype's size), sharing a's memory. Numba's view() calls a checking helper on every
+    use (30 ns: a sixth of a 128 -> 128 fully connected layer at batch 1)."""
+    if not (isinstance(a, types.Array) and a.layout == "C" and a.ndim == 1):
+        return None
+    if not isinstance(dtype, (types.DType, types.NumberClass)):
+        return None
+    result = types.Array(dtype.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        size = context.get_abi_sizeof(context.get_data_type(result.dtype))
+        count = builder.udiv(builder.mul(src.nitems, src.itemsize), ir.Constant(src.nitems.type, size))
+        view = context.make_array(result)(context, builder)
+        data = builder.bitcast(src.data, view.data.type)
+        itemsize = ir.Constant(src.itemsize.type, size)
+        populate_array(view, data=data, shape=[count], strides=[itemsize], itemsize=itemsize, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, result, view._getvalue())
+
+    return result(a, dtype), codegen

@@ -32,7 +32,7 @@ from numba.extending import intrinsic, overload
 
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier
 from . import cpu
-from .irtools import Operand, element_ptr, empty_codegen, operand, row_ptr
+from .irtools import Operand, element_ptr, empty_codegen, operand, retyped, row_ptr
 
 LANES = 16  # int32 lanes of a 512-bit vector
 SIMD = cpu.AVX512F
@@ -214,7 +214,7 @@ def _ruy(v, table, ch, out_zp, lo, hi):
 
 @njit(inline="always", cache=True)
 def _fp32(v, table, ch, out_zp, lo, hi):
-    scale = table[MULT].view(np.float32)[ch]
+    scale = retyped(table[MULT], np.float32)[ch]
     f = np.float32(np.int32(v + table[BIAS, ch])) * scale
     f = min(max(f, np.float32(lo - out_zp)), np.float32(hi - out_zp))
     return np.int64(np.rint(f)) + out_zp
