@@ -167,7 +167,7 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
     per_group = -(-blocks // groups)
     tasks = n * oh * groups
     chunks = min(tasks, chunks)
-    flat = out.reshape(-1)
+    flat = flat_view(out)
     for chunk in prange(chunks):
         thread = numba.get_thread_id()
         acc, offsets, edge = accs[thread], all_offsets[thread], edges[thread]

@@ -32,7 +32,7 @@ from numba.extending import intrinsic, overload
 
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier
 from . import cpu
-from .irtools import Operand, element_ptr, empty_codegen, operand, retyped, row_ptr
+from .irtools import Operand, element_ptr, empty_codegen, flat_view, operand, retyped, row_ptr
 
 LANES = 16  # int32 lanes of a 512-bit vector
 SIMD = cpu.AVX512F
@@ -502,7 +502,7 @@ def requantize_pixels(acc, width, offsets, rq, out):
     its table's params() of channel o; RequantDouble: requantize_rows), for the pixels p and channels o of
     out [P, OC]: the GEMM's rows, width apart, to the output."""
     pixels, oc = out.shape
-    flat = out.reshape(-1)
+    flat = flat_view(out)
     for p in range(pixels):
         if not SIMD:
             for o in range(oc):
