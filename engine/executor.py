@@ -14,7 +14,7 @@ from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
-from .kernels import native, pool
+from .kernels import aligned, native, pool
 from .kernels.kernel import compile_for, compiled_for, is_team_build, parallel_build, serial_call, team_build
 from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
@@ -293,12 +293,12 @@ class Plan:
             ]
             for s in self.steps
         ]
-        arena = np.empty(max([sum(x) + 64 * len(x) for x in sizes], default=0), np.uint8)
+        arena = aligned.empty(max([sum(x) + aligned.LINE * len(x) for x in sizes], default=0))
         for step, nbytes in zip(self.steps, sizes):
             offset = 0
             for (shape, dtype), size in zip(step.scratch_spec, nbytes):
                 step.scratch.append(arena[offset : offset + size].view(dtype).reshape(shape))
-                offset += -(-size // 64) * 64  # keep each array 64-byte aligned within the arena
+                offset += -(-size // aligned.LINE) * aligned.LINE  # (each array on a cache line)
 
     def _layout(self, keep_all: bool) -> tuple[list[int], list[int], dict[int, int]]:
         """Activation memory by lifetime, before anything is allocated: the byte size of each block,
@@ -348,7 +348,7 @@ class Plan:
     def _allocate(self, layout: tuple[list[int], list[int], dict[int, int]]) -> dict[int, np.ndarray]:
         """One array per activation tensor, views of the layout's blocks."""
         sizes, _, block_of = layout
-        raws = [np.empty(size, np.uint8) for size in sizes]
+        raws = [aligned.empty(size) for size in sizes]
         buffers: dict[int, np.ndarray] = {}
         for i, block in block_of.items():
             t = self.graph.tensors[i]

@@ -37,7 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from . import cpu, requantize
+from . import aligned, cpu, requantize
 from .irtools import data_ptr, element_ptr, empty_codegen, flat_view, operand, reshaped, retyped
 from .kernel import kernel
 from .requantize import (
@@ -394,7 +394,8 @@ def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.n
     """The one int64 array the kernels read (one argument, not three: each costs its unboxing on every
     call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch.
     table: the requantization's (wide_table())."""
-    table_words = -(-table.size // 2)
+    line_words = aligned.LINE // 8
+    table_words = -(-(DIMS + -(-table.size // 2)) // line_words) * line_words - DIMS  # (the taps on a line)
     dm = dm.copy()
     dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING], dm[ROWS] = (
         DIMS,
@@ -408,7 +409,7 @@ def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.n
     t[: table.size] = table.reshape(-1)
     f = np.zeros(-(-taps.size // 4) * 4, np.int16)
     f[: taps.size] = taps
-    return np.concatenate([dm, t.view(np.int64), f.view(np.int64)])
+    return aligned.copy(np.concatenate([dm, t.view(np.int64), f.view(np.int64)]))
 
 
 # The short form's rows (_requantize_short), last in a wide_table(): each channel's left shift + 1,

@@ -23,6 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import aligned
 from .conv import _load_rows, tile_requantize_part
 from .gemm import FUSED, OCB, PX, Epilogue, Runs, gemm_rows, tiles_requantize
 from .irtools import flat_view, reshaped, retyped
@@ -48,7 +49,7 @@ def consts(delta: int, blocks: int, gemm: tuple, units: int, table: np.ndarray, 
     header = [delta, blocks, out_zp, lo, hi, kp, units, table.shape[0], mode]
     header = np.array(header + [0] * ROWS, np.int64)
     raw = np.ascontiguousarray(table).reshape(-1).view(np.uint8)
-    return np.concatenate([header, np.pad(raw, (0, -raw.size % 8)).view(np.int64)])
+    return aligned.copy(np.concatenate([header, np.pad(raw, (0, -raw.size % 8)).view(np.int64)]))
 
 
 def scratch_length(kp: int, blocks: int, operand: np.dtype) -> int:

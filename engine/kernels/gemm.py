@@ -28,7 +28,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import cpu
+from . import aligned, cpu
 from .irtools import data_ptr, empty_codegen, operand, row_ptr
 from .requantize import BIAS, DOUBLE_ROWS, LEFT, VectorIR, rule_of
 
@@ -57,7 +57,7 @@ def pack_weights(w: np.ndarray, group: int = 2) -> np.ndarray:
     full = np.zeros((op, kp), np.int16 if group == 2 else np.int8)
     full[:o, :k] = w
     blocks = full.reshape(op // OCB, OCB, kp // group, group).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(blocks).reshape(-1)
+    return aligned.copy(blocks.reshape(-1))
 
 
 def padded_channels(o: int) -> int:

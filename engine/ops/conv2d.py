@@ -8,8 +8,8 @@ import numba
 import numpy as np
 
 from ..graph import Graph, Op
+from ..kernels import aligned, gemm, requantize
 from ..kernels import conv as K
-from ..kernels import gemm, requantize
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import litert
 from . import conv_float
@@ -107,7 +107,7 @@ def _runs(weights: np.ndarray, win, group: int) -> tuple[int, int, int, int, np.
     else:  # a call per filter row, of kw runs dw pixels apart
         calls, per_call, x_run = kh, kw, win.dw * c
         run_weights = [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
-    packed = np.concatenate([pack_weights(rw, group) for rw in run_weights])
+    packed = aligned.copy(np.concatenate([pack_weights(rw, group) for rw in run_weights]))
     run_len = -(-run_weights[0].shape[1] // group) * group
     return calls, per_call, x_run, run_len, packed
 
