@@ -148,10 +148,10 @@ class Plan:
         self.nbytes = ledger.total  # what this plan holds, constants included
         self.buffers = self._allocate(layout)
         for i in fed:
-            self.buffers.setdefault(i, np.empty(shapes[i], g.tensors[i].np_dtype))
+            self.buffers.setdefault(i, aligned.array(shapes[i], g.tensors[i].np_dtype))
         self._feed_buffers = [(i, self.buffers[i]) for i in fed]
         for i in self.variables:
-            self.buffers.setdefault(i, np.empty(shapes[i], g.tensors[i].np_dtype))
+            self.buffers.setdefault(i, aligned.array(shapes[i], g.tensors[i].np_dtype))
         resets = [i for i in self.variables if i not in fed]  # a fed state is the caller's
         self._resets = [(self.buffers[i], self._reset_value(g.tensors[i])) for i in resets]
         self._allocate_scratch()

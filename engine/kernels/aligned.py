@@ -21,8 +21,14 @@ def empty(nbytes: int) -> np.ndarray:
     return raw[start : start + nbytes]
 
 
+def array(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialized C-contiguous array whose first byte is on a cache line."""
+    dtype = np.dtype(dtype)
+    return empty(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize).view(dtype).reshape(shape)
+
+
 def copy(a: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of a whose first byte is on a cache line."""
-    out = empty(a.nbytes).view(a.dtype).reshape(a.shape)
+    out = array(a.shape, a.dtype)
     out[...] = a
     return out
