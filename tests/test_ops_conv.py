@@ -185,10 +185,13 @@ def fc_net(scheme: str) -> Net:
 def fc_ties_net(scheme: str) -> Net:
     """FULLY_CONNECTED where s_in * s_w / s_out is 2**-k (powers of two throughout: exact in float32 and
     in double), so that many (acc + bias) * scale fall on a half: the reference's rounding half away
-    from zero, in every fc_packed mode (k quads read in place, rows copied, sums stored)."""
+    from zero, in every fc_packed mode (k quads read in place, rows copied, sums stored); under RELU and
+    RELU6 too (the fused epilogue's variant for a clamp at the zero point: requantize_double's nonneg)."""
     rng = np.random.default_rng(48 + SCHEMES.index(scheme))
     net = Net()
-    for n, (in_shape, units, k) in enumerate([([1, 5, 16], 20, 5), ([1, 9, 6], 36, 4), ([1, 4, 96], 24, 6)]):
+    cases = [([1, 5, 16], 20, 5), ([1, 9, 6], 36, 4), ([1, 4, 96], 24, 6)]
+    acts = ["NONE", "RELU", "RELU6"]
+    for n, ((in_shape, units, k), act) in enumerate(itertools.product(cases, acts)):
         dtype = "uint8" if scheme == "uint8" else "int8"
         info = np.iinfo(dtype)
         x = net.input(in_shape, dtype, 2.0**-7, int(rng.integers(info.min, int(info.max) + 1)))
@@ -218,7 +221,13 @@ def fc_ties_net(scheme: str) -> Net:
             2.0 ** (k - 13),
             int(rng.integers(-20, 21)) + (128 if dtype == "uint8" else 0),
         )
-        net.op("FULLY_CONNECTED", [x, filt, bias], [out], f"fc ties {in_shape}->{units} 2**-{k}")
+        net.op(
+            "FULLY_CONNECTED",
+            [x, filt, bias],
+            [out],
+            f"fc ties {in_shape}->{units} 2**-{k} {act}",
+            fused_activation_function=act,
+        )
     return net
 
 

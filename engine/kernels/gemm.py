@@ -298,8 +298,12 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                             _row_loops(builder, packed, operands, count_, ep.pixels, True)
                     if rule == "double":  # (no shifts; few constants: tiles several at once, as _RowPacked)
                         with unfold:
-                            half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule)
-                            _row_loops(builder, half, operands, count_, ep.pixels, True)
+                            nonneg = builder.icmp_signed(">=", rq_.lo, rq_.out_zp)  # (ReLU: requantize_double)
+                            with builder.if_else(nonneg) as (clamped, signed):
+                                for at_zero, variant in ((True, clamped), (False, signed)):
+                                    with variant:
+                                        half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule, at_zero)
+                                        _row_loops(builder, half, operands, count_, ep.pixels, True)
                         continue
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
@@ -448,12 +452,16 @@ class _RowPacked:
 
 
 class _RowHalves:
-    """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not): the
-    requantization's constants loaded once, before the loop."""
+    """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not; the double
+    rule's clamp at or above the zero point or not: requantize_double's nonneg): the requantization's
+    constants loaded once, before the loop."""
 
-    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
+    def __init__(
+        self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str, nonneg: bool = False
+    ):
         builder = v.b
         self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
+        self.nonneg = nonneg
         self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
         self.params = []
         for k in range(halves):
@@ -495,7 +503,7 @@ class _RowHalves:
                 if self.rule == "fp32":
                     r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
                 elif self.rule == "double":
-                    r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi)
+                    r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi, self.nonneg)
                 else:
                     r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, second)
                 pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
