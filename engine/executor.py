@@ -382,8 +382,9 @@ class Plan:
 
     def run_arrays(self, arrays, threads: int) -> list[np.ndarray]:
         """run() for arrays of exactly the graph inputs' types and shapes, in their order, each listed
-        once (the caller checked), at `threads` (runtime.threads_now()): copies of the keep_outputs
-        tensors. A small model's shortest way (hello_world at 1 thread: 1.2 us a Model.run, its kernels 0.3)."""
+        once (the caller checked), at `threads` (runtime.threads_now(), 0 where the caller has not read
+        it): copies of the keep_outputs tensors. A small model's shortest way (hello_world at 1 thread:
+        1.2 us a Model.run, its kernels 0.3)."""
         fed, kept, serial = self._fed, self._kept, self._serial
         if len(fed) == 1:  # (a model of one input and one output: no loop, 0.4 us of hello_world's 2.8)
             fed[0][...] = arrays[0]
@@ -392,7 +393,7 @@ class Plan:
                 buf[...] = a
         if self._resets or not serial.resolved:
             self._compute()
-        elif self._threaded is serial or threads == 1:
+        elif self._threaded is serial or (threads or threads_now()) == 1:
             serial.run()
         else:
             self._paced()

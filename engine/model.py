@@ -338,9 +338,11 @@ class Model:
                 if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
                     return None
         batch = kinds[0][0][0]
-        threads = threads_now()  # (read once a run: 0.1 us)
-        if threads > 1 and batch >= LANE_MIN_BATCH and batch not in self._whole_only:
-            return None  # (lanes, at this thread count)
+        threads = 0  # (read at most once a run, where needed: 0.1 us)
+        if batch >= LANE_MIN_BATCH and batch not in self._whole_only:
+            threads = threads_now()
+            if threads > 1:
+                return None  # (lanes, at this thread count)
         lock = self._lock
         lock.acquire()  # (not `with`: 0.1 us of a run of 2.4)
         try:
