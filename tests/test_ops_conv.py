@@ -186,7 +186,7 @@ def fc_ties_net(scheme: str) -> Net:
     """FULLY_CONNECTED where s_in * s_w / s_out is 2**-k (powers of two throughout: exact in float32 and
     in double), so that many (acc + bias) * scale fall on a half: the reference's rounding half away
     from zero, in every fc_packed mode (k quads read in place, rows copied, sums stored); under RELU and
-    RELU6 too (the fused epilogue's variant for a clamp at the zero point: requantize_double's nonneg)."""
+    RELU6 too (a clamp at the zero point, where the negative halves must still end at the clamp)."""
     rng = np.random.default_rng(48 + SCHEMES.index(scheme))
     net = Net()
     cases = [([1, 5, 16], 20, 5), ([1, 9, 6], 36, 4), ([1, 4, 96], 24, 6)]

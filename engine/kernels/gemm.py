@@ -57,7 +57,7 @@ def pack_weights(w: np.ndarray, group: int = 2) -> np.ndarray:
     full = np.zeros((op, kp), np.int16 if group == 2 else np.int8)
     full[:o, :k] = w
     blocks = full.reshape(op // OCB, OCB, kp // group, group).transpose(0, 2, 1, 3)
-    return aligned.copy(blocks.reshape(-1))
+    return aligned.copy(blocks).reshape(-1)  # (one copy: blocks is a transposed view)
 
 
 def padded_channels(o: int) -> int:
@@ -298,12 +298,8 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                             _row_loops(builder, packed, operands, count_, ep.pixels, True)
                     if rule == "double":  # (no shifts; few constants: tiles several at once, as _RowPacked)
                         with unfold:
-                            nonneg = builder.icmp_signed(">=", rq_.lo, rq_.out_zp)  # (ReLU: requantize_double)
-                            with builder.if_else(nonneg) as (clamped, signed):
-                                for at_zero, variant in ((True, clamped), (False, signed)):
-                                    with variant:
-                                        half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule, at_zero)
-                                        _row_loops(builder, half, operands, count_, ep.pixels, True)
+                            half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule)
+                            _row_loops(builder, half, operands, count_, ep.pixels, True)
                         continue
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
@@ -452,16 +448,12 @@ class _RowPacked:
 
 
 class _RowHalves:
-    """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not; the double
-    rule's clamp at or above the zero point or not: requantize_double's nonneg): the requantization's
-    constants loaded once, before the loop."""
+    """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not): the
+    requantization's constants loaded once, before the loop."""
 
-    def __init__(
-        self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str, nonneg: bool = False
-    ):
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
         builder = v.b
         self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
-        self.nonneg = nonneg
         self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
         self.params = []
         for k in range(halves):
@@ -503,7 +495,7 @@ class _RowHalves:
                 if self.rule == "fp32":
                     r = v.requantize(s, params, self.zp, self.lo, self.hi, self.rule)
                 elif self.rule == "double":
-                    r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi, self.nonneg)
+                    r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi)
                 else:
                     r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, second)
                 pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))

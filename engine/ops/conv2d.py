@@ -107,7 +107,8 @@ def _runs(weights: np.ndarray, win, group: int) -> tuple[int, int, int, int, np.
     else:  # a call per filter row, of kw runs dw pixels apart
         calls, per_call, x_run = kh, kw, win.dw * c
         run_weights = [weights[:, ky, kx] for ky in range(kh) for kx in range(kw)]
-    packed = aligned.copy(np.concatenate([pack_weights(rw, group) for rw in run_weights]))
+    packed = [pack_weights(rw, group) for rw in run_weights]  # (each on a cache line)
+    packed = packed[0] if len(packed) == 1 else aligned.copy(np.concatenate(packed))
     run_len = -(-run_weights[0].shape[1] // group) * group
     return calls, per_call, x_run, run_len, packed
 
