@@ -9,7 +9,9 @@ import engine
 from engine.kernels import aligned
 
 
-@pytest.mark.parametrize("shape, dtype", [((3, 5), np.int16), ((7,), np.float64), ((0, 4), np.int8), ((2, 3, 4), np.uint8)])
+@pytest.mark.parametrize(
+    "shape, dtype", [((3, 5), np.int16), ((7,), np.float64), ((0, 4), np.int8), ((2, 3, 4), np.uint8)]
+)
 def test_arrays_start_on_a_line(shape, dtype):
     a = aligned.array(shape, dtype)
     assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous

@@ -40,7 +40,8 @@ def test_only_c_contiguous_arrays():
 
 @njit
 def _retyped(a, start, stop):
-    return retyped(a[start:stop], np.int32), retyped(a[start:stop], np.float64), retyped(a[start:stop], np.uint8)
+    part = a[start:stop]
+    return retyped(part, np.int32), retyped(part, np.float64), retyped(part, np.uint8)
 
 
 @pytest.mark.parametrize("start, stop", [(0, 16), (3, 11), (5, 16)])

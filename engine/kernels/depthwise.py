@@ -394,8 +394,9 @@ def pack(dm: np.ndarray, table: np.ndarray, taps: np.ndarray, ring: int) -> np.n
     """The one int64 array the kernels read (one argument, not three: each costs its unboxing on every
     call): dims, then the table's and the filter's bytes; ring: the ring's bytes in a thread's scratch.
     table: the requantization's (wide_table())."""
-    line_words = aligned.LINE // 8
-    table_words = -(-(DIMS + -(-table.size // 2)) // line_words) * line_words - DIMS  # (the taps on a line)
+    line = aligned.LINE // 8  # int64 words
+    taps_at = -(-(DIMS + -(-table.size // 2)) // line) * line  # the taps' first word: on a cache line
+    table_words = taps_at - DIMS
     dm = dm.copy()
     dm[TABLE], dm[COLUMNS], dm[TAPS], dm[COUNT], dm[RING], dm[ROWS] = (
         DIMS,
@@ -556,7 +557,7 @@ def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
     o1 = min((s + 1) * vectors // ch_splits * LANES, dm[C] * dm[REPEAT])
     filled = r * oh // row_chunks * sh  # the next padded row to fill
     quad, stage = dm[QUAD], dm[STAGE]
-    quads = retyped(ring[stage:], np.uint32)
+    quads, quad_taps = retyped(ring[stage:], np.uint32), retyped(w, np.int32)
     if quad:  # a quad row holds every sw-th pixel, in whole vectors
         slot = -(-(-(-dm[WP] // dm[SW]) * cp) // LANES) * LANES
     for oy in range(r * oh // row_chunks, (r + 1) * oh // row_chunks):
@@ -577,7 +578,7 @@ def _task(x, w, dm, rq, scratch, out, task, row_chunks, ch_splits):
             for ky in range(kh):
                 rows[ky] = (p0 + ky * dh) % span * slot
         if quad:
-            _quad_row(quads, retyped(w, np.int32), rows, dm, rq, out, b, oy, o0, o1)
+            _quad_row(quads, quad_taps, rows, dm, rq, out, b, oy, o0, o1)
         elif SIMD:  # requantized in registers, straight to out
             _fused_row(ring, w, rows, dm, rq, out, b, oy, o0, o1)
         else:

@@ -105,7 +105,8 @@ def _requantized_rows(rows, x_off, w, c, rq, out, r0, n):
 def _table(c):
     """consts()'s int32 table."""
     units, rows = c[UNITS], c[TABLE_ROWS]
-    return reshaped(retyped(c[HEADER : HEADER + -(-rows * units // 2)], np.int32)[: rows * units], (rows, units))
+    words = c[HEADER : HEADER + -(-rows * units // 2)]
+    return reshaped(retyped(words, np.int32)[: rows * units], (rows, units))
 
 
 @njit(inline="always", cache=True)

@@ -140,7 +140,9 @@ def _mac_loop(context, builder, px, x, w, at, start, chains: int = 1):
     def step(kk, wbase, xrows, accs):  # k step kk of a run into the sums accs
         wk = builder.gep(wbase, [builder.mul(kk, const(group * OCB))])
         wv = [
-            builder.load(builder.bitcast(builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()), align=1)
+            builder.load(
+                builder.bitcast(builder.gep(wk, [const(v * OCB * group // 2)]), vi32.as_pointer()), align=1
+            )
             for v in range(len(start[0]))
         ]
         at = builder.mul(kk, const(group))

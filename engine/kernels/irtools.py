@@ -121,7 +121,15 @@ def retyped(typingctx, a, dtype):
         view = context.make_array(result)(context, builder)
         data = builder.bitcast(src.data, view.data.type)
         itemsize = ir.Constant(src.itemsize.type, size)
-        populate_array(view, data=data, shape=[count], strides=[itemsize], itemsize=itemsize, meminfo=src.meminfo, parent=src.parent)
+        populate_array(
+            view,
+            data=data,
+            shape=[count],
+            strides=[itemsize],
+            itemsize=itemsize,
+            meminfo=src.meminfo,
+            parent=src.parent,
+        )
         return impl_ret_borrowed(context, builder, result, view._getvalue())
 
     return result(a, dtype), codegen

@@ -348,7 +348,7 @@ class VectorIR:
             f = b.fadd(f, b.call(copysign, [half_down, f]))
             f_lo, f_hi = b.sitofp(self.half(lo_zp, k), vd), b.sitofp(self.half(hi_zp, k), vd)
             f = b.select(b.fcmp_ordered("<", f, f_lo), f_lo, f)  # (vmaxpd)
-            f = b.call(fmin, [f, f_hi, ir.Constant(self.i32, 4)])  # (a select compiled to a compare and a blend)
+            f = b.call(fmin, [f, f_hi, ir.Constant(self.i32, 4)])  # (a select: a compare and a blend)
             halves.append(b.fptosi(f, ir.VectorType(self.i32, LANES // 2)))
         return b.add(b.shuffle_vector(halves[0], halves[1], ir.Constant(self.v32, list(range(LANES)))), zp)
 

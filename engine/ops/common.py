@@ -73,8 +73,6 @@ def bound(out_shapes: list[Shape], bind: Callable[..., list], scratch: list | No
     return Prepared(out_shapes, runner(bind), scratch or [], bind=bind)
 
 
-
-
 def per_thread(length: int, dtype) -> tuple[tuple[int, int], np.dtype]:
     """A scratch spec (Prepared.scratch) of a row of `length` elements for each thread the pool may run
     (numba.get_thread_id() is below NUMBA_NUM_THREADS; kernels take row get_thread_id()), each row
