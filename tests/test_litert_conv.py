@@ -24,6 +24,7 @@ from tests.harness import F32, Net, run_sets
 from tests.litert_check import check_litert, compare_litert
 from tests.oracle import OracleError, litert_run_many, require
 from tests.test_ops_conv import ACTIVATIONS, SCHEMES, bias_tensor, conv_net, fc_net, io_types, weights
+from tests.test_ops_conv_rows import strip_net
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +78,13 @@ def depthwise_net(scheme: str) -> Net:
     return net
 
 
-SWEEPS = {"conv": (conv_net, 10), "depthwise": (depthwise_net, 11), "fc": (fc_net, 12)}
+# strips: convolutions whose rows run together (tests/test_ops_conv_rows.py)
+SWEEPS = {
+    "conv": (conv_net, 10),
+    "depthwise": (depthwise_net, 11),
+    "fc": (fc_net, 12),
+    "strips": (strip_net, 13),
+}
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

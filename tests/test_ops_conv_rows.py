@@ -4,6 +4,10 @@ A 1x1 convolution with unit strides and no padding runs its n*h*w pixels as rows
 tiles without waste (conv2d._pointwise_rows), and a depthwise filter [kh, 1] on an [N, H, 1, C] input
 (1-D models: audio, keyword spotting) runs its column as a row (depthwise_conv2d._as_row). Shapes here
 take every branch: one row, rows of a multiple of the tile, no such divisor, batch 1 and 3.
+A convolution with unit strides and a short k runs an image's rows together, in strips (conv2d.STRIP;
+kernels/conv.conv2d): strips that end inside a row or between rows, an input read in place whose last
+pixels read past its end (uint8, VALID), one and two channel blocks, a window sum's lane (uint8) in
+the first block or in the second (the others' sums then read it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,17 @@ POINTWISE = [
     (23, 23, 5, 7),
     (24, 1, 128, 128),
     (7, 7, 3, 96),
+]
+# (h, w, c_in, c_out, kh, kw, dilation, padding) of convolutions whose rows run together
+STRIPS = [
+    (28, 28, 1, 16, 3, 3, 1, "VALID"),
+    (12, 10, 2, 40, 3, 3, 1, "SAME"),
+    (9, 7, 3, 33, 2, 2, 1, "VALID"),
+    (30, 23, 1, 8, 3, 1, 2, "SAME"),
+    (5, 3, 4, 16, 1, 3, 1, "SAME"),
+    (14, 50, 2, 5, 2, 3, 1, "VALID"),
+    (11, 13, 2, 20, 3, 3, 1, "VALID"),
+    (20, 21, 3, 40, 1, 1, 1, "VALID"),
 ]
 # (h, kh, stride, dilation, padding, depth multiplier) of depthwise filters [1, kh, 1, c] on [n, h, 1, c]
 COLUMNS = [
@@ -51,6 +66,30 @@ def pointwise_net(scheme: str) -> Net:
             padding="VALID",
             stride_h=1,
             stride_w=1,
+            fused_activation_function=ACTIVATIONS[n % 4],
+        )
+    return net
+
+
+def strip_net(scheme: str) -> Net:
+    rng = np.random.default_rng(90 + SCHEMES.index(scheme))
+    net = Net()
+    for n, (h, w, c_in, c_out, kh, kw, dilation, pad) in enumerate(STRIPS):
+        dtype, s_in, zp_in = io_types(scheme, rng)
+        x = net.input([1, h, w, c_in], dtype, s_in, zp_in)
+        wt, bias_scales, s_out = weights(net, rng, scheme, (c_out, kh, kw, c_in), 0, s_in, kh * kw * c_in)
+        info = np.iinfo(dtype)
+        oh, ow = (h, w) if pad == "SAME" else (h - (kh - 1) * dilation, w - kw + 1)
+        out = net.tensor([1, oh, ow, c_out], dtype, s_out, int(rng.integers(info.min, int(info.max) + 1)))
+        net.op(
+            "CONV_2D",
+            [x, wt, bias_tensor(net, rng, bias_scales, c_out)],
+            [out],
+            f"conv {kh}x{kw} d{dilation} {pad} {h}x{w} {c_in}->{c_out}",
+            padding=pad,
+            stride_h=1,
+            stride_w=1,
+            dilation_h_factor=dilation,
             fused_activation_function=ACTIVATIONS[n % 4],
         )
     return net
@@ -87,6 +126,12 @@ def column_net(scheme: str) -> Net:
 def test_pointwise_conv_as_rows(scheme, kernel_build):
     net = pointwise_net(scheme)
     check(net, run_sets(net, 71, batches=(1, 3)))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conv_rows_run_together(scheme, kernel_build):
+    net = strip_net(scheme)
+    check(net, run_sets(net, 91, batches=(1, 3)))
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -19,6 +19,7 @@ from .gemm import (
     Epilogue,
     Runs,
     gemm_rows,
+    strip_requantize,
     tile,
     tile_requantize,
     tile_requantize_one,
@@ -64,7 +65,8 @@ class Geometry(NamedTuple):
 class GemmPlan(NamedTuple):
     """How conv2d drives the GEMM (see conv2d): `calls` calls of `per_call` runs x_run apart, each run
     run_len values; fused: requantize in the micro-kernel; d and sum_lane: the window-sum term; chunks:
-    the parallel loop's iterations; groups: each output row's blocks in that many tasks (fused only)."""
+    the parallel loop's iterations; groups: each task's blocks in that many tasks (fused only); strip:
+    pixels a task (0: a task is an output row; see conv2d)."""
 
     blocks: int
     calls: int
@@ -76,6 +78,10 @@ class GemmPlan(NamedTuple):
     sum_lane: int
     chunks: int
     groups: int
+    strip: int
+
+
+FLAT_RUN = 1 << 14  # values of a task where pad_input's copy is one run
 
 
 @kernel
@@ -89,10 +95,21 @@ def pad_input(x, out, pad):
     finds its input at its own index.
     The loops index slices from 0: an index with a signed offset keeps Numba's negative-index
     check inside a loop, which then does not vectorize (measured: 3 to 50 times slower).
+    Without a border (a valid convolution of int8 data: only the shift) the copy is one run, taken
+    in parts of FLAT_RUN values: rows of a few values cost their set-up each (MNIST's first layer at
+    batch 256: 7168 rows of 28, 58 us; one run 4 us).
     """
     n, h, w, c, delta, fill, top, left, repeat, hp, wp, cp = pad
     row_len = wp * cp
-    for i in prange(n * hp):
+    flat = (hp, wp, cp, repeat) == (h, w, c, 1)
+    total = n * h * w * c
+    for i in prange(-(-total // FLAT_RUN) if flat else n * hp):
+        if flat:
+            part = x[i * FLAT_RUN : min(total, (i + 1) * FLAT_RUN)]
+            into = out[i * FLAT_RUN : i * FLAT_RUN + part.size]
+            for j in range(part.size):
+                into[j] = np.int16(part[j]) + delta
+            continue
         b = i // hp
         y = i % hp - top
         row = out[i * row_len : (i + 1) * row_len]
@@ -133,7 +150,7 @@ def _edge(edge, xf, start):
 
 
 @kernel
-def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
+def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
     """Convolution on the GEMM, reading the padded input in place (no im2col).
 
     Each output pixel reads runs of run_len consecutive values in the padded input xf
@@ -153,62 +170,54 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
     fused: requantize in the micro-kernel (tile_requantize; one call only). A task is one output row's
     blocks, or a group of them (groups > 1: rows too few to share among the threads; fused only, and
     no sum lane then, as a group's offsets would come from another's block).
+    strip > 0 (fused, unit strides, no window sums from window_sum): an image's output rows run together
+    as one row of the padded input's width wp, whose pixels ow .. wp - 1 of each row straddle two rows:
+    computed, not stored. A task is `strip` of its pixels (gemm.strip_requantize; places [run_pixels +
+    pad]: each one's output pixel in its image, or -1): a short row's set-up and last pixels in tiles
+    of their own cost more than the wp - ow pixels (MNIST's first layer, rows of 26 pixels, 16
+    channels, batch 256: 527 -> 383 us). Pixels whose reads would pass the end of xf (the last ones of
+    an input read in place) go one by one from a copy.
     accs [threads, rows * width], all_offsets [threads, rows], edges [threads, extent]: each
     thread's scratch (see gemm_conv), from the plan: allocating here costs more than small tasks.
     geo: Geometry; gemm: GemmPlan; rq: requantize.Requant.
     """
     hp, wp, c, kh, kw, sh, sw, dh, dw = geo
-    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups = gemm
-    n, oh, ow, oc = out.shape
+    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups, strip = gemm
+    n, oh, ow, _ = out.shape
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
     block_size = run_len * OCB
     extent = edges.shape[1]
     per_group = -(-blocks // groups)
-    tasks = n * oh * groups
+    run_pixels = (oh - 1) * wp + ow  # strips: an image's rows run together, wp pixels a row
+    units = -(-run_pixels // strip) if strip > 0 else oh  # an image's strips, or rows
+    tasks = n * units * groups
     chunks = min(tasks, chunks)
-    flat = flat_view(out)
     for chunk in prange(chunks):
         thread = numba.get_thread_id()
         acc, offsets, edge = accs[thread], all_offsets[thread], edges[thread]
         offsets[:] = 0
-        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            b = i // (oh * groups)
-            oy = i // groups % oh
-            first = i % groups * per_group  # this task's blocks: first .. first + per_group - 1
+        lo_task = chunk * tasks // chunks
+        # the task's image b, row or strip u and channel group g, counted on task by task (a division
+        # costs more than a short row's tiles); g starts one before lo_task's
+        b, u, g = lo_task // (units * groups), lo_task // groups % units, lo_task % groups - 1
+        for _ in range(lo_task, (chunk + 1) * tasks // chunks):
+            g += 1
+            if g == groups:
+                g, u = 0, u + 1
+                if u == units:
+                    u, b = 0, b + 1
+            first = g * per_group  # this task's blocks: first .. first + per_group - 1
+            if strip > 0:
+                _strip(xf, w, geo, gemm, rq, offsets, edge, places, out, b, u, first)
+                continue
+            oy = u
             if d != 0 and sum_lane < 0:
                 for ox in range(ow):
                     start = ((b * hp + oy * sh) * wp + ox * sw) * c
                     offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
             if fused:
-                row = (b * oh + oy) * ow
-                base = ((b * hp + oy * sh) * wp) * c
-                for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
-                    ch = blk * OCB
-                    lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
-                    w_off, w_run = blk * block_size, blocks * block_size
-                    # the row's tiles that read inside xf, in one call (the channels' set-up once); a
-                    # last partial tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
-                    room = xf.size - extent - base
-                    whole = min(-(-ow // PX), room // (PX * sw * c) + 1) if room >= 0 else 0
-                    if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
-                        whole -= 1
-                    if whole > 0:
-                        pixels = min(ow, whole * PX)
-                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, row * oc + ch, oc)
-                        at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                        tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
-                    for t in range(whole * PX, ow, PX):
-                        start = base + t * sw * c
-                        pixels = min(PX, ow - t)
-                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
-                        if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                            at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                            tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
-                        else:
-                            _edge(edge, xf, start)
-                            at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                            tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
+                _fused_row(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, first)
                 continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
@@ -227,6 +236,86 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
                 for ox in range(ow):
                     offsets[ox] = d * acc[ox * width + sum_lane]
             requantize_pixels(acc, width, offsets, rq, out[b, oy])
+
+
+@njit(inline="always", cache=True)
+def _fused_row(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, first):
+    """conv2d's output row oy of image b, fused, blocks first .. first + per_group - 1."""
+    hp, wp, c, sw, sh = geo.hp, geo.wp, geo.c, geo.sw, geo.sh
+    blocks, per_call, x_run, run_len, d, sum_lane, groups = (
+        gemm.blocks, gemm.per_call, gemm.x_run, gemm.run_len, gemm.d, gemm.sum_lane, gemm.groups
+    )
+    _, oh, ow, oc = out.shape
+    ksteps = run_len // (4 // xf.itemsize)
+    block_size = run_len * OCB
+    per_group = -(-blocks // groups)
+    extent = edge.size
+    flat = flat_view(out)
+    row = (b * oh + oy) * ow
+    base = ((b * hp + oy * sh) * wp) * c
+    for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
+        ch = blk * OCB
+        lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
+        w_off, w_run = blk * block_size, blocks * block_size
+        # the row's tiles that read inside xf, in one call (the channels' set-up once); a
+        # last partial tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
+        room = xf.size - extent - base
+        whole = -(-ow // PX)
+        if room < (whole - 1) * PX * sw * c:  # (the last rows of an input read in place)
+            whole = room // (PX * sw * c) + 1 if room >= 0 else 0
+        if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
+            whole -= 1
+        if whole > 0:
+            pixels = min(ow, whole * PX)
+            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, row * oc + ch, oc)
+            at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
+            tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
+        for t in range(whole * PX, ow, PX):
+            start = base + t * sw * c
+            pixels = min(PX, ow - t)
+            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
+            if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
+            else:
+                _edge(edge, xf, start)
+                at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
+
+
+@njit(inline="always", cache=True)
+def _strip(xf, w, geo, gemm, rq, offsets, edge, places, out, b, u, first):
+    """conv2d's strip u of image b (pixels u * strip .. of its rows run together), blocks first .. first +
+    per_group - 1."""
+    hp, wp, c = geo.hp, geo.wp, geo.c
+    blocks, per_call, x_run, run_len, d, sum_lane, groups, strip = (
+        gemm.blocks, gemm.per_call, gemm.x_run, gemm.run_len, gemm.d, gemm.sum_lane, gemm.groups, gemm.strip
+    )
+    _, oh, ow, oc = out.shape
+    ksteps = run_len // (4 // xf.itemsize)
+    block_size = run_len * OCB
+    v0 = u * strip
+    image = b * hp * wp * c
+    pixels = min(strip, (oh - 1) * wp + ow - v0)
+    # the tiles that read inside xf (all but an input read in place's last pixels)
+    room = xf.size - edge.size - image - v0 * c
+    readable = room // (PX * c) + 1 if room >= 0 else 0
+    flat = flat_view(out)
+    for blk in range(min(blocks, first + -(-blocks // groups)) - 1, first - 1, -1):  # sum lane's first
+        ch = blk * OCB
+        lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
+        w_off, w_run = blk * block_size, blocks * block_size
+        out_off = b * oh * ow * oc + ch
+        if readable > 0:
+            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, out_off, oc)
+            at = Runs(image + v0 * c, c, w_off, ksteps, per_call, x_run, w_run)
+            strip_requantize(xf, w, at, ep, offsets, flat, rq, readable, places[v0:])
+        for q in range(min(pixels, readable * PX), pixels):  # one by one, from a copy
+            if places[v0 + q] >= 0:
+                _edge(edge, xf, image + (v0 + q) * c)
+                ep = Epilogue(ch, min(OCB, oc - ch), lane, d, q, 1, out_off + places[v0 + q], oc)
+                at = Runs(0, c, w_off, ksteps, per_call, x_run, w_run)
+                tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
 
 
 SHORT_K = 8  # k groups a pixel: up to this, a row's set-up costs more than a whole tile's products

@@ -259,14 +259,18 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
     return sig, codegen
 
 
-def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
+def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count, table=None):
     """`count` whole tiles of tile_requantize side by side along a row (at, ep: the first tile's; tile i
     reads from x_off + i*PX*x_stride, writes pixels pix + i*PX on, from out_off + i*PX*out_pixel; the
     pixels from ep.pixels on (counted from the first tile's first) are computed, not stored: a row's
     last tile may be partial, its set-up shared). What depends on the channels alone (bias, masks,
     the requantization's constants, the branches on the halves and on the left shift) is set up once
-    for the row, not per tile: where k is short, that set-up is most of a tile's time."""
-    sig = types.void(x, w, at, ep, offsets, out, rq, types.intp)
+    for the row, not per tile: where k is short, that set-up is most of a tile's time.
+    table (an int32 array, or None): pixel j goes to out_off + table[j], or nowhere where table[j] < 0 (read for every pixel computed: whole groups of tiles): a strip of a convolution's
+    input rows run together, the pixels that straddle two rows computed and not stored (conv.conv2d).
+    count is then the tiles that may be read: the strip's pixels in groups of tiles (see _row_loops)."""
+    strip = table is not None
+    sig = types.void(x, w, at, ep, offsets, out, rq, types.intp, *((table,) if strip else ()))
 
     if not FUSED:  # (as _tile_requantize)
         return sig, empty_codegen
@@ -275,6 +279,7 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
         x_, w_, at_, ep, offsets_, out_, rq_, count_ = (
             operand(context, builder, signature, args, k) for k in range(8)
         )
+        table_ = operand(context, builder, signature, args, 8) if strip else None
         v = VectorIR(builder)
         rule = rule_of(signature.args[6])
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
@@ -296,30 +301,32 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count):
                     operands = (x_, w_, at_, offsets_, out_, bias)
                     with fold:
                         if widened:
-                            packed = _RowPacked(context, v, rq_, ep, masks, halves, out_, rule)
-                            _row_loops(builder, packed, operands, count_, ep.pixels, True)
+                            packed = _RowPacked(context, v, rq_, ep, masks, halves, out_, rule, table_)
+                            _row_loops(builder, packed, operands, count_, ep.pixels, True, strip)
                     if rule == "double":  # (no shifts; few constants: tiles several at once, as _RowPacked)
                         with unfold:
-                            half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule)
-                            _row_loops(builder, half, operands, count_, ep.pixels, True)
+                            half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule, table_)
+                            _row_loops(builder, half, operands, count_, ep.pixels, True, strip)
                         continue
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
                             with variant:
-                                half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule)
-                                _row_loops(builder, half, operands, count_, ep.pixels, False)
+                                half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule, table_)
+                                _row_loops(builder, half, operands, count_, ep.pixels, False, strip)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-def _row_loops(builder, body, operands, count, pixels, paired: bool) -> None:
+def _row_loops(builder, body, operands, count, pixels, paired: bool, strip: bool = False) -> None:
     """A row's `count` tiles by a row body (_RowPacked, _RowHalves): its whole tiles (pixels // PX) first,
     several at once where paired, then the rest one at a time, their stores masked from `pixels` on (a
     partial last tile). Several at once: each weight vector loaded once for all, and 16 sums in flight,
     which the multiply-adds' latency needs: 4 tiles of 16 channels or fewer (16 pixels; 8 pixels had
     ResNet-8's 32 x 32 x 16 -> 16 layers at 9.8 us, now 6.4), else 2 tiles of 32 channels (4 pixels left
-    VNNI's ports idle, a 3 x 3 x 32 -> 32 layer 1.63 -> 1.43 ms at batch 64; 3 tiles measured slower)."""
+    VNNI's ports idle, a 3 x 3 x 32 -> 32 layer 1.63 -> 1.43 ms at batch 64; 3 tiles measured slower).
+    strip (see _tiles_requantize): `count` tiles may be read; the tiles left after the whole groups go as one
+    more group, its stores masked, where its reads stay within count, else one by one."""
     intp = count.type
 
     def tiles(start, stop, group: int, masked: bool = False):  # groups start .. stop - 1 of `group` tiles
@@ -329,6 +336,21 @@ def _row_loops(builder, body, operands, count, pixels, paired: bool) -> None:
     whole = builder.sdiv(pixels, ir.Constant(intp, PX))
     whole = builder.select(builder.icmp_signed("<", whole, count), whole, count)
     done = ir.Constant(intp, 0)
+    readable = count
+    if strip:  # (count: the tiles that may be read; those to compute cover the pixels)
+        needed = builder.sdiv(builder.add(pixels, ir.Constant(intp, PX - 1)), ir.Constant(intp, PX))
+        count = builder.select(builder.icmp_signed("<", needed, count), needed, count)
+    if strip and paired:
+        group = ir.Constant(intp, 4 if body.halves == 1 else 2)
+        full = builder.sdiv(whole, group)
+        groups = builder.sdiv(builder.add(count, builder.sub(group, ir.Constant(intp, 1))), group)
+        tiles(done, full, group.constant)
+        with builder.if_else(builder.icmp_signed("<=", builder.mul(groups, group), readable)) as (fits, short):
+            with fits:
+                tiles(full, groups, group.constant, masked=True)
+            with short:
+                tiles(builder.mul(full, group), count, 1, masked=True)
+        return
     for group in ((4, 2) if body.halves == 1 else (2,)) if paired else ():
         start = builder.sdiv(done, ir.Constant(intp, group))  # (done: a multiple of every later group)
         stop = builder.sdiv(whole, ir.Constant(intp, group))
@@ -342,11 +364,7 @@ def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halv
     """The px pixels of a row from pixel `first` on (see _tiles_requantize): their sums (allocas [px][2],
     begun from the bias, the window sums added) and their Epilogue (pix and out_off moved to them)."""
     x_, w_, at = operands
-    tile_at = SimpleNamespace(**vars(at))
-    tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
-    tile_ep = SimpleNamespace(**vars(ep))
-    tile_ep.pix = builder.add(ep.pix, first)
-    tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+    tile_at, tile_ep = _tile_places(builder, at, ep, first)
     done = _mac_loop(context, builder, px, x_, w_, tile_at, [bias[:halves]] * px)
     slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
     if halves == 1:  # (_add_window_sums adds to both halves)
@@ -354,6 +372,33 @@ def _tile_sums(context, builder, v: VectorIR, operands, ep, offsets_, bias, halv
             pixel.append(cgutils.alloca_once_value(builder, v.splat(0)))
     _add_window_sums(context, v, tile_ep, offsets_, slots)
     return slots, tile_ep
+
+
+def _tile_places(builder, at, ep, first):
+    """The Runs and Epilogue of a row's pixels from pixel `first` on."""
+    tile_at = SimpleNamespace(**vars(at))
+    tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
+    tile_ep = SimpleNamespace(**vars(ep))
+    tile_ep.pix = builder.add(ep.pix, first)
+    tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+    return tile_at, tile_ep
+
+
+def _destination(context, builder, ep, tile_ep, first, p: int, mask, masked: bool, table):
+    """Where pixel first + p of a row goes (an element index of out) and its store mask (mask, or none
+    where masked and the pixel lies from ep.pixels on); with a table (see _tiles_requantize), where it
+    says, none where it says nowhere or from ep.pixels on."""
+    intp = ep.out_off.type
+    if table is None:
+        at = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, p)))
+        return at, _stored(builder, ep, first, p, mask) if masked else mask
+    j = builder.add(first, ir.Constant(intp, p))
+    place = builder.load(builder.gep(data_ptr(context, builder, table, ir.IntType(32)), [j]), align=4)
+    place = builder.sext(place, intp)
+    inside = builder.icmp_signed(">=", place, ir.Constant(intp, 0))
+    if masked:
+        inside = builder.and_(inside, builder.icmp_signed("<", j, ep.pixels))
+    return builder.add(ep.out_off, place), builder.select(inside, mask, ir.Constant(mask.type, [0] * mask.type.count))
 
 
 # packs of 4 int32 vectors to one of bytes: each 4-byte group's place after vpackssdw then vpack[su]swb
@@ -368,9 +413,9 @@ class _RowPacked:
     to [lo, hi] as bytes, 64 at a time, and stored as whole pixels: the tail of 16 outputs costs about a
     third of requantize_wide's (its clamp, zero point and narrowing store)."""
 
-    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_, rule: str):
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, out_, rule: str, table=None):
         builder = v.b
-        self.context, self.v, self.ep, self.halves = context, v, ep, halves
+        self.context, self.v, self.ep, self.halves, self.table = context, v, ep, halves, table
         self.signed = out_.ty.dtype == types.int8
         self.params = [
             v.wide_params(context, rq_.table, builder.add(ep.ch, _const(ep.ch, 16 * k)), rule, folded=True)
@@ -428,7 +473,6 @@ class _RowPacked:
         ep.pixels on."""
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
-        intp = ep.out_off.type
         operands = (x_, w_, at)
         slots, tile_ep = _tile_sums(context, builder, v, operands, ep, offsets_, bias, self.halves, first, px)
         r = [[v.floor_wide(builder.load(slots[p][k]), self.params[k]) for k in range(self.halves)] for p in range(px)]
@@ -443,9 +487,10 @@ class _RowPacked:
                     ir.Constant(v.v32, None),
                     ir.Constant(ir.VectorType(v.i32, per), list(range(p * per, (p + 1) * per))),
                 )
-                at_pixel = builder.add(tile_ep.out_off, builder.mul(ep.out_pixel, ir.Constant(intp, group + p)))
+                at_pixel, mask = _destination(
+                    context, builder, ep, tile_ep, first, group + p, self.mask, masked, self.table
+                )
                 ptr = builder.bitcast(builder.gep(outp, [at_pixel]), self.vstore.as_pointer())
-                mask = _stored(builder, ep, first, group + p, self.mask) if masked else self.mask
                 builder.call(self._store, [builder.bitcast(part, self.vstore), ptr, v.i32(1), mask])
 
 
@@ -453,9 +498,10 @@ class _RowHalves:
     """_tiles_requantize's loop body for one variant (halves multiplied, left shift or not): the
     requantization's constants loaded once, before the loop."""
 
-    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str):
+    def __init__(self, context, v: VectorIR, rq_, ep, masks, halves: int, shift: bool, rule: str, table=None):
         builder = v.b
         self.context, self.v, self.ep, self.masks, self.halves, self.rule = context, v, ep, masks, halves, rule
+        self.table = table
         self.zp, self.lo, self.hi = v.broadcast(rq_.out_zp), v.broadcast(rq_.lo), v.broadcast(rq_.hi)
         self.params = []
         for k in range(halves):
@@ -474,11 +520,7 @@ class _RowHalves:
         context, v, ep = self.context, self.v, self.ep
         builder = v.b
         intp = ep.out_off.type
-        tile_at = SimpleNamespace(**vars(at))
-        tile_at.x_off = builder.add(at.x_off, builder.mul(first, at.x_stride))
-        tile_ep = SimpleNamespace(**vars(ep))
-        tile_ep.pix = builder.add(ep.pix, first)
-        tile_ep.out_off = builder.add(ep.out_off, builder.mul(first, ep.out_pixel))
+        tile_at, tile_ep = _tile_places(builder, at, ep, first)
         done = _mac_loop(context, builder, px, x_, w_, tile_at, [bias[: self.halves]] * px)
         slots = [[cgutils.alloca_once_value(builder, s) for s in pixel] for pixel in done]
         if self.halves == 1:  # (_add_window_sums adds to both halves)
@@ -500,9 +542,8 @@ class _RowHalves:
                     r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi)
                 else:
                     r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, second)
-                pixel = builder.add(builder.mul(ep.out_pixel, ir.Constant(intp, p)), ir.Constant(intp, 16 * k))
-                ptr = builder.gep(outp, [builder.add(tile_ep.out_off, pixel)])
-                mask = _stored(builder, ep, first, p, self.masks[k]) if masked else self.masks[k]
+                pixel, mask = _destination(context, builder, ep, tile_ep, first, p, self.masks[k], masked, self.table)
+                ptr = builder.gep(outp, [builder.add(pixel, ir.Constant(intp, 16 * k))])
                 v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), mask)
             if k == 1:
                 ctx.__exit__(None, None, None)
@@ -674,6 +715,11 @@ tile_requantize = intrinsic(_by_x_type(_tile_requantize_definition(U8), _tile_re
 tiles_requantize = intrinsic(  # whole tiles along a row, the channels' set-up once (conv.conv2d)
     lambda typingctx, x, w, at, ep, offsets, out, rq, count: _tiles_requantize(
         typingctx, x, w, at, ep, offsets, out, rq, count
+    )
+)
+strip_requantize = intrinsic(  # rows run together, each pixel stored where a table says (conv.conv2d)
+    lambda typingctx, x, w, at, ep, offsets, out, rq, count, table: _tiles_requantize(
+        typingctx, x, w, at, ep, offsets, out, rq, count, table
     )
 )
 tile_requantize_one = intrinsic(  # one pixel: a row's last one or two (conv.conv2d)

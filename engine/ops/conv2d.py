@@ -41,6 +41,10 @@ ROW_PIXELS = 512  # the longest row _pointwise_rows makes
 # in-kernel (26x26x16 -> 32 8.89 -> 9.23, 16x16x32 -> 32 8.12 -> 9.40, 20x20x32 -> 32 10.71 -> 12.27) and
 # pointwise ones alike (25x5x64 -> 64 3.51 -> 3.62, 10x10x256 -> 64 6.05 -> 6.10).
 FLIP_BYTES, FLIP_BLOCKS, FLIP_K_GROUPS = 32 << 10, 2, 8
+# pixels of a task where a convolution's rows run together (K.conv2d; its k short): 4 tasks a thread at
+# least, where they have STRIP_MIN pixels; at most STRIP_MAX (a strip's set-up: 128 -> 512 pixels measured
+# 7 % on MNIST's first layer at batch 256)
+STRIP_MIN, STRIP_MAX = 64, 512
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -137,14 +141,31 @@ def gemm_conv(
     oh, ow = win.oh, win.ow
     blocks = padded_channels(oc) // OCB
     one_call = win.dw == 1 or kh == 1  # (_runs)
-    groups = _channel_groups(n * oh, blocks, threads) if gemm.FUSED and one_call else 1
+    # rows run together (K.conv2d): unit strides, fused (one call), k groups few enough that a short
+    # row's set-up and last tiles cost more than the pixels computed between rows (K.SHORT_K)
+    k_groups = kh * -(-kw * c // 4)
+    run_pixels = (oh - 1) * win.wp + ow
+    strip = 0
+    if gemm.FUSED and one_call and win.sh == win.sw == 1 and k_groups <= K.SHORT_K:
+        strip = min(STRIP_MAX, max(STRIP_MIN, -(-n * run_pixels // (4 * threads))))
+        strip = -(-strip // (4 * PX)) * 4 * PX  # (whole groups of tiles)
+    units = n * -(-run_pixels // strip) if strip else n * oh  # the tasks of one channel group
+    groups = _channel_groups(units, blocks, threads) if gemm.FUSED and one_call else 1
     ops = _operands(in_dtype, in_zp, weights, bias, lane=groups == 1)
     calls, per_call, x_run, run_len, packed = _runs(ops.weights, win, ops.group)
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
+    if ops.d != 0 and ops.sum_lane < 0:  # window sums from K.window_sum, row by row
+        strip = 0
     conv = K.conv2d.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
     chunks = 32 * threads  # bound for both builds (the executor may run either)
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
-    plan = K.GemmPlan(blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups)
+    plan = K.GemmPlan(
+        blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups, strip
+    )
+    # strips: each pixel's place in its image's output, or -1 (those between rows, and after the last)
+    oy, ox = np.divmod(np.arange(run_pixels if strip else 0), win.wp)
+    places = np.full(-(-len(oy) // PX) * PX + 4 * PX, -1, np.int32)
+    places[: len(oy)] = np.where(ox < ow, (oy * ow + ox) * oc, -1)
     rq = requantize.make(rule, ops.bias, mult, shift, scale, out_zp, *clamp)
     if fused and rule != "fp32":  # the fused epilogue's 64-bit constants
         rq = rq._replace(table=requantize.widen(rq.table, requantize.RULES[type(rq)], out_zp))
@@ -163,7 +184,7 @@ def gemm_conv(
     extent = (PX - 1) * win.sw * c + (per_call - 1) * x_run + run_len  # what one call reads
     scratch = [
         per_thread(rows * blocks * OCB, np.int32),
-        per_thread(rows, np.int32),
+        per_thread(max(rows, strip + 4 * PX), np.int32),
         ((threads, extent), np.int8 if flip else ops.data_type),
     ]
     if not in_place:  # the padded input, then room for the last row's last tile to read past its end
@@ -173,11 +194,11 @@ def gemm_conv(
     def bind(ins, outs, scratch):
         out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
         if in_place:
-            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], out))]
+            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], places, out))]
         flat = view(scratch[3])
         return [
             (pad_input, (view(ins[0]), flat, padding)),
-            (conv, (flat, packed, geo, plan, rq, *scratch[:3], out)),
+            (conv, (flat, packed, geo, plan, rq, *scratch[:3], places, out)),
         ]
 
     return bound([out_shape], bind, scratch)

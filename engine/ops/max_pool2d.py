@@ -20,8 +20,10 @@ def _max_pool(x, out, pool, rows):
     row first, then its columns to the second row, win[i] = max(row[i + kx * C]) over the window's
     columns kx (the row's last pixels take the columns they have, their windows' part inside the
     row): runs of W * C values that vectorize 64 wide. Each output pixel then reads its window's
-    maximum at its first column (a window that starts in the left padding takes its own). Flat
-    unsigned indices and maxima in the data's own type."""
+    maximum at its first column (a window that starts in the left padding takes its own), clamped
+    to the activation's range there. Flat unsigned indices and maxima in the data's own type. No
+    pass only copies or fills: a 3 x 3 pool's 7 passes over a row, 4 now (MNIST's at batch 256:
+    139 -> ? us)."""
     fh, fw, sh, sw, ph, pw, act_min, act_max = pool
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
@@ -33,9 +35,17 @@ def _max_pool(x, out, pool, rows):
         y0 = t % oh * sh - ph
         mine = rows[numba.get_thread_id()]
         row, win = mine[:wc], mine[wc:]
-        for i in range(wc):
-            row[i] = lo  # max(window) clamped below by act_min == max over window and act_min
-        for ky in range(max(0, -y0), min(fh, h - y0)):
+        k0, k1 = max(0, -y0), min(fh, h - y0)  # the window's rows inside the input
+        top = np.uintp((b * h + y0 + k0) * wc)
+        if k1 - k0 >= 2:  # (the first two rows in one pass: no pass that only copies)
+            for i in range(wc):
+                row[i] = max(xf[top + np.uintp(i)], xf[top + np.uintp(wc + i)])
+        elif k1 > k0:
+            for i in range(wc):
+                row[i] = xf[top + np.uintp(i)]
+        else:
+            row[:] = lo
+        for ky in range(k0 + 2, k1):
             base = np.uintp((b * h + y0 + ky) * wc)
             for i in range(wc):
                 row[i] = max(row[i], xf[base + np.uintp(i)])
@@ -48,17 +58,22 @@ def _max_pool(x, out, pool, rows):
                 for kx in range(-x0, min(fw, w - x0)):
                     m = max(m, row[np.uintp((x0 + kx) * c + ch)])
                 of[o + np.uintp(ch)] = min(m, hi)
-        for i in range(wc):
-            win[i] = row[i]
-        for kx in range(1, fw):
-            d = np.uintp(kx * c)
-            for i in range(np.uintp(wc) - min(d, np.uintp(wc))):
-                win[i] = max(win[i], row[i + d])
+        if fw >= 2:  # window maxima: the first two columns in one pass, the row's last pixel as it is
+            for i in range(np.uintp(wc - c)):
+                win[i] = max(row[i], row[i + np.uintp(c)])
+            for i in range(np.uintp(wc - c), np.uintp(wc)):
+                win[i] = row[i]
+            for kx in range(2, fw):
+                d = np.uintp(kx * c)
+                for i in range(np.uintp(wc) - min(d, np.uintp(wc))):
+                    win[i] = max(win[i], row[i + d])
+        else:
+            win = row
         for ox in range(first, ow):
             p = np.uintp((ox * sw - pw) * c)
             o = np.uintp((t * ow + ox) * c)
             for ch in range(c):
-                of[o + np.uintp(ch)] = min(win[p + np.uintp(ch)], hi)
+                of[o + np.uintp(ch)] = min(max(win[p + np.uintp(ch)], lo), hi)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
