@@ -17,10 +17,8 @@ from .gemm import (
     OCB,
     PX,
     Epilogue,
-    RowStep,
     Runs,
     gemm_rows,
-    rows_requantize,
     strip_requantize,
     tile,
     tile_requantize,
@@ -68,7 +66,7 @@ class GemmPlan(NamedTuple):
     """How conv2d drives the GEMM (see conv2d): `calls` calls of `per_call` runs x_run apart, each run
     run_len values; fused: requantize in the micro-kernel; d and sum_lane: the window-sum term; chunks:
     the parallel loop's iterations; groups: each task's blocks in that many tasks (fused only); strip:
-    pixels a task (0: a task is `rows` output rows; see conv2d)."""
+    pixels a task (0: a task is an output row; see conv2d)."""
 
     blocks: int
     calls: int
@@ -81,7 +79,6 @@ class GemmPlan(NamedTuple):
     chunks: int
     groups: int
     strip: int
-    rows: int
 
 
 FLAT_RUN = 1 << 14  # values of a task where pad_input's copy is one run
@@ -170,11 +167,9 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
     d: the weights' offset (see gemm_conv): d times the sum of each pixel's window joins its sum.
     The GEMM computes that sum in lane sum_lane of the accumulators (when >= 0: the weights have
     a column of ones there), else window_sum does.
-    fused: requantize in the micro-kernel (tile_requantize; one call only). A task is a band of `rows`
-    output rows (one where not fused; gemm.rows_requantize: the set-up once a band, MNIST's 16 -> 32
-    layer at batch 256 1735 -> 1655 us), their blocks or a group of them (groups > 1: rows too few to
-    share among the threads; fused only, and no sum lane then, as a group's offsets would come from
-    another's block); offsets: pix_row entries a row of the band.
+    fused: requantize in the micro-kernel (tile_requantize; one call only). A task is one output row's
+    blocks, or a group of them (groups > 1: rows too few to share among the threads; fused only, and
+    no sum lane then, as a group's offsets would come from another's block).
     strip > 0 (fused, unit strides, no window sums from window_sum): an image's output rows run together
     as one row of the padded input's width wp, whose pixels ow .. wp - 1 of each row straddle two rows:
     computed, not stored. A task is `strip` of its pixels (gemm.strip_requantize; places [run_pixels +
@@ -187,7 +182,7 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
     geo: Geometry; gemm: GemmPlan; rq: requantize.Requant.
     """
     hp, wp, c, kh, kw, sh, sw, dh, dw = geo
-    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups, strip, band = gemm
+    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups, strip = gemm
     n, oh, ow, _ = out.shape
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
@@ -195,8 +190,7 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
     extent = edges.shape[1]
     per_group = -(-blocks // groups)
     run_pixels = (oh - 1) * wp + ow  # strips: an image's rows run together, wp pixels a row
-    units = -(-run_pixels // strip) if strip > 0 else -(-oh // band)  # an image's strips, or bands of rows
-    pix_row = -(-ow // PX) * PX  # a row's entries in offsets
+    units = -(-run_pixels // strip) if strip > 0 else oh  # an image's strips, or rows
     tasks = n * units * groups
     chunks = min(tasks, chunks)
     for chunk in prange(chunks):
@@ -217,15 +211,13 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
             if strip > 0:
                 _strip(xf, w, geo, gemm, rq, offsets, edge, places, out, b, u, first)
                 continue
-            oy = u * band
-            rows = min(band, oh - oy)
+            oy = u
             if d != 0 and sum_lane < 0:
-                for r in range(rows):
-                    for ox in range(ow):
-                        start = ((b * hp + (oy + r) * sh) * wp + ox * sw) * c
-                        offsets[r * pix_row + ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
+                for ox in range(ow):
+                    start = ((b * hp + oy * sh) * wp + ox * sw) * c
+                    offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
             if fused:
-                _fused_rows(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, rows, first)
+                _fused_row(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, first)
                 continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
@@ -247,11 +239,8 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
 
 
 @njit(inline="always", cache=True)
-def _fused_rows(xf, w, geo, gemm, rq, offsets, edge, out, b, oy0, rows, first):
-    """conv2d's output rows oy0 .. oy0 + rows - 1 of image b, fused, blocks first .. first + per_group - 1:
-    the rows whose whole tiles read inside xf in one call (rows_requantize: the set-up once), the others
-    (an input read in place: its last rows) a call each; then each row's last tile, or its last one or
-    two pixels of a long filter (see _tail), from a copy where it would read beyond xf."""
+def _fused_row(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, first):
+    """conv2d's output row oy of image b, fused, blocks first .. first + per_group - 1."""
     hp, wp, c, sw, sh = geo.hp, geo.wp, geo.c, geo.sw, geo.sh
     blocks, per_call, x_run, run_len, d, sum_lane, groups = (
         gemm.blocks, gemm.per_call, gemm.x_run, gemm.run_len, gemm.d, gemm.sum_lane, gemm.groups
@@ -262,56 +251,36 @@ def _fused_rows(xf, w, geo, gemm, rq, offsets, edge, out, b, oy0, rows, first):
     per_group = -(-blocks // groups)
     extent = edge.size
     flat = flat_view(out)
-    full = -(-ow // PX)
-    pix_row = full * PX  # a row's entries in offsets
-    tile_x, row_x = PX * sw * c, sh * wp * c
-    base0 = (b * hp + oy0 * sh) * wp * c
-    whole = _row_tiles(xf.size - extent - base0, full, ow, tile_x, ksteps * per_call)
-    # the rows whose `whole` tiles all read inside xf (all of them but an input read in place's last)
-    inside = min(rows, (xf.size - extent - base0 - (whole - 1) * tile_x) // row_x + 1) if whole > 0 else 0
+    row = (b * oh + oy) * ow
+    base = ((b * hp + oy * sh) * wp) * c
     for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
         ch = blk * OCB
         lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
         w_off, w_run = blk * block_size, blocks * block_size
-        pixels = min(ow, whole * PX)
-        out0 = (b * oh + oy0) * ow * oc + ch
-        if inside > 0:
-            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, out0, oc)
-            at = Runs(base0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-            rows_requantize(xf, w, at, ep, offsets, flat, rq, whole, RowStep(inside, row_x, ow * oc, pix_row))
-        for r in range(rows):
-            base = base0 + r * row_x
-            done = whole
-            if r >= inside:
-                done = _row_tiles(xf.size - extent - base, full, ow, tile_x, ksteps * per_call)
-                if done > 0:
-                    ep = Epilogue(ch, min(OCB, oc - ch), lane, d, r * pix_row, min(ow, done * PX), out0 + r * ow * oc, oc)
-                    at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                    tiles_requantize(xf, w, at, ep, offsets, flat, rq, done)
-            for t in range(done * PX, ow, PX):
-                start = base + t * sw * c
-                out_at = out0 + (r * ow + t) * oc
-                ep = Epilogue(ch, min(OCB, oc - ch), lane, d, r * pix_row + t, min(PX, ow - t), out_at, oc)
-                if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                    at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                    tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
-                else:
-                    _edge(edge, xf, start)
-                    at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                    tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
-
-
-@njit(inline="always", cache=True)
-def _row_tiles(room, full, ow, tile_x, k_groups):
-    """The tiles of a row to compute in one call: its `full` tiles, those that read inside the input (room:
-    what is left of it after a tile's reach from the row's start), a last partial tile too unless it is
-    1 or 2 pixels of a long filter (see _tail)."""
-    whole = full
-    if room < (whole - 1) * tile_x:  # (the last rows of an input read in place)
-        whole = room // tile_x + 1 if room >= 0 else 0
-    if whole * PX > ow and not _tail(ow - (whole - 1) * PX, k_groups):
-        whole -= 1
-    return whole
+        # the row's tiles that read inside xf, in one call (the channels' set-up once); a
+        # last partial tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
+        room = xf.size - extent - base
+        whole = -(-ow // PX)
+        if room < (whole - 1) * PX * sw * c:  # (the last rows of an input read in place)
+            whole = room // (PX * sw * c) + 1 if room >= 0 else 0
+        if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
+            whole -= 1
+        if whole > 0:
+            pixels = min(ow, whole * PX)
+            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, row * oc + ch, oc)
+            at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
+            tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
+        for t in range(whole * PX, ow, PX):
+            start = base + t * sw * c
+            pixels = min(PX, ow - t)
+            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
+            if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
+            else:
+                _edge(edge, xf, start)
+                at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
 
 
 @njit(inline="always", cache=True)

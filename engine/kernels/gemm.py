@@ -77,16 +77,6 @@ class Runs(NamedTuple):
     w_run: int
 
 
-class RowStep(NamedTuple):
-    """rows_requantize's rows: `rows` of them, each x_row values of x, out_row of out and pix_row entries of
-    the offsets after the one before."""
-
-    rows: int
-    x_row: int
-    out_row: int
-    pix_row: int
-
-
 class Epilogue(NamedTuple):
     """Where tile_requantize's outputs go: channels ch .. ch + channels - 1 of the pixels pix .. pix +
     pixels - 1, out_pixel apart from out_off; sum_lane and d: the window sum (see tile_requantize)."""
@@ -269,21 +259,18 @@ def _tile_requantize(typingctx, x, w, at, ep, offsets, out, rq, px=PX):
     return sig, codegen
 
 
-def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count, table=None, step=None):
+def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count, table=None):
     """`count` whole tiles of tile_requantize side by side along a row (at, ep: the first tile's; tile i
     reads from x_off + i*PX*x_stride, writes pixels pix + i*PX on, from out_off + i*PX*out_pixel; the
     pixels from ep.pixels on (counted from the first tile's first) are computed, not stored: a row's
     last tile may be partial, its set-up shared). What depends on the channels alone (bias, masks,
     the requantization's constants, the branches on the halves and on the left shift) is set up once
     for the row, not per tile: where k is short, that set-up is most of a tile's time.
-    table (an int32 array, or None): pixel j goes to out_off + table[j], or nowhere where table[j] < 0
-    (read for every pixel computed: whole groups of tiles): a strip of a convolution's input rows run
-    together, the pixels that straddle two rows computed and not stored (conv.conv2d). count is then
-    the tiles that may be read: the strip's pixels in groups of tiles (see _row_loops).
-    step (a RowStep, or None): the same for step.rows rows, the set-up once for all of them."""
+    table (an int32 array, or None): pixel j goes to out_off + table[j], or nowhere where table[j] < 0 (read for every pixel computed: whole groups of tiles): a strip of a convolution's
+    input rows run together, the pixels that straddle two rows computed and not stored (conv.conv2d).
+    count is then the tiles that may be read: the strip's pixels in groups of tiles (see _row_loops)."""
     strip = table is not None
-    extra = (table,) if strip else (step,) if step is not None else ()
-    sig = types.void(x, w, at, ep, offsets, out, rq, types.intp, *extra)
+    sig = types.void(x, w, at, ep, offsets, out, rq, types.intp, *((table,) if strip else ()))
 
     if not FUSED:  # (as _tile_requantize)
         return sig, empty_codegen
@@ -293,7 +280,6 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count, table=No
             operand(context, builder, signature, args, k) for k in range(8)
         )
         table_ = operand(context, builder, signature, args, 8) if strip else None
-        step_ = operand(context, builder, signature, args, 8) if step is not None else None
         v = VectorIR(builder)
         rule = rule_of(signature.args[6])
         masks = [v.lanes_below(builder.sub(ep.channels, _const(ep.channels, 16 * k))) for k in range(2)]
@@ -316,38 +302,20 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count, table=No
                     with fold:
                         if widened:
                             packed = _RowPacked(context, v, rq_, ep, masks, halves, out_, rule, table_)
-                            _each_row(builder, step_, packed, operands, count_, True, strip)
+                            _row_loops(builder, packed, operands, count_, ep.pixels, True, strip)
                     if rule == "double":  # (no shifts; few constants: tiles several at once, as _RowPacked)
                         with unfold:
                             half = _RowHalves(context, v, rq_, ep, masks, halves, False, rule, table_)
-                            _each_row(builder, step_, half, operands, count_, True, strip)
+                            _row_loops(builder, half, operands, count_, ep.pixels, True, strip)
                         continue
                     with unfold, builder.if_else(shifting, likely=False) as (left, plain):
                         for shift, variant in ((True, left), (False, plain)):
                             with variant:
                                 half = _RowHalves(context, v, rq_, ep, masks, halves, shift, rule, table_)
-                                _each_row(builder, step_, half, operands, count_, False, strip)
+                                _row_loops(builder, half, operands, count_, ep.pixels, False, strip)
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-def _each_row(builder, step, body, operands, count, paired: bool, strip: bool) -> None:
-    """_row_loops for the row of body.ep and operands' Runs, or for each of a RowStep's rows (its place in
-    x, out and the offsets moved on a row at a time)."""
-    if step is None:
-        _row_loops(builder, body, operands, count, body.ep.pixels, paired, strip)
-        return
-    ep, at = body.ep, operands[2]
-    with cgutils.for_range(builder, step.rows) as row:
-        r = row.index
-        row_at = SimpleNamespace(**vars(at))
-        row_at.x_off = builder.add(at.x_off, builder.mul(r, step.x_row))
-        body.ep = SimpleNamespace(**vars(ep))
-        body.ep.out_off = builder.add(ep.out_off, builder.mul(r, step.out_row))
-        body.ep.pix = builder.add(ep.pix, builder.mul(r, step.pix_row))
-        _row_loops(builder, body, (*operands[:2], row_at, *operands[3:]), count, ep.pixels, paired, strip)
-    body.ep = ep
 
 
 def _row_loops(builder, body, operands, count, pixels, paired: bool, strip: bool = False) -> None:
@@ -747,11 +715,6 @@ tile_requantize = intrinsic(_by_x_type(_tile_requantize_definition(U8), _tile_re
 tiles_requantize = intrinsic(  # whole tiles along a row, the channels' set-up once (conv.conv2d)
     lambda typingctx, x, w, at, ep, offsets, out, rq, count: _tiles_requantize(
         typingctx, x, w, at, ep, offsets, out, rq, count
-    )
-)
-rows_requantize = intrinsic(  # tiles_requantize for several rows, the set-up once (conv.conv2d)
-    lambda typingctx, x, w, at, ep, offsets, out, rq, count, step: _tiles_requantize(
-        typingctx, x, w, at, ep, offsets, out, rq, count, step=step
     )
 )
 strip_requantize = intrinsic(  # rows run together, each pixel stored where a table says (conv.conv2d)

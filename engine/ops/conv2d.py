@@ -45,7 +45,6 @@ FLIP_BYTES, FLIP_BLOCKS, FLIP_K_GROUPS = 32 << 10, 2, 8
 # least, where they have STRIP_MIN pixels; at most STRIP_MAX (a strip's set-up: 128 -> 512 pixels measured
 # 7 % on MNIST's first layer at batch 256)
 STRIP_MIN, STRIP_MAX = 64, 512
-BAND_PIXELS = 1024  # a fused convolution's task, otherwise: output rows up to this many pixels (K.conv2d)
 
 
 def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
@@ -150,9 +149,7 @@ def gemm_conv(
     if gemm.FUSED and one_call and win.sh == win.sw == 1 and k_groups <= K.SHORT_K:
         strip = min(STRIP_MAX, max(STRIP_MIN, -(-n * run_pixels // (4 * threads))))
         strip = -(-strip // (4 * PX)) * 4 * PX  # (whole groups of tiles)
-    # or bands of rows, 4 tasks a thread at least (one row a task where the GEMM's sums are stored)
-    band = max(1, min(oh, BAND_PIXELS // (-(-ow // PX) * PX), n * oh // (4 * threads))) if gemm.FUSED and one_call else 1
-    units = n * -(-run_pixels // strip) if strip else n * -(-oh // band)  # the tasks of one channel group
+    units = n * -(-run_pixels // strip) if strip else n * oh  # the tasks of one channel group
     groups = _channel_groups(units, blocks, threads) if gemm.FUSED and one_call else 1
     ops = _operands(in_dtype, in_zp, weights, bias, lane=groups == 1)
     calls, per_call, x_run, run_len, packed = _runs(ops.weights, win, ops.group)
@@ -163,7 +160,7 @@ def gemm_conv(
     chunks = 32 * threads  # bound for both builds (the executor may run either)
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
     plan = K.GemmPlan(
-        blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups, strip, band
+        blocks, calls, per_call, x_run, run_len, fused, ops.d, ops.sum_lane, chunks, groups, strip
     )
     # strips: each pixel's place in its image's output, or -1 (those between rows, and after the last)
     oy, ox = np.divmod(np.arange(run_pixels if strip else 0), win.wp)
@@ -187,7 +184,7 @@ def gemm_conv(
     extent = (PX - 1) * win.sw * c + (per_call - 1) * x_run + run_len  # what one call reads
     scratch = [
         per_thread(rows * blocks * OCB, np.int32),
-        per_thread(max(rows * band, strip + 4 * PX), np.int32),
+        per_thread(max(rows, strip + 4 * PX), np.int32),
         ((threads, extent), np.int8 if flip else ops.data_type),
     ]
     if not in_place:  # the padded input, then room for the last row's last tile to read past its end
