@@ -150,7 +150,7 @@ def _edge(edge, xf, start):
 
 
 @kernel
-def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
+def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, out):
     """Convolution on the GEMM, reading the padded input in place (no im2col).
 
     Each output pixel reads runs of run_len consecutive values in the padded input xf
@@ -170,54 +170,62 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
     fused: requantize in the micro-kernel (tile_requantize; one call only). A task is one output row's
     blocks, or a group of them (groups > 1: rows too few to share among the threads; fused only, and
     no sum lane then, as a group's offsets would come from another's block).
-    strip > 0 (fused, unit strides, no window sums from window_sum): an image's output rows run together
-    as one row of the padded input's width wp, whose pixels ow .. wp - 1 of each row straddle two rows:
-    computed, not stored. A task is `strip` of its pixels (gemm.strip_requantize; places [run_pixels +
-    pad]: each one's output pixel in its image, or -1): a short row's set-up and last pixels in tiles
-    of their own cost more than the wp - ow pixels (MNIST's first layer, rows of 26 pixels, 16
-    channels, batch 256: 527 -> 383 us). Pixels whose reads would pass the end of xf (the last ones of
-    an input read in place) go one by one from a copy.
     accs [threads, rows * width], all_offsets [threads, rows], edges [threads, extent]: each
     thread's scratch (see gemm_conv), from the plan: allocating here costs more than small tasks.
     geo: Geometry; gemm: GemmPlan; rq: requantize.Requant.
     """
     hp, wp, c, kh, kw, sh, sw, dh, dw = geo
-    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups, strip = gemm
-    n, oh, ow, _ = out.shape
+    blocks, calls, per_call, x_run, run_len, fused, d, sum_lane, chunks, groups, _ = gemm
+    n, oh, ow, oc = out.shape
     width = blocks * OCB
     ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
     block_size = run_len * OCB
     extent = edges.shape[1]
     per_group = -(-blocks // groups)
-    run_pixels = (oh - 1) * wp + ow  # strips: an image's rows run together, wp pixels a row
-    units = -(-run_pixels // strip) if strip > 0 else oh  # an image's strips, or rows
-    tasks = n * units * groups
+    tasks = n * oh * groups
     chunks = min(tasks, chunks)
+    flat = flat_view(out)
     for chunk in prange(chunks):
         thread = numba.get_thread_id()
         acc, offsets, edge = accs[thread], all_offsets[thread], edges[thread]
         offsets[:] = 0
-        lo_task = chunk * tasks // chunks
-        # the task's image b, row or strip u and channel group g, counted on task by task (a division
-        # costs more than a short row's tiles); g starts one before lo_task's
-        b, u, g = lo_task // (units * groups), lo_task // groups % units, lo_task % groups - 1
-        for _ in range(lo_task, (chunk + 1) * tasks // chunks):
-            g += 1
-            if g == groups:
-                g, u = 0, u + 1
-                if u == units:
-                    u, b = 0, b + 1
-            first = g * per_group  # this task's blocks: first .. first + per_group - 1
-            if strip > 0:
-                _strip(xf, w, geo, gemm, rq, offsets, edge, places, out, b, u, first)
-                continue
-            oy = u
+        for i in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            b = i // (oh * groups)
+            oy = i // groups % oh
+            first = i % groups * per_group  # this task's blocks: first .. first + per_group - 1
             if d != 0 and sum_lane < 0:
                 for ox in range(ow):
                     start = ((b * hp + oy * sh) * wp + ox * sw) * c
                     offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
             if fused:
-                _fused_row(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, first)
+                row = (b * oh + oy) * ow
+                base = ((b * hp + oy * sh) * wp) * c
+                for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
+                    ch = blk * OCB
+                    lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
+                    w_off, w_run = blk * block_size, blocks * block_size
+                    # the row's tiles that read inside xf, in one call (the channels' set-up once); a
+                    # last partial tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
+                    room = xf.size - extent - base
+                    whole = min(-(-ow // PX), room // (PX * sw * c) + 1) if room >= 0 else 0
+                    if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
+                        whole -= 1
+                    if whole > 0:
+                        pixels = min(ow, whole * PX)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, row * oc + ch, oc)
+                        at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                        tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
+                    for t in range(whole * PX, ow, PX):
+                        start = base + t * sw * c
+                        pixels = min(PX, ow - t)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
+                        if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                            at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                            tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
+                        else:
+                            _edge(edge, xf, start)
+                            at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                            tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
                 continue
             for call in range(calls):
                 base = ((b * hp + oy * sh + call * dh) * wp) * c
@@ -238,49 +246,34 @@ def conv2d(xf, w, geo, gemm, rq, accs, all_offsets, edges, places, out):
             requantize_pixels(acc, width, offsets, rq, out[b, oy])
 
 
-@njit(inline="always", cache=True)
-def _fused_row(xf, w, geo, gemm, rq, offsets, edge, out, b, oy, first):
-    """conv2d's output row oy of image b, fused, blocks first .. first + per_group - 1."""
-    hp, wp, c, sw, sh = geo.hp, geo.wp, geo.c, geo.sw, geo.sh
-    blocks, per_call, x_run, run_len, d, sum_lane, groups = (
-        gemm.blocks, gemm.per_call, gemm.x_run, gemm.run_len, gemm.d, gemm.sum_lane, gemm.groups
-    )
-    _, oh, ow, oc = out.shape
-    ksteps = run_len // (4 // xf.itemsize)
-    block_size = run_len * OCB
-    per_group = -(-blocks // groups)
-    extent = edge.size
-    flat = flat_view(out)
-    row = (b * oh + oy) * ow
-    base = ((b * hp + oy * sh) * wp) * c
-    for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
-        ch = blk * OCB
-        lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
-        w_off, w_run = blk * block_size, blocks * block_size
-        # the row's tiles that read inside xf, in one call (the channels' set-up once); a
-        # last partial tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
-        room = xf.size - extent - base
-        whole = -(-ow // PX)
-        if room < (whole - 1) * PX * sw * c:  # (the last rows of an input read in place)
-            whole = room // (PX * sw * c) + 1 if room >= 0 else 0
-        if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
-            whole -= 1
-        if whole > 0:
-            pixels = min(ow, whole * PX)
-            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, row * oc + ch, oc)
-            at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
-            tiles_requantize(xf, w, at, ep, offsets, flat, rq, whole)
-        for t in range(whole * PX, ow, PX):
-            start = base + t * sw * c
-            pixels = min(PX, ow - t)
-            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (row + t) * oc + ch, oc)
-            if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                tile_requantize_part(xf, w, at, ep, offsets, flat, rq)
-            else:
-                _edge(edge, xf, start)
-                at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
+@kernel
+def conv2d_strips(xf, w, geo, gemm, rq, all_offsets, edges, places, out):
+    """conv2d where an image's output rows run together (gemm.strip > 0: unit strides, fused, k short,
+    no window sums from window_sum), as one row of the padded input's width wp, whose pixels ow .. wp -
+    1 of each row straddle two rows: computed, not stored. A task is `strip` of those pixels (_strip:
+    gemm.strip_requantize; places [run_pixels + pad]: each one's place in its image's output, or -1),
+    its blocks or a group of them: a short row's set-up and last pixels in tiles of their own had cost
+    more than the wp - ow pixels (MNIST's first layer, rows of 26 pixels, 16 channels, batch 256: 527
+    -> 383 us). A kernel of its own: code added to conv2d moves its registers (see the README). Tasks
+    are counted on, not divided out (a division costs more than a short strip's tiles)."""
+    n, oh, ow, _ = out.shape
+    units = -(-((oh - 1) * geo.wp + ow) // gemm.strip)  # an image's strips
+    groups = gemm.groups
+    per_group = -(-gemm.blocks // groups)
+    tasks = n * units * groups
+    chunks = min(tasks, gemm.chunks)
+    for chunk in prange(chunks):
+        thread = numba.get_thread_id()
+        lo_task = chunk * tasks // chunks
+        # the task's image b, strip u and channel group g; g starts one before lo_task's
+        b, u, g = lo_task // (units * groups), lo_task // groups % units, lo_task % groups - 1
+        for _ in range(lo_task, (chunk + 1) * tasks // chunks):
+            g += 1
+            if g == groups:
+                g, u = 0, u + 1
+                if u == units:
+                    u, b = 0, b + 1
+            _strip(xf, w, geo, gemm, rq, all_offsets[thread], edges[thread], places, out, b, u, g * per_group)
 
 
 @njit(inline="always", cache=True)

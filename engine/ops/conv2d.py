@@ -156,7 +156,9 @@ def gemm_conv(
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
     if ops.d != 0 and ops.sum_lane < 0:  # window sums from K.window_sum, row by row
         strip = 0
-    conv = K.conv2d.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
+    strips = strip > 0 and fused  # (an image's rows run together: K.conv2d_strips)
+    kernel = K.conv2d_strips if strips else K.conv2d
+    conv = kernel.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
     chunks = 32 * threads  # bound for both builds (the executor may run either)
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
     plan = K.GemmPlan(
@@ -193,13 +195,12 @@ def gemm_conv(
 
     def bind(ins, outs, scratch):
         out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
-        if in_place:
-            return [(conv, (view(ins[0]), packed, geo, plan, rq, *scratch[:3], places, out))]
-        flat = view(scratch[3])
-        return [
-            (pad_input, (view(ins[0]), flat, padding)),
-            (conv, (flat, packed, geo, plan, rq, *scratch[:3], places, out)),
-        ]
+        x = view(ins[0]) if in_place else view(scratch[3])
+        if strips:  # (no sums stored: no accumulators)
+            args = (x, packed, geo, plan, rq, *scratch[1:3], places, out)
+        else:
+            args = (x, packed, geo, plan, rq, *scratch[:3], out)
+        return [(conv, args)] if in_place else [(pad_input, (view(ins[0]), x, padding)), (conv, args)]
 
     return bound([out_shape], bind, scratch)
 
