@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import engine
 from tests.harness import Net, check, run_sets
 from tests.test_ops_conv import ACTIVATIONS, SCHEMES, bias_tensor, io_types, weights
 
@@ -131,6 +132,9 @@ def test_pointwise_conv_as_rows(scheme, kernel_build):
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_conv_rows_run_together(scheme, kernel_build):
     net = strip_net(scheme)
+    # the shapes take the strips (all but a uint8 window sum from K.window_sum: the 33 channels' groups)
+    calls = [fn.__name__ for step in engine.load(net.build()).plan(3)._bound_serial for fn, _ in step]
+    assert sum(name.startswith("conv2d_strips") for name in calls) >= len(STRIPS) - 1, calls
     check(net, run_sets(net, 91, batches=(1, 3)))
 
 

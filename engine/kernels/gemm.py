@@ -266,9 +266,10 @@ def _tiles_requantize(typingctx, x, w, at, ep, offsets, out, rq, count, table=No
     last tile may be partial, its set-up shared). What depends on the channels alone (bias, masks,
     the requantization's constants, the branches on the halves and on the left shift) is set up once
     for the row, not per tile: where k is short, that set-up is most of a tile's time.
-    table (an int32 array, or None): pixel j goes to out_off + table[j], or nowhere where table[j] < 0 (read for every pixel computed: whole groups of tiles): a strip of a convolution's
-    input rows run together, the pixels that straddle two rows computed and not stored (conv.conv2d).
-    count is then the tiles that may be read: the strip's pixels in groups of tiles (see _row_loops)."""
+    table (an int32 array, or None): pixel j goes to out_off + table[j], or nowhere where table[j] < 0
+    (read for every pixel computed: whole groups of tiles): a strip of a convolution's input rows run
+    together, the pixels that straddle two rows computed and not stored (conv.conv2d_strips). count is
+    then the tiles that may be read: the strip's pixels in groups of tiles (see _row_loops)."""
     strip = table is not None
     sig = types.void(x, w, at, ep, offsets, out, rq, types.intp, *((table,) if strip else ()))
 
@@ -345,7 +346,8 @@ def _row_loops(builder, body, operands, count, pixels, paired: bool, strip: bool
         full = builder.sdiv(whole, group)
         groups = builder.sdiv(builder.add(count, builder.sub(group, ir.Constant(intp, 1))), group)
         tiles(done, full, group.constant)
-        with builder.if_else(builder.icmp_signed("<=", builder.mul(groups, group), readable)) as (fits, short):
+        fits_read = builder.icmp_signed("<=", builder.mul(groups, group), readable)
+        with builder.if_else(fits_read) as (fits, short):
             with fits:
                 tiles(full, groups, group.constant, masked=True)
             with short:
@@ -398,7 +400,8 @@ def _destination(context, builder, ep, tile_ep, first, p: int, mask, masked: boo
     inside = builder.icmp_signed(">=", place, ir.Constant(intp, 0))
     if masked:
         inside = builder.and_(inside, builder.icmp_signed("<", j, ep.pixels))
-    return builder.add(ep.out_off, place), builder.select(inside, mask, ir.Constant(mask.type, [0] * mask.type.count))
+    none = ir.Constant(mask.type, [0] * mask.type.count)
+    return builder.add(ep.out_off, place), builder.select(inside, mask, none)
 
 
 # packs of 4 int32 vectors to one of bytes: each 4-byte group's place after vpackssdw then vpack[su]swb
@@ -542,7 +545,9 @@ class _RowHalves:
                     r = v.requantize_double(s, params, second, self.zp, self.lo, self.hi)
                 else:
                     r = v.requantize_wide(s, params, self.zp, self.lo, self.hi, second)
-                pixel, mask = _destination(context, builder, ep, tile_ep, first, p, self.masks[k], masked, self.table)
+                pixel, mask = _destination(
+                    context, builder, ep, tile_ep, first, p, self.masks[k], masked, self.table
+                )
                 ptr = builder.gep(outp, [builder.add(pixel, ir.Constant(intp, 16 * k))])
                 v.store8(r, builder.bitcast(ptr, v.v8.as_pointer()), mask)
             if k == 1:
@@ -717,7 +722,7 @@ tiles_requantize = intrinsic(  # whole tiles along a row, the channels' set-up o
         typingctx, x, w, at, ep, offsets, out, rq, count
     )
 )
-strip_requantize = intrinsic(  # rows run together, each pixel stored where a table says (conv.conv2d)
+strip_requantize = intrinsic(  # rows run together, each pixel stored where a table says (conv2d_strips)
     lambda typingctx, x, w, at, ep, offsets, out, rq, count, table: _tiles_requantize(
         typingctx, x, w, at, ep, offsets, out, rq, count, table
     )

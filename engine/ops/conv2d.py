@@ -41,7 +41,7 @@ ROW_PIXELS = 512  # the longest row _pointwise_rows makes
 # in-kernel (26x26x16 -> 32 8.89 -> 9.23, 16x16x32 -> 32 8.12 -> 9.40, 20x20x32 -> 32 10.71 -> 12.27) and
 # pointwise ones alike (25x5x64 -> 64 3.51 -> 3.62, 10x10x256 -> 64 6.05 -> 6.10).
 FLIP_BYTES, FLIP_BLOCKS, FLIP_K_GROUPS = 32 << 10, 2, 8
-# pixels of a task where a convolution's rows run together (K.conv2d; its k short): 4 tasks a thread at
+# pixels of a task where a convolution's rows run together (K.conv2d_strips; its k short): 4 tasks a thread at
 # least, where they have STRIP_MIN pixels; at most STRIP_MAX (a strip's set-up: 128 -> 512 pixels measured
 # 7 % on MNIST's first layer at batch 256)
 STRIP_MIN, STRIP_MAX = 64, 512
@@ -141,7 +141,7 @@ def gemm_conv(
     oh, ow = win.oh, win.ow
     blocks = padded_channels(oc) // OCB
     one_call = win.dw == 1 or kh == 1  # (_runs)
-    # rows run together (K.conv2d): unit strides, fused (one call), k groups few enough that a short
+    # rows run together (K.conv2d_strips): unit strides, fused (one call), k groups few enough that a short
     # row's set-up and last tiles cost more than the pixels computed between rows (K.SHORT_K)
     k_groups = kh * -(-kw * c // 4)
     run_pixels = (oh - 1) * win.wp + ow
@@ -156,8 +156,7 @@ def gemm_conv(
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
     if ops.d != 0 and ops.sum_lane < 0:  # window sums from K.window_sum, row by row
         strip = 0
-    strips = strip > 0 and fused  # (an image's rows run together: K.conv2d_strips)
-    kernel = K.conv2d_strips if strips else K.conv2d
+    kernel = K.conv2d_strips if strip else K.conv2d  # (strip: one call, so fused)
     conv = kernel.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
     chunks = 32 * threads  # bound for both builds (the executor may run either)
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
@@ -196,7 +195,7 @@ def gemm_conv(
     def bind(ins, outs, scratch):
         out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
         x = view(ins[0]) if in_place else view(scratch[3])
-        if strips:  # (no sums stored: no accumulators)
+        if strip:  # (no sums stored: no accumulators)
             args = (x, packed, geo, plan, rq, *scratch[1:3], places, out)
         else:
             args = (x, packed, geo, plan, rq, *scratch[:3], out)
