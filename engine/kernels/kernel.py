@@ -105,9 +105,11 @@ def compiled_for(fn, args: tuple):
 def compile_for(fn, args: tuple):
     """compiled_for(fn, args), compiling (or loading from the cache) fn for them first where needed."""
     key = _types(fn, args)
-    if key is not None and key not in fn.overloads:
+    if key is None:
+        return None
+    if key not in fn.overloads:
         fn.compile(key)
-    return compiled_for(fn, args)
+    return fn.overloads.get(key)
 
 
 def _types(fn, args: tuple) -> tuple | None:

@@ -51,10 +51,11 @@ class NativeCall(NamedTuple):
     words: list[int]
 
 
-def native_call(fn, args: tuple) -> NativeCall | None:
+def native_call(fn, args: tuple, cres=None) -> NativeCall | None:
     """fn(*args) as a NativeCall, where fn is a Numba dispatcher compiled for exactly these argument
-    types, returning None, and every word of the arguments is an integer or a pointer; else None."""
-    cres = compiled_for(fn, args) if ENABLED else None
+    types, returning None, and every word of the arguments is an integer or a pointer; else None.
+    cres: compiled_for(fn, args) where the caller has it (typing the arguments again costs more)."""
+    cres = (cres or compiled_for(fn, args)) if ENABLED else None
     if cres is None or cres.signature.return_type != types.none:
         return None
     words: list[int] = []

@@ -1,0 +1,100 @@
+"""engine/kernels/cacheload.py: the names read from a cached object's symbol table are those Numba
+read from its module, and a function loaded that way runs, and links into a function compiled later."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import llvmlite.binding as ll
+import numpy as np
+import pytest
+
+import engine
+from engine.kernels import cacheload
+from tests.test_ops_conv import SCHEMES
+from tests.test_ops_conv_rows import strip_net
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cached_kernels() -> list[tuple[bytes, bytes]]:
+    """(object, bitcode) of each kernel a run of a net of convolutions calls, as Numba's cache holds
+    them (the run compiled and saved them, or loaded them)."""
+    net = strip_net(SCHEMES[0])
+    model = engine.load(net.build())
+    model.run(list(net.random_inputs(np.random.default_rng(1), 1)))
+    found = []
+    for fn in {fn for step in model.plan(1)._bound_serial for fn, _ in step}:
+        for sig in fn.overloads:
+            data = fn._cache._cache_file.load(fn._cache._index_key(sig, fn.targetctx.codegen()))
+            _, kind, (obj, bitcode) = data[0]  # the library's state (CodeLibrary.serialize_using_object_code)
+            assert kind == "object"
+            found.append((obj, bitcode))
+    assert found
+    return found
+
+
+@pytest.mark.skipif(not cacheload.installed(), reason="ENGINE_CACHELOAD=0")
+def test_names_from_the_object_are_the_modules() -> None:
+    for obj, bitcode in cached_kernels():
+        names = cacheload.defined_symbols(obj)
+        assert names is not None, "not an ELF64 object"
+        module = ll.parse_bitcode(bitcode)
+        defined = {g.name for g in [*module.functions, *module.global_variables] if not g.is_declaration}
+        entries = {f.name for f in module.functions if not f.is_declaration and "6engine" in f.name}
+        assert entries and entries <= names <= defined, (entries - names, names - defined)
+
+
+def test_defined_symbols_refuses_other_formats() -> None:
+    assert cacheload.defined_symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
+    assert cacheload.defined_symbols(b"") is None
+
+
+CACHED = """
+from numba import njit
+
+@njit(cache=True)
+def twice(x):
+    return 2 * x
+"""
+
+RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import engine.kernels  # installs the cache loader
+from engine.kernels import cacheload
+from numba import njit
+from cached_fn import twice
+
+assert twice(21) == 42
+loaded = twice.stats.cache_hits
+if loaded:  # the second process: loaded without its module, which the caller below links in
+    lib = twice.overloads[twice.signatures[0]].library
+    assert cacheload.installed() and lib._shared_module is None and lib._engine_bitcode
+
+@njit
+def caller(x):
+    return twice(x) + 1
+
+assert caller(20) == 41
+print(sum(loaded.values()))
+"""
+
+
+def test_a_cached_function_loads_runs_and_links(tmp_path: Path) -> None:
+    if os.environ.get("ENGINE_CACHELOAD", "1") == "0":
+        pytest.skip("ENGINE_CACHELOAD=0")
+    (tmp_path / "cached_fn.py").write_text(textwrap.dedent(CACHED))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    hits = []
+    for _ in range(2):
+        run = [sys.executable, "-c", RUN, str(tmp_path)]
+        out = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        hits.append(int(out.stdout.split()[-1]))
+    assert hits == [0, 1]
+
