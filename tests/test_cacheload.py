@@ -52,6 +52,9 @@ def test_names_from_the_object_are_the_modules() -> None:
 def test_defined_symbols_refuses_other_formats() -> None:
     assert cacheload.defined_symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
     assert cacheload.defined_symbols(b"") is None
+    assert cacheload.defined_symbols(b"\x7fELF\x02\x01" + bytes(58)) is None  # no symbol table
+    truncated = b"\x7fELF\x02\x01" + bytes(34) + (10**6).to_bytes(8, "little") + bytes(14) + b"\x40\x00\x01\x00"
+    assert cacheload.defined_symbols(truncated) is None  # its section table lies past its end
 
 
 CACHED = """

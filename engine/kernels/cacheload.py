@@ -25,19 +25,27 @@ _installed = False
 
 
 def defined_symbols(obj: bytes) -> set[str] | None:
-    """The global and weak symbols an ELF64 little-endian object defines; None for another format."""
+    """The global and weak symbols an ELF64 little-endian object defines; None for another format (or
+    a table this cannot read: Numba's own load then reads the module)."""
     if not obj.startswith(_ELF64_LE) or len(obj) < 64:
         return None
+    try:
+        return _symbols(obj)
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _symbols(obj: bytes) -> set[str] | None:
     shoff, = struct.unpack_from("<Q", obj, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
     if shentsize != 64 or shoff + shnum * 64 > len(obj):
         return None
     sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + 64 * k) for k in range(shnum)]
-    names: set[str] = set()
+    names: set[str] | None = None  # (None while no symbol table is found)
     for _, kind, _, _, offset, size, link, _, _, entsize in sections:
         if kind != _SHT_SYMTAB or entsize != 24 or link >= shnum or offset + size > len(obj):
             continue
-        strtab = sections[link][4]
+        strtab, names = sections[link][4], names or set()
         for at in range(offset + 24, offset + size, 24):  # (symbol 0 is the null symbol)
             name, info, _, shndx = struct.unpack_from("<IBBH", obj, at)
             if shndx != 0 and info >> 4 in (_GLOBAL, _WEAK):
