@@ -487,24 +487,18 @@ class _Calls:
     def resolve(self) -> None:
         if self.resolved:
             return
-        compiled: dict[tuple[int, int], object] = {}  # (the calls' objects live through this loop)
-
-        def entry_point(fn, args: tuple):
-            """The compiled function behind a Numba dispatcher for these arguments (which it has
-            just run), else fn itself."""
-            key = id(fn), id(args)
-            if key not in compiled:
-                compiled[key] = compiled_for(fn, args)
-            return fn if compiled[key] is None else compiled[key].entry_point
-
-        for fn, args in self.flat:
-            entry_point(fn, args)
+        lists = (self.flat, *self.steps, *([] if self.ones is None else [self.ones]))
+        # each call's compile result, its arguments typed once (the calls' objects live through this)
+        compiled: dict = {}
+        for fn, args in (call for calls in lists for call in calls):  # (steps hold flat's calls again)
+            if (id(fn), id(args)) not in compiled:
+                compiled[id(fn), id(args)] = compiled_for(fn, args)
         natives = [native_call(fn, args, compiled[id(fn), id(args)]) for fn, args in self.flat]
         split = [is_team_build(fn) for fn, _ in self.flat]
         team_of = [fn for fn, _ in self.flat]  # (the dispatchers, before resolving)
         ones = self.flat if self.ones is None else self.ones
-        for calls in (self.flat, *self.steps, *([] if self.ones is None else [self.ones])):
-            calls[:] = [(entry_point(fn, args), args) for fn, args in calls]
+        for calls in lists:  # each dispatcher replaced by its compiled function, where it has one
+            calls[:] = [(_entry_point(fn, compiled[id(fn), id(args)]), args) for fn, args in calls]
         self.runs = []
         start = 0
         for k in range(len(self.flat) + 1):  # each run of native calls, and the calls between
@@ -519,6 +513,12 @@ class _Calls:
                 self.runs.append((parallel_build(team_of[k]), self.flat[k][1]) if split[k] else self.flat[k])
             start = k + 1
         self.resolved = True
+
+
+def _entry_point(fn, cres):
+    """The compiled function behind a Numba dispatcher (cres: its compile result for the call's
+    arguments, which it has just run), else fn itself."""
+    return fn if cres is None else cres.entry_point
 
 
 def _nbytes(g: Graph, i: int, shape: tuple) -> int:
