@@ -109,6 +109,15 @@ def force_build(monkeypatch, build: str) -> list[tuple[str, bool]]:
     return picks
 
 
+def threaded_build(fn):
+    """The build of kernel build fn that a threaded run here calls (its team build), or its parallel
+    build where it has no team build. (The parallel builds of kernels with one run where team runs
+    cannot: tests/test_team.py runs them on whole models; compiling each costs tens of seconds.)"""
+    from engine.kernels.kernel import parallel_build, team_build
+
+    return team_build(fn) or parallel_build(fn)
+
+
 def check(net: Net, input_sets: list[list[np.ndarray]], model: bytes | None = None) -> None:
     """Every output of the engine equals the reference interpreter's, for every input set."""
     model = model or net.build()

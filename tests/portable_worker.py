@@ -41,6 +41,9 @@ if __name__ == "__main__":
     from engine.kernels import depthwise, gemm, requantize
 
     assert not (gemm.VNNI or gemm.FUSED or requantize.SIMD or depthwise.SIMD)
+    # one thread, serial builds: the portable paths are in the kernels' bodies, the same in every build,
+    # and compiling the threaded builds as well doubled the minutes this worker takes
+    engine.set_num_threads(1)
     out, pairs = sys.argv[1], sys.argv[2:]
     results = {}
     for k in range(0, len(pairs), 2):

@@ -41,8 +41,9 @@ def cached_kernels() -> list[tuple[bytes, bytes]]:
 @pytest.mark.skipif(not cacheload.installed(), reason="ENGINE_CACHELOAD=0")
 def test_names_from_the_object_are_the_modules() -> None:
     for obj, bitcode in cached_kernels():
-        names = cacheload.defined_symbols(obj)
-        assert names is not None, "not an ELF64 object"
+        found = cacheload.symbols(obj)
+        assert found is not None, "not an ELF64 object"
+        names = found[0]
         module = ll.parse_bitcode(bitcode)
         defined = {g.name for g in [*module.functions, *module.global_variables] if not g.is_declaration}
         entries = {f.name for f in module.functions if not f.is_declaration and "6engine" in f.name}
@@ -50,11 +51,11 @@ def test_names_from_the_object_are_the_modules() -> None:
 
 
 def test_defined_symbols_refuses_other_formats() -> None:
-    assert cacheload.defined_symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
-    assert cacheload.defined_symbols(b"") is None
-    assert cacheload.defined_symbols(b"\x7fELF\x02\x01" + bytes(58)) is None  # no symbol table
+    assert cacheload.symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
+    assert cacheload.symbols(b"") is None
+    assert cacheload.symbols(b"\x7fELF\x02\x01" + bytes(58)) is None  # no symbol table
     truncated = b"\x7fELF\x02\x01" + bytes(34) + (10**6).to_bytes(8, "little") + bytes(14) + b"\x40\x00\x01\x00"
-    assert cacheload.defined_symbols(truncated) is None  # its section table lies past its end
+    assert cacheload.symbols(truncated) is None  # its section table lies past its end
 
 
 CACHED = """
@@ -68,6 +69,14 @@ def twice(x):
 RUN = """
 import sys
 sys.path.insert(0, sys.argv[1])
+from numba.core import base
+refreshes = []
+numba_refresh = base.BaseContext.refresh
+def refresh(self):
+    refreshes.append(type(self).__name__)
+    numba_refresh(self)
+base.BaseContext.refresh = refresh
+
 import engine.kernels  # installs the cache loader
 from engine.kernels import cacheload
 from numba import njit
@@ -78,12 +87,13 @@ loaded = twice.stats.cache_hits
 if loaded:  # the second process: loaded without its module, which the caller below links in
     lib = twice.overloads[twice.signatures[0]].library
     assert cacheload.installed() and lib._shared_module is None and lib._engine_bitcode
+    assert not refreshes, refreshes  # nor Numba's lowerings
 
 @njit
 def caller(x):
     return twice(x) + 1
 
-assert caller(20) == 41
+assert caller(20) == 41 and refreshes  # a compile refreshes for itself
 print(sum(loaded.values()))
 """
 

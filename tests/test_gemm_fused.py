@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from numba import njit
 
 from engine.kernels import gemm
-from engine.kernels.kernel import parallel_build, serial_build
+from engine.kernels.kernel import serial_build
 from engine.kernels.requantize import _ruy, params
 from engine.numerics.fixedpoint import multiply_by_quantized_multiplier
 from engine.ops import conv2d
 from engine.ops.common import Window
 from engine.ops.conv2d import gemm_conv
+from tests.harness import threaded_build
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 MULT = st.one_of(st.sampled_from([0, 2**30, 2**30 + 1, 2**31 - 1]), st.integers(2**30, 2**31 - 1))
@@ -83,7 +84,7 @@ def _channel_params(rng, oc: int, trial: int):
 @pytest.mark.skipif(not gemm.FUSED, reason="the fused epilogue needs AVX-512")
 @pytest.mark.parametrize("rule", ["reference", "ruy"])
 @pytest.mark.parametrize("trial", range(12))
-@pytest.mark.parametrize("build", [serial_build, parallel_build])
+@pytest.mark.parametrize("build", [serial_build, threaded_build], ids=["serial", "threaded"])
 def test_fused_epilogue_matches_scalar_rules(rule, trial, build):
     rng = np.random.default_rng(trial)
     oc = [5, 16, 21, 32, 33, 40, 64, 7, 17, 48, 1, 100][trial]
@@ -132,7 +133,7 @@ def check_epilogue(rng, oc: int, w: int, how: tuple, trial: int, narrow: bool, c
     "k, pixels, oc",  # rows of 4k + 1 and 4k + 2 pixels end in one-pixel tiles (conv.tile_requantize_part)
     [(1, (5, 5), 64), (1, (2, 7), 40), (3, (6, 9), 21), (2, (4, 4), 8), (3, (5, 7), 33), (3, (4, 8), 40)],
 )
-@pytest.mark.parametrize("build", [serial_build, parallel_build])
+@pytest.mark.parametrize("build", [serial_build, threaded_build], ids=["serial", "threaded"])
 def test_int8_flipped_in_kernel(k, pixels, oc, build, monkeypatch):
     """A small unpadded int8 convolution reads its input in place, each value's sign bit flipped in the
     micro-kernel (no pass over the input): the reference rule on (x - zero point) * w, exactly. (Any

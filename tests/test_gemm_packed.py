@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.kernels import gemm
-from engine.kernels.kernel import parallel_build, serial_build
+from engine.kernels.kernel import serial_build
 from engine.kernels.requantize import WIDE, fold_zero_point, params, widen
+from tests.harness import threaded_build
 from tests.test_gemm_fused import INT32, MULT, _floor_form, check_epilogue
 
 
@@ -75,7 +76,7 @@ def _channel_params(rng, oc: int, trial: int):
 @pytest.mark.skipif(not gemm.FUSED, reason="the fused epilogue needs AVX-512")
 @pytest.mark.parametrize("rule", ["reference", "ruy"])
 @pytest.mark.parametrize("trial", range(10))
-@pytest.mark.parametrize("build", [serial_build, parallel_build])
+@pytest.mark.parametrize("build", [serial_build, threaded_build], ids=["serial", "threaded"])
 def test_packed_epilogue_matches_scalar_rules(rule, trial, build):
     rng = np.random.default_rng(500 + trial)
     oc = [8, 16, 21, 32, 33, 40, 64, 7, 17, 96][trial]

@@ -15,6 +15,7 @@ from numba import njit
 import engine
 from engine.kernels import refops
 from engine.kernels.kernel import BUILDS, parallel_build
+from tests.harness import threaded_build
 
 HELPER = """
 define linkonce_odr i32 @_ZN5numba4viewE(ptr %retptr, ptr %excinfo, ptr %arg.a.0) {
@@ -142,7 +143,7 @@ def _arrays(args) -> list[np.ndarray]:
 @pytest.mark.parametrize(
     "name, numerics",
     [
-        ("mnist_uint8", "tflm"),
+        ("mnist_uint8", "tflm"),  # the parallel builds too
         ("zoo/vww_96_int8", "reference"),
         ("zoo/kws_ref_model", "litert"),  # XNNPACK's fp32 rule: the kernels' other variants
         ("zoo/str_ww_ref_model", "reference"),
@@ -151,21 +152,24 @@ def _arrays(args) -> list[np.ndarray]:
     ],
 )
 def test_every_kernel_call_leaves_reference_counts_as_they_were(name: str, numerics: str, models_dir) -> None:
-    """Each of a plan's kernel calls, serial and parallel builds, run many times: the Python reference
-    count of every array it is given (NRT holds one through each call) ends where it began. (Every
-    kernel call of the 19 shared models, and of 9 of them under each profile, was checked so once.)"""
+    """Each of a plan's kernel calls, its serial and threaded builds (MNIST's parallel builds too: see
+    harness.threaded_build), run many times: the Python reference count of every array it is given
+    (NRT holds one through each call) ends where it began. (Every kernel call of the 19 shared models,
+    and of 9 of them under each profile, was checked so once.)"""
     m = engine.load(models_dir / f"{name}.tflite", numerics=numerics)
     g = m.graph
     x = np.zeros((1, *g.tensors[g.inputs[0]].shape[1:]), g.tensors[g.inputs[0]].np_dtype)
     m.run(x)
     plan = m.plan(1)
-    for calls in plan._bound_serial + plan._bound:
-        for fn, args in calls:
-            builds = [fn, parallel_build(fn)] if fn in BUILDS else [fn]
-            arrays = _arrays(args)
-            for build in builds:
-                build(*args)
-                counts = [sys.getrefcount(a) for a in arrays]
-                for _ in range(50):
-                    build(*args)
-                assert [sys.getrefcount(a) for a in arrays] == counts, build
+    calls = [call for step in plan._bound_serial for call in step]  # (serial builds, their arguments)
+    for fn, args in (call for step in plan._bound for call in step if call[0] in BUILDS):
+        calls.append((threaded_build(fn), args))
+        if name == "mnist_uint8":
+            calls.append((parallel_build(fn), args))
+    for build, args in calls:
+        arrays = _arrays(args)
+        build(*args)
+        counts = [sys.getrefcount(a) for a in arrays]
+        for _ in range(50):
+            build(*args)
+        assert [sys.getrefcount(a) for a in arrays] == counts, build

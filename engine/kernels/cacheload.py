@@ -7,6 +7,11 @@ s of the 0.85 s that loading SSD-MobileNet took on a 2-core Intel Xeon (27 kerne
 other part. install() makes a load read the names from the object's symbol table instead and keep the
 bitcode unparsed until a library links it (`_get_module_for_linking`), which a run of cached kernels
 never does. An object that is not 64-bit little-endian ELF (another OS) loads as Numba loads it.
+
+Numba also refreshes its target context before every cache load; the first refresh imports and
+registers every lowering it has (0.2-0.3 s there), which compiling needs and running machine code does
+not. A load here initializes only Numba's runtime (NRT: the allocator symbols a kernel calls) and
+refreshes where the object calls a symbol nobody has defined yet; a compile refreshes for itself.
 ENGINE_CACHELOAD=0 keeps Numba's way.
 """
 
@@ -16,7 +21,8 @@ import os
 import struct
 
 import llvmlite.binding as ll
-from numba.core import codegen
+from numba.core import caching, codegen, registry
+from numba.core.runtime import rtsys
 
 _ELF64_LE = b"\x7fELF\x02\x01"
 _SHT_SYMTAB = 2
@@ -24,9 +30,10 @@ _GLOBAL, _WEAK = 1, 2
 _installed = False
 
 
-def defined_symbols(obj: bytes) -> set[str] | None:
-    """The global and weak symbols an ELF64 little-endian object defines; None for another format (or
-    a table this cannot read: Numba's own load then reads the module)."""
+def symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
+    """(the global and weak symbols an ELF64 little-endian object defines, those it calls and does not
+    define); None for another format (or a table this cannot read: Numba's own load then reads the
+    module)."""
     if not obj.startswith(_ELF64_LE) or len(obj) < 64:
         return None
     try:
@@ -35,23 +42,24 @@ def defined_symbols(obj: bytes) -> set[str] | None:
         return None
 
 
-def _symbols(obj: bytes) -> set[str] | None:
+def _symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
     shoff, = struct.unpack_from("<Q", obj, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
     if shentsize != 64 or shoff + shnum * 64 > len(obj):
         return None
     sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + 64 * k) for k in range(shnum)]
-    names: set[str] | None = None  # (None while no symbol table is found)
+    found: tuple[set[str], set[str]] | None = None  # (None while no symbol table is found)
     for _, kind, _, _, offset, size, link, _, _, entsize in sections:
         if kind != _SHT_SYMTAB or entsize != 24 or link >= shnum or offset + size > len(obj):
             continue
-        strtab, names = sections[link][4], names or set()
+        strtab, (defined, undefined) = sections[link][4], found or (set(), set())
         for at in range(offset + 24, offset + size, 24):  # (symbol 0 is the null symbol)
             name, info, _, shndx = struct.unpack_from("<IBBH", obj, at)
-            if shndx != 0 and info >> 4 in (_GLOBAL, _WEAK):
+            if name and (shndx == 0 or info >> 4 in (_GLOBAL, _WEAK)):
                 end = obj.index(b"\0", strtab + name)
-                names.add(obj[strtab + name : end].decode())
-    return names
+                (undefined if shndx == 0 else defined).add(obj[strtab + name : end].decode())
+        found = defined, undefined
+    return found
 
 
 def install() -> None:
@@ -60,13 +68,16 @@ def install() -> None:
     global _installed, _numba_unserialize, _numba_module_for_linking
     if _installed or os.environ.get("ENGINE_CACHELOAD", "1") == "0":
         return
-    library = codegen.CPUCodeLibrary
-    if not all(hasattr(library, f) for f in ("_unserialize", "_get_module_for_linking", "_set_compiled_object")):
+    library, cache = codegen.CPUCodeLibrary, caching.Cache
+    needed = [(library, "_unserialize"), (library, "_get_module_for_linking"), (library, "_set_compiled_object"),
+              (cache, "load_overload"), (cache, "_load_overload"), (cache, "_guard_against_spurious_io_errors")]
+    if not all(hasattr(owner, f) for owner, f in needed):
         return  # a Numba this was not written for
     _numba_unserialize = library._unserialize.__func__
     _numba_module_for_linking = library._get_module_for_linking
     library._unserialize = classmethod(_unserialize)
     library._get_module_for_linking = _get_module_for_linking
+    cache.load_overload = _load_overload
     _installed = True
 
 
@@ -74,19 +85,30 @@ def installed() -> bool:
     return _installed
 
 
+def _load_overload(self, sig, target_context):
+    """numba.core.caching.Cache.load_overload with NRT initialized in place of the context's refresh."""
+    rtsys.initialize(target_context)
+    with self._guard_against_spurious_io_errors():
+        return self._load_overload(sig, target_context)
+    return None  # (the guard swallowed an I/O error)
+
+
 def _unserialize(cls, cg, state):
     """numba.core.codegen.CPUCodeLibrary._unserialize, the object kind without parsing the bitcode."""
     name, kind, data = state
-    symbols = defined_symbols(data[0]) if kind == "object" else None
-    if symbols is None:
+    found = symbols(data[0]) if kind == "object" else None
+    if found is None:
+        registry.cpu_target.target_context.refresh()
         return _numba_unserialize(cls, cg, state)
-    object_code, bitcode = data
+    (defined, undefined), (object_code, bitcode) = found, data
+    if any(not ll.address_of_symbol(s) for s in undefined - cg._engine._defined_symbols):
+        registry.cpu_target.target_context.refresh()  # adds the symbols some registries define
     self = cg.create_library(name)
     self.enable_object_caching()
     self._set_compiled_object(object_code)
     self._engine_bitcode = bitcode  # parsed where a library links this one
     self._finalize_final_module()
-    cg._engine._defined_symbols |= symbols
+    cg._engine._defined_symbols |= defined
     return self
 
 
