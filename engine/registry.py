@@ -28,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,6 +281,8 @@ class Registry:
 
 def open_url(url: str, timeout: float):
     """urlopen with a User-Agent; file:// URLs work too (tests use them)."""
+    import urllib.request  # (with ssl and http: 40 ms that loading a cached model does not need)
+
     req = urllib.request.Request(url, headers={"User-Agent": "engine-model-fetch/1"})
     return urllib.request.urlopen(req, timeout=timeout)
 

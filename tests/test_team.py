@@ -9,8 +9,6 @@ team runs against LiteRT's reference kernels.
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 import pytest
@@ -102,34 +100,6 @@ def test_parts_outside_a_team_run_are_the_whole_loop():
     _mark.team(x, out, who)
     np.testing.assert_array_equal(out, 3 * x + np.arange(100))
     assert is_team_build(_mark.team) and not is_team_build(_mark.serial)
-
-
-def test_a_serial_build_beside_a_team_run_takes_its_whole_loop():
-    """A kernel's serial build is its team build: a Python thread running it while a team run splits
-    the same kernel's call (the run's caller has thread id 0 too) still runs its whole loop."""
-    n = 1 << 19
-    x = np.arange(n, dtype=np.int64)
-    want = 3 * x + np.arange(n)
-    args = _team_calls([(_mark, (x, np.zeros(n, np.int64), np.zeros(n, np.int32)))])
-    engine.set_num_threads(2)
-    stop, wrong = threading.Event(), []
-
-    def beside() -> None:
-        out, who = np.zeros(n, np.int64), np.zeros(n, np.int32)
-        while not stop.is_set():
-            out[:] = 0
-            _mark.serial(x, out, who)
-            wrong.append(np.count_nonzero(out != want))
-
-    thread = threading.Thread(target=beside)
-    thread.start()
-    try:
-        for _ in range(400):
-            run_team(*args)
-    finally:
-        stop.set()
-        thread.join()
-    assert wrong and not any(wrong), f"{sum(map(bool, wrong))} of {len(wrong)} serial runs left values unwritten"
 
 
 def test_a_failing_kernel_stops_the_team_and_raises_its_error():

@@ -15,7 +15,14 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
-from numba.np.arrayobj import populate_array
+
+
+def _populate_array(view, **fields) -> None:
+    """numba.np.arrayobj.populate_array, imported where code is generated: that module and what it
+    imports take about 0.1 s that a process running cached kernels never needs."""
+    from numba.np.arrayobj import populate_array
+
+    populate_array(view, **fields)
 
 
 class Operand:
@@ -89,7 +96,7 @@ def reshaped(typingctx, a, shape):
             strides.insert(0, step)
             step = builder.mul(step, d)
         view = context.make_array(result)(context, builder)
-        populate_array(
+        _populate_array(
             view, data=src.data, shape=dims, strides=strides, itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent
         )
         return impl_ret_borrowed(context, builder, result, view._getvalue())
@@ -121,7 +128,7 @@ def retyped(typingctx, a, dtype):
         view = context.make_array(result)(context, builder)
         data = builder.bitcast(src.data, view.data.type)
         itemsize = ir.Constant(src.itemsize.type, size)
-        populate_array(
+        _populate_array(
             view,
             data=data,
             shape=[count],

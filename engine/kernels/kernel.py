@@ -2,11 +2,9 @@
 
 A kernel is one prange loop over independent tasks, its last statement. The executor runs every
 kernel's serial build at one thread. At more threads it runs a plan's calls as team runs (native.py
-run_team): the threads go through the calls together, and a large call's team build shares the loop
-without a fork and join. The team build is the serial build's machine code under a name of its own
-(TeamBuild: the calls a plan splits): that code's prange(n) is pool.team_range(n), the part of
-range(n) its thread took in a split call, and all of it anywhere else (one compile where two took
-tens of seconds each). Where team runs cannot go (not x86-64 Linux, ENGINE_TEAM=0), each large
+run_team): the threads go through the calls together, and a large call's team build, the serial code
+with prange(n) standing for the part of range(n) its thread took (pool.team_range), shares the loop
+without a fork and join. Where team runs cannot go (not x86-64 Linux, ENGINE_TEAM=0), each large
 call runs its parallel build (Numba's parfor on the engine's pool, pool.py: about 0.3 us a region
 with the workers awake, tens of microseconds to wake one) where timing says it pays
 (engine/executor.py). Ops bind arguments valid for every build (serial_call: a kernel may give its
@@ -44,55 +42,27 @@ class Kernel:
     def __init__(self, fn: FunctionType, team: bool = True):
         self.fn = fn
         self.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
-        self.teams = team
-        self._serial = self._team = None  # (made at first use: _build)
+        self.serial = njit(cache=True, nogil=True)(_twin(fn, "_serial", fn.__globals__))
+        self._team = None if team else False  # (made at first use: team_build)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
-        BUILDS[self.parallel] = self
-
-    @property
-    def serial(self):
-        """The serial build: the kernel's code, its prange(n) pool.team_range(n) where it has a team
-        build (else range(n))."""
-        if self._serial is None:
-            self._build()
-        return self._serial
+        BUILDS[self.parallel] = BUILDS[self.serial] = self
 
     @property
     def team(self):
-        """The team build (native.run_team), or None where the kernel's code before its loop writes to
-        memory the other threads read (each thread runs that code)."""
-        if self._serial is None:
-            self._build()
-        return self._team
-
-    def _build(self) -> None:
-        """Makes the serial and team builds: at first use, once the kernel's module has defined every
-        name the kernel reads (a team build reads a copy of the module's names)."""
-        if self.teams:
-            twin = _twin(self.fn, "_serial_team", {**self.fn.__globals__, "prange": pool.team_range})
-        else:
-            twin = _twin(self.fn, "_serial", self.fn.__globals__)
-        self._serial = njit(cache=True, nogil=True)(twin)
-        BUILDS[self._serial] = self
-        if self.teams:
-            self._team = TeamBuild(self._serial)
+        """The team build (native.run_team): serial, its prange(n) the part of range(n) that the
+        thread running it claimed; None where the kernel's code before its loop writes to memory the
+        other threads read (each thread runs that code). Made at first use, once the kernel's module
+        has defined every name the kernel reads."""
+        if self._team is None:
+            twin = _twin(self.fn, "_team", {**self.fn.__globals__, "prange": pool.team_range})
+            self._team = njit(cache=True, nogil=True)(twin)
             BUILDS[self._team] = self
+        return self._team or None
 
     def pick(self, work: int):
         """The build for a run of `work` elementary steps."""
         return self.parallel if work >= PARALLEL_MIN_WORK else self.serial
-
-
-class TeamBuild:
-    """A kernel's team build: its serial build (whose prange is pool.team_range), called under this
-    name so that a plan knows the calls its team runs split."""
-
-    def __init__(self, dispatcher: Dispatcher):
-        self.dispatcher = dispatcher
-
-    def __call__(self, *args):
-        return self.dispatcher(*args)
 
 
 def kernel(fn: FunctionType | None = None, *, team: bool = True):
@@ -112,14 +82,10 @@ def _twin(fn: FunctionType, suffix: str, globals_: dict) -> FunctionType:
     return twin
 
 
-def _dispatcher(fn):
-    """The Numba dispatcher behind fn: a TeamBuild's, else fn."""
-    return fn.dispatcher if isinstance(fn, TeamBuild) else fn
-
-
 def is_team_build(fn) -> bool:
     """Whether fn is a Kernel's team build."""
-    return isinstance(fn, TeamBuild)
+    k = BUILDS.get(fn)
+    return k is not None and k._team is fn
 
 
 def team_build(fn):
@@ -133,7 +99,7 @@ def compiled_for(fn, args: tuple):
     library, signature), or None: fn is no dispatcher, Numba cannot type an argument, or fn was not
     compiled for them."""
     key = _types(fn, args)
-    return None if key is None else _dispatcher(fn).overloads.get(key)
+    return None if key is None else fn.overloads.get(key)
 
 
 def compile_for(fn, args: tuple):
@@ -141,16 +107,13 @@ def compile_for(fn, args: tuple):
     key = _types(fn, args)
     if key is None:
         return None
-    fn = _dispatcher(fn)
     if key not in fn.overloads:
         fn.compile(key)
     return fn.overloads.get(key)
 
 
 def _types(fn, args: tuple) -> tuple | None:
-    """The Numba types of args as dispatcher fn (or a TeamBuild's) types them, or None (no dispatcher,
-    an untypable argument)."""
-    fn = _dispatcher(fn)
+    """The Numba types of args as dispatcher fn types them, or None (no dispatcher, an untypable one)."""
     if not isinstance(fn, Dispatcher):
         return None
     try:

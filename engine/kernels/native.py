@@ -183,7 +183,7 @@ def _turn(table, words, state, member, size):
     """Thread `member`'s way through a team run's calls (run_team): each call once the one before it
     has finished; a split call's parts while any is left, the other calls on member 0 only."""
     base = state[SELF]
-    slot, me = pool.part_slot(member), pool.pthread_self()
+    slot = pool.part_slot(member)
     n = table.shape[0]
     for i in range(n):
         split = table[i, 3] != 0
@@ -200,11 +200,10 @@ def _turn(table, words, state, member, size):
         part = member  # (its own part first: consecutive calls split alike keep each part's data
         while part >= 0:  # in its thread's caches; then any part left)
             if pool.atomic_or(claim, 1 << part) & (1 << part) == 0:
-                pool.plain_store(slot + 8, part)  # (the team build's prange reads it: pool.team_range)
-                pool.plain_store(slot + 16, size)
-                pool.atomic_store(slot, me)
+                pool.plain_store(slot, part)  # (the team build's prange reads it: pool.team_range)
+                pool.plain_store(slot + 8, size)
                 _run_part(table, words, base, i, claim)
-                pool.atomic_store(slot, 0)
+                pool.plain_store(slot, -1)
             part = _free_part(pool.atomic_load(claim), size)
     if member == 0 and n > 0:  # (the run ends when its last call has)
         pool.wait_until(base + 8 * ROW * n + 64, size if table[n - 1, 3] != 0 else 1)

@@ -60,7 +60,7 @@ TIDS = 64  # pthread id of worker k at TIDS + k
 TIMESPEC = 64 + MAX_THREADS  # a sleep's timeout: (seconds, nanoseconds)
 SCHEDULER = 200  # Numba's do_scheduling_signed, _unsigned (for loops of more than one dimension)
 TEAM_ITEMS = 208  # a team run's region: its item count (the region's dimensions)
-PARTS = 256  # at PARTS + 8 k: the OS thread running id k's part of a split call (0: none), the part, the parts
+PARTS = 256  # thread k's part of a team run's split call at PARTS + 8 k, the call's parts after it
 SCRATCH = PARTS + 8 * MAX_THREADS
 WORDS = SCRATCH + MAX_THREADS * SLOT
 ITEM_MASK = 0xFFFFFFFF
@@ -72,6 +72,7 @@ SYMBOL = "engine_pool_state"
 _state = np.zeros(WORDS, np.int64)
 _state[CLAIM] = ITEM_MASK  # closed: no item to take
 _state[TIMESPEC + 1] = 100_000_000  # a lost wake-up costs at most 0.1 s
+_state[PARTS:SCRATCH:8] = -1  # no thread in a team run's call
 # the native code below reaches the state by this symbol, bound before any of it is linked
 ll.add_symbol(SYMBOL, _state.ctypes.data)
 
@@ -214,7 +215,7 @@ def _libc_call(builder, name: str, ret: ir.Type, params: list, args: list, var_a
 
 
 @intrinsic
-def pthread_self(typingctx):
+def _pthread_self(typingctx):
     def codegen(context, builder, signature, args):
         return _libc_call(builder, "pthread_self", _i64, [], [])
 
@@ -394,21 +395,19 @@ def team_close():
 
 @njit(inline="always")
 def part_slot(thread):
-    """Where the part of a split call that thread id `thread` runs is: the OS thread running it
-    (pthread_self; 0 while none), the part, the call's parts."""
+    """Where `thread`'s part of the split call it runs is (-1: none), and that call's parts after it."""
     return _base() + 8 * (PARTS + 8 * thread)
 
 
 @njit(inline="always")
 def team_range(n):
-    """A team build's prange(n) (kernel.py; it is the serial build too): the calling thread's part of
-    range(n) in the split call of a team run that it runs, else all of it. (The OS thread is checked:
-    every thread outside the pool has id 0, a team run's caller as much as another Python thread
-    running a serial build meanwhile.)"""
+    """A team build's prange(n) (kernel.py): the calling thread's part of range(n) in the split call
+    of a team run that it runs, else all of it."""
     slot = part_slot(numba.get_thread_id())
-    if atomic_load(slot) != pthread_self():
+    part = plain_load(slot)
+    if part < 0:
         return range(n)
-    part, parts = plain_load(slot + 8), plain_load(slot + 16)
+    parts = plain_load(slot + 8)
     return range(part * n // parts, (part + 1) * n // parts)
 
 
@@ -465,7 +464,7 @@ def schedule_unsigned(num_dim, starts, ends, divisions, sched, debug):
 def thread_id():
     """get_thread_id: worker k's id is k, any other thread's 0."""
     s = _base()
-    me = pthread_self()
+    me = _pthread_self()
     for k in range(1, atomic_load(s + 8 * WORKERS) + 1):
         if atomic_load(s + 8 * (TIDS + k)) == me:
             return k
@@ -476,7 +475,7 @@ def thread_id():
 def _worker(tid):
     """Worker tid's loop: take items of the regions, spin a while between them, then sleep."""
     s = _base()
-    atomic_store(s + 8 * (TIDS + tid), pthread_self())
+    atomic_store(s + 8 * (TIDS + tid), _pthread_self())
     space = s + 8 * (SCRATCH + tid * SLOT)
     idle_since = _cycles()
     while atomic_load(s + 8 * STOP) == 0:
