@@ -22,6 +22,7 @@ import struct
 
 import llvmlite.binding as ll
 from numba.core import caching, codegen, registry
+from numba.core.cpu import CPUContext
 from numba.core.runtime import rtsys
 
 _ELF64_LE = b"\x7fELF\x02\x01"
@@ -65,7 +66,7 @@ def _symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
 def install() -> None:
     """Route the loads of Numba's object-code caches through _unserialize (once per process, before
     the first kernel loads)."""
-    global _installed, _numba_unserialize, _numba_module_for_linking
+    global _installed, _numba_unserialize, _numba_module_for_linking, _numba_load_overload
     if _installed or os.environ.get("ENGINE_CACHELOAD", "1") == "0":
         return
     library, cache = codegen.CPUCodeLibrary, caching.Cache
@@ -75,6 +76,7 @@ def install() -> None:
         return  # a Numba this was not written for
     _numba_unserialize = library._unserialize.__func__
     _numba_module_for_linking = library._get_module_for_linking
+    _numba_load_overload = cache.load_overload
     library._unserialize = classmethod(_unserialize)
     library._get_module_for_linking = _get_module_for_linking
     cache.load_overload = _load_overload
@@ -86,7 +88,10 @@ def installed() -> bool:
 
 
 def _load_overload(self, sig, target_context):
-    """numba.core.caching.Cache.load_overload with NRT initialized in place of the context's refresh."""
+    """numba.core.caching.Cache.load_overload with NRT initialized in place of the context's refresh
+    (for the CPU target; another target's loads are Numba's)."""
+    if not isinstance(target_context, CPUContext):
+        return _numba_load_overload(self, sig, target_context)
     rtsys.initialize(target_context)
     with self._guard_against_spurious_io_errors():
         return self._load_overload(sig, target_context)
