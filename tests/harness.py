@@ -110,9 +110,10 @@ def force_build(monkeypatch, build: str) -> list[tuple[str, bool]]:
 
 
 def threaded_build(fn):
-    """The build of kernel build fn that a threaded run here calls (its team build), or its parallel
-    build where it has no team build. (The parallel builds of kernels with one run where team runs
-    cannot: tests/test_team.py runs them on whole models; compiling each costs tens of seconds.)"""
+    """Kernel build fn's team build, what a team run calls for a large call; for a kernel without one
+    (team=False: a team run calls its serial build), its parallel build, what runs threaded where team
+    runs cannot. (The parallel builds of team kernels run only there: tests/test_team.py runs them on
+    whole models; compiling each costs tens of seconds.)"""
     from engine.kernels.kernel import parallel_build, team_build
 
     return team_build(fn) or parallel_build(fn)

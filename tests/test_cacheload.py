@@ -50,7 +50,7 @@ def test_names_from_the_object_are_the_modules() -> None:
         assert entries and entries <= names <= defined, (entries - names, names - defined)
 
 
-def test_defined_symbols_refuses_other_formats() -> None:
+def test_symbols_refuses_other_formats() -> None:
     assert cacheload.symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
     assert cacheload.symbols(b"") is None
     assert cacheload.symbols(b"\x7fELF\x02\x01" + bytes(58)) is None  # no symbol table
