@@ -72,6 +72,11 @@ def kernel_build(request, monkeypatch):
     assert not wrong, f"kernels not in their {request.param} build: {wrong}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `early` first (the sort is stable: the rest keep their order)."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Keeps the call phase's report on the item (kernel_build's teardown reads it)."""

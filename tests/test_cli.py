@@ -235,6 +235,7 @@ def test_e2e_ssd_detects_and_annotates(cli, shared, tmp_path):
     assert all(abs(a - b) < 0.051 for a, b in zip(r["detections"][0]["box"], want))
 
 
+@pytest.mark.early
 def test_e2e_person_detect(cli, shared, tmp_path):
     # person.bmp stores int8 pixels as bytes; as a normal 8-bit image (byte as int8, + 128) the registry's
     # x - 128 feeds the model exactly what TFLite Micro's test feeds: person, [-113, 113] (NOTES.md)

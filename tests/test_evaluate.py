@@ -166,6 +166,7 @@ def test_e2e_mnist_quick_run_with_reference(env, tmp_path):
     assert "mnist: top-1" in p.stdout
 
 
+@pytest.mark.early
 def test_e2e_ssd_golden_and_reference(env, tmp_path):
     _, r = run_script(env, tmp_path, "--model", "ssd", "--compare-litert")
     s = r["ssd"]
@@ -175,6 +176,7 @@ def test_e2e_ssd_golden_and_reference(env, tmp_path):
         assert img.size == (640, 480)
 
 
+@pytest.mark.early
 def test_e2e_person_exact_outputs(env, tmp_path):
     _, r = run_script(env, tmp_path, "--model", "person", "--compare-litert")
     rows = {row["image"]: row for row in r["person"]["images"]}

@@ -46,6 +46,7 @@ def sweep_cases(tmp_path: Path) -> tuple[list[str], list[str], list[list[np.ndar
     return args, labels, wanted
 
 
+@pytest.mark.early
 def test_without_avx512_matches_reference(models_dir, tmp_path):
     """The shared models and the conv / depthwise / FC option sweeps, compiled for a CPU without AVX-512."""
     import engine
