@@ -121,7 +121,7 @@ class Plan:
                 ledger.add(_scratch_bytes(prepared.scratch) + prepared.work, f"{op.where()} scratch")
                 outs = [np.zeros(shapes[i], g.tensors[i].np_dtype) for i in op.outputs]
                 scratch = [np.zeros(shape, dtype) for shape, dtype in prepared.scratch]
-                prepared.run([values.get(i) if i >= 0 else None for i in op.inputs], outs, scratch)
+                prepared.run_serial([values.get(i) if i >= 0 else None for i in op.inputs], outs, scratch)
                 values.update(zip(op.outputs, outs))
                 continue
             step = Step(op.index, prepared.run, list(op.inputs), list(op.outputs), prepared.scratch)

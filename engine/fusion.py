@@ -149,7 +149,7 @@ def _run(op: Op, g: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     prepared: Prepared = kernel_for(op)(op, g, [a.shape for a in ins], [None] * len(ins))
     outs = [np.zeros(s, g.tensors[i].np_dtype) for i, s in zip(op.outputs, prepared.out_shapes)]
     scratch = [np.zeros(s, d) for s, d in prepared.scratch]
-    prepared.run(ins, outs, scratch)
+    prepared.run_serial(ins, outs, scratch)
     return outs
 
 

@@ -747,7 +747,7 @@ def layer_under_profiles(model: Model, op: Op, ins: list, element: tuple) -> dic
             continue
         outs = [np.zeros(s, g.tensors[i].np_dtype) for i, s in zip(op.outputs, prepared.out_shapes)]
         scratch = [np.zeros(s, d) for s, d in prepared.scratch]
-        prepared.run(list(ins), outs, scratch)
+        prepared.run_serial(list(ins), outs, scratch)
         found[name] = outs[0][element].item()
     return found
 

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..graph import Graph, Op, Tensor
 from ..kernels import aligned
+from ..kernels.kernel import serial_call
 from ..numerics.fixedpoint import activation_range
 
 Shape = tuple[int, ...]
@@ -54,6 +55,17 @@ class Prepared:
     def __post_init__(self) -> None:
         if self.bind is None:  # a shared runner (kernels/lookup.py) carries its bind on its run
             self.bind = getattr(self.run, "bind", None)
+
+    def run_serial(self, inputs: list, outputs: list, scratch: list) -> None:
+        """run() on the kernels' serial builds: one op run outside a plan (constant folding, a layer
+        inspected alone), where the parallel build a large op picks would be compiled for one call
+        (a parfor build compiles in 20-45 s, its serial build in a few)."""
+        if self.bind is None:
+            self.run(inputs, outputs, scratch)
+            return
+        for fn, args in self.bind(inputs, outputs, scratch):
+            fn, args = serial_call(fn, args)
+            fn(*args)
 
 
 def runner(bind: Callable[..., list]) -> Callable[..., None]:
