@@ -38,7 +38,7 @@ def _compile_and_count_scope_copies(monkeypatch) -> tuple[int, int]:
 
 
 def test_an_inlining_copies_the_scope_once_per_ir_copy(monkeypatch):
-    assert inlinecopy._installed
+    assert inlinecopy.installed()
     got, shared = _compile_and_count_scope_copies(monkeypatch)
     assert got == 7
     assert shared == 4  # Numba copies the helper's IR twice per inlining: its scope and the parent scope

@@ -273,6 +273,28 @@ def test_cast(kernel_build):
     check(net, sets)
 
 
+def test_a_folded_op_runs_its_serial_build(monkeypatch):
+    """A constant CAST large enough to pick its parallel build is folded at load on its serial build
+    (Prepared.run_serial: a parfor build would compile for that one call); the sum with it is the
+    reference's."""
+    from engine.kernels import kernel as kernels
+    from engine.ops import cast
+
+    def parallel_build_called(*args):
+        raise AssertionError("constant folding called the parallel build")
+
+    monkeypatch.setattr(cast._convert, "parallel", parallel_build_called)
+    monkeypatch.setitem(kernels.BUILDS, parallel_build_called, cast._convert)
+    n = 4 * kernels.PARALLEL_MIN_WORK  # (CAST picks by elements / 4)
+    net = Net()
+    x = net.input([1, n], "int32")
+    c = net.const(np.random.default_rng(4).integers(-(2**15), 2**15, (1, n)).astype(np.int16), "int16")
+    y = net.tensor([1, n], "int32")
+    net.op("CAST", [c], [y], "CAST int16->int32 (folded)")
+    net.op("ADD", [x, y], [net.tensor([1, n], "int32")], "ADD int32")
+    check(net, run_sets(net, 5, batches=(1, 2)))
+
+
 # --- SQRT / RSQRT ---------------------------------------------------------------------------------
 
 

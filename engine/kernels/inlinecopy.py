@@ -39,6 +39,10 @@ def install() -> None:
     _installed = True
 
 
+def installed() -> bool:
+    return _installed
+
+
 def _run_pass(self, state) -> bool:
     """InlineInlinables.run_pass with the scopes' copies shared (a helper's own pass, run while its IR is
     made, shares among its copies)."""
