@@ -15,7 +15,7 @@ from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
 from .graph import DTYPES, Graph
 from .kernels import aligned, native, pool
-from .kernels.kernel import compile_for, compiled_for, is_team_build, parallel_build, serial_call, team_build
+from .kernels.kernel import compile_for, compiled_for, parallel_build, serial_call, team_build
 from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit
@@ -271,7 +271,7 @@ class Plan:
     def _team(self, split: list[list[bool]]) -> _Calls:
         """The bound calls as team runs (kernels/native.py run_team): `split` calls on their team
         build, shared by the threads, the others on their serial build."""
-        steps = []
+        steps, shared = [], []
         for calls, ones, ps in zip(self._bound, self._bound_serial, split):
             step = []
             for (fn, args), one, p in zip(calls, ones, ps):
@@ -279,8 +279,9 @@ class Plan:
                 if team is not None:
                     compile_for(team, args)
                 step.append(one if team is None else (team, args))
+                shared.append(team is not None)
             steps.append(step)
-        calls = _Calls(steps, [one for ones in self._bound_serial for one in ones])
+        calls = _Calls(steps, [one for ones in self._bound_serial for one in ones], shared)
         calls.resolve()  # (every build is compiled: the first team run is native, its tables made at load)
         return calls
 
@@ -456,17 +457,19 @@ class _Calls:
     consecutive calls that go native as one call of native.run_calls (kernels/native.py), the others
     as they are."""
 
-    __slots__ = ("flat", "native", "ones", "resolved", "runs", "steps")
+    __slots__ = ("flat", "native", "ones", "resolved", "runs", "split", "steps")
 
-    def __init__(self, steps: list[list[tuple]], ones: list[tuple] | None = None):
+    def __init__(self, steps: list[list[tuple]], ones: list[tuple] | None = None, split: list[bool] | None = None):
         self.steps = steps
         self.flat = [call for calls in steps for call in calls]
         self.runs = self.flat
         self.native: dict[int, list[tuple]] = {}  # id of a native run's arguments -> its calls
         self.resolved = False
         # a team run's calls: the flat calls on their serial builds (where a team run stops, the calls
-        # from there run through their wrappers; a split call outside a native run runs alone)
+        # from there run through their wrappers; a split call outside a native run runs alone), and
+        # which flat calls the threads split (their team builds: a serial build may be one too)
         self.ones = ones
+        self.split = [False] * len(self.flat) if split is None else split
 
     def run(self) -> None:
         for fn, args in self.runs:
@@ -494,7 +497,7 @@ class _Calls:
             if (id(fn), id(args)) not in compiled:
                 compiled[id(fn), id(args)] = compiled_for(fn, args)
         natives = [native_call(fn, args, compiled[id(fn), id(args)]) for fn, args in self.flat]
-        split = [is_team_build(fn) for fn, _ in self.flat]
+        split = self.split
         team_of = [fn for fn, _ in self.flat]  # (the dispatchers, before resolving)
         ones = self.flat if self.ones is None else self.ones
         for calls in lists:  # each dispatcher replaced by its compiled function, where it has one

@@ -9,17 +9,20 @@ team runs against LiteRT's reference kernels.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numba
 import numpy as np
 import pytest
-from numba import prange
+from numba import njit, prange
 
 import engine
 from engine import executor, runtime
 from engine import model as model_module
 from engine.executor import _Calls
 from engine.kernels import native, pool
-from engine.kernels.kernel import compile_for, is_team_build, kernel
+from engine.kernels.kernel import compile_for, kernel
 from engine.kernels.native import native_call, native_table, run_team
 from tests.every_tensor import assert_tensors_equal
 from tests.harness import threaded_runs
@@ -57,6 +60,9 @@ def _checked(x, out, who):
             raise ValueError("negative input")
         out[i] = x[i]
         who[i] = numba.get_thread_id()
+
+
+_mark_serial = _mark.serial  # (a global the njit caller below reads)
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +105,49 @@ def test_parts_outside_a_team_run_are_the_whole_loop():
     x, out, who = np.arange(100, dtype=np.int64), np.zeros(100, np.int64), np.zeros(100, np.int32)
     _mark.team(x, out, who)
     np.testing.assert_array_equal(out, 3 * x + np.arange(100))
-    assert is_team_build(_mark.team) and not is_team_build(_mark.serial)
+    assert _mark.serial is _mark.team  # (a kernel's serial build is its team build)
+
+
+@njit(nogil=True)
+def _serial_marks(x, out, who, want, times):
+    """_mark's serial build `times` times on x, without the GIL: the calls whose out is not want."""
+    wrong = 0
+    for _ in range(times):
+        out[:] = 0
+        _mark_serial(x, out, who)
+        wrong += not (out == want).all()
+    return wrong
+
+
+def test_serial_calls_beside_team_runs_cover_their_loops():
+    """A kernel's serial build is its team build, and another Python thread has thread id 0 as a team
+    run's caller has: its calls while team runs split theirs still compute all of their loops."""
+    n = 1 << 16
+    x, a, who_a = np.arange(n, dtype=np.int64), np.zeros(n, np.int64), np.zeros(n, np.int32)
+    args = _team_calls([(_mark, (x, a, who_a))] * 100)
+    small = np.arange(3000, dtype=np.int64)
+    out, who = np.zeros(small.size, np.int64), np.zeros(small.size, np.int32)
+    want = 3 * small + np.arange(small.size)
+    assert _serial_marks(small, out, who, want, 1) == 0
+    stop, runs = threading.Event(), []
+
+    def team_runs():
+        numba.set_num_threads(2)  # (per thread)
+        while not stop.is_set():
+            runs.append(run_team(*args))
+
+    team = threading.Thread(target=team_runs)
+    team.start()
+    try:
+        while not runs:  # (the team runs go on, one after another)
+            time.sleep(0.01)
+        wrong = _serial_marks(small, out, who, want, 20_000)
+    finally:
+        stop.set()
+        team.join()
+    assert wrong == 0, f"{wrong} of 20,000 serial calls beside team runs computed a part of their loop"
+    assert all(r is None for r in runs)
+    np.testing.assert_array_equal(a, 3 * x + np.arange(n))
 
 
 def test_a_failing_kernel_stops_the_team_and_raises_its_error():
@@ -112,7 +160,7 @@ def test_a_failing_kernel_stops_the_team_and_raises_its_error():
     assert run_team(*_team_calls(calls)) == 1
     np.testing.assert_array_equal(a, x)
     assert (c == 0).all()  # (the third call did not run)
-    team_calls = _Calls([[(fn.team, args) for fn, args in calls]], [(fn.serial, args) for fn, args in calls])
+    team_calls = _Calls([[(fn.team, args) for fn, args in calls]], [(fn.serial, args) for fn, args in calls], [True] * 3)
     team_calls.resolve()
     assert len(team_calls.runs) == 1 and id(team_calls.runs[0][1]) in team_calls.native
     with pytest.raises(ValueError, match="negative input"):
@@ -126,7 +174,7 @@ def test_a_taken_pool_runs_the_calls_on_their_serial_builds():
     for fn, args in calls:
         fn.team(*args)
         fn.serial(*args)
-    team_calls = _Calls([[(fn.team, args) for fn, args in calls]], [(fn.serial, args) for fn, args in calls])
+    team_calls = _Calls([[(fn.team, args) for fn, args in calls]], [(fn.serial, args) for fn, args in calls], [True] * 2)
     team_calls.resolve()
     a[:], b[:] = 0, 0
     engine.set_num_threads(2)

@@ -1,16 +1,17 @@
-"""Kernels compiled three ways: serial, with prange spread over threads, and as a team build.
+"""Kernels compiled two ways: as a team build, and with prange spread over threads.
 
-A kernel is one prange loop over independent tasks, its last statement. The executor runs every
-kernel's serial build at one thread. At more threads it runs a plan's calls as team runs (native.py
-run_team): the threads go through the calls together, and a large call's team build, the serial code
-with prange(n) standing for the part of range(n) its thread took (pool.team_range), shares the loop
-without a fork and join. Where team runs cannot go (not x86-64 Linux, ENGINE_TEAM=0), each large
-call runs its parallel build (Numba's parfor on the engine's pool, pool.py: about 0.3 us a region
-with the workers awake, tens of microseconds to wake one) where timing says it pays
-(engine/executor.py). Ops bind arguments valid for every build (serial_call: a kernel may give its
-serial build other arguments, a split of one).
+A kernel is one prange loop over independent tasks, its last statement. Its team build is the serial
+code with prange(n) standing for the part of range(n) that the thread running it took in a team run
+(pool.team_range), and for all of range(n) anywhere else: it is the kernel's serial build too, so
+each kernel is compiled once for both (a second serial build cost a third of a cold compile). The
+executor runs every kernel's serial build at one thread. At more threads it runs a plan's calls as
+team runs (native.py run_team): the threads go through the calls together, and a large call's team
+build shares the loop without a fork and join. Where team runs cannot go (not x86-64 Linux,
+ENGINE_TEAM=0), each large call runs its parallel build (Numba's parfor on the engine's pool,
+pool.py: about 0.3 us a region with the workers awake, tens of microseconds to wake one) where
+timing says it pays (engine/executor.py). Ops bind arguments valid for every build (serial_call: a
+kernel may give its serial build other arguments, a split of one).
 """
-
 from __future__ import annotations
 
 from types import FunctionType
@@ -42,11 +43,20 @@ class Kernel:
     def __init__(self, fn: FunctionType, team: bool = True):
         self.fn = fn
         self.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
-        self.serial = njit(cache=True, nogil=True)(_twin(fn, "_serial", fn.__globals__))
         self._team = None if team else False  # (made at first use: team_build)
+        # without a team build: the code compiled with prange as range
+        self._serial = None if team else njit(cache=True, nogil=True)(_twin(fn, "_serial", fn.__globals__))
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
-        BUILDS[self.parallel] = BUILDS[self.serial] = self
+        BUILDS[self.parallel] = self
+        if self._serial is not None:
+            BUILDS[self._serial] = self
+
+    @property
+    def serial(self):
+        """The serial build: the team build (outside a team run's split call its prange is all of
+        range(n)), or for a kernel without one its code with prange as range."""
+        return self.team if self._serial is None else self._serial
 
     @property
     def team(self):
@@ -66,7 +76,7 @@ class Kernel:
 
 
 def kernel(fn: FunctionType | None = None, *, team: bool = True):
-    """Decorator: an njit kernel with a parallel and a serial build (see Kernel); its one prange loop
+    """Decorator: an njit kernel with a team (serial) and a parallel build (see Kernel); its one prange loop
     is its last statement. team=False: the code before the loop writes to shared memory (no team
     build)."""
     if fn is None:
@@ -80,12 +90,6 @@ def _twin(fn: FunctionType, suffix: str, globals_: dict) -> FunctionType:
     twin.__qualname__ = fn.__qualname__ + suffix
     twin.__module__ = fn.__module__
     return twin
-
-
-def is_team_build(fn) -> bool:
-    """Whether fn is a Kernel's team build."""
-    k = BUILDS.get(fn)
-    return k is not None and k._team is fn
 
 
 def team_build(fn):

@@ -180,10 +180,19 @@ def _words(typingctx, addr):
 
 @njit(inline="always")
 def _turn(table, words, state, member, size):
+    """Thread `member`'s way through a team run's calls (_calls_turn), its slot marked with its
+    pthread id meanwhile: its parts are its own there (pool.team_range)."""
+    slot = pool.part_slot(member)
+    pool.plain_store(slot + 16, pool.pthread_self())
+    _calls_turn(table, words, state, member, size, slot)
+    pool.plain_store(slot + 16, 0)
+
+
+@njit(inline="always")
+def _calls_turn(table, words, state, member, size, slot):
     """Thread `member`'s way through a team run's calls (run_team): each call once the one before it
     has finished; a split call's parts while any is left, the other calls on member 0 only."""
     base = state[SELF]
-    slot = pool.part_slot(member)
     n = table.shape[0]
     for i in range(n):
         split = table[i, 3] != 0

@@ -19,7 +19,8 @@ functions below instead, before any kernel is compiled or loaded from the cache:
 A team run (native.run_team) is a region of an item per worker whose item is the worker's turn
 through a plan's calls beside the caller's: team_open publishes it, team_close drops the items nobody
 took and waits for those taken; team_range is a team build's prange, the part of the loop that the
-thread's slot (PARTS) names.
+thread's slot (PARTS) names. Another Python thread has thread id 0 too, as a team run's caller has:
+a slot's part counts only on the thread that marked the slot with its pthread id (native._turn).
 
 Items and thread ids are those of Numba's layer (an item per thread, `get_thread_id()` below the
 region's thread count), so every kernel computes exactly what it computed on OpenMP.
@@ -60,7 +61,8 @@ TIDS = 64  # pthread id of worker k at TIDS + k
 TIMESPEC = 64 + MAX_THREADS  # a sleep's timeout: (seconds, nanoseconds)
 SCHEDULER = 200  # Numba's do_scheduling_signed, _unsigned (for loops of more than one dimension)
 TEAM_ITEMS = 208  # a team run's region: its item count (the region's dimensions)
-PARTS = 256  # thread k's part of a team run's split call at PARTS + 8 k, the call's parts after it
+PARTS = 256  # thread k's part of a team run's split call at PARTS + 8 k, the call's parts and the
+# pthread id of the thread in that team run (0: none) after it
 SCRATCH = PARTS + 8 * MAX_THREADS
 WORDS = SCRATCH + MAX_THREADS * SLOT
 ITEM_MASK = 0xFFFFFFFF
@@ -215,7 +217,7 @@ def _libc_call(builder, name: str, ret: ir.Type, params: list, args: list, var_a
 
 
 @intrinsic
-def _pthread_self(typingctx):
+def pthread_self(typingctx):
     def codegen(context, builder, signature, args):
         return _libc_call(builder, "pthread_self", _i64, [], [])
 
@@ -395,17 +397,20 @@ def team_close():
 
 @njit(inline="always")
 def part_slot(thread):
-    """Where `thread`'s part of the split call it runs is (-1: none), and that call's parts after it."""
+    """Where `thread`'s part of the split call it runs is (-1: none), that call's parts after it, then
+    the pthread id of the thread in a team run as member `thread` (0: none)."""
     return _base() + 8 * (PARTS + 8 * thread)
 
 
 @njit(inline="always")
 def team_range(n):
     """A team build's prange(n) (kernel.py): the calling thread's part of range(n) in the split call
-    of a team run that it runs, else all of it."""
+    of a team run that it runs, else all of it (the team build is the serial build too)."""
     slot = part_slot(numba.get_thread_id())
     part = plain_load(slot)
-    if part < 0:
+    # (thread id 0 is every Python thread's outside the pool too: a part counts only on the thread
+    # that marked the slot for its team run, native._turn)
+    if part < 0 or plain_load(slot + 16) != pthread_self():
         return range(n)
     parts = plain_load(slot + 8)
     return range(part * n // parts, (part + 1) * n // parts)
@@ -464,7 +469,7 @@ def schedule_unsigned(num_dim, starts, ends, divisions, sched, debug):
 def thread_id():
     """get_thread_id: worker k's id is k, any other thread's 0."""
     s = _base()
-    me = _pthread_self()
+    me = pthread_self()
     for k in range(1, atomic_load(s + 8 * WORKERS) + 1):
         if atomic_load(s + 8 * (TIDS + k)) == me:
             return k
@@ -475,7 +480,7 @@ def thread_id():
 def _worker(tid):
     """Worker tid's loop: take items of the regions, spin a while between them, then sleep."""
     s = _base()
-    atomic_store(s + 8 * (TIDS + tid), _pthread_self())
+    atomic_store(s + 8 * (TIDS + tid), pthread_self())
     space = s + 8 * (SCRATCH + tid * SLOT)
     idle_since = _cycles()
     while atomic_load(s + 8 * STOP) == 0:
