@@ -12,6 +12,7 @@ pool.py: about 0.3 us a region with the workers awake, tens of microseconds to w
 timing says it pays (engine/executor.py). Ops bind arguments valid for every build (serial_call: a
 kernel may give its serial build other arguments, a split of one).
 """
+
 from __future__ import annotations
 
 from types import FunctionType
@@ -76,9 +77,9 @@ class Kernel:
 
 
 def kernel(fn: FunctionType | None = None, *, team: bool = True):
-    """Decorator: an njit kernel with a team (serial) and a parallel build (see Kernel); its one prange loop
-    is its last statement. team=False: the code before the loop writes to shared memory (no team
-    build)."""
+    """Decorator: an njit kernel with a team (= serial) and a parallel build (see Kernel); its one
+    prange loop is its last statement. team=False: the code before the loop writes to shared memory
+    (no team build: a serial build of its own)."""
     if fn is None:
         return lambda f: Kernel(f, team)
     return Kernel(fn, team)

@@ -25,7 +25,7 @@ from ..kernels import transpose_conv as K
 from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..numerics import multipliers
 from ..profiles import profile_of, tflm
-from .common import Prepared, per_thread, require, tensors
+from .common import Prepared, bound, per_thread, require, tensors, view
 from .quant_params import check_shift, fold_zero_point
 
 
@@ -124,28 +124,19 @@ def _prepare_loops(mm: K.MatMul, quant, mode, rhs_info, out_shape) -> Prepared:
     swap = K.swap_last.pick(size)
     if adj_y and rhs_kn is None:
         scratch.append(((size,), rhs_type))
-    if quant is None:
-        fn = K.matmul_float.pick(work)
+    fn = K.matmul_float.pick(work) if quant is None else K.matmul_int.pick(work)
+    params = () if quant is None else (*quant, mode)  # (zl, zr, rq, mode)
 
-        def compute(x, r, s, y):
-            fn(x, r, mm, s[0], y)
-    else:
-        zl, zr, rq = quant
-        fn = K.matmul_int.pick(work)
-
-        def compute(x, r, s, y):
-            fn(x, r, mm, zl, zr, rq, mode, s[0], y)
-
-    def run(ins, outs, scratch):
-        r = rhs_kn
+    def bind(ins, outs, scratch):
+        calls, r = [], rhs_kn
         if r is None:
-            r = ins[1].reshape(-1)
+            r = view(ins[1])
             if adj_y:
-                swap(r, n, k, scratch[1])
+                calls.append((swap, (r, n, k, scratch[1])))
                 r = scratch[1]
-        compute(ins[0].reshape(-1), r, scratch, outs[0].reshape(-1))
+        return [*calls, (fn, (view(ins[0]), r, mm, *params, scratch[0], view(outs[0])))]
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)
 
 
 def _prepare_fc(r: np.ndarray, adj_y: bool, out_shape, dims, quant) -> Prepared:
@@ -174,17 +165,8 @@ def _prepare_fc(r: np.ndarray, adj_y: bool, out_shape, dims, quant) -> Prepared:
     threads = numba.config.NUMBA_NUM_THREADS
     scratch = [((threads, PX, kp), data_type), per_thread(PX * blocks * OCB, np.int32)]
 
-    def run(ins, outs, scratch):
-        fn(
-            ins[0].reshape(rows, k),
-            delta,
-            packed,
-            blocks,
-            rq,
-            zeros,
-            scratch[0],
-            scratch[1],
-            outs[0].reshape(rows, n),
-        )
+    def bind(ins, outs, scratch):
+        x, out = view(ins[0], (rows, k)), view(outs[0], (rows, n))
+        return [(fn, (x, delta, packed, blocks, rq, zeros, scratch[0], scratch[1], out))]
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)

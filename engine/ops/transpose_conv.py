@@ -26,6 +26,7 @@ from ..numerics.fixedpoint import wrap_int32_array
 from ..profiles import litert
 from .common import (
     Prepared,
+    bound,
     conv_output_size,
     conv_padding,
     fused_activation,
@@ -33,6 +34,7 @@ from .common import (
     per_thread,
     require,
     tensors,
+    view,
 )
 from .quant_params import bias_vector, check_bias_scale, conv_multipliers, filter_zero_points
 
@@ -118,10 +120,10 @@ def _prepare_float(op, filt, bias, w, bias_value, out_shape, geo) -> Prepared:
     b = bias_value.reshape(-1).astype(np.float32) if has_bias else np.zeros(out_shape[3], np.float32)
     fn = K.tconv_float.pick(int(np.prod(out_shape)) * geo.kh * geo.kw * weights.shape[2] // 16)
 
-    def run(ins, outs, scratch):
-        fn(ins[2], weights, b, has_bias, lo, hi, geo, scratch[0], outs[0])
+    def bind(ins, outs, scratch):
+        return [(fn, (ins[2], weights, b, has_bias, lo, hi, geo, scratch[0], outs[0]))]
 
-    return Prepared([out_shape], run, scratch=[per_thread(K.GROUP * out_shape[3], np.float32)])
+    return bound([out_shape], bind, [per_thread(K.GROUP * out_shape[3], np.float32)])
 
 
 def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepared:
@@ -138,10 +140,10 @@ def _prepare16(op, inp, filt, bias, out, w, bias_value, out_shape, geo) -> Prepa
     weights = np.ascontiguousarray(w.astype(np.int64).transpose(1, 2, 3, 0))
     fn = K.tconv_int16.pick(int(np.prod(out_shape)) * geo.kh * geo.kw * weights.shape[2] // 16)
 
-    def run(ins, outs, scratch):
-        fn(ins[2], weights, b, mult, shift, lo, hi, geo, scratch[0], outs[0])
+    def bind(ins, outs, scratch):
+        return [(fn, (ins[2], weights, b, mult, shift, lo, hi, geo, scratch[0], outs[0]))]
 
-    return Prepared([out_shape], run, scratch=[per_thread(K.GROUP * oc, np.int64)])
+    return bound([out_shape], bind, [per_thread(K.GROUP * oc, np.int64)])
 
 
 def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo, rule="reference") -> Prepared:
@@ -187,8 +189,10 @@ def _prepare8(op, inp, filt, bias, out, w, bias_value, out_shape, geo, rule="ref
         per_thread(ow * oc, np.int32),
     ]
 
-    def run(ins, outs, scratch):
-        gemm_fn(ins[2].reshape(pixels, ic), delta, packed, blocks, scratch[0], scratch[1])
-        col2im(scratch[1], width, geo, col_bias, rq, scratch[2], zeros, outs[0])
+    def bind(ins, outs, scratch):
+        return [
+            (gemm_fn, (view(ins[2], (pixels, ic)), delta, packed, blocks, scratch[0], scratch[1])),
+            (col2im, (scratch[1], width, geo, col_bias, rq, scratch[2], zeros, outs[0])),
+        ]
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)
