@@ -17,7 +17,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..profiles import litert_xnn
-from .common import Prepared, Shape, require, tensors
+from .common import Prepared, Shape, bound, require, tensors, view
 
 LOGISTIC_UPPER = np.float32(16.619047164916992188)
 LOGISTIC_LOWER = np.float32(-9.0)
@@ -77,14 +77,14 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         beta = np.float32(op.options.get("beta", 1.0))
         softmax = _softmax.pick(size * 4)
 
-        def run_softmax(inputs: list, outputs: list, scratch: list) -> None:
-            softmax(inputs[0].reshape(rows), outputs[0].reshape(rows), beta)
+        def bind_softmax(inputs: list, outputs: list, scratch: list) -> list:
+            return [(softmax, (view(inputs[0], rows), view(outputs[0], rows), beta))]
 
-        return Prepared([shape], run_softmax)
+        return bound([shape], bind_softmax)
     kind = KINDS[op.type]
     elementwise = _elementwise.pick(size * (4 if kind in (2, 3) else 1))
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        elementwise(inputs[0].reshape(-1), outputs[0].reshape(-1), kind)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(elementwise, (view(inputs[0]), view(outputs[0]), kind))]
 
-    return Prepared([shape], run)
+    return bound([shape], bind)

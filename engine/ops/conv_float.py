@@ -13,7 +13,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape, float_activation, int_option, require, tensors, window
+from .common import Prepared, Shape, bound, float_activation, int_option, require, tensors, view, window
 
 
 @kernel
@@ -103,10 +103,10 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     out_shape = (n, win.oh, win.ow, oc)
     conv = _conv.pick(int(np.prod(out_shape)) * kh * kw * (c if dm == 0 else 1))
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        conv(inputs[0], inputs[1], bias_of(inputs), outputs[0], geo, bounds)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(conv, (inputs[0], inputs[1], bias_of(inputs), outputs[0], geo, bounds))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
 
 
 def _prepare_fc(op: Op, g: Graph, shapes: list, bounds: np.ndarray) -> Prepared:
@@ -125,13 +125,8 @@ def _prepare_fc(op: Op, g: Graph, shapes: list, bounds: np.ndarray) -> Prepared:
         out_shape = (rows, units)
     fc = _fully_connected.pick(rows * units * depth)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        fc(
-            inputs[0].reshape(rows, depth),
-            inputs[1],
-            bias_of(inputs),
-            outputs[0].reshape(rows, units),
-            bounds,
-        )
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        x, out = view(inputs[0], (rows, depth)), view(outputs[0], (rows, units))
+        return [(fc, (x, inputs[1], bias_of(inputs), out, bounds))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -24,7 +24,7 @@ from ..kernels.kernel import kernel
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier, wrap_int32
 from ..numerics.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mul_lt1
 from ..profiles import profile_of
-from .common import Prepared, Shape, per_tensor, require, require_types, tensors
+from .common import Prepared, Shape, bound, per_tensor, require, require_types, tensors, view
 from .rsqrt_quantized import inv_sqrt_multiplier
 
 OUTPUT_SCALE_SHIFT = 7  # the int8 kernel's kOutputScale: outputs in units of 1/128
@@ -79,10 +79,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         run_float = _l2norm_float.pick(pick)
         eps = np.float32(1e-6)
 
-        def run(inputs: list, outputs: list, scratch: list) -> None:
-            run_float(inputs[0].reshape(rows), outputs[0].reshape(rows), eps)
+        def bind_float(inputs: list, outputs: list, scratch: list) -> list:
+            return [(run_float, (view(inputs[0], rows), view(outputs[0], rows), eps))]
 
-        return Prepared([shape], run)
+        return bound([shape], bind_float)
     require_types(op, dst, (src.dtype,))
     _, zp_in = per_tensor(op, src)
     s_out, zp_out = per_tensor(op, dst)
@@ -96,7 +96,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     run_q = _l2norm_quantized.pick(pick)
     as_uint8 = src.dtype == "uint8"
 
-    def run_quantized(inputs: list, outputs: list, scratch: list) -> None:
-        run_q(inputs[0].reshape(rows), outputs[0].reshape(rows), zp_in, as_uint8)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(run_q, (view(inputs[0], rows), view(outputs[0], rows), zp_in, as_uint8))]
 
-    return Prepared([shape], run_quantized)
+    return bound([shape], bind)

@@ -111,17 +111,18 @@ def raw_sum(
         divide = (_divide_float if floating else _divide_int).pick(n_out)
         n = np.float32(divisor) if floating else np.int64(divisor)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        x = inputs[0]
-        if moving:
-            np.copyto(scratch[0], x.transpose(perm))
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        x, calls = inputs[0], []
+        if moving:  # (the reduced axes last)
+            calls.append((np.copyto, (scratch[0], x.transpose(perm))))
             x = scratch[0]
-        target = scratch[-1] if divisor else outputs[0].reshape(-1)
-        sum_rows(x.reshape(n_out, n_red), target, zero, from_first)
+        target = scratch[-1] if divisor else view(outputs[0])
+        calls.append((sum_rows, (view(x, (n_out, n_red)), target, zero, from_first)))
         if divisor:
-            divide(target, outputs[0].reshape(-1), n)
+            calls.append((divide, (target, view(outputs[0]), n)))
+        return calls
 
-    return Prepared([out_shape], run, scratch=scratch)
+    return bound([out_shape], bind, scratch)
 
 
 @kernel

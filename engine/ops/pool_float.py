@@ -10,7 +10,7 @@ from numba import prange
 
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
-from .common import Prepared, Shape, float_activation, pool_geometry
+from .common import Prepared, Shape, bound, float_activation, pool_geometry
 
 ACTIVATIONS = {
     "NONE": (-np.inf, np.inf),
@@ -59,7 +59,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     average = op.type == "AVERAGE_POOL_2D"
     pool_float = _pool_float.pick(int(np.prod(out_shape)) * pool.fh * pool.fw)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        pool_float(inputs[0], outputs[0], pool, bounds, average)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return [(pool_float, (inputs[0], outputs[0], pool, bounds, average))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -22,7 +22,7 @@ from ..numerics.fixedpoint import multiply_by_quantized_multiplier, quantize_mul
 from ..numerics.gemmlowp import byte_values
 from ..profiles import profile_of
 from .broadcast import binary_table_runner, broadcast_shape
-from .common import Prepared, Shape, per_tensor, require, tensors
+from .common import Prepared, Shape, bound, per_tensor, require, tensors, view
 
 
 @njit(cache=True)
@@ -81,12 +81,14 @@ def _prepare16(op: Op, x, alpha, out, out_shape: Shape, micro: bool) -> Prepared
     zps = np.array(zps, np.int64)
     run16 = _prelu16.pick(int(np.prod(out_shape)))
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        wide = scratch[0]
-        np.copyto(wide, np.broadcast_to(inputs[1], out_shape))
-        run16(inputs[0].reshape(-1), wide.reshape(-1), outputs[0].reshape(-1), zps, m1, sh1, m2, sh2)
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        wide = scratch[0]  # (the alphas spread to the input's shape)
+        return [
+            (np.copyto, (wide, np.broadcast_to(inputs[1], out_shape))),
+            (run16, (view(inputs[0]), view(wide), view(outputs[0]), zps, m1, sh1, m2, sh2)),
+        ]
 
-    return Prepared([out_shape], run, scratch=[(out_shape, np.int8)])
+    return bound([out_shape], bind, [(out_shape, np.int8)])
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:

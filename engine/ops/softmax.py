@@ -179,18 +179,12 @@ def _prepare_lut(shape, s_in: float, beta: float, out, s_out: float, zp_out: int
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     softmax = _softmax_lut.pick(rows * depth // 16)
 
-    def run(inputs: list, outputs: list, scratch: list) -> None:
-        if rows * depth:
-            softmax(
-                np.ascontiguousarray(inputs[0]).reshape(-1),
-                outputs[0].reshape(-1),
-                rows,
-                depth,
-                table,
-                params,
-            )
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        if not rows * depth:
+            return []
+        return [(softmax, (view(inputs[0]), view(outputs[0]), rows, depth, table, params))]
 
-    return Prepared([shape], run)
+    return bound([shape], bind)
 
 
 def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarray | None]) -> Prepared:
