@@ -29,7 +29,7 @@ from ..kernels.lstm import lstm
 from ..numerics import fixedpoint16
 from ..numerics.fixedpoint import quantize_multiplier, wrap_int32_array
 from ..profiles import profile_of
-from .common import Prepared, per_tensor, require
+from .common import Prepared, bound, per_tensor, require, view
 from .int16 import checked_log2
 
 INPUT, STATE_OUT, STATE_CELL = 0, 18, 19
@@ -237,9 +237,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     out_shape = (*x_shape[:2], L.n_output)
     fn = lstm.pick(n_batch * max_time * 4 * L.n_cell * (L.n_input + L.n_output) // 16)
 
-    def run(ins, outs, scratch):
-        h = ins[STATE_OUT].reshape(-1)
-        cell = ins[STATE_CELL].reshape(n_batch, L.n_cell)
-        fn(ins[INPUT].reshape(-1), h, cell, outs[0].reshape(-1), mats, sc, tabs, max_time, time_major)
+    def bind(ins, outs, scratch):
+        h, cell = view(ins[STATE_OUT]), view(ins[STATE_CELL], (n_batch, L.n_cell))
+        return [(fn, (view(ins[INPUT]), h, cell, view(outs[0]), mats, sc, tabs, max_time, time_major))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)

@@ -21,7 +21,7 @@ from ..graph import Graph, Op
 from ..kernels.lstm_tflm import lstm_tflm
 from ..numerics.fixedpoint import quantize_multiplier
 from . import lstm as ref
-from .common import Prepared, per_tensor, require
+from .common import Prepared, bound, per_tensor, require, view
 from .int16 import checked_log2, logistic16_table, tanh16_table
 
 
@@ -75,9 +75,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     out_shape = (*x_shape[:2], L.n_cell)
     fn = lstm_tflm.pick(n_batch * max_time * 4 * L.n_cell * (L.n_input + L.n_cell) // 16)
 
-    def run(ins, outs, scratch):
-        h = ins[ref.STATE_OUT].reshape(-1)
-        c = ins[ref.STATE_CELL].reshape(n_batch, L.n_cell)
-        fn(ins[ref.INPUT].reshape(-1), h, c, outs[0].reshape(-1), mats, sc, tabs, max_time, time_major)
+    def bind(ins, outs, scratch):
+        h, c = view(ins[ref.STATE_OUT]), view(ins[ref.STATE_CELL], (n_batch, L.n_cell))
+        return [(fn, (view(ins[ref.INPUT]), h, c, view(outs[0]), mats, sc, tabs, max_time, time_major))]
 
-    return Prepared([out_shape], run)
+    return bound([out_shape], bind)
