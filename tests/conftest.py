@@ -56,13 +56,14 @@ def kernel_build(request, monkeypatch):
     after the load (executor.TEAM; ENGINE_TEAM=0: each call's parallel build); fails a test that
     picked no kernel."""
     from engine import executor
-    from tests.harness import force_build, threaded_runs
+    from tests.harness import force_build, split_everywhere
 
-    picks = force_build(monkeypatch, request.param)
     threaded = request.param == "parallel"
-    monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0 if threaded else math.inf)
     if threaded:
-        threaded_runs(monkeypatch)
+        picks = split_everywhere(monkeypatch)
+    else:
+        picks = force_build(monkeypatch, "serial")
+        monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", math.inf)
     yield request.param
     report = getattr(request.node, "rep_call", None)
     if report is None or not report.passed:  # skipped (no oracle) or failed: nothing to add

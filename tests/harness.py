@@ -109,6 +109,18 @@ def force_build(monkeypatch, build: str) -> list[tuple[str, bool]]:
     return picks
 
 
+def split_everywhere(monkeypatch) -> list[tuple[str, bool]]:
+    """kernel_build's "parallel" (tests/conftest.py) for a test of its own: every kernel picked from now
+    on its parallel build, every call of one with a team build split between the threads in every run
+    after the load; returns the picks (force_build)."""
+    from engine import executor
+
+    picks = force_build(monkeypatch, "parallel")
+    monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0)
+    threaded_runs(monkeypatch)
+    return picks
+
+
 def threaded_build(fn):
     """Kernel build fn's team build, what a team run calls for a large call; for a kernel without one
     (team=False: a team run calls its serial build), its parallel build, what runs threaded where team

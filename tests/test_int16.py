@@ -397,10 +397,12 @@ LSTM_CASES = [  # (batch, time, inputs, cells, options)
 
 
 @pytest.mark.parametrize("case", range(len(LSTM_CASES)))
-def test_lstm_one_op(case):
+def test_lstm_one_op(case, monkeypatch):
     """Batch-major and time-major, CIFG, peepholes, projection (clipped, with and without bias),
-    layer norm, cell clipping, cell scales 2^-9 .. 2^-15, zero points."""
+    layer norm, cell clipping, cell scales 2^-9 .. 2^-15, zero points; a batch of more than one also
+    with its sequences split between the threads (team runs)."""
     import engine
+    from tests.harness import split_everywhere
     from tests.oracle import reference_run_many
     from tests.tflite_builder import lstm_model
 
@@ -411,11 +413,15 @@ def test_lstm_one_op(case):
     rng = np.random.default_rng(30 + case)
     xs = [rng.integers(-128, 128, shape).astype(np.int8) for _ in range(4)]
     refs = reference_run_many(model, [[x] for x in xs], preserve_all=True)
-    m = engine.load(model)
-    for x, ref in zip(xs, refs):
-        mine = m.run(x, keep_all=True)
-        for name in ("y", "h", "c"):  # the output and the final state
-            assert np.array_equal(mine[name], ref["tensors"][name]), name
+    models = [engine.load(model)]
+    if batch > 1:
+        split_everywhere(monkeypatch)
+        models.append(engine.load(model))
+    for m in models:
+        for x, ref in zip(xs, refs):
+            mine = m.run(x, keep_all=True)
+            for name in ("y", "h", "c"):  # the output and the final state
+                assert np.array_equal(mine[name], ref["tensors"][name]), name
 
 
 def test_lstm_refusals():

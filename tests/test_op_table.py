@@ -55,7 +55,8 @@ def test_table_lists_every_op():
 
 
 @pytest.mark.parametrize("dtype", COLUMNS)
-def test_yes_cells_equal_the_reference(dtype):
+def test_yes_cells_equal_the_reference(dtype, kernel_build):
+    """(Each cell on its kernels' serial builds, and threaded: every call split between the threads.)"""
     ops = sorted(op for (op, t), yes in table().items() if t == dtype and yes)
     combined = merge([cell(op, dtype) for op in ops])
     model = combined.net.build()
