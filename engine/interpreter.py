@@ -29,24 +29,15 @@ import numpy as np
 from .budget import BudgetError
 from .errors import InputError, UnsupportedError
 from .executor import Plan
+from .formats.tflite import shape_signatures
 from .model import Model, _kernel_lock, load
 from .signature import SignatureRunner, signature_defs
 
 
 def _shape_signatures(data: bytes | None) -> dict[int, tuple[int, ...]]:
     """shape_signature of subgraph 0's tensors (-1 marks a dynamic dimension), when the file stores one."""
-    if data is None or data[4:8] != b"TFL3":
-        return {}
     try:
-        import tflite
-
-        sg = tflite.Model.GetRootAs(data, 0).Subgraphs(0)
-        sigs = {}
-        for i in range(sg.TensorsLength()):
-            t = sg.Tensors(i)
-            if not t.ShapeSignatureIsNone() and t.ShapeSignatureLength() > 0:
-                sigs[i] = tuple(int(d) for d in t.ShapeSignatureAsNumpy())
-        return sigs
+        return shape_signatures(data) if data is not None else {}
     except Exception:  # noqa: BLE001 - the importer validated the file; signatures are cosmetic
         return {}
 

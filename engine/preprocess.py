@@ -35,21 +35,19 @@ import subprocess
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, InputError
 from .model import TensorInfo
 
-RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Pillow is imported where an image is read, not with this module: loading a model validates its
+# preprocessing (the registry) and needs none of Pillow's 20-25 ms of imports
+RESAMPLE = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")  # Pillow's Resampling names
 KINDS = ("raw", "scale", "mean_std")
 INT8_MODES = ("shift", "reinterpret")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -138,6 +136,8 @@ def open_image(src) -> Image.Image:
     failure (missing, empty, not an image, another format, truncated, a decompression bomb) raises
     ImageError naming the source.
     """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     if isinstance(src, np.ndarray):
         return _from_array(src)
     name = _describe(src)
@@ -182,6 +182,8 @@ def open_image(src) -> Image.Image:
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
+    from PIL import Image
+
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -201,6 +203,8 @@ def _from_array(a: np.ndarray) -> Image.Image:
 
 def to_8bit(img: Image.Image, channels: int, background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
     """Any Pillow mode -> 'L' (channels 1) or 'RGB' (channels 3), rules in the module docstring."""
+    from PIL import Image
+
     if channels not in (1, 3):
         raise InputError(f"images have 1 or 3 channels; the model input wants {channels}")
     mode = img.mode
@@ -248,7 +252,14 @@ class ImageWarning(UserWarning):
 def resize(img: Image.Image, size_wh: tuple[int, int], method: str = "bilinear") -> Image.Image:
     if img.size == tuple(size_wh):
         return img
-    return img.resize(tuple(size_wh), RESAMPLE[method])
+    return img.resize(tuple(size_wh), resample(method))
+
+
+def resample(method: str):
+    """Pillow's Resampling member for one of the RESAMPLE names."""
+    from PIL import Image
+
+    return Image.Resampling[method.upper()]
 
 
 # ---------------------------------------------------------------- pixel map
@@ -353,7 +364,7 @@ class Preprocessor:
         if self.spec.letterbox is not None:
             from .yolo import letterbox
 
-            img = letterbox(img, (self.width, self.height), self.spec.letterbox, RESAMPLE[self.spec.resize])
+            img = letterbox(img, (self.width, self.height), self.spec.letterbox, resample(self.spec.resize))
         else:
             img = resize(img, (self.width, self.height), self.spec.resize)
         a = np.asarray(img, np.uint8)

@@ -5,30 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .formats.tflite import signature_defs as read_signature_defs
 
 
 def signature_defs(data: bytes | None) -> dict[str, dict[str, dict[str, int]]]:
     """{key: {"inputs": {name: tensor index}, "outputs": {...}}} of subgraph 0's SignatureDefs."""
-    if data is None or data[4:8] != b"TFL3":
-        return {}
     try:
-        import tflite
-
-        m = tflite.Model.GetRootAs(data, 0)
-        defs = {}
-        for i in range(m.SignatureDefsLength()):
-            s = m.SignatureDefs(i)
-            if s.SubgraphIndex() != 0:
-                continue  # the engine runs subgraph 0 only
-
-            def maps(n, get):
-                return {get(j).Name().decode("utf-8", "replace"): int(get(j).TensorIndex()) for j in range(n)}
-
-            defs[s.SignatureKey().decode("utf-8", "replace")] = {
-                "inputs": maps(s.InputsLength(), s.Inputs),
-                "outputs": maps(s.OutputsLength(), s.Outputs),
-            }
-        return defs
+        return read_signature_defs(data) if data is not None else {}
     except Exception:  # noqa: BLE001 - the importer validated the file; signatures are an extra
         return {}
 

@@ -12,7 +12,9 @@ Numba also refreshes its target context before every cache load; the first refre
 registers every lowering it has (0.2-0.3 s there), which compiling needs and running machine code does
 not. A load here initializes only Numba's runtime (NRT: the allocator symbols a kernel calls) and
 refreshes where the object calls a symbol nobody has defined yet; a compile refreshes for itself.
-ENGINE_CACHELOAD=0 keeps Numba's way.
+The engine's kernels make their caches at their first compile or load (_LazyCache): making one
+writes a file into its directory to see that it can (0.2-0.3 ms each; a load defines some 200 kernels
+and runs a tenth of them). ENGINE_CACHELOAD=0 keeps Numba's way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import struct
 import llvmlite.binding as ll
 from numba.core import caching, codegen, registry
 from numba.core.cpu import CPUContext
+from numba.core.dispatcher import Dispatcher
 from numba.core.runtime import rtsys
 
 _ELF64_LE = b"\x7fELF\x02\x01"
@@ -69,22 +72,49 @@ def install() -> None:
     global _installed, _numba_unserialize, _numba_module_for_linking, _numba_load_overload
     if _installed or os.environ.get("ENGINE_CACHELOAD", "1") == "0":
         return
+    global _numba_enable_caching
     library, cache = codegen.CPUCodeLibrary, caching.Cache
     needed = [(library, "_unserialize"), (library, "_get_module_for_linking"), (library, "_set_compiled_object"),
-              (cache, "load_overload"), (cache, "_load_overload"), (cache, "_guard_against_spurious_io_errors")]
+              (cache, "load_overload"), (cache, "_load_overload"), (cache, "_guard_against_spurious_io_errors"),
+              (Dispatcher, "enable_caching")]
     if not all(hasattr(owner, f) for owner, f in needed):
         return  # a Numba this was not written for
     _numba_unserialize = library._unserialize.__func__
     _numba_module_for_linking = library._get_module_for_linking
     _numba_load_overload = cache.load_overload
+    _numba_enable_caching = Dispatcher.enable_caching
     library._unserialize = classmethod(_unserialize)
     library._get_module_for_linking = _get_module_for_linking
     cache.load_overload = _load_overload
+    Dispatcher.enable_caching = _enable_caching
     _installed = True
 
 
 def installed() -> bool:
     return _installed
+
+
+def _enable_caching(self) -> None:
+    """Dispatcher.enable_caching: the engine's kernels get a _LazyCache, other functions Numba's."""
+    if self.py_func.__module__.startswith(_PACKAGE):
+        self._cache = _LazyCache(self.py_func)
+    else:
+        _numba_enable_caching(self)
+
+
+_PACKAGE = __name__.split(".")[0] + "."
+
+
+class _LazyCache:
+    """A dispatcher's FunctionCache, made where the dispatcher first uses it."""
+
+    def __init__(self, py_func):
+        self._py_func, self._cache = py_func, None
+
+    def __getattr__(self, name: str):
+        if self._cache is None:
+            self._cache = caching.FunctionCache(self._py_func)
+        return getattr(self._cache, name)
 
 
 def _load_overload(self, sig, target_context):

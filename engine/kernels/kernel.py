@@ -18,6 +18,7 @@ from __future__ import annotations
 from types import FunctionType
 
 import numba
+import numpy as np
 from numba import njit
 from numba.core.dispatcher import Dispatcher
 
@@ -122,9 +123,44 @@ def _types(fn, args: tuple) -> tuple | None:
     if not isinstance(fn, Dispatcher):
         return None
     try:
-        return tuple(fn.typeof_pyval(a) for a in args)
+        return tuple(_typeof(fn, a) for a in args)
     except Exception:  # noqa: BLE001 (an argument Numba cannot type)
         return None
+
+
+_TYPES: dict = {}  # _type_key(value) -> the Numba type of such values
+
+
+def _typeof(fn, value):
+    """fn.typeof_pyval(value), remembered by what Numba's typeof reads of the value (_type_key): a
+    plan's calls are typed some 600 times as it loads (SSD-MobileNet), 0.05-0.1 ms each in Numba."""
+    key = _type_key(value)
+    if key is None:
+        return fn.typeof_pyval(value)
+    ty = _TYPES.get(key)
+    if ty is None:
+        ty = _TYPES[key] = fn.typeof_pyval(value)
+    return ty
+
+
+def _type_key(value):
+    """What Numba's typeof (numba/core/typing/typeof.py) types a value by, for plain arrays, numbers
+    and tuples of them; None for anything else (typed by Numba every time)."""
+    kind = type(value)
+    if kind is np.ndarray:
+        flags = value.flags
+        return (kind, value.dtype, value.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable)
+    if kind is bool or kind is float:
+        return kind
+    if kind is int:  # (typed by its bit length)
+        bits = value.bit_length()
+        return kind, bits < 32, bits < 64, value >= 0 and bits == 64
+    if isinstance(value, np.generic):
+        return kind, value.dtype
+    if isinstance(value, tuple):  # (a named tuple's class is part of its type)
+        keys = tuple(_type_key(v) for v in value)
+        return None if any(k is None for k in keys) else (kind, keys)
+    return None
 
 
 def serial_build(fn):

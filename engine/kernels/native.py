@@ -21,6 +21,7 @@ and the caller repeats that call through Numba's wrapper, which raises the kerne
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from typing import NamedTuple
@@ -62,15 +63,20 @@ def native_call(fn, args: tuple, cres=None) -> NativeCall | None:
     for ty, value in zip(cres.signature.args, args):
         if not _flatten(ty, value, words):
             return None
-    expected = list(cpu_target.target_context.call_conv._get_arg_packer(cres.signature.args).argument_types)
-    if len(expected) != len(words) or len(words) > MAX_WORDS:
-        return None
-    if not all(isinstance(t, (ir.IntType, ir.PointerType)) for t in expected):
+    if _word_count(cres.signature.args) != len(words) or len(words) > MAX_WORDS:
         return None
     address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
     if not address:
         return None
     return NativeCall(address, [w & 0xFFFFFFFFFFFFFFFF for w in words])
+
+
+@functools.cache
+def _word_count(arg_types: tuple) -> int:
+    """The words Numba's calling convention passes for arguments of these types, or -1 where one is
+    neither an integer nor a pointer."""
+    expected = cpu_target.target_context.call_conv._get_arg_packer(arg_types).argument_types
+    return len(expected) if all(isinstance(t, (ir.IntType, ir.PointerType)) for t in expected) else -1
 
 
 def _flatten(ty, value, words: list[int]) -> bool:
