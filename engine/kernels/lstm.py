@@ -19,11 +19,13 @@ FLAGS = 36  # cifg, peephole, layer norm, projection, cell shift (30 + c), cell 
 
 
 @njit(inline="always", cache=True)
-def _matmul_acc(v, vo, w, b, g, j, m, s, prev):
-    """MatrixBatchVectorMultiplyAccumulate for one row: sat16(MBQM(b + w . v) + prev)."""
+def _matmul_acc(v, w, b, g, j, m, s, prev):
+    """MatrixBatchVectorMultiplyAccumulate for one row: sat16(MBQM(b + w . v) + prev). v: the step's
+    vector as a slice of its own (an index vo + k may be negative to Numba: a wraparound select per
+    element, which made the vectorized loop read v a byte at a time; 0.35 -> 0.19 ms a keras LSTM)."""
     acc = b[g, j]
     for k in range(w.shape[2]):
-        acc += np.int64(v[vo + k]) * w[g, j, k]
+        acc += np.int64(v[k]) * w[g, j, k]
     return min(max(mbqm(acc, m, s) + prev, -32768), 32767)
 
 
@@ -79,9 +81,10 @@ def _gate(x, xo, h, ho, c, co, mats, sc, g, gates, tab):
     wx, wh, bx, bh, peep, lnw, lnb = mats[0], mats[1], mats[2], mats[3], mats[4], mats[5], mats[6]
     k = 9 * g
     row = gates[4]
+    xs, hs = x[xo : xo + wx.shape[2]], h[ho : ho + wh.shape[2]]
     for j in range(c.shape[1]):
-        v = _matmul_acc(x, xo, wx, bx, g, j, sc[k], sc[k + 1], 0)
-        v = _matmul_acc(h, ho, wh, bh, g, j, sc[k + 2], sc[k + 3], v)
+        v = _matmul_acc(xs, wx, bx, g, j, sc[k], sc[k + 1], 0)
+        v = _matmul_acc(hs, wh, bh, g, j, sc[k + 2], sc[k + 3], v)
         if sc[FLAGS + 1] and g != 2 and j < sc[FLAGS + 13]:  # peephole: old cell (new for the output gate)
             p = mbqm(peep[g, j] * np.int64(c[co, j]), sc[k + 4], sc[k + 5])
             v = min(max(p + v, -32768), 32767)

@@ -15,11 +15,12 @@ TAIL = 16
 
 
 @njit(inline="always", cache=True)
-def _fc(v, vo, w, b, g, j, m, s):
-    """One row of reference_integer_ops::FullyConnected to int16: sat16(MBQM(b + w . v))."""
+def _fc(v, w, b, g, j, m, s):
+    """One row of reference_integer_ops::FullyConnected to int16: sat16(MBQM(b + w . v)); v a slice
+    of its own (lstm.py's _matmul_acc)."""
     acc = b[g, j]
     for k in range(w.shape[2]):
-        acc += np.int64(v[vo + k]) * w[g, j, k]
+        acc += np.int64(v[k]) * w[g, j, k]
     return min(max(mbqm(acc, m, s), -32768), 32767)
 
 
@@ -28,8 +29,9 @@ def _gate(x, xo, h, ho, mats, sc, g, gates, tab):
     """CalculateLstmGate: both FCs saturated apart, their sum saturated, then the activation's LUT."""
     wx, wh, bx, bh = mats[0], mats[1], mats[2], mats[3]
     k = 4 * g
+    xs, hs = x[xo : xo + wx.shape[2]], h[ho : ho + wh.shape[2]]
     for j in range(gates.shape[1]):
-        v = _fc(x, xo, wx, bx, g, j, sc[k], sc[k + 1]) + _fc(h, ho, wh, bh, g, j, sc[k + 2], sc[k + 3])
+        v = _fc(xs, wx, bx, g, j, sc[k], sc[k + 1]) + _fc(hs, wh, bh, g, j, sc[k + 2], sc[k + 3])
         gates[g, j] = tab[min(max(v, -32768), 32767) & 0xFFFF]
 
 

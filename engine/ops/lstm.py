@@ -92,11 +92,12 @@ class Layout:
 
 
 def _matrices(op: Op, g: Graph, L: Layout) -> tuple:
-    """(wx, wh, bx, bh, peep, lnw, lnb, proj_w, proj_b) as int64 arrays; zero points folded into biases."""
+    """(wx, wh, bx, bh, peep, lnw, lnb, proj_w, proj_b): the weights int8 (as the model has them), the
+    rest int64; zero points folded into biases."""
     x_zp = per_tensor(op, _tensor(op, g, INPUT))[1]
     h_zp = per_tensor(op, _tensor(op, g, STATE_OUT))[1]
     n_cell, n_in, n_out = L.n_cell, L.n_input, L.n_output
-    wx, wh = np.zeros((4, n_cell, n_in), np.int64), np.zeros((4, n_cell, n_out), np.int64)
+    wx, wh = np.zeros((4, n_cell, n_in), np.int8), np.zeros((4, n_cell, n_out), np.int8)
     bx, bh = np.zeros((4, n_cell), np.int64), np.zeros((4, n_cell), np.int64)
     peep, lnw, lnb = (np.zeros((4, n_cell), np.int64) for _ in range(3))
     for gate in range(1 if L.cifg else 0, 4):
@@ -108,16 +109,16 @@ def _matrices(op: Op, g: Graph, L: Layout) -> tuple:
             lnw[gate] = _const(op, g, LAYER_NORM[gate], "int16", (n_cell,))
             lnb[gate] = bias
             bias = 0
-        bx[gate] = bias - x_zp * wx[gate].sum(axis=1)  # PrecomputeZeroPointTimesWeightWithBias
-        bh[gate] = -h_zp * wh[gate].sum(axis=1)
+        bx[gate] = bias - x_zp * wx[gate].sum(axis=1, dtype=np.int64)  # PrecomputeZeroPointTimesWeightWithBias
+        bh[gate] = -h_zp * wh[gate].sum(axis=1, dtype=np.int64)
         if L.peephole and gate != 2:
             peep[gate] = _const(op, g, PEEPHOLES[(0, 1, None, 2)[gate]], "int16", (n_cell,))
-    proj_w, proj_b = np.zeros((n_out, n_cell), np.int64), np.zeros(n_out, np.int64)
+    proj_w, proj_b = np.zeros((n_out, n_cell), np.int8), np.zeros(n_out, np.int64)
     if L.projection:
-        proj_w = _const(op, g, PROJECTION[0], "int8", (n_out, n_cell))
+        proj_w[...] = _const(op, g, PROJECTION[0], "int8", (n_out, n_cell))
         b = _const(op, g, PROJECTION[1], "int32", (n_out,))
         hidden_zp = int(g.tensors[op.intermediates[4]].zero_point[0])
-        proj_b = (0 if b is None else b) - hidden_zp * proj_w.sum(axis=1)
+        proj_b = (0 if b is None else b) - hidden_zp * proj_w.sum(axis=1, dtype=np.int64)
     wrap = lambda a: wrap_int32_array(a).astype(np.int64)
     return wx, wh, wrap(bx), wrap(bh), peep, lnw, wrap(lnb), proj_w, wrap(proj_b)
 
