@@ -88,12 +88,14 @@ def _operands(in_dtype: str, in_zp: int, weights: np.ndarray, bias: np.ndarray, 
     oc, kh, kw, c = weights.shape
     u_zp = in_zp + (128 if in_dtype == "int8" else 0)
     d = None
-    if gemm.VNNI and 0 <= u_zp <= 255 and int(weights.max()) - int(weights.min()) <= 255:
-        d = 0 if weights.min() >= -128 and weights.max() <= 127 else int(weights.max()) - 127
+    low, high = int(weights.min()), int(weights.max())
+    if gemm.VNNI and 0 <= u_zp <= 255 and high - low <= 255:
+        d = 0 if low >= -128 and high <= 127 else high - 127
     if d is None:  # int16 data: x - zero point, zero padding, k in pairs
         return _Operands(np.int16, 2, -in_zp, 0, 0, -1, weights, bias)
     bias = fold_zero_point(bias, u_zp, weights, axis=(1, 2, 3))
-    weights = weights - d
+    if d:
+        weights = weights - d
     sum_lane = -1
     if d != 0 and oc % OCB and lane:  # a spare lane of the last block: a column of ones sums each window
         sum_lane = oc

@@ -107,4 +107,4 @@ def bias_vector(op: Op, bias: Tensor | None, value: np.ndarray | None, channels:
 def fold_zero_point(bias: np.ndarray, zero_point: int, weights: np.ndarray, axis) -> np.ndarray:
     """bias - zero_point * (the weights summed over axis), wrapped to int32: an input zero point's
     per-channel term, folded into the bias at prepare (conv2d, depthwise_conv2d, fully_connected)."""
-    return wrap_int32_array(bias.astype(np.int64) - zero_point * weights.astype(np.int64).sum(axis=axis))
+    return wrap_int32_array(bias.astype(np.int64) - zero_point * weights.sum(axis=axis, dtype=np.int64))
