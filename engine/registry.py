@@ -552,7 +552,7 @@ def _export_provenance(npz: Path) -> dict | None:
 def _exporter_fingerprint() -> str:
     """Changes whenever the code that builds or stores graphs changes, so old exports are not reused."""
     h = hashlib.sha256()
-    for name in ("graph.py", "formats/tflite.py", "formats/npz.py"):
+    for name in ("graph.py", "formats/tflite.py", "formats/flatbuffer.py", "formats/tflite_schema.py", "formats/npz.py"):
         with contextlib.suppress(OSError):
             h.update((_PKG / name).read_bytes())
     return h.hexdigest()[:12]
