@@ -111,3 +111,50 @@ def test_a_cached_function_loads_runs_and_links(tmp_path: Path) -> None:
         hits.append(int(out.stdout.split()[-1]))
     assert hits == [0, 1]
 
+
+
+NRT_RUN = """
+import sys
+from numba.core.runtime import nrtdynmod
+
+made = []  # each compile of Numba's runtime module
+create = nrtdynmod.create_nrt_module
+nrtdynmod.create_nrt_module = lambda ctx: (made.append(1), create(ctx))[1]
+import numpy as np
+from numba import njit
+
+import engine  # (its pool's functions initialize Numba's runtime)
+
+
+@njit
+def allocating(k):  # compiled now: links the runtime module, calls its NRT_decref
+    return np.arange(k).sum() + np.ones(k).size
+
+
+assert allocating(10) == 55
+print(len(made))
+"""
+
+
+def test_numbas_runtime_module_loads_from_its_cache(tmp_path: Path) -> None:
+    """The runtime module is compiled where no cached file holds it, loaded where one does (and a
+    function compiled afterwards links it and runs), compiled again where the file is corrupt."""
+    if os.environ.get("ENGINE_CACHELOAD", "1") == "0":
+        pytest.skip("ENGINE_CACHELOAD=0")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+
+    def compiles() -> int:
+        run = [sys.executable, "-c", NRT_RUN]
+        out = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return int(out.stdout.split()[-1])
+
+    assert compiles() == 1
+    (saved,) = cache.rglob("nrt-*.nbo")
+    assert compiles() == 0
+    data = bytearray(saved.read_bytes())
+    data[-100] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    assert compiles() == 1
+    assert compiles() == 0
