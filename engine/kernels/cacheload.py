@@ -132,24 +132,28 @@ def _compile_nrt_functions(ctx):
     """nrtdynmod.compile_nrt_functions (the runtime module as a library), from its cached object code
     where a file with the right key and checksum holds it, else compiled and cached."""
     cg = ctx.codegen()
-    path = _nrt_cache_file(cg)
     try:
-        data = path.read_bytes()
-        if hashlib.sha256(data[32:]).digest() == data[:32]:  # (a torn or foreign file is compiled anew)
+        path = _nrt_cache_file(cg)
+    except (OSError, RuntimeError):  # (no cache folder Numba can write: compiled, as Numba does)
+        path = None
+    try:
+        data = path.read_bytes() if path is not None else b""
+        if data and hashlib.sha256(data[32:]).digest() == data[:32]:  # (a torn file is compiled anew)
             return cg.unserialize_library(pickle.loads(data[32:]))
     except (OSError, pickle.UnpicklingError, ValueError, TypeError, EOFError):
-        pass  # (no file, or one this Numba cannot read: compiled anew)
+        pass  # (no file yet, or one this Numba cannot read)
     ir_mod, library = nrtdynmod.create_nrt_module(ctx)
     library.enable_object_caching()
     library.add_ir_module(ir_mod)
     library.finalize()
-    try:
+    if path is not None:
         payload = pickle.dumps(library.serialize_using_object_code())
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # (a read-only cache: compiled in every process, as Numba does)
+        try:
+            tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # (a read-only cache)
     return library
 
 
