@@ -76,8 +76,9 @@ def _symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
 
 
 def install() -> None:
-    """Route the loads of Numba's object-code caches through _unserialize (once per process, before
-    the first kernel loads)."""
+    """Route the loads of Numba's object-code caches through _unserialize, the engine's kernels' caches
+    through _LazyCache and the runtime module's compile through its cache (once per process, before
+    the first kernel is defined)."""
     global _installed, _numba_unserialize, _numba_module_for_linking, _numba_load_overload
     if _installed or os.environ.get("ENGINE_CACHELOAD", "1") == "0":
         return
