@@ -207,6 +207,12 @@ CASES = {
         "4-D",
         "refuses",
     ),
+    "uint8 concatenation into an unquantized output": (  # (the reference divides by its scale of 0)
+        lambda: _unary("CONCATENATION", [1, 4], [1, 4], dtype="uint8", q_out=(None, None), axis=1),
+        UnsupportedError,
+        "is not",
+        "runs",
+    ),
     "quantize shift above 30": (
         lambda: _unary("QUANTIZE", [1, 4], [1, 4], q_out=(1e-12, 0)),
         UnsupportedError,

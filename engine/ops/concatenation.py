@@ -86,6 +86,9 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             tables[k] = requantize_table(s_in, zp_in, s_out, zp_out)
         if dtype == "int16":
             require(op, zp_out == 0, "int16 tensors must have zero point 0")
+    elif dtype == "uint8":  # (the reference would requantize into a scale of 0: no defined result)
+        for t in ins:
+            require(op, not t.quantized, f"{t.describe()}: quantized, and the output {dst.describe()} is not")
     # column range of each input in the (outer, axis * inner) view of the output
     bounds = np.cumsum([0] + [s[axis] * inner for s in shapes]).tolist()
     lookups = [_lookup.pick(int(np.prod(s, dtype=np.int64))) for s in shapes]
