@@ -259,3 +259,22 @@ def test_depthwise_conv2d_options(scheme, gemm_path, kernel_build):
 def test_fully_connected_options(scheme, gemm_path, kernel_build):
     net = fc_net(scheme)
     check(net, run_sets(net, 12, batches=(1, 3)))
+
+
+def test_fully_connected_values_beyond_int32():
+    """The reference's double rule converts each rounded value to int32 (x86: INT32_MIN out of range, so
+    the output's lowest value) before adding the zero point: multipliers that take some values past 2**31
+    (s_w here; a mutated model of scripts/fuzz.py --fields found it), in rows of one (sums) and of eight
+    (where the fused epilogue would clamp)."""
+    net = Net()
+    x = net.input([1, 6], "uint8", 0.1, 40)
+    w = np.array([[1] * 6, [-1] * 6, [5, -3, 0, 2, -7, 1], [0] * 6]) + 128
+    for s_w in (1.7e8, 1.8e8, 1e12, 1e30):
+        net.op(
+            "FULLY_CONNECTED",
+            [x, net.const(w, "uint8", s_w, 128), -1],
+            [net.tensor([1, 4], "uint8", 0.1, 10)],
+            f"fc s_w={s_w:g}",
+            fused_activation_function="NONE",
+        )
+    check(net, run_sets(net, 14, batches=(1, 8)))

@@ -34,8 +34,9 @@ ROWS = 8 * PX  # rows of x per task (2 at batch 64: the threads share them)
 # consts(): a header of int64 values, ROWS zeros (the sums' offsets per row: none), then the rule's arrays
 DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, TABLE_ROWS, MODE, ZEROS = range(10)
 # MODE: how a task multiplies. COPIED: its rows copied (x + delta) to scratch, multiplied and requantized
-# in registers (gemm.tiles_requantize, AVX-512); IN_PLACE: so, x read itself; SUMS (no AVX-512, and any
-# task of fewer than PX rows): the copied rows' sums stored (gemm_rows), then requantized
+# in registers (gemm.tiles_requantize, AVX-512); IN_PLACE: so, x read itself; SUMS (no AVX-512, a layer
+# whose double rule can leave int32, and any task of fewer than PX rows): the copied rows' sums stored
+# (gemm_rows), then requantized
 SUMS, COPIED, IN_PLACE = range(3)
 HEADER = ZEROS + ROWS
 
@@ -52,10 +53,10 @@ def consts(delta: int, blocks: int, gemm: tuple, units: int, table: np.ndarray, 
     return aligned.copy(np.concatenate([header, np.pad(raw, (0, -raw.size % 8)).view(np.int64)]))
 
 
-def scratch_length(kp: int, blocks: int, operand: np.dtype) -> int:
+def scratch_length(kp: int, blocks: int, operand: np.dtype, mode: int) -> int:
     """A thread's scratch row, in operands: ROWS rows of kp operands, then the rows of sums (int32) of
-    a task that stores them: ROWS rows without AVX-512, else fewer than PX."""
-    return ROWS * kp + (PX if FUSED else ROWS) * blocks * OCB * 4 // np.dtype(operand).itemsize
+    a task that stores them: ROWS rows in mode SUMS, else fewer than PX."""
+    return ROWS * kp + (ROWS if mode == SUMS else PX) * blocks * OCB * 4 // np.dtype(operand).itemsize
 
 
 @njit(inline="always", cache=True)
@@ -64,7 +65,8 @@ def _task(x, w, c, scratch, rq, out, t):
     kp, blocks = c[KP], c[BLOCKS]
     r0 = t * ROWS
     n = min(ROWS, x.shape[0] - r0)
-    fused = FUSED and n >= PX  # (fewer rows, a batch of 1 say: a row of sums over all the blocks is faster)
+    # (fewer rows, a batch of 1 say: a row of sums over all the blocks is faster)
+    fused = FUSED and n >= PX and c[MODE] != SUMS
     if fused and c[MODE] == IN_PLACE:
         _requantized_rows(flat_view(x), r0 * kp, w, c, rq, out, r0, n)
         return

@@ -521,11 +521,16 @@ def requantize_pixels(acc, width, offsets, rq, out):
 @njit(inline="always", cache=True)
 def _double_row(sums, offset, bias, scale, out_zp, lo, hi, out):
     """The double rule on a row (offset: a float64 integer; every sum here is exact: whole numbers below
-    2**53), in a loop LLVM vectorizes in 8 double lanes (faster than _requantize16's IR)."""
+    2**53), in a loop LLVM vectorizes in 8 double lanes (faster than _requantize16's IR). The reference
+    converts the rounded value to int32 before adding the zero point, where x86 gives INT32_MIN for a
+    value out of range: the output's lo (the fused epilogue clamps instead; fully_connected.prepare
+    sends a layer here where a value can leave int32)."""
     f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
     for o in range(out.size):
         v = (np.float64(sums[o]) + (bias[o] + offset)) * scale[o]
-        out[o] = np.int32(min(max(v + np.copysign(HALF_DOWN, v), f_lo), f_hi)) + out_zp
+        r = v + np.copysign(HALF_DOWN, v)
+        r = min(max(r, f_lo), f_hi) if -2147483649.0 < r < 2147483648.0 else f_lo
+        out[o] = np.int32(r) + out_zp
 
 
 def requantize_rows(acc, width, offsets, rq, out):

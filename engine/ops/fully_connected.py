@@ -46,6 +46,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = values[1].astype(np.int16) - wzp[:, None].astype(np.int16)
     blocks = padded_channels(units) // OCB
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, units)
+    # the largest |bias + sum((x - zp) w)| each unit can reach, before the folds below
+    reach = np.abs(bias_q.astype(np.float64)) + 255.0 * np.abs(weights).sum(axis=1, dtype=np.float64)
     # uint8 x int8 on VNNI (see conv2d.gemm_conv) where the weights fit int8, else int16
     u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
     if gemm.VNNI and 0 <= u_zp <= 255 and weights.min() >= -128 and weights.max() <= 127:
@@ -63,11 +65,13 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         require(op, shapes[0][-1] == depth, f"keep_num_dims needs the last input dimension to be {depth}")
     else:
         out_shape = (rows, units)
+    rule, table = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
     # each thread's rows and sums in one array, the layer's constants in another (fc_packed: few arguments)
     mode = _mode(inp.dtype, delta, depth, group, blocks)
-    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type), data_type)]
+    if rule == "double" and np.any(reach * scale >= 2.0**31 - 1):  # (the reference's int32 conversion)
+        mode = fc_packed.SUMS
+    scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type, mode), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
-    rule, table = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
     rule = requantize.cheapest(rule, out_zp, lo)
     if gemm.FUSED and rule in ("reference", "ruy"):  # the fused epilogue's 64-bit constants
         table = requantize.widen(table, rule, out_zp)
