@@ -94,18 +94,11 @@ class Table:
         start, count = found
         return np.frombuffer(self.buf, dtype, count, start)
 
-    def tables(self, slot: int) -> list[Table]:
-        """A vector of tables ([] where not stored)."""
+    def tables(self, slot: int) -> Tables:
+        """A vector of tables (empty where not stored), each read where it is indexed: a vector's
+        entries may all point at one small table, so a count says nothing of the memory it would take."""
         found = self._vector(slot, 4)
-        if found is None:
-            return []
-        start, count = found
-        return [Table(self.buf, at + _U32.unpack_from(self.buf, at)[0]) for at in range(start, start + 4 * count, 4)]
-
-    def count(self, slot: int) -> int:
-        """The length of a vector field (0 where not stored)."""
-        found = self._vector(slot, 0)
-        return 0 if found is None else found[1]
+        return Tables(self.buf, *(found or (0, 0)))
 
     def string(self, slot: int) -> bytes | None:
         found = self._vector(slot, 1)
@@ -113,3 +106,24 @@ class Table:
             return None
         start, count = found
         return bytes(self.buf[start : start + count])
+
+
+class Tables:
+    """A vector of tables: len(), and a Table for each index."""
+
+    __slots__ = ("buf", "count", "start")
+
+    def __init__(self, buf: bytes, start: int, count: int):
+        self.buf, self.start, self.count = buf, start, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, k: int) -> Table:
+        if not 0 <= k < self.count:
+            raise IndexError(f"table {k} of a vector of {self.count}")
+        at = self.start + 4 * k
+        return Table(self.buf, at + _U32.unpack_from(self.buf, at)[0])
+
+    def __iter__(self):
+        return (self[k] for k in range(self.count))

@@ -13,7 +13,7 @@ from flatbuffers import flexbuffers
 from ..errors import ModelFormatError, UnsupportedError
 from ..graph import DTYPES, Graph, Op, Tensor
 from . import tflite_schema as schema
-from .flatbuffer import Table, root
+from .flatbuffer import Table, Tables, root
 
 TENSOR_TYPES = {code: name.lower() for code, name in schema.TENSOR_TYPES.items()}
 # enum-valued option fields, turned into names so the JSON graph reads well
@@ -74,7 +74,7 @@ def read_custom_options(op: Table) -> dict:
     return {k: (float(v) if isinstance(v, float) else v) for k, v in value.items()}
 
 
-def read_tensor(i: int, t: Table, buffers: list[Table], buf: bytes) -> Tensor:
+def read_tensor(i: int, t: Table, buffers: Tables, buf: bytes) -> Tensor:
     code = t.scalar(TENSOR_TYPE, "b")
     type_name = TENSOR_TYPES.get(code, str(code))
     if type_name not in DTYPES:
@@ -145,6 +145,15 @@ def _indices(array, what: str, n: int, allow_missing: bool = False) -> list[int]
     return out
 
 
+def _opcode(oc: Table) -> tuple[str, int]:
+    """An operator code's (name, version): the builtin's name, or the custom code."""
+    builtin = max(oc.scalar(CODE_BUILTIN, "i"), oc.scalar(CODE_DEPRECATED_BUILTIN, "b"))
+    name = schema.BUILTIN_OPERATORS.get(builtin, f"BUILTIN_{builtin}")
+    if name == "CUSTOM":
+        name = _text(oc.string(CODE_CUSTOM)) or ""
+    return name, oc.scalar(CODE_VERSION, "i", 1)
+
+
 def _import(buf: bytes) -> Graph:
     model = root(buf)
     subgraphs = model.tables(MODEL_SUBGRAPHS)
@@ -154,19 +163,13 @@ def _import(buf: bytes) -> Graph:
     buffers = model.tables(MODEL_BUFFERS)
     tensors = [read_tensor(i, t, buffers, buf) for i, t in enumerate(sg.tables(SUBGRAPH_TENSORS))]
     n = len(tensors)
-    codes = []
-    for oc in model.tables(MODEL_OPERATOR_CODES):
-        builtin = max(oc.scalar(CODE_BUILTIN, "i"), oc.scalar(CODE_DEPRECATED_BUILTIN, "b"))
-        name = schema.BUILTIN_OPERATORS.get(builtin, f"BUILTIN_{builtin}")
-        if name == "CUSTOM":
-            name = _text(oc.string(CODE_CUSTOM)) or ""
-        codes.append((name, oc.scalar(CODE_VERSION, "i", 1)))
+    opcodes = model.tables(MODEL_OPERATOR_CODES)
     ops = []
     for i, o in enumerate(sg.tables(SUBGRAPH_OPERATORS)):
         index = o.scalar(OP_OPCODE_INDEX, "I")
-        if index >= len(codes):
+        if index >= len(opcodes):
             raise ModelFormatError(f"op {i}: opcode index {index} out of range")
-        name, version = codes[index]
+        name, version = _opcode(opcodes[index])
         where = f"op {i} ({name})"
         try:
             options = read_options(o)
