@@ -424,8 +424,11 @@ def test_requantize_double_rounds_as_the_reference():
     scale = np.concatenate([rng.random(n) * np.exp2(rng.integers(-30, 2, n)), np.where(rng.random(n) < 0.5, ties, near)])
     products = (sums.astype(np.float64) + bias) * scale  # the reference's double(acc) * scale
     exact = [ref_round_half_away(Fraction(float(v))) for v in products]
-    for zp, lo, hi in ((0, -(2**31), 2**31 - 1), (5, -128, 127), (-3, 0, 255)):
-        want = [min(max(e + zp, lo), hi) for e in exact]
+    # the reference: the rounded value as int32 (x86: INT32_MIN out of range), plus the zero point in
+    # int32 (wrapping), clamped
+    as_int32 = [e if -(2**31) <= e < 2**31 else -(2**31) for e in exact]
+    for zp, lo, hi in ((0, -(2**31), 2**31 - 1), (5, -128, 127), (-3, 0, 255), (200, 0, 255), (-128, -128, 127)):
+        want = [min(max((q + zp + 2**31) % 2**32 - 2**31, lo), hi) for q in as_int32]
         rq = RequantDouble(np.stack([bias, scale]), zp, lo, hi)
         got = np.zeros((1, 2 * n), np.int32)
         _double_rows(sums, rq, got)

@@ -262,19 +262,22 @@ def test_fully_connected_options(scheme, gemm_path, kernel_build):
 
 
 def test_fully_connected_values_beyond_int32():
-    """The reference's double rule converts each rounded value to int32 (x86: INT32_MIN out of range, so
-    the output's lowest value) before adding the zero point: multipliers that take some values past 2**31
-    (s_w here; a mutated model of scripts/fuzz.py --fields found it), in rows of one (sums) and of eight
-    (where the fused epilogue would clamp)."""
+    """The reference's double rule converts each rounded value to int32 (x86: INT32_MIN out of range) and
+    adds the zero point in int32 (wrapping), then clamps: multipliers that take some values past 2**31
+    (s_w; a mutated model of scripts/fuzz.py --fields found it), 3 x 715827840 = 2**31 - 128 landing past
+    it only with a zero point of 128 or more; every value of the first input, in rows of 256 (where the
+    fused epilogue would clamp first) and of one (sums)."""
     net = Net()
     x = net.input([1, 6], "uint8", 0.1, 40)
-    w = np.array([[1] * 6, [-1] * 6, [5, -3, 0, 2, -7, 1], [0] * 6]) + 128
-    for s_w in (1.7e8, 1.8e8, 1e12, 1e30):
+    w = np.array([[1] * 6, [-1] * 6, [5, -3, 0, 2, -7, 1], [1, 0, 0, 0, 0, 0], [0] * 6]) + 128
+    for s_w, zp in ((1.7e8, 10), (1.8e8, 10), (715827840.0, 127), (715827840.0, 200), (1e12, 10), (1e30, 200)):
         net.op(
             "FULLY_CONNECTED",
             [x, net.const(w, "uint8", s_w, 128), -1],
-            [net.tensor([1, 4], "uint8", 0.1, 10)],
-            f"fc s_w={s_w:g}",
+            [net.tensor([1, 5], "uint8", 0.1, zp)],
+            f"fc s_w={s_w:g} zp={zp}",
             fused_activation_function="NONE",
         )
-    check(net, run_sets(net, 14, batches=(1, 8)))
+    rows = np.full((256, 6), 40, np.uint8)  # (the first input alone: its value times each row's first weight)
+    rows[:, 0] = np.arange(256)
+    check(net, [[rows], [rows[43:44]]])

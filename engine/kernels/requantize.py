@@ -68,7 +68,8 @@ class RequantFp32(NamedTuple):
 
 class RequantDouble(NamedTuple):
     """The reference FULLY_CONNECTED's rule: table float64 [2, channels], each channel's bias (whole) and
-    scale (s_in * s_w / s_out); out = round((double(acc) + bias) * scale) half away from zero, + out_zp."""
+    scale (s_in * s_w / s_out); out = round((double(acc) + bias) * scale) half away from zero, as int32
+    (INT32_MIN out of range), + out_zp in int32 (wrapping), clamped."""
 
     table: np.ndarray
     out_zp: int
@@ -521,16 +522,16 @@ def requantize_pixels(acc, width, offsets, rq, out):
 @njit(inline="always", cache=True)
 def _double_row(sums, offset, bias, scale, out_zp, lo, hi, out):
     """The double rule on a row (offset: a float64 integer; every sum here is exact: whole numbers below
-    2**53), in a loop LLVM vectorizes in 8 double lanes (faster than _requantize16's IR). The reference
-    converts the rounded value to int32 before adding the zero point, where x86 gives INT32_MIN for a
-    value out of range: the output's lo (the fused epilogue clamps instead; fully_connected.prepare
-    sends a layer here where a value can leave int32)."""
-    f_lo, f_hi = np.float64(lo - out_zp), np.float64(hi - out_zp)
+    2**53), in a loop LLVM vectorizes in 8 double lanes (faster than _requantize16's IR). As the
+    reference: the rounded value converted to int32 (x86 gives INT32_MIN for a value out of range),
+    plus the zero point in int32 arithmetic (wrapping), clamped. (The fused epilogue clamps before
+    adding the zero point: fully_connected.prepare sends a layer here where that can differ.)"""
     for o in range(out.size):
         v = (np.float64(sums[o]) + (bias[o] + offset)) * scale[o]
         r = v + np.copysign(HALF_DOWN, v)
-        r = min(max(r, f_lo), f_hi) if -2147483649.0 < r < 2147483648.0 else f_lo
-        out[o] = np.int32(r) + out_zp
+        q = np.int64(r) if -2147483649.0 < r < 2147483648.0 else np.int64(-2147483648)
+        q = ((q + out_zp + 2147483648) & 0xFFFFFFFF) - 2147483648
+        out[o] = min(max(q, lo), hi)
 
 
 def requantize_rows(acc, width, offsets, rq, out):

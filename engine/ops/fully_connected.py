@@ -68,7 +68,9 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     rule, table = _requantization(op, g, (inp, filt, out), units, bias_q, scale)
     # each thread's rows and sums in one array, the layer's constants in another (fc_packed: few arguments)
     mode = _mode(inp.dtype, delta, depth, group, blocks)
-    if rule == "double" and np.any(reach * scale >= 2.0**31 - 1):  # (the reference's int32 conversion)
+    # the reference converts each rounded value to int32 and adds the zero point in int32: where that
+    # can leave int32, the fused epilogue (which clamps first) would differ; the sums' loop does not
+    if rule == "double" and np.any(reach * scale + 256 >= 2.0**31):
         mode = fc_packed.SUMS
     scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type, mode), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
