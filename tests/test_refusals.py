@@ -47,6 +47,17 @@ def _unary(op: str, x_shape, out_shape, extra=(), dtype="int8", q_out=Q8, **opti
     return net
 
 
+def case_concat_per_axis_output() -> Net:
+    """Two scales on the output's axis 1 (scripts/fuzz.py --fields seed 44382): the reference keeps no
+    per-tensor scale for it and requantizes into 0."""
+    net = Net()
+    a, b = net.input([1, 1], "uint8", 0.07, 181), net.input([1, 1], "uint8", 0.0035, 132)
+    out = net.tensor([1, 2], "uint8", 0.23, 131)
+    net.tensors[out].update(scale=[0.23, 0.23], zero_point=[131, 131], quantized_dimension=1)
+    net.op("CONCATENATION", [a, b], [out], "CONCATENATION", axis=1, fused_activation_function="NONE")
+    return net
+
+
 def _binary(op: str, a_shape, b_shape, out_shape, q_out=Q8):
     net = Net()
     a = net.input(a_shape, "int8", *Q8)
@@ -207,6 +218,7 @@ CASES = {
         "4-D",
         "refuses",
     ),
+    "concatenation into a per-axis output": (case_concat_per_axis_output, UnsupportedError, "per tensor", "runs"),
     "uint8 concatenation into an unquantized output": (  # (the reference divides by its scale of 0)
         lambda: _unary("CONCATENATION", [1, 4], [1, 4], dtype="uint8", q_out=(None, None), axis=1),
         UnsupportedError,

@@ -71,6 +71,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
 
     tables: list[np.ndarray | None] = [None] * len(ins)
     if dtype in ("uint8", "int8", "int16") and dst.quantized:
+        # (per axis, the reference's output has no per-tensor scale: it would requantize into 0)
+        require(op, dst.scale.size == 1, f"{dst.describe()}: must be quantized per tensor")
         s_out, zp_out = float(dst.scale[0]), int(dst.zero_point[0])
         for k, t in enumerate(ins):
             require(op, t.quantized and t.scale.size == 1, f"{t.describe()}: must be quantized per tensor")
