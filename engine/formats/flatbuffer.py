@@ -59,9 +59,6 @@ class Table:
         _check(self.buf, at, 4)
         return at + _U32.unpack_from(self.buf, at)[0]
 
-    def has(self, slot: int) -> bool:
-        return self._field(slot) != 0
-
     def scalar(self, slot: int, code: str, default=0):
         """A scalar field (code: its struct format character)."""
         at = self._field(slot)

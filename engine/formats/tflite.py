@@ -123,9 +123,14 @@ def read_tensor(i: int, t: Table, buffers: Tables, buf: bytes) -> Tensor:
     return tensor
 
 
+def is_tflite(buf: bytes) -> bool:
+    """Whether buf carries TFLite's file identifier."""
+    return len(buf) >= 8 and buf[4:8] == b"TFL3"
+
+
 def import_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
     """Parse .tflite bytes. Any malformation becomes a ModelFormatError naming the source."""
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
+    if not is_tflite(buf):
         raise ModelFormatError(f"{source}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         return _import(bytes(buf))
@@ -191,7 +196,7 @@ def _import(buf: bytes) -> Graph:
 def shape_signatures(buf: bytes) -> dict[int, tuple[int, ...]]:
     """shape_signature of subgraph 0's tensors (-1 marks a dynamic dimension), where the file stores
     one; {} for a file that is not a TFLite flatbuffer (import_tflite says what is wrong with it)."""
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
+    if not is_tflite(buf):
         return {}
     subgraphs = root(buf).tables(MODEL_SUBGRAPHS)
     signatures = {}
@@ -204,7 +209,7 @@ def shape_signatures(buf: bytes) -> dict[int, tuple[int, ...]]:
 
 def signature_defs(buf: bytes) -> dict[str, dict[str, dict[str, int]]]:
     """{key: {"inputs": {name: tensor index}, "outputs": {...}}} of the SignatureDefs of subgraph 0."""
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
+    if not is_tflite(buf):
         return {}
 
     def names(maps: list[Table]) -> dict[str, int]:
