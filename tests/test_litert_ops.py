@@ -15,7 +15,7 @@ from engine.kernels.cpu import AVX512F
 from engine.profiles import litert_xnn
 from tests.harness import F32, Net, all_bytes, qparams
 from tests.litert_check import check_litert
-from tests.oracle import litert_run_many, require
+from tests.oracle import OracleError, litert_run_many, require
 
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
@@ -281,6 +281,61 @@ def test_same_as_reference(dtype):
     net.op("CONCATENATION", [x1, x2], [net.tensor([1, 9, 11, 16], dtype, s, z)], "CONCATENATION", axis=3)
     xs += [rng.integers(0, 256, shape).astype(np.uint8).view(dtype) for _ in range(2)]
     _check(net, [xs], reference_differs=False)
+
+
+def test_pad_value_rule():
+    """PAD and PADV2 where the input's and the output's quantization disagree (test_ops_elementwise):
+    XNNPACK takes those quantized per tensor on both sides, the builtin kernel the others."""
+    from tests.test_ops_elementwise import PAD_VALUE_CASES, pad_value_net
+
+    net = pad_value_net([c for c in PAD_VALUE_CASES if not (c[1] and c[2] and c[1] != c[2])])
+    rng = np.random.default_rng(16)
+    _check(net, [net.random_inputs(rng, b) for b in (1, 2)], reference_differs=None)
+
+
+def _copy_net(op: str, dtype: str, q_in: tuple, q_out: tuple) -> Net:
+    net = Net()
+    x = net.input([1, 4, 4, 2], dtype, *q_in)
+    consts = {
+        "PAD": [[[0, 0], [1, 1], [1, 1], [0, 0]]],
+        "TRANSPOSE": [[0, 2, 1, 3]],
+        "RESIZE_BILINEAR": [[8, 8]],
+        "STRIDED_SLICE": [[0, 1, 0, 0], [1, 3, 4, 2], [1, 1, 1, 1]],
+    }.get(op, [])
+    ins = [x] + [net.const(np.int32(c), "int32") for c in consts]
+    shapes, opts = {
+        "PAD": ([[1, 6, 6, 2]], {}),
+        "TRANSPOSE": ([[1, 4, 4, 2]], {}),
+        "RESIZE_BILINEAR": ([[1, 8, 8, 2]], {}),
+        "STRIDED_SLICE": ([[1, 2, 4, 2]], {}),
+        "MAX_POOL_2D": (
+            [[1, 2, 2, 2]],
+            {"filter_height": 2, "filter_width": 2, "stride_h": 2, "stride_w": 2, "padding": "VALID"},
+        ),
+        "SPLIT": ([[1, 2, 4, 2], [1, 2, 4, 2]], {"num_splits": 2}),
+    }[op]
+    if op == "SPLIT":
+        ins = [net.const(np.int32(1), "int32"), x]
+    net.op(op, ins, [net.tensor(s, dtype, *q_out) for s in shapes], op, **opts)
+    return net
+
+
+@pytest.mark.parametrize("op", litert_xnn.COPIES)
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_delegated_copy_that_requantizes_is_refused(op, dtype):
+    """XNNPACK takes these copies, then fails to prepare one whose output is quantized unlike its input:
+    the litert profile refuses it (the reference runs it); one quantized alike runs, equal to LiteRT."""
+    z = 3 if dtype == "int8" else 130
+    for q_out in ((0.07, z), (0.05, z + 2)):
+        net = _copy_net(op, dtype, (0.05, z), q_out)
+        model = net.build()
+        with pytest.raises(OracleError, match="failed to"):
+            litert_run_many(model, [net.random_inputs(np.random.default_rng(0), 1)])
+        with pytest.raises(UnsupportedError, match="fails to prepare"):
+            engine.load(model, numerics="litert")
+        engine.load(model)
+    net = _copy_net(op, dtype, (0.05, z), (0.05, z))
+    _check(net, [net.random_inputs(np.random.default_rng(1), 1)], reference_differs=None)
 
 
 # --- float32 ops XNNPACK computes approximately ------------------------------------------------------------

@@ -258,6 +258,43 @@ def test_pad(dtype, kernel_build):
     check(net, run_sets(net, 31))
 
 
+# (type, input quantization, output quantization): which of them picks the pad value (the output's zero
+# point, or 0) differs between the runtimes (engine/ops/pad.py)
+PAD_VALUE_CASES = [
+    ("int8", None, (0.05, 17)),
+    ("int8", (0.05, 17), None),
+    ("int8", (0.05, 17), (0.07, -9)),
+    ("int16", None, (0.001, 300)),
+    ("int16", (0.001, 0), (0.001, 300)),
+    ("uint8", None, (0.05, 130)),
+    ("uint8", (0.05, 130), None),
+]
+
+
+def pad_value_net(cases: list, constants: bool = True) -> Net:
+    """PAD of each case, and PADV2 with a constant quantized unlike the output where the input has no
+    quantization (no runtime compares them then)."""
+    net = Net()
+    pads = net.const(np.int32([[0, 0], [1, 2], [2, 0]]), "int32")
+    for dtype, q_in, q_out in cases:
+        x = net.input([1, 3, 4], dtype, *(q_in or ()))
+        y = net.tensor([1, 6, 6], dtype, *(q_out or ()))
+        net.op("PAD", [x, pads], [y], f"PAD {dtype} {q_in} {q_out}")
+        if constants and q_in is None and dtype != "uint8":
+            x = net.input([1, 3, 4], dtype)
+            fill = net.const(np.array([5], dtype), dtype, 0.3, 1)
+            y = net.tensor([1, 6, 6], dtype, *q_out)
+            net.op("PADV2", [x, pads, fill], [y], f"PADV2 {dtype} constant of other quantization")
+    return net
+
+
+def test_pad_value_follows_the_input_quantization(kernel_build):
+    """Found by scripts/fuzz.py --fields (seeds 44234, 45076): an int8 PAD from an unquantized input pads
+    0 in the reference, not the output's zero point."""
+    net = pad_value_net(PAD_VALUE_CASES)
+    check(net, run_sets(net, 32))
+
+
 # --- CONCATENATION ---------------------------------------------------------------------------------------
 
 

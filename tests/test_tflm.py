@@ -431,6 +431,17 @@ def refused_cases() -> dict[str, Net]:
     x = net.input([1, 16], "int8", 0.1, 2)
     net.op("LOGISTIC", [x], [net.tensor([1, 16], "int8", 1 / 256, 0)], "LOGISTIC")
     cases["LOGISTIC int8 output zero point 0"] = net
+    for name, dtype, shape, pads in (
+        ("PAD int64 paddings", "int8", [1, 3], np.int64([[0, 0], [1, 1]])),
+        ("PAD int64 data", "int64", [1, 3], np.int32([[0, 0], [1, 1]])),
+        ("PAD rank 6", "int8", [1, 1, 2, 1, 2, 1], np.int32([[0, 0]] * 5 + [[1, 1]])),
+    ):
+        net = Net()
+        x = net.input(shape, dtype, *((0.1, 2) if dtype == "int8" else ()))
+        p = net.const(pads, str(pads.dtype))
+        out = net.tensor(shape[:-1] + [shape[-1] + 2], dtype, *((0.1, 2) if dtype == "int8" else ()))
+        net.op("PAD", [x, p], [out], "PAD")
+        cases[name] = net
     net = Net()
     x = net.input([1, 4], "int8", 0.1, 2)
     w = net.const(np.ones((3, 4), np.int8), "int8", 0.01, 0)
@@ -453,6 +464,16 @@ def test_refused_like_tflite_micro(case):
             engine.load(model)
     else:
         engine.load(model)  # the reference profile runs it
+
+
+def test_pad_value_rule():
+    """TFLite Micro pads int8 with the output's zero point whatever the input's quantization, int16 with
+    0 whatever the output's zero point; the reference decides by the input (test_ops_elementwise)."""
+    from tests.test_ops_elementwise import PAD_VALUE_CASES, pad_value_net
+
+    net = pad_value_net([c for c in PAD_VALUE_CASES if c[0] != "uint8"], constants=False)
+    counts = check_tflm(net, random_sets(net, 30), differs=True)
+    assert counts["PAD int8 None (0.05, 17)"][1] and counts["PAD int16 (0.001, 0) (0.001, 300)"][1]
 
 
 def test_uint8_io_allowed_where_tflite_micro_takes_it():

@@ -1,7 +1,10 @@
 """PAD and PADV2 (kernels/pad.cc): copy the input into a frame of the pad value.
 
-The pad value of a quantized tensor is the output's zero point (PAD) or PADV2's constant, which
-the reference requires to share the output's scale and zero point. Data bytes are copied as is.
+The pad value is PADV2's constant, else 0, else for an integer tensor that takes the quantized rule
+the output's zero point (0 where the output has no quantization); there a constant must share the
+output's scale and zero point. Which tensors take that rule: LiteRT (pad.cc Eval) uint8 always, int8
+and int16 where the *input* is quantized; TFLite Micro (pad.cc PadEval) int8 always, never int16.
+Data bytes are copied as is.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from numba import prange
 from ..graph import Graph, Op
 from ..kernels.kernel import kernel
 from ..kernels.strided_copy import BITS, bits
+from ..profiles import profile_of
 from .common import Prepared, Shape, bound, fail, require, tensors
 
 MAX_RANK = 6
@@ -35,7 +39,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     pads = np.asarray(values[1]).astype(np.int64)
     require(op, pads.shape == (rank, 2), f"paddings shape {list(pads.shape)} must be [{rank}, 2]")
     require(op, bool(np.all(pads >= 0)), f"negative paddings {pads.tolist()}")
-    quantized = src.dtype in ("uint8", "int8", "int16") and dst.quantized
+    if profile_of(g) == "tflm":
+        quantized_rule = src.dtype == "int8"
+    else:
+        quantized_rule = src.dtype == "uint8" or (src.dtype in ("int8", "int16") and src.quantized)
     if const_t is not None:
         require(
             op,
@@ -43,13 +50,13 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             "the pad value must be a constant scalar",
         )
         require(op, const_t.dtype == src.dtype, f"{const_t.describe()}: type differs from the input's")
-        # the reference compares the legacy (scale, zero point) of both, (0, 0) where a tensor has no
-        # quantization: an unquantized output beside a quantized pad value is refused too
-        if src.dtype in ("uint8", "int8", "int16") and _legacy_params(const_t) != _legacy_params(dst):
+        # both compare the legacy (scale, zero point) of both, (0, 0) where a tensor has no quantization:
+        # an unquantized output beside a quantized pad value is refused too
+        if quantized_rule and _legacy_params(const_t) != _legacy_params(dst):
             raise fail(op, f"{const_t.describe()} must share the output's scale and zero point")
         pad_value = np.asarray(values[2]).reshape(-1)[0]
-    elif quantized:
-        zp = int(dst.zero_point[0])
+    elif quantized_rule:
+        zp = _legacy_params(dst)[1]
         info = np.iinfo(dst.np_dtype)
         require(op, info.min <= zp <= info.max, f"output zero point {zp} out of the {dst.dtype} range")
         pad_value = zp

@@ -241,9 +241,35 @@ def _typed(types: tuple[str, ...]):
     return rule_fn
 
 
+# ops XNNPACK defines as copies of the input's values: the delegate takes them whatever the output's
+# quantization, then fails to prepare one whose output is quantized unlike its input, and LiteRT's
+# default interpreter with it (measured on each, int8 and uint8, scale or zero point changed)
+COPIES = ("PAD", "TRANSPOSE", "MAX_POOL_2D", "RESIZE_BILINEAR", "STRIDED_SLICE", "SPLIT")
+
+
+def _copy_requantizes(op, g) -> str | None:
+    """A runtime rule (litert.RUNTIME_RULES): a delegated copy whose output quantization differs."""
+    from .litert import delegated
+
+    src = op.inputs[1] if op.type == "SPLIT" else op.inputs[0]  # SPLIT: (axis, input)
+    if _t(g, src).dtype not in EIGHT_BIT or not delegated(op, g):
+        return None
+    want = (_scale(g, src), int(np.asarray(_t(g, src).zero_point).reshape(-1)[0]))
+    for o in op.outputs:
+        if (_scale(g, o), int(np.asarray(_t(g, o).zero_point).reshape(-1)[0])) != want:
+            return (
+                f"{_t(g, o).describe()}: quantized unlike the input; XNNPACK takes this {op.type}, then"
+                " fails to prepare it (LiteRT's default interpreter cannot run the model)"
+            )
+    return None
+
+
 def register() -> None:
-    """Add the rules of this module's op types to litert.RULES."""
-    from .litert import RULES
+    """Add the rules of this module's op types to litert.RULES (and litert.RUNTIME_RULES)."""
+    from .litert import RULES, RUNTIME_RULES
+
+    for name in COPIES:
+        RUNTIME_RULES[name] = _copy_requantizes
 
     for name in ("ADD", "SUB", "MUL"):
         RULES[name] = _rule_binary

@@ -46,7 +46,10 @@ INPUT_TYPES = {
     "RSQRT": ("float32", "int8"),
     "DIV": ("float32", "int32", "int8"),  # div.cc
     "MEAN": ("float32", "int8", "int16"),  # reduce_common.cc EvalMeanHelper
+    "PAD": ("float32", "int8", "int16", "int32"),  # pad.cc PadEval
+    "PADV2": ("float32", "int8", "int16", "int32"),
 }
+PAD_MAX_RANK = 5  # PadKernelMaxDimensionCount of its reference pad.h
 
 
 def refusal(op: Op, g: Graph) -> str | None:
@@ -66,6 +69,11 @@ def refusal(op: Op, g: Graph) -> str | None:
         return f"{g.tensors[op.inputs[0]].dtype} {op.type} (its kernel takes {', '.join(types)})"
     if op.type == "DEPTHWISE_CONV_2D" and op.options.get("depth_multiplier", 1) == 0:
         return "depth_multiplier 0 (its kernel loops over the option as written: no output is computed)"
+    if op.type in ("PAD", "PADV2"):
+        if len(g.tensors[op.inputs[0]].shape) > PAD_MAX_RANK:
+            return f"PAD of rank above {PAD_MAX_RANK} (pad_common.cc: NumDimensions(input) <= {PAD_MAX_RANK})"
+        if g.tensors[op.inputs[1]].dtype != "int32":
+            return f"{g.tensors[op.inputs[1]].dtype} paddings (pad_common.cc reads the paddings as int32)"
     if op.type == "L2_NORMALIZATION" and len(g.tensors[op.inputs[0]].shape) > 4:
         return "L2_NORMALIZATION of rank above 4 (l2norm.cc: NumDimensions(input) <= 4)"
     if op.type not in UINT8_OPS and any(t.dtype == "uint8" for t in data):
