@@ -5,10 +5,12 @@
     python scripts/fuzz.py --bases mnist_tflite,/path/model.tflite --cases 5000
     python scripts/fuzz.py --graphs --minutes 30 --seed 5000  # random valid graphs vs the reference
     python scripts/fuzz.py --fields --cases 5000              # fields of valid graphs mutated
+    python scripts/fuzz.py --graphs --numerics tflm --minutes 30   # a profile against its own oracle
 
 --graphs: random valid graphs of 1-3 ops (tests/graph_fuzz.py), 12 chains per model, every tensor compared
 with the reference kernels at batch 1 and 3; a failing chain is printed with its seed. --fields: fields of
 such graphs changed, run in crash-isolated workers, and compared with the reference where both run them.
+--numerics litert / tflm: the same against LiteRT's default interpreter / TFLite Micro (tests/graph_fuzz.py).
 
 Bases: mnist_tflite, mnist_npz (the shared MNIST model and its .npz), small_tflite, small_npz (a small
 built int8 graph), or paths to .tflite / .npz files. Cases are drawn by hypothesis from consecutive seeds
@@ -76,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--graphs", action="store_true", help="semantic fuzz: random valid graphs vs the reference")
     ap.add_argument("--fields", action="store_true", help="structural fuzz: fields of valid graphs mutated")
+    ap.add_argument(
+        "--numerics",
+        choices=("reference", "litert", "tflm"),
+        default="reference",
+        help="--graphs / --fields: the profile checked, against its own oracle",
+    )
     args = ap.parse_args(argv)
     if not args.cases and not args.minutes:
         args.cases = 10_000
@@ -138,19 +146,19 @@ def graph_main(args) -> int:
         done += n
         if args.graphs:
             for s in seeds:
-                for line in check_case(generate(s)):
+                for line in check_case(generate(s), numerics=args.numerics):
                     failures += 1
                     print(f"  FAIL {line}", flush=True)
             print(f"seeds {seeds[0]}-{seeds[-1]}: {done} models, {failures} failing chains", flush=True)
             continue
         seeds = [s for s in seeds if mutated_model(s) is not None]
-        cases = [{"base": "fields", "seed": s} for s in seeds]
+        cases = [{"base": "fields", "seed": s, "numerics": args.numerics} for s in seeds]
         results = run_cases(cases, {}, args.batch_size, args.workers, args.case_timeout)
         for s, r in zip(seeds, results):
             outcome = r.split(" ")[0]
             if r == "ok":
                 try:
-                    outcome = compare_mutated(s)
+                    outcome = compare_mutated(s, args.numerics)
                 except AssertionError as e:
                     outcome, r = "differs", str(e)
             outcomes[outcome] += 1

@@ -440,12 +440,12 @@ def generate_cases(base: str, data: bytes, n: int, seed: int | None = None) -> l
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def run_one(data: bytes) -> str:
+def run_one(data: bytes, numerics: str = "reference") -> str:
     """engine.load + one run() on zeros; the outcome as 'ok' / 'engine-error:<C>' / 'other-exception:<T>'."""
     import engine
 
     try:
-        m = engine.load(data)
+        m = engine.load(data, numerics=numerics)
     except engine.EngineError as e:
         return f"engine-error:{type(e).__name__} {str(e)[:300]}"
     except Exception as e:  # noqa: BLE001
@@ -505,7 +505,7 @@ def worker_main(job_path: str) -> None:
         except Exception as e:  # noqa: BLE001
             result = f"harness-error:{type(e).__name__} {e}"
         else:
-            result = run_one(data).replace("\n", " ")
+            result = run_one(data, case.get("numerics", "reference")).replace("\n", " ")
         out.write(f"R {i} {result}\n")
         out.flush()
 

@@ -10,6 +10,10 @@ as a whole fails, each chain is rerun alone to name the culprit.
     cases = generate(seed, chains=12)         # -> Case (a Net plus a description per chain)
     failures = check_case(cases)              # [] when the engine equals the reference everywhere
 
+numerics="litert" or "tflm" checks that profile against its own oracle (LiteRT's default interpreter,
+every tensor and the delegate's partition, tests/litert_check.py; TFLite Micro at batch 1): where the
+oracle refuses a chain, the engine must refuse it too.
+
 To add an op: write `build_<op>(g, t) -> T | None` (None: does not apply to t) and add it to OPS.
 """
 
@@ -25,7 +29,10 @@ import engine
 from engine.errors import EngineError
 from tests.every_tensor import assert_every_tensor_equal
 from tests.harness import Net
-from tests.oracle import OracleError, reference_run_many
+from tests.litert_check import check_litert
+from tests.oracle import OracleError, litert_run_many, micro_run_many, reference_run_many
+
+PROFILES = ("reference", "litert", "tflm")
 
 F32 = np.float32
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -582,29 +589,70 @@ def merge(nets: list[Net]) -> Net:
     return out
 
 
-def compare(net: Net, seed: int, batches: tuple[int, ...]) -> None:
-    """The engine equals the reference on every tensor (production plan) for random inputs at each
-    batch size; raises AssertionError, EngineError or OracleError otherwise."""
-    model = net.build()
-    rng = np.random.default_rng(seed)
-    runs = [net.random_inputs(rng, b) for b in batches]
-    refs = reference_run_many(model, runs, preserve_all=True)
-    m = engine.load(model)
+def _oracle_runs(model: bytes, runs: list, numerics: str) -> list[dict]:
+    """The profile's oracle on every input set, every tensor it exposes."""
+    run_many = {"reference": reference_run_many, "litert": litert_run_many, "tflm": micro_run_many}[numerics]
+    return run_many(model, runs, preserve_all=True)
+
+
+def compare_model(model: bytes, runs: list, numerics: str = "reference") -> None:
+    """The engine in profile `numerics` equals its oracle on every tensor (production plan) for each
+    input set; raises AssertionError, EngineError or OracleError otherwise."""
+    if numerics == "litert":
+        check_litert(model, runs)
+        return
+    refs = _oracle_runs(model, runs, numerics)
+    m = engine.load(model, numerics=numerics)
     for xs, ref in zip(runs, refs):
         assert_every_tensor_equal(m, xs, [ref])
 
 
-def check_case(case: Case, batches: tuple[int, ...] = (1, 3)) -> list[str]:
-    """[] when the engine equals the reference on the case; else one line per failing chain."""
+def compare(net: Net, seed: int, batches: tuple[int, ...], numerics: str = "reference") -> None:
+    """compare_model on random inputs at each batch size (TFLite Micro: batch 1, as the model says)."""
+    rng = np.random.default_rng(seed)
+    runs = [net.random_inputs(rng, b) for b in ((1,) if numerics == "tflm" else batches)]
+    compare_model(net.build(), runs, numerics)
+
+
+def _refused_alike(net: Net, seed: int, numerics: str) -> bool:
+    """Whether the engine refuses the chain in this profile; AssertionError where only it does."""
+    model = net.build()
     try:
-        compare(merge(case.chains), case.seed, batches)
-        return []
+        engine.load(model, numerics=numerics)
+        return False
+    except EngineError as e:
+        refusal = str(e)
+    try:
+        _oracle_runs(model, [net.random_inputs(np.random.default_rng(seed), 1)], numerics)
+    except OracleError:
+        return True
+    raise AssertionError(f"the engine refuses what the {numerics} oracle runs: {refusal}")
+
+
+def check_case(case: Case, batches: tuple[int, ...] = (1, 3), numerics: str = "reference") -> list[str]:
+    """[] when the engine equals the profile's oracle on the case; else one line per failing chain.
+    The reference runs every generated chain; another profile's oracle may refuse some: those the
+    engine refuses alike are set aside (each checked alone), the others merged."""
+    failures, chains = [], list(range(len(case.chains)))
+    if numerics != "reference":
+        kept = []
+        for k in chains:
+            try:
+                if not _refused_alike(case.chains[k], case.seed, numerics):
+                    kept.append(k)
+            except AssertionError as e:
+                failures.append(f"seed {case.seed} chain {k}: {case.texts[k]}\n    {str(e)[:400]}")
+        chains = kept
+    if not chains:
+        return failures
+    try:
+        compare(merge([case.chains[k] for k in chains]), case.seed, batches, numerics)
+        return failures
     except (AssertionError, EngineError, OracleError):
         pass
-    failures = []
-    for k, net in enumerate(case.chains):
+    for k in chains:
         try:
-            compare(net, case.seed, batches)
+            compare(case.chains[k], case.seed, batches, numerics)
         except (AssertionError, EngineError, OracleError) as e:
             why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400]
             failures.append(f"seed {case.seed} chain {k}: {case.texts[k]}\n    {why}")
@@ -703,12 +751,12 @@ def mutated_model(seed: int) -> tuple[bytes, str] | None:
         return None
 
 
-def compare_mutated(seed: int) -> str:
-    """For a mutated model the engine loads and runs: 'equal' when the reference runs it too and every
-    tensor agrees, 'reference-refuses' when the reference does not run it; raises AssertionError on a
+def compare_mutated(seed: int, numerics: str = "reference") -> str:
+    """For a mutated model the engine loads and runs: 'equal' when the profile's oracle runs it too and
+    every tensor agrees, 'oracle-refuses' when the oracle does not run it; raises AssertionError on a
     difference (call it only after the crash-isolated worker has run the case)."""
     data, _ = mutated_model(seed)
-    m = engine.load(data)
+    m = engine.load(data, numerics=numerics)
     rng = np.random.default_rng(seed)
     xs = []
     for t in m.inputs:
@@ -718,11 +766,9 @@ def compare_mutated(seed: int) -> str:
         else:
             xs.append(rng.standard_normal(t.shape).astype(t.dtype))
     try:
-        ref = reference_run_many(data, [xs], preserve_all=True)[0]
+        compare_model(data, [xs], numerics)
     except OracleError:
-        return "reference-refuses"
-    try:
-        assert_every_tensor_equal(m, xs, [ref])
+        return "oracle-refuses"
     except EngineError as e:  # (inputs of other batch sizes than each other: the engine refuses)
         return f"engine-error:{type(e).__name__}"
     return "equal"

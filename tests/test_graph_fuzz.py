@@ -21,6 +21,7 @@ import pytest
 
 from tests.fuzz_worker import is_failure, run_cases
 from tests.graph_fuzz import OPS, check_case, compare_mutated, generate, mutated_model
+from tests.oracle import require
 
 pytestmark = pytest.mark.usefixtures("litert")
 
@@ -57,6 +58,21 @@ def test_random_graphs_equal_reference_rotating_seed():
     _run(rotating_seeds(), "rotating")
 
 
+PROFILE_SEEDS = [5000, 5001, 5002, 5003]  # each failed once: MAX_POOL_2D and SUM (litert), ARG_MAX (tflm)
+
+
+@pytest.mark.parametrize("numerics", ["litert", "tflm"])
+def test_random_graphs_equal_each_profiles_oracle(numerics):
+    """The same graphs against LiteRT's default interpreter (every tensor, the delegate's partition) and
+    TFLite Micro (batch 1); chains their oracle refuses, the engine must refuse too."""
+    require("litert" if numerics == "litert" else "micro")
+    failures = [f for s in PROFILE_SEEDS for f in check_case(generate(s), numerics=numerics)]
+    assert not failures, (
+        f"{numerics} seeds {PROFILE_SEEDS}: rerun one with `python scripts/fuzz.py --graphs --numerics "
+        f"{numerics} --seed <seed> --cases 1`\n" + "\n".join(failures)
+    )
+
+
 def test_mutated_fields_reach_past_the_first_check():
     seeds = [s for s in range(160) if mutated_model(s) is not None]
     results = run_cases([{"base": "fields", "seed": s} for s in seeds], {}, batch_size=80, workers=2)
@@ -74,6 +90,7 @@ def test_mutated_fields_reach_past_the_first_check():
     "args, summary",
     [
         (["--graphs", "--cases", "2", "--round", "2", "--seed", "900"], "2 cases, 0 failures"),
+        (["--graphs", "--numerics", "tflm", "--cases", "1", "--round", "1", "--seed", "901"], "1 cases, 0 failures"),
         (["--fields", "--cases", "10", "--round", "10", "--seed", "900"], "10 cases, 0 failures"),
         (["--bases", "small_tflite", "--cases", "30", "--round", "30"], "30 cases, 0 failures"),
     ],

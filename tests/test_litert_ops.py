@@ -195,9 +195,10 @@ def test_quantize_float(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
-def test_mean(dtype):
+@pytest.mark.parametrize("op", ["MEAN", "SUM"])
+def test_mean(op, dtype):
     """Raw int32 sums rescaled in float32: every axis set, keep_dims or not, equal scales too, batch 3."""
-    rng = np.random.default_rng(13)
+    rng = np.random.default_rng(13 if op == "MEAN" else 14)
     net = Net()
     shape = [1, 7, 9, 16]
     for axes, keep in (
@@ -211,9 +212,11 @@ def test_mean(dtype):
     ):
         for k in range(2):
             (s, z), (so, zo) = qparams(rng, dtype, -2, 0), qparams(rng, dtype, -2, 0)
+            ax = [a % 4 for a in axes]
+            if op == "SUM":  # an output scale up to the sum's range: few saturate
+                so = float(F32(s * 10 ** rng.uniform(0, np.log10(np.prod([shape[a] for a in ax])))))
             if k:
                 so, zo = s, z
-            ax = [a % 4 for a in axes]
             out = (
                 [1 if d in ax else n for d, n in enumerate(shape)]
                 if keep
@@ -221,7 +224,7 @@ def test_mean(dtype):
             )
             x = net.input(shape, dtype, s, z)
             a = net.const(np.array(axes, np.int32), "int32")
-            net.op("MEAN", [x, a], [net.tensor(out, dtype, so, zo)], f"{axes} {keep} {k}", keep_dims=keep)
+            net.op(op, [x, a], [net.tensor(out, dtype, so, zo)], f"{op} {axes} {keep} {k}", keep_dims=keep)
     _check(net, [net.random_inputs(rng, b) for b in (1, 1, 3)], reference_differs=True)
 
 
@@ -291,6 +294,26 @@ def test_pad_value_rule():
     net = pad_value_net([c for c in PAD_VALUE_CASES if not (c[1] and c[2] and c[1] != c[2])])
     rng = np.random.default_rng(16)
     _check(net, [net.random_inputs(rng, b) for b in (1, 2)], reference_differs=None)
+
+
+@pytest.mark.parametrize("op, dtype", [("MAX_POOL_2D", "int8"), ("MAX_POOL_2D", "uint8"), ("MAX_POOL_2D", "float32"),
+                                       ("AVERAGE_POOL_2D", "float32")])  # fmt: skip
+def test_pool_strides_beyond_the_window_stay_builtin(op, dtype):
+    """XNNPACK takes no pooling whose stride exceeds its window in either dimension (found by
+    scripts/fuzz.py --graphs --numerics litert): those run in LiteRT's builtin kernel. (The delegated
+    float32 AVERAGE_POOL_2D is refused, test_unreproduced_float_ops_are_refused: not built here.)"""
+    net = Net()
+    q = (0.05, 3) if dtype == "int8" else (0.05, 130) if dtype == "uint8" else ()
+    for fh, fw, sh, sw in ((1, 1, 1, 1), (1, 1, 2, 2), (2, 2, 2, 2), (2, 1, 1, 2), (1, 4, 2, 2), (3, 3, 2, 2),
+                           (2, 2, 3, 1)):  # fmt: skip
+        if op == "AVERAGE_POOL_2D" and sh <= fh and sw <= fw:
+            continue
+        for pad in ("VALID", "SAME"):
+            oh, ow = ((5 - fh) // sh + 1, (6 - fw) // sw + 1) if pad == "VALID" else (-(-5 // sh), -(-6 // sw))
+            x = net.input([1, 5, 6, 3], dtype, *q)
+            pool = {"filter_height": fh, "filter_width": fw, "stride_h": sh, "stride_w": sw, "padding": pad}
+            net.op(op, [x], [net.tensor([1, oh, ow, 3], dtype, *q)], f"{op} {fh}x{fw} s{sh}{sw} {pad}", **pool)
+    check_litert(net.build(), [net.random_inputs(np.random.default_rng(17), b) for b in (1, 2)])
 
 
 def _copy_net(op: str, dtype: str, q_in: tuple, q_out: tuple) -> Net:
@@ -458,14 +481,14 @@ def test_builtin_requantize():
     _check(net, [xs], reference_differs=True)
 
 
-@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH", "EXP", "AVERAGE_POOL_2D", "MEAN"])
+@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH", "EXP", "AVERAGE_POOL_2D", "MEAN", "SUM"])
 def test_unreproduced_float_ops_are_refused(op):
     """float32 ops XNNPACK computes with its own approximations or summation order (about half of random
     inputs differ from the reference, measured): "litert" refuses them, naming the op, instead of computing
     the reference's values; the reference profile runs them."""
     net = Net()
     x = net.input([1, 4, 4, 8], "float32")
-    if op == "MEAN":
+    if op in ("MEAN", "SUM"):
         axes = net.const(np.array([3], np.int32), "int32")
         net.op(op, [x, axes], [net.tensor([1, 4, 4], "float32")], op)
     elif op == "AVERAGE_POOL_2D":

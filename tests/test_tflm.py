@@ -443,6 +443,14 @@ def refused_cases() -> dict[str, Net]:
         net.op("PAD", [x, p], [out], "PAD")
         cases[name] = net
     net = Net()
+    x = net.input([1, 8], "uint8", 0.4, 200)
+    net.op("QUANTIZE", [x], [net.tensor([1, 8], "uint8", 1.2, 190)], "QUANTIZE")
+    cases["QUANTIZE uint8 to uint8"] = net
+    net = Net()
+    x = net.input([1, 4, 3], "int8", 0.1, 2)
+    net.op("ARG_MAX", [x, net.const(np.int32([1]), "int32")], [net.tensor([1, 3], "int64")], "ARG_MAX")
+    cases["ARG_MAX into int64"] = net
+    net = Net()
     x = net.input([1, 4], "int8", 0.1, 2)
     w = net.const(np.ones((3, 4), np.int8), "int8", 0.01, 0)
     b = net.const(np.zeros(3, np.int32), "int32", 0.002, 0)  # s_in * s_w = 0.001

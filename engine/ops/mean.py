@@ -133,11 +133,13 @@ def _finish_xnn(sums, out, scale, bias, lo, hi):
         out[i] = min(max(np.int64(np.rint(v)), lo), hi)
 
 
-def xnn_mean_params(s_in: float, s_out: float, zp_in: int, zp_out: int, n: int) -> tuple:
-    """(scale, bias) of XNNPACK's quantized mean (numerics="litert"): scale = f32(s_in / s_out) *
-    f32(1 / n) and bias = zp_out - (n * zp_in) * scale, every step in float32."""
+def xnn_reduce_params(s_in: float, s_out: float, zp_in: int, zp_out: int, n: int, mean: bool) -> tuple:
+    """(scale, bias) of XNNPACK's quantized mean or sum (numerics="litert"): scale = f32(s_in / s_out),
+    times f32(1 / n) for a mean, and bias = zp_out - (n * zp_in) * scale, every step in float32."""
     f32 = np.float32
-    scale = f32(f32(f32(s_in) / f32(s_out)) * f32(f32(1.0) / f32(n)))
+    scale = f32(f32(s_in) / f32(s_out))
+    if mean:
+        scale = f32(scale * f32(f32(1.0) / f32(n)))
     return scale, f32(f32(zp_out) - f32(f32(n * zp_in) * scale))
 
 
@@ -244,15 +246,13 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         return bound([out_shape], bind_copy)
     n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
     if profile_of(g) == "litert" and litert.delegated(op, g):  # XNNPACK's mean
-        info = np.iinfo(dst.np_dtype)
-        return _prepare_xnn(
-            in_shape, out_shape, tuple(axes), xnn_mean_params(s_in, s_out, zp_in, zp_out, n), info
-        )
+        params = xnn_reduce_params(s_in, s_out, zp_in, zp_out, n, mean=True)
+        return xnn_reduce(in_shape, out_shape, tuple(axes), params, np.iinfo(dst.np_dtype))
     mult = mean_multiplier(s_in, s_out, n)
     return requantized_sum(in_shape, axes, out_shape, mult, (zp_in, zp_out), dst.np_dtype)
 
 
-def _prepare_xnn(in_shape: Shape, out_shape: Shape, axes: tuple, params: tuple, info) -> Prepared:
+def xnn_reduce(in_shape: Shape, out_shape: Shape, axes: tuple, params: tuple, info) -> Prepared:
     """Raw int32 sums over the axes, then XNNPACK's float32 rescale of each."""
     sums_shape = tuple(1 if d in axes else s for d, s in enumerate(in_shape))
     finish = _finish_xnn.pick(int(np.prod(sums_shape)))

@@ -12,6 +12,10 @@ float32, int32, int64: EvalGeneric<kSum>: each output element accumulates its in
 order from 0, in the type itself (float32 sums in that order; integers wrap); when every axis is
 reduced ReduceAllDims starts from the first element instead (a lone -0.0 stays -0.0).
 
+numerics="litert": XNNPACK takes 8-bit SUM quantized per tensor and rescales the int32 sums in float32,
+as its MEAN without the 1/n (mean.xnn_reduce_params); it takes float32 SUM too, summed in its own order:
+refused (litert_xnn.UNREPRODUCED_FLOAT).
+
 numerics="tflm" (micro/kernels/reduce_common.cc): int8 and int16 through QuantizedMeanOrSum on their
 own types (no zero point rule), float32 always from 0; int32/int64 are refused (profiles/tflm.py).
 """
@@ -22,9 +26,9 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..numerics.fixedpoint import quantize_multiplier
-from ..profiles import profile_of
+from ..profiles import litert, litert_xnn, profile_of
 from .common import Prepared, Shape, fail, per_tensor, require, require_types, tensors
-from .mean import raw_sum, reduce_geometry, requantized_sum
+from .mean import raw_sum, reduce_geometry, requantized_sum, xnn_reduce, xnn_reduce_params
 
 TYPES = ("float32", "int32", "int64", "uint8", "int8", "int16")
 
@@ -36,6 +40,7 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
     in_shape, axes, out_shape = reduce_geometry(op, g, shapes, values)
     micro = profile_of(g) == "tflm"
     if src.dtype not in ("uint8", "int8", "int16"):
+        litert_xnn.require_reproduced(op, g)
         return raw_sum(in_shape, axes, out_shape, src.dtype, from_first=not micro)
     (s_in, zp_in), (s_out, zp_out) = per_tensor(op, src), per_tensor(op, dst)
     require(op, s_in > 0 and s_out > 0, "scales must be positive")
@@ -45,6 +50,10 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
             "int16 SUM: LiteRT's reference kernel reads the int16 data as uint8 bytes and leaves "
             "half of its output unwritten (uninitialized memory), so no result is defined",
         )
+    if profile_of(g) == "litert" and litert.delegated(op, g) and axes:
+        n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+        params = xnn_reduce_params(s_in, s_out, zp_in, zp_out, n, mean=False)
+        return xnn_reduce(in_shape, out_shape, tuple(axes), params, np.iinfo(dst.np_dtype))
     mult = quantize_multiplier(float(np.float32(s_in)) / float(np.float32(s_out)))
     if not axes:  # each element rescaled alone: a trailing axis of 1 summed
         in_shape, axes = (*in_shape, 1), [len(in_shape)]

@@ -216,6 +216,20 @@ def _rule_strided_slice(op, g) -> str | None:
     return None
 
 
+def _pooling(types: tuple[str, ...]):
+    def rule_fn(op, g) -> str | None:
+        reason = _io_refusal(op, g, types)
+        if reason:
+            return reason
+        fh, fw = op.options.get("filter_height", 1), op.options.get("filter_width", 1)
+        sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+        if sh > fh or sw > fw:
+            return f"strides {sh}x{sw} larger than the {fh}x{fw} window"
+        return None
+
+    return rule_fn
+
+
 def _rule_split(op, g) -> str | None:
     if not 2 <= len(op.outputs) <= 4:
         return f"{len(op.outputs)} outputs (XNNPACK splits into 2 to 4)"
@@ -279,11 +293,21 @@ def register() -> None:
     RULES["STRIDED_SLICE"] = _rule_strided_slice
     RULES["SPLIT"] = _rule_split
     RULES["LEAKY_RELU"] = _rule_leaky_relu
-    for name in ("RESHAPE", "PAD", "TRANSPOSE", "MAX_POOL_2D", "REDUCE_MAX", "MEAN", "RESIZE_BILINEAR"):
+    for name in (
+        "RESHAPE",
+        "PAD",
+        "TRANSPOSE",
+        "REDUCE_MAX",
+        "MEAN",
+        "SUM",
+        "RESIZE_BILINEAR",
+    ):
         RULES[name] = _typed(FLOAT_OR_8BIT)
     for name in ("LOGISTIC", "TANH"):
         RULES[name] = _typed(FLOAT_OR_8BIT)
-    for name in ("AVERAGE_POOL_2D", "RELU", "RELU6", "HARD_SWISH", "SQRT", "RSQRT", "EXP", "DIV"):
+    RULES["MAX_POOL_2D"] = _pooling(FLOAT_OR_8BIT)
+    RULES["AVERAGE_POOL_2D"] = _pooling(("float32",))
+    for name in ("RELU", "RELU6", "HARD_SWISH", "SQRT", "RSQRT", "EXP", "DIV"):
         RULES[name] = _typed(("float32",))
     for name in ("MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"):
         RULES[name] = _typed(("float32",))
@@ -336,6 +360,8 @@ DIFFERENCES = {
     "MUL": "XNNPACK: (a - z_a)(b - z_b) times float32 (s_a*s_b)/s_out, half to even; the builtin kernel (scales "
     "outside [2^-16, 2^8)): NEON blocks (a shift of 32+ gives 0, wrapping int16 lanes)",
     "MEAN": "XNNPACK: nearbyint(float(sum) * f32(s_in/s_out) * f32(1/n) + (z_out - n z_in s')) in float32",
+    "SUM": "XNNPACK: nearbyint(float(sum) * f32(s_in/s_out) + (z_out - n z_in s')) in float32; the reference "
+    "reads int8 data as uint8 bytes",
     "QUANTIZE": "XNNPACK: float input x * f32(1/s) half to even; 8-bit ((q - z_in) * lrintf(256 s_in/s_out) + 128) >> 8",
     "RESIZE_BILINEAR": "XNNPACK: float32 source positions, 11-bit weights, (acc + 2^21) >> 22",
     "SOFTMAX": "LiteRT's optimized kernel: a float32 expf table and float32 sums (the reference: fixed point)",
@@ -360,7 +386,16 @@ def describe(op, g) -> str | None:
 # (measured: about half of random inputs differ from the reference's libm results; the float pools and means
 # sum in another order); refused, never silently
 # computed the reference's way
-UNREPRODUCED_FLOAT = {"LOGISTIC", "TANH", "HARD_SWISH", "EXP", "RESIZE_BILINEAR", "AVERAGE_POOL_2D", "MEAN"}
+UNREPRODUCED_FLOAT = {
+    "LOGISTIC",
+    "TANH",
+    "HARD_SWISH",
+    "EXP",
+    "RESIZE_BILINEAR",
+    "AVERAGE_POOL_2D",
+    "MEAN",
+    "SUM",
+}
 
 
 def require_reproduced(op, g) -> None:

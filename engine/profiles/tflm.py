@@ -50,6 +50,12 @@ INPUT_TYPES = {
     "PADV2": ("float32", "int8", "int16", "int32"),
 }
 PAD_MAX_RANK = 5  # PadKernelMaxDimensionCount of its reference pad.h
+# QUANTIZE: the (input, output) types EvalQuantizeReference converts (quantize_common.cc)
+QUANTIZE_PAIRS = {
+    ("float32", "int8"), ("float32", "int16"), ("int32", "int8"), ("int32", "int16"),
+    ("int16", "int8"), ("int16", "int16"), ("int16", "int32"),
+    ("int8", "int8"), ("int8", "uint8"), ("int8", "int16"), ("int8", "int32"), ("uint8", "int8"),
+}  # fmt: skip
 
 
 def refusal(op: Op, g: Graph) -> str | None:
@@ -69,6 +75,17 @@ def refusal(op: Op, g: Graph) -> str | None:
         return f"{g.tensors[op.inputs[0]].dtype} {op.type} (its kernel takes {', '.join(types)})"
     if op.type == "DEPTHWISE_CONV_2D" and op.options.get("depth_multiplier", 1) == 0:
         return "depth_multiplier 0 (its kernel loops over the option as written: no output is computed)"
+    if op.type == "QUANTIZE":
+        pair = (g.tensors[op.inputs[0]].dtype, g.tensors[op.outputs[0]].dtype)
+        if pair not in QUANTIZE_PAIRS:
+            return f"QUANTIZE from {pair[0]} to {pair[1]} (quantize_common.cc converts no such pair)"
+    if op.type in ("ARG_MAX", "ARG_MIN"):
+        types = (g.tensors[op.inputs[0]].dtype, g.tensors[op.inputs[1]].dtype, g.tensors[op.outputs[0]].dtype)
+        if types[0] not in ("float32", "int8") or types[1:] != ("int32", "int32"):
+            return (
+                f"{op.type} of {types[0]} along an {types[1]} axis into {types[2]}"
+                " (arg_min_max.cc: float32 or int8, an int32 axis, an int32 output)"
+            )
     if op.type in ("PAD", "PADV2"):
         if len(g.tensors[op.inputs[0]].shape) > PAD_MAX_RANK:
             return f"PAD of rank above {PAD_MAX_RANK} (pad_common.cc: NumDimensions(input) <= {PAD_MAX_RANK})"
