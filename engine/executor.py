@@ -18,7 +18,7 @@ from .kernels import aligned, native, pool
 from .kernels.kernel import compile_for, compiled_for, parallel_build, serial_call, team_build
 from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
-from .profiles import admit
+from .profiles import admit, admit_output
 from .runtime import Pace, threads_now
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
@@ -113,6 +113,7 @@ class Plan:
                 s = tuple(int(d) for d in s)
                 if any(d < 0 for d in s) or math.prod(s) * t.np_dtype.itemsize > MAX_TENSOR_BYTES * batch:
                     raise ModelFormatError(f"{op.where()}: output {t.describe()} would have shape {list(s)}")
+                admit_output(op, g, batch, i, s)
                 shapes[i] = s
             known = [i for i in op.inputs if i >= 0]
             if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):

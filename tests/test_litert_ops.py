@@ -316,6 +316,31 @@ def test_pool_strides_beyond_the_window_stay_builtin(op, dtype):
     check_litert(net.build(), [net.random_inputs(np.random.default_rng(17), b) for b in (1, 2)])
 
 
+def test_delegation_edges():
+    """Found by scripts/fuzz.py --fields --numerics litert, each measured: XNNPACK leaves to the builtin
+    kernels a RESHAPE that requantizes, a CONCATENATION of one input, an activation that says
+    quantized_dimension 1; it takes a STRIDED_SLICE and reads an end of 0 as the end of the axis."""
+    net = Net()
+    x = net.input([1, 4, 6], "int8", 0.05, 3)
+    net.op("RESHAPE", [x, net.const(np.int32([-1, 24]), "int32")], [net.tensor([1, 24], "int8", 0.07, 3)], "r")
+    x = net.input([1, 7], "uint8", 0.05, 130)
+    net.op("CONCATENATION", [x], [net.tensor([1, 7], "uint8", 0.05, 130)], "concat", axis=-1)
+    a, b = net.input([1, 2, 9], "int8", 0.05, 3), net.input([1, 2, 9], "int8", 0.05, 3)
+    net.tensors[a]["quantized_dimension"] = 1
+    net.op("ADD", [a, b], [net.tensor([1, 2, 9], "int8", 0.07, 1)], "add")
+    for begin, end, end_mask, out in (
+        ([0, 0, 0], [1, 0, 7], 0, [1, 7, 7]),
+        ([0, -1, 0], [1, 0, 7], 0, [1, 1, 7]),
+        ([0, 2, 0], [1, 2, 7], 0, [1, 0, 7]),
+        ([0, 0, 0], [1, -7, 7], 0, [1, 0, 7]),
+        ([0, 0, 0], [1, 0, 7], 2, [1, 7, 7]),
+    ):
+        x = net.input([1, 7, 7], "int8", 0.05, 3)
+        ins = [x] + [net.const(np.int32(v), "int32") for v in (begin, end, [1, 1, 1])]
+        net.op("STRIDED_SLICE", ins, [net.tensor(out, "int8", 0.05, 3)], f"slice {begin} {end}", end_mask=end_mask)
+    check_litert(net.build(), [net.random_inputs(np.random.default_rng(18), b) for b in (1, 2)])
+
+
 def _copy_net(op: str, dtype: str, q_in: tuple, q_out: tuple) -> Net:
     net = Net()
     x = net.input([1, 4, 4, 2], dtype, *q_in)

@@ -484,6 +484,22 @@ def test_pad_value_rule():
     assert counts["PAD int8 None (0.05, 17)"][1] and counts["PAD int16 (0.001, 0) (0.001, 300)"][1]
 
 
+def test_computed_shape_unlike_the_declared_one_is_refused():
+    """TFLite Micro resizes no tensor: a SUM whose keep_dims disagrees with its declared output writes
+    the declared shape (found by scripts/fuzz.py --fields --numerics tflm); "tflm" refuses such a model
+    (the reference resizes and runs it)."""
+    net = Net()
+    x = net.input([1, 3, 4, 8], "int8", 0.08, 10)
+    axes = net.const(np.int32([1, 2]), "int32")
+    net.op("SUM", [x, axes], [net.tensor([1, 8], "int8", 0.5, 4)], "SUM", keep_dims=True)
+    model = net.build()
+    (want,) = micro_run_many(model, random_sets(net, 42, 1))
+    assert want["outputs"][0].shape == (1, 8)
+    with pytest.raises(engine.UnsupportedError, match="does not resize"):
+        engine.load(model, numerics="tflm")
+    assert engine.load(model).run(random_sets(net, 42, 1)[0][0])[0].shape == (1, 1, 1, 8)
+
+
 def test_uint8_io_allowed_where_tflite_micro_takes_it():
     """QUANTIZE uint8 -> int8 -> uint8 around an int8 op (MNIST's pattern) runs in both."""
     net = Net()

@@ -10,6 +10,9 @@ strides and [-1, n - 1] for negative ones, and the masks replace the clamped val
 over begin even on a shrunk axis); a shrunk axis takes the one element at start and disappears from
 the output. Slices whose output the reference leaves unwritten are refused. The output is a strided
 view of the input (slice_plan), copied by the view-copy kernel; bytes as they are (no requantization).
+
+numerics="litert": where the XNNPACK delegate takes the slice, it reads an end of 0 as "to the end of
+the axis" (measured: begin 0, end 0 gives the whole axis, the reference nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from ..graph import Graph, Op
 from ..kernels.strided_copy import ViewCopy, contiguous_strides
+from ..profiles import litert, profile_of
 from .common import Prepared, Shape, bound, fail, require, tensors
 
 TYPES = ("uint8", "int8", "int16", "int32", "int64", "float32", "bool")
@@ -137,6 +141,8 @@ def prepare(op: Op, g: Graph, shapes: list[Shape | None], values: list[np.ndarra
         if len(ins) == 4 and ins[3] is not None
         else [1] * len(begin)
     )
+    if profile_of(g) == "litert" and litert.delegated(op, g):
+        end = [in_shape[d] if e == 0 and d < len(in_shape) else e for d, e in enumerate(end)]
     out_shape, out_strides, offset = slice_plan(op, in_shape, begin, end, strides, op.options)
     copy = ViewCopy(out_shape, out_strides, offset)
 

@@ -81,4 +81,19 @@ def admit(op: Op, g: Graph) -> None:
         )
 
 
-__all__ = ["DEFAULT", "PROFILES", "Profile", "admit", "get", "profile_of"]
+def admit_output(op: Op, g: Graph, batch: int, index: int, shape: tuple) -> None:
+    """Refuse an output whose computed shape differs from the one the model declares, under "tflm":
+    TFLite Micro resizes no tensor, its kernels write into the declared shape (measured: a SUM whose
+    keep_dims disagrees with its output, a TRANSPOSE of a resized input). Checked at the batch the
+    model declares, the one TFLite Micro runs."""
+    if profile_of(g) != "tflm" or any(tuple(g.tensors[i].shape[:1]) != (batch,) for i in g.inputs):
+        return
+    t = g.tensors[index]
+    if tuple(shape) != tuple(t.shape):
+        raise UnsupportedError(
+            f"{op.where()}: numerics='tflm': output {t.describe()} computes to shape {list(shape)}; TFLite"
+            " Micro does not resize tensors and would write the declared shape"
+        )
+
+
+__all__ = ["DEFAULT", "PROFILES", "Profile", "admit", "admit_output", "get", "profile_of"]

@@ -101,8 +101,9 @@ def datatype_refusal(t: Tensor, per_channel_ok: bool = False) -> str | None:
         return f"{t.describe()}: XNNPACK takes uint8 and int8 quantized tensors here"
     if not t.quantized:
         return f"{t.describe()}: not quantized"
-    if t.dtype == "uint8" and t.quant_axis != 0:
-        return f"{t.describe()}: uint8 with quantized_dimension {t.quant_axis} (XNNPACK: 0)"
+    if t.quant_axis != 0 and (t.dtype == "uint8" or not per_channel_ok):
+        # measured: an activation of either type, a filter of uint8 (an int8 one per tensor may say any)
+        return f"{t.describe()}: quantized_dimension {t.quant_axis} (XNNPACK: 0)"
     s = _scales(t)
     if not np.all(np.isfinite(s) & (s > 0)) or np.any(s < np.finfo(np.float32).tiny):
         return f"{t.describe()}: a scale that is not a normal positive float"

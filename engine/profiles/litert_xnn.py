@@ -157,6 +157,11 @@ def _scale(g, i: int) -> float:
     return float(np.asarray(_t(g, i).scale, np.float32).reshape(-1)[0])
 
 
+def _quantization(g, i: int) -> tuple[float, int]:
+    """A per-tensor quantized tensor's (float32 scale, zero point)."""
+    return _scale(g, i), int(np.asarray(_t(g, i).zero_point).reshape(-1)[0])
+
+
 def _rule_binary(op, g) -> str | None:
     from .litert import activation_refusal
 
@@ -194,13 +199,11 @@ def _rule_concatenation(op, g) -> str | None:
     reason = _io_refusal(op, g, FLOAT_OR_8BIT)
     if reason:
         return reason
-    out = _t(g, op.outputs[0])
-    if out.dtype == "uint8":
-        q = (_scale(g, op.outputs[0]), int(np.asarray(out.zero_point).reshape(-1)[0]))
-        for i in op.inputs:
-            t = _t(g, i)
-            if (_scale(g, i), int(np.asarray(t.zero_point).reshape(-1)[0])) != q:
-                return "uint8 inputs quantized unlike the output"
+    if len(op.inputs) < 2:
+        return "a single input"
+    out = op.outputs[0]
+    if _t(g, out).dtype == "uint8" and any(_quantization(g, i) != _quantization(g, out) for i in op.inputs):
+        return "uint8 inputs quantized unlike the output"
     return None
 
 
@@ -228,6 +231,16 @@ def _pooling(types: tuple[str, ...]):
         return None
 
     return rule_fn
+
+
+def _rule_reshape(op, g) -> str | None:
+    reason = _io_refusal(op, g, FLOAT_OR_8BIT)
+    if reason:
+        return reason
+    src, out = op.inputs[0], op.outputs[0]
+    if _t(g, src).dtype in EIGHT_BIT and _quantization(g, src) != _quantization(g, out):
+        return "an output quantized unlike the input"
+    return None
 
 
 def _rule_split(op, g) -> str | None:
@@ -268,9 +281,8 @@ def _copy_requantizes(op, g) -> str | None:
     src = op.inputs[1] if op.type == "SPLIT" else op.inputs[0]  # SPLIT: (axis, input)
     if _t(g, src).dtype not in EIGHT_BIT or not delegated(op, g):
         return None
-    want = (_scale(g, src), int(np.asarray(_t(g, src).zero_point).reshape(-1)[0]))
     for o in op.outputs:
-        if (_scale(g, o), int(np.asarray(_t(g, o).zero_point).reshape(-1)[0])) != want:
+        if _quantization(g, o) != _quantization(g, src):
             return (
                 f"{_t(g, o).describe()}: quantized unlike the input; XNNPACK takes this {op.type}, then"
                 " fails to prepare it (LiteRT's default interpreter cannot run the model)"
@@ -293,8 +305,8 @@ def register() -> None:
     RULES["STRIDED_SLICE"] = _rule_strided_slice
     RULES["SPLIT"] = _rule_split
     RULES["LEAKY_RELU"] = _rule_leaky_relu
+    RULES["RESHAPE"] = _rule_reshape
     for name in (
-        "RESHAPE",
         "PAD",
         "TRANSPOSE",
         "REDUCE_MAX",
