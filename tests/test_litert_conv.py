@@ -240,6 +240,16 @@ def test_fully_connected_without_bias_is_delegated(dtype):
     _compare(net)
 
 
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_unquantized_bias_stays_builtin(op):
+    """A bias without quantization: the delegate leaves the op to the builtin kernels (found by
+    scripts/fuzz.py --fields --numerics litert; FULLY_CONNECTED checks the bias scale, refused by both)."""
+    net = one_op(op, "int8")
+    del net.tensors[2]["scale"], net.tensors[2]["zero_point"]
+    assert not _delegated(net)
+    _compare(net)
+
+
 def test_per_tensor_bias_of_per_channel_filter_is_refused():
     net = one_op("CONV_2D", "int8", s_w=[0.25, 0.125, 0.5, 0.25, 0.0625])
     net.tensors[2]["scale"], net.tensors[2]["zero_point"] = [0.125], [0]

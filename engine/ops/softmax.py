@@ -172,7 +172,8 @@ def _prepare_lut(shape, s_in: float, beta: float, out, s_out: float, zp_out: int
     """PopulateSoftmaxLookupTable + optimized_ops::Softmax (LiteRT's builtin kernel for 8-bit softmax)."""
     f32 = np.float32
     scale = f32(-f32(s_in) * f32(beta))
-    table = np.array([libm().expf(scale * f32(d)) for d in range(256)], np.float32)  # d = max - x
+    with np.errstate(invalid="ignore", over="ignore"):  # an infinite scale gives what LiteRT's table holds
+        table = np.array([libm().expf(scale * f32(d)) for d in range(256)], np.float32)  # d = max - x
     info = np.iinfo(out.np_dtype)
     params = (f32(s_out), zp_out, int(info.min), int(info.max), out.dtype == "uint8")
     depth = shape[-1]

@@ -149,6 +149,8 @@ def _weighted(op: Op, g: Graph) -> str | None:
     has_bias = _has(op, 2)
     if not has_bias and op.type != "FULLY_CONNECTED":
         return f"{op.type} without bias"
+    if has_bias and not g.tensors[op.inputs[2]].quantized:  # measured (fuzz.py --fields --numerics litert)
+        return f"{g.tensors[op.inputs[2]].describe()}: an unquantized bias"
     axis = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}[op.type]
     if _scales(filt).size > 1 and filt.quant_axis != axis:
         return f"{filt.describe()}: per-channel on dimension {filt.quant_axis} (XNNPACK: {axis})"
