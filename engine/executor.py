@@ -53,6 +53,24 @@ class Step:
     observe_call: tuple = ()  # then its run and the plan's arrays it runs on
 
 
+def _output_shapes(op, g: Graph, batch: int, out_shapes: list) -> dict[int, tuple]:
+    """The shapes an op's prepare() computed for its outputs, checked: types the engine holds, sizes it
+    can allocate, and what the profile's runtime would compute (profiles.admit_output)."""
+    if len(out_shapes) != len(op.outputs):
+        raise ModelFormatError(f"{op.where()}: has {len(op.outputs)} outputs, expected {len(out_shapes)}")
+    shapes = {}
+    for i, s in zip(op.outputs, out_shapes):
+        t = g.tensors[i]
+        if t.dtype not in DTYPES:
+            raise UnsupportedError(f"{op.where()}: output {t.describe()} has unsupported type")
+        s = tuple(int(d) for d in s)
+        if any(d < 0 for d in s) or math.prod(s) * t.np_dtype.itemsize > MAX_TENSOR_BYTES * batch:
+            raise ModelFormatError(f"{op.where()}: output {t.describe()} would have shape {list(s)}")
+        admit_output(op, g, batch, i, s)
+        shapes[i] = s
+    return shapes
+
+
 class Plan:
     """Everything needed to run the graph at one batch size: steps and preallocated buffers."""
 
@@ -102,19 +120,7 @@ class Plan:
                 raise
             except Exception as e:  # noqa: BLE001 (a prepare step that trips on a malformed model)
                 raise ModelFormatError(f"{op.where()}: cannot prepare ({type(e).__name__}: {e})") from None
-            if len(prepared.out_shapes) != len(op.outputs):
-                raise ModelFormatError(
-                    f"{op.where()}: has {len(op.outputs)} outputs, expected {len(prepared.out_shapes)}"
-                )
-            for i, s in zip(op.outputs, prepared.out_shapes):
-                t = g.tensors[i]
-                if t.dtype not in DTYPES:
-                    raise UnsupportedError(f"{op.where()}: output {t.describe()} has unsupported type")
-                s = tuple(int(d) for d in s)
-                if any(d < 0 for d in s) or math.prod(s) * t.np_dtype.itemsize > MAX_TENSOR_BYTES * batch:
-                    raise ModelFormatError(f"{op.where()}: output {t.describe()} would have shape {list(s)}")
-                admit_output(op, g, batch, i, s)
-                shapes[i] = s
+            shapes.update(_output_shapes(op, g, batch, prepared.out_shapes))
             known = [i for i in op.inputs if i >= 0]
             if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):
                 for i in op.outputs:  # folded values are held by the plan

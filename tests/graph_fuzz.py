@@ -1,6 +1,7 @@
 """Semantic fuzzing: random *valid* graphs of 1-3 ops, run by the engine and the reference kernels.
 
-Each chain starts from a graph input of random shape and type (uint8 or int8) and applies 1-3 ops
+Each chain starts from a graph input of random shape and type (uint8, int8, or int16 in the 16x8
+scheme: zero point 0, int8 weights, int64 bias, where the reference runs the op on it) and applies 1-3 ops
 drawn from OPS (one entry per op: when it applies to a tensor, and how to build it with random
 options, shapes, scales, zero points, weights, broadcast operands). Many chains share one model,
 so one oracle process checks them all; every tensor, intermediates included, is compared through
@@ -36,6 +37,8 @@ PROFILES = ("reference", "litert", "tflm")
 
 F32 = np.float32
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+EIGHT = ("uint8", "int8")
+QUANTIZED = ("uint8", "int8", "int16")  # int16: the 16x8 scheme (zero point 0, int8 weights, int64 bias)
 
 
 @dataclass
@@ -67,6 +70,8 @@ class G:
         return float(F32(10 ** self.rng.uniform(lo, hi)))
 
     def zp(self, dtype: str) -> int:
+        if dtype == "int16":
+            return 0
         info = np.iinfo(dtype)
         if self.coin(0.2):  # the extremes of the range
             return int(self.pick([info.min, info.max]))
@@ -96,17 +101,19 @@ class G:
         return len(self.net.tensors) - 1, scales
 
     def bias(self, t: T, w_scales: list[float], n: int) -> int:
-        data = self.rng.integers(-30000, 30000, size=n).astype(np.int32)
+        dtype = "int64" if t.dtype == "int16" else "int32"
+        data = self.rng.integers(-30000, 30000, size=n).astype(dtype)
         scales = [float(F32(t.scale) * F32(s)) for s in w_scales]
-        entry = {"name": f"b{len(self.net.tensors)}", "shape": [n], "dtype": "int32", "data": data}
+        entry = {"name": f"b{len(self.net.tensors)}", "shape": [n], "dtype": dtype, "data": data}
         entry.update(scale=scales, zero_point=[0] * len(scales))
         self.net.tensors.append(entry)
         return len(self.net.tensors) - 1
 
-    def out_scale(self, s_in: float, s_w: float, k: int) -> float:
-        """An output scale that spreads sums of k full-range products over the 8-bit range, give or
+    def out_scale(self, s_in: float, s_w: float, k: int, dtype: str = "int8") -> float:
+        """An output scale that spreads sums of k full-range products over the output's range, give or
         take a factor of 10 (saturated and very fine outputs are both drawn)."""
-        return float(F32(s_in * s_w * 74 * 74 * math.sqrt(k) / 40 * 10 ** self.rng.uniform(-1, 1)))
+        spread = s_in * s_w * 74 * 74 * math.sqrt(k) / 40 * 10 ** self.rng.uniform(-1, 1)
+        return float(F32(spread if dtype in EIGHT else spread * 256 / 32768))
 
 
 # ----------------------------------------------------------------------------------------- ops
@@ -126,7 +133,7 @@ def _window(g: G, t: T, max_k: int = 3, dilation: bool = True):
 
 
 def _is_image(t: T) -> bool:
-    return len(t.shape) == 4 and t.dtype in ("uint8", "int8")
+    return len(t.shape) == 4 and t.dtype in QUANTIZED
 
 
 def build_conv2d(g: G, t: T) -> T | None:
@@ -134,10 +141,11 @@ def build_conv2d(g: G, t: T) -> T | None:
         return None
     pad, kh, kw, sh, sw, dh, dw, oh, ow = _window(g, t)
     c, oc = t.shape[3], int(g.rng.integers(1, 20))
-    per_channel = t.dtype == "int8" and g.coin()
+    per_channel = t.dtype != "uint8" and g.coin()
     w, w_scales = g.weights((oc, kh, kw, c), "uint8" if t.dtype == "uint8" else "int8", 0, per_channel)
     b = g.bias(t, w_scales, oc)
-    out = g.act([1, oh, ow, oc], t.dtype, g.out_scale(t.scale, np.mean(w_scales), kh * kw * c), g.zp(t.dtype))
+    s_out = g.out_scale(t.scale, np.mean(w_scales), kh * kw * c, t.dtype)
+    out = g.act([1, oh, ow, oc], t.dtype, s_out, g.zp(t.dtype))
     act = g.pick(ACTS)
     text = f"{kh}x{kw} {pad} s{sh}{sw} d{dh}{dw} {c}->{oc} {act} pc={per_channel}"
     opts = {"padding": pad, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh, "dilation_w_factor": dw}
@@ -150,10 +158,10 @@ def build_depthwise(g: G, t: T) -> T | None:
     pad, kh, kw, sh, sw, dh, dw, oh, ow = _window(g, t)
     c = t.shape[3]
     dm = int(g.pick([1, 1, 2, 3]))
-    per_channel = t.dtype == "int8" and g.coin()
+    per_channel = t.dtype != "uint8" and g.coin()
     w, w_scales = g.weights((1, kh, kw, c * dm), "uint8" if t.dtype == "uint8" else "int8", 3, per_channel)
     bias = [g.bias(t, w_scales, c * dm)] if g.coin(0.8) else []
-    s_out = g.out_scale(t.scale, np.mean(w_scales), kh * kw)
+    s_out = g.out_scale(t.scale, np.mean(w_scales), kh * kw, t.dtype)
     out = g.act([1, oh, ow, c * dm], t.dtype, s_out, g.zp(t.dtype))
     act = g.pick(ACTS)
     text = f"{kh}x{kw} {pad} s{sh}{sw} d{dh}{dw} c{c} m{dm} {act} pc={per_channel}"
@@ -170,18 +178,18 @@ def build_depthwise(g: G, t: T) -> T | None:
 
 
 def build_fully_connected(g: G, t: T) -> T | None:
-    if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
+    if len(t.shape) < 2 or t.dtype not in QUANTIZED:
         return None
     depth, units = t.shape[-1], int(g.rng.integers(1, 40))
     keep = g.coin()
-    per_channel = t.dtype == "int8" and g.coin(0.3)
+    per_channel = t.dtype != "uint8" and g.coin(0.3)
     w, w_scales = g.weights((units, depth), "uint8" if t.dtype == "uint8" else "int8", 0, per_channel)
     bias = [g.bias(t, w_scales, units)] if g.coin(0.7) else []
     rows = math.prod(t.shape) // depth
     shape = [*t.shape[:-1], units] if keep else [rows, units]
     if not keep and len(t.shape) > 2 and rows != 1:
         return None  # [rows, units] folds the batch into rows: batch > 1 would change the meaning
-    out = g.act(shape, t.dtype, g.out_scale(t.scale, np.mean(w_scales), depth), g.zp(t.dtype))
+    out = g.act(shape, t.dtype, g.out_scale(t.scale, np.mean(w_scales), depth, t.dtype), g.zp(t.dtype))
     act = g.pick(ACTS)
     text = f"{depth}->{units} keep={keep} {act} pc={per_channel}"
     return g.op(
@@ -221,12 +229,14 @@ def _broadcast_operand(g: G, t: T, dtype: str, scale: float, zp: int) -> tuple[i
 
 def _binary(name: str):
     def build(g: G, t: T) -> T | None:
-        if t.dtype not in ("uint8", "int8"):
+        if t.dtype not in QUANTIZED:
             return None
         s2, z2 = g.scale(), g.zp(t.dtype)
         other, text = _broadcast_operand(g, t, t.dtype, s2, z2)
         if name == "MUL":
-            s_out = float(F32(t.scale * s2 * 128 * 10 ** g.rng.uniform(-1.5, 1)))
+            s_out = float(
+                F32(t.scale * s2 * (128 if t.dtype in EIGHT else 32768) * 10 ** g.rng.uniform(-1.5, 1))
+            )
         else:  # the reference needs 2 * max input scale / (2^20 * output scale) < 1
             s_out = float(F32(max(t.scale, s2) * 10 ** g.rng.uniform(-1.5, 1)))
         a, b = (t.index, other) if g.coin() else (other, t.index)
@@ -239,7 +249,7 @@ def _binary(name: str):
 
 
 def build_mean(g: G, t: T, name: str = "MEAN") -> T | None:
-    if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
+    if len(t.shape) < 2 or t.dtype not in (QUANTIZED if name == "MEAN" else EIGHT):  # int16 SUM: refused
         return None
     axes = [a for a in range(1, len(t.shape)) if g.coin()] or [len(t.shape) - 1]
     keep = g.coin()
@@ -254,10 +264,12 @@ def build_mean(g: G, t: T, name: str = "MEAN") -> T | None:
 
 
 def _fixed_output(name: str, scale: float, zps: dict):
+    """An op whose output quantization is implied: (scale, zps[dtype]), int16 (2**-15, 0) where given."""
+
     def build(g: G, t: T) -> T | None:
-        if t.dtype not in ("uint8", "int8"):
+        if t.dtype not in zps:
             return None
-        out = g.act(list(t.shape), t.dtype, scale, zps[t.dtype])
+        out = g.act(list(t.shape), t.dtype, 2**-15 if t.dtype == "int16" else scale, zps[t.dtype])
         if name == "SOFTMAX":
             beta = float(F32(10 ** g.rng.uniform(-1, 0.5)))
             return g.op(name, [t.index], out, f"beta={beta:.3g}", beta=beta)
@@ -266,9 +278,9 @@ def _fixed_output(name: str, scale: float, zps: dict):
     return build
 
 
-def _requantizing_unary(name: str):
+def _requantizing_unary(name: str, types: tuple[str, ...] = EIGHT):
     def build(g: G, t: T) -> T | None:
-        if t.dtype not in ("uint8", "int8"):
+        if t.dtype not in types:
             return None
         s_out = float(F32(t.scale * 10 ** g.rng.uniform(-1, 1)))
         out = g.act(list(t.shape), t.dtype, s_out, g.zp(t.dtype))
@@ -315,7 +327,7 @@ def build_squeeze(g: G, t: T) -> T | None:
 
 
 def build_concat(g: G, t: T) -> T | None:
-    if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
+    if len(t.shape) < 2 or t.dtype not in QUANTIZED:
         return None
     axis = int(g.rng.integers(1, len(t.shape)))
     other_shape = list(t.shape)
@@ -334,9 +346,11 @@ def build_concat(g: G, t: T) -> T | None:
 
 
 def build_quantize(g: G, t: T) -> T | None:
-    if t.dtype not in ("uint8", "int8"):
+    if t.dtype not in QUANTIZED:
         return None
-    dtype = g.pick(["uint8", "int8"])
+    dtype = g.pick(
+        {"uint8": ["uint8", "int8"], "int8": ["uint8", "int8", "int16"], "int16": ["int8", "int16"]}[t.dtype]
+    )
     s_out = float(F32(t.scale * 10 ** g.rng.uniform(-1, 1)))
     return g.op("QUANTIZE", [t.index], g.act(list(t.shape), dtype, s_out, g.zp(dtype)), "")
 
@@ -367,7 +381,7 @@ def build_strided_slice(g: G, t: T) -> T | None:
 
 
 def build_dequantize(g: G, t: T) -> T | None:
-    if t.dtype not in ("uint8", "int8"):
+    if t.dtype not in QUANTIZED:
         return None
     out = T(g.net.tensor(t.shape, "float32"), list(t.shape), "float32", 0.0, 0)
     return g.op("DEQUANTIZE", [t.index], out, "")
@@ -397,7 +411,7 @@ def _resize(name: str):
 
 def _min_max(name: str):
     def build(g: G, t: T) -> T | None:
-        if t.dtype not in ("uint8", "int8"):
+        if t.dtype not in QUANTIZED:
             return None
         other, text = _broadcast_operand(g, t, t.dtype, t.scale, t.zp)  # the reference does not rescale
         out_shape = list(np.broadcast_shapes(tuple(t.shape), tuple(g.net.tensors[other]["shape"])))
@@ -419,7 +433,7 @@ def build_gather(g: G, t: T) -> T | None:
 
 
 def build_arg_max(g: G, t: T) -> T | None:
-    if len(t.shape) < 2 or t.dtype not in ("uint8", "int8"):
+    if len(t.shape) < 2 or t.dtype not in EIGHT:
         return None
     axis = int(g.rng.integers(1, len(t.shape)))
     out_type = g.pick(["int32", "int64"])
@@ -453,7 +467,7 @@ def build_split(g: G, t: T) -> T | None:
 
 
 def build_leaky_relu(g: G, t: T) -> T | None:
-    if t.dtype not in ("uint8", "int8"):
+    if t.dtype not in QUANTIZED:
         return None
     alpha = float(F32(g.rng.uniform(-0.5, 1.5)))
     s_out = float(F32(t.scale * 10 ** g.rng.uniform(-1, 1)))
@@ -485,7 +499,14 @@ def build_batch_matmul(g: G, t: T) -> T | None:
     data = g.rng.integers(-128, 128, size=(n, k) if adj_y else (k, n)).astype(np.int8)
     r = g.net.const(data, "int8", s_r, z_r)
     out = g.act([*t.shape[:-2], m, n], "int8", g.out_scale(t.scale, s_r, k), g.zp("int8"))
-    return g.op("BATCH_MATMUL", [t.index, r], out, f"k={k} n={n} adj_x={adj_x} adj_y={adj_y}", adj_x=adj_x, adj_y=adj_y)
+    return g.op(
+        "BATCH_MATMUL",
+        [t.index, r],
+        out,
+        f"k={k} n={n} adj_x={adj_x} adj_y={adj_y}",
+        adj_x=adj_x,
+        adj_y=adj_y,
+    )
 
 
 # op -> builder; a builder returns None where the op does not apply to its input
@@ -501,10 +522,10 @@ OPS: dict[str, Callable[[G, T], T | None]] = {
     "MEAN": build_mean,
     "SUM": lambda g, t: build_mean(g, t, "SUM"),
     "L2_NORMALIZATION": _fixed_output("L2_NORMALIZATION", 1 / 128, {"int8": 0, "uint8": 128}),
-    "SOFTMAX": _fixed_output("SOFTMAX", 1 / 256, {"int8": -128, "uint8": 0}),
-    "LOGISTIC": _fixed_output("LOGISTIC", 1 / 256, {"int8": -128, "uint8": 0}),
-    "TANH": _fixed_output("TANH", 1 / 128, {"int8": 0, "uint8": 128}),
-    "RELU": _requantizing_unary("RELU"),
+    "SOFTMAX": _fixed_output("SOFTMAX", 1 / 256, {"int8": -128, "uint8": 0, "int16": 0}),
+    "LOGISTIC": _fixed_output("LOGISTIC", 1 / 256, {"int8": -128, "uint8": 0, "int16": 0}),
+    "TANH": _fixed_output("TANH", 1 / 128, {"int8": 0, "uint8": 128, "int16": 0}),
+    "RELU": _requantizing_unary("RELU", QUANTIZED),
     "RELU6": _requantizing_unary("RELU6"),
     "HARD_SWISH": _requantizing_unary("HARD_SWISH"),
     "LEAKY_RELU": build_leaky_relu,
@@ -540,7 +561,7 @@ class Case:
 def _start(g: G) -> T:
     rank = int(g.pick([2, 3, 4, 4, 4]))
     shape = [1, *(int(g.pick([1, 1, *range(2, 10)])) for _ in range(rank - 1))]  # 1s: SQUEEZE, broadcasts
-    dtype = g.pick(["uint8", "int8"])
+    dtype = g.pick(["uint8", "int8", "int16"])
     scale, zp = g.scale(), g.zp(dtype)
     g.desc.append(f"input {dtype}{shape} s={scale:.3g} zp={zp}")
     return T(g.net.input(shape, dtype, scale, zp), shape, dtype, scale, zp)
@@ -552,7 +573,7 @@ def chain(rng: np.random.Generator, ops: list[str]) -> tuple[Net, str]:
     t = _start(g)
     n_ops, done = int(g.rng.integers(1, 4)), 0
     for _ in range(50):  # draws that do not apply to the current tensor are skipped
-        if done == n_ops or t.dtype not in ("uint8", "int8"):
+        if done == n_ops or t.dtype not in QUANTIZED:
             break
         nxt = OPS[g.pick(ops)](g, t)
         if nxt is not None:

@@ -58,7 +58,8 @@ def test_random_graphs_equal_reference_rotating_seed():
     _run(rotating_seeds(), "rotating")
 
 
-PROFILE_SEEDS = [5000, 5001, 5002, 5003]  # each failed once: MAX_POOL_2D and SUM (litert), ARG_MAX (tflm)
+# int16 chains among them (these seeds found TFLite Micro's int16 GATHER and RESIZE_BILINEAR refusals)
+PROFILE_SEEDS = [7000, 7001, 7002, 7003]
 
 
 @pytest.mark.parametrize("numerics", ["litert", "tflm"])
@@ -90,7 +91,7 @@ def test_mutated_fields_reach_past_the_first_check():
     "args, summary",
     [
         (["--graphs", "--cases", "2", "--round", "2", "--seed", "900"], "2 cases, 0 failures"),
-        (["--graphs", "--numerics", "tflm", "--cases", "1", "--round", "1", "--seed", "901"], "1 cases, 0 failures"),
+        (["--graphs", "--numerics", "tflm", "--cases", "1", "--seed", "901"], "1 cases, 0 failures"),
         (["--fields", "--cases", "10", "--round", "10", "--seed", "900"], "10 cases, 0 failures"),
         (["--bases", "small_tflite", "--cases", "30", "--round", "30"], "30 cases, 0 failures"),
     ],

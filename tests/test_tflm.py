@@ -447,6 +447,16 @@ def refused_cases() -> dict[str, Net]:
     net.op("QUANTIZE", [x], [net.tensor([1, 8], "uint8", 1.2, 190)], "QUANTIZE")
     cases["QUANTIZE uint8 to uint8"] = net
     net = Net()
+    x = net.input([1, 4, 3], "int16", 0.01, 0)
+    ids = net.const(np.int32([2, 0]), "int32")
+    net.op("GATHER", [x, ids], [net.tensor([1, 2, 3], "int16", 0.01, 0)], "GATHER", axis=1)
+    cases["GATHER int16"] = net
+    net = Net()
+    x = net.input([1, 3, 3, 2], "int16", 0.01, 0)
+    size = net.const(np.int32([5, 4]), "int32")
+    net.op("RESIZE_BILINEAR", [x, size], [net.tensor([1, 5, 4, 2], "int16", 0.01, 0)], "RESIZE_BILINEAR")
+    cases["RESIZE_BILINEAR int16"] = net
+    net = Net()
     x = net.input([1, 4, 3], "int8", 0.1, 2)
     net.op("ARG_MAX", [x, net.const(np.int32([1]), "int32")], [net.tensor([1, 3], "int64")], "ARG_MAX")
     cases["ARG_MAX into int64"] = net

@@ -47,6 +47,8 @@ INPUT_TYPES = {
     "DIV": ("float32", "int32", "int8"),  # div.cc
     "MEAN": ("float32", "int8", "int16"),  # reduce_common.cc EvalMeanHelper
     "PAD": ("float32", "int8", "int16", "int32"),  # pad.cc PadEval
+    "GATHER": ("float32", "int8"),  # gather.cc GatherPrepare (int32 positions only)
+    "RESIZE_BILINEAR": ("float32", "int8"),  # resize_bilinear.cc Eval
     "PADV2": ("float32", "int8", "int16", "int32"),
 }
 PAD_MAX_RANK = 5  # PadKernelMaxDimensionCount of its reference pad.h
@@ -86,6 +88,8 @@ def refusal(op: Op, g: Graph) -> str | None:
                 f"{op.type} of {types[0]} along an {types[1]} axis into {types[2]}"
                 " (arg_min_max.cc: float32 or int8, an int32 axis, an int32 output)"
             )
+    if op.type == "GATHER" and g.tensors[op.inputs[1]].dtype != "int32":
+        return f"{g.tensors[op.inputs[1]].dtype} GATHER positions (gather.cc takes int32 positions only)"
     if op.type in ("PAD", "PADV2"):
         if len(g.tensors[op.inputs[0]].shape) > PAD_MAX_RANK:
             return f"PAD of rank above {PAD_MAX_RANK} (pad_common.cc: NumDimensions(input) <= {PAD_MAX_RANK})"
