@@ -134,6 +134,9 @@ class Model:
         self._lane_warm: set[tuple[int, bool]] = set()  # (batch, in lanes) run once (_run_paced)
         self._whole_only: set[int] = set()  # batch sizes whose whole runs are too short for lanes
         one = self.plan(1)  # refuse what cannot run now, not at the first run()
+        declared = {t.shape[0] for t in self.inputs if len(t.shape)}
+        if self.numerics == "tflm" and len(declared) == 1 and declared != {1}:
+            self.plan(declared.pop())  # the shapes TFLite Micro runs: checked now (profiles.admit_output)
         self._sample_bytes = max(one.nbytes - one.const_bytes, 1)  # what a sample's run holds
         if warmup:  # compile (or load from Numba's cache) every kernel now, not at the first run()
             feeds = {t.index: np.zeros((1, *t.shape[1:]), t.dtype) for t in self.inputs}

@@ -74,6 +74,20 @@ def test_random_graphs_equal_each_profiles_oracle(numerics):
     )
 
 
+@pytest.mark.parametrize("numerics, first, count", [("litert", 1000, 40), ("tflm", 0, 160)])
+def test_mutated_fields_each_profile(numerics, first, count):
+    """Mutated graphs loaded and run in each profile, crash-isolated: no exception outside EngineError
+    (seed 1010 once raised IndexError in a litert rule), and where both run them, equal to the runtime."""
+    require("litert" if numerics == "litert" else "micro")
+    seeds = [s for s in range(first, first + count) if mutated_model(s) is not None]
+    cases = [{"base": "fields", "seed": s, "numerics": numerics} for s in seeds]
+    results = run_cases(cases, {}, batch_size=count, workers=1)
+    failures = [(s, r) for s, r in zip(seeds, results) if is_failure(r)]
+    assert not failures, "\n".join(f"seed {s}: {mutated_model(s)[1]}\n  -> {r[:500]}" for s, r in failures)
+    compared = Counter(compare_mutated(s, numerics) for s, r in zip(seeds, results) if r == "ok")
+    assert compared["equal"] >= 3, compared
+
+
 def test_mutated_fields_reach_past_the_first_check():
     seeds = [s for s in range(160) if mutated_model(s) is not None]
     results = run_cases([{"base": "fields", "seed": s} for s in seeds], {}, batch_size=80, workers=2)

@@ -157,9 +157,12 @@ def _scale(g, i: int) -> float:
     return float(np.asarray(_t(g, i).scale, np.float32).reshape(-1)[0])
 
 
-def _quantization(g, i: int) -> tuple[float, int]:
-    """A per-tensor quantized tensor's (float32 scale, zero point)."""
-    return _scale(g, i), int(np.asarray(_t(g, i).zero_point).reshape(-1)[0])
+def _quantization(g, i: int) -> tuple[float, int] | None:
+    """A quantized tensor's (float32 scale, zero point) (its first ones), None for one without."""
+    t = _t(g, i)
+    if not (np.size(t.scale) and np.size(t.zero_point)):
+        return None
+    return _scale(g, i), int(np.asarray(t.zero_point).reshape(-1)[0])
 
 
 def _rule_binary(op, g) -> str | None:
@@ -282,6 +285,8 @@ def _copy_requantizes(op, g) -> str | None:
     if _t(g, src).dtype not in EIGHT_BIT or not delegated(op, g):
         return None
     for o in op.outputs:
+        if _t(g, o).dtype != _t(g, src).dtype:
+            continue  # (its prepare() refuses it)
         if _quantization(g, o) != _quantization(g, src):
             return (
                 f"{_t(g, o).describe()}: quantized unlike the input; XNNPACK takes this {op.type}, then"
