@@ -309,10 +309,11 @@ def test_pool_strides_beyond_the_window_stay_builtin(op, dtype):
         if op == "AVERAGE_POOL_2D" and sh <= fh and sw <= fw:
             continue
         for pad in ("VALID", "SAME"):
-            oh, ow = ((5 - fh) // sh + 1, (6 - fw) // sw + 1) if pad == "VALID" else (-(-5 // sh), -(-6 // sw))
-            x = net.input([1, 5, 6, 3], dtype, *q)
+            valid = pad == "VALID"
+            oh, ow = ((5 - fh) // sh + 1, (6 - fw) // sw + 1) if valid else (-(-5 // sh), -(-6 // sw))
+            x, y = net.input([1, 5, 6, 3], dtype, *q), net.tensor([1, oh, ow, 3], dtype, *q)
             pool = {"filter_height": fh, "filter_width": fw, "stride_h": sh, "stride_w": sw, "padding": pad}
-            net.op(op, [x], [net.tensor([1, oh, ow, 3], dtype, *q)], f"{op} {fh}x{fw} s{sh}{sw} {pad}", **pool)
+            net.op(op, [x], [y], f"{op} {fh}x{fw} s{sh}{sw} {pad}", **pool)
     check_litert(net.build(), [net.random_inputs(np.random.default_rng(17), b) for b in (1, 2)])
 
 
@@ -322,7 +323,8 @@ def test_delegation_edges():
     quantized_dimension 1; it takes a STRIDED_SLICE and reads an end of 0 as the end of the axis."""
     net = Net()
     x = net.input([1, 4, 6], "int8", 0.05, 3)
-    net.op("RESHAPE", [x, net.const(np.int32([-1, 24]), "int32")], [net.tensor([1, 24], "int8", 0.07, 3)], "r")
+    shape = net.const(np.int32([-1, 24]), "int32")
+    net.op("RESHAPE", [x, shape], [net.tensor([1, 24], "int8", 0.07, 3)], "r")
     x = net.input([1, 7], "uint8", 0.05, 130)
     net.op("CONCATENATION", [x], [net.tensor([1, 7], "uint8", 0.05, 130)], "concat", axis=-1)
     a, b = net.input([1, 2, 9], "int8", 0.05, 3), net.input([1, 2, 9], "int8", 0.05, 3)
@@ -337,7 +339,8 @@ def test_delegation_edges():
     ):
         x = net.input([1, 7, 7], "int8", 0.05, 3)
         ins = [x] + [net.const(np.int32(v), "int32") for v in (begin, end, [1, 1, 1])]
-        net.op("STRIDED_SLICE", ins, [net.tensor(out, "int8", 0.05, 3)], f"slice {begin} {end}", end_mask=end_mask)
+        y = net.tensor(out, "int8", 0.05, 3)
+        net.op("STRIDED_SLICE", ins, [y], f"slice {begin} {end}", end_mask=end_mask)
     check_litert(net.build(), [net.random_inputs(np.random.default_rng(18), b) for b in (1, 2)])
 
 
