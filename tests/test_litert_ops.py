@@ -358,6 +358,22 @@ def test_dequantize_left_to_the_builtin_kernel():
     _check(net, [net.random_inputs(rng, b) for b in (1, 2)], reference_differs=True)
 
 
+def test_ops_no_output_depends_on_stay_builtin():
+    """Found by fuzz.py --fields --numerics litert (each measured): LiteRT's partition leaves to the builtin
+    kernels an op no graph output depends on (here an ADD whose only reader is such an op too) and an op
+    with an input declared with no elements."""
+    net = Net()
+    x, empty = net.input([1, 4, 4, 2], "int8", 0.05, 3), net.input([1, 0, 4, 2], "int8", 0.05, 3)
+    dead1, dead2, live = (net.tensor([1, 4, 4, 2], "int8", 0.07, 1) for _ in range(3))
+    net.op("ADD", [x, x], [dead1], "dead ADD")
+    net.op("ADD", [dead1, dead1], [dead2], "dead ADD of it")
+    net.op("ADD", [x, x], [live], "live ADD")
+    nothing = net.tensor([1, 0, 4, 2], "int8", 0.07, 1)
+    net.op("ADD", [empty, empty], [nothing], "ADD of no elements")
+    net.outputs, net.labels = [live, nothing], ["live ADD", "ADD of no elements"]
+    check_litert(net.build(), [net.random_inputs(np.random.default_rng(20), 1)])
+
+
 def _copy_net(op: str, dtype: str, q_in: tuple, q_out: tuple) -> Net:
     net = Net()
     x = net.input([1, 4, 4, 2], dtype, *q_in)

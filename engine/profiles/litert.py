@@ -19,6 +19,7 @@ of LiteRT round differently, and this profile does not follow them.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -48,7 +49,31 @@ def refusal(op: Op, g: Graph) -> str | None:
     fn = RULES.get(op.type)
     if fn is None:
         return f"the XNNPACK delegate does not take {op.type}"
+    # measured (fuzz.py --fields --numerics litert): an op no graph output depends on, and one with an
+    # input declared with no elements, stay builtin
+    if op.index not in _live_ops(g):
+        return "no graph output depends on it"
+    if any(i >= 0 and 0 in g.tensors[i].shape for i in op.inputs):
+        return "an input declared with no elements"
     return fn(op, g)
+
+
+_live_last: tuple | None = None  # (weak reference to a graph, the indices of its live ops)
+
+
+def _live_ops(g: Graph) -> frozenset:
+    """The ops some graph output depends on, for the graph asked last (every op of a graph asks)."""
+    global _live_last
+    last = _live_last
+    if last is None or last[0]() is not g:
+        live_tensors, live = set(g.outputs), set()
+        for op in reversed(g.ops):
+            if live_tensors.intersection(op.outputs):
+                live.add(op.index)
+                live_tensors.update(op.inputs)
+        last = (weakref.ref(g), frozenset(live))
+        _live_last = last
+    return last[1]
 
 
 def delegated(op: Op, g: Graph) -> bool:
