@@ -26,8 +26,8 @@ import numpy as np
 from .errors import EngineError
 from .graph import Graph, Op
 from .kernels.lookup import table_runner
-from .ops import kernel_for
-from .ops.common import Prepared, view
+from .ops import conv2d, kernel_for
+from .ops.common import Prepared, pool_geometry, view
 from .ops.resize_bilinear import ARG_ROW, bilinear_arg_u8, float_path
 from .profiles import litert, profile_of
 
@@ -51,6 +51,8 @@ def fuse(steps: list, g: Graph, shapes: dict, keep_all: bool) -> None:
             _fuse_silu(step, op, g, producer, readers, shapes)
         elif op.type in ("ARG_MAX", "ARG_MIN"):
             _fuse_resize_arg(step, op, g, producer, readers, shapes)
+        elif op.type == "MAX_POOL_2D":
+            _fuse_conv_pool(step, op, g, producer, readers, shapes)
 
 
 def _fuse_silu(step, op: Op, g: Graph, producer: dict, readers: dict, shapes: dict) -> None:
@@ -104,6 +106,40 @@ def _fuse_resize_arg(step, op: Op, g: Graph, producer: dict, readers: dict, shap
 
     step.run, step.bind, step.scratch_spec, step.work, step.warmup = run, bind, [], 0, None
     resize_step.observed_only = True
+
+
+def _fuse_conv_pool(step, op: Op, g: Graph, producer: dict, readers: dict, shapes: dict) -> None:
+    """MAX_POOL_2D of an 8-bit CONV_2D's output that nothing else reads, its windows without padding
+    and rows never shared (sh == fh): one step of conv2d.prepare_pooled (see the module docstring)."""
+    conv_out = op.inputs[0]
+    conv_step = producer.get(conv_out)
+    if conv_step is None or conv_step.observed_only or g.ops[conv_step.op_index].type != "CONV_2D":
+        return
+    if readers.get(conv_out, 0) != 1 or conv_out in g.outputs or g.tensors[conv_out].dtype not in BYTE_TYPES:
+        return
+    conv = g.ops[conv_step.op_index]
+    try:
+        _, pool = pool_geometry(op, g, [shapes[conv_out]])
+    except EngineError:
+        return
+    if pool.ph or pool.pw or pool.sh != pool.fh:
+        return
+    ins = [shapes.get(i) if i >= 0 else None for i in conv.inputs]
+    values = [g.tensors[i].data if i >= 0 and g.tensors[i].is_const else None for i in conv.inputs]
+    prepared = conv2d.prepare_pooled(conv, g, ins, values, pool)
+    if prepared is None or tuple(prepared.out_shapes[0]) != tuple(shapes[op.outputs[0]]):
+        return
+    at = len(step.inputs)
+    step.inputs.extend(conv.inputs)  # (alive until this step: the planner reads lifetimes off the inputs)
+
+    def bind(inputs: list, outputs: list, scratch: list) -> list:
+        return prepared.bind(inputs[at:], outputs, scratch)
+
+    def run(inputs: list, outputs: list, scratch: list) -> None:
+        prepared.run(inputs[at:], outputs, scratch)
+
+    step.run, step.bind, step.scratch_spec, step.work, step.warmup = run, bind, prepared.scratch, 0, None
+    conv_step.observed_only = True
 
 
 def _silu_pair(op: Op, g: Graph, producer: dict, readers: dict, shapes: dict):

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 import engine
+from engine.kernels import gemm
 from engine.profiles import litert_xnn
 from tests.every_tensor import assert_every_tensor_equal
 from tests.harness import Net, check, qparams, run_sets
 from tests.litert_check import check_litert
 from tests.oracle import reference_run_many, require
 from tests.test_ops_activations import full_range_sets
+from tests.test_ops_conv import ACTIVATIONS, SCHEMES, bias_tensor, io_types, weights
 from tests.test_tflm import versus_tflm
 
 SHAPE = [1, 5, 6, 10]  # 300 elements: every byte value fits in one batch item
@@ -242,3 +244,137 @@ def test_resize_arg_litert():
     model = net.build()
     assert fused(model, "litert") == 0
     check_litert(model, run_sets(net, 15, (1, 2)))
+
+
+# --- CONV_2D then MAX_POOL_2D of its output (kernels/conv.conv2d_pooled) ------------------------------
+
+# (h, w, c_in, c_out, kh, kw, stride, dilation, padding, pool fh, fw, sw, pool activation): MNIST's pair;
+# two channel blocks and a column left over; overlapping columns (sw < fw) and a row below the last
+# window; a strided convolution with a window-sum lane (uint8: 33 channels); a pointwise convolution
+# (whose pixels would otherwise run as other rows); a few rows, three blocks (channel groups at two
+# threads); a one-channel input
+POOLED = [
+    (26, 26, 16, 32, 3, 3, 1, 1, "VALID", 3, 3, 3, "NONE"),
+    (12, 11, 8, 40, 3, 3, 1, 1, "SAME", 2, 2, 2, "RELU"),
+    (13, 9, 5, 7, 3, 3, 1, 1, "SAME", 2, 3, 1, "RELU"),
+    (10, 10, 3, 33, 2, 2, 2, 1, "VALID", 2, 2, 2, "NONE"),
+    (6, 6, 64, 20, 1, 1, 1, 1, "VALID", 3, 2, 2, "NONE"),
+    (4, 4, 16, 96, 3, 3, 1, 1, "SAME", 4, 4, 4, "NONE"),
+    (28, 28, 1, 16, 3, 3, 1, 1, "VALID", 2, 2, 2, "RELU"),
+]
+
+
+def conv_pool(net: Net, rng, scheme: str, shape: tuple, graph_output: bool = False, pool_padding="VALID",
+              pool_sh: int | None = None) -> None:
+    """x -> CONV_2D -> MAX_POOL_2D (output quantized as its input, as converters write it); only the pool's
+    output is a graph output unless graph_output."""
+    h, w, c_in, c_out, kh, kw, stride, dil, pad, fh, fw, sw, act = shape
+    # zero points near the middle of the type: random data then spreads over the output's range (a max
+    # pool of outputs that saturate would show nothing)
+    dtype, s_in, _ = io_types(scheme, rng)
+    mid = 128 if dtype == "uint8" else 0
+    x = net.input([1, h, w, c_in], dtype, s_in, mid + int(rng.integers(-20, 21)))
+    wt, bias_scales, s_out = weights(net, rng, scheme, (c_out, kh, kw, c_in), 0, s_in, kh * kw * c_in)
+    if dtype == "uint8":  # (128: the weights fit int8; else the GEMM's window-sum term, gemm_conv)
+        net.tensors[wt]["zero_point"] = [128 if c_out % 2 else int(rng.integers(110, 146))]
+    oh, ow = (-(-n // stride) if pad == "SAME" else (n - (k - 1) * dil - 1) // stride + 1 for n, k in ((h, kh), (w, kw)))
+    q_out = (s_out, mid + int(rng.integers(-40, 41)))
+    y = net.tensor([1, oh, ow, c_out], dtype, *q_out)
+    net.ops.append(
+        {"op": "CONV_2D", "inputs": [x, wt, bias_tensor(net, rng, bias_scales, c_out)], "outputs": [y],
+         "options": {"padding": pad, "stride_h": stride, "stride_w": stride, "dilation_h_factor": dil,
+                     "dilation_w_factor": dil, "fused_activation_function": ACTIVATIONS[c_out % 2]}}
+    )
+    sh = pool_sh or fh
+    poh, pow_ = (-(-n // s) if pool_padding == "SAME" else (n - f) // s + 1 for n, f, s in ((oh, fh, sh), (ow, fw, sw)))
+    out = net.tensor([1, poh, pow_, c_out], dtype, *q_out)
+    net.op("MAX_POOL_2D", [y], [out], f"conv {h}x{w}x{c_in}->{c_out} {kh}x{kw} s{stride} d{dil} {pad}, pool "
+           f"{fh}x{fw} s{sh}x{sw} {pool_padding} {act}", padding=pool_padding, stride_h=sh, stride_w=sw,
+           filter_height=fh, filter_width=fw, fused_activation_function=act)
+    if graph_output:
+        net.outputs.append(y)
+        net.labels.append("the convolution's output, a graph output")
+
+
+def pooled_net(scheme: str, seed: int) -> Net:
+    rng = np.random.default_rng(seed + SCHEMES.index(scheme))
+    net = Net()
+    for shape in POOLED:
+        conv_pool(net, rng, scheme, shape)
+    return net
+
+
+def fused_convs(model: bytes, numerics: str = "reference", batch: int = 1) -> int:
+    """How many CONV_2D steps the production plan runs inside their MAX_POOL_2D's step."""
+    m = engine.load(model, numerics=numerics)
+    return sum(s.observed_only and m.graph.ops[s.op_index].type == "CONV_2D" for s in m.plan(batch).steps)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conv_pool_reference(scheme, kernel_build):
+    """Each pair (POOLED) runs as one step where the micro-kernel requantizes (AVX-512), at batch 1 and 3,
+    serial and threaded, and equals the reference kernels."""
+    net = pooled_net(scheme, 20)
+    model = net.build()
+    if gemm.FUSED:
+        assert fused_convs(model) == len(POOLED) and fused_convs(model, batch=3) == len(POOLED)
+    check(net, run_sets(net, 21, (1, 3)))
+
+
+def test_conv_pool_int16_operands(monkeypatch):
+    """The GEMM's int16 form (no VNNI) in the same fused step."""
+    monkeypatch.setattr(gemm, "VNNI", False)
+    net = pooled_net("int8_per_channel", 22)
+    check(net, run_sets(net, 23, (1, 2)))
+
+
+def test_conv_pool_every_tensor_observed():
+    """observe (the production plan: the CONV_2D steps run only then) and keep_all (not fused) both give the
+    convolutions' outputs, equal to the reference's."""
+    rng = np.random.default_rng(24)
+    net = Net()
+    for scheme, shape in zip(SCHEMES, POOLED[:3]):
+        conv_pool(net, rng, scheme, shape)
+    observed_and_kept(net, run_sets(net, 25, (1, 2)))
+
+
+def test_conv_pool_not_fused():
+    """A pool that pads (SAME on an odd size), one whose windows share rows (stride 1 < 2 rows), a
+    convolution whose output is also a graph output, and one dilated along x (a GEMM call per filter row:
+    not requantized in the micro-kernel): each stays two steps, and exact."""
+    rng = np.random.default_rng(26)
+    net = Net()
+    conv_pool(net, rng, "int8_per_channel", (9, 9, 4, 16, 3, 3, 1, 1, "VALID", 2, 2, 2, "NONE"), pool_padding="SAME")
+    conv_pool(net, rng, "uint8", (8, 8, 4, 16, 3, 3, 1, 1, "SAME", 2, 2, 2, "NONE"), pool_sh=1)
+    conv_pool(net, rng, "int8_per_tensor", (8, 8, 4, 16, 3, 3, 1, 1, "SAME", 2, 2, 2, "NONE"), graph_output=True)
+    conv_pool(net, rng, "uint8", (15, 15, 4, 16, 3, 3, 1, 2, "VALID", 2, 2, 2, "NONE"))
+    model = net.build()
+    assert fused_convs(model) == 0
+    check(net, run_sets(net, 27, (1, 3)))
+
+
+@pytest.mark.usefixtures("tflm")
+def test_conv_pool_tflm():
+    """numerics="tflm" (int8: TFLite Micro refuses uint8 convolutions): fused, equal to TFLite Micro."""
+    net = Net()
+    rng = np.random.default_rng(28)
+    for k, shape in enumerate(POOLED):
+        conv_pool(net, rng, ("int8_per_channel", "int8_per_tensor")[k % 2], shape)
+    if gemm.FUSED:
+        assert fused_convs(net.build(), "tflm") == len(POOLED)
+    counts = versus_tflm(net, run_sets(net, 29, (1, 1)))
+    assert not {k: v[0] for k, v in counts.items() if v[0]}, counts
+
+
+def test_conv_pool_litert():
+    """numerics="litert": XNNPACK's convolutions (fp32 requantization) fused with the pool, and the builtin
+    ones; every tensor and the delegate's partition equal LiteRT's default interpreter's."""
+    require("litert")
+    net = Net()
+    rng = np.random.default_rng(30)
+    for k, shape in enumerate(POOLED):
+        conv_pool(net, rng, SCHEMES[k % 3], shape)
+    model = net.build()
+    if gemm.FUSED:
+        assert fused_convs(model, "litert") == len(POOLED)
+    check_litert(model, run_sets(net, 31, (1, 2)))

@@ -14,6 +14,7 @@ from ..kernels.gemm import OCB, PX, pack_weights, padded_channels
 from ..profiles import litert
 from . import conv_float
 from .common import (
+    Pool,
     Prepared,
     Window,
     bound,
@@ -52,6 +53,19 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
         return conv_float.prepare(op, g, shapes, values)
     if g.tensors[op.inputs[0]].dtype == "int16":
         return prepare_conv16(op, g, shapes, values)
+    return _prepare_8bit(op, g, shapes, values)
+
+
+def prepare_pooled(op: Op, g: Graph, shapes: list, values: list, pool: Pool) -> Prepared | None:
+    """The convolution and a MAX_POOL_2D of its output (pool: its geometry, without padding, its rows
+    never shared: sh == fh) as one step (K.conv2d_pooled; engine/fusion.py), for 8-bit data where the
+    micro-kernel requantizes; None elsewhere."""
+    if g.tensors[op.inputs[0]].dtype not in ("uint8", "int8") or not gemm.FUSED:
+        return None
+    return _prepare_8bit(op, g, shapes, values, pool)
+
+
+def _prepare_8bit(op: Op, g: Graph, shapes: list, values: list, pool: Pool | None = None) -> Prepared | None:
     inp, filt, bias, out, in_zp, out_zp = weighted_operands(op, g, values, rank=4, channel_axis=0)
     require(op, len(shapes[0]) == 4, "input must be 4-D")
     _, h, w, c = shapes[0]
@@ -65,7 +79,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
     scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
     return gemm_conv(
-        shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win, rule, scale
+        shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win, rule, scale,
+        pool,
     )
 
 
@@ -120,8 +135,9 @@ def _runs(weights: np.ndarray, win, group: int) -> tuple[int, int, int, int, np.
 
 
 def gemm_conv(
-    in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win, rule="reference", scale=None
-) -> Prepared:
+    in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win, rule="reference", scale=None,
+    pool=None,
+) -> Prepared | None:
     """A convolution on the GEMM, from int16 weights [oc, kh, kw, c] with the filter zero point
     already subtracted. No im2col: the GEMM reads the padded input in place, a filter row at a
     time. DEPTHWISE_CONV_2D on a one-channel input is this too.
@@ -134,10 +150,13 @@ def gemm_conv(
     the GEMM's sum, a per-pixel term (the kernel adds it when d != 0), and a per-channel constant
     that joins the bias. Padding holds u_zp, which so adds nothing, as in the reference.
     rule, scale: the requantization (requantize.make; scale: fp32's float32 scales).
+    pool: a MAX_POOL_2D of the output to run with it (prepare_pooled), or None; returns None where the
+    convolution does not requantize in the micro-kernel (K.conv2d_pooled's form).
     """
     out_shape = (in_shape[0], win.oh, win.ow, weights.shape[0])
     threads = numba.config.NUMBA_NUM_THREADS  # the pool: numba.get_thread_id() is below it
-    in_shape, win = _pointwise_rows(in_shape, weights.shape, win, threads)
+    if pool is None:
+        in_shape, win = _pointwise_rows(in_shape, weights.shape, win, threads)
     n, h, w, c = in_shape
     oc, kh, kw, _ = weights.shape
     oh, ow = win.oh, win.ow
@@ -148,17 +167,20 @@ def gemm_conv(
     k_groups = kh * -(-kw * c // 4)
     run_pixels = (oh - 1) * win.wp + ow
     strip = 0
-    if gemm.FUSED and one_call and win.sh == win.sw == 1 and k_groups <= K.SHORT_K:
+    if gemm.FUSED and one_call and win.sh == win.sw == 1 and k_groups <= K.SHORT_K and pool is None:
         strip = min(STRIP_MAX, max(STRIP_MIN, -(-n * run_pixels // (4 * threads))))
         strip = -(-strip // (4 * PX)) * 4 * PX  # (whole groups of tiles)
-    units = n * -(-run_pixels // strip) if strip else n * oh  # the tasks of one channel group
+    pool_rows = oh // pool.fh if pool else 0  # (each window's rows its own: sh == fh)
+    units = n * -(-run_pixels // strip) if strip else n * (pool_rows or oh)  # the tasks of one channel group
     groups = _channel_groups(units, blocks, threads) if gemm.FUSED and one_call else 1
     ops = _operands(in_dtype, in_zp, weights, bias, lane=groups == 1)
     calls, per_call, x_run, run_len, packed = _runs(ops.weights, win, ops.group)
     fused = gemm.FUSED and calls == 1  # one GEMM call covers the whole filter: requantize in registers
+    if pool and not fused:
+        return None
     if ops.d != 0 and ops.sum_lane < 0:  # window sums from K.window_sum, row by row
         strip = 0
-    kernel = K.conv2d_strips if strip else K.conv2d  # (strip: one call, so fused)
+    kernel = K.conv2d_pooled if pool else K.conv2d_strips if strip else K.conv2d  # (strip: one call, so fused)
     conv = kernel.pick(n * oh * ow * oc * kh * kw * c // 16)  # MACs are cheaper than elementwise steps
     chunks = 32 * threads  # bound for both builds (the executor may run either)
     geo = K.Geometry(win.hp, win.wp, c, kh, kw, win.sh, win.sw, win.dh, win.dw)
@@ -193,10 +215,17 @@ def gemm_conv(
     if not in_place:  # the padded input, then room for the last row's last tile to read past its end
         spare = -(-extent // (n * win.wp * c))  # (n * spare rows after the n * hp that pad_input fills)
         scratch.append(((n, win.hp + spare, win.wp, c), ops.data_type))
+    if pool:  # each thread's band of the convolution's rows that one row of windows reads
+        pooling = K.Pooling(pool.fh, pool.fw, pool.sw, ow, pool.act_min, pool.act_max)
+        out_shape = (n, pool_rows, (ow - pool.fw) // pool.sw + 1, oc)
+        scratch.append(per_thread(pool.fh * ow * oc, np.dtype(in_dtype)))
 
     def bind(ins, outs, scratch):
-        out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
         x = view(ins[0]) if in_place else view(scratch[3])
+        if pool:
+            args = (x, packed, geo, plan, rq, pooling, *scratch[1:3], scratch[-1], view(outs[0], out_shape))
+            return [(conv, args)] if in_place else [(pad_input, (view(ins[0]), x, padding)), (conv, args)]
+        out = view(outs[0], (n, oh, ow, oc))  # a pointwise convolution's rows (see _pointwise_rows)
         if strip:  # (no sums stored: no accumulators)
             args = (x, packed, geo, plan, rq, *scratch[1:3], places, out)
         else:
