@@ -268,48 +268,6 @@ def _window_offsets(xf, geo, d, offsets, b, oy, ow):
         offsets[ox] = d * window_sum(xf, start, wp * c, c, kh, kw, dh, dw)
 
 
-@njit(inline="always", cache=True)
-def _fused_row(xf, w, geo, gemm, rq, offsets, edge, dest, at_pixel0, b, oy, ow, oc, first, per_group):
-    """Output row oy of image b, requantized in the micro-kernel (gemm.fused), channel blocks first ..
-    first + per_group - 1: its ow pixels into dest, oc apart from at_pixel0. conv2d's fused branch with
-    the destination free; conv2d keeps its own copy: calling this, its code compiled otherwise (more
-    stack traffic around the micro-kernel's loops), and batch-1 models could not be shown no slower."""
-    hp, wp, c, sh, sw = geo.hp, geo.wp, geo.c, geo.sh, geo.sw
-    blocks, per_call, x_run, run_len, d, sum_lane = (
-        gemm.blocks, gemm.per_call, gemm.x_run, gemm.run_len, gemm.d, gemm.sum_lane
-    )
-    ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
-    block_size = run_len * OCB
-    extent = edge.size
-    base = ((b * hp + oy * sh) * wp) * c
-    for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
-        ch = blk * OCB
-        lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
-        w_off, w_run = blk * block_size, blocks * block_size
-        # the row's tiles that read inside xf, in one call (the channels' set-up once); a last partial
-        # tile too, unless it is 1 or 2 pixels of a long filter (see _tail)
-        room = xf.size - extent - base
-        whole = min(-(-ow // PX), room // (PX * sw * c) + 1) if room >= 0 else 0
-        if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
-            whole -= 1
-        if whole > 0:
-            pixels = min(ow, whole * PX)
-            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, at_pixel0 + ch, oc)
-            at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
-            tiles_requantize(xf, w, at, ep, offsets, dest, rq, whole)
-        for t in range(whole * PX, ow, PX):
-            start = base + t * sw * c
-            pixels = min(PX, ow - t)
-            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, at_pixel0 + t * oc + ch, oc)
-            if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
-                at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                tile_requantize_part(xf, w, at, ep, offsets, dest, rq)
-            else:
-                _edge(edge, xf, start)
-                at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
-                tile_requantize_part(edge, w, at, ep, offsets, dest, rq)
-
-
 @kernel
 def conv2d_pooled(xf, w, geo, gemm, rq, pool, all_offsets, edges, bands, out):
     """conv2d (fused: one call, requantized in the micro-kernel) whose output only a MAX_POOL_2D reads
@@ -320,10 +278,14 @@ def conv2d_pooled(xf, w, geo, gemm, rq, pool, all_offsets, edges, bands, out):
     last window are not computed. A task's channel blocks may be a group of them, as in conv2d."""
     n, pool_rows, pool_cols, oc = out.shape
     fh, ow = pool.fh, pool.ow
-    groups, d, sum_lane = gemm.groups, gemm.d, gemm.sum_lane
-    per_group = -(-gemm.blocks // groups)
+    hp, wp, c, sh, sw = geo.hp, geo.wp, geo.c, geo.sh, geo.sw
+    blocks, _, per_call, x_run, run_len, _, d, sum_lane, chunks, groups, _ = gemm
+    ksteps = run_len // (4 // xf.itemsize)  # int16 data: pairs of k per step; uint8: quads
+    block_size = run_len * OCB
+    extent = edges.shape[1]
+    per_group = -(-blocks // groups)
     tasks = n * pool_rows * groups
-    chunks = min(tasks, gemm.chunks)
+    chunks = min(tasks, chunks)
     flat = flat_view(out)
     for chunk in prange(chunks):
         thread = numba.get_thread_id()
@@ -334,9 +296,34 @@ def conv2d_pooled(xf, w, geo, gemm, rq, pool, all_offsets, edges, bands, out):
             py = i // groups % pool_rows
             first = i % groups * per_group
             for ky in range(fh):
+                oy = py * fh + ky
                 if d != 0 and sum_lane < 0:
-                    _window_offsets(xf, geo, d, offsets, b, py * fh + ky, ow)
-                _fused_row(xf, w, geo, gemm, rq, offsets, edge, band, ky * ow * oc, b, py * fh + ky, ow, oc, first, per_group)
+                    _window_offsets(xf, geo, d, offsets, b, oy, ow)
+                base = ((b * hp + oy * sh) * wp) * c
+                for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
+                    ch = blk * OCB
+                    lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
+                    w_off, w_run = blk * block_size, blocks * block_size
+                    room = xf.size - extent - base
+                    whole = min(-(-ow // PX), room // (PX * sw * c) + 1) if room >= 0 else 0
+                    if whole * PX > ow and not _tail(ow - (whole - 1) * PX, ksteps * per_call):
+                        whole -= 1
+                    if whole > 0:
+                        pixels = min(ow, whole * PX)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, ky * ow * oc + ch, oc)
+                        at = Runs(base, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                        tiles_requantize(xf, w, at, ep, offsets, band, rq, whole)
+                    for t in range(whole * PX, ow, PX):
+                        start = base + t * sw * c
+                        pixels = min(PX, ow - t)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, t, pixels, (ky * ow + t) * oc + ch, oc)
+                        if start + extent <= xf.size:  # (no array variable here: each copy is refcounted)
+                            at = Runs(start, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                            tile_requantize_part(xf, w, at, ep, offsets, band, rq)
+                        else:
+                            _edge(edge, xf, start)
+                            at = Runs(0, sw * c, w_off, ksteps, per_call, x_run, w_run)
+                            tile_requantize_part(edge, w, at, ep, offsets, band, rq)
             ch0, ch1 = np.uintp(first * OCB), np.uintp(min(oc, (first + per_group) * OCB))
             at = np.uintp((b * pool_rows + py) * pool_cols * oc)
             _pool_band(band, pool, oc, ch0, ch1, flat, at, pool_cols)
@@ -361,12 +348,17 @@ def _pool_band(band, pool, oc, ch0, ch1, out, at, cols):
             for ch in range(ch0, ch1):
                 band[o + ch] = max(band[o + ch], band[r + o + ch])
     low, high = band.dtype.type(lo), band.dtype.type(hi)
+    c1, c2 = np.uintp(min(1, fw - 1) * oc), np.uintp(min(2, fw - 1) * oc)  # a window's 2nd and 3rd pixels
     for px in range(np.uintp(cols)):
         o = at + px * np.uintp(oc)
         p = px * np.uintp(sw * oc)
+        if fw <= 3:  # one pass, clamp included (a pass per column and one to clamp: 2x the time)
+            for ch in range(ch0, ch1):
+                out[o + ch] = min(max(max(max(band[p + ch], band[p + c1 + ch]), band[p + c2 + ch]), low), high)
+            continue
         for ch in range(ch0, ch1):
-            out[o + ch] = band[p + ch]
-        for kx in range(1, fw):
+            out[o + ch] = max(max(band[p + ch], band[p + c1 + ch]), band[p + c2 + ch])
+        for kx in range(3, fw):
             q = p + np.uintp(kx * oc)
             for ch in range(ch0, ch1):
                 out[o + ch] = max(out[o + ch], band[q + ch])
