@@ -369,20 +369,26 @@ def _pool_band(band, pool, oc, ch0, ch1, out, at, cols):
 def conv2d_strips(xf, w, geo, gemm, rq, all_offsets, edges, places, out):
     """conv2d where an image's output rows run together (gemm.strip > 0: unit strides, fused, k short,
     no window sums from window_sum), as one row of the padded input's width wp, whose pixels ow .. wp -
-    1 of each row straddle two rows: computed, not stored. A task is `strip` of those pixels (_strip:
-    gemm.strip_requantize; places [run_pixels + pad]: each one's place in its image's output, or -1),
+    1 of each row straddle two rows: computed, not stored. A task is `strip` of those pixels
+    (gemm.strip_requantize; places [run_pixels + pad]: each one's place in its image's output, or -1),
     its blocks or a group of them: a short row's set-up and last pixels in tiles of their own had cost
     more than the wp - ow pixels (MNIST's first layer, rows of 26 pixels, 16 channels, batch 256: 527
     -> 383 us). A kernel of its own: code added to conv2d moves its registers (see the README). Tasks
     are counted on, not divided out (a division costs more than a short strip's tiles)."""
-    n, oh, ow, _ = out.shape
-    units = -(-((oh - 1) * geo.wp + ow) // gemm.strip)  # an image's strips
-    groups = gemm.groups
-    per_group = -(-gemm.blocks // groups)
+    hp, wp, c = geo.hp, geo.wp, geo.c
+    blocks, _, per_call, x_run, run_len, _, d, sum_lane, chunks, groups, strip = gemm
+    n, oh, ow, oc = out.shape
+    ksteps = run_len // (4 // xf.itemsize)
+    block_size = run_len * OCB
+    extent = edges.shape[1]
+    units = -(-((oh - 1) * wp + ow) // strip)  # an image's strips
+    per_group = -(-blocks // groups)
     tasks = n * units * groups
-    chunks = min(tasks, gemm.chunks)
+    chunks = min(tasks, chunks)
+    flat = flat_view(out)
     for chunk in prange(chunks):
         thread = numba.get_thread_id()
+        offsets, edge = all_offsets[thread], edges[thread]
         lo_task = chunk * tasks // chunks
         # the task's image b, strip u and channel group g; g starts one before lo_task's
         b, u, g = lo_task // (units * groups), lo_task // groups % units, lo_task % groups - 1
@@ -392,42 +398,28 @@ def conv2d_strips(xf, w, geo, gemm, rq, all_offsets, edges, places, out):
                 g, u = 0, u + 1
                 if u == units:
                     u, b = 0, b + 1
-            _strip(xf, w, geo, gemm, rq, all_offsets[thread], edges[thread], places, out, b, u, g * per_group)
-
-
-@njit(inline="always", cache=True)
-def _strip(xf, w, geo, gemm, rq, offsets, edge, places, out, b, u, first):
-    """conv2d's strip u of image b (pixels u * strip .. of its rows run together), blocks first .. first +
-    per_group - 1."""
-    hp, wp, c = geo.hp, geo.wp, geo.c
-    blocks, per_call, x_run, run_len, d, sum_lane, groups, strip = (
-        gemm.blocks, gemm.per_call, gemm.x_run, gemm.run_len, gemm.d, gemm.sum_lane, gemm.groups, gemm.strip
-    )
-    _, oh, ow, oc = out.shape
-    ksteps = run_len // (4 // xf.itemsize)
-    block_size = run_len * OCB
-    v0 = u * strip
-    image = b * hp * wp * c
-    pixels = min(strip, (oh - 1) * wp + ow - v0)
-    # the tiles that read inside xf (all but an input read in place's last pixels)
-    room = xf.size - edge.size - image - v0 * c
-    readable = room // (PX * c) + 1 if room >= 0 else 0
-    flat = flat_view(out)
-    for blk in range(min(blocks, first + -(-blocks // groups)) - 1, first - 1, -1):  # sum lane's first
-        ch = blk * OCB
-        lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
-        w_off, w_run = blk * block_size, blocks * block_size
-        out_off = b * oh * ow * oc + ch
-        if readable > 0:
-            ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, out_off, oc)
-            at = Runs(image + v0 * c, c, w_off, ksteps, per_call, x_run, w_run)
-            strip_requantize(xf, w, at, ep, offsets, flat, rq, readable, places[v0:])
-        for q in range(min(pixels, readable * PX), pixels):  # one by one, from a copy
-            if places[v0 + q] >= 0:
-                _edge(edge, xf, image + (v0 + q) * c)
-                ep = Epilogue(ch, min(OCB, oc - ch), lane, d, q, 1, out_off + places[v0 + q], oc)
-                at = Runs(0, c, w_off, ksteps, per_call, x_run, w_run)
-                tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
+            first = g * per_group
+            v0 = u * strip
+            image = b * hp * wp * c
+            pixels = min(strip, (oh - 1) * wp + ow - v0)
+            # the tiles that read inside xf (all but an input read in place's last pixels)
+            room = xf.size - extent - image - v0 * c
+            readable = room // (PX * c) + 1 if room >= 0 else 0
+            for blk in range(min(blocks, first + per_group) - 1, first - 1, -1):  # sum lane's first
+                ch = blk * OCB
+                lane = sum_lane - ch if 0 <= sum_lane - ch < OCB else -1
+                w_off, w_run = blk * block_size, blocks * block_size
+                out_off = b * oh * ow * oc + ch
+                if readable > 0:
+                    ep = Epilogue(ch, min(OCB, oc - ch), lane, d, 0, pixels, out_off, oc)
+                    at = Runs(image + v0 * c, c, w_off, ksteps, per_call, x_run, w_run)
+                    strip_requantize(xf, w, at, ep, offsets, flat, rq, readable, places[v0:])
+                for q in range(min(pixels, readable * PX), pixels):  # one by one, from a copy
+                    if places[v0 + q] >= 0:
+                        _edge(edge, xf, image + (v0 + q) * c)
+                        ep = Epilogue(ch, min(OCB, oc - ch), lane, d, q, 1, out_off + places[v0 + q], oc)
+                        at = Runs(0, c, w_off, ksteps, per_call, x_run, w_run)
+                        tile_requantize_part(edge, w, at, ep, offsets, flat, rq)
 
 
 SHORT_K = 8  # k groups a pixel: up to this, a row's set-up costs more than a whole tile's products
