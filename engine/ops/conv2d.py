@@ -75,13 +75,28 @@ def _prepare_8bit(op: Op, g: Graph, shapes: list, values: list, pool: Pool | Non
     wzp = filter_zero_points(op, filt, oc)
     weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
+    return gemm_conv(shapes[0], inp.dtype, in_zp, weights, bias_q, rescale(op, g, inp, filt, out, out_zp, oc), win, pool)
+
+
+class Rescale(NamedTuple):
+    """A convolution's requantization (requantize.make): the fixed-point multipliers and shifts per output
+    channel, the output zero point and clamp, the rule, and the float32 scales of the fp32 rule (else None)."""
+
+    mult: np.ndarray
+    shift: np.ndarray
+    out_zp: int
+    clamp: tuple[int, int]
+    rule: str
+    scale: np.ndarray | None
+
+
+def rescale(op: Op, g: Graph, inp, filt, out, out_zp: int, oc: int) -> Rescale:
+    """The requantization of a convolution-like op (CONV_2D, DEPTHWISE_CONV_2D) with oc output channels, from
+    its tensors as quant_params.weighted_operands validated them."""
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
     scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
-    return gemm_conv(
-        shapes[0], inp.dtype, in_zp, weights, bias_q, mult, shift, out_zp, fused_activation(op, out), win, rule, scale,
-        pool,
-    )
+    return Rescale(mult, shift, out_zp, fused_activation(op, out), rule, scale)
 
 
 class _Operands(NamedTuple):
@@ -134,10 +149,7 @@ def _runs(weights: np.ndarray, win, group: int) -> tuple[int, int, int, int, np.
     return calls, per_call, x_run, run_len, packed
 
 
-def gemm_conv(
-    in_shape, in_dtype, in_zp, weights, bias, mult, shift, out_zp, clamp, win, rule="reference", scale=None,
-    pool=None,
-) -> Prepared | None:
+def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, rs: Rescale, win, pool=None) -> Prepared | None:
     """A convolution on the GEMM, from int16 weights [oc, kh, kw, c] with the filter zero point
     already subtracted. No im2col: the GEMM reads the padded input in place, a filter row at a
     time. DEPTHWISE_CONV_2D on a one-channel input is this too.
@@ -149,7 +161,7 @@ def gemm_conv(
         sum u w8  +  d sum u  -  u_zp sum w'
     the GEMM's sum, a per-pixel term (the kernel adds it when d != 0), and a per-channel constant
     that joins the bias. Padding holds u_zp, which so adds nothing, as in the reference.
-    rule, scale: the requantization (requantize.make; scale: fp32's float32 scales).
+    rs: the requantization.
     pool: a MAX_POOL_2D of the output to run with it (prepare_pooled), or None; returns None where the
     convolution does not requantize in the micro-kernel (K.conv2d_pooled's form).
     """
@@ -191,9 +203,9 @@ def gemm_conv(
     oy, ox = np.divmod(np.arange(run_pixels if strip else 0), win.wp)
     places = np.full(-(-len(oy) // PX) * PX + 4 * PX, -1, np.int32)
     places[: len(oy)] = np.where(ox < ow, (oy * ow + ox) * oc, -1)
-    rq = requantize.make(rule, ops.bias, mult, shift, scale, out_zp, *clamp)
-    if fused and rule != "fp32":  # the fused epilogue's 64-bit constants
-        rq = rq._replace(table=requantize.widen(rq.table, requantize.RULES[type(rq)], out_zp))
+    rq = requantize.make(rs.rule, ops.bias, rs.mult, rs.shift, rs.scale, rs.out_zp, *rs.clamp)
+    if fused and rs.rule != "fp32":  # the fused epilogue's 64-bit constants
+        rq = rq._replace(table=requantize.widen(rq.table, requantize.RULES[type(rq)], rs.out_zp))
     # uint8 data without padding: the GEMM reads the input itself; small int8 data too, the micro-kernel
     # flipping each value's sign bit as it reads it (gemm.py; FLIP_BYTES)
     unpadded = ops.data_type == np.uint8 and (win.hp, win.wp) == (h, w)

@@ -15,24 +15,21 @@ from ..graph import Graph, Op
 from ..kernels import conv as K
 from ..kernels import depthwise as D
 from ..kernels import requantize
-from ..profiles import litert
 from . import conv_float
 from .common import (
     Prepared,
     Window,
     bound,
-    fused_activation,
     int_option,
     per_thread,
     require,
     view,
     window,
 )
-from .conv2d import gemm_conv
+from .conv2d import gemm_conv, rescale
 from .conv16 import prepare_conv16
 from .quant_params import (
     bias_vector,
-    conv_multipliers,
     filter_zero_points,
     fold_zero_point,
     weighted_operands,
@@ -59,15 +56,11 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     wzp = filter_zero_points(op, filt, oc)
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
-    mult, shift = conv_multipliers(op, inp, filt, out, oc)
-    rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
-    scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
-    lo, hi = fused_activation(op, out)
+    rs = rescale(op, g, inp, filt, out, out_zp, oc)
     if c == 1:  # each output channel filters the one input channel: an ordinary convolution
         filters = weights.transpose(2, 0, 1)[..., None]
-        return gemm_conv(
-            shapes[0], inp.dtype, in_zp, filters, bias_q, mult, shift, out_zp, (lo, hi), win, rule, scale
-        )
+        return gemm_conv(shapes[0], inp.dtype, in_zp, filters, bias_q, rs, win)
+    mult, shift, _, (lo, hi), rule, scale = rs
     out_shape = (n, oh, ow, oc)
     if w == 1 and kw == 1 and win.wp == 1 and h > 1:  # a 1-D model's column: run it as a row (_as_row)
         h, w, kh, kw, win, weights = 1, h, 1, kh, _as_row(win), weights.reshape(1, kh, oc)
