@@ -22,7 +22,7 @@ from engine.kernels.requantize import _ruy, params
 from engine.numerics.fixedpoint import multiply_by_quantized_multiplier
 from engine.ops import conv2d
 from engine.ops.common import Window
-from engine.ops.conv2d import gemm_conv
+from engine.ops.conv2d import Rescale, gemm_conv
 from tests.harness import threaded_build
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
@@ -111,7 +111,7 @@ def check_epilogue(rng, oc: int, w: int, how: tuple, trial: int, narrow: bool, c
         lo, hi = lo + 20, hi - 30
     zp = int(rng.integers(lo, hi + 1))
     win = Window(1, 1, 1, 1, h, w, 0, 0, h, w)
-    prep = gemm_conv(x.shape, "uint8", 0, weights, bias, mult, shift, zp, (lo, hi), win, rule)
+    prep = gemm_conv(x.shape, "uint8", 0, weights, bias, Rescale(mult, shift, zp, (lo, hi), rule, None), win)
     out = np.full(prep.out_shapes[0], 99, dtype)
     scratch = [np.empty(shape, dt) for shape, dt in prep.scratch]
     for fn, args in prep.bind([x], [out], scratch):
@@ -147,7 +147,7 @@ def test_int8_flipped_in_kernel(k, pixels, oc, build, monkeypatch):
     in_zp, zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     oh, ow = h - k + 1, w - k + 1
     win = Window(1, 1, 1, 1, oh, ow, 0, 0, h, w)
-    prep = gemm_conv(x.shape, "int8", in_zp, weights, bias, mult, shift, zp, (-128, 127), win)
+    prep = gemm_conv(x.shape, "int8", in_zp, weights, bias, Rescale(mult, shift, zp, (-128, 127), "reference", None), win)
     out = np.full(prep.out_shapes[0], 99, np.int8)
     scratch = [np.empty(shape, dt) for shape, dt in prep.scratch]
     calls = prep.bind([x], [out], scratch)
