@@ -185,7 +185,8 @@ def test_e2e_person_exact_outputs(env, tmp_path):
 
 
 def test_e2e_mnist_full_test_set_is_bit_exact(env, tmp_path):
-    """The headline claim: 98.80 % top-1 and every one of the 10,000 outputs equal to the reference's."""
+    """The headline claim: 98.80 % top-1 and every one of the 10,000 outputs equal to the reference's (the
+    suite's one run of the whole test set against the reference kernels)."""
     _, r = run_script(env, tmp_path, "--model", "mnist", "--compare-litert", "--no-plots")
     m = r["mnist"]
     assert m["accuracy"] == pytest.approx(0.9880) and m["checks"]["accuracy_equals_reference_98.80"]

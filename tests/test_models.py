@@ -81,17 +81,6 @@ def test_ssd_table_matches_reference_every_tensor(models_dir, shared):
     assert np.allclose([xmin, ymin, xmax, ymax], [24.7, 114.4, 620.5, 446.1], atol=0.05)
 
 
-def test_mnist_all_10000_match_reference(models_dir, shared):
-    path = models_dir / "mnist_uint8.tflite"
-    m = engine.load(path)
-    images, labels = mnist_images(shared)
-    got = np.concatenate([m.run(images[i : i + 1000])[0] for i in range(0, len(images), 1000)])
-    want = reference_run(path, [images], preserve_all=False)["outputs"][0]
-    assert np.array_equal(got, want), f"{np.count_nonzero(np.any(got != want, axis=1))} images differ"
-    accuracy = np.mean(got.argmax(1) == labels)
-    assert round(accuracy * 100, 2) == 98.80
-
-
 def person_images(shared) -> dict[str, np.ndarray]:
     out = {}
     for name in ("person", "no_person"):

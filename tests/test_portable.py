@@ -19,10 +19,11 @@ import pytest
 from tests.oracle import reference_run
 from tests.portable_worker import avx2_feature_string
 
-MODELS = {  # model file: batch (LiteRT runs the SSD at batch 1 only)
+# model file: batch. (SSD-MobileNet ran here too: its kernels compiled for this CPU took 12 s of the
+# worker's 80, and the sweeps and these two models take every portable path it took)
+MODELS = {
     "mnist_uint8.tflite": 3,
     "micro_speech_int8.tflite": 2,
-    "ssd_mobilenet_v1_coco_uint8.tflite": 1,
 }
 
 
