@@ -14,6 +14,13 @@ step that resizes each pixel's channels in registers and keeps only their index
 keys); the 5.5 MB resized tensor is never written or read back, and the RESIZE_BILINEAR step runs only
 when observed. The fused step lists the resize's input among its inputs, so it stays alive.
 
+Convolution then max pool: a MAX_POOL_2D of an 8-bit CONV_2D's output that feeds nothing else and is not
+a graph output, its windows without padding and never sharing a row (stride = height), becomes one
+step of conv2d.prepare_pooled (kernels/conv.conv2d_pooled: each row of windows' convolution rows
+computed into a per-thread band and pooled there); the convolution's output is never written whole or
+read back, and the CONV_2D step runs only when observed. Where the convolution does not requantize in
+the micro-kernel (no AVX-512, a filter dilated along x) the pair stays two steps.
+
 Plans that keep every tensor (keep_all) are not rewritten.
 """
 

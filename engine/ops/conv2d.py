@@ -211,6 +211,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, rs: Rescale, win, pool=N
     unpadded = ops.data_type == np.uint8 and (win.hp, win.wp) == (h, w)
     flip = unpadded and in_dtype == "int8" and ops.delta == 128 and ops.d == 0 and blocks <= FLIP_BLOCKS
     flip = flip and n * h * w * c <= FLIP_BYTES and per_call * run_len // 4 <= FLIP_K_GROUPS
+    flip = flip and pool is None  # (K.conv2d_pooled reads uint8 or int16 only: two builds fewer to compile)
     in_place = unpadded and ops.delta == 0 or flip
     pad_input = K.pad_input.pick(n * h * w * c)
     padding = K.Padding(
