@@ -275,7 +275,11 @@ def conv2d_pooled(xf, w, geo, gemm, rq, pool, all_offsets, edges, bands, out):
     its thread's band (bands [threads, fh * ow * oc], the output's type), then pools them into out
     [N, rows of windows, windows a row, oc]. The convolution's output is never written whole or read
     back (MNIST's 24 x 24 x 32 at batch 256: 4.7 MB through the L3 cache twice), and rows below the
-    last window are not computed. A task's channel blocks may be a group of them, as in conv2d."""
+    last window are not computed. A task's channel blocks may be a group of them, as in conv2d.
+    The row's loop is conv2d's fused branch written out again, on purpose: shared with conv2d through an
+    inline="always" helper, it ran 10 % slower than in conv2d (same process, MNIST's layer), and conv2d
+    through the helper compiled with more stack traffic around the micro-kernel. A change to one is a
+    change to both."""
     n, pool_rows, pool_cols, oc = out.shape
     fh, ow = pool.fh, pool.ow
     hp, wp, c, sh, sw = geo.hp, geo.wp, geo.c, geo.sh, geo.sw
