@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from .kernels.native import native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit, admit_output
 from .runtime import Pace, threads_now
+from .storage import flippable
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
 SHAPE_ONLY = {"SHAPE"}
@@ -75,6 +76,8 @@ class Plan:
     """Everything needed to run the graph at one batch size: steps and preallocated buffers."""
 
     def __init__(self, g: Graph, batch: int, keep_all: bool = False, budget: int | None = None):
+        # the graph as this plan prepares it: which int8 tensors it stores flipped (engine/storage.py)
+        g = replace(g, flipped=set() if keep_all else flippable(g))
         self.graph = g
         self.batch = batch
         self.pace = Pace()
@@ -112,6 +115,10 @@ class Plan:
                     )
             prepare = kernel_for(op)
             admit(op, g)  # the profile's runtime may refuse what the engine runs
+            known = [i for i in op.inputs if i >= 0]
+            folded = bool(known) and (op.type in SHAPE_ONLY or all(i in values for i in known))
+            if folded:  # (its outputs are the plan's values: stored as they are)
+                g.flipped.difference_update(op.outputs)
             in_shapes = [shapes[i] if i >= 0 else None for i in op.inputs]
             in_values = [values.get(i) if i >= 0 else None for i in op.inputs]
             try:
@@ -121,8 +128,7 @@ class Plan:
             except Exception as e:  # noqa: BLE001 (a prepare step that trips on a malformed model)
                 raise ModelFormatError(f"{op.where()}: cannot prepare ({type(e).__name__}: {e})") from None
             shapes.update(_output_shapes(op, g, batch, prepared.out_shapes))
-            known = [i for i in op.inputs if i >= 0]
-            if known and (op.type in SHAPE_ONLY or all(i in values for i in known)):
+            if folded:
                 for i in op.outputs:  # folded values are held by the plan
                     ledger.add(_nbytes(g, i, shapes[i]), f"{op.where()} output {g.tensors[i].describe()}")
                 ledger.add(_scratch_bytes(prepared.scratch) + prepared.work, f"{op.where()} scratch")
@@ -359,9 +365,9 @@ class Plan:
         raws = [aligned.empty(size) for size in sizes]
         buffers: dict[int, np.ndarray] = {}
         for i, block in block_of.items():
-            t = self.graph.tensors[i]
+            dtype = np.uint8 if i in self.graph.flipped else self.graph.tensors[i].np_dtype
             nbytes = _nbytes(self.graph, i, self.shapes[i])
-            buffers[i] = raws[block][:nbytes].view(t.np_dtype).reshape(self.shapes[i])
+            buffers[i] = raws[block][:nbytes].view(dtype).reshape(self.shapes[i])
         return buffers
 
     def run(
@@ -453,7 +459,12 @@ class Plan:
             if timings is not None:
                 timings.append((step.op_index, time.perf_counter() - t0))
             if observe is not None:
-                observe(step.op_index, {i: self._arrays[i] for i in step.outputs})
+                observe(step.op_index, {i: self._observed(i) for i in step.outputs})
+
+    def _observed(self, i: int) -> np.ndarray:
+        """Tensor i's array as observe hands it out: a flipped tensor's int8 values (engine/storage.py)."""
+        a = self._arrays[i]
+        return (a ^ np.uint8(128)).view(np.int8) if i in self.graph.flipped else a
 
 
 class _Calls:

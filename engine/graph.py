@@ -78,3 +78,5 @@ class Graph:
     outputs: list[int]
     description: str = ""
     numerics: str = "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare
+    # int8 tensors a plan stores flipped, as uint8 value + 128 (engine/storage.py): set by Plan, read at prepare
+    flipped: set[int] = field(default_factory=set)

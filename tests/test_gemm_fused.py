@@ -111,7 +111,7 @@ def check_epilogue(rng, oc: int, w: int, how: tuple, trial: int, narrow: bool, c
         lo, hi = lo + 20, hi - 30
     zp = int(rng.integers(lo, hi + 1))
     win = Window(1, 1, 1, 1, h, w, 0, 0, h, w)
-    prep = gemm_conv(x.shape, "uint8", 0, weights, bias, Rescale(mult, shift, zp, (lo, hi), rule, None), win)
+    prep = gemm_conv(x.shape, "uint8", 0, weights, bias, Rescale(mult, shift, zp, (lo, hi), rule, None, "uint8"), win)
     out = np.full(prep.out_shapes[0], 99, dtype)
     scratch = [np.empty(shape, dt) for shape, dt in prep.scratch]
     for fn, args in prep.bind([x], [out], scratch):
@@ -147,7 +147,7 @@ def test_int8_flipped_in_kernel(k, pixels, oc, build, monkeypatch):
     in_zp, zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     oh, ow = h - k + 1, w - k + 1
     win = Window(1, 1, 1, 1, oh, ow, 0, 0, h, w)
-    prep = gemm_conv(x.shape, "int8", in_zp, weights, bias, Rescale(mult, shift, zp, (-128, 127), "reference", None), win)
+    prep = gemm_conv(x.shape, "int8", in_zp, weights, bias, Rescale(mult, shift, zp, (-128, 127), "reference", None, "int8"), win)
     out = np.full(prep.out_shapes[0], 99, np.int8)
     scratch = [np.empty(shape, dt) for shape, dt in prep.scratch]
     calls = prep.bind([x], [out], scratch)

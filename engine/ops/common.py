@@ -137,6 +137,12 @@ def per_tensor(op: Op, t: Tensor) -> tuple[float, int]:
     return float(t.scale[0]), int(t.zero_point[0])
 
 
+def stored(g: Graph, i: int, dtype: str, zero_point: int) -> tuple[str, int]:
+    """Tensor i's type and zero point as its bytes hold it: an int8 tensor the plan stores flipped
+    (engine/storage.py) is uint8 with the zero point + 128."""
+    return ("uint8", zero_point + 128) if i in g.flipped else (dtype, zero_point)
+
+
 def require_types(op: Op, t: Tensor, allowed: tuple[str, ...]) -> None:
     if t.dtype not in allowed:
         raise fail(op, f"{t.describe()}: type {t.dtype} not supported (supported: {', '.join(allowed)})")

@@ -21,6 +21,7 @@ from .common import (
     fused_activation,
     per_thread,
     require,
+    stored,
     view,
     window,
 )
@@ -75,12 +76,14 @@ def _prepare_8bit(op: Op, g: Graph, shapes: list, values: list, pool: Pool | Non
     wzp = filter_zero_points(op, filt, oc)
     weights = values[1].astype(np.int16) - wzp[:, None, None, None].astype(np.int16)
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
-    return gemm_conv(shapes[0], inp.dtype, in_zp, weights, bias_q, rescale(op, g, inp, filt, out, out_zp, oc), win, pool)
+    in_dtype, in_zp = stored(g, op.inputs[0], inp.dtype, in_zp)
+    return gemm_conv(shapes[0], in_dtype, in_zp, weights, bias_q, rescale(op, g, inp, filt, out, out_zp, oc), win, pool)
 
 
 class Rescale(NamedTuple):
     """A convolution's requantization (requantize.make): the fixed-point multipliers and shifts per output
-    channel, the output zero point and clamp, the rule, and the float32 scales of the fp32 rule (else None)."""
+    channel, the output zero point and clamp, the rule, the float32 scales of the fp32 rule (else None),
+    and the output's type as stored (common.stored: the zero point and clamp are the stored ones)."""
 
     mult: np.ndarray
     shift: np.ndarray
@@ -88,15 +91,19 @@ class Rescale(NamedTuple):
     clamp: tuple[int, int]
     rule: str
     scale: np.ndarray | None
+    dtype: str
 
 
 def rescale(op: Op, g: Graph, inp, filt, out, out_zp: int, oc: int) -> Rescale:
     """The requantization of a convolution-like op (CONV_2D, DEPTHWISE_CONV_2D) with oc output channels, from
-    its tensors as quant_params.weighted_operands validated them."""
+    its tensors as quant_params.weighted_operands validated them. An output stored flipped (value + 128)
+    takes the same arithmetic with the zero point and clamp moved by 128."""
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
     scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
-    return Rescale(mult, shift, out_zp, fused_activation(op, out), rule, scale)
+    dtype, stored_zp = stored(g, op.outputs[0], out.dtype, out_zp)
+    lo, hi = (v + stored_zp - out_zp for v in fused_activation(op, out))
+    return Rescale(mult, shift, stored_zp, (lo, hi), rule, scale, dtype)
 
 
 class _Operands(NamedTuple):
@@ -231,7 +238,7 @@ def gemm_conv(in_shape, in_dtype, in_zp, weights, bias, rs: Rescale, win, pool=N
     if pool:  # each thread's band of the convolution's rows that one row of windows reads
         pooling = K.Pooling(pool.fh, pool.fw, pool.sw, ow, pool.act_min, pool.act_max)
         out_shape = (n, pool_rows, (ow - pool.fw) // pool.sw + 1, oc)
-        scratch.append(per_thread(pool.fh * ow * oc, np.dtype(in_dtype)))
+        scratch.append(per_thread(pool.fh * ow * oc, np.dtype(rs.dtype)))
 
     def bind(ins, outs, scratch):
         x = view(ins[0]) if in_place else view(scratch[3])

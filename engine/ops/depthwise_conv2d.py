@@ -23,6 +23,7 @@ from .common import (
     int_option,
     per_thread,
     require,
+    stored,
     view,
     window,
 )
@@ -57,17 +58,18 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     weights = np.ascontiguousarray(values[1][0].astype(np.int16) - wzp.astype(np.int16))
     bias_q = bias_vector(op, bias, values[2] if bias is not None else None, oc)
     rs = rescale(op, g, inp, filt, out, out_zp, oc)
+    in_dtype, in_zp = stored(g, op.inputs[0], inp.dtype, in_zp)
     if c == 1:  # each output channel filters the one input channel: an ordinary convolution
         filters = weights.transpose(2, 0, 1)[..., None]
-        return gemm_conv(shapes[0], inp.dtype, in_zp, filters, bias_q, rs, win)
-    mult, shift, _, (lo, hi), rule, scale = rs
+        return gemm_conv(shapes[0], in_dtype, in_zp, filters, bias_q, rs, win)
+    mult, shift, out_zp, (lo, hi), rule, scale, _ = rs
     out_shape = (n, oh, ow, oc)
     if w == 1 and kw == 1 and win.wp == 1 and h > 1:  # a 1-D model's column: run it as a row (_as_row)
         h, w, kh, kw, win, weights = 1, h, 1, kh, _as_row(win), weights.reshape(1, kh, oc)
         oh, ow = win.oh, win.ow
     # uint8 input u (see kernels/depthwise.py): channels padded to whole vectors, or `group` pixels
     # of oc channels packed in one vector where oc divides 16 (stride 1 along x)
-    u_zp = in_zp + (128 if inp.dtype == "int8" else 0)
+    u_zp = in_zp + (128 if in_dtype == "int8" else 0)
     bias_q = fold_zero_point(bias_q, u_zp, weights, axis=(0, 1))
     group = D.LANES // oc if D.SIMD and win.sw == 1 and D.LANES % oc == 0 else 1
     cp = oc if group > 1 else -(-oc // D.LANES) * D.LANES
