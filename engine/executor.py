@@ -13,7 +13,7 @@ from .budget import Ledger
 from .errors import EngineError, ModelFormatError, UnsupportedError
 from .formats.npz import MAX_TENSOR_BYTES
 from .fusion import fuse
-from .graph import DTYPES, Graph
+from .graph import DTYPES, Graph, folds
 from .kernels import aligned, native, pool
 from .kernels.kernel import compile_for, compiled_for, parallel_build, serial_call, team_build
 from .kernels.native import native_call, native_entry, native_table
@@ -22,8 +22,6 @@ from .profiles import admit, admit_output
 from .runtime import Pace, threads_now
 from .storage import flippable
 
-# ops whose output depends only on input shapes: folded even when the input is not constant
-SHAPE_ONLY = {"SHAPE"}
 # more than one thread: the plan's calls as team runs (kernels/native.py run_team) where the engine's
 # pool runs the threads (x86-64 Linux), else each call's parallel or serial build as timed (and with
 # ENGINE_TEAM=0)
@@ -115,10 +113,7 @@ class Plan:
                     )
             prepare = kernel_for(op)
             admit(op, g)  # the profile's runtime may refuse what the engine runs
-            known = [i for i in op.inputs if i >= 0]
-            folded = bool(known) and (op.type in SHAPE_ONLY or all(i in values for i in known))
-            if folded:  # (its outputs are the plan's values: stored as they are)
-                g.flipped.difference_update(op.outputs)
+            folded = folds(op, values)
             in_shapes = [shapes[i] if i >= 0 else None for i in op.inputs]
             in_values = [values.get(i) if i >= 0 else None for i in op.inputs]
             try:

@@ -77,6 +77,19 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
     description: str = ""
-    numerics: str = "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare
+    numerics: str = (
+        "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare
+    )
     # int8 tensors a plan stores flipped, as uint8 value + 128 (engine/storage.py): set by Plan, read at prepare
     flipped: set[int] = field(default_factory=set)
+
+
+# ops whose output depends only on input shapes: folded even when the input is not constant
+SHAPE_ONLY = {"SHAPE"}
+
+
+def folds(op: Op, known) -> bool:
+    """Whether a plan computes op once, at load: SHAPE, or an op whose inputs are all known (constants,
+    or outputs of ops it folds: `known` holds them)."""
+    inputs = [i for i in op.inputs if i >= 0]
+    return bool(inputs) and (op.type in SHAPE_ONLY or all(i in known for i in inputs))

@@ -8,6 +8,9 @@ op computes on value - zero point: where an int8 tensor goes from a convolution 
 the producer writes it flipped (its zero point and clamp + 128, stored unsigned: conv2d.rescale) and
 the readers read it as uint8 in place (common.stored): the pass is gone and the arithmetic unchanged.
 MobileNets' depthwise -> pointwise and pointwise -> pointwise pairs and MNIST's two layers are such.
+ADD, a table over its inputs' bytes, reads and writes either form alike, so residual streams (MobileNet
+v2's block outputs, each read by the next expansion and the next ADD) are stored flipped too; its
+kernels take one type, so an ADD's inputs and output are all flipped or none.
 
 Only the tensors' bytes change: observe runs see the int8 values (Plan un-flips what it hands out),
 keep_all plans store nothing flipped, and graph inputs, outputs and state never are. The reference
@@ -16,16 +19,16 @@ profile only (the TFLite Micro and LiteRT profiles keep their own kernels' forms
 
 from __future__ import annotations
 
-from .graph import Graph
+from .graph import Graph, folds
 
-PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D")  # (their 8-bit paths write through conv2d.rescale)
-READERS = ("CONV_2D",)  # input 0, read through common.stored
+PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")  # (conv2d.rescale; ADD: add.prepare_add_like)
+READERS = {"CONV_2D": (0,), "ADD": (0, 1)}  # the inputs each reads through common.stored
 
 
 def flippable(g: Graph) -> set[int]:
     """The int8 tensors of g a production plan may store flipped (the module docstring): each written by
-    one op of PRODUCERS on int8 data and read only as input 0 of READERS. The plan drops those whose
-    producer it folds (computed at load from constants) before any reader is prepared."""
+    one op of PRODUCERS on int8 data and read only as READERS read, every ADD's tensors alike; the plan
+    folds (computes at load) none of them."""
     if g.numerics != "reference":
         return set()
     writers: dict[int, list] = {}
@@ -36,7 +39,11 @@ def flippable(g: Graph) -> set[int]:
         for k, i in enumerate(op.inputs):
             if i >= 0:
                 readers.setdefault(i, []).append((op, k))
-    pinned = {*g.inputs, *g.outputs}
+    known = {t.index for t in g.tensors if t.is_const}
+    for op in g.ops:
+        if folds(op, known):
+            known.update(op.outputs)
+    pinned = {*g.inputs, *g.outputs} | known
     chosen = set()
     for i, ops in writers.items():
         t, op = g.tensors[i], ops[0]
@@ -45,6 +52,11 @@ def flippable(g: Graph) -> set[int]:
         if t.dtype != "int8" or t.is_const or t.is_variable or g.tensors[op.inputs[0]].dtype != "int8":
             continue
         reads = readers.get(i, [])
-        if reads and all(r.type in READERS and k == 0 and r.inputs.count(i) == 1 for r, k in reads):
+        if reads and all(k in READERS.get(r.type, ()) for r, k in reads):
             chosen.add(i)
-    return chosen
+    adds = [[*op.inputs, *op.outputs] for op in g.ops if op.type == "ADD"]
+    while True:  # (dropping one ADD's tensors may leave another ADD mixed)
+        mixed = [ts for ts in adds if chosen.intersection(ts) and not chosen.issuperset(ts)]
+        if not mixed:
+            return chosen
+        chosen.difference_update(*mixed)

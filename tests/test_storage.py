@@ -1,8 +1,9 @@
-"""Tensors stored flipped (engine/storage.py): int8 tensors that go from a convolution to convolutions only,
-held as uint8 value + 128 so that the readers skip their input's copy, against the reference kernels:
-chains of every producer and reader form (a one-channel depthwise into a convolution whose max pool runs
-with it, depthwise into pointwise into pointwise, one tensor read by two convolutions, a padded reader,
-pointwise rows), at batch 1 and 3, serial and threaded, both GEMM forms; what must stay int8 stays;
+"""Tensors stored flipped (engine/storage.py): int8 tensors that go from convolutions and ADDs to convolutions
+and ADDs only, held as uint8 value + 128 so that the readers skip their input's copy, against the reference
+kernels: chains of every producer and reader form (a one-channel depthwise into a convolution whose max
+pool runs with it, depthwise into pointwise into pointwise, one tensor read by two convolutions, a padded
+reader, pointwise rows, a residual block), at batch 1 and 3, serial and threaded, both GEMM forms; what
+must stay int8 stays;
 observe and keep_all runs see every tensor's int8 values."""
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import pytest
 
 import engine
 from engine.kernels import gemm
+from engine.storage import flippable
 from tests.every_tensor import assert_every_tensor_equal
+from tests.graph_fuzz import OPS, Case, G, T, check_case, merge
 from tests.harness import Net, check, run_sets
 from tests.oracle import reference_run_many
 from tests.test_ops_conv import bias_tensor, io_types, weights
@@ -104,7 +107,16 @@ def chains(scheme: str, seed: int) -> tuple[Net, int]:
     # a strided convolution into a pointwise one on 7 x 7 pixels (run as other rows), 17 channels
     e = layer(net, rng, scheme, source(net, rng, scheme, [1, 14, 14, 8]), 24, 3, stride=2, pad="SAME")
     output(net, layer(net, rng, scheme, e, 17, zero_point=127), "strided conv -> pointwise rows")
-    return net, 5
+    # a residual block: r0 read by the expansion and the ADD, the ADD's output by a convolution
+    r0 = layer(net, rng, scheme, source(net, rng, scheme, [1, 6, 6, 8]), 16)
+    expanded = layer(net, rng, scheme, r0, 32, act="RELU6", zero_point=-128)
+    p = layer(net, rng, scheme, layer(net, rng, scheme, expanded, 32, 3, pad="SAME", depthwise=True), 16)
+    r1 = net.tensor([1, 6, 6, 16], "uint8" if scheme == "uint8" else "int8", 0.08, int(rng.integers(-20, 21)))
+    net.ops.append(
+        {"op": "ADD", "inputs": [p, r0], "outputs": [r1], "options": {"fused_activation_function": "NONE"}}
+    )
+    output(net, layer(net, rng, scheme, r1, 8), "residual block -> pointwise")
+    return net, 9
 
 
 def flipped(model: bytes, batch: int = 1, numerics: str = "reference") -> int:
@@ -142,8 +154,9 @@ def test_every_tensor_observed_and_kept():
 
 
 def test_not_flipped():
-    """A convolution's output that is also a graph output, one an ADD reads too, one a depthwise reads, and
-    uint8 tensors: each stays as it is, and exact."""
+    """A convolution's output that is also a graph output, one an ADD of it with a graph input reads too
+    (an ADD's tensors are flipped alike), one a depthwise reads, and uint8 tensors: each stays as it is,
+    and exact."""
     rng = np.random.default_rng(47)
     net = Net()
     scheme = "int8_per_channel"
@@ -153,7 +166,7 @@ def test_not_flipped():
     t = layer(net, rng, scheme, source(net, rng, scheme, [1, 5, 5, 8]), 8)
     net.op(
         "ADD",
-        [t, t],
+        [t, net.input([1, 5, 5, 8], "int8", 0.04, -5)],
         [net.tensor([1, 5, 5, 8], "int8", 0.05, 3)],
         "ADD of a conv output",
         fused_activation_function="NONE",
@@ -165,3 +178,30 @@ def test_not_flipped():
     output(net, layer(net, rng, "uint8", t, 8), "uint8 conv -> conv")
     assert flipped(net.build()) == 0
     check(net, run_sets(net, 48, (1, 3)))
+
+
+def conv_chains(seed: int, chains: int = 12) -> Case:
+    """Random int8 chains of 2-4 convolutions and depthwise convolutions (graph_fuzz's builders: random
+    windows, strides, dilations and padding, per-channel or not, zero points at the type's ends too)."""
+    rng = np.random.default_rng(seed)
+    nets = []
+    for _ in range(chains):
+        g = G(rng, Net())
+        shape = [1, int(rng.integers(3, 12)), int(rng.integers(3, 12)), int(rng.integers(1, 20))]
+        scale, zp = g.scale(), g.zp("int8")
+        t = T(g.net.input(shape, "int8", scale, zp), shape, "int8", scale, zp)
+        for _ in range(int(rng.integers(2, 5))):
+            t = OPS[g.pick(["CONV_2D", "CONV_2D", "DEPTHWISE_CONV_2D"])](g, t) or t
+        g.net.outputs.append(t.index)
+        g.net.labels.append(" -> ".join(g.desc))
+        nets.append(g.net)
+    return Case(seed, nets, [net.labels[0] for net in nets])
+
+
+def test_fuzzed_conv_chains():
+    """Random convolution chains (conv_chains), every tensor through the production plan at batch 1 and 3
+    against the reference kernels; the cases store 10 tensors flipped at least."""
+    cases = [conv_chains(seed) for seed in (50, 51)]
+    assert sum(len(flippable(engine.load(merge(c.chains).build(), warmup=False).graph)) for c in cases) >= 10
+    failures = [f for c in cases for f in check_case(c)]
+    assert not failures, "\n".join(failures)

@@ -23,7 +23,7 @@ from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_8bit, vector_table_runner
-from .common import Prepared, Shape, fused_activation, per_tensor, require
+from .common import Prepared, Shape, fused_activation, per_tensor, require, stored
 from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
@@ -85,8 +85,13 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int, va
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     lo, hi = fused_activation(op, out)
-    signed = a.dtype == "int8"
-    values1, values2 = byte_values(a.dtype), byte_values(b.dtype)
+    # the bytes' types and zero points as stored: all three flipped or none (engine/storage.py)
+    (dtype, zp1), (_, zp2), (_, zp_stored) = (
+        stored(g, i, a.dtype, zp) for i, zp in zip((*op.inputs[:2], op.outputs[0]), (zp1, zp2, zpo))
+    )
+    lo, hi, zpo = lo + zp_stored - zpo, hi + zp_stored - zpo, zp_stored
+    signed = dtype == "int8"
+    values1 = values2 = byte_values(dtype)
     if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: rescaled inputs subtracted
         table = tflm.sub_table((s1, s2, so), (zp1, zp2, zpo), lo, hi)
         p1, p2, po = tflm.sub_multipliers(s1, s2, so)
@@ -100,7 +105,7 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int, va
         q = add8.fit(bias + ma * values1, mb * values2, shift, (zpo, lo, hi), 0, table, signed)
         return Prepared([out_shape], vector_table_runner(out_shape, shapes[0], shapes[1], table, q, values))
     in1, in2, rescale_out = Rescale(-zp1, m1, sh1), Rescale(-zp2, sign * m2, sh2), Rescale(zpo, mo, sho)
-    table = add_table(values1, values2, in1, in2, rescale_out, lo, hi, LEFT_SHIFT).astype(out.np_dtype)
+    table = add_table(values1, values2, in1, in2, rescale_out, lo, hi, LEFT_SHIFT).astype(dtype)
     if profile_of(g) == "litert" and sign > 0:  # builtin ADD: NEON blocks, a scalar tail (builtin SUB: scalar)
         info = np.iinfo(out.np_dtype)
         bounds = (lo, hi, int(info.min), int(info.max))
