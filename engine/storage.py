@@ -13,8 +13,9 @@ v2's block outputs, each read by the next expansion and the next ADD) are stored
 kernels take one type, so an ADD's inputs and output are all flipped or none.
 
 Only the tensors' bytes change: observe runs see the int8 values (Plan un-flips what it hands out),
-keep_all plans store nothing flipped, and graph inputs, outputs and state never are. The reference
-profile only (the TFLite Micro and LiteRT profiles keep their own kernels' forms).
+keep_all plans store nothing flipped, and graph inputs, outputs and state never are. The reference and
+TFLite Micro profiles (whose convolutions and ADD compute alike); not LiteRT's, whose XNNPACK tables
+are built per type (profiles/litert_xnn.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def flippable(g: Graph) -> set[int]:
     """The int8 tensors of g a production plan may store flipped (the module docstring): each written by
     one op of PRODUCERS on int8 data and read only as READERS read, every ADD's tensors alike; the plan
     folds (computes at load) none of them."""
-    if g.numerics != "reference":
+    if g.numerics not in ("reference", "tflm"):
         return set()
     writers: dict[int, list] = {}
     readers: dict[int, list] = {}
