@@ -77,11 +77,8 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
     description: str = ""
-    numerics: str = (
-        "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare
-    )
-    # int8 tensors a plan stores flipped, as uint8 value + 128 (engine/storage.py): set by Plan, read at prepare
-    flipped: set[int] = field(default_factory=set)
+    numerics: str = "reference"  # the profile ops prepare for (engine/profiles): set by Model, read at prepare
+    flipped: set[int] = field(default_factory=set)  # int8 tensors stored as uint8 + 128 (engine/storage.py)
 
 
 # ops whose output depends only on input shapes: folded even when the input is not constant
