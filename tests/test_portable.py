@@ -28,14 +28,16 @@ MODELS = {
 
 
 def sweep_cases(tmp_path: Path) -> tuple[list[str], list[str], list[list[np.ndarray]]]:
-    """The one-op option sweeps of test_ops_conv.py (the same models and inputs, batch 3): worker
-    arguments, labels and the reference's outputs."""
+    """The one-op option sweeps of test_ops_conv.py (the same models and inputs, batch 3) and the chains
+    of tensors stored flipped (test_storage.py): worker arguments, labels and the reference's outputs."""
     from tests.harness import cached_reference, run_sets
     from tests.test_ops_conv import SCHEMES, SWEEPS
+    from tests.test_storage import chains
 
+    cases = {"storage": (lambda scheme: chains(scheme, 60)[0], 61)}
     args, labels, wanted = [], [], []
-    for kind, (build, seed) in SWEEPS.items():
-        for scheme in SCHEMES:
+    for kind, (build, seed) in {**SWEEPS, **cases}.items():
+        for scheme in SCHEMES if kind in SWEEPS else ["int8_per_channel"]:
             net = build(scheme)
             model = net.build()
             xs = run_sets(net, seed, batches=(1, 3))[1]
