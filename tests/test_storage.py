@@ -2,9 +2,9 @@
 and ADDs only, held as uint8 value + 128 so that the readers skip their input's copy, against the reference
 kernels: chains of every producer and reader form (a one-channel depthwise into a convolution whose max
 pool runs with it, depthwise into pointwise into pointwise, one tensor read by two convolutions, a padded
-reader, pointwise rows, a residual block), at batch 1 and 3, serial and threaded, both GEMM forms; what
-must stay int8 stays;
-observe and keep_all runs see every tensor's int8 values."""
+reader, pointwise rows, a residual block), at batch 1 and 3, serial and threaded, both GEMM forms, under
+TFLite Micro's profile; random convolution chains; what must stay int8 stays; observe and keep_all runs
+see every tensor's int8 values."""
 
 from __future__ import annotations
 
