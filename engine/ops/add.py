@@ -23,7 +23,7 @@ from ..numerics.gemmlowp import byte_values
 from ..profiles import litert, litert_builtin, litert_xnn, profile_of, tflm
 from . import arith_plain
 from .broadcast import binary_8bit, vector_table_runner
-from .common import Prepared, Shape, fused_activation, per_tensor, require, stored
+from .common import Prepared, Shape, fused_activation, per_tensor, require, stored, stored_output
 from .elementwise16 import prepare_binary16
 
 LEFT_SHIFT = 20
@@ -84,12 +84,9 @@ def prepare_add_like(op: Op, g: Graph, shapes: list[Shape | None], sign: int, va
     m1, sh1 = quantize_multiplier_smaller_than_one_exp(s1 / twice)
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice)
     mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
-    lo, hi = fused_activation(op, out)
-    # the bytes' types and zero points as stored: all three flipped or none (engine/storage.py)
-    (dtype, zp1), (_, zp2), (_, zp_stored) = (
-        stored(g, i, a.dtype, zp) for i, zp in zip((*op.inputs[:2], op.outputs[0]), (zp1, zp2, zpo))
-    )
-    lo, hi, zpo = lo + zp_stored - zpo, hi + zp_stored - zpo, zp_stored
+    # the bytes as stored: the inputs and output all flipped or none (engine/storage.py)
+    (dtype, zp1), (_, zp2) = stored(g, op.inputs[0], a.dtype, zp1), stored(g, op.inputs[1], b.dtype, zp2)
+    _, zpo, (lo, hi) = stored_output(g, op.outputs[0], out.dtype, zpo, fused_activation(op, out))
     signed = dtype == "int8"
     values1 = values2 = byte_values(dtype)
     if sign < 0 and profile_of(g) == "tflm":  # TFLite Micro's SUB: rescaled inputs subtracted

@@ -143,6 +143,14 @@ def stored(g: Graph, i: int, dtype: str, zero_point: int) -> tuple[str, int]:
     return ("uint8", zero_point + 128) if i in g.flipped else (dtype, zero_point)
 
 
+def stored_output(g: Graph, i: int, dtype: str, zero_point: int, clamp: tuple[int, int]) -> tuple[str, int, tuple]:
+    """stored() for an op's output i, with its clamp moved as its zero point is: the same arithmetic
+    written flipped."""
+    stored_dtype, stored_zp = stored(g, i, dtype, zero_point)
+    lo, hi = (v + stored_zp - zero_point for v in clamp)
+    return stored_dtype, stored_zp, (lo, hi)
+
+
 def require_types(op: Op, t: Tensor, allowed: tuple[str, ...]) -> None:
     if t.dtype not in allowed:
         raise fail(op, f"{t.describe()}: type {t.dtype} not supported (supported: {', '.join(allowed)})")

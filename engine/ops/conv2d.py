@@ -22,6 +22,7 @@ from .common import (
     per_thread,
     require,
     stored,
+    stored_output,
     view,
     window,
 )
@@ -101,9 +102,8 @@ def rescale(op: Op, g: Graph, inp, filt, out, out_zp: int, oc: int) -> Rescale:
     mult, shift = conv_multipliers(op, inp, filt, out, oc)
     rule = litert.conv_rule(op, g)  # "reference" unless numerics="litert" (profiles/litert.py)
     scale = litert.fp32_scales(inp, filt, out, oc) if rule == "fp32" else None
-    dtype, stored_zp = stored(g, op.outputs[0], out.dtype, out_zp)
-    lo, hi = (v + stored_zp - out_zp for v in fused_activation(op, out))
-    return Rescale(mult, shift, stored_zp, (lo, hi), rule, scale, dtype)
+    dtype, stored_zp, clamp = stored_output(g, op.outputs[0], out.dtype, out_zp, fused_activation(op, out))
+    return Rescale(mult, shift, stored_zp, clamp, rule, scale, dtype)
 
 
 class _Operands(NamedTuple):
