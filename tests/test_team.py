@@ -24,7 +24,7 @@ from engine.executor import _Calls
 from engine.kernels import native, pool
 from engine.kernels.kernel import compile_for, kernel
 from engine.kernels.native import native_call, native_table, run_team
-from tests.every_tensor import assert_tensors_equal
+from tests.every_tensor import assert_tensors_equal, tensors_through_plan
 from tests.harness import threaded_runs
 from tests.oracle import micro_run_many, reference_run_many
 
@@ -206,9 +206,9 @@ ZOO = [
 @pytest.mark.parametrize("name", SHARED + [f"zoo/{n}" for n in ZOO])
 def test_team_runs_give_the_oracles_tensors_on_every_model(name, batch, models_dir, monkeypatch):
     """Every shared and zoo model at two threads, every run a team run with every call that has a team
-    build split between the threads (the batch whole, no lanes): every tensor (keep_all) equals the
-    oracle's (LiteRT's reference kernels; TFLite Micro for person_detect, which the reference
-    refuses), batch 8 against 8 single runs."""
+    build split between the threads (the batch whole, no lanes): every tensor, as keep_all returns it and
+    as observe sees the production plan's, equals the oracle's (LiteRT's reference kernels; TFLite Micro
+    for person_detect, which the reference refuses), batch 8 against 8 single runs."""
     monkeypatch.setattr(executor, "PARALLEL_MIN_SECONDS", 0.0)
     monkeypatch.setattr(model_module, "LANE_MIN_BATCH", 1 << 30)
     threaded_runs(monkeypatch)
@@ -228,6 +228,14 @@ def test_team_runs_give_the_oracles_tensors_on_every_model(name, batch, models_d
     oracle = micro_run_many if name == "person_detect_int8" else reference_run_many
     refs = oracle(path, [[x[k : k + 1] for x in xs] for k in range(batch)], preserve_all=True)
     assert_tensors_equal(mine, refs)
+    # the production plan too (buffers reused, int8 tensors stored flipped: engine/storage.py), every tensor
+    # as observe hands it out; MoveNet runs a batch sample by sample (no batch-8 plan: its batch 1 is checked)
+    try:
+        m.plan(batch)
+    except engine.EngineError:
+        assert batch > 1
+    else:
+        assert_tensors_equal(tensors_through_plan(m, xs), refs)
     split = [args[0][:, 3].any() for calls in teams for _, args in calls.runs if id(args) in calls.native]
     assert any(split), "no call ran split in a team run"
 
