@@ -127,7 +127,7 @@ class Model:
         self._lock = threading.Lock()
         self._per_sample: set[int] = set()  # batch sizes the graph cannot run at once
         self._batch_major: dict[int, bool] = {}  # sub-batch sizes checked (_sub_batch)
-        self._last = None  # ((shape, dtype) of each input, plan) of the last exact run (_remember)
+        self._last = _Last()  # the shortcut to the plan of the last exact run (_remember)
         self._independent: bool | None = None  # (_samples_independent)
         self._lane_copies: list[Model] = []  # the other lanes of a batch run (_run_lanes)
         self._lane_paces: dict[int, Pace] = {}  # lanes or not, per batch size (_run_paced)
@@ -153,7 +153,7 @@ class Model:
         key = (batch, keep_all)
         if self._plans and next(reversed(self._plans)) == key:  # the newest: nothing to reorder or free
             return self._plans[key]
-        self._last = None
+        self._last.run = None
         if key not in self._plans:
             self._plans[key] = Plan(self.graph, batch, keep_all, self.memory_budget)
         self._plans.move_to_end(key)
@@ -174,7 +174,7 @@ class Model:
         if plan.batch != 1 and plan.nbytes - plan.const_bytes > CACHE_BYTES:
             for key in [k for k, p in self._plans.items() if p is plan]:
                 del self._plans[key]
-            self._last = None
+            self._last.run = None
 
     def _exact_feeds(self, x) -> tuple[int, dict[int, np.ndarray]] | None:
         """_feeds for arrays (one, or a list or tuple in input order) of exactly the inputs' integer
@@ -235,8 +235,9 @@ class Model:
         observe(op index, {tensor index: array view}) is called after each op of the plan that
         actually runs (buffers reused), to look at every tensor as it is produced.
         """
-        if not keep_all and observe is None:
-            result = self._run_like_last(x)
+        last = self._last.run
+        if last is not None and not keep_all and observe is None:
+            result = last(x)
             if result is not None:
                 return result
         exact = None if keep_all or observe is not None else self._exact_feeds(x)
@@ -321,49 +322,55 @@ class Model:
             self._lane_warm.add((batch, in_lanes))
         return result
 
-    def _run_like_last(self, x) -> list[np.ndarray] | None:
-        """The outputs of x where x is like the last exact run's (the same arrays' shapes and types,
-        _remember): straight to that plan, a few checks (microseconds count on a small model); else None."""
-        last = self._last
-        if last is None:
-            return None
-        kinds, plan = last
-        if type(x) in (list, tuple) and len(x) == 1:
-            x = x[0]  # (one array, listed: as common, and as short a way)
-        if type(x) is np.ndarray:
-            if len(kinds) != 1 or x.shape != kinds[0][0] or x.dtype is not kinds[0][1]:
-                return None
-            x = (x,)
-        elif type(x) not in (list, tuple) or len(x) != len(kinds):
-            return None
-        else:  # (a loop: all() over a generator costs 0.4 us)
-            for a, (shape, dtype) in zip(x, kinds):
-                if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
-                    return None
+    def _shortcut(self, kinds: tuple, plan: Plan):
+        """The run of arrays like the last exact run's (kinds: each one's shape and dtype) straight on
+        its plan: a function of x returning the outputs, or None where x is not like them or the plans
+        have changed since (then run() takes the long way). Its checks and the names it reads are bound
+        here, once: a small model's run is a few microseconds (ad01 at one thread, 10 layers: 9), and
+        the long way's lookups took 0.6 of them."""
+        # (names bound, the model's own not among them: a model would hold itself in a cycle)
+        lock, whole_only, run_arrays, last = self._lock, self._whole_only, plan.run_arrays, self._last
         batch = kinds[0][0][0]
-        threads = 0  # (read at most once a run, where needed: 0.1 us)
-        if batch >= LANE_MIN_BATCH and batch not in self._whole_only:
-            threads = threads_now()
-            if threads > 1:
-                return None  # (lanes, at this thread count)
-        lock = self._lock
-        lock.acquire()  # (not `with`: 0.1 us of a run of 2.4)
-        try:
-            return plan.run_arrays(x, threads) if self._last is last else None
-        finally:
-            lock.release()
+        lanes = batch >= LANE_MIN_BATCH  # (lanes can run such a batch at more threads)
+        count = len(kinds)
+        shape, dtype = kinds[0]
+
+        def shortcut(x) -> list[np.ndarray] | None:
+            if type(x) is np.ndarray:
+                if count != 1 or x.shape != shape or x.dtype is not dtype:
+                    return None
+                x = (x,)
+            elif type(x) not in (list, tuple) or len(x) != count:
+                return None
+            else:  # (a loop: all() over a generator costs 0.4 us)
+                for a, (s, d) in zip(x, kinds):
+                    if type(a) is not np.ndarray or a.shape != s or a.dtype is not d:
+                        return None
+            threads = 0  # (read at most once a run, where needed: 0.1 us)
+            if lanes and batch not in whole_only:
+                threads = threads_now()
+                if threads > 1:
+                    return None  # (lanes, at this thread count)
+            lock.acquire()  # (not `with`: 0.1 us)
+            try:
+                return run_arrays(x, threads) if last.run is shortcut else None
+            finally:
+                lock.release()
+
+        shortcut.kinds = kinds  # (what it takes: for a look from outside)
+        return shortcut
 
     def _remember(self, x, plan: Plan) -> None:
         """After an exact run (x: an array, or a list or tuple of them) on the newest plan, under the
         lock: the next run of arrays of x's shapes and types goes straight to the plan
-        (_run_like_last). Only for a batch run whole (no sub-batches, no per-sample runs), inputs
+        (_shortcut). Only for a batch run whole (no sub-batches, no per-sample runs), inputs
         listed once each; plan() and _release forget it whenever the plans change."""
         arrays = (x,) if type(x) is np.ndarray else x
         batch = arrays[0].shape[0]
         whole = batch == 1 or batch * self._sample_bytes <= SUB_BATCH_BYTES  # as _sub_batch decides
         if len(set(self.graph.inputs)) == len(arrays) and whole and batch not in self._per_sample:
             plan.keep_outputs(self._output_indices)
-            self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
+            self._last.run = self._shortcut(tuple((a.shape, a.dtype) for a in arrays), plan)
 
     def _lanes(self, batch: int) -> int:
         """In how many parts a batch runs, each on a thread of its own at one Numba thread
@@ -410,7 +417,7 @@ class Model:
                     independent = False
                 if not kept:  # the probe's plan is not kept
                     self._plans.pop((2, False), None)
-                    self._last = None
+                    self._last.run = None
             self._independent = independent
         return self._independent
 
@@ -478,6 +485,15 @@ class Model:
             path = path.with_name(path.name + ".npz")
         with atomic_path(path, mkdir=False) as tmp:
             save_npz(self.graph, tmp)
+
+
+class _Last:
+    """Where a model keeps its shortcut (Model._shortcut), which reads it to know it is still the one."""
+
+    __slots__ = ("run",)
+
+    def __init__(self) -> None:
+        self.run = None
 
 
 def _convert(a: np.ndarray, t: TensorInfo) -> np.ndarray:

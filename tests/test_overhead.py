@@ -6,7 +6,9 @@ Timing is scripts/overhead.py's business (figures, never timed tests); these che
 from __future__ import annotations
 
 import functools
+import gc
 import types
+import weakref
 
 import numpy as np
 import pytest
@@ -100,13 +102,29 @@ def _short_way_runs(path, m) -> None:
     for xs, r in zip(runs, rows):
         (got,) = m.run(xs)
         assert np.array_equal(got, want[r]), r
-    assert m._last is not None and m._last[0] == (((3, 28, 28, 1), np.dtype(np.uint8)),)  # armed
+    assert m._last.run is not None and m._last.run.kinds == (((3, 28, 28, 1), np.dtype(np.uint8)),)  # armed
     for batch in range(7, 7 + MAX_PLANS):  # push batch 3 out of the plan cache
         m.run(np.zeros((batch, 28, 28, 1), np.uint8))
-    assert m._last is None and (3, False) not in m._plans
+    assert m._last.run is None and (3, False) not in m._plans
     for _ in range(2):
         (got,) = m.run(x[1:4])
         assert np.array_equal(got, want[[1, 2, 3]])
+
+
+def test_a_dropped_model_is_freed_at_once():
+    """The short way's function holds no reference to its model: a model let go after runs frees its
+    plans (their buffers) at once, with the cycle collector off, not at some later collection."""
+    m = engine.load(relu_chain(3))
+    for _ in range(3):
+        m.run(np.ones((2, 4), np.int8))
+    assert m._last.run is not None  # (armed: the short way is in use)
+    gone = weakref.ref(m)
+    gc.disable()
+    try:
+        del m
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_the_short_way_with_two_inputs_and_lanes():
@@ -128,7 +146,7 @@ def test_the_short_way_with_two_inputs_and_lanes():
         for x in (xs, tuple(xs), xs, [xs[0][:2], xs[1][:2]], dict(zip(("t0", "t1"), xs)), xs, tuple(xs)):
             batch = len(next(iter(x.values())) if isinstance(x, dict) else x[0])
             assert np.array_equal(m.run(x)[0], want[:batch])
-        assert m._last is not None and m._last[0][0][0] == (6, 5)
+        assert m._last.run is not None and m._last.run.kinds[0][0] == (6, 5)
         if engine.runtime.usable_cores() > 1:
             engine.set_num_threads(2)
             assert np.array_equal(m.run(xs)[0], want) and m._lane_copies
