@@ -32,7 +32,7 @@ from .requantize import Requant, RequantDouble, RequantFp32, RequantRuy, requant
 
 ROWS = 8 * PX  # rows of x per task (2 at batch 64: the threads share them)
 # consts(): a header of int64 values, ROWS zeros (the sums' offsets per row: none), then the rule's arrays
-DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, TABLE_ROWS, MODE, ZEROS = range(10)
+DELTA, BLOCKS, OUT_ZP, LO, HI, KP, UNITS, TABLE_ROWS, MODE, FITS, ZEROS = range(11)
 # MODE: how a task multiplies. COPIED: its rows copied (x + delta) to scratch, multiplied and requantized
 # in registers (gemm.tiles_requantize, AVX-512); IN_PLACE: so, x read itself; SUMS (no AVX-512, a layer
 # whose double rule can leave int32, and any task of fewer than PX rows): the copied rows' sums stored
@@ -41,13 +41,16 @@ SUMS, COPIED, IN_PLACE = range(3)
 HEADER = ZEROS + ROWS
 
 
-def consts(delta: int, blocks: int, gemm: tuple, units: int, table: np.ndarray, mode: int) -> np.ndarray:
+def consts(
+    delta: int, blocks: int, gemm: tuple, units: int, table: np.ndarray, mode: int, fits: bool
+) -> np.ndarray:
     """The int64 array a kernel reads: delta (x + delta: the GEMM's operand), the weights' blocks,
     gemm = (out_zp, lo, hi, kp) (kp: the depth rounded to the k group), units; then the rule's table
     [rows, units]: float64 (bias, scale) for the double rule, else int32; mode: SUMS, COPIED or
-    IN_PLACE (x's rows kp apart)."""
+    IN_PLACE (x's rows kp apart); fits: no requantized value plus the zero point can leave int32 (the
+    double rule's rows then clamp before converting: requantize.requantize_rows)."""
     out_zp, lo, hi, kp = gemm
-    header = [delta, blocks, out_zp, lo, hi, kp, units, table.shape[0], mode]
+    header = [delta, blocks, out_zp, lo, hi, kp, units, table.shape[0], mode, int(fits)]
     header = np.array(header + [0] * ROWS, np.int64)
     raw = np.ascontiguousarray(table).reshape(-1).view(np.uint8)
     return aligned.copy(np.concatenate([header, np.pad(raw, (0, -raw.size % 8)).view(np.int64)]))
@@ -78,7 +81,7 @@ def _task(x, w, c, scratch, rq, out, t):
         return
     acc = retyped(mine[ROWS * kp :], np.int32)
     gemm_rows(rows, kp, n, w, blocks, acc)
-    requantize_rows(acc, blocks * OCB, c[ZEROS:HEADER], rq, out[r0 : r0 + n])
+    requantize_rows(acc, blocks * OCB, c[ZEROS:HEADER], rq, out[r0 : r0 + n], c[FITS] != 0)
 
 
 @njit(inline="always", cache=True)
@@ -118,7 +121,7 @@ def _double_table(c):
     return reshaped(retyped(c[HEADER : HEADER + 2 * units], np.float64), (2, units))
 
 
-@kernel
+@kernel(own_serial=True)
 def fully_connected_double(x, w, c, scratch, out):
     """x: [B, K] int8/uint8; w: gemm.pack_weights; c: consts() with (bias, scale); out: [B, U]."""
     rq = RequantDouble(_double_table(c), c[OUT_ZP], c[LO], c[HI])
@@ -126,7 +129,7 @@ def fully_connected_double(x, w, c, scratch, out):
         _task(x, w, c, scratch, rq, out, t)
 
 
-@kernel
+@kernel(own_serial=True)
 def fully_connected_fixed(x, w, c, scratch, out):
     """fully_connected_double with TFLite Micro's fixed-point rule: c holds a requantize.params table."""
     rq = Requant(_table(c), c[OUT_ZP], c[LO], c[HI])
@@ -134,7 +137,7 @@ def fully_connected_fixed(x, w, c, scratch, out):
         _task(x, w, c, scratch, rq, out, t)
 
 
-@kernel
+@kernel(own_serial=True)
 def fully_connected_ruy(x, w, c, scratch, out):
     """fully_connected_fixed rounded as ruy does (LiteRT's optimized kernel)."""
     rq = RequantRuy(_table(c), c[OUT_ZP], c[LO], c[HI])
@@ -142,7 +145,7 @@ def fully_connected_ruy(x, w, c, scratch, out):
         _task(x, w, c, scratch, rq, out, t)
 
 
-@kernel
+@kernel(own_serial=True)
 def fully_connected_fp32(x, w, c, scratch, out):
     """fully_connected_fixed with XNNPACK's fp32 rule: c holds a requantize.params_fp32 table."""
     rq = RequantFp32(_table(c), c[OUT_ZP], c[LO], c[HI])

@@ -3,7 +3,8 @@
 A kernel is one prange loop over independent tasks, its last statement. Its team build is the serial
 code with prange(n) standing for the part of range(n) that the thread running it took in a team run
 (pool.team_range), and for all of range(n) anywhere else: it is the kernel's serial build too, so
-each kernel is compiled once for both (a second serial build cost a third of a cold compile). The
+each kernel is compiled once for both (a second serial build cost a third of a cold compile), except
+where a kernel's calls are so short that the team build's loop shows (own_serial: FULLY_CONNECTED). The
 executor runs every kernel's serial build at one thread. At more threads it runs a plan's calls as
 team runs (native.py run_team): the threads go through the calls together, and a large call's team
 build shares the loop without a fork and join. Where team runs cannot go (not x86-64 Linux,
@@ -42,12 +43,14 @@ BUILDS: dict = {}  # each build (a Numba dispatcher) -> its Kernel
 class Kernel:
     serial_args = None  # args -> the serial build's args (serial_call), where they differ
 
-    def __init__(self, fn: FunctionType, team: bool = True):
+    def __init__(self, fn: FunctionType, team: bool = True, own_serial: bool = False):
         self.fn = fn
         self.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
         self._team = None if team else False  # (made at first use: team_build)
-        # without a team build: the code compiled with prange as range
-        self._serial = None if team else njit(cache=True, nogil=True)(_twin(fn, "_serial", fn.__globals__))
+        # without a team build, or where the team build's loop costs a small kernel's call (own_serial):
+        # the code compiled with prange as range
+        apart = own_serial or not team
+        self._serial = njit(cache=True, nogil=True)(_twin(fn, "_serial", fn.__globals__)) if apart else None
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         BUILDS[self.parallel] = self
@@ -77,13 +80,16 @@ class Kernel:
         return self.parallel if work >= PARALLEL_MIN_WORK else self.serial
 
 
-def kernel(fn: FunctionType | None = None, *, team: bool = True):
+def kernel(fn: FunctionType | None = None, *, team: bool = True, own_serial: bool = False):
     """Decorator: an njit kernel with a team (= serial) and a parallel build (see Kernel); its one
     prange loop is its last statement. team=False: the code before the loop writes to shared memory
-    (no team build: a serial build of its own)."""
+    (no team build: a serial build of its own). own_serial: a serial build of its own beside the team
+    build, for kernels whose calls are short: the team build's loop, its bounds read at run time,
+    cost FULLY_CONNECTED at batch 1 about 60 ns a call (a third of a 128 -> 8 layer's), a second compile
+    of the kernel where it runs at one thread."""
     if fn is None:
-        return lambda f: Kernel(f, team)
-    return Kernel(fn, team)
+        return lambda f: Kernel(f, team, own_serial)
+    return Kernel(fn, team, own_serial)
 
 
 def _twin(fn: FunctionType, suffix: str, globals_: dict) -> FunctionType:

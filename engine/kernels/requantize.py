@@ -534,20 +534,38 @@ def _double_row(sums, offset, bias, scale, out_zp, lo, hi, out):
         out[o] = min(max(q, lo), hi)
 
 
-def requantize_rows(acc, width, offsets, rq, out):
-    """requantize_pixels() for any Requant tuple: the double rule's rows in double lanes (_double_row)."""
+@njit(inline="always", cache=True)
+def _double_row_fits(sums, offset, bias, scale, out_zp, lo, hi, out):
+    """_double_row where every rounded value plus the zero point fits int32 (no INT32_MIN, no wrapping):
+    the clamp to [lo - zp, hi - zp] then goes before the conversion, in double, where it commutes with
+    the truncation (whole bounds), and the lanes stay 32-bit (half of _double_row's instructions)."""
+    low, high = np.float64(lo - out_zp), np.float64(hi - out_zp)
+    zp = np.int32(out_zp)
+    for o in range(out.size):
+        v = (np.float64(sums[o]) + (bias[o] + offset)) * scale[o]
+        out[o] = np.int32(min(max(v + np.copysign(HALF_DOWN, v), low), high)) + zp
+
+
+def requantize_rows(acc, width, offsets, rq, out, fits=False):
+    """requantize_pixels() for any Requant tuple: the double rule's rows in double lanes (_double_row;
+    fits: no value can leave int32 with its zero point, _double_row_fits)."""
     raise NotImplementedError  # njit only: the overload below picks the loop by rq's type
 
 
 @overload(requantize_rows, inline="always", jit_options={"cache": True})
-def _requantize_rows_rule(acc, width, offsets, rq, out):
+def _requantize_rows_rule(acc, width, offsets, rq, out, fits=False):
     if rule_of(rq) != "double":
-        return lambda acc, width, offsets, rq, out: requantize_pixels(acc, width, offsets, rq, out)
+        return lambda acc, width, offsets, rq, out, fits=False: requantize_pixels(
+            acc, width, offsets, rq, out
+        )
 
-    def double_rows(acc, width, offsets, rq, out):
+    def double_rows(acc, width, offsets, rq, out, fits=False):
         bias, scale = rq.table[DOUBLE_BIAS], rq.table[DOUBLE_SCALE]
         for p in range(out.shape[0]):
             sums = acc[p * width : p * width + out.shape[1]]
-            _double_row(sums, np.float64(offsets[p]), bias, scale, rq.out_zp, rq.lo, rq.hi, out[p])
+            if fits:
+                _double_row_fits(sums, np.float64(offsets[p]), bias, scale, rq.out_zp, rq.lo, rq.hi, out[p])
+            else:
+                _double_row(sums, np.float64(offsets[p]), bias, scale, rq.out_zp, rq.lo, rq.hi, out[p])
 
     return double_rows

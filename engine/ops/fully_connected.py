@@ -70,7 +70,8 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     mode = _mode(inp.dtype, delta, depth, group, blocks)
     # the reference converts each rounded value to int32 and adds the zero point in int32: where that
     # can leave int32, the fused epilogue (which clamps first) would differ; the sums' loop does not
-    if rule == "double" and np.any(reach * scale + 256 >= 2.0**31):
+    fits = not np.any(reach * scale + 256 >= 2.0**31)
+    if rule == "double" and not fits:
         mode = fc_packed.SUMS
     scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type, mode), data_type)]
     work = (rows * units * depth) // 16  # MACs are cheaper than elementwise steps
@@ -78,7 +79,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     if gemm.FUSED and rule in ("reference", "ruy"):  # the fused epilogue's 64-bit constants
         table = requantize.widen(table, rule, out_zp)
     fn = fc_packed.KERNELS[rule].pick(work)
-    c = fc_packed.consts(delta, blocks, (out_zp, lo, hi, kp), units, table, mode)
+    c = fc_packed.consts(delta, blocks, (out_zp, lo, hi, kp), units, table, mode, fits)
 
     def bind(ins, outs, scratch):
         x, y = view(ins[0], (rows, depth)), view(outs[0], (rows, units))
