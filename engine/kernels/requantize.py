@@ -538,7 +538,7 @@ def _double_row(sums, offset, bias, scale, out_zp, lo, hi, out):
 def _double_row_fits(sums, offset, bias, scale, out_zp, lo, hi, out):
     """_double_row where every rounded value plus the zero point fits int32 (no INT32_MIN, no wrapping):
     the clamp to [lo - zp, hi - zp] then goes before the conversion, in double, where it commutes with
-    the truncation (whole bounds), and the lanes stay 32-bit (half of _double_row's instructions)."""
+    the truncation (whole bounds), and the integer lanes stay 32-bit (_double_row's are 64-bit)."""
     low, high = np.float64(lo - out_zp), np.float64(hi - out_zp)
     zp = np.int32(out_zp)
     for o in range(out.size):
