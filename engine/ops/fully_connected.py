@@ -70,7 +70,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     mode = _mode(inp.dtype, delta, depth, group, blocks)
     # the reference converts each rounded value to int32 and adds the zero point in int32: where that
     # can leave int32, the fused epilogue (which clamps first) would differ; the sums' loop does not
-    fits = not np.any(reach * scale + 256 >= 2.0**31)
+    fits = bool(np.all(reach * scale + 256 < 2.0**31))  # (a NaN would not fit)
     if rule == "double" and not fits:
         mode = fc_packed.SUMS
     scratch = [per_thread(fc_packed.scratch_length(kp, blocks, data_type, mode), data_type)]
