@@ -16,7 +16,7 @@ from .fusion import fuse
 from .graph import DTYPES, Graph, folds
 from .kernels import aligned, native, pool
 from .kernels.kernel import compile_for, compiled_for, parallel_build, serial_call, team_build
-from .kernels.native import native_call, native_entry, native_table
+from .kernels.native import NOT_ALONE, native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit, admit_output
 from .runtime import Pace, threads_now
@@ -175,7 +175,7 @@ class Plan:
         kernel calls with every view made here; any other step is one call of its run."""
         arrays = {**self.values, **self.buffers}
         self._arrays = arrays  # what run() returns: every tensor's array, folded constants included
-        self._fed = [buf for _, buf in self._feed_buffers]  # (run_arrays)
+        self._fed = [buf for _, buf in self._feed_buffers]  # (arrays_runner)
         self._kept: list[np.ndarray] = []  # (keep_outputs)
         self._bound: list[list[tuple]] = []  # each step's calls as bound (Numba dispatchers)
         for step in self.steps:
@@ -386,27 +386,36 @@ class Plan:
         return self._arrays
 
     def keep_outputs(self, outputs: list[int]) -> None:
-        """The tensors run_arrays returns (copies of)."""
+        """The tensors arrays_runner's runs return (copies of)."""
         self._kept = [self._arrays[i] for i in outputs]
 
-    def run_arrays(self, arrays, threads: int) -> list[np.ndarray]:
+    def arrays_runner(self, count: int):
         """run() for arrays of exactly the graph inputs' types and shapes, in their order, each listed
-        once (the caller checked), at `threads` (runtime.threads_now(), 0 where the caller has not read
-        it): copies of the keep_outputs tensors. A small model's shortest way (hello_world at 1 thread:
-        1.2 us a Model.run, its kernels 0.3)."""
-        fed, kept, serial = self._fed, self._kept, self._serial
-        if len(fed) == 1:  # (a model of one input and one output: no loop, 0.4 us of hello_world's 2.8)
-            fed[0][...] = arrays[0]
-        else:
-            for buf, a in zip(fed, arrays):
-                buf[...] = a
-        if self._resets or not serial.resolved:
-            self._compute()
-        elif self._threaded is serial or (threads or threads_now()) == 1:
-            serial.run()
-        else:
-            self._paced()
-        return [kept[0].copy()] if len(kept) == 1 else [a.copy() for a in kept]
+        once (the caller checks): a function of x returning copies of the keep_outputs tensors; x the
+        array where the graph has one input (count 1), else a list or tuple of them. A small model's
+        shortest way, its names bound here once: ad01 at one thread (10 layers) is 3.9 us of native
+        calls, and the lookups, calls and thread count read on the way there took 0.8 us more."""
+        fed, kept, serial, stateless = self._fed, self._kept, self._serial, not self._resets
+        first, out = fed[0], kept[0] if len(kept) == 1 else None
+
+        def run(x) -> list[np.ndarray]:
+            if count == 1:
+                first[...] = x
+            else:
+                for buf, a in zip(fed, x):
+                    buf[...] = a
+            alone = serial.alone  # (the serial calls as one native run at one thread, once resolved)
+            if alone is None or not stateless or self._threaded is serial:
+                self._compute()
+            else:
+                failed = alone[0](*alone[1])
+                if failed == NOT_ALONE:
+                    self._compute()
+                elif failed is not None:
+                    serial.resume(alone[1], failed)
+            return [out.copy()] if out is not None else [a.copy() for a in kept]
+
+        return run
 
     def _compute(self, timings: list | None = None, observe=None, warm: bool = False) -> None:
         for buf, value in self._resets:  # a run is stateless: state starts as after a reset
@@ -470,12 +479,14 @@ class _Calls:
     consecutive calls that go native as one call of native.run_calls (kernels/native.py), the others
     as they are."""
 
-    __slots__ = ("flat", "native", "ones", "resolved", "runs", "split", "steps")
+    __slots__ = ("alone", "flat", "native", "ones", "resolved", "runs", "split", "steps")
 
     def __init__(self, steps: list[list[tuple]], ones: list[tuple] | None = None, split: list[bool] | None = None):
         self.steps = steps
         self.flat = [call for calls in steps for call in calls]
         self.runs = self.flat
+        # where runs is one native run of serial builds: its call through run_calls_alone
+        self.alone: tuple | None = None
         self.native: dict[int, list[tuple]] = {}  # id of a native run's arguments -> its calls
         self.resolved = False
         # a team run's calls: the flat calls on their serial builds (where a team run stops, the calls
@@ -488,11 +499,11 @@ class _Calls:
         for fn, args in self.runs:
             failed = fn(*args)  # (a kernel returns None; run_calls the call that failed, if one did)
             if failed is not None:
-                self._resume(args, failed)
+                self.resume(args, failed)
         if not self.resolved:
             self.resolve()
 
-    def _resume(self, args: tuple, failed) -> None:
+    def resume(self, args: tuple, failed) -> None:
         """After a native run stopped at its call `failed`: that call and the rest through their
         wrappers (which raise the kernel's error)."""
         calls = self.native.get(id(args))
@@ -528,6 +539,8 @@ class _Calls:
             if k < len(self.flat):  # (a split call that cannot go native: its parallel build)
                 self.runs.append((parallel_build(team_of[k]), self.flat[k][1]) if split[k] else self.flat[k])
             start = k + 1
+        if len(self.runs) == 1 and id(self.runs[0][1]) in self.native and not any(split):
+            self.alone = (native_entry(alone=True), self.runs[0][1])
         self.resolved = True
 
 

@@ -329,31 +329,30 @@ class Model:
         here, once: a small model's run is a few microseconds (ad01 at one thread, 10 layers: 9), and
         the long way's lookups took 0.6 of them."""
         # (names bound, the model's own not among them: a model would hold itself in a cycle)
-        lock, whole_only, run_arrays, last = self._lock, self._whole_only, plan.run_arrays, self._last
+        lock, whole_only, last = self._lock, self._whole_only, self._last
         batch = kinds[0][0][0]
         lanes = batch >= LANE_MIN_BATCH  # (lanes can run such a batch at more threads)
         count = len(kinds)
         shape, dtype = kinds[0]
+        run = plan.arrays_runner(count)
 
         def shortcut(x) -> list[np.ndarray] | None:
             if type(x) is np.ndarray:
                 if count != 1 or x.shape != shape or x.dtype is not dtype:
                     return None
-                x = (x,)
             elif type(x) not in (list, tuple) or len(x) != count:
                 return None
             else:  # (a loop: all() over a generator costs 0.4 us)
                 for a, (s, d) in zip(x, kinds):
                     if type(a) is not np.ndarray or a.shape != s or a.dtype is not d:
                         return None
-            threads = 0  # (read at most once a run, where needed: 0.1 us)
-            if lanes and batch not in whole_only:
-                threads = threads_now()
-                if threads > 1:
-                    return None  # (lanes, at this thread count)
+                if count == 1:
+                    x = x[0]  # (the runner takes one input's array itself)
+            if lanes and batch not in whole_only and threads_now() > 1:
+                return None  # (lanes, at this thread count)
             lock.acquire()  # (not `with`: 0.1 us)
             try:
-                return run_arrays(x, threads) if last.run is shortcut else None
+                return run(x) if last.run is shortcut else None
             finally:
                 lock.release()
 

@@ -152,3 +152,27 @@ def test_the_short_way_with_two_inputs_and_lanes():
             assert np.array_equal(m.run(xs)[0], want) and m._lane_copies
     finally:
         engine.set_num_threads(previous)
+
+
+def test_the_short_way_at_one_thread_and_at_more(models_dir):
+    """The short way runs a plan's calls as one native call at one thread (native.run_calls_alone); at
+    more threads that call runs nothing and the plan's paced runs take over: both equal the oracle, with
+    the input as an array or as a list of one."""
+    from tests.oracle import reference_run_many
+
+    path = models_dir / "zoo" / "ad01_int8.tflite"  # (ten FULLY_CONNECTED: all native)
+    m = engine.load(path)
+    xs = np.random.default_rng(5).integers(-128, 128, (4, 1, *m.inputs[0].shape[1:])).astype(np.int8)
+    want = [r["outputs"][0] for r in reference_run_many(path, [[x] for x in xs])]
+    previous = engine.get_num_threads()
+    try:
+        for threads in dict.fromkeys([1, min(2, engine.runtime.usable_cores()), 1]):
+            engine.set_num_threads(threads)
+            for k in range(8):
+                x = xs[k % 4]
+                assert np.array_equal(m.run(x if k % 3 else [x])[0], want[k % 4]), (threads, k)
+            plan = m._plans[(1, False)]
+            assert m._last.run is not None and plan._serial.alone is not None
+            assert threads == 1 or plan._threaded is not None  # (paced: calibrated at two threads)
+    finally:
+        engine.set_num_threads(previous)

@@ -119,12 +119,12 @@ def native_table(calls: list[NativeCall], split: list[bool] | None = None) -> tu
     return table_, words_, state
 
 
-def native_entry(team: bool = False):
-    """run_calls' (team: run_team's) compiled entry point for native_table()'s arguments (called
-    without dispatch)."""
+def native_entry(team: bool = False, alone: bool = False):
+    """run_calls' (team: run_team's; alone: run_calls_alone's) compiled entry point for
+    native_table()'s arguments (called without dispatch)."""
     if team:
         return run_team.compile((types.int64[:, ::1], types.int64[::1], types.int64[::1]))
-    return run_calls.compile((types.int64[:, ::1], types.int64[::1]))
+    return (run_calls_alone if alone else run_calls).compile((types.int64[:, ::1], types.int64[::1]))
 
 
 @intrinsic
@@ -163,6 +163,18 @@ def run_calls(table, words):
         if status != 0 and status != -2:  # (Numba's OK, and OK returning None)
             return i
     return None
+
+
+NOT_ALONE = -1  # run_calls_alone's answer on a thread whose Numba thread count is not 1
+
+
+@njit(cache=True, nogil=True)
+def run_calls_alone(table, words):
+    """run_calls where the calling thread's Numba thread count is 1, else NOT_ALONE, nothing run: a
+    one-thread run's caller need not read the count itself (0.1 us in Python)."""
+    if _iget_num_threads() != 1:
+        return NOT_ALONE
+    return run_calls(table, words)
 
 
 # -- team runs: the threads go through the table together, sharing each split call ------------------
