@@ -16,7 +16,7 @@ from .fusion import fuse
 from .graph import DTYPES, Graph, folds
 from .kernels import aligned, native, pool
 from .kernels.kernel import compile_for, compiled_for, parallel_build, serial_call, team_build
-from .kernels.native import NOT_ALONE, native_call, native_entry, native_table
+from .kernels.native import NOT_ALONE, fed_entry, native_call, native_entry, native_table
 from .ops import kernel_for, variable_shapes
 from .profiles import admit, admit_output
 from .runtime import Pace, threads_now
@@ -397,22 +397,32 @@ class Plan:
         calls, and the lookups, calls and thread count read on the way there took 0.8 us more."""
         fed, kept, serial, stateless = self._fed, self._kept, self._serial, not self._resets
         first, out = fed[0], kept[0] if len(kept) == 1 else None
+        # the serial calls' native run at one thread, x copied in there (one input) or here
+        with_x = fed_entry(first) if count == 1 and native.ENABLED else None
+        alone_entry = native_entry(alone=True) if count > 1 and native.ENABLED else None
 
-        def run(x) -> list[np.ndarray]:
+        def copy_in(x) -> None:
             if count == 1:
                 first[...] = x
             else:
                 for buf, a in zip(fed, x):
                     buf[...] = a
-            alone = serial.alone  # (the serial calls as one native run at one thread, once resolved)
+
+        def run(x) -> list[np.ndarray]:
+            alone = serial.alone  # (native_table's arguments for the serial calls, once resolved)
             if alone is None or not stateless or self._threaded is serial:
+                copy_in(x)
                 self._compute()
             else:
-                failed = alone[0](*alone[1])
-                if failed == NOT_ALONE:
+                if with_x is not None:
+                    failed = with_x(alone[0], alone[1], x, first)
+                else:
+                    copy_in(x)
+                    failed = alone_entry(*alone)
+                if failed == NOT_ALONE:  # (more threads: x copied in, nothing run)
                     self._compute()
                 elif failed is not None:
-                    serial.resume(alone[1], failed)
+                    serial.resume(alone, failed)
             return [out.copy()] if out is not None else [a.copy() for a in kept]
 
         return run
@@ -485,7 +495,7 @@ class _Calls:
         self.steps = steps
         self.flat = [call for calls in steps for call in calls]
         self.runs = self.flat
-        # where runs is one native run of serial builds: its call through run_calls_alone
+        # where runs is one native run of serial builds: its arguments (run_calls_alone's, run_calls_fed's)
         self.alone: tuple | None = None
         self.native: dict[int, list[tuple]] = {}  # id of a native run's arguments -> its calls
         self.resolved = False
@@ -540,7 +550,7 @@ class _Calls:
                 self.runs.append((parallel_build(team_of[k]), self.flat[k][1]) if split[k] else self.flat[k])
             start = k + 1
         if len(self.runs) == 1 and id(self.runs[0][1]) in self.native and not any(split):
-            self.alone = (native_entry(alone=True), self.runs[0][1])
+            self.alone = self.runs[0][1]
         self.resolved = True
 
 

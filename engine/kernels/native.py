@@ -127,6 +127,14 @@ def native_entry(team: bool = False, alone: bool = False):
     return (run_calls_alone if alone else run_calls).compile((types.int64[:, ::1], types.int64[::1]))
 
 
+def fed_entry(buf: np.ndarray):
+    """run_calls_fed's compiled entry point for native_table()'s arguments, an input array x of buf's
+    dtype and rank (any strides) and buf (a C-contiguous array of x's shape: the caller checks)."""
+    dtype = numba.from_dtype(buf.dtype)
+    x, to = types.Array(dtype, buf.ndim, "A"), types.Array(dtype, buf.ndim, "C")
+    return run_calls_fed.compile((types.int64[:, ::1], types.int64[::1], x, to))
+
+
 @intrinsic
 def _call(typingctx, address, words, first, count):
     """Calls the native function at `address` with words[first : first + count], through the
@@ -175,6 +183,44 @@ def run_calls_alone(table, words):
     if _iget_num_threads() != 1:
         return NOT_ALONE
     return run_calls(table, words)
+
+
+@njit(cache=True, nogil=True)
+def run_calls_fed(table, words, x, buf):
+    """run_calls_alone after x copied into buf (the plan's input: same shape and dtype), the copy
+    native too: a Python copy of 640 bytes costs 0.28 us, passing x here 0.03."""
+    if _c_contiguous(x):
+        _copy_bytes(buf.ctypes.data, x.ctypes.data, buf.nbytes)
+    else:  # (an input sliced with steps: each element found from its index)
+        for k in range(x.size):
+            at, rest = 0, k
+            for d in range(x.ndim - 1, -1, -1):
+                at += (rest % x.shape[d]) * x.strides[d]
+                rest //= x.shape[d]
+            _copy_bytes(buf.ctypes.data + k * x.itemsize, x.ctypes.data + at, x.itemsize)
+    return run_calls_alone(table, words)
+
+
+@njit(inline="always")
+def _c_contiguous(x):
+    step = x.itemsize
+    for d in range(x.ndim - 1, -1, -1):
+        if x.shape[d] != 1 and x.strides[d] != step:
+            return False
+        step *= x.shape[d]
+    return True
+
+
+@intrinsic
+def _copy_bytes(typingctx, to, src, count):
+    """count bytes from address src to address to (memcpy: the two do not overlap)."""
+
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        cgutils.raw_memcpy(builder, builder.inttoptr(args[0], i8p), builder.inttoptr(args[1], i8p), args[2], 1)
+        return context.get_dummy_value()
+
+    return types.void(types.int64, types.int64, types.int64), codegen
 
 
 # -- team runs: the threads go through the table together, sharing each split call ------------------
