@@ -410,15 +410,16 @@ class Plan:
 
         def run(x) -> list[np.ndarray]:
             alone = serial.alone  # (native_table's arguments for the serial calls, once resolved)
-            if alone is None or not stateless or self._threaded is serial:
+            if alone is None or not stateless:
                 copy_in(x)
                 self._compute()
             else:
+                alone_only = self._threaded is not serial  # (else the serial calls run at any count)
                 if with_x is not None:
-                    failed = with_x(alone[0], alone[1], x, first)
+                    failed = with_x(alone[0], alone[1], x, first, alone_only)
                 else:
                     copy_in(x)
-                    failed = alone_entry(*alone)
+                    failed = alone_entry(alone[0], alone[1], alone_only)
                 if failed == NOT_ALONE:  # (more threads: x copied in, nothing run)
                     self._compute()
                 elif failed is not None:

@@ -124,7 +124,9 @@ def native_entry(team: bool = False, alone: bool = False):
     native_table()'s arguments (called without dispatch)."""
     if team:
         return run_team.compile((types.int64[:, ::1], types.int64[::1], types.int64[::1]))
-    return (run_calls_alone if alone else run_calls).compile((types.int64[:, ::1], types.int64[::1]))
+    if alone:
+        return run_calls_alone.compile((types.int64[:, ::1], types.int64[::1], types.boolean))
+    return run_calls.compile((types.int64[:, ::1], types.int64[::1]))
 
 
 def fed_entry(buf: np.ndarray):
@@ -132,7 +134,7 @@ def fed_entry(buf: np.ndarray):
     dtype and rank (any strides) and buf (a C-contiguous array of x's shape: the caller checks)."""
     dtype = numba.from_dtype(buf.dtype)
     x, to = types.Array(dtype, buf.ndim, "A"), types.Array(dtype, buf.ndim, "C")
-    return run_calls_fed.compile((types.int64[:, ::1], types.int64[::1], x, to))
+    return run_calls_fed.compile((types.int64[:, ::1], types.int64[::1], x, to, types.boolean))
 
 
 @intrinsic
@@ -173,20 +175,21 @@ def run_calls(table, words):
     return None
 
 
-NOT_ALONE = -1  # run_calls_alone's answer on a thread whose Numba thread count is not 1
+NOT_ALONE = -1  # run_calls_alone's answer where it runs nothing: more than one thread
 
 
 @njit(cache=True, nogil=True)
-def run_calls_alone(table, words):
-    """run_calls where the calling thread's Numba thread count is 1, else NOT_ALONE, nothing run: a
-    one-thread run's caller need not read the count itself (0.1 us in Python)."""
-    if _iget_num_threads() != 1:
+def run_calls_alone(table, words, alone_only):
+    """run_calls, unless alone_only and the calling thread's Numba thread count is not 1: then
+    NOT_ALONE, nothing run (the caller's threaded calls run instead). The caller of a plan's serial
+    calls need not read the count itself (0.1 us in Python)."""
+    if alone_only and _iget_num_threads() != 1:
         return NOT_ALONE
     return run_calls(table, words)
 
 
 @njit(cache=True, nogil=True)
-def run_calls_fed(table, words, x, buf):
+def run_calls_fed(table, words, x, buf, alone_only):
     """run_calls_alone after x copied into buf (the plan's input: same shape and dtype), the copy
     native too: a Python copy of 640 bytes costs 0.28 us, passing x here 0.03."""
     if _c_contiguous(x):
@@ -198,7 +201,7 @@ def run_calls_fed(table, words, x, buf):
                 at += (rest % x.shape[d]) * x.strides[d]
                 rest //= x.shape[d]
             _copy_bytes(buf.ctypes.data + k * x.itemsize, x.ctypes.data + at, x.itemsize)
-    return run_calls_alone(table, words)
+    return run_calls_alone(table, words, alone_only)
 
 
 @njit(inline="always")
