@@ -40,7 +40,9 @@ from .kernel import compiled_for
 
 # (the convention above is x86-64's); ENGINE_NATIVE=0 keeps every call in Python (for comparison)
 ENABLED = platform.machine() in ("x86_64", "AMD64") and os.environ.get("ENGINE_NATIVE", "1") != "0"
-ARITY = (8, 16, 32, 64, 128, 256)  # the function types run_calls calls through, by word count
+# the function types run_calls calls through, by word count: each word past the callee's is a load and
+# a stack store per call, so steps of 8 up to 64 (FULLY_CONNECTED's 41 words: 48, not 64)
+ARITY = (8, 16, 24, 32, 40, 48, 56, 64, 128, 256)
 MAX_WORDS = ARITY[-1]
 _i64 = ir.IntType(64)
 
