@@ -22,7 +22,7 @@ from engine import executor, runtime
 from engine import model as model_module
 from engine.executor import _Calls
 from engine.kernels import native, pool
-from engine.kernels.kernel import compile_for, kernel
+from engine.kernels.kernel import compile_for, kernel, team_build
 from engine.kernels.native import native_call, native_table, run_team
 from tests import test_zoo_models
 from tests.every_tensor import assert_tensors_equal, tensors_through_plan
@@ -234,7 +234,10 @@ def test_team_runs_give_the_oracles_tensors_on_every_model(name, batch, models_d
     if name.removeprefix("zoo/") not in test_zoo_models.ZOO:
         assert_tensors_equal(tensors_through_plan(m, xs), refs)
     split = [args[0][:, 3].any() for calls in teams for _, args in calls.runs if id(args) in calls.native]
-    assert any(split), "no call ran split in a team run"
+    # (a batch of one of FULLY_CONNECTED layers alone, hello_world's or ad01's, has none: fc_packed.FEW_ROWS)
+    splittable = [team_build(fn) is not None for p in m._plans.values() for cs in p._bound for fn, _ in cs]
+    assert any(split) or not any(splittable), "no call ran split in a team run"
+    assert any(splittable) or (batch == 1 and name in ("hello_world_int8", "zoo/ad01_int8"))
 
 
 def test_without_team_runs_the_calls_take_their_parallel_builds(models_dir, monkeypatch):

@@ -78,7 +78,7 @@ def prepare(op: Op, g: Graph, shapes: list, values: list) -> Prepared:
     rule = requantize.cheapest(rule, out_zp, lo)
     if gemm.FUSED and rule in ("reference", "ruy"):  # the fused epilogue's 64-bit constants
         table = requantize.widen(table, rule, out_zp)
-    fn = fc_packed.KERNELS[rule].pick(work)
+    fn = fc_packed.FEW_ROWS[rule] if rows < gemm.PX else fc_packed.KERNELS[rule].pick(work)
     c = fc_packed.consts(delta, blocks, (out_zp, lo, hi, kp), units, table, mode, fits)
 
     def bind(ins, outs, scratch):
