@@ -157,7 +157,8 @@ def test_the_short_way_with_two_inputs_and_lanes():
 def test_the_short_way_at_one_thread_and_at_more(models_dir):
     """The short way runs a plan's calls as one native call at one thread, the input copied in there
     (native.run_calls_fed); at more threads that call runs nothing and the plan's paced runs take over:
-    both equal the oracle, with the input as an array, a list of one, or a view with steps."""
+    both equal the oracle, with the input as an array, a list of one, or a view with steps (forward or
+    backward)."""
     from tests.oracle import reference_run_many
 
     path = models_dir / "zoo" / "ad01_int8.tflite"  # (ten FULLY_CONNECTED: all native)
@@ -172,7 +173,8 @@ def test_the_short_way_at_one_thread_and_at_more(models_dir):
                 x = xs[k % 4]
                 wide = np.zeros((2, x.shape[1] * 3), np.int8)
                 wide[1, ::3] = x[0]
-                given = [x, [x], wide[1:, ::3]][k % 3]
+                backwards = np.ascontiguousarray(x[:, ::-1])[:, ::-1]  # (negative strides)
+                given = [x, [x], wide[1:, ::3], backwards][k % 4]
                 assert np.array_equal(m.run(given)[0], want[k % 4]), (threads, k)
             plan = m._plans[(1, False)]
             assert m._last.run is not None and plan._serial.alone is not None
