@@ -17,6 +17,9 @@ meminfo and parent words are 0: a kernel takes no new references (refops.py; NRT
 NRT_decref pass a null meminfo by) and never hands an array back to Python.
 A kernel that fails returns a status other than OK or None: run_calls stops there and tells which,
 and the caller repeats that call through Numba's wrapper, which raises the kernel's error.
+A repeated run of a plan whose serial calls are one native run enters through run_calls_alone (or
+run_calls_fed, which copies the run's one input in first): they read the thread count themselves and
+run nothing at more than one thread, where the plan's threaded calls run instead (Plan.arrays_runner).
 """
 
 from __future__ import annotations
