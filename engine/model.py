@@ -326,8 +326,8 @@ class Model:
         """The run of arrays like the last exact run's (kinds: each one's shape and dtype) straight on
         its plan: a function of x returning the outputs, or None where x is not like them or the plans
         have changed since (then run() takes the long way). Its checks and the names it reads are bound
-        here, once: a small model's run is a few microseconds (ad01 at one thread, 10 layers: 9), and
-        the long way's lookups took 0.6 of them."""
+        here, once: a small model's run is a few microseconds (ad01 at one thread, 10 layers: about 5),
+        and the long way's lookups had taken 0.6 of them."""
         # (names bound, the model's own not among them: a model would hold itself in a cycle)
         lock, whole_only, last = self._lock, self._whole_only, self._last
         batch = kinds[0][0][0]
